@@ -1,0 +1,7 @@
+//! cutover's pure domain: the types every other crate speaks (they are also the wire types),
+//! and the logic that decides what a rollout may do. No IO, no async, no clock reads: time is
+//! always an argument, so the same code runs natively in the server and as wasm in the app.
+
+pub mod series;
+pub mod query;
+pub mod time;

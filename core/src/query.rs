@@ -1,0 +1,60 @@
+//! The contract between the expression language and the metric store: what a gate can ask
+//! of the metrics (an aggregate of one metric, filtered by labels, over a window ending at a
+//! time) and what kinds of metric exist. Either side can be replaced without touching the other.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::Millis;
+
+/// What a metric's events carry, and so which aggregates make sense over it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricKind {
+    /// A number per event (latency); quantiles, mean, max, sum, count.
+    Distribution,
+    /// A yes/no per event (cache hit, error); `rate` is the share of yes.
+    Ratio,
+    /// One of a fixed set of values per event (mode = full|lite|fallback); `share`.
+    Category,
+    /// A count to add up (requests, rate-limited queries); `sum`, `count`.
+    Counter,
+    /// A level sampled over time (active contexts, queue depth); last, mean, max.
+    Gauge,
+}
+
+/// Label filter: every pair must match the event's labels exactly. Empty matches everything.
+pub type Selector = BTreeMap<String, String>;
+
+/// One aggregate over a metric's events in a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Aggregate {
+    /// Quantile in 0..=1 (p95 = 0.95) of a distribution or gauge.
+    Quantile(f64),
+    /// Share of `true` among a ratio metric's events, 0..=1.
+    Rate,
+    /// Share of events whose category equals the value, 0..=1.
+    Share(String),
+    Mean,
+    /// Number of events.
+    Count,
+    Sum,
+    Max,
+    /// Latest value of a gauge.
+    Last,
+}
+
+/// Where expression evaluation gets numbers. `None` means no samples in the window: the caller
+/// must treat it as "no data", which never passes a gate.
+pub trait MetricSource {
+    fn aggregate(
+        &self,
+        metric: &str,
+        selector: &Selector,
+        aggregate: &Aggregate,
+        window: Millis,
+        at: Millis,
+    ) -> Option<f64>;
+}
