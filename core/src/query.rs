@@ -57,4 +57,10 @@ pub trait MetricSource {
         window: Millis,
         at: Millis,
     ) -> Option<f64>;
+
+    /// Value of a raw PromQL expression at `at`, for sources backed by Prometheus. Sources
+    /// that cannot answer PromQL return `None` (no data), which fails closed.
+    fn promql(&self, _query: &str, _at: Millis) -> Result<Option<f64>, String> {
+        Err("this metric source does not answer PromQL".to_string())
+    }
 }
