@@ -2,6 +2,8 @@
 //! and the logic that decides what a rollout may do. No IO, no async, no clock reads: time is
 //! always an argument, so the same code runs natively in the server and as wasm in the app.
 
-pub mod series;
+pub mod plan;
 pub mod query;
+pub mod role;
+pub mod series;
 pub mod time;

@@ -12,7 +12,9 @@ pub const HOUR: Millis = 60 * MINUTE;
 pub const DAY: Millis = 24 * HOUR;
 
 /// A span of time in milliseconds, written in plans as `10s`, `5m`, `24h`, `1h30m`, `250ms`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
 #[serde(transparent)]
 pub struct Span(pub Millis);
 
@@ -20,7 +22,9 @@ pub struct Span(pub Millis);
 pub enum SpanError {
     #[error("empty duration")]
     Empty,
-    #[error("`{0}` is not a duration: write a number followed by ms, s, m, h or d (e.g. `5m`, `1h30m`)")]
+    #[error(
+        "`{0}` is not a duration: write a number followed by ms, s, m, h or d (e.g. `5m`, `1h30m`)"
+    )]
     Malformed(String),
 }
 
@@ -39,13 +43,17 @@ impl Span {
         let mut total: Millis = 0;
         let mut rest = text;
         while !rest.is_empty() {
-            let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+            let digits = rest
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(rest.len());
             if digits == 0 {
                 return Err(bad());
             }
             let number: Millis = rest[..digits].parse().map_err(|_| bad())?;
             rest = &rest[digits..];
-            let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+            let unit_len = rest
+                .find(|c: char| c.is_ascii_digit())
+                .unwrap_or(rest.len());
             let scale = match &rest[..unit_len] {
                 "ms" => 1,
                 "s" => SECOND,
@@ -91,7 +99,15 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_duration() {
-        for bad in ["", "5", "m", "5 minutes", "5x", "-5m", "99999999999999999999h"] {
+        for bad in [
+            "",
+            "5",
+            "m",
+            "5 minutes",
+            "5x",
+            "-5m",
+            "99999999999999999999h",
+        ] {
             assert!(Span::parse(bad).is_err(), "{bad:?} should not parse");
         }
     }

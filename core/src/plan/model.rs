@@ -1,0 +1,347 @@
+//! The plan as written (`Raw*`, straight from TOML, unknown keys refused) and as validated
+//! (`Plan`, with durations parsed, defaults filled in and every reference checked).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use crate::query::MetricKind;
+use crate::role::Role;
+use crate::time::Span;
+
+// ---- As written ---------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPlan {
+    pub rollout: RawRollout,
+    #[serde(default, rename = "stage")]
+    pub stages: Vec<RawStage>,
+    #[serde(default, rename = "metric")]
+    pub metrics: Vec<RawMetric>,
+    #[serde(default, rename = "gate")]
+    pub gates: Vec<RawGate>,
+    #[serde(default, rename = "trigger")]
+    pub triggers: Vec<RawTrigger>,
+    #[serde(default, rename = "checklist")]
+    pub checklists: Vec<RawChecklist>,
+    #[serde(default)]
+    pub permissions: Option<Spanned<RawPermissions>>,
+    #[serde(default, rename = "signoff")]
+    pub signoffs: Vec<RawSignoff>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRollout {
+    pub id: Spanned<String>,
+    pub title: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub runbook: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStage {
+    pub id: Spanned<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    pub traffic: Spanned<f64>,
+    #[serde(default)]
+    pub shadow: bool,
+    #[serde(default)]
+    pub min_duration: Option<Spanned<String>>,
+    #[serde(default)]
+    pub flags: BTreeMap<String, FlagValue>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMetric {
+    pub id: Spanned<String>,
+    pub kind: MetricKind,
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub values: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub source: Option<Spanned<MetricSourceKind>>,
+    #[serde(default)]
+    pub query: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGate {
+    pub id: Spanned<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    pub expr: Spanned<String>,
+    pub window: Spanned<String>,
+    pub hold: Spanned<String>,
+    #[serde(default)]
+    pub stages: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub severity: Severity,
+    #[serde(default)]
+    pub tolerate: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTrigger {
+    pub id: Spanned<String>,
+    #[serde(default)]
+    pub title: Option<String>,
+    pub expr: Spanned<String>,
+    #[serde(default)]
+    pub window: Option<Spanned<String>>,
+    #[serde(rename = "for")]
+    pub for_: Spanned<String>,
+    pub action: TriggerAction,
+    #[serde(default)]
+    pub severity: Severity,
+    #[serde(default)]
+    pub stages: Option<Spanned<Vec<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawChecklist {
+    pub id: Spanned<String>,
+    pub title: String,
+    #[serde(default)]
+    pub phase: Option<String>,
+    #[serde(default)]
+    pub required_for: Option<Spanned<String>>,
+    pub items: Vec<RawItem>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawItem {
+    pub id: Spanned<String>,
+    pub text: String,
+    #[serde(default)]
+    pub role: Option<Spanned<String>>,
+    #[serde(default)]
+    pub phase: Option<String>,
+    #[serde(default)]
+    pub gate: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPermissions {
+    pub progress: Option<Vec<String>>,
+    pub pause: Option<Vec<String>>,
+    pub resume: Option<Vec<String>>,
+    pub kill: Option<Vec<String>>,
+    #[serde(rename = "override")]
+    pub override_: Option<Vec<String>>,
+    pub check: Option<Vec<String>>,
+    pub approve: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSignoff {
+    pub stage: Spanned<String>,
+    pub approvals: Spanned<u32>,
+    pub roles: Spanned<Vec<String>>,
+    #[serde(default)]
+    pub title: Option<String>,
+}
+
+// ---- As validated -------------------------------------------------------------------------
+
+/// A flag or value applied to the world at a stage (`ORCHESTRATOR = "spiralogic"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FlagValue {
+    Bool(bool),
+    Number(f64),
+    Text(String),
+}
+
+impl std::fmt::Display for FlagValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FlagValue::Bool(b) => write!(f, "{b}"),
+            FlagValue::Number(n) => write!(f, "{n}"),
+            FlagValue::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    #[default]
+    Critical,
+    Warning,
+    Info,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerAction {
+    /// Roll back: traffic to 0, the rollout is killed.
+    Kill,
+    /// Tell people; change nothing.
+    Alert,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricSourceKind {
+    /// Events pushed to cutover's ingestion endpoint.
+    #[default]
+    Push,
+    /// A PromQL query against the configured Prometheus.
+    Prometheus,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub id: String,
+    pub title: String,
+    pub description: String,
+    /// The runbook this plan was written from, if any.
+    pub runbook: Option<String>,
+    pub stages: Vec<Stage>,
+    pub metrics: Vec<Metric>,
+    pub gates: Vec<Gate>,
+    pub triggers: Vec<Trigger>,
+    pub checklists: Vec<Checklist>,
+    pub permissions: Permissions,
+    pub signoffs: Vec<Signoff>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stage {
+    pub id: String,
+    pub title: String,
+    /// Share of user traffic served by the new path, 0..=100.
+    pub traffic: f64,
+    /// Traffic is mirrored to the new path but responses come from the old one.
+    pub shadow: bool,
+    pub min_duration: Option<Span>,
+    pub flags: BTreeMap<String, FlagValue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    pub id: String,
+    pub kind: MetricKind,
+    pub unit: Option<String>,
+    pub title: String,
+    /// The allowed values of a category metric, in display order.
+    pub values: Vec<String>,
+    pub source: MetricSourceKind,
+    /// PromQL for `source = "prometheus"`.
+    pub query: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gate {
+    pub id: String,
+    pub title: String,
+    pub expr: String,
+    pub window: Span,
+    /// How long the gate must pass continuously before progress is allowed.
+    pub hold: Span,
+    /// Stages whose progress this gate guards (all stages when the plan names none).
+    pub stages: Vec<String>,
+    pub severity: Severity,
+    /// Consecutive failed evaluations tolerated before the hold resets (flaky signals).
+    pub tolerate: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trigger {
+    pub id: String,
+    pub title: String,
+    pub expr: String,
+    pub window: Span,
+    /// How long the condition must be true continuously before the action fires.
+    pub for_: Span,
+    pub action: TriggerAction,
+    pub severity: Severity,
+    /// Stages in which the trigger is armed (all when the plan names none).
+    pub stages: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Checklist {
+    pub id: String,
+    pub title: String,
+    pub phase: Option<String>,
+    /// Entering this stage requires every item checked.
+    pub required_for: Option<String>,
+    pub items: Vec<Item>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub id: String,
+    pub text: String,
+    /// Who may check it (anyone with the `check` permission when unset).
+    pub role: Option<Role>,
+    /// When in the timeline it is due, e.g. `T-30m`.
+    pub phase: Option<String>,
+    /// A gate that checks this item by itself while it passes.
+    pub gate: Option<String>,
+}
+
+/// Which roles may take each action. Defaults follow the runbooks: operators progress and
+/// kill, product may kill, the lead overrides and resumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Permissions {
+    pub progress: Vec<Role>,
+    pub pause: Vec<Role>,
+    pub resume: Vec<Role>,
+    pub kill: Vec<Role>,
+    pub override_: Vec<Role>,
+    pub check: Vec<Role>,
+    pub approve: Vec<Role>,
+}
+
+impl Default for Permissions {
+    fn default() -> Self {
+        use Role::*;
+        Permissions {
+            progress: vec![Operator, Lead],
+            pause: vec![Operator, Lead],
+            resume: vec![Lead],
+            kill: vec![Operator, Product, Lead],
+            override_: vec![Lead],
+            check: vec![Operator, Lead],
+            approve: vec![Product, Lead],
+        }
+    }
+}
+
+/// Entering `stage` needs `approvals` distinct approvers holding one of `roles`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Signoff {
+    pub stage: String,
+    pub approvals: u32,
+    pub roles: Vec<Role>,
+    pub title: String,
+}
+
+impl Plan {
+    pub fn stage(&self, id: &str) -> Option<&Stage> {
+        self.stages.iter().find(|s| s.id == id)
+    }
+
+    pub fn metric(&self, id: &str) -> Option<&Metric> {
+        self.metrics.iter().find(|m| m.id == id)
+    }
+}

@@ -1,0 +1,145 @@
+//! Plan parsing: the example plans validate, and broken plans give compiler-style errors.
+
+use super::*;
+
+fn errors(text: &str) -> Vec<String> {
+    match parse("bad.toml", text) {
+        Ok(_) => vec![],
+        Err(errs) => errs.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+const MINIMAL: &str = r#"
+[rollout]
+id = "demo"
+title = "Demo"
+
+[[stage]]
+id = "canary"
+traffic = 10
+
+[[stage]]
+id = "ga"
+traffic = 100
+
+[[metric]]
+id = "latency_ms"
+kind = "distribution"
+unit = "ms"
+"#;
+
+#[test]
+fn a_minimal_plan_gets_defaults() {
+    let plan = parse("min.toml", MINIMAL).unwrap();
+    assert_eq!(plan.id, "demo");
+    assert_eq!(plan.stages.len(), 2);
+    assert_eq!(plan.stages[0].title, "canary");
+    assert_eq!(plan.permissions, Permissions::default());
+}
+
+#[test]
+fn unknown_keys_are_errors_with_their_position() {
+    let text = MINIMAL.replace("traffic = 10", "traffic = 10\ntrafic = 20");
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("bad.toml:9:1: unknown field \"trafic\""),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn traffic_must_increase() {
+    let text = MINIMAL.replace("traffic = 100", "traffic = 5");
+    assert_eq!(
+        errors(&text),
+        [
+            "bad.toml:12:11: traffic must increase from stage to stage: 5% does not exceed the previous stage's 10%"
+        ]
+    );
+}
+
+#[test]
+fn duplicate_ids_point_at_the_second() {
+    let text = MINIMAL.replace("id = \"ga\"", "id = \"canary\"");
+    assert_eq!(
+        errors(&text),
+        ["bad.toml:11:6: duplicate stage id \"canary\""]
+    );
+}
+
+#[test]
+fn hold_shorter_than_window_is_refused() {
+    let text = format!(
+        "{MINIMAL}\n[[gate]]\nid = \"p95\"\nexpr = \"p95(latency_ms) <= 700ms\"\nwindow = \"10m\"\nhold = \"5m\"\n"
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("bad.toml:23:8: hold 5m is shorter than the window 10m"),
+        "{}",
+        errs[0]
+    );
+}
+
+#[test]
+fn bad_durations_roles_and_references_are_all_reported() {
+    let text = format!(
+        "{MINIMAL}\n[[gate]]\nid = \"p95\"\nexpr = \"x\"\nwindow = \"5 min\"\nhold = \"1h\"\nstages = [\"prod\"]\n\n[[checklist]]\nid = \"pre\"\ntitle = \"Pre\"\nitems = [{{ id = \"a\", text = \"A\", role = \"boss\", gate = \"nope\" }}]\n"
+    );
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 4, "{errs:?}");
+    assert!(
+        errs[0].contains(":22:10: `5 min` is not a duration"),
+        "{}",
+        errs[0]
+    );
+    assert!(
+        errs[1].contains(":24:10: unknown stage \"prod\""),
+        "{}",
+        errs[1]
+    );
+    assert!(errs[2].contains("unknown role `boss`"), "{}", errs[2]);
+    assert!(errs[3].contains("unknown gate \"nope\""), "{}", errs[3]);
+}
+
+#[test]
+fn malformed_toml_names_line_and_column() {
+    let errs = errors("[rollout]\nid = \"x\"\ntitle = \n");
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].starts_with("bad.toml:3:9: "), "{}", errs[0]);
+}
+
+#[test]
+fn location_counts_characters_not_bytes() {
+    assert_eq!(
+        Location::of_offset("é\nab", 4),
+        Location { line: 2, column: 2 }
+    );
+    assert_eq!(
+        Location::of_offset("abc", 99),
+        Location { line: 1, column: 4 }
+    );
+}
+
+#[test]
+fn the_example_plans_validate() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plans");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let name = path.file_name().unwrap().to_string_lossy().to_string();
+            let plan = parse(&name, &text).unwrap_or_else(|e| panic!("{e:?}"));
+            assert_eq!(
+                format!("{}.toml", plan.id),
+                name,
+                "rollout id is the file name"
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 1);
+}

@@ -1,0 +1,376 @@
+//! Turns a plan as written into a `Plan`, collecting every problem with the byte offset of
+//! the value at fault, so one run of `cutover plan check` lists them all.
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+
+use toml::Spanned;
+
+use super::duration;
+use super::model::*;
+use crate::query::MetricKind;
+use crate::role::Role;
+
+type Problems = Vec<(usize, String)>;
+
+pub(crate) fn validate(raw: RawPlan) -> Result<Plan, Problems> {
+    let mut p = Problems::new();
+
+    check_slug(&raw.rollout.id, "rollout id", &mut p);
+    let stages = stages(&raw.stages, &mut p);
+    let metrics = metrics(&raw.metrics, &mut p);
+    let stage_ids: BTreeSet<&str> = stages.iter().map(|s| s.id.as_str()).collect();
+    let gates = gates(&raw.gates, &stage_ids, &mut p);
+    let gate_ids: BTreeSet<&str> = gates.iter().map(|g| g.id.as_str()).collect();
+    let triggers = triggers(&raw.triggers, &stage_ids, &mut p);
+    let checklists = checklists(&raw.checklists, &stage_ids, &gate_ids, &mut p);
+    let permissions = permissions(raw.permissions.as_ref(), &mut p);
+    let signoffs = signoffs(&raw.signoffs, &stage_ids, &mut p);
+
+    if !p.is_empty() {
+        p.sort_by_key(|(offset, _)| *offset);
+        return Err(p);
+    }
+    Ok(Plan {
+        id: raw.rollout.id.into_inner(),
+        title: raw.rollout.title,
+        description: raw.rollout.description,
+        runbook: raw.rollout.runbook,
+        stages,
+        metrics,
+        gates,
+        triggers,
+        checklists,
+        permissions,
+        signoffs,
+    })
+}
+
+/// Ids appear in URLs and CLI arguments: lowercase letters, digits, `-` and `_`.
+fn check_slug(id: &Spanned<String>, what: &str, p: &mut Problems) {
+    let text = id.get_ref();
+    let ok = !text.is_empty()
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !ok {
+        p.push((
+            id.span().start,
+            format!("{what} \"{text}\" must be 1 to 64 lowercase letters, digits, \"-\" or \"_\""),
+        ));
+    }
+}
+
+/// Flags duplicate ids; `what` names the kind of thing in the message.
+fn unique<'a>(ids: impl Iterator<Item = &'a Spanned<String>>, what: &str, p: &mut Problems) {
+    let mut seen = BTreeSet::new();
+    for id in ids {
+        check_slug(id, &format!("{what} id"), p);
+        if !seen.insert(id.get_ref().as_str()) {
+            p.push((
+                id.span().start,
+                format!("duplicate {what} id \"{}\"", id.get_ref()),
+            ));
+        }
+    }
+}
+
+fn stages(raw: &[RawStage], p: &mut Problems) -> Vec<Stage> {
+    if raw.is_empty() {
+        p.push((0, "a plan needs at least one [[stage]]".to_string()));
+    }
+    unique(raw.iter().map(|s| &s.id), "stage", p);
+    let mut previous: Option<(f64, bool)> = None;
+    let mut out = Vec::new();
+    for s in raw {
+        let traffic = *s.traffic.get_ref();
+        if !(0.0..=100.0).contains(&traffic) || traffic.is_nan() {
+            p.push((
+                s.traffic.span().start,
+                format!("traffic {traffic} is not a percentage between 0 and 100"),
+            ));
+        }
+        match previous {
+            Some((_, false)) if s.shadow => p.push((
+                s.id.span().start,
+                format!("shadow stage \"{}\" must come before every live stage", s.id.get_ref()),
+            )),
+            Some((before, false)) if traffic <= before => p.push((
+                s.traffic.span().start,
+                format!("traffic must increase from stage to stage: {traffic}% does not exceed the previous stage's {before}%"),
+            )),
+            _ => {}
+        }
+        previous = Some((traffic, s.shadow));
+        let min_duration = s
+            .min_duration
+            .as_ref()
+            .and_then(|d| duration(d).map_err(|e| p.push(e)).ok());
+        out.push(Stage {
+            id: s.id.get_ref().clone(),
+            title: s.title.clone().unwrap_or_else(|| s.id.get_ref().clone()),
+            traffic,
+            shadow: s.shadow,
+            min_duration,
+            flags: s.flags.clone(),
+        });
+    }
+    out
+}
+
+fn metrics(raw: &[RawMetric], p: &mut Problems) -> Vec<Metric> {
+    unique(raw.iter().map(|m| &m.id), "metric", p);
+    raw.iter()
+        .map(|m| {
+            let values = m.values.as_ref().map(|v| v.get_ref().clone()).unwrap_or_default();
+            match (&m.values, m.kind) {
+                (None, MetricKind::Category) => p.push((
+                    m.id.span().start,
+                    format!("category metric \"{}\" needs its values, e.g. values = [\"full\", \"lite\"]", m.id.get_ref()),
+                )),
+                (Some(v), MetricKind::Category) if v.get_ref().is_empty() => {
+                    p.push((v.span().start, "a category metric needs at least one value".to_string()))
+                }
+                (Some(v), kind) if kind != MetricKind::Category => p.push((
+                    v.span().start,
+                    "only category metrics take values".to_string(),
+                )),
+                _ => {}
+            }
+            let source = m.source.as_ref().map(|s| *s.get_ref()).unwrap_or_default();
+            match (source, &m.query) {
+                (MetricSourceKind::Prometheus, None) => p.push((
+                    m.id.span().start,
+                    format!("metric \"{}\" has source = \"prometheus\" but no query", m.id.get_ref()),
+                )),
+                (MetricSourceKind::Push, Some(q)) => p.push((
+                    q.span().start,
+                    "query is only used with source = \"prometheus\"".to_string(),
+                )),
+                _ => {}
+            }
+            Metric {
+                id: m.id.get_ref().clone(),
+                kind: m.kind,
+                unit: m.unit.clone(),
+                title: m.title.clone().unwrap_or_else(|| m.id.get_ref().clone()),
+                values,
+                source,
+                query: m.query.as_ref().map(|q| q.get_ref().clone()),
+            }
+        })
+        .collect()
+}
+
+/// Stage lists default to every stage; named stages must exist.
+fn stage_list(
+    raw: Option<&Spanned<Vec<String>>>,
+    known: &BTreeSet<&str>,
+    p: &mut Problems,
+) -> Vec<String> {
+    match raw {
+        None => known.iter().map(|s| s.to_string()).collect(),
+        Some(list) => {
+            for s in list.get_ref() {
+                if !known.contains(s.as_str()) {
+                    p.push((list.span().start, format!("unknown stage \"{s}\"")));
+                }
+            }
+            list.get_ref().clone()
+        }
+    }
+}
+
+fn gates(raw: &[RawGate], stage_ids: &BTreeSet<&str>, p: &mut Problems) -> Vec<Gate> {
+    unique(raw.iter().map(|g| &g.id), "gate", p);
+    raw.iter()
+        .map(|g| {
+            let window = duration(&g.window).map_err(|e| p.push(e));
+            let hold = duration(&g.hold).map_err(|e| p.push(e));
+            if window.is_ok_and(|w| w.0 <= 0) {
+                p.push((g.window.span().start, "window must be longer than zero".to_string()));
+            }
+            let (window, hold) = (window.unwrap_or_default(), hold.unwrap_or_default());
+            if hold < window {
+                p.push((
+                    g.hold.span().start,
+                    format!("hold {} is shorter than the window {}: the gate could pass before one full window of data exists", g.hold.get_ref(), g.window.get_ref()),
+                ));
+            }
+            Gate {
+                id: g.id.get_ref().clone(),
+                title: g.title.clone().unwrap_or_else(|| g.id.get_ref().clone()),
+                expr: g.expr.get_ref().clone(),
+                window,
+                hold,
+                stages: stage_list(g.stages.as_ref(), stage_ids, p),
+                severity: g.severity,
+                tolerate: g.tolerate,
+            }
+        })
+        .collect()
+}
+
+fn triggers(raw: &[RawTrigger], stage_ids: &BTreeSet<&str>, p: &mut Problems) -> Vec<Trigger> {
+    unique(raw.iter().map(|t| &t.id), "trigger", p);
+    raw.iter()
+        .map(|t| {
+            let for_ = duration(&t.for_).map_err(|e| p.push(e)).unwrap_or_default();
+            // A trigger's window defaults to its `for`, capped at 5 minutes of data.
+            let window = match &t.window {
+                Some(w) => duration(w).map_err(|e| p.push(e)).unwrap_or_default(),
+                None => {
+                    crate::time::Span(for_.0.clamp(crate::time::MINUTE, 5 * crate::time::MINUTE))
+                }
+            };
+            Trigger {
+                id: t.id.get_ref().clone(),
+                title: t.title.clone().unwrap_or_else(|| t.id.get_ref().clone()),
+                expr: t.expr.get_ref().clone(),
+                window,
+                for_,
+                action: t.action,
+                severity: t.severity,
+                stages: stage_list(t.stages.as_ref(), stage_ids, p),
+            }
+        })
+        .collect()
+}
+
+fn role(raw: &Spanned<String>, p: &mut Problems) -> Option<Role> {
+    Role::from_str(raw.get_ref())
+        .map_err(|e| p.push((raw.span().start, e.to_string())))
+        .ok()
+}
+
+fn checklists(
+    raw: &[RawChecklist],
+    stage_ids: &BTreeSet<&str>,
+    gate_ids: &BTreeSet<&str>,
+    p: &mut Problems,
+) -> Vec<Checklist> {
+    unique(raw.iter().map(|c| &c.id), "checklist", p);
+    raw.iter()
+        .map(|c| {
+            unique(c.items.iter().map(|i| &i.id), "item", p);
+            if let Some(stage) = &c.required_for {
+                if !stage_ids.contains(stage.get_ref().as_str()) {
+                    p.push((
+                        stage.span().start,
+                        format!("unknown stage \"{}\"", stage.get_ref()),
+                    ));
+                }
+            }
+            let items = c
+                .items
+                .iter()
+                .map(|i| {
+                    if let Some(gate) = &i.gate {
+                        if !gate_ids.contains(gate.get_ref().as_str()) {
+                            p.push((
+                                gate.span().start,
+                                format!("unknown gate \"{}\"", gate.get_ref()),
+                            ));
+                        }
+                    }
+                    Item {
+                        id: i.id.get_ref().clone(),
+                        text: i.text.clone(),
+                        role: i.role.as_ref().and_then(|r| role(r, p)),
+                        phase: i.phase.clone(),
+                        gate: i.gate.as_ref().map(|g| g.get_ref().clone()),
+                    }
+                })
+                .collect();
+            Checklist {
+                id: c.id.get_ref().clone(),
+                title: c.title.clone(),
+                phase: c.phase.clone(),
+                required_for: c.required_for.as_ref().map(|s| s.get_ref().clone()),
+                items,
+            }
+        })
+        .collect()
+}
+
+fn permissions(raw: Option<&Spanned<RawPermissions>>, p: &mut Problems) -> Permissions {
+    let mut out = Permissions::default();
+    let Some(raw) = raw else { return out };
+    let at = raw.span().start;
+    let mut roles = |list: &Option<Vec<String>>, slot: &mut Vec<Role>| {
+        if let Some(list) = list {
+            let parsed: Vec<Role> = list
+                .iter()
+                .filter_map(|r| {
+                    Role::from_str(r)
+                        .map_err(|e| p.push((at, e.to_string())))
+                        .ok()
+                })
+                .collect();
+            *slot = parsed;
+        }
+    };
+    let r = raw.get_ref();
+    roles(&r.progress, &mut out.progress);
+    roles(&r.pause, &mut out.pause);
+    roles(&r.resume, &mut out.resume);
+    roles(&r.kill, &mut out.kill);
+    roles(&r.override_, &mut out.override_);
+    roles(&r.check, &mut out.check);
+    roles(&r.approve, &mut out.approve);
+    if out.kill.is_empty() {
+        p.push((
+            at,
+            "kill must be allowed to at least one role: the kill switch must always be usable"
+                .to_string(),
+        ));
+    }
+    out
+}
+
+fn signoffs(raw: &[RawSignoff], stage_ids: &BTreeSet<&str>, p: &mut Problems) -> Vec<Signoff> {
+    raw.iter()
+        .map(|s| {
+            if !stage_ids.contains(s.stage.get_ref().as_str()) {
+                p.push((
+                    s.stage.span().start,
+                    format!("unknown stage \"{}\"", s.stage.get_ref()),
+                ));
+            }
+            if *s.approvals.get_ref() == 0 {
+                p.push((
+                    s.approvals.span().start,
+                    "approvals must be at least 1".to_string(),
+                ));
+            }
+            let roles: Vec<Role> = s
+                .roles
+                .get_ref()
+                .iter()
+                .filter_map(|r| {
+                    Role::from_str(r)
+                        .map_err(|e| p.push((s.roles.span().start, e.to_string())))
+                        .ok()
+                })
+                .collect();
+            if roles.is_empty() && !s.roles.get_ref().is_empty() {
+                // Already reported per role above.
+            } else if roles.is_empty() {
+                p.push((
+                    s.roles.span().start,
+                    "a sign-off needs at least one role".to_string(),
+                ));
+            }
+            Signoff {
+                stage: s.stage.get_ref().clone(),
+                approvals: *s.approvals.get_ref(),
+                roles,
+                title: s
+                    .title
+                    .clone()
+                    .unwrap_or_else(|| format!("Sign-off for {}", s.stage.get_ref())),
+            }
+        })
+        .collect()
+}
