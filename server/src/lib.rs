@@ -1,0 +1,32 @@
+//! cutover's server: HTTP API, live stream, storage, and the commands of the `cutover` binary.
+//! `app(state)` builds the router (tests call it), `serve(listener, state, shutdown)` runs it.
+
+pub mod assets;
+pub mod auth;
+pub mod cli;
+pub mod error;
+pub mod ingest;
+pub mod live;
+pub mod rollouts;
+pub mod routes;
+pub mod simulate;
+pub mod state;
+pub mod storage;
+
+use std::future::Future;
+
+use tokio::net::TcpListener;
+
+pub use routes::app;
+pub use state::AppState;
+
+/// Serves `state` on `listener` until `shutdown` resolves, then drains open connections.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

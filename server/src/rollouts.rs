@@ -1,0 +1,128 @@
+//! Handlers for `/api/rollouts/...`: list, ingest, live stream. Thin: parse, authorise, call
+//! into core or `live`, answer.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use serde::Serialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::ingest::{self, IngestReport};
+use crate::state::{AppState, Rollout, now};
+
+#[derive(Debug, Serialize)]
+pub struct RolloutSummary {
+    pub id: String,
+    pub title: String,
+    pub stages: Vec<String>,
+}
+
+pub async fn list(State(state): State<AppState>) -> Json<Vec<RolloutSummary>> {
+    Json(
+        state
+            .rollouts
+            .values()
+            .map(|r| RolloutSummary {
+                id: r.plan.id.clone(),
+                title: r.plan.title.clone(),
+                stages: r.plan.stages.iter().map(|s| s.id.clone()).collect(),
+            })
+            .collect(),
+    )
+}
+
+fn find(state: &AppState, id: &str) -> Result<Arc<Rollout>, ApiError> {
+    state
+        .rollout(id)
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound(format!("no rollout \"{id}\"")))
+}
+
+/// `POST /api/rollouts/{id}/events`: needs the `ingest` role.
+pub async fn ingest(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(StatusCode, Json<IngestReport>), ApiError> {
+    caller.require(&[cutover_core::role::Role::Ingest], "pushing events")?;
+    let rollout = find(&state, &id)?;
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(format!(
+            "body exceeds {} bytes: send smaller batches",
+            ingest::MAX_BODY_BYTES
+        )),
+        _ => ApiError::BadRequest(e.body_text()),
+    })?;
+    let text =
+        std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))?;
+    let (observations, report) =
+        ingest::parse_batch(&rollout.plan, text, now()).map_err(ApiError::BadRequest)?;
+    rollout.record(&observations);
+    let status = if report.accepted == 0 && !report.rejected.is_empty() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(report)))
+}
+
+/// `GET /api/rollouts/{id}/stream`: a frame now, then one per tick. A viewer that falls more
+/// than the buffer behind gets a fresh frame instead of the backlog: it never slows others.
+pub async fn stream(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let rollout = find(&state, &id)?;
+    let mut receiver = rollout.live.subscribe();
+    let first = rollout.live.frame(now());
+    let stream = async_stream(move |tx| async move {
+        if tx.send(frame_event(0, &first)).await.is_err() {
+            return;
+        }
+        loop {
+            let event = match receiver.recv().await {
+                Ok((id, frame)) => frame_event(id, &frame),
+                Err(RecvError::Lagged(_)) => frame_event(0, &rollout.live.frame(now())),
+                Err(RecvError::Closed) => return,
+            };
+            if tx.send(event).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+fn frame_event(id: u64, frame: &cutover_core::series::Frame) -> Result<Event, Infallible> {
+    let event = Event::default()
+        .event("frame")
+        .data(serde_json::to_string(frame).unwrap_or_default());
+    Ok(if id > 0 {
+        event.id(id.to_string())
+    } else {
+        event
+    })
+}
+
+/// Runs `producer` feeding a small channel and exposes it as a stream; the producer stops
+/// when the client goes away.
+fn async_stream<F, Fut>(producer: F) -> impl Stream<Item = Result<Event, Infallible>>
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<Event, Infallible>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::spawn(producer(tx));
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}

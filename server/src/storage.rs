@@ -1,0 +1,124 @@
+//! Durable state: users and tokens, rollout state. One `Storage` for the whole server; SQLite
+//! is the embedded default. Queries live here and nowhere else, so a PostgreSQL backend slots
+//! in behind the same methods.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use cutover_core::role::Role;
+use cutover_core::time::Millis;
+use sha2::{Digest, Sha256};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+/// A user as the server sees it after authenticating a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Clone)]
+pub struct Storage {
+    pool: SqlitePool,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage").finish_non_exhaustive()
+    }
+}
+
+/// Tokens are stored as SHA-256 hashes: a leaked database does not leak credentials. They are
+/// 256-bit random, so a fast hash is enough (no password stretching needed).
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn new_token() -> String {
+    let bytes: [u8; 24] = rand::random();
+    format!("cut_{}", hex::encode(bytes))
+}
+
+impl Storage {
+    /// Opens (creating if needed) `DIR/cutover.db` and applies the embedded migrations.
+    /// WAL lets readers run beside the writer; `synchronous=FULL` makes a committed action
+    /// survive a power cut, which is what an acknowledged kill must do.
+    pub async fn open_sqlite(data_dir: &Path) -> anyhow::Result<Storage> {
+        std::fs::create_dir_all(data_dir)?;
+        let path = data_dir.join("cutover.db");
+        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Storage { pool })
+    }
+
+    /// Creates a user (or replaces the token of an existing one) and returns the new token.
+    /// The token is not stored, only its hash: this is the one time anyone sees it.
+    pub async fn upsert_user(&self, name: &str, role: Role, now: Millis) -> sqlx::Result<String> {
+        let token = new_token();
+        sqlx::query(
+            "INSERT INTO users (name, role, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(name) DO UPDATE SET role = excluded.role, token_hash = excluded.token_hash",
+        )
+        .bind(name)
+        .bind(role.as_str())
+        .bind(hash_token(&token))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(token)
+    }
+
+    pub async fn user_by_token(&self, token: &str) -> sqlx::Result<Option<User>> {
+        let row = sqlx::query("SELECT name, role FROM users WHERE token_hash = ?1")
+            .bind(hash_token(token))
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.and_then(|row| {
+            let role: String = row.get("role");
+            // A role this build does not know is treated as no user rather than guessed.
+            Role::from_str(&role).ok().map(|role| User {
+                name: row.get("name"),
+                role,
+            })
+        }))
+    }
+
+    /// Records that a plan is loaded as a rollout; keeps existing state across restarts.
+    pub async fn ensure_rollout(
+        &self,
+        id: &str,
+        title: &str,
+        plan_hash: &str,
+        initial_state: &str,
+        now: Millis,
+    ) -> sqlx::Result<()> {
+        sqlx::query(
+            "INSERT INTO rollouts (id, title, plan_hash, state, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(id) DO UPDATE SET title = excluded.title, plan_hash = excluded.plan_hash",
+        )
+        .bind(id)
+        .bind(title)
+        .bind(plan_hash)
+        .bind(initial_state)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn rollout_ids(&self) -> sqlx::Result<Vec<String>> {
+        sqlx::query_scalar("SELECT id FROM rollouts ORDER BY id")
+            .fetch_all(&self.pool)
+            .await
+    }
+}
