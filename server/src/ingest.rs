@@ -56,7 +56,10 @@ pub struct IngestReport {
 }
 
 /// Splits a body into records: a JSON array, or one JSON object per line.
-fn records(body: &str) -> Result<Vec<(usize, Result<RawEvent, String>)>, String> {
+/// A record's position in the batch and the record, or why it is not one.
+type Record = (usize, Result<RawEvent, String>);
+
+fn records(body: &str) -> Result<Vec<Record>, String> {
     let trimmed = body.trim_start();
     if trimmed.starts_with('[') {
         let items: Vec<Value> = serde_json::from_str(trimmed)

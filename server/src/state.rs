@@ -29,10 +29,10 @@ impl Rollout {
         let latency = self.live.latency_metric();
         // A request is counted once, by its latency observation, not once per value.
         for o in observations {
-            if Some(o.metric.as_str()) == latency {
-                if let ObservedValue::Number(v) = o.value {
-                    self.live.record(o.ts, Some(v));
-                }
+            if let ObservedValue::Number(v) = o.value
+                && Some(o.metric.as_str()) == latency
+            {
+                self.live.record(o.ts, Some(v));
             }
         }
     }

@@ -1,1 +1,202 @@
-//! Helpers live in tests/tests/common; this crate only hosts end-to-end tests.
+//! Harness for end-to-end tests: start the real `cutover` binary on a free loopback port with
+//! a temp data dir, start ChromeDriver + headless Chromium, and stop both when dropped.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use fantoccini::{Client, ClientBuilder, Locator};
+
+/// The binary under test: `CUTOVER_BIN` (set by `./x test`), else the workspace's debug build.
+pub fn cutover_bin() -> PathBuf {
+    std::env::var_os("CUTOVER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/debug/cutover")
+        })
+}
+
+/// Where tests leave screenshots for people to look at.
+pub fn output_dir() -> PathBuf {
+    let dir = std::env::var_os("CUTOVER_TEST_OUTPUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../test-output"));
+    let _ = std::fs::create_dir_all(&dir);
+    dir
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// A running `cutover demo`, killed on drop.
+pub struct Demo {
+    child: Child,
+    pub url: String,
+    /// Role name → token, as the demo printed them.
+    pub tokens: BTreeMap<String, String>,
+    _data: tempfile::TempDir,
+}
+
+impl Demo {
+    /// Starts `cutover demo` on a free port and waits until it has printed its tokens.
+    pub fn start() -> anyhow::Result<Demo> {
+        let data = tempfile::tempdir()?;
+        let bin = cutover_bin();
+        let mut child = Command::new(&bin)
+            .args(["demo", "--addr", "127.0.0.1:0", "--data-dir"])
+            .arg(data.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        let stdout = child.stdout.take().context("no stdout")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let mut url = None;
+        let mut tokens = BTreeMap::new();
+        for line in lines.by_ref() {
+            let line = line?;
+            if let Some(rest) = line.split("at http://").nth(1) {
+                url = Some(format!("http://{}", rest.trim()));
+            }
+            let words: Vec<&str> = line.split_whitespace().collect();
+            if let [role, token] = words[..]
+                && token.starts_with("cut_")
+            {
+                tokens.insert(role.to_string(), token.to_string());
+            }
+            if line.starts_with("simulated traffic") {
+                break;
+            }
+        }
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let url = url.context("the demo did not print its URL")?;
+        Ok(Demo {
+            child,
+            url,
+            tokens,
+            _data: data,
+        })
+    }
+
+    pub fn token(&self, role: &str) -> &str {
+        self.tokens.get(role).map_or("", String::as_str)
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// ChromeDriver driving a headless Chromium; both stop on drop.
+pub struct Browser {
+    driver: Child,
+    pub client: Client,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    pub async fn start() -> anyhow::Result<Browser> {
+        // Two TLS backends are linked (ring via reqwest, aws-lc via fantoccini); pick one.
+        // Only plain loopback HTTP is ever spoken.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let port = free_port()?;
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("cannot start chromedriver (./x test installs it)")?;
+        let profile = tempfile::tempdir()?;
+        let caps = serde_json::json!({
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        });
+        let caps = match caps {
+            serde_json::Value::Object(map) => map,
+            _ => bail!("capabilities must be an object"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let client = loop {
+            let attempt = ClientBuilder::rustls()?
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await;
+            match attempt {
+                Ok(client) => break client,
+                Err(e) if Instant::now() > deadline => bail!("chromedriver did not start: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        };
+        Ok(Browser {
+            driver,
+            client,
+            _profile: profile,
+        })
+    }
+
+    /// Text of the element with `data-testid`, or None if it is not on the page (yet).
+    pub async fn text(&self, testid: &str) -> Option<String> {
+        let element = self
+            .client
+            .find(Locator::Css(&format!("[data-testid='{testid}']")))
+            .await
+            .ok()?;
+        element.text().await.ok()
+    }
+
+    /// Waits until `check` accepts the element's text; returns that text.
+    pub async fn wait_text(
+        &self,
+        testid: &str,
+        timeout: Duration,
+        check: impl Fn(&str) -> bool,
+    ) -> anyhow::Result<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let text = self.text(testid).await;
+            if let Some(t) = text.as_ref().filter(|t| check(t)) {
+                return Ok(t.clone());
+            }
+            if Instant::now() > deadline {
+                bail!("[data-testid={testid}] still shows {text:?} after {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Saves a PNG screenshot under the test output dir.
+    pub async fn screenshot(&self, name: &str) -> anyhow::Result<PathBuf> {
+        let png = self.client.screenshot().await?;
+        let path = output_dir().join(format!("{name}.png"));
+        std::fs::write(&path, png)?;
+        Ok(path)
+    }
+
+    /// Ends the browser session; dropping then stops ChromeDriver.
+    pub async fn close(self) {
+        let _ = self.client.clone().close().await;
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}

@@ -254,25 +254,25 @@ fn checklists(
     raw.iter()
         .map(|c| {
             unique(c.items.iter().map(|i| &i.id), "item", p);
-            if let Some(stage) = &c.required_for {
-                if !stage_ids.contains(stage.get_ref().as_str()) {
-                    p.push((
-                        stage.span().start,
-                        format!("unknown stage \"{}\"", stage.get_ref()),
-                    ));
-                }
+            if let Some(stage) = &c.required_for
+                && !stage_ids.contains(stage.get_ref().as_str())
+            {
+                p.push((
+                    stage.span().start,
+                    format!("unknown stage \"{}\"", stage.get_ref()),
+                ));
             }
             let items = c
                 .items
                 .iter()
                 .map(|i| {
-                    if let Some(gate) = &i.gate {
-                        if !gate_ids.contains(gate.get_ref().as_str()) {
-                            p.push((
-                                gate.span().start,
-                                format!("unknown gate \"{}\"", gate.get_ref()),
-                            ));
-                        }
+                    if let Some(gate) = &i.gate
+                        && !gate_ids.contains(gate.get_ref().as_str())
+                    {
+                        p.push((
+                            gate.span().start,
+                            format!("unknown gate \"{}\"", gate.get_ref()),
+                        ));
                     }
                     Item {
                         id: i.id.get_ref().clone(),

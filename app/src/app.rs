@@ -1,0 +1,92 @@
+//! The top-level component: picks the rollout from the URL (`/r/{id}`, else the first one),
+//! connects to its live stream and shows the live numbers and chart.
+
+use cutover_core::series::{Frame, Series};
+use leptos::prelude::*;
+
+use crate::api;
+use crate::components::series_chart::SeriesChart;
+use crate::live::{self, Connection};
+
+/// The whole app.
+#[component]
+pub fn App() -> impl IntoView {
+    let rollouts = LocalResource::new(api::rollouts);
+    view! {
+        <Transition fallback=|| view! { <p>"Loading…"</p> }>
+            {move || {
+                rollouts
+                    .get()
+                    .map(|result| match result {
+                        Ok(list) => match pick(&list) {
+                            Some(r) => view! { <Dashboard id=r.id.clone() title=r.title.clone() /> }.into_any(),
+                            None => view! { <p class="error">"No rollouts are loaded."</p> }.into_any(),
+                        },
+                        Err(e) => view! { <p class="error">"Cannot reach the server: " {e}</p> }.into_any(),
+                    })
+            }}
+        </Transition>
+    }
+}
+
+fn pick(list: &[api::RolloutSummary]) -> Option<&api::RolloutSummary> {
+    let path = web_sys::window()
+        .and_then(|w| w.location().pathname().ok())
+        .unwrap_or_default();
+    let wanted = path
+        .strip_prefix("/r/")
+        .map(|rest| rest.split('/').next().unwrap_or(rest));
+    wanted
+        .and_then(|id| list.iter().find(|r| r.id == id))
+        .or_else(|| list.first())
+}
+
+fn series(frame: &Option<Frame>, suffix: &str) -> Option<Series> {
+    frame
+        .as_ref()?
+        .series
+        .iter()
+        .find(|s| s.id == suffix || s.id.ends_with(suffix))
+        .cloned()
+}
+
+/// One rollout's live view.
+#[component]
+fn Dashboard(id: String, title: String) -> impl IntoView {
+    let (frame, connection) = live::connect(id);
+    let requests = Memo::new(move |_| series(&frame.get(), "requests"));
+    let p95 = Memo::new(move |_| series(&frame.get(), ".p95"));
+    let latest = |s: Option<Series>| {
+        s.and_then(|s| s.points.last().and_then(|p| p.v))
+            .map_or("—".to_string(), |v| format!("{v:.0}"))
+    };
+    view! {
+        <header>
+            <h1>"cutover"</h1>
+            <span class="rollout" data-testid="rollout-title">{title}</span>
+            <span
+                data-testid="connection"
+                class=move || match connection.get() { Connection::Live => "conn live", _ => "conn down" }
+            >
+                {move || match connection.get() {
+                    Connection::Connecting => "connecting",
+                    Connection::Live => "live",
+                    Connection::Down => "reconnecting",
+                }}
+            </span>
+        </header>
+        <main>
+            <div class="kpis">
+                <div class="kpi">
+                    <div class="label">"Requests, current 10 s"</div>
+                    <div class="value" data-testid="live-requests">{move || latest(requests.get())}</div>
+                </div>
+                <div class="kpi">
+                    <div class="label">"p95 latency, current 10 s (ms)"</div>
+                    <div class="value" data-testid="live-p95">{move || latest(p95.get())}</div>
+                </div>
+            </div>
+            <SeriesChart series=p95 title="p95 latency, last 15 minutes" testid="chart-latency" />
+        </main>
+    }
+}

@@ -1,0 +1,3 @@
+//! Reusable view pieces, one component per file.
+
+pub mod series_chart;
