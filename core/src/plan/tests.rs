@@ -50,14 +50,26 @@ fn unknown_keys_are_errors_with_their_position() {
 }
 
 #[test]
-fn traffic_must_increase() {
+fn traffic_must_not_decrease_and_a_stage_must_change_something() {
     let text = MINIMAL.replace("traffic = 100", "traffic = 5");
     assert_eq!(
         errors(&text),
         [
-            "bad.toml:12:11: traffic must increase from stage to stage: 5% does not exceed the previous stage's 10%"
+            "bad.toml:12:11: traffic must not decrease from stage to stage: 5% is less than the previous stage's 10%"
         ]
     );
+    let same = MINIMAL.replace("traffic = 100", "traffic = 10");
+    assert_eq!(
+        errors(&same),
+        [
+            "bad.toml:12:11: stage \"ga\" keeps 10% traffic and the same flags as the previous stage: it changes nothing"
+        ]
+    );
+    let flagged = same.replace(
+        "traffic = 10\n\n[[metric]]",
+        "traffic = 10\nflags = { gates_enforced = true }\n\n[[metric]]",
+    );
+    assert_eq!(errors(&flagged), Vec::<String>::new());
 }
 
 #[test]

@@ -81,7 +81,7 @@ fn stages(raw: &[RawStage], p: &mut Problems) -> Vec<Stage> {
         p.push((0, "a plan needs at least one [[stage]]".to_string()));
     }
     unique(raw.iter().map(|s| &s.id), "stage", p);
-    let mut previous: Option<(f64, bool)> = None;
+    let mut previous: Option<&RawStage> = None;
     let mut out = Vec::new();
     for s in raw {
         let traffic = *s.traffic.get_ref();
@@ -91,18 +91,31 @@ fn stages(raw: &[RawStage], p: &mut Problems) -> Vec<Stage> {
                 format!("traffic {traffic} is not a percentage between 0 and 100"),
             ));
         }
-        match previous {
-            Some((_, false)) if s.shadow => p.push((
-                s.id.span().start,
-                format!("shadow stage \"{}\" must come before every live stage", s.id.get_ref()),
-            )),
-            Some((before, false)) if traffic <= before => p.push((
-                s.traffic.span().start,
-                format!("traffic must increase from stage to stage: {traffic}% does not exceed the previous stage's {before}%"),
-            )),
-            _ => {}
+        if let Some(before) = previous.filter(|b| !b.shadow) {
+            let was = *before.traffic.get_ref();
+            if s.shadow {
+                p.push((
+                    s.id.span().start,
+                    format!(
+                        "shadow stage \"{}\" must come before every live stage",
+                        s.id.get_ref()
+                    ),
+                ));
+            } else if traffic < was {
+                p.push((
+                    s.traffic.span().start,
+                    format!("traffic must not decrease from stage to stage: {traffic}% is less than the previous stage's {was}%"),
+                ));
+            } else if traffic == was && s.flags == before.flags {
+                // Same traffic is fine when the stage changes something else (PAGS's T+60
+                // enables publishing gates at 100%); otherwise it is a stage that does nothing.
+                p.push((
+                    s.traffic.span().start,
+                    format!("stage \"{}\" keeps {traffic}% traffic and the same flags as the previous stage: it changes nothing", s.id.get_ref()),
+                ));
+            }
         }
-        previous = Some((traffic, s.shadow));
+        previous = Some(s);
         let min_duration = s
             .min_duration
             .as_ref()
