@@ -5,5 +5,6 @@
 pub mod plan;
 pub mod query;
 pub mod role;
+pub mod rollout;
 pub mod series;
 pub mod time;

@@ -1,0 +1,548 @@
+//! The rollout state machine: which actions are allowed in which state, by whom, and what they
+//! change. Every accepted action yields exactly one audit record; every refused one a typed
+//! reason a UI can show as it is ("gate p95-latency has held 41m of 60m").
+//!
+//! Gate verdicts come in as `Readiness` (computed elsewhere from metric windows), so this
+//! module stays a pure function of plan, state, request and time.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{Permissions, Plan};
+use crate::role::Role;
+use crate::time::{Millis, Span};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    NotStarted,
+    Running,
+    Paused,
+    /// Rolled back: traffic 0 until a resume.
+    Killed,
+    Completed,
+}
+
+/// Who did something, as the audit log and the UI show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mark {
+    pub by: Actor,
+    pub at: Millis,
+    pub reason: Option<String>,
+}
+
+/// The durable state of one rollout.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutState {
+    pub phase: Phase,
+    /// Index into the plan's stages; `None` before start.
+    pub stage: Option<usize>,
+    pub stage_entered_at: Option<Millis>,
+    /// Who killed it and why, while killed (kept after resume in the audit log only).
+    pub killed: Option<Mark>,
+    pub paused: Option<Mark>,
+    /// `list/item` -> who checked it.
+    pub checked: BTreeMap<String, Mark>,
+    /// Stage id -> approvals collected for entering it.
+    pub approvals: BTreeMap<String, Vec<Mark>>,
+    /// Gate id -> override for the current stage (cleared on every stage change).
+    pub overrides: BTreeMap<String, Mark>,
+    /// Incremented by every accepted action.
+    pub version: u64,
+}
+
+impl RolloutState {
+    pub fn new() -> RolloutState {
+        RolloutState {
+            phase: Phase::NotStarted,
+            stage: None,
+            stage_entered_at: None,
+            killed: None,
+            paused: None,
+            checked: BTreeMap::new(),
+            approvals: BTreeMap::new(),
+            overrides: BTreeMap::new(),
+            version: 0,
+        }
+    }
+
+    /// Share of traffic the new path serves now: 0 unless running or paused in a stage.
+    pub fn traffic(&self, plan: &Plan) -> f64 {
+        match self.phase {
+            Phase::Running | Phase::Paused | Phase::Completed => self
+                .stage
+                .and_then(|i| plan.stages.get(i))
+                .map_or(0.0, |s| if s.shadow { 0.0 } else { s.traffic }),
+            Phase::NotStarted | Phase::Killed => 0.0,
+        }
+    }
+
+    fn summary(&self, plan: &Plan) -> StateSummary {
+        StateSummary {
+            phase: self.phase,
+            stage: self
+                .stage
+                .and_then(|i| plan.stages.get(i))
+                .map(|s| s.id.clone()),
+            traffic: self.traffic(plan),
+        }
+    }
+}
+
+impl Default for RolloutState {
+    fn default() -> Self {
+        RolloutState::new()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    Start,
+    Progress,
+    Pause,
+    Resume,
+    Kill,
+    Override { gate: String },
+    Check { list: String, item: String },
+    Uncheck { list: String, item: String },
+    Approve,
+}
+
+impl Action {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Start => "start",
+            Action::Progress => "progress",
+            Action::Pause => "pause",
+            Action::Resume => "resume",
+            Action::Kill => "kill",
+            Action::Override { .. } => "override",
+            Action::Check { .. } => "check",
+            Action::Uncheck { .. } => "uncheck",
+            Action::Approve => "approve",
+        }
+    }
+
+    fn allowed_roles(&self, p: &Permissions) -> Vec<Role> {
+        match self {
+            Action::Start | Action::Progress => p.progress.clone(),
+            Action::Pause => p.pause.clone(),
+            Action::Resume => p.resume.clone(),
+            Action::Kill => p.kill.clone(),
+            Action::Override { .. } => p.override_.clone(),
+            Action::Check { .. } | Action::Uncheck { .. } => p.check.clone(),
+            Action::Approve => p.approve.clone(),
+        }
+    }
+}
+
+/// One person asking for one action at one time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub actor: Actor,
+    pub action: Action,
+    pub reason: Option<String>,
+    pub at: Millis,
+}
+
+/// A gate's standing for the current stage, from evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateReadiness {
+    /// Passing right now (binds checklist items to gates).
+    pub passing: bool,
+    /// How long it has held continuously.
+    pub held_for: Span,
+    /// How long it must hold.
+    pub hold: Span,
+}
+
+impl GateReadiness {
+    pub fn held(&self) -> bool {
+        self.held_for >= self.hold
+    }
+}
+
+/// Gate id -> readiness. A gate missing here has no data: it has not held.
+pub type Readiness = BTreeMap<String, GateReadiness>;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StateSummary {
+    pub phase: Phase,
+    pub stage: Option<String>,
+    pub traffic: f64,
+}
+
+/// What the audit log stores for an accepted action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    pub at: Millis,
+    pub actor: Actor,
+    pub action: Action,
+    pub reason: Option<String>,
+    pub before: StateSummary,
+    pub after: StateSummary,
+}
+
+/// Why an action was refused. `Forbidden` is the caller's role; the rest are the state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Refusal {
+    #[error("{role} may not {action}; allowed: {allowed}")]
+    Forbidden {
+        action: String,
+        role: Role,
+        allowed: String,
+    },
+    #[error("{action} needs a reason")]
+    ReasonRequired { action: String },
+    #[error("cannot {action} while the rollout is {phase}")]
+    WrongPhase { action: String, phase: String },
+    #[error("not ready to enter {stage}: {}", .blockers.join("; "))]
+    NotReady {
+        stage: String,
+        blockers: Vec<String>,
+    },
+    #[error("{0}")]
+    Unknown(String),
+    #[error("{0}")]
+    Duplicate(String),
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::NotStarted => "not started",
+            Phase::Running => "running",
+            Phase::Paused => "paused",
+            Phase::Killed => "killed",
+            Phase::Completed => "completed",
+        })
+    }
+}
+
+/// Applies `request` to `state`. On success returns the new state and its audit record.
+pub fn apply(
+    plan: &Plan,
+    state: &RolloutState,
+    request: &Request,
+    readiness: &Readiness,
+) -> Result<(RolloutState, AuditRecord), Refusal> {
+    let action = &request.action;
+    let allowed = action.allowed_roles(&plan.permissions);
+    if !allowed.contains(&request.actor.role) {
+        return Err(Refusal::Forbidden {
+            action: action.name().into(),
+            role: request.actor.role,
+            allowed: allowed
+                .iter()
+                .map(|r| r.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
+    }
+    let reason = request
+        .reason
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty());
+    let needs_reason = matches!(action, Action::Kill | Action::Override { .. })
+        || (matches!(action, Action::Resume) && state.phase == Phase::Killed);
+    if needs_reason && reason.is_none() {
+        return Err(Refusal::ReasonRequired {
+            action: action.name().into(),
+        });
+    }
+    let wrong_phase = || Refusal::WrongPhase {
+        action: action.name().into(),
+        phase: state.phase.to_string(),
+    };
+    let mark = Mark {
+        by: request.actor.clone(),
+        at: request.at,
+        reason: reason.map(str::to_string),
+    };
+    let mut next = state.clone();
+    match action {
+        Action::Start => {
+            if state.phase != Phase::NotStarted {
+                return Err(wrong_phase());
+            }
+            entry_blockers(plan, state, 0, readiness, &[])?;
+            enter(&mut next, 0, request.at);
+            next.phase = Phase::Running;
+        }
+        Action::Progress => {
+            let current = match (state.phase, state.stage) {
+                (Phase::Running, Some(i)) => i,
+                _ => return Err(wrong_phase()),
+            };
+            let stage_blockers = stage_blockers(plan, state, current, readiness, request.at);
+            if current + 1 >= plan.stages.len() {
+                if !stage_blockers.is_empty() {
+                    let stage = plan
+                        .stages
+                        .get(current)
+                        .map_or(String::new(), |s| s.id.clone());
+                    return Err(Refusal::NotReady {
+                        stage: format!("completion of {stage}"),
+                        blockers: stage_blockers,
+                    });
+                }
+                next.phase = Phase::Completed;
+            } else {
+                entry_blockers(plan, state, current + 1, readiness, &stage_blockers)?;
+                enter(&mut next, current + 1, request.at);
+            }
+        }
+        Action::Pause => {
+            if state.phase != Phase::Running {
+                return Err(wrong_phase());
+            }
+            next.phase = Phase::Paused;
+            next.paused = Some(mark.clone());
+        }
+        Action::Resume => match state.phase {
+            Phase::Paused => {
+                next.phase = Phase::Running;
+                next.paused = None;
+            }
+            // Back to the stage it was killed in, with its clock restarted: gates must hold
+            // again before the next progress.
+            Phase::Killed => {
+                next.phase = if state.stage.is_some() {
+                    Phase::Running
+                } else {
+                    Phase::NotStarted
+                };
+                next.killed = None;
+                next.paused = None;
+                if let Some(i) = state.stage {
+                    enter(&mut next, i, request.at);
+                }
+            }
+            _ => return Err(wrong_phase()),
+        },
+        Action::Kill => {
+            if matches!(state.phase, Phase::Killed | Phase::Completed) {
+                return Err(wrong_phase());
+            }
+            next.phase = Phase::Killed;
+            next.killed = Some(mark.clone());
+        }
+        Action::Override { gate } => {
+            let current = match (state.phase, state.stage) {
+                (Phase::Running | Phase::Paused, Some(i)) => i,
+                _ => return Err(wrong_phase()),
+            };
+            let stage_id = plan.stages.get(current).map_or("", |s| s.id.as_str());
+            let guards = plan
+                .gates
+                .iter()
+                .any(|g| &g.id == gate && g.stages.iter().any(|s| s == stage_id));
+            if !guards {
+                return Err(Refusal::Unknown(format!(
+                    "no gate \"{gate}\" guards stage {stage_id}"
+                )));
+            }
+            next.overrides.insert(gate.clone(), mark.clone());
+        }
+        Action::Check { list, item } | Action::Uncheck { list, item } => {
+            let Some(found) = plan
+                .checklists
+                .iter()
+                .find(|c| &c.id == list)
+                .and_then(|c| c.items.iter().find(|i| &i.id == item))
+            else {
+                return Err(Refusal::Unknown(format!("no checklist item {list}/{item}")));
+            };
+            if let Some(role) = found.role
+                && role != request.actor.role
+                && request.actor.role != Role::Lead
+            {
+                return Err(Refusal::Forbidden {
+                    action: format!("{} {list}/{item}", action.name()),
+                    role: request.actor.role,
+                    allowed: format!("{role}, lead"),
+                });
+            }
+            let key = format!("{list}/{item}");
+            if matches!(action, Action::Check { .. }) {
+                if state.checked.contains_key(&key) {
+                    return Err(Refusal::Duplicate(format!("{key} is already checked")));
+                }
+                next.checked.insert(key, mark.clone());
+            } else if next.checked.remove(&key).is_none() {
+                return Err(Refusal::Duplicate(format!("{key} is not checked")));
+            }
+        }
+        Action::Approve => {
+            let target = match (state.phase, state.stage) {
+                (Phase::NotStarted, _) => 0,
+                (Phase::Running | Phase::Paused, Some(i)) => i + 1,
+                _ => return Err(wrong_phase()),
+            };
+            let Some(stage) = plan.stages.get(target) else {
+                return Err(Refusal::Unknown("there is no next stage to approve".into()));
+            };
+            let Some(signoff) = plan.signoffs.iter().find(|s| s.stage == stage.id) else {
+                return Err(Refusal::Unknown(format!(
+                    "entering {} needs no sign-off",
+                    stage.id
+                )));
+            };
+            if !signoff.roles.contains(&request.actor.role) {
+                return Err(Refusal::Forbidden {
+                    action: format!("approve {}", stage.id),
+                    role: request.actor.role,
+                    allowed: signoff
+                        .roles
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                });
+            }
+            let approvals = next.approvals.entry(stage.id.clone()).or_default();
+            if approvals.iter().any(|m| m.by.name == request.actor.name) {
+                return Err(Refusal::Duplicate(format!(
+                    "{} already approved {}",
+                    request.actor.name, stage.id
+                )));
+            }
+            approvals.push(mark.clone());
+        }
+    }
+    next.version = state.version + 1;
+    let record = AuditRecord {
+        at: request.at,
+        actor: request.actor.clone(),
+        action: action.clone(),
+        reason: mark.reason,
+        before: state.summary(plan),
+        after: next.summary(plan),
+    };
+    Ok((next, record))
+}
+
+fn enter(state: &mut RolloutState, stage: usize, at: Millis) {
+    state.stage = Some(stage);
+    state.stage_entered_at = Some(at);
+    state.overrides.clear();
+}
+
+/// What keeps the current stage from being done: its minimum duration and its gates.
+fn stage_blockers(
+    plan: &Plan,
+    state: &RolloutState,
+    current: usize,
+    readiness: &Readiness,
+    now: Millis,
+) -> Vec<String> {
+    let mut blockers = Vec::new();
+    let Some(stage) = plan.stages.get(current) else {
+        return blockers;
+    };
+    if let (Some(min), Some(entered)) = (stage.min_duration, state.stage_entered_at) {
+        let spent = Span(now - entered);
+        if spent < min {
+            blockers.push(format!(
+                "stage {} has run {} of its minimum {}",
+                stage.id,
+                spent.human(),
+                min.human()
+            ));
+        }
+    }
+    for gate in plan.gates.iter().filter(|g| g.stages.contains(&stage.id)) {
+        if state.overrides.contains_key(&gate.id) {
+            continue;
+        }
+        match readiness.get(&gate.id) {
+            Some(r) if r.held() => {}
+            Some(r) if r.held_for.0 > 0 => blockers.push(format!(
+                "gate {} has held {} of {}",
+                gate.id,
+                r.held_for.human(),
+                gate.hold.human()
+            )),
+            Some(r) if r.passing => blockers.push(format!(
+                "gate {} has just started to hold (needs {})",
+                gate.id,
+                gate.hold.human()
+            )),
+            Some(_) => blockers.push(format!("gate {} is failing", gate.id)),
+            None => blockers.push(format!("gate {} has no data", gate.id)),
+        }
+    }
+    blockers
+}
+
+/// What keeps `target` from being entered: the current stage's blockers plus the target's
+/// required checklists and sign-offs.
+fn entry_blockers(
+    plan: &Plan,
+    state: &RolloutState,
+    target: usize,
+    readiness: &Readiness,
+    stage_blockers: &[String],
+) -> Result<(), Refusal> {
+    let Some(stage) = plan.stages.get(target) else {
+        return Err(Refusal::Unknown("no such stage".into()));
+    };
+    let mut blockers = stage_blockers.to_vec();
+    for list in plan
+        .checklists
+        .iter()
+        .filter(|c| c.required_for.as_deref() == Some(&stage.id))
+    {
+        let open: Vec<&str> = list
+            .items
+            .iter()
+            .filter(|i| {
+                let by_gate = i
+                    .gate
+                    .as_ref()
+                    .is_some_and(|g| readiness.get(g).is_some_and(|r| r.passing));
+                !by_gate && !state.checked.contains_key(&format!("{}/{}", list.id, i.id))
+            })
+            .map(|i| i.id.as_str())
+            .collect();
+        if !open.is_empty() {
+            blockers.push(format!(
+                "checklist {} has {} open item(s): {}",
+                list.id,
+                open.len(),
+                open.join(", ")
+            ));
+        }
+    }
+    for signoff in plan.signoffs.iter().filter(|s| s.stage == stage.id) {
+        let have = state.approvals.get(&stage.id).map_or(0, Vec::len);
+        if have < signoff.approvals as usize {
+            blockers.push(format!(
+                "sign-off for {} has {have} of {} approvals",
+                stage.id, signoff.approvals
+            ));
+        }
+    }
+    if blockers.is_empty() {
+        Ok(())
+    } else {
+        Err(Refusal::NotReady {
+            stage: stage.id.clone(),
+            blockers,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,310 @@
+//! The state machine's rules, as tables and as properties over random action sequences.
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::time::MINUTE;
+
+const PLAN: &str = r#"
+[rollout]
+id = "t"
+title = "T"
+
+[[stage]]
+id = "canary"
+traffic = 10
+min_duration = "30m"
+
+[[stage]]
+id = "ga"
+traffic = 100
+
+[[metric]]
+id = "latency_ms"
+kind = "distribution"
+
+[[gate]]
+id = "p95"
+expr = "p95(latency_ms) <= 700ms"
+window = "5m"
+hold = "60m"
+stages = ["canary"]
+
+[[checklist]]
+id = "pre"
+title = "Pre"
+required_for = "canary"
+items = [{ id = "db", text = "DB migrated", role = "operator" }]
+
+[[signoff]]
+stage = "ga"
+approvals = 2
+roles = ["product", "lead"]
+"#;
+
+fn plan() -> Plan {
+    crate::plan::parse("t.toml", PLAN).unwrap()
+}
+
+fn actor(name: &str, role: Role) -> Actor {
+    Actor {
+        name: name.into(),
+        role,
+    }
+}
+
+fn req(who: &Actor, action: Action, reason: Option<&str>, at: Millis) -> Request {
+    Request {
+        actor: who.clone(),
+        action,
+        reason: reason.map(str::to_string),
+        at,
+    }
+}
+
+fn held(minutes: i64) -> Readiness {
+    let mut r = Readiness::new();
+    r.insert(
+        "p95".into(),
+        GateReadiness {
+            passing: minutes > 0,
+            held_for: Span(minutes * MINUTE),
+            hold: Span(60 * MINUTE),
+        },
+    );
+    r
+}
+
+fn started(plan: &Plan) -> RolloutState {
+    let op = actor("olga", Role::Operator);
+    let check = Action::Check {
+        list: "pre".into(),
+        item: "db".into(),
+    };
+    let (s, _) = apply(
+        plan,
+        &RolloutState::new(),
+        &req(&op, check, None, 0),
+        &held(0),
+    )
+    .unwrap();
+    let (s, _) = apply(plan, &s, &req(&op, Action::Start, None, 0), &held(0)).unwrap();
+    s
+}
+
+#[test]
+fn start_needs_the_preflight_checklist() {
+    let plan = plan();
+    let op = actor("olga", Role::Operator);
+    let refused = apply(
+        &plan,
+        &RolloutState::new(),
+        &req(&op, Action::Start, None, 0),
+        &held(0),
+    );
+    assert_eq!(
+        refused.unwrap_err().to_string(),
+        "not ready to enter canary: checklist pre has 1 open item(s): db"
+    );
+    let s = started(&plan);
+    assert_eq!(
+        (s.phase, s.stage, s.traffic(&plan)),
+        (Phase::Running, Some(0), 10.0)
+    );
+}
+
+#[test]
+fn progress_says_exactly_what_is_missing() {
+    let plan = plan();
+    let s = started(&plan);
+    let op = actor("olga", Role::Operator);
+    let refused = apply(
+        &plan,
+        &s,
+        &req(&op, Action::Progress, None, 20 * MINUTE),
+        &held(41),
+    )
+    .unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "not ready to enter ga: stage canary has run 20m of its minimum 30m; gate p95 has held 41m of 1h 00m; sign-off for ga has 0 of 2 approvals"
+    );
+    let no_data = apply(
+        &plan,
+        &s,
+        &req(&op, Action::Progress, None, 40 * MINUTE),
+        &Readiness::new(),
+    )
+    .unwrap_err();
+    assert!(
+        no_data.to_string().contains("gate p95 has no data"),
+        "{no_data}"
+    );
+}
+
+#[test]
+fn sign_offs_need_distinct_people_of_the_right_roles() {
+    let plan = plan();
+    let s = started(&plan);
+    let pam = actor("pam", Role::Product);
+    let (s, _) = apply(&plan, &s, &req(&pam, Action::Approve, None, 1), &held(0)).unwrap();
+    let again = apply(&plan, &s, &req(&pam, Action::Approve, None, 2), &held(0)).unwrap_err();
+    assert_eq!(again.to_string(), "pam already approved ga");
+    let op = actor("olga", Role::Operator);
+    assert!(matches!(
+        apply(&plan, &s, &req(&op, Action::Approve, None, 2), &held(0)),
+        Err(Refusal::Forbidden { .. })
+    ));
+    let lee = actor("lee", Role::Lead);
+    let (s, _) = apply(&plan, &s, &req(&lee, Action::Approve, None, 3), &held(0)).unwrap();
+    let (s, record) = apply(
+        &plan,
+        &s,
+        &req(&op, Action::Progress, None, 61 * MINUTE),
+        &held(61),
+    )
+    .unwrap();
+    assert_eq!((s.stage, s.traffic(&plan)), (Some(1), 100.0));
+    assert_eq!(record.before.stage.as_deref(), Some("canary"));
+    assert_eq!(record.after.stage.as_deref(), Some("ga"));
+}
+
+#[test]
+fn a_lead_override_with_a_reason_unblocks_a_gate() {
+    let plan = plan();
+    let s = started(&plan);
+    let lee = actor("lee", Role::Lead);
+    let op = actor("olga", Role::Operator);
+    let gate = Action::Override { gate: "p95".into() };
+    assert!(matches!(
+        apply(&plan, &s, &req(&lee, gate.clone(), None, 1), &held(0)),
+        Err(Refusal::ReasonRequired { .. })
+    ));
+    assert!(matches!(
+        apply(&plan, &s, &req(&op, gate.clone(), Some("x"), 1), &held(0)),
+        Err(Refusal::Forbidden { .. })
+    ));
+    let (s, _) = apply(
+        &plan,
+        &s,
+        &req(&lee, gate, Some("p95 probe is flaky"), 1),
+        &held(0),
+    )
+    .unwrap();
+    let refused = apply(
+        &plan,
+        &s,
+        &req(&op, Action::Progress, None, 31 * MINUTE),
+        &held(0),
+    )
+    .unwrap_err();
+    assert!(!refused.to_string().contains("gate p95"), "{refused}");
+}
+
+#[test]
+fn kill_needs_a_reason_always_works_and_only_resume_leaves_it() {
+    let plan = plan();
+    let s = started(&plan);
+    let pam = actor("pam", Role::Product);
+    assert!(matches!(
+        apply(&plan, &s, &req(&pam, Action::Kill, Some("  "), 1), &held(0)),
+        Err(Refusal::ReasonRequired { .. })
+    ));
+    let (killed, record) = apply(
+        &plan,
+        &s,
+        &req(&pam, Action::Kill, Some("p95 > 900ms"), 1),
+        &held(0),
+    )
+    .unwrap();
+    assert_eq!((killed.phase, killed.traffic(&plan)), (Phase::Killed, 0.0));
+    assert_eq!(record.after.traffic, 0.0);
+    let op = actor("olga", Role::Operator);
+    for action in [Action::Progress, Action::Pause, Action::Kill] {
+        assert!(apply(&plan, &killed, &req(&op, action, Some("r"), 2), &held(99)).is_err());
+    }
+    let lee = actor("lee", Role::Lead);
+    let (resumed, _) = apply(
+        &plan,
+        &killed,
+        &req(&lee, Action::Resume, Some("fixed"), 3),
+        &held(0),
+    )
+    .unwrap();
+    assert_eq!(
+        (resumed.phase, resumed.stage, resumed.stage_entered_at),
+        (Phase::Running, Some(0), Some(3))
+    );
+}
+
+fn arb_actor() -> impl Strategy<Value = Actor> {
+    prop::sample::select(vec![
+        actor("vic", Role::Viewer),
+        actor("olga", Role::Operator),
+        actor("pam", Role::Product),
+        actor("lee", Role::Lead),
+        actor("lou", Role::Lead),
+    ])
+}
+
+fn arb_action() -> impl Strategy<Value = Action> {
+    prop_oneof![
+        Just(Action::Start),
+        Just(Action::Progress),
+        Just(Action::Pause),
+        Just(Action::Resume),
+        Just(Action::Kill),
+        Just(Action::Approve),
+        Just(Action::Override { gate: "p95".into() }),
+        Just(Action::Check {
+            list: "pre".into(),
+            item: "db".into()
+        }),
+        Just(Action::Uncheck {
+            list: "pre".into(),
+            item: "db".into()
+        }),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn random_sequences_keep_the_invariants(
+        steps in prop::collection::vec((arb_actor(), arb_action(), any::<bool>(), 0i64..100), 1..60)
+    ) {
+        let plan = plan();
+        let mut state = RolloutState::new();
+        let mut audit = Vec::new();
+        let mut now = 0;
+        for (who, action, with_reason, held_minutes) in steps {
+            now += 5 * MINUTE;
+            let request = req(&who, action.clone(), with_reason.then_some("because"), now);
+            match apply(&plan, &state, &request, &held(held_minutes)) {
+                Ok((next, record)) => {
+                    if state.phase == Phase::Killed && next.phase != Phase::Killed {
+                        prop_assert_eq!(&action, &Action::Resume, "only resume leaves killed");
+                    }
+                    if let (Some(a), Some(b)) = (state.stage, next.stage) {
+                        prop_assert!(b == a || b == a + 1, "stage {} -> {} skips", a, b);
+                    }
+                    prop_assert_eq!(next.version, state.version + 1);
+                    prop_assert_eq!(&record.after, &next.summary(&plan));
+                    audit.push(record);
+                    state = next;
+                }
+                Err(refusal) => {
+                    if who.role == Role::Viewer {
+                        let forbidden = matches!(refusal, Refusal::Forbidden { .. });
+                        prop_assert!(forbidden);
+                    }
+                }
+            }
+            let stage_traffic = state.stage.and_then(|i| plan.stages.get(i)).map_or(0.0, |s| s.traffic);
+            prop_assert!(state.traffic(&plan) <= stage_traffic);
+            if state.phase == Phase::Killed {
+                prop_assert_eq!(state.traffic(&plan), 0.0);
+            }
+        }
+        prop_assert_eq!(audit.len() as u64, state.version, "one audit record per accepted action");
+    }
+}
