@@ -7,4 +7,5 @@ pub mod query;
 pub mod role;
 pub mod rollout;
 pub mod series;
+pub mod snapshot;
 pub mod time;

@@ -259,7 +259,7 @@ async fn start(
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let addr = listener.local_addr()?;
-    let state = AppState::new(storage.clone(), plans);
+    let state = AppState::load(storage.clone(), plans).await?;
     println!(
         "cutover is serving {} rollout(s) at http://{addr}",
         state.rollouts.len()

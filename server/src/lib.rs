@@ -1,6 +1,7 @@
 //! cutover's server: HTTP API, live stream, storage, and the commands of the `cutover` binary.
 //! `app(state)` builds the router (tests call it), `serve(listener, state, shutdown)` runs it.
 
+pub mod actions;
 pub mod assets;
 pub mod auth;
 pub mod cli;

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use cutover_core::plan::Plan;
 use cutover_core::query::MetricKind;
 use cutover_core::series::{Frame, Point, Series};
+use cutover_core::snapshot::Snapshot;
 use cutover_core::time::{MINUTE, Millis, SECOND};
 use sketches_ddsketch::{Config, DDSketch};
 use tokio::sync::broadcast;
@@ -28,11 +29,36 @@ struct Bucket {
     sketch: DDSketch,
 }
 
+/// What the stream carries: chart frames on every tick, the rollout's state on every action.
+#[derive(Debug, Clone)]
+pub enum LiveEvent {
+    Frame(Frame),
+    State(Box<Snapshot>),
+}
+
+impl LiveEvent {
+    /// The SSE event name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            LiveEvent::Frame(_) => "frame",
+            LiveEvent::State(_) => "state",
+        }
+    }
+
+    pub fn json(&self) -> String {
+        match self {
+            LiveEvent::Frame(f) => serde_json::to_string(f),
+            LiveEvent::State(s) => serde_json::to_string(s),
+        }
+        .unwrap_or_default()
+    }
+}
+
 pub struct Live {
     rollout: String,
     latency_metric: Option<String>,
     buckets: Mutex<VecDeque<Bucket>>,
-    sender: broadcast::Sender<(u64, Frame)>,
+    sender: broadcast::Sender<(u64, LiveEvent)>,
     next_id: AtomicU64,
 }
 
@@ -137,13 +163,18 @@ impl Live {
 
     /// Sends the current frame to every viewer; returns its event id.
     pub fn publish(&self, now: Millis) -> u64 {
+        self.send(LiveEvent::Frame(self.frame(now)))
+    }
+
+    /// Sends an event to every viewer; returns its id.
+    pub fn send(&self, event: LiveEvent) -> u64 {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         // No receivers is fine: nobody is watching.
-        let _ = self.sender.send((id, self.frame(now)));
+        let _ = self.sender.send((id, event));
         id
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<(u64, Frame)> {
+    pub fn subscribe(&self) -> broadcast::Receiver<(u64, LiveEvent)> {
         self.sender.subscribe()
     }
 

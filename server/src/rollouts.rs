@@ -18,6 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::ingest::{self, IngestReport};
+use crate::live::LiveEvent;
 use crate::state::{AppState, Rollout, now};
 
 #[derive(Debug, Serialize)]
@@ -41,7 +42,7 @@ pub async fn list(State(state): State<AppState>) -> Json<Vec<RolloutSummary>> {
     )
 }
 
-fn find(state: &AppState, id: &str) -> Result<Arc<Rollout>, ApiError> {
+pub(crate) fn find(state: &AppState, id: &str) -> Result<Arc<Rollout>, ApiError> {
     state
         .rollout(id)
         .cloned()
@@ -85,15 +86,25 @@ pub async fn stream(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let rollout = find(&state, &id)?;
     let mut receiver = rollout.live.subscribe();
-    let first = rollout.live.frame(now());
+    let snapshot = LiveEvent::State(Box::new(rollout.snapshot(now()).await));
+    let first = LiveEvent::Frame(rollout.live.frame(now()));
     let stream = async_stream(move |tx| async move {
-        if tx.send(frame_event(0, &first)).await.is_err() {
-            return;
+        for event in [snapshot, first] {
+            if tx.send(sse_event(0, &event)).await.is_err() {
+                return;
+            }
         }
         loop {
             let event = match receiver.recv().await {
-                Ok((id, frame)) => frame_event(id, &frame),
-                Err(RecvError::Lagged(_)) => frame_event(0, &rollout.live.frame(now())),
+                Ok((id, event)) => sse_event(id, &event),
+                // Too far behind: skip the backlog, send what is true now.
+                Err(RecvError::Lagged(_)) => {
+                    let state = LiveEvent::State(Box::new(rollout.snapshot(now()).await));
+                    if tx.send(sse_event(0, &state)).await.is_err() {
+                        return;
+                    }
+                    sse_event(0, &LiveEvent::Frame(rollout.live.frame(now())))
+                }
                 Err(RecvError::Closed) => return,
             };
             if tx.send(event).await.is_err() {
@@ -104,10 +115,8 @@ pub async fn stream(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-fn frame_event(id: u64, frame: &cutover_core::series::Frame) -> Result<Event, Infallible> {
-    let event = Event::default()
-        .event("frame")
-        .data(serde_json::to_string(frame).unwrap_or_default());
+fn sse_event(id: u64, event: &LiveEvent) -> Result<Event, Infallible> {
+    let event = Event::default().event(event.name()).data(event.json());
     Ok(if id > 0 {
         event.id(id.to_string())
     } else {

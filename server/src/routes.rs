@@ -6,11 +6,28 @@ use axum::routing::{get, post};
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
-use crate::{assets, ingest, rollouts};
+use crate::{actions, assets, ingest, rollouts};
 
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .route("/rollouts", get(rollouts::list))
+        .route("/rollouts/{id}", get(actions::snapshot))
+        .route("/rollouts/{id}/audit", get(actions::audit))
+        .route("/rollouts/{id}/flags", get(actions::flags))
+        .route("/rollouts/{id}/start", post(actions::start))
+        .route("/rollouts/{id}/progress", post(actions::progress))
+        .route("/rollouts/{id}/pause", post(actions::pause))
+        .route("/rollouts/{id}/resume", post(actions::resume))
+        .route("/rollouts/{id}/kill", post(actions::kill))
+        .route("/rollouts/{id}/approvals", post(actions::approve))
+        .route(
+            "/rollouts/{id}/gates/{gate}/override",
+            post(actions::override_gate),
+        )
+        .route(
+            "/rollouts/{id}/checklists/{list}/items/{item}",
+            post(actions::check_item),
+        )
         .route("/rollouts/{id}/events", post(rollouts::ingest))
         .route("/rollouts/{id}/stream", get(rollouts::stream))
         .fallback(assets::api_not_found);

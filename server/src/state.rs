@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cutover_core::plan::Plan;
+use cutover_core::rollout::RolloutState;
+use cutover_core::snapshot::Snapshot;
 use cutover_core::time::Millis;
+use tokio::sync::Mutex;
 
 use crate::ingest::{Observation, ObservedValue};
 use crate::live::Live;
@@ -17,9 +20,13 @@ pub struct AppState {
     pub rollouts: Arc<BTreeMap<String, Arc<Rollout>>>,
 }
 
-/// One loaded plan and its live data.
+/// One loaded plan, its durable state and its live data.
 pub struct Rollout {
     pub plan: Plan,
+    /// The last committed state. Actions hold this lock from decision to commit, so actions
+    /// on one rollout are serialised: a kill and a progress can never both decide on the same
+    /// state, and whichever runs second sees the first.
+    pub state: Mutex<RolloutState>,
     pub live: Live,
 }
 
@@ -36,21 +43,41 @@ impl Rollout {
             }
         }
     }
+
+    pub async fn snapshot(&self, now: Millis) -> Snapshot {
+        Snapshot::new(&self.plan, &*self.state.lock().await, now)
+    }
 }
 
 impl AppState {
-    pub fn new(storage: Storage, plans: Vec<Plan>) -> AppState {
-        let rollouts = plans
-            .into_iter()
-            .map(|plan| {
-                let live = Live::new(&plan);
-                (plan.id.clone(), Arc::new(Rollout { plan, live }))
-            })
-            .collect();
-        AppState {
+    /// Registers every plan as a rollout in storage and loads its durable state.
+    pub async fn load(storage: Storage, plans: Vec<Plan>) -> anyhow::Result<AppState> {
+        let mut rollouts = BTreeMap::new();
+        for plan in plans {
+            let hash = crate::storage::hash_token(&serde_json::to_string(&plan)?);
+            let fresh = RolloutState::new();
+            storage
+                .ensure_rollout(
+                    &plan.id,
+                    &plan.title,
+                    &hash,
+                    &serde_json::to_string(&fresh)?,
+                    now(),
+                )
+                .await?;
+            let state = storage.load_state(&plan.id).await?.unwrap_or(fresh);
+            let live = Live::new(&plan);
+            let rollout = Rollout {
+                plan,
+                state: Mutex::new(state),
+                live,
+            };
+            rollouts.insert(rollout.plan.id.clone(), Arc::new(rollout));
+        }
+        Ok(AppState {
             storage,
             rollouts: Arc::new(rollouts),
-        }
+        })
     }
 
     pub fn rollout(&self, id: &str) -> Option<&Arc<Rollout>> {

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use cutover_core::role::Role;
+use cutover_core::rollout::{AuditRecord, RolloutState};
 use cutover_core::time::Millis;
 use sha2::{Digest, Sha256};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -120,5 +121,120 @@ impl Storage {
         sqlx::query_scalar("SELECT id FROM rollouts ORDER BY id")
             .fetch_all(&self.pool)
             .await
+    }
+
+    /// The rollout's durable state; `None` if it was never written (a fresh rollout).
+    pub async fn load_state(&self, id: &str) -> anyhow::Result<Option<RolloutState>> {
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT state, version FROM rollouts WHERE id = ?1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        match row {
+            Some((state, version)) if version > 0 => Ok(Some(serde_json::from_str(&state)?)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Writes the new state and its audit record in one transaction, only if the stored
+    /// version is still the one the action was decided on. Returns false on a lost race.
+    pub async fn commit_action(
+        &self,
+        id: &str,
+        expected_version: u64,
+        state: &RolloutState,
+        record: &AuditRecord,
+        evidence: &serde_json::Value,
+    ) -> anyhow::Result<Option<i64>> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE rollouts SET state = ?1, version = ?2, updated_at = ?3 WHERE id = ?4 AND version = ?5",
+        )
+        .bind(serde_json::to_string(state)?)
+        .bind(i64::try_from(state.version)?)
+        .bind(record.at)
+        .bind(id)
+        .bind(i64::try_from(expected_version)?)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(None);
+        }
+        let mut entry = serde_json::to_value(record)?;
+        if let Some(map) = entry.as_object_mut() {
+            map.insert("evidence".into(), evidence.clone());
+        }
+        let seq = sqlx::query(
+            "INSERT INTO audit (rollout, at, actor, role, action, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .bind(id)
+        .bind(record.at)
+        .bind(&record.actor.name)
+        .bind(record.actor.role.as_str())
+        .bind(record.action.name())
+        .bind(entry.to_string())
+        .execute(&mut *tx)
+        .await?
+        .last_insert_rowid();
+        tx.commit().await?;
+        Ok(Some(seq))
+    }
+
+    /// Audit entries newest first, `limit` of them, older than `before` when given.
+    pub async fn audit(
+        &self,
+        id: &str,
+        before: Option<i64>,
+        limit: i64,
+    ) -> anyhow::Result<Vec<serde_json::Value>> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, record FROM audit WHERE rollout = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+        )
+        .bind(id)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(seq, record)| {
+                let mut v: serde_json::Value = serde_json::from_str(&record)?;
+                if let Some(map) = v.as_object_mut() {
+                    map.insert("seq".into(), seq.into());
+                }
+                Ok(v)
+            })
+            .collect()
+    }
+
+    /// The stored answer to an earlier request with this idempotency key.
+    pub async fn idempotent_response(&self, key: &str) -> anyhow::Result<Option<(u16, String)>> {
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT status, response FROM idempotency WHERE key = ?1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(status, body)| (u16::try_from(status).unwrap_or(200), body)))
+    }
+
+    pub async fn remember_response(
+        &self,
+        key: &str,
+        rollout: &str,
+        status: u16,
+        body: &str,
+        now: Millis,
+    ) -> anyhow::Result<()> {
+        sqlx::query(
+            "INSERT INTO idempotency (key, rollout, response, status, at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(rollout)
+        .bind(body)
+        .bind(i64::from(status))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 }

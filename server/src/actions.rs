@@ -1,0 +1,243 @@
+//! Handlers for actions on a rollout: start, progress, pause, resume, kill, override a gate,
+//! check or uncheck an item, approve. Each one: authenticate, decide in core, commit the new
+//! state and its audit record in one transaction, then tell every viewer.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use cutover_core::rollout::{self, Action, Actor, Readiness, Refusal, Request};
+use cutover_core::snapshot::Snapshot;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::live::LiveEvent;
+use crate::rollouts::find;
+use crate::state::{AppState, now};
+
+/// The optional JSON body of an action.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionBody {
+    pub reason: Option<String>,
+    /// For checklist items: check (default) or uncheck.
+    pub checked: Option<bool>,
+    /// For checklist items: a note kept with the check.
+    pub note: Option<String>,
+}
+
+fn body(bytes: &Bytes) -> Result<ActionBody, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(ActionBody::default());
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("body: {e}")))
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        let message = refusal.to_string();
+        match refusal {
+            Refusal::Forbidden { .. } => ApiError::Forbidden(message),
+            Refusal::ReasonRequired { .. } => ApiError::Unprocessable(message),
+            Refusal::Unknown(_) => ApiError::NotFound(message),
+            Refusal::WrongPhase { .. } | Refusal::NotReady { .. } | Refusal::Duplicate(_) => {
+                ApiError::Conflict(message)
+            }
+        }
+    }
+}
+
+/// Decides and commits one action; answers with the new snapshot. An `Idempotency-Key`
+/// header makes a retry return the first answer instead of acting twice.
+async fn act(
+    state: &AppState,
+    id: &str,
+    caller: Caller,
+    headers: &HeaderMap,
+    action: Action,
+    reason: Option<String>,
+) -> Result<Response, ApiError> {
+    let rollout = find(state, id)?;
+    let key = headers
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(|k| format!("{}:{id}:{k}", caller.0.name));
+    if let Some(key) = &key
+        && let Some((status, body)) = state.storage.idempotent_response(key).await?
+    {
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+        return Ok((status, [("content-type", "application/json")], body).into_response());
+    }
+    let actor = Actor {
+        name: caller.0.name.clone(),
+        role: caller.0.role,
+    };
+    let at = now();
+    let request = Request {
+        actor,
+        action,
+        reason,
+        at,
+    };
+    // Gate readiness comes from evaluation; until it runs every gate is "no data", which
+    // never lets progress through on its own.
+    let readiness = Readiness::new();
+    let mut current = rollout.state.lock().await;
+    let (next, record) = rollout::apply(&rollout.plan, &current, &request, &readiness)?;
+    let evidence = json!({ "gates": readiness });
+    let committed = state
+        .storage
+        .commit_action(id, current.version, &next, &record, &evidence)
+        .await?;
+    if committed.is_none() {
+        return Err(ApiError::Conflict(
+            "the rollout changed underneath this action (another replica?); retry".into(),
+        ));
+    }
+    *current = next;
+    let snapshot = Snapshot::new(&rollout.plan, &current, at);
+    drop(current);
+    rollout
+        .live
+        .send(LiveEvent::State(Box::new(snapshot.clone())));
+    let body = serde_json::to_string(&snapshot).map_err(anyhow::Error::from)?;
+    if let Some(key) = &key {
+        state
+            .storage
+            .remember_response(key, id, 200, &body, at)
+            .await?;
+    }
+    Ok((StatusCode::OK, [("content-type", "application/json")], body).into_response())
+}
+
+macro_rules! simple_action {
+    ($name:ident, $action:expr) => {
+        pub async fn $name(
+            State(state): State<AppState>,
+            Path(id): Path<String>,
+            caller: Caller,
+            headers: HeaderMap,
+            bytes: Bytes,
+        ) -> Result<Response, ApiError> {
+            let body = body(&bytes)?;
+            act(&state, &id, caller, &headers, $action, body.reason).await
+        }
+    };
+}
+
+simple_action!(start, Action::Start);
+simple_action!(progress, Action::Progress);
+simple_action!(pause, Action::Pause);
+simple_action!(resume, Action::Resume);
+simple_action!(kill, Action::Kill);
+simple_action!(approve, Action::Approve);
+
+/// `POST .../gates/{gate}/override` with a reason.
+pub async fn override_gate(
+    State(state): State<AppState>,
+    Path((id, gate)): Path<(String, String)>,
+    caller: Caller,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let body = body(&bytes)?;
+    act(
+        &state,
+        &id,
+        caller,
+        &headers,
+        Action::Override { gate },
+        body.reason,
+    )
+    .await
+}
+
+/// `POST .../checklists/{list}/items/{item}` with `{"checked": true|false, "note": ...}`.
+pub async fn check_item(
+    State(state): State<AppState>,
+    Path((id, list, item)): Path<(String, String, String)>,
+    caller: Caller,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let body = body(&bytes)?;
+    let action = if body.checked.unwrap_or(true) {
+        Action::Check { list, item }
+    } else {
+        Action::Uncheck { list, item }
+    };
+    act(
+        &state,
+        &id,
+        caller,
+        &headers,
+        action,
+        body.note.or(body.reason),
+    )
+    .await
+}
+
+/// `GET /api/rollouts/{id}`: the snapshot.
+pub async fn snapshot(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Snapshot>, ApiError> {
+    Ok(Json(find(&state, &id)?.snapshot(now()).await))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+/// `GET /api/rollouts/{id}/audit?before=SEQ&limit=N`: newest first.
+pub async fn audit(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<AuditQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    find(&state, &id)?;
+    let limit = q.limit.unwrap_or(50).clamp(1, 500);
+    let entries = state.storage.audit(&id, q.before, limit).await?;
+    let next = entries.last().and_then(|e| e["seq"].as_i64());
+    Ok(Json(json!({ "entries": entries, "next_before": next })))
+}
+
+/// `GET /api/rollouts/{id}/flags`: what services poll. ETag is the state version.
+pub async fn flags(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let rollout = find(&state, &id)?;
+    let current = rollout.state.lock().await.clone();
+    let etag = format!("\"{}\"", current.version);
+    if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
+        return Ok((StatusCode::NOT_MODIFIED, [("etag", etag)]).into_response());
+    }
+    use cutover_core::rollout::Phase;
+    let stage = current.stage.and_then(|i| rollout.plan.stages.get(i));
+    // Killed or not started: no stage flags apply; services fall back to their defaults.
+    let live = matches!(
+        current.phase,
+        Phase::Running | Phase::Paused | Phase::Completed
+    );
+    let flags = stage
+        .filter(|_| live)
+        .map(|s| s.flags.clone())
+        .unwrap_or_default();
+    let body = json!({
+        "rollout": id,
+        "phase": current.phase,
+        "stage": stage.map(|s| s.id.clone()),
+        "traffic": current.traffic(&rollout.plan),
+        "killed": current.phase == Phase::Killed,
+        "flags": flags,
+        "version": current.version,
+    });
+    Ok(([("etag", etag)], Json(body)).into_response())
+}

@@ -1,0 +1,120 @@
+//! A real server on a loopback port over a real SQLite file, with one token per role.
+//! Restartable on the same data dir to test durability.
+
+// Each test binary includes this file and uses a different subset of it.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use cutover_core::plan::Plan;
+use cutover_core::role::Role;
+use cutover_server::state::now;
+use cutover_server::storage::Storage;
+use cutover_server::{AppState, serve};
+use serde_json::Value;
+
+pub struct TestApp {
+    pub url: String,
+    pub http: reqwest::Client,
+    pub tokens: BTreeMap<Role, String>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    done: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl TestApp {
+    /// Starts a server for `plans` on `data`; users are created (or re-keyed) per role.
+    pub async fn start(data: &Path, plans: Vec<Plan>) -> TestApp {
+        let storage = Storage::open_sqlite(data).await.unwrap();
+        let mut tokens = BTreeMap::new();
+        for role in Role::ALL {
+            let token = storage
+                .upsert_user(&format!("test-{role}"), role, now())
+                .await
+                .unwrap();
+            tokens.insert(role, token);
+        }
+        let state = AppState::load(storage, plans).await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let ticking = state.clone();
+        let ticker = tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                for r in ticking.rollouts.values() {
+                    r.live.publish(now());
+                }
+            }
+        });
+        let done = tokio::spawn(async move {
+            let _ = serve(listener, state, async {
+                let _ = rx.await;
+            })
+            .await;
+            ticker.abort();
+        });
+        TestApp {
+            url,
+            http: reqwest::Client::new(),
+            tokens,
+            shutdown: Some(tx),
+            done: Some(done),
+        }
+    }
+
+    /// Stops the server and waits until it has let go of its connections.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(done) = self.done.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), done).await;
+        }
+    }
+
+    pub fn token(&self, role: Role) -> &str {
+        &self.tokens[&role]
+    }
+
+    /// POSTs JSON `body` to `path` as `role` (no credentials when None).
+    pub async fn post(&self, role: Option<Role>, path: &str, body: Value) -> (u16, Value) {
+        let mut request = self.http.post(format!("{}{path}", self.url)).json(&body);
+        if let Some(role) = role {
+            request = request.bearer_auth(self.token(role));
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    }
+}
+
+/// A plan with `stages` stages, no gates and no minimum durations: progress is only limited
+/// by the state machine, which is what race tests need.
+pub fn open_plan(id: &str, stages: usize) -> Plan {
+    let mut text = format!("[rollout]\nid = \"{id}\"\ntitle = \"Open\"\n");
+    for i in 0..stages {
+        let traffic = (i + 1) as f64 * 100.0 / stages as f64;
+        text.push_str(&format!(
+            "\n[[stage]]\nid = \"s{i}\"\ntraffic = {traffic}\n"
+        ));
+    }
+    text.push_str("\n[[metric]]\nid = \"latency_ms\"\nkind = \"distribution\"\n");
+    cutover_core::plan::parse("open.toml", &text).unwrap()
+}
+
+pub fn spiralogic() -> Plan {
+    let text = include_str!("../../../plans/spiralogic.toml");
+    cutover_core::plan::parse("spiralogic.toml", text).unwrap()
+}
