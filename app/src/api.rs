@@ -1,5 +1,7 @@
-//! Typed calls to the server's JSON API.
+//! Typed calls to the server's JSON API. The browser's session cookie authenticates; mutating
+//! calls also send the session's CSRF token.
 
+use gloo_net::http::{Request, Response};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -8,13 +10,73 @@ pub struct RolloutSummary {
     pub title: String,
 }
 
+/// Who this browser is signed in as.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Me {
+    pub name: String,
+    pub role: cutover_core::role::Role,
+    pub csrf: String,
+    /// Set for share-link sessions: the one rollout they may see.
+    pub rollout: Option<String>,
+}
+
+/// The server's error message, or a description of the failure.
+async fn error_text(response: Response) -> String {
+    let status = response.status();
+    match response.json::<serde_json::Value>().await {
+        Ok(body) => body["error"]["message"]
+            .as_str()
+            .map_or_else(|| format!("the server answered {status}"), str::to_string),
+        Err(_) => format!("the server answered {status}"),
+    }
+}
+
 pub async fn rollouts() -> Result<Vec<RolloutSummary>, String> {
-    let response = gloo_net::http::Request::get("/api/rollouts")
+    let response = Request::get("/api/rollouts")
         .send()
         .await
         .map_err(|e| e.to_string())?;
     if !response.ok() {
-        return Err(format!("the server answered {}", response.status()));
+        return Err(error_text(response).await);
     }
     response.json().await.map_err(|e| e.to_string())
+}
+
+/// `None` when not signed in.
+pub async fn whoami() -> Result<Option<Me>, String> {
+    let response = Request::get("/api/session")
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    match response.status() {
+        200 => response.json().await.map(Some).map_err(|e| e.to_string()),
+        401 => Ok(None),
+        _ => Err(error_text(response).await),
+    }
+}
+
+pub async fn sign_in(token: &str) -> Result<Me, String> {
+    let response = Request::post("/api/session")
+        .json(&serde_json::json!({ "token": token.trim() }))
+        .map_err(|e| e.to_string())?
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.ok() {
+        return Err(error_text(response).await);
+    }
+    response.json().await.map_err(|e| e.to_string())
+}
+
+pub async fn sign_out(csrf: &str) -> Result<(), String> {
+    let response = Request::delete("/api/session")
+        .header("X-CSRF-Token", csrf)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.ok() {
+        Ok(())
+    } else {
+        Err(error_text(response).await)
+    }
 }

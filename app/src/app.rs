@@ -4,15 +4,55 @@
 use cutover_core::series::{Frame, Series};
 use leptos::prelude::*;
 
-use crate::api;
+use crate::api::{self, Me};
 use crate::components::series_chart::SeriesChart;
+use crate::components::sign_in::SignIn;
 use crate::live::{self, Connection};
 
-/// The whole app.
+/// The whole app: signs the browser in if needed, then shows the dashboard.
 #[component]
 pub fn App() -> impl IntoView {
-    let rollouts = LocalResource::new(api::rollouts);
+    let me = RwSignal::new(None::<Me>);
+    let checked = LocalResource::new(api::whoami);
+    Effect::new(move |_| {
+        if let Some(Ok(Some(found))) = checked.get() {
+            me.set(Some(found));
+        }
+    });
+    let on_signed_in = Callback::new(move |found: Me| me.set(Some(found)));
     view! {
+        <Transition fallback=|| view! { <p>"Loading…"</p> }>
+            {move || match (checked.get(), me.get()) {
+                (_, Some(user)) => view! { <SignedIn me=user on_sign_out=Callback::new(move |_| me.set(None)) /> }.into_any(),
+                (Some(Err(e)), None) => view! { <p class="error">"Cannot reach the server: " {e}</p> }.into_any(),
+                (Some(_), None) => view! { <SignIn on_signed_in /> }.into_any(),
+                (None, None) => view! { <p>"Loading…"</p> }.into_any(),
+            }}
+        </Transition>
+    }
+}
+
+/// Everything a signed-in person sees.
+#[component]
+fn SignedIn(me: Me, on_sign_out: Callback<()>) -> impl IntoView {
+    let rollouts = LocalResource::new(api::rollouts);
+    let csrf = me.csrf.clone();
+    let sign_out = move |_| {
+        let csrf = csrf.clone();
+        leptos::task::spawn_local(async move {
+            let _ = api::sign_out(&csrf).await;
+            on_sign_out.run(());
+        });
+    };
+    let who = match &me.rollout {
+        Some(_) => "stakeholder · read-only".to_string(),
+        None => format!("{} · {}", me.name, me.role),
+    };
+    view! {
+        <div class="who">
+            <span data-testid="whoami">{who}</span>
+            <button class="link" data-testid="sign-out" on:click=sign_out>"Sign out"</button>
+        </div>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
             {move || {
                 rollouts

@@ -60,6 +60,7 @@ async fn act(
     action: Action,
     reason: Option<String>,
 ) -> Result<Response, ApiError> {
+    caller.may_see(id)?;
     let rollout = find(state, id)?;
     let key = headers
         .get("idempotency-key")
@@ -184,7 +185,9 @@ pub async fn check_item(
 pub async fn snapshot(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    caller: Caller,
 ) -> Result<Json<Snapshot>, ApiError> {
+    caller.may_see(&id)?;
     Ok(Json(find(&state, &id)?.snapshot(now()).await))
 }
 
@@ -198,8 +201,10 @@ pub struct AuditQuery {
 pub async fn audit(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    caller: Caller,
     axum::extract::Query(q): axum::extract::Query<AuditQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.may_see(&id)?;
     find(&state, &id)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let entries = state.storage.audit(&id, q.before, limit).await?;
@@ -211,8 +216,10 @@ pub async fn audit(
 pub async fn flags(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    caller: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    caller.may_see(&id)?;
     let rollout = find(&state, &id)?;
     let current = rollout.state.lock().await.clone();
     let etag = format!("\"{}\"", current.version);

@@ -42,6 +42,44 @@ pub async fn serve(uri: Uri) -> Response {
         .into_response()
 }
 
+/// The Content-Security-Policy: only our own origin, wasm compilation allowed, and the one
+/// inline module script trunk writes into index.html allowed by its hash (not 'unsafe-inline').
+pub fn content_security_policy() -> &'static str {
+    static CSP: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    CSP.get_or_init(|| {
+        let index = Dist::get("index.html")
+            .map(|f| f.data.into_owned())
+            .unwrap_or_default();
+        let index = String::from_utf8_lossy(&index);
+        let hashes: Vec<String> = inline_scripts(&index)
+            .map(|body| {
+                use base64::Engine;
+                use sha2::Digest;
+                let digest = sha2::Sha256::digest(body.as_bytes());
+                format!(
+                    "'sha256-{}'",
+                    base64::engine::general_purpose::STANDARD.encode(digest)
+                )
+            })
+            .collect();
+        format!(
+            "default-src 'self'; script-src 'self' 'wasm-unsafe-eval' {}; style-src 'self'; \
+             img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+             form-action 'self'; frame-ancestors 'none'",
+            hashes.join(" ")
+        )
+    })
+}
+
+/// Bodies of `<script ...>...</script>` elements that have no `src`.
+fn inline_scripts(html: &str) -> impl Iterator<Item = &str> {
+    html.split("<script").skip(1).filter_map(|rest| {
+        let (open, after) = rest.split_once('>')?;
+        let (body, _) = after.split_once("</script>")?;
+        (!open.contains("src=")).then_some(body)
+    })
+}
+
 pub async fn api_not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(format!("no API endpoint {}", uri.path()))
 }

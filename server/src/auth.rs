@@ -1,14 +1,21 @@
-//! Who is calling: a bearer token resolved to a user. Handlers take `Caller` and then ask for
-//! the permission they need, so a missing token is 401 and a wrong role is 403.
+//! Who is calling. API clients send `Authorization: Bearer <token>`; browsers hold an HttpOnly
+//! session cookie and must echo the session's CSRF token in `X-CSRF-Token` on every request
+//! that changes something. No credentials is 401; a known caller without the role is 403.
 
 use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, COOKIE};
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method};
 use cutover_core::role::Role;
 
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::state::{AppState, now};
 use crate::storage::User;
+
+/// Name of the session cookie.
+pub const SESSION_COOKIE: &str = "cutover_session";
+/// Header a cookie session must send with mutating requests.
+pub const CSRF_HEADER: &str = "x-csrf-token";
 
 /// An authenticated caller.
 #[derive(Debug, Clone)]
@@ -29,31 +36,73 @@ impl Caller {
             )))
         }
     }
+
+    /// 403 if a share-link session tries to read another rollout.
+    pub fn may_see(&self, rollout: &str) -> Result<(), ApiError> {
+        match &self.0.only_rollout {
+            Some(only) if only != rollout => Err(ApiError::Forbidden(format!(
+                "this share link only opens rollout \"{only}\""
+            ))),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+fn mutating(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
-            ApiError::Unauthenticated("sign in: send Authorization: Bearer <token>".into())
+        if let Some(header) = parts.headers.get(AUTHORIZATION) {
+            let token = header
+                .to_str()
+                .ok()
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| {
+                    ApiError::Unauthenticated(
+                        "the Authorization header must be \"Bearer <token>\"".into(),
+                    )
+                })?;
+            let user = state
+                .storage
+                .user_by_token(token)
+                .await?
+                .ok_or_else(|| ApiError::Unauthenticated("unknown or revoked token".into()))?;
+            return Ok(Caller(user));
+        }
+        let Some(id) = cookie(&parts.headers, SESSION_COOKIE) else {
+            return Err(ApiError::Unauthenticated(
+                "sign in: send Authorization: Bearer <token>, or sign in in the browser".into(),
+            ));
+        };
+        let session = state.storage.session(&id, now()).await?.ok_or_else(|| {
+            ApiError::Unauthenticated("the session has ended: sign in again".into())
         })?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::Unauthenticated(
-                    "the Authorization header must be \"Bearer <token>\"".into(),
-                )
-            })?;
-        let user = state
-            .storage
-            .user_by_token(token)
-            .await?
-            .ok_or_else(|| ApiError::Unauthenticated("unknown or revoked token".into()))?;
-        Ok(Caller(user))
+        if mutating(&parts.method) {
+            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+            if sent != Some(session.csrf.as_str()) {
+                return Err(ApiError::Forbidden(
+                    "missing or wrong X-CSRF-Token for this session".into(),
+                ));
+            }
+        }
+        Ok(Caller(session.user))
     }
 }

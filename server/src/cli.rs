@@ -277,6 +277,18 @@ async fn start(
                 .await?;
             println!("  {:<9} {token}", role.as_str());
         }
+        if let Some(first) = state
+            .rollouts
+            .keys()
+            .find(|id| *id == "spiralogic")
+            .or(state.rollouts.keys().next())
+        {
+            let (_, secret) = storage
+                .create_share(first, "demo", now(), now() + 7 * cutover_core::time::DAY)
+                .await?;
+            println!("read-only stakeholder link for {first}:");
+            println!("  stakeholder http://{addr}/s/{secret}");
+        }
         println!("simulated traffic: healthy, {rate} events/s per rollout");
         tokio::spawn(crate::simulate::run(state.clone(), rate));
     }

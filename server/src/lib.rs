@@ -10,6 +10,7 @@ pub mod ingest;
 pub mod live;
 pub mod rollouts;
 pub mod routes;
+pub mod sessions;
 pub mod simulate;
 pub mod state;
 pub mod storage;

@@ -28,11 +28,12 @@ pub struct RolloutSummary {
     pub stages: Vec<String>,
 }
 
-pub async fn list(State(state): State<AppState>) -> Json<Vec<RolloutSummary>> {
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Json<Vec<RolloutSummary>> {
     Json(
         state
             .rollouts
             .values()
+            .filter(|r| caller.may_see(&r.plan.id).is_ok())
             .map(|r| RolloutSummary {
                 id: r.plan.id.clone(),
                 title: r.plan.title.clone(),
@@ -83,7 +84,9 @@ pub async fn ingest(
 pub async fn stream(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    caller: Caller,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    caller.may_see(&id)?;
     let rollout = find(&state, &id)?;
     let mut receiver = rollout.live.subscribe();
     let snapshot = LiveEvent::State(Box::new(rollout.snapshot(now()).await));

@@ -2,11 +2,13 @@
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::http::{HeaderValue, header};
+use axum::routing::{delete, get, post};
+use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
-use crate::{actions, assets, ingest, rollouts};
+use crate::{actions, assets, ingest, rollouts, sessions};
 
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
@@ -29,13 +31,34 @@ pub fn app(state: AppState) -> Router {
             post(actions::check_item),
         )
         .route("/rollouts/{id}/events", post(rollouts::ingest))
+        .route("/rollouts/{id}/shares", post(sessions::create_share))
+        .route("/shares/{share}", delete(sessions::revoke_share))
+        .route(
+            "/session",
+            post(sessions::sign_in)
+                .get(sessions::whoami)
+                .delete(sessions::sign_out),
+        )
         .route("/rollouts/{id}/stream", get(rollouts::stream))
         .fallback(assets::api_not_found);
     Router::new()
         .nest("/api", api)
         .route("/health", get(|| async { "ok" }))
+        .route("/s/{secret}", get(sessions::open_share))
         .fallback(assets::serve)
         .layer(DefaultBodyLimit::max(ingest::MAX_BODY_BYTES))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(assets::content_security_policy()),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

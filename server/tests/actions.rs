@@ -236,33 +236,20 @@ async fn services_poll_flags_with_an_etag_and_see_the_kill() {
     let data = tempfile::tempdir().unwrap();
     let app = TestApp::start(data.path(), vec![spiralogic(), open_plan("flags", 2)]).await;
     let url = format!("{}/api/rollouts/flags/flags", app.url);
-    let first = app.http.get(&url).send().await.unwrap();
+    let poll = || app.http.get(&url).bearer_auth(app.token(Role::Ingest));
+    let first = poll().send().await.unwrap();
     let etag = first.headers()["etag"].to_str().unwrap().to_string();
     let body: Value = first.json().await.unwrap();
     assert_eq!(
         (body["phase"].as_str(), body["traffic"].as_f64()),
         (Some("not_started"), Some(0.0))
     );
-    let again = app
-        .http
-        .get(&url)
-        .header("If-None-Match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let again = poll().header("If-None-Match", &etag).send().await.unwrap();
     assert_eq!(again.status().as_u16(), 304);
 
     app.post(Some(Role::Operator), "/api/rollouts/flags/start", json!({}))
         .await;
-    let running: Value = app
-        .http
-        .get(&url)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let running: Value = poll().send().await.unwrap().json().await.unwrap();
     assert_eq!(
         (running["stage"].as_str(), running["traffic"].as_f64()),
         (Some("s0"), Some(50.0))
@@ -273,13 +260,7 @@ async fn services_poll_flags_with_an_etag_and_see_the_kill() {
         json!({"reason": "x"}),
     )
     .await;
-    let killed = app
-        .http
-        .get(&url)
-        .header("If-None-Match", &etag)
-        .send()
-        .await
-        .unwrap();
+    let killed = poll().header("If-None-Match", &etag).send().await.unwrap();
     assert_eq!(killed.status().as_u16(), 200);
     let killed: Value = killed.json().await.unwrap();
     assert_eq!(

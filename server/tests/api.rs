@@ -93,17 +93,16 @@ async fn oversize_bodies_get_413_with_the_usual_error_shape() {
 #[tokio::test]
 async fn unknown_rollouts_and_endpoints_are_404() {
     let (app, _data) = start().await;
-    let get = |path: &str| app.http.get(format!("{}{path}", app.url)).send();
+    let status = |r: reqwest::Response| r.status().as_u16();
+    let viewer = Some(Role::Viewer);
     assert_eq!(
-        get("/api/rollouts/nope/stream")
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
+        status(app.get_as(viewer, "/api/rollouts/nope/stream").await),
         404
     );
-    assert_eq!(get("/api/nothing").await.unwrap().status().as_u16(), 404);
-    let list: Value = get("/api/rollouts").await.unwrap().json().await.unwrap();
+    assert_eq!(status(app.get_as(viewer, "/api/rollouts/nope").await), 404);
+    assert_eq!(status(app.get_as(viewer, "/api/nothing").await), 404);
+    assert_eq!(status(app.get_as(None, "/api/rollouts").await), 401);
+    let list = app.get("/api/rollouts").await;
     assert_eq!(list[0]["id"], "spiralogic");
 }
 
@@ -138,8 +137,9 @@ fn requests_in_frame(frame: &Value) -> f64 {
 #[tokio::test]
 async fn the_stream_sends_a_frame_first_then_reflects_new_events() {
     let (app, _data) = start().await;
-    let url = format!("{}/api/rollouts/spiralogic/stream", app.url);
-    let response = app.http.get(url).send().await.unwrap();
+    let response = app
+        .get_as(Some(Role::Viewer), "/api/rollouts/spiralogic/stream")
+        .await;
     assert_eq!(response.headers()["content-type"], "text/event-stream");
     let mut stream = response.bytes_stream();
     let mut buf = String::new();

@@ -69,6 +69,9 @@ impl Demo {
             {
                 tokens.insert(role.to_string(), token.to_string());
             }
+            if let Some(link) = line.trim().strip_prefix("stakeholder ") {
+                tokens.insert("stakeholder".to_string(), link.trim().to_string());
+            }
             if line.starts_with("simulated traffic") {
                 break;
             }
@@ -174,10 +177,48 @@ impl Browser {
                 return Ok(t.clone());
             }
             if Instant::now() > deadline {
-                bail!("[data-testid={testid}] still shows {text:?} after {timeout:?}");
+                let page = match self.client.find(Locator::Css("body")).await {
+                    Ok(body) => body.text().await.unwrap_or_default(),
+                    Err(_) => String::new(),
+                };
+                bail!(
+                    "[data-testid={testid}] still shows {text:?} after {timeout:?}; the page reads: {page:?}"
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Fills the element with `data-testid` with `text`.
+    pub async fn fill(&self, testid: &str, text: &str) -> anyhow::Result<()> {
+        let css = format!("[data-testid='{testid}']");
+        self.client
+            .wait()
+            .for_element(Locator::Css(&css))
+            .await?
+            .send_keys(text)
+            .await?;
+        Ok(())
+    }
+
+    /// Clicks the element with `data-testid`.
+    pub async fn click(&self, testid: &str) -> anyhow::Result<()> {
+        let css = format!("[data-testid='{testid}']");
+        self.client
+            .wait()
+            .for_element(Locator::Css(&css))
+            .await?
+            .click()
+            .await?;
+        Ok(())
+    }
+
+    /// Opens `url` and signs in with `token` through the sign-in form, as a person would.
+    pub async fn sign_in(&self, url: &str, token: &str) -> anyhow::Result<()> {
+        self.client.goto(url).await?;
+        self.fill("token-input", token).await?;
+        self.click("sign-in").await?;
+        Ok(())
     }
 
     /// Saves a PNG screenshot under the test output dir.

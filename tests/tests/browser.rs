@@ -23,6 +23,16 @@ async fn the_dashboard_updates_live_and_draws_its_chart() -> anyhow::Result<()> 
     let demo = Demo::start()?;
     let browser = Browser::start().await?;
 
+    browser
+        .sign_in(&format!("{}/r/spiralogic", demo.url), demo.token("viewer"))
+        .await?;
+    browser
+        .wait_text("whoami", Duration::from_secs(15), |t| {
+            t == "demo-viewer · viewer"
+        })
+        .await?;
+
+    // A fresh page load: the session cookie signs it in without asking again.
     let opened = Instant::now();
     browser
         .client
@@ -69,6 +79,40 @@ async fn the_dashboard_updates_live_and_draws_its_chart() -> anyhow::Result<()> 
 
     let shot = browser.screenshot("dashboard").await?;
     println!("screenshot: {}", shot.display());
+    browser.close().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_refused_and_a_stakeholder_link_opens_read_only() -> anyhow::Result<()> {
+    let demo = Demo::start()?;
+    let browser = Browser::start().await?;
+    browser.sign_in(&demo.url, "cut_not-a-real-token").await?;
+    browser
+        .wait_text("sign-in-error", Duration::from_secs(10), |t| {
+            t.contains("unknown or revoked token")
+        })
+        .await?;
+
+    browser.client.goto(demo.token("stakeholder")).await?;
+    browser
+        .wait_text("whoami", Duration::from_secs(15), |t| {
+            t == "stakeholder · read-only"
+        })
+        .await?;
+    browser
+        .wait_text("rollout-title", Duration::from_secs(15), |t| {
+            t.contains("Spiralogic")
+        })
+        .await?;
+    assert!(
+        browser
+            .client
+            .current_url()
+            .await?
+            .path()
+            .ends_with("/r/spiralogic")
+    );
     browser.close().await;
     Ok(())
 }

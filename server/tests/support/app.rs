@@ -89,14 +89,18 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// GETs `path` as a viewer and returns the JSON body.
     pub async fn get(&self, path: &str) -> Value {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.url))
-            .send()
-            .await
-            .unwrap();
+        let response = self.get_as(Some(Role::Viewer), path).await;
         response.json().await.unwrap()
+    }
+
+    pub async fn get_as(&self, role: Option<Role>, path: &str) -> reqwest::Response {
+        let mut request = self.http.get(format!("{}{path}", self.url));
+        if let Some(role) = role {
+            request = request.bearer_auth(self.token(role));
+        }
+        request.send().await.unwrap()
     }
 }
 

@@ -1,0 +1,184 @@
+//! Signing in and out in the browser, and read-only share links for stakeholders.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::header::SET_COOKIE;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use cutover_core::role::Role;
+use cutover_core::time::{DAY, HOUR, Span};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::{Caller, SESSION_COOKIE, cookie};
+use crate::error::ApiError;
+use crate::rollouts::find;
+use crate::state::{AppState, now};
+use crate::storage::User;
+
+/// How long a signed-in browser stays signed in.
+const SESSION_LIFETIME: i64 = 12 * HOUR;
+/// Default life of a share link.
+const SHARE_LIFETIME: i64 = 7 * DAY;
+
+/// `Secure` only when the request reached us over TLS (directly or via a proxy that says so),
+/// so the cookie still works on a plain-HTTP loopback demo.
+fn set_cookie(headers: &HeaderMap, value: &str, max_age_secs: i64) -> String {
+    let tls = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    let secure = if tls { "; Secure" } else { "" };
+    format!(
+        "{SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}{secure}"
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    token: String,
+}
+
+/// `POST /api/session {"token": ...}`: trades an access token for a session cookie.
+pub async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<SignIn>,
+) -> Result<Response, ApiError> {
+    let user = state
+        .storage
+        .user_by_token(body.token.trim())
+        .await?
+        .ok_or_else(|| ApiError::Unauthenticated("unknown or revoked token".into()))?;
+    let (id, csrf) = state
+        .storage
+        .create_session(&user, None, now() + SESSION_LIFETIME)
+        .await?;
+    let body = json!({ "name": user.name, "role": user.role, "csrf": csrf, "rollout": null });
+    Ok((
+        [(
+            SET_COOKIE,
+            set_cookie(&headers, &id, SESSION_LIFETIME / 1000),
+        )],
+        Json(body),
+    )
+        .into_response())
+}
+
+/// `GET /api/session`: who this browser is signed in as, and its CSRF token.
+pub async fn whoami(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let id = cookie(&headers, SESSION_COOKIE)
+        .ok_or_else(|| ApiError::Unauthenticated("not signed in".into()))?;
+    let session =
+        state.storage.session(&id, now()).await?.ok_or_else(|| {
+            ApiError::Unauthenticated("the session has ended: sign in again".into())
+        })?;
+    Ok(Json(json!({
+        "name": session.user.name,
+        "role": session.user.role,
+        "csrf": session.csrf,
+        "rollout": session.user.only_rollout,
+    })))
+}
+
+/// `DELETE /api/session`: signs out.
+pub async fn sign_out(
+    State(state): State<AppState>,
+    _caller: Caller,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
+        state.storage.end_session(&id).await?;
+    }
+    Ok((
+        [(SET_COOKIE, set_cookie(&headers, "", 0))],
+        StatusCode::NO_CONTENT,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewShare {
+    /// e.g. `72h`; default 7 days.
+    expires_in: Option<String>,
+}
+
+/// `POST /api/rollouts/{id}/shares`: a read-only link for stakeholders (lead or admin).
+pub async fn create_share(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    body: Option<Json<NewShare>>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    caller.require(&[Role::Lead, Role::Admin], "creating a share link")?;
+    find(&state, &id)?;
+    let life = match body.and_then(|b| b.0.expires_in) {
+        Some(text) => {
+            Span::parse(&text)
+                .map_err(|e| ApiError::BadRequest(format!("expires_in: {e}")))?
+                .0
+        }
+        None => SHARE_LIFETIME,
+    };
+    let at = now();
+    let (share, secret) = state
+        .storage
+        .create_share(&id, &caller.0.name, at, at + life)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "id": share, "path": format!("/s/{secret}"), "expires_at": at + life })),
+    ))
+}
+
+/// `DELETE /api/shares/{share}`: revokes a link; sessions opened with it end at once.
+pub async fn revoke_share(
+    State(state): State<AppState>,
+    Path(share): Path<String>,
+    caller: Caller,
+) -> Result<StatusCode, ApiError> {
+    caller.require(&[Role::Lead, Role::Admin], "revoking a share link")?;
+    if state.storage.revoke_share(&share, now()).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!(
+            "no active share link \"{share}\""
+        )))
+    }
+}
+
+/// `GET /s/{secret}`: opens a read-only session for the link's rollout and shows it.
+pub async fn open_share(
+    State(state): State<AppState>,
+    Path(secret): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let share = state
+        .storage
+        .share_by_secret(&secret, now())
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound("this share link is unknown, expired or revoked".into())
+        })?;
+    let user = User {
+        name: format!("stakeholder (link {})", share.id),
+        role: Role::Viewer,
+        only_rollout: Some(share.rollout.clone()),
+    };
+    let life = (share.expires_at - now()).min(SESSION_LIFETIME);
+    let (id, _) = state
+        .storage
+        .create_session(&user, Some(&share.id), now() + life)
+        .await?;
+    let cookie = set_cookie(&headers, &id, life / 1000);
+    Ok((
+        [(SET_COOKIE, cookie)],
+        Redirect::to(&format!("/r/{}", share.rollout)),
+    )
+        .into_response())
+}

@@ -1,0 +1,232 @@
+//! Browser sessions and share links: a token signs a browser in (HttpOnly, SameSite=Strict
+//! cookie), mutations from a cookie need the CSRF header, and a stakeholder link is read-only,
+//! limited to its rollout, and dies when revoked.
+
+#[path = "support/app.rs"]
+mod support;
+
+use cutover_core::role::Role;
+use reqwest::header::{COOKIE, SET_COOKIE};
+use serde_json::{Value, json};
+use support::{TestApp, open_plan, spiralogic};
+
+/// The `cutover_session=...` pair from a response's Set-Cookie.
+fn session_cookie(response: &reqwest::Response) -> String {
+    let header = response.headers()[SET_COOKIE].to_str().unwrap().to_string();
+    assert!(
+        header.contains("HttpOnly") && header.contains("SameSite=Strict"),
+        "{header}"
+    );
+    header.split(';').next().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn a_browser_session_needs_the_csrf_header_to_change_anything() {
+    let data = tempfile::tempdir().unwrap();
+    let app = TestApp::start(data.path(), vec![open_plan("csrf", 2)]).await;
+    let bad = app
+        .http
+        .post(format!("{}/api/session", app.url))
+        .json(&json!({"token": "cut_nope"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 401);
+
+    let signed_in = app
+        .http
+        .post(format!("{}/api/session", app.url))
+        .json(&json!({"token": app.token(Role::Operator)}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status().as_u16(), 200);
+    let cookie = session_cookie(&signed_in);
+    let me: Value = signed_in.json().await.unwrap();
+    assert_eq!(
+        (me["name"].as_str(), me["role"].as_str()),
+        (Some("test-operator"), Some("operator"))
+    );
+    let csrf = me["csrf"].as_str().unwrap().to_string();
+
+    let start = |csrf: Option<&str>| {
+        let mut r = app
+            .http
+            .post(format!("{}/api/rollouts/csrf/start", app.url))
+            .header(COOKIE, &cookie);
+        if let Some(c) = csrf {
+            r = r.header("X-CSRF-Token", c);
+        }
+        r.send()
+    };
+    let refused = start(None).await.unwrap();
+    assert_eq!(refused.status().as_u16(), 403);
+    let error: Value = refused.json().await.unwrap();
+    assert!(error["error"]["message"].as_str().unwrap().contains("CSRF"));
+    assert_eq!(start(Some("forged")).await.unwrap().status().as_u16(), 403);
+    assert_eq!(start(Some(&csrf)).await.unwrap().status().as_u16(), 200);
+
+    let whoami = app
+        .http
+        .get(format!("{}/api/session", app.url))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whoami.json::<Value>().await.unwrap()["csrf"], csrf.as_str());
+    let out = app
+        .http
+        .delete(format!("{}/api/session", app.url))
+        .header(COOKIE, &cookie)
+        .header("X-CSRF-Token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status().as_u16(), 204);
+    let after = app
+        .http
+        .get(format!("{}/api/rollouts", app.url))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status().as_u16(), 401, "signed out");
+}
+
+#[tokio::test]
+async fn a_share_link_is_read_only_limited_to_its_rollout_and_revocable() {
+    let data = tempfile::tempdir().unwrap();
+    let app = TestApp::start(data.path(), vec![spiralogic(), open_plan("other", 2)]).await;
+    let (status, _) = app
+        .post(
+            Some(Role::Operator),
+            "/api/rollouts/spiralogic/shares",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 403, "operators cannot create share links");
+    let (status, share) = app
+        .post(
+            Some(Role::Lead),
+            "/api/rollouts/spiralogic/shares",
+            json!({"expires_in": "72h"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let path = share["path"].as_str().unwrap();
+
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let opened = no_redirects
+        .get(format!("{}{path}", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status().as_u16(), 303);
+    assert_eq!(opened.headers()["location"], "/r/spiralogic");
+    let cookie = session_cookie(&opened);
+
+    let me: Value = app
+        .http
+        .get(format!("{}/api/session", app.url))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (me["role"].as_str(), me["rollout"].as_str()),
+        (Some("viewer"), Some("spiralogic"))
+    );
+    let csrf = me["csrf"].as_str().unwrap();
+    let get = |path: &str| {
+        app.http
+            .get(format!("{}{path}", app.url))
+            .header(COOKIE, &cookie)
+            .send()
+    };
+    assert_eq!(
+        get("/api/rollouts/spiralogic")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        get("/api/rollouts/other").await.unwrap().status().as_u16(),
+        403
+    );
+    let listed: Value = get("/api/rollouts").await.unwrap().json().await.unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+
+    // A forged POST with the stakeholder's own session and CSRF token is still refused.
+    let forged = app
+        .http
+        .post(format!("{}/api/rollouts/spiralogic/kill", app.url))
+        .header(COOKIE, &cookie)
+        .header("X-CSRF-Token", csrf)
+        .json(&json!({"reason": "stakeholder click"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
+
+    let revoke = app
+        .http
+        .delete(format!(
+            "{}/api/shares/{}",
+            app.url,
+            share["id"].as_str().unwrap()
+        ))
+        .bearer_auth(app.token(Role::Lead))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoke.status().as_u16(), 204);
+    assert_eq!(
+        get("/api/rollouts/spiralogic")
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401,
+        "revoked link's session ends"
+    );
+    assert_eq!(
+        no_redirects
+            .get(format!("{}{path}", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        404
+    );
+}
+
+#[tokio::test]
+async fn pages_carry_a_csp_that_allows_the_wasm_app_and_nothing_else() {
+    let data = tempfile::tempdir().unwrap();
+    let app = TestApp::start(data.path(), vec![open_plan("csp", 2)]).await;
+    let page = app
+        .http
+        .get(format!("{}/r/csp", app.url))
+        .send()
+        .await
+        .unwrap();
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self' 'wasm-unsafe-eval' 'sha256-"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+}
