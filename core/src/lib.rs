@@ -9,3 +9,4 @@ pub mod rollout;
 pub mod series;
 pub mod snapshot;
 pub mod time;
+pub mod window;

@@ -1,0 +1,399 @@
+//! Metric windows: every sample lands in a 10 s bucket of its series (metric + label set);
+//! buckets older than `fine_retention` roll up into 1 min buckets kept for `coarse_retention`;
+//! a window query merges the buckets it covers. Memory is bounded by retention / bucket width
+//! per series and by `max_series_per_metric`, never by the number of samples.
+//!
+//! Bounds (defaults): quantiles within 1% relative error (`bucket::RELATIVE_ERROR`); samples up
+//! to 5 min late land in their own bucket, older ones are counted as dropped; timestamps more
+//! than 10 s ahead of `now` are refused.
+//!
+//! Window rule: a query over `window` at `at` merges every bucket whose start lies in
+//! `(at - window, at]`, so window edges round to bucket boundaries. Fine and coarse buckets
+//! never cover the same period (a minute moves to coarse whole), so nothing is counted twice.
+
+mod bucket;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+pub use bucket::{Bucket, RELATIVE_ERROR};
+
+use crate::query::{Aggregate, MetricKind, MetricSource, Selector};
+use crate::series::{Point, Series};
+use crate::time::{DAY, HOUR, MINUTE, Millis, SECOND};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoreConfig {
+    pub fine: Millis,
+    pub coarse: Millis,
+    pub fine_retention: Millis,
+    pub coarse_retention: Millis,
+    pub max_lateness: Millis,
+    pub max_future: Millis,
+    pub max_series_per_metric: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            fine: 10 * SECOND,
+            coarse: MINUTE,
+            fine_retention: HOUR,
+            coarse_retention: DAY,
+            max_lateness: 5 * MINUTE,
+            max_future: 10 * SECOND,
+            max_series_per_metric: 64,
+        }
+    }
+}
+
+/// One observation of one metric.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    pub metric: String,
+    pub labels: BTreeMap<String, String>,
+    pub ts: Millis,
+    pub value: SampleValue,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SampleValue {
+    Number(f64),
+    Flag(bool),
+    Category(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("unknown metric \"{0}\"")]
+    UnknownMetric(String),
+    #[error("{metric}: {reason}")]
+    WrongValue { metric: String, reason: String },
+    #[error("ts is {ahead_ms} ms in the future")]
+    Future { ahead_ms: Millis },
+    #[error("ts is older than the {lateness_ms} ms lateness allowance; counted as dropped")]
+    Dropped { lateness_ms: Millis },
+    #[error("{metric} already has {limit} label sets; this new one is refused")]
+    TooManySeries { metric: String, limit: usize },
+}
+
+/// A bucket as persisted or shipped between replicas: which series, which period.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PersistedBucket {
+    pub metric: String,
+    pub labels: BTreeMap<String, String>,
+    pub start: Millis,
+    pub width: Millis,
+    pub bucket: Bucket,
+}
+
+#[derive(Debug, Clone, Default)]
+struct SeriesData {
+    fine: BTreeMap<Millis, Bucket>,
+    coarse: BTreeMap<Millis, Bucket>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MetricStore {
+    config: StoreConfig,
+    kinds: HashMap<String, MetricKind>,
+    /// metric -> label set -> buckets.
+    series: HashMap<String, BTreeMap<BTreeMap<String, String>, SeriesData>>,
+    dropped: HashMap<String, u64>,
+    compacted_at: Millis,
+}
+
+fn floor(t: Millis, width: Millis) -> Millis {
+    t - t.rem_euclid(width)
+}
+
+impl MetricStore {
+    pub fn new(
+        config: StoreConfig,
+        metrics: impl IntoIterator<Item = (String, MetricKind)>,
+    ) -> MetricStore {
+        MetricStore {
+            config,
+            kinds: metrics.into_iter().collect(),
+            series: HashMap::new(),
+            dropped: HashMap::new(),
+            compacted_at: Millis::MIN,
+        }
+    }
+
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
+    }
+
+    /// Records one sample seen at server time `now`.
+    pub fn record(&mut self, sample: &Sample, now: Millis) -> Result<(), RecordError> {
+        let kind = *self
+            .kinds
+            .get(&sample.metric)
+            .ok_or_else(|| RecordError::UnknownMetric(sample.metric.clone()))?;
+        let wrong = |reason: &str| RecordError::WrongValue {
+            metric: sample.metric.clone(),
+            reason: reason.into(),
+        };
+        match (&sample.value, kind) {
+            (SampleValue::Number(v), _) if !v.is_finite() => {
+                return Err(wrong("not a finite number"));
+            }
+            (SampleValue::Number(v), MetricKind::Distribution | MetricKind::Counter)
+                if *v < 0.0 =>
+            {
+                return Err(wrong("negative"));
+            }
+            (
+                SampleValue::Number(_),
+                MetricKind::Distribution | MetricKind::Counter | MetricKind::Gauge,
+            )
+            | (SampleValue::Flag(_), MetricKind::Ratio)
+            | (SampleValue::Category(_), MetricKind::Category) => {}
+            _ => return Err(wrong("value does not match the metric's kind")),
+        }
+        if sample.ts > now + self.config.max_future {
+            return Err(RecordError::Future {
+                ahead_ms: sample.ts - now,
+            });
+        }
+        if sample.ts < now - self.config.max_lateness {
+            *self.dropped.entry(sample.metric.clone()).or_default() += 1;
+            return Err(RecordError::Dropped {
+                lateness_ms: self.config.max_lateness,
+            });
+        }
+        self.compact(now);
+        let by_labels = self.series.entry(sample.metric.clone()).or_default();
+        if !by_labels.contains_key(&sample.labels)
+            && by_labels.len() >= self.config.max_series_per_metric
+        {
+            *self.dropped.entry(sample.metric.clone()).or_default() += 1;
+            return Err(RecordError::TooManySeries {
+                metric: sample.metric.clone(),
+                limit: self.config.max_series_per_metric,
+            });
+        }
+        let data = by_labels.entry(sample.labels.clone()).or_default();
+        let bucket = data
+            .fine
+            .entry(floor(sample.ts, self.config.fine))
+            .or_default();
+        match &sample.value {
+            SampleValue::Number(v) => bucket.add_number(sample.ts, *v, kind != MetricKind::Counter),
+            SampleValue::Flag(b) => bucket.add_flag(*b),
+            SampleValue::Category(c) => bucket.add_category(c),
+        }
+        Ok(())
+    }
+
+    /// Rolls fine buckets older than `fine_retention` into minutes and evicts what is older
+    /// than `coarse_retention`. Cheap to call often: it works at most once per fine bucket.
+    pub fn compact(&mut self, now: Millis) {
+        if now < self.compacted_at.saturating_add(self.config.fine) {
+            return;
+        }
+        self.compacted_at = now;
+        let cutoff = floor(now - self.config.fine_retention, self.config.coarse);
+        let evict = now - self.config.coarse_retention;
+        let coarse = self.config.coarse;
+        for by_labels in self.series.values_mut() {
+            for data in by_labels.values_mut() {
+                let keep = data.fine.split_off(&cutoff);
+                let old = std::mem::replace(&mut data.fine, keep);
+                for (start, bucket) in old {
+                    data.coarse
+                        .entry(floor(start, coarse))
+                        .or_default()
+                        .merge(&bucket);
+                }
+                data.coarse = data.coarse.split_off(&floor(evict, coarse));
+            }
+            by_labels.retain(|_, d| !d.fine.is_empty() || !d.coarse.is_empty());
+        }
+    }
+
+    /// All buckets of `metric` matching `selector` whose start lies in `[from, to)`, merged.
+    fn merged(&self, metric: &str, selector: &Selector, from: Millis, to: Millis) -> Bucket {
+        let mut out = Bucket::default();
+        let Some(by_labels) = self.series.get(metric) else {
+            return out;
+        };
+        for (labels, data) in by_labels {
+            if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+                continue;
+            }
+            for map in [&data.fine, &data.coarse] {
+                for bucket in map.range(from..to).map(|(_, b)| b) {
+                    out.merge(bucket);
+                }
+            }
+        }
+        out
+    }
+
+    /// One point per `step` from `from` to `to` (inclusive of the step containing `to`);
+    /// `None` where a step had no samples.
+    pub fn series(
+        &self,
+        metric: &str,
+        selector: &Selector,
+        aggregate: &Aggregate,
+        from: Millis,
+        to: Millis,
+        step: Millis,
+    ) -> Vec<Point> {
+        let step = step.max(self.config.fine);
+        let mut points = Vec::new();
+        let mut t = floor(from, step);
+        while t <= to {
+            let v = self
+                .merged(metric, selector, t, t + step)
+                .aggregate(aggregate);
+            points.push(Point { t, v });
+            t += step;
+        }
+        points
+    }
+
+    /// A category metric's share per value and step, one series per value, for stacked charts.
+    pub fn category_series(
+        &self,
+        metric: &str,
+        values: &[String],
+        selector: &Selector,
+        from: Millis,
+        to: Millis,
+        step: Millis,
+    ) -> Vec<Series> {
+        values
+            .iter()
+            .map(|value| Series {
+                id: format!("{metric}.{value}"),
+                label: value.clone(),
+                unit: "ratio".into(),
+                points: self.series(
+                    metric,
+                    selector,
+                    &Aggregate::Share(value.clone()),
+                    from,
+                    to,
+                    step,
+                ),
+            })
+            .collect()
+    }
+
+    /// Closed minutes (no sample can still arrive for them) since `since`, for persistence.
+    /// Importing them into a store replaces the same (series, minute), so a repeated import
+    /// never double counts.
+    pub fn export_rollups(&self, since: Millis, now: Millis) -> Vec<PersistedBucket> {
+        let coarse = self.config.coarse;
+        let closed_before = floor(now - self.config.max_lateness, coarse);
+        let mut out = Vec::new();
+        for (metric, by_labels) in &self.series {
+            for (labels, data) in by_labels {
+                let mut minutes: BTreeMap<Millis, Bucket> = data
+                    .coarse
+                    .range(floor(since, coarse)..closed_before)
+                    .map(|(s, b)| (*s, b.clone()))
+                    .collect();
+                for (start, bucket) in data.fine.range(floor(since, coarse)..closed_before) {
+                    minutes
+                        .entry(floor(*start, coarse))
+                        .or_default()
+                        .merge(bucket);
+                }
+                out.extend(minutes.into_iter().map(|(start, bucket)| PersistedBucket {
+                    metric: metric.clone(),
+                    labels: labels.clone(),
+                    start,
+                    width: coarse,
+                    bucket,
+                }));
+            }
+        }
+        out.sort_by(|a, b| (a.start, &a.metric, &a.labels).cmp(&(b.start, &b.metric, &b.labels)));
+        out
+    }
+
+    /// Loads persisted minutes, replacing any minute already held for the same series.
+    /// Unknown metrics (a plan that changed) are skipped.
+    pub fn import(&mut self, buckets: Vec<PersistedBucket>) {
+        for p in buckets {
+            if !self.kinds.contains_key(&p.metric) {
+                continue;
+            }
+            let data = self
+                .series
+                .entry(p.metric)
+                .or_default()
+                .entry(p.labels)
+                .or_default();
+            let start = floor(p.start, self.config.coarse);
+            // The minute replaces whatever fine or coarse data covered it.
+            let end = start + self.config.coarse;
+            let covered: Vec<Millis> = data.fine.range(start..end).map(|(s, _)| *s).collect();
+            for s in covered {
+                data.fine.remove(&s);
+            }
+            data.coarse.insert(start, p.bucket);
+        }
+    }
+
+    /// Adds a bucket from another replica into this store (exact merge, no replacement).
+    pub fn merge_from(&mut self, p: &PersistedBucket) {
+        if !self.kinds.contains_key(&p.metric) {
+            return;
+        }
+        let data = self
+            .series
+            .entry(p.metric.clone())
+            .or_default()
+            .entry(p.labels.clone())
+            .or_default();
+        let map = if p.width >= self.config.coarse {
+            &mut data.coarse
+        } else {
+            &mut data.fine
+        };
+        map.entry(p.start).or_default().merge(&p.bucket);
+    }
+
+    /// Samples of `metric` refused as too late or beyond the cardinality limit.
+    pub fn dropped(&self, metric: &str) -> u64 {
+        self.dropped.get(metric).copied().unwrap_or(0)
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.series.values().map(BTreeMap::len).sum()
+    }
+
+    pub fn bucket_count(&self) -> usize {
+        self.series
+            .values()
+            .flat_map(BTreeMap::values)
+            .map(|d| d.fine.len() + d.coarse.len())
+            .sum()
+    }
+}
+
+impl MetricSource for MetricStore {
+    fn aggregate(
+        &self,
+        metric: &str,
+        selector: &Selector,
+        aggregate: &Aggregate,
+        window: Millis,
+        at: Millis,
+    ) -> Option<f64> {
+        // Buckets whose start is in (at - window, at]: [at - window + 1, at + 1).
+        self.merged(metric, selector, at - window + 1, at + 1)
+            .aggregate(aggregate)
+    }
+}
+
+#[cfg(test)]
+mod tests;

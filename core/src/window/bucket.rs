@@ -1,0 +1,137 @@
+//! One time bucket of one series: counts, sums and a quantile sketch, all mergeable exactly, so
+//! windows, rollups and replicas combine by merging buckets.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sketches_ddsketch::{Config, DDSketch};
+
+use crate::query::Aggregate;
+use crate::time::Millis;
+
+/// Relative accuracy of every quantile: within 1% of the exact value at the same rank.
+pub const RELATIVE_ERROR: f64 = 0.01;
+/// Bins per sketch. With 1% accuracy 2048 bins span values from 1e-9 to beyond 1e8, so the
+/// bound above holds for any latency in ms; memory per sketch is at most a few KiB.
+const MAX_BINS: u32 = 2048;
+
+/// Whether `candidate` should replace `current` as the latest sample. Ties on the timestamp
+/// go to the larger value so the answer does not depend on arrival order.
+fn later(candidate: (Millis, f64), current: Option<(Millis, f64)>) -> bool {
+    current.is_none_or(|(t, v)| candidate.0 > t || (candidate.0 == t && candidate.1 > v))
+}
+
+fn new_sketch() -> DDSketch {
+    DDSketch::new(Config::new(RELATIVE_ERROR, MAX_BINS, 1e-9))
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct Bucket {
+    pub count: u64,
+    pub sum: f64,
+    pub max: Option<f64>,
+    /// Latest sample (by its timestamp) and its value: gauges report this.
+    pub last: Option<(Millis, f64)>,
+    /// Ratio metrics: how many samples were true.
+    pub trues: u64,
+    /// Category metrics: samples per value.
+    pub categories: BTreeMap<String, u64>,
+    /// Distributions and gauges.
+    pub sketch: Option<DDSketch>,
+}
+
+impl std::fmt::Debug for Bucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bucket")
+            .field("count", &self.count)
+            .field("sum", &self.sum)
+            .field("trues", &self.trues)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for Bucket {
+    fn default() -> Self {
+        Bucket {
+            count: 0,
+            sum: 0.0,
+            max: None,
+            last: None,
+            trues: 0,
+            categories: BTreeMap::new(),
+            sketch: None,
+        }
+    }
+}
+
+impl Bucket {
+    pub fn add_number(&mut self, ts: Millis, v: f64, sketched: bool) {
+        self.count += 1;
+        self.sum += v;
+        self.max = Some(self.max.map_or(v, |m| m.max(v)));
+        if later((ts, v), self.last) {
+            self.last = Some((ts, v));
+        }
+        if sketched {
+            self.sketch.get_or_insert_with(new_sketch).add(v);
+        }
+    }
+
+    pub fn add_flag(&mut self, yes: bool) {
+        self.count += 1;
+        self.trues += u64::from(yes);
+    }
+
+    pub fn add_category(&mut self, value: &str) {
+        self.count += 1;
+        *self.categories.entry(value.to_string()).or_default() += 1;
+    }
+
+    /// Adds `other` into `self`: the result is what one bucket holding both sets of samples
+    /// would hold (exactly, for the sketch too: DDSketch merges bin by bin).
+    pub fn merge(&mut self, other: &Bucket) {
+        self.count += other.count;
+        self.sum += other.sum;
+        self.max = match (self.max, other.max) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(theirs) = other.last
+            && later(theirs, self.last)
+        {
+            self.last = Some(theirs);
+        }
+        self.trues += other.trues;
+        for (k, n) in &other.categories {
+            *self.categories.entry(k.clone()).or_default() += n;
+        }
+        if let Some(theirs) = &other.sketch {
+            match &mut self.sketch {
+                // Same config on both sides, so merge cannot fail; keep ours if it somehow does.
+                Some(mine) => {
+                    let _ = mine.merge(theirs);
+                }
+                None => self.sketch = Some(theirs.clone()),
+            }
+        }
+    }
+
+    /// The aggregate over this bucket's samples; `None` when there are none.
+    pub fn aggregate(&self, aggregate: &Aggregate) -> Option<f64> {
+        if self.count == 0 {
+            return None;
+        }
+        let n = self.count as f64;
+        let value = match aggregate {
+            Aggregate::Quantile(q) => self.sketch.as_ref()?.quantile(q.clamp(0.0, 1.0)).ok()??,
+            Aggregate::Rate => self.trues as f64 / n,
+            Aggregate::Share(v) => self.categories.get(v).copied().unwrap_or(0) as f64 / n,
+            Aggregate::Mean => self.sum / n,
+            Aggregate::Count => n,
+            Aggregate::Sum => self.sum,
+            Aggregate::Max => self.max?,
+            Aggregate::Last => self.last?.1,
+        };
+        value.is_finite().then_some(value)
+    }
+}

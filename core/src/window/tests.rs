@@ -1,0 +1,357 @@
+//! Metric windows: exactness of merges, the stated error bound, lateness, retention, memory.
+
+use proptest::prelude::*;
+
+use super::*;
+
+const T0: Millis = 1_700_000_000_000;
+
+fn store() -> MetricStore {
+    MetricStore::new(
+        StoreConfig::default(),
+        [
+            ("latency_ms".to_string(), MetricKind::Distribution),
+            ("error".to_string(), MetricKind::Ratio),
+            ("mode".to_string(), MetricKind::Category),
+            ("reads".to_string(), MetricKind::Counter),
+            ("contexts".to_string(), MetricKind::Gauge),
+        ],
+    )
+}
+
+fn sample(metric: &str, ts: Millis, value: SampleValue) -> Sample {
+    Sample {
+        metric: metric.into(),
+        labels: BTreeMap::new(),
+        ts,
+        value,
+    }
+}
+
+fn latency(ts: Millis, v: f64) -> Sample {
+    sample("latency_ms", ts, SampleValue::Number(v))
+}
+
+fn all() -> Selector {
+    Selector::new()
+}
+
+/// The exact quantile with the sketch's rank rule: sorted[floor(q * (n - 1))].
+fn exact(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted[(q * (sorted.len() as f64 - 1.0)) as usize]
+}
+
+#[test]
+fn no_samples_is_no_data_never_zero() {
+    let s = store();
+    for agg in [
+        Aggregate::Quantile(0.95),
+        Aggregate::Rate,
+        Aggregate::Count,
+        Aggregate::Sum,
+        Aggregate::Last,
+    ] {
+        assert_eq!(
+            s.aggregate("latency_ms", &all(), &agg, 5 * MINUTE, T0),
+            None,
+            "{agg:?}"
+        );
+    }
+}
+
+#[test]
+fn each_kind_answers_its_aggregates() {
+    let mut s = store();
+    for i in 0..100 {
+        let ts = T0 - i * SECOND;
+        s.record(&sample("error", ts, SampleValue::Flag(i % 20 == 0)), T0)
+            .unwrap();
+        let mode = if i % 10 == 0 { "fallback" } else { "full" };
+        s.record(&sample("mode", ts, SampleValue::Category(mode.into())), T0)
+            .unwrap();
+        s.record(&sample("reads", ts, SampleValue::Number(2.0)), T0)
+            .unwrap();
+        s.record(&sample("contexts", ts, SampleValue::Number(i as f64)), T0)
+            .unwrap();
+    }
+    let w = 5 * MINUTE;
+    assert_eq!(
+        s.aggregate("error", &all(), &Aggregate::Rate, w, T0),
+        Some(0.05)
+    );
+    assert_eq!(
+        s.aggregate("mode", &all(), &Aggregate::Share("fallback".into()), w, T0),
+        Some(0.1)
+    );
+    assert_eq!(
+        s.aggregate("reads", &all(), &Aggregate::Sum, w, T0),
+        Some(200.0)
+    );
+    assert_eq!(
+        s.aggregate("contexts", &all(), &Aggregate::Last, w, T0),
+        Some(0.0),
+        "latest ts wins"
+    );
+    assert_eq!(
+        s.aggregate("contexts", &all(), &Aggregate::Max, w, T0),
+        Some(99.0)
+    );
+}
+
+#[test]
+fn wrong_values_are_refused_with_the_metric_named() {
+    let mut s = store();
+    let cases = [
+        sample("nope", T0, SampleValue::Number(1.0)),
+        sample("latency_ms", T0, SampleValue::Number(-1.0)),
+        sample("latency_ms", T0, SampleValue::Number(f64::NAN)),
+        sample("latency_ms", T0, SampleValue::Flag(true)),
+        sample("error", T0, SampleValue::Number(1.0)),
+    ];
+    for c in cases {
+        assert!(s.record(&c, T0).is_err(), "{c:?}");
+    }
+    assert!(matches!(
+        s.record(&latency(T0 + 11 * SECOND, 1.0), T0),
+        Err(RecordError::Future { .. })
+    ));
+}
+
+#[test]
+fn lateness_boundary_lands_or_is_counted_as_dropped() {
+    let mut s = store();
+    s.record(&latency(T0 - 5 * MINUTE, 10.0), T0).unwrap();
+    let late = s.record(&latency(T0 - 5 * MINUTE - 1, 10.0), T0);
+    assert!(matches!(late, Err(RecordError::Dropped { .. })));
+    assert_eq!(s.dropped("latency_ms"), 1);
+    assert_eq!(
+        s.aggregate("latency_ms", &all(), &Aggregate::Count, 10 * MINUTE, T0),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn window_covers_bucket_starts_in_the_half_open_range() {
+    let mut s = store();
+    s.record(&latency(T0 - 5 * MINUTE, 1.0), T0).unwrap();
+    s.record(&latency(T0 - 5 * MINUTE + 10 * SECOND, 2.0), T0)
+        .unwrap();
+    // The bucket starting exactly at at - window is outside (at - window, at].
+    assert_eq!(
+        s.aggregate("latency_ms", &all(), &Aggregate::Count, 5 * MINUTE, T0),
+        Some(1.0)
+    );
+}
+
+#[test]
+fn rollup_keeps_an_hour_window_the_same_and_old_data_is_evicted() {
+    let mut s = store();
+    let mut values = Vec::new();
+    // One sample every 5 s for 2 h, always recorded at its own time.
+    let start = T0 - 2 * HOUR;
+    for i in 0..(2 * 720) {
+        let ts = start + i * 5 * SECOND;
+        let v = 50.0 + (i % 97) as f64 * 3.0;
+        values.push((ts, v));
+        s.record(&latency(ts, v), ts).unwrap();
+    }
+    let now = start + 2 * HOUR;
+    s.compact(now);
+    // The window (now - 1h, now] rounds to bucket starts; where it reaches into rolled-up
+    // minutes it can leave out at most the one minute its edge falls in, never add samples.
+    let exact_count = values
+        .iter()
+        .filter(|(t, _)| *t > now - HOUR && *t <= now)
+        .count() as f64;
+    let count = s
+        .aggregate("latency_ms", &all(), &Aggregate::Count, HOUR, now)
+        .unwrap();
+    assert!(
+        count <= exact_count && count >= exact_count - 12.0,
+        "count {count} vs {exact_count}"
+    );
+    let p95 = s
+        .aggregate(
+            "latency_ms",
+            &all(),
+            &Aggregate::Quantile(0.95),
+            2 * HOUR,
+            now,
+        )
+        .unwrap();
+    let all_values: Vec<f64> = values.iter().map(|(_, v)| *v).collect();
+    assert!((p95 - exact(&all_values, 0.95)).abs() <= exact(&all_values, 0.95) * RELATIVE_ERROR);
+    // Two days later everything is gone.
+    s.compact(now + 2 * DAY);
+    assert_eq!(s.bucket_count(), 0);
+    assert_eq!(
+        s.aggregate(
+            "latency_ms",
+            &all(),
+            &Aggregate::Count,
+            3 * DAY,
+            now + 2 * DAY
+        ),
+        None
+    );
+}
+
+#[test]
+fn memory_is_bounded_by_time_not_by_samples() {
+    let mut s = store();
+    for i in 0..1_000_000_i64 {
+        let ts = T0 + (i * 600) / 1000; // 1M samples over 10 minutes
+        s.record(&latency(ts, (i % 1000) as f64), ts).unwrap();
+    }
+    assert!(s.bucket_count() <= 61, "{} buckets", s.bucket_count());
+    assert_eq!(
+        s.aggregate(
+            "latency_ms",
+            &all(),
+            &Aggregate::Count,
+            HOUR,
+            T0 + 10 * MINUTE
+        ),
+        Some(1e6)
+    );
+}
+
+#[test]
+fn label_cardinality_is_bounded() {
+    let mut s = store();
+    for i in 0..64 {
+        let mut x = latency(T0, 1.0);
+        x.labels.insert("user".into(), i.to_string());
+        s.record(&x, T0).unwrap();
+    }
+    let mut x = latency(T0, 1.0);
+    x.labels.insert("user".into(), "65".into());
+    assert!(matches!(
+        s.record(&x, T0),
+        Err(RecordError::TooManySeries { .. })
+    ));
+    assert_eq!(s.series_count(), 64);
+}
+
+#[test]
+fn export_import_round_trips_and_a_second_import_does_not_double_count() {
+    let mut s = store();
+    for i in 0..600 {
+        let ts = T0 - 30 * MINUTE + i * 3 * SECOND;
+        s.record(&latency(ts, 100.0 + (i % 50) as f64), ts).unwrap();
+        s.record(&sample("error", ts, SampleValue::Flag(i % 10 == 0)), ts)
+            .unwrap();
+    }
+    let exported = s.export_rollups(T0 - HOUR, T0);
+    let mut fresh = store();
+    fresh.import(exported.clone());
+    fresh.import(exported);
+    // Only closed minutes are exported: compare over the period they cover.
+    let at = floor(T0 - 5 * MINUTE, MINUTE) - 1;
+    for agg in [Aggregate::Count, Aggregate::Quantile(0.95), Aggregate::Mean] {
+        assert_eq!(
+            s.aggregate("latency_ms", &all(), &agg, 20 * MINUTE, at),
+            fresh.aggregate("latency_ms", &all(), &agg, 20 * MINUTE, at),
+            "{agg:?}"
+        );
+    }
+    assert_eq!(
+        s.aggregate("error", &all(), &Aggregate::Rate, 20 * MINUTE, at),
+        fresh.aggregate("error", &all(), &Aggregate::Rate, 20 * MINUTE, at)
+    );
+}
+
+#[test]
+fn series_have_gaps_where_nothing_arrived() {
+    let mut s = store();
+    s.record(&latency(T0 - 25 * SECOND, 5.0), T0).unwrap();
+    let points = s.series(
+        "latency_ms",
+        &all(),
+        &Aggregate::Mean,
+        T0 - 30 * SECOND,
+        T0,
+        10 * SECOND,
+    );
+    let values: Vec<Option<f64>> = points.iter().map(|p| p.v).collect();
+    assert_eq!(values.len(), 4);
+    assert_eq!(values.iter().filter(|v| v.is_some()).count(), 1);
+}
+
+#[test]
+fn the_store_can_be_shared_across_threads() {
+    fn check<T: Send + Sync>() {}
+    check::<MetricStore>();
+}
+
+proptest! {
+    #[test]
+    fn quantiles_are_within_the_stated_relative_error(
+        values in prop::collection::vec(0.1f64..100_000.0, 1..2000),
+        spread in 1i64..3600,
+    ) {
+        let mut s = store();
+        for (i, v) in values.iter().enumerate() {
+            let ts = T0 - (i as i64 * spread * SECOND) / values.len() as i64;
+            s.record(&latency(ts, *v), T0).ok();
+        }
+        // Samples older than the lateness allowance were dropped; compare with those kept.
+        let kept: Vec<f64> = values.iter().enumerate()
+            .filter(|(i, _)| T0 - (*i as i64 * spread * SECOND) / values.len() as i64 >= T0 - 5 * MINUTE)
+            .map(|(_, v)| *v).collect();
+        for q in [0.5, 0.9, 0.95, 0.99] {
+            let got = s.aggregate("latency_ms", &all(), &Aggregate::Quantile(q), HOUR, T0).unwrap();
+            let want = exact(&kept, q);
+            prop_assert!((got - want).abs() <= want * RELATIVE_ERROR + 1e-9, "q{} got {} want {}", q, got, want);
+        }
+    }
+
+    #[test]
+    fn merging_buckets_equals_sketching_the_union(
+        values in prop::collection::vec((0.5f64..5_000.0, 0i64..300, 0usize..4), 1..500),
+    ) {
+        let mut split = store();
+        let mut one = store();
+        let mut one_bucket = Bucket::default();
+        for (v, age, label) in &values {
+            let ts = T0 - age * SECOND;
+            let mut x = latency(ts, *v);
+            one.record(&x, T0).unwrap();
+            x.labels.insert("variant".into(), label.to_string());
+            split.record(&x, T0).unwrap();
+            one_bucket.add_number(ts, *v, true);
+        }
+        for agg in [Aggregate::Quantile(0.5), Aggregate::Quantile(0.99), Aggregate::Count, Aggregate::Max] {
+            let a = split.aggregate("latency_ms", &all(), &agg, 10 * MINUTE, T0);
+            let b = one.aggregate("latency_ms", &all(), &agg, 10 * MINUTE, T0);
+            prop_assert_eq!(a, b);
+            prop_assert_eq!(b, one_bucket.aggregate(&agg));
+        }
+        let sum_a = split.aggregate("latency_ms", &all(), &Aggregate::Sum, 10 * MINUTE, T0).unwrap();
+        let sum_b = one_bucket.aggregate(&Aggregate::Sum).unwrap();
+        prop_assert!((sum_a - sum_b).abs() <= 1e-6 * sum_b.abs().max(1.0));
+    }
+
+    #[test]
+    fn arrival_order_within_lateness_does_not_matter(
+        mut values in prop::collection::vec((0.5f64..5_000.0, 0i64..290), 1..300),
+    ) {
+        let mut in_order = store();
+        let mut shuffled = store();
+        values.sort_by_key(|(_, age)| -age);
+        for (v, age) in &values {
+            in_order.record(&latency(T0 - age * SECOND, *v), T0).unwrap();
+        }
+        for (v, age) in values.iter().rev() {
+            shuffled.record(&latency(T0 - age * SECOND, *v), T0).unwrap();
+        }
+        for agg in [Aggregate::Quantile(0.95), Aggregate::Count, Aggregate::Last, Aggregate::Max] {
+            prop_assert_eq!(
+                in_order.aggregate("latency_ms", &all(), &agg, 10 * MINUTE, T0),
+                shuffled.aggregate("latency_ms", &all(), &agg, 10 * MINUTE, T0)
+            );
+        }
+    }
+}
