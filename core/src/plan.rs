@@ -52,7 +52,7 @@ pub fn parse(file: &str, text: &str) -> Result<Plan, Vec<PlanError>> {
             message: toml_message(&e),
         }]
     })?;
-    validate::validate(raw).map_err(|errors| {
+    validate::validate(raw, text).map_err(|errors| {
         errors
             .into_iter()
             .map(|(offset, message)| PlanError {

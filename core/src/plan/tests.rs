@@ -101,19 +101,31 @@ fn bad_durations_roles_and_references_are_all_reported() {
         "{MINIMAL}\n[[gate]]\nid = \"p95\"\nexpr = \"x\"\nwindow = \"5 min\"\nhold = \"1h\"\nstages = [\"prod\"]\n\n[[checklist]]\nid = \"pre\"\ntitle = \"Pre\"\nitems = [{{ id = \"a\", text = \"A\", role = \"boss\", gate = \"nope\" }}]\n"
     );
     let errs = errors(&text);
-    assert_eq!(errs.len(), 4, "{errs:?}");
-    assert!(
-        errs[0].contains(":22:10: `5 min` is not a duration"),
-        "{}",
-        errs[0]
+    let expected = [
+        ":21:9: in this gate's expression: unknown flag \"x\"",
+        ":22:10: `5 min` is not a duration",
+        ":24:10: unknown stage \"prod\"",
+        ":29:41: unknown role `boss`",
+        ":29:56: unknown gate \"nope\"",
+    ];
+    assert_eq!(errs.len(), expected.len(), "{errs:?}");
+    for (err, want) in errs.iter().zip(expected) {
+        assert!(err.contains(want), "{err} should contain {want}");
+    }
+}
+
+#[test]
+fn expression_errors_point_into_the_toml_string() {
+    let text = format!(
+        "{MINIMAL}\n[[gate]]\nid = \"p95\"\nexpr = \"p95(latency_ms{{variant=\\\"canary\\\"}}) <= 700xs\"\nwindow = \"5m\"\nhold = \"1h\"\n\n[[trigger]]\nid = \"t\"\nexpr = \"rate(latency_ms) > 1%\"\nfor = \"5m\"\naction = \"kill\"\n"
     );
-    assert!(
-        errs[1].contains(":24:10: unknown stage \"prod\""),
-        "{}",
-        errs[1]
+    assert_eq!(
+        errors(&text),
+        [
+            "bad.toml:21:51: in this gate's expression: unknown unit \"xs\": use ms, s, m, h or %",
+            "bad.toml:27:9: in this trigger's expression: \"latency_ms\" is a distribution metric: use a quantile, mean, max, sum or last",
+        ]
     );
-    assert!(errs[2].contains("unknown role `boss`"), "{}", errs[2]);
-    assert!(errs[3].contains("unknown gate \"nope\""), "{}", errs[3]);
 }
 
 #[test]

@@ -13,13 +13,87 @@ use crate::role::Role;
 
 type Problems = Vec<(usize, String)>;
 
-pub(crate) fn validate(raw: RawPlan) -> Result<Plan, Problems> {
+/// What a plan's expressions may name: its metrics and its stages' flags.
+struct PlanNames<'a> {
+    metrics: &'a [Metric],
+    stages: &'a [Stage],
+}
+
+impl crate::expr::Resolve for PlanNames<'_> {
+    fn metric(&self, name: &str) -> Option<(MetricKind, Vec<String>)> {
+        self.metrics
+            .iter()
+            .find(|m| m.id == name)
+            .map(|m| (m.kind, m.values.clone()))
+    }
+
+    fn flag(&self, name: &str) -> Option<crate::expr::Type> {
+        let mut types = self
+            .stages
+            .iter()
+            .filter_map(|s| s.flags.get(name))
+            .map(|v| match v {
+                FlagValue::Bool(_) => Some(crate::expr::Type::Bool),
+                FlagValue::Number(_) => Some(crate::expr::Type::Number),
+                FlagValue::Text(_) => None,
+            });
+        let first = types.next()??;
+        types.all(|t| t == Some(first)).then_some(first)
+    }
+}
+
+/// Parses and checks one expression; an error points into the TOML string at the right
+/// character (escapes such as \" count as one character of the expression).
+fn check_expr(
+    expr: &Spanned<String>,
+    what: &str,
+    names: &PlanNames<'_>,
+    text: &str,
+    p: &mut Problems,
+) {
+    let result = crate::expr::parse(expr.get_ref()).and_then(|e| crate::expr::check(&e, names));
+    if let Err(e) = result {
+        let start = expr.span().start;
+        // Skip the opening quote, then walk the raw text one expression character at a time.
+        let mut offset = start + 1;
+        let raw = text.get(offset..).unwrap_or("");
+        let mut chars = raw.char_indices();
+        for _ in 1..e.column {
+            match chars.next() {
+                Some((_, '\\')) => {
+                    chars.next();
+                }
+                Some(_) => {}
+                None => break,
+            }
+        }
+        offset += chars.next().map_or(raw.len(), |(i, _)| i);
+        p.push((
+            offset,
+            format!("in this {what}'s expression: {}", e.message),
+        ));
+    }
+}
+
+pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
     let mut p = Problems::new();
 
     check_slug(&raw.rollout.id, "rollout id", &mut p);
     let stages = stages(&raw.stages, &mut p);
     let metrics = metrics(&raw.metrics, &mut p);
     let stage_ids: BTreeSet<&str> = stages.iter().map(|s| s.id.as_str()).collect();
+    let resolver = PlanNames {
+        metrics: &metrics,
+        stages: &stages,
+    };
+    for (expr, what) in raw
+        .gates
+        .iter()
+        .map(|g| (&g.expr, "gate"))
+        .chain(raw.triggers.iter().map(|t| (&t.expr, "trigger")))
+    {
+        check_expr(expr, what, &resolver, text, &mut p);
+    }
     let gates = gates(&raw.gates, &stage_ids, &mut p);
     let gate_ids: BTreeSet<&str> = gates.iter().map(|g| g.id.as_str()).collect();
     let triggers = triggers(&raw.triggers, &stage_ids, &mut p);

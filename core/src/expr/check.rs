@@ -1,0 +1,125 @@
+//! Type-checking an expression against what a plan declares: metrics exist and suit the
+//! function applied to them, flags exist, booleans and numbers are not mixed, the whole
+//! expression is a condition.
+
+use super::{Expr, ExprError, Kind};
+use crate::query::{Aggregate, MetricKind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Type {
+    Number,
+    Bool,
+}
+
+/// What the expression may refer to.
+pub trait Resolve {
+    /// The kind of a metric, and its declared values for a category metric.
+    fn metric(&self, name: &str) -> Option<(MetricKind, Vec<String>)>;
+    /// The type of a stage flag, if some stage declares it.
+    fn flag(&self, name: &str) -> Option<Type>;
+}
+
+fn err(e: &Expr, message: impl Into<String>) -> ExprError {
+    ExprError {
+        column: e.column,
+        message: message.into(),
+    }
+}
+
+fn suits(aggregate: &Aggregate, kind: MetricKind) -> bool {
+    use MetricKind::*;
+    match aggregate {
+        Aggregate::Quantile(_) | Aggregate::Max | Aggregate::Mean | Aggregate::Last => {
+            matches!(kind, Distribution | Gauge | Counter)
+        }
+        Aggregate::Rate => kind == Ratio,
+        Aggregate::Share(_) => kind == Category,
+        Aggregate::Count => true,
+        Aggregate::Sum => matches!(kind, Distribution | Gauge | Counter),
+    }
+}
+
+fn type_of(e: &Expr, r: &dyn Resolve) -> Result<Type, ExprError> {
+    let number = |x: &Expr, what: &str| -> Result<(), ExprError> {
+        match type_of(x, r)? {
+            Type::Number => Ok(()),
+            Type::Bool => Err(err(
+                x,
+                format!("{what} needs a number here, not a condition"),
+            )),
+        }
+    };
+    let condition = |x: &Expr, what: &str| -> Result<(), ExprError> {
+        match type_of(x, r)? {
+            Type::Bool => Ok(()),
+            Type::Number => Err(err(
+                x,
+                format!("{what} needs a condition such as x > 0 here, not a number"),
+            )),
+        }
+    };
+    match &e.kind {
+        Kind::Number(_) | Kind::PromQl(_) => Ok(Type::Number),
+        Kind::Bool(_) => Ok(Type::Bool),
+        Kind::Flag(name) => r.flag(name).ok_or_else(|| {
+            err(e, format!("unknown flag \"{name}\" (metrics are read through a function, e.g. last({name}))"))
+        }),
+        Kind::Metric { aggregate, metric, .. } => {
+            let (kind, values) = r.metric(metric).ok_or_else(|| err(e, format!("unknown metric \"{metric}\"")))?;
+            if !suits(aggregate, kind) {
+                let hint = match kind {
+                    MetricKind::Ratio => "use rate(...)",
+                    MetricKind::Category => "use share(..., value)",
+                    _ => "use a quantile, mean, max, sum or last",
+                };
+                let kind = match kind {
+                    MetricKind::Distribution => "distribution",
+                    MetricKind::Ratio => "ratio",
+                    MetricKind::Category => "category",
+                    MetricKind::Counter => "counter",
+                    MetricKind::Gauge => "gauge",
+                };
+                return Err(err(e, format!("\"{metric}\" is a {kind} metric: {hint}")));
+            }
+            if let Aggregate::Share(v) = aggregate
+                && !values.contains(v)
+            {
+                return Err(err(e, format!("\"{v}\" is not a value of {metric}: expected one of {}", values.join(", "))));
+            }
+            Ok(Type::Number)
+        }
+        Kind::Neg(a) => number(a, "\"-\"").map(|_| Type::Number),
+        Kind::Arith(_, a, b) => {
+            number(a, "arithmetic")?;
+            number(b, "arithmetic")?;
+            Ok(Type::Number)
+        }
+        Kind::Cmp(_, a, b) => {
+            number(a, "a comparison")?;
+            number(b, "a comparison")?;
+            Ok(Type::Bool)
+        }
+        Kind::Not(a) => condition(a, "\"not\"").map(|_| Type::Bool),
+        Kind::Logic(_, a, b) => {
+            condition(a, "\"and\"/\"or\"")?;
+            condition(b, "\"and\"/\"or\"")?;
+            Ok(Type::Bool)
+        }
+        Kind::When(a, b) => {
+            condition(a, "a gate")?;
+            condition(b, "\"when\"")?;
+            Ok(Type::Bool)
+        }
+    }
+}
+
+/// Checks `e` against what the plan declares; a gate or trigger must be a condition.
+pub fn check(e: &Expr, r: &dyn Resolve) -> Result<(), ExprError> {
+    match type_of(e, r)? {
+        Type::Bool => Ok(()),
+        Type::Number => Err(err(
+            e,
+            "this is a number, not a condition: compare it, e.g. p95(latency_ms) <= 700ms",
+        )),
+    }
+}

@@ -1,0 +1,180 @@
+//! Evaluating an expression over a metric source at a time. Three-valued: a value can be
+//! missing ("no data"), which propagates and never makes a condition true; a `when` guard
+//! that is false makes the whole expression "not applicable".
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ArithOp, CmpOp, Expr, Kind, LogicOp};
+use crate::plan::FlagValue;
+use crate::query::MetricSource;
+use crate::time::Millis;
+
+/// Everything evaluation reads: the metrics, the window, the time, the current stage's flags.
+pub struct EvalContext<'a> {
+    pub source: &'a dyn MetricSource,
+    pub window: Millis,
+    pub at: Millis,
+    pub flags: &'a BTreeMap<String, FlagValue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    NoData { reason: String },
+    NotApplicable,
+}
+
+/// One comparison as a person reads it on the gate board: `p95(latency_ms) = 612 <= 700`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CmpTrace {
+    pub left: String,
+    pub left_value: Option<f64>,
+    pub op: String,
+    pub right: String,
+    pub right_value: Option<f64>,
+    /// `None` when a side had no data.
+    pub holds: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluation {
+    pub outcome: Outcome,
+    pub comparisons: Vec<CmpTrace>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum V {
+    Num(f64),
+    Bool(bool),
+    NoData(String),
+    NotApplicable,
+}
+
+fn number(v: f64, what: impl FnOnce() -> String) -> V {
+    if v.is_finite() {
+        V::Num(v)
+    } else {
+        V::NoData(what())
+    }
+}
+
+fn eval(e: &Expr, cx: &EvalContext<'_>, trace: &mut Vec<CmpTrace>) -> V {
+    match &e.kind {
+        Kind::Number(n) => V::Num(*n),
+        Kind::Bool(b) => V::Bool(*b),
+        Kind::Flag(name) => match cx.flags.get(name) {
+            Some(FlagValue::Bool(b)) => V::Bool(*b),
+            Some(FlagValue::Number(n)) => V::Num(*n),
+            Some(FlagValue::Text(t)) => {
+                V::NoData(format!("flag {name} is \"{t}\", not true/false"))
+            }
+            None => V::NoData(format!("flag {name} is not set in this stage")),
+        },
+        Kind::Metric {
+            aggregate,
+            metric,
+            selector,
+        } => {
+            match cx
+                .source
+                .aggregate(metric, selector, aggregate, cx.window, cx.at)
+            {
+                Some(v) => number(v, || format!("{e} is not a number")),
+                None => V::NoData(format!("no samples for {e} in the window")),
+            }
+        }
+        Kind::PromQl(q) => match cx.source.promql(q, cx.at) {
+            Ok(Some(v)) => number(v, || "promql returned a non-finite value".into()),
+            Ok(None) => V::NoData("promql returned no series".into()),
+            Err(message) => V::NoData(format!("promql: {message}")),
+        },
+        Kind::Neg(a) => match eval(a, cx, trace) {
+            V::Num(n) => V::Num(-n),
+            other => other,
+        },
+        Kind::Arith(op, a, b) => match (eval(a, cx, trace), eval(b, cx, trace)) {
+            (V::Num(x), V::Num(y)) => match op {
+                ArithOp::Add => number(x + y, || format!("{e} overflowed")),
+                ArithOp::Sub => number(x - y, || format!("{e} overflowed")),
+                ArithOp::Mul => number(x * y, || format!("{e} overflowed")),
+                ArithOp::Div if y == 0.0 => V::NoData(format!("{b} is 0 in {e}")),
+                ArithOp::Div => number(x / y, || format!("{e} is not a number")),
+            },
+            (V::NoData(r), _) | (_, V::NoData(r)) => V::NoData(r),
+            _ => V::NoData(format!("{e} mixes a condition into arithmetic")),
+        },
+        Kind::Cmp(op, a, b) => {
+            let (left, right) = (eval(a, cx, trace), eval(b, cx, trace));
+            let value = |v: &V| if let V::Num(n) = v { Some(*n) } else { None };
+            let (l, r) = (value(&left), value(&right));
+            let holds = l.zip(r).map(|(x, y)| match op {
+                CmpOp::Lt => x < y,
+                CmpOp::Le => x <= y,
+                CmpOp::Gt => x > y,
+                CmpOp::Ge => x >= y,
+                CmpOp::Eq => x == y,
+                CmpOp::Ne => x != y,
+            });
+            trace.push(CmpTrace {
+                left: a.to_string(),
+                left_value: l,
+                op: op.to_string(),
+                right: b.to_string(),
+                right_value: r,
+                holds,
+            });
+            match (holds, left, right) {
+                (Some(h), _, _) => V::Bool(h),
+                (None, V::NoData(reason), _) | (None, _, V::NoData(reason)) => V::NoData(reason),
+                _ => V::NoData(format!("{e} compares something that is not a number")),
+            }
+        }
+        Kind::Not(a) => match eval(a, cx, trace) {
+            V::Bool(b) => V::Bool(!b),
+            other => other,
+        },
+        Kind::Logic(op, a, b) => {
+            let (x, y) = (eval(a, cx, trace), eval(b, cx, trace));
+            // Kleene logic: a definite answer wins over missing data.
+            match (op, x, y) {
+                (LogicOp::And, V::Bool(false), _) | (LogicOp::And, _, V::Bool(false)) => {
+                    V::Bool(false)
+                }
+                (LogicOp::Or, V::Bool(true), _) | (LogicOp::Or, _, V::Bool(true)) => V::Bool(true),
+                (_, V::Bool(p), V::Bool(q)) => {
+                    V::Bool(if *op == LogicOp::And { p && q } else { p || q })
+                }
+                (_, V::NoData(r), _) | (_, _, V::NoData(r)) => V::NoData(r),
+                _ => V::NoData(format!("{e} combines something that is not a condition")),
+            }
+        }
+        Kind::When(body, guard) => match eval(guard, cx, trace) {
+            V::Bool(false) => V::NotApplicable,
+            V::Bool(true) => eval(body, cx, trace),
+            V::NoData(r) => V::NoData(r),
+            _ => V::NoData(format!("{guard} is not a condition")),
+        },
+    }
+}
+
+/// Evaluates a checked condition.
+pub fn evaluate(e: &Expr, cx: &EvalContext<'_>) -> Evaluation {
+    let mut comparisons = Vec::new();
+    let outcome = match eval(e, cx, &mut comparisons) {
+        V::Bool(true) => Outcome::Pass,
+        V::Bool(false) => Outcome::Fail,
+        V::NoData(reason) => Outcome::NoData { reason },
+        V::NotApplicable => Outcome::NotApplicable,
+        V::Num(_) => Outcome::NoData {
+            reason: format!("{e} is a number, not a condition"),
+        },
+    };
+    Evaluation {
+        outcome,
+        comparisons,
+    }
+}

@@ -1,0 +1,571 @@
+//! The expression language: every runbook gate parses, checks and evaluates; errors point at
+//! the right column; no data never passes.
+
+use std::collections::BTreeMap;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::plan::FlagValue;
+use crate::query::{MetricKind, MetricSource};
+use crate::time::Millis;
+
+/// Metric values by (canonical read text): e.g. `p95(latency_ms)` -> 612.
+struct Fake(BTreeMap<String, f64>);
+
+impl MetricSource for Fake {
+    fn aggregate(
+        &self,
+        metric: &str,
+        selector: &Selector,
+        aggregate: &Aggregate,
+        _: Millis,
+        _: Millis,
+    ) -> Option<f64> {
+        let e = Expr {
+            kind: Kind::Metric {
+                aggregate: aggregate.clone(),
+                metric: metric.into(),
+                selector: selector.clone(),
+            },
+            column: 1,
+        };
+        self.0.get(&e.to_string()).copied()
+    }
+
+    fn promql(&self, query: &str, _: Millis) -> Result<Option<f64>, String> {
+        if query.contains("down") {
+            Err("connection refused".into())
+        } else {
+            Ok(self.0.get("promql").copied())
+        }
+    }
+}
+
+struct Plan;
+
+impl Resolve for Plan {
+    fn metric(&self, name: &str) -> Option<(MetricKind, Vec<String>)> {
+        let kind = match name {
+            "latency_ms" | "first_token_ms" | "quality" | "stage_a_latency_ms" => {
+                MetricKind::Distribution
+            }
+            "error" | "cache_hit" | "available" | "response_match" => MetricKind::Ratio,
+            "mode" => {
+                return Some((
+                    MetricKind::Category,
+                    vec!["full".into(), "lite".into(), "fallback".into()],
+                ));
+            }
+            "queries_successful" | "reads_total" | "queries_access_denied" => MetricKind::Counter,
+            "active_contexts" | "queue_depth" => MetricKind::Gauge,
+            _ => return None,
+        };
+        Some((kind, vec![]))
+    }
+
+    fn flag(&self, name: &str) -> Option<Type> {
+        (name == "enabled").then_some(Type::Bool)
+    }
+}
+
+fn run(src: &str, values: &[(&str, f64)], enabled: bool) -> Outcome {
+    let e = parse(src).unwrap_or_else(|err| panic!("{src}: {err}"));
+    check(&e, &Plan).unwrap_or_else(|err| panic!("{src}: {err}"));
+    let source = Fake(values.iter().map(|(k, v)| (k.to_string(), *v)).collect());
+    let flags = BTreeMap::from([("enabled".to_string(), FlagValue::Bool(enabled))]);
+    evaluate(
+        &e,
+        &EvalContext {
+            source: &source,
+            window: 300_000,
+            at: 0,
+            flags: &flags,
+        },
+    )
+    .outcome
+}
+
+fn errors_at(src: &str) -> (usize, String) {
+    match parse(src).and_then(|e| check(&e, &Plan)) {
+        Ok(()) => panic!("{src} should be refused"),
+        Err(e) => (e.column, e.message),
+    }
+}
+
+/// Expression, values that decide it, its outcome, and the outcome with the first value tripled.
+type Case = (
+    &'static str,
+    &'static [(&'static str, f64)],
+    Outcome,
+    Outcome,
+);
+
+const PASS: Outcome = Outcome::Pass;
+const FAIL: Outcome = Outcome::Fail;
+
+#[test]
+fn every_runbook_expression_parses_checks_and_decides() {
+    let cases: &[Case] = &[
+        // (expression, values that pass, outcome, outcome when the first value is tripled)
+        (
+            "p95(latency_ms) <= 700ms",
+            &[("p95(latency_ms)", 612.0)],
+            PASS,
+            FAIL,
+        ),
+        (
+            "p50(latency_ms) <= 350ms",
+            &[("p50(latency_ms)", 300.0)],
+            PASS,
+            FAIL,
+        ),
+        (
+            "p95(first_token_ms) < 800ms",
+            &[("p95(first_token_ms)", 400.0)],
+            PASS,
+            FAIL,
+        ),
+        (
+            "rate(error) <= 0.75%",
+            &[("rate(error)", 0.005)],
+            PASS,
+            FAIL,
+        ),
+        (
+            "share(mode, fallback) <= 3%",
+            &[("share(mode, \"fallback\")", 0.02)],
+            PASS,
+            FAIL,
+        ),
+        (
+            "rate(cache_hit) >= 40%",
+            &[("rate(cache_hit)", 0.2)],
+            FAIL,
+            PASS,
+        ),
+        (
+            "mean(quality{variant=\"canary\"}) >= mean(quality{variant=\"baseline\"}) - 2%",
+            &[
+                ("mean(quality{variant=\"canary\"})", 0.3),
+                ("mean(quality{variant=\"baseline\"})", 0.31),
+            ],
+            PASS,
+            PASS,
+        ),
+        (
+            "p99(stage_a_latency_ms) <= 2 * p95(stage_a_latency_ms)",
+            &[
+                ("p99(stage_a_latency_ms)", 7.0),
+                ("p95(stage_a_latency_ms)", 4.0),
+            ],
+            PASS,
+            FAIL,
+        ),
+        (
+            "p95(latency_ms{variant=\"canary\"}) <= 1.10 * p95(latency_ms{variant=\"baseline\"})",
+            &[
+                ("p95(latency_ms{variant=\"canary\"})", 105.0),
+                ("p95(latency_ms{variant=\"baseline\"})", 100.0),
+            ],
+            PASS,
+            FAIL,
+        ),
+        (
+            "sum(queries_successful) / sum(reads_total) >= 85%",
+            &[
+                ("sum(queries_successful)", 90.0),
+                ("sum(reads_total)", 100.0),
+            ],
+            PASS,
+            PASS,
+        ),
+        (
+            "sum(queries_access_denied) / sum(reads_total) > 10%",
+            &[
+                ("sum(queries_access_denied)", 5.0),
+                ("sum(reads_total)", 100.0),
+            ],
+            FAIL,
+            PASS,
+        ),
+        (
+            "last(active_contexts) > 0 when enabled",
+            &[("last(active_contexts)", 3.0)],
+            PASS,
+            PASS,
+        ),
+        (
+            "promql(\"sum(rate(x[5m])) / sum(rate(y[5m]))\") < 0.6",
+            &[("promql", 0.5)],
+            PASS,
+            FAIL,
+        ),
+        ("rate(error) > 1%", &[("rate(error)", 0.02)], PASS, PASS),
+        (
+            "p95(latency_ms) > 2 * 300ms",
+            &[("p95(latency_ms)", 500.0)],
+            FAIL,
+            PASS,
+        ),
+        (
+            "rate(available) < 99%",
+            &[("rate(available)", 0.995)],
+            FAIL,
+            FAIL,
+        ),
+        (
+            "max(queue_depth) > 500",
+            &[("max(queue_depth)", 200.0)],
+            FAIL,
+            PASS,
+        ),
+        (
+            "rate(response_match) > 99.9%",
+            &[("rate(response_match)", 0.9995)],
+            PASS,
+            PASS,
+        ),
+        (
+            "p95(latency_ms) > 900ms or rate(error) > 2%",
+            &[("p95(latency_ms)", 400.0), ("rate(error)", 0.001)],
+            FAIL,
+            PASS,
+        ),
+        (
+            "not (rate(error) > 2%)",
+            &[("rate(error)", 0.01)],
+            PASS,
+            FAIL,
+        ),
+    ];
+    for (src, values, outcome, tripled) in cases {
+        assert_eq!(&run(src, values, true), outcome, "{src}");
+        let mut more = values.to_vec();
+        more[0].1 *= 3.0;
+        assert_eq!(
+            &run(src, &more, true),
+            tripled,
+            "{src} with {} tripled",
+            values[0].0
+        );
+    }
+}
+
+#[test]
+fn no_data_never_passes_and_when_makes_it_not_applicable() {
+    assert!(matches!(
+        run("p95(latency_ms) <= 700ms", &[], true),
+        Outcome::NoData { .. }
+    ));
+    assert!(matches!(
+        run("not (p95(latency_ms) > 700ms)", &[], true),
+        Outcome::NoData { .. }
+    ));
+    assert!(matches!(
+        run(
+            "sum(queries_successful) / sum(reads_total) >= 85%",
+            &[("sum(queries_successful)", 0.0), ("sum(reads_total)", 0.0)],
+            true
+        ),
+        Outcome::NoData { .. }
+    ));
+    assert_eq!(
+        run("last(active_contexts) > 0 when enabled", &[], false),
+        Outcome::NotApplicable
+    );
+    assert!(matches!(
+        run("last(active_contexts) > 0 when enabled", &[], true),
+        Outcome::NoData { .. }
+    ));
+    match run("promql(\"down\") < 1", &[], true) {
+        Outcome::NoData { reason } => assert_eq!(reason, "promql: connection refused"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn three_valued_logic() {
+    let f = ("rate(error)", 0.5); // rate(error) < 1% is false
+    assert_eq!(
+        run("rate(error) < 1% and p95(latency_ms) < 1", &[f], true),
+        FAIL,
+        "false and nodata = false"
+    );
+    assert_eq!(
+        run("rate(error) > 1% or p95(latency_ms) < 1", &[f], true),
+        PASS,
+        "true or nodata = true"
+    );
+    assert!(matches!(
+        run("rate(error) > 1% and p95(latency_ms) < 1", &[f], true),
+        Outcome::NoData { .. }
+    ));
+    assert!(matches!(
+        run("rate(error) < 1% or p95(latency_ms) < 1", &[f], true),
+        Outcome::NoData { .. }
+    ));
+}
+
+#[test]
+fn the_trace_shows_each_comparison_with_its_values() {
+    let e = parse("p99(stage_a_latency_ms) <= 2 * p95(stage_a_latency_ms)").unwrap();
+    let source = Fake(BTreeMap::from([
+        ("p99(stage_a_latency_ms)".into(), 9.0),
+        ("p95(stage_a_latency_ms)".into(), 4.0),
+    ]));
+    let flags = BTreeMap::new();
+    let ev = evaluate(
+        &e,
+        &EvalContext {
+            source: &source,
+            window: 1,
+            at: 0,
+            flags: &flags,
+        },
+    );
+    assert_eq!(ev.outcome, Outcome::Fail);
+    assert_eq!(
+        ev.comparisons,
+        vec![CmpTrace {
+            left: "p99(stage_a_latency_ms)".into(),
+            left_value: Some(9.0),
+            op: "<=".into(),
+            right: "2 * p95(stage_a_latency_ms)".into(),
+            right_value: Some(8.0),
+            holds: Some(false),
+        }]
+    );
+    assert_eq!(e.metrics().len(), 2);
+}
+
+#[test]
+fn errors_name_the_column_and_what_is_wrong() {
+    let cases = [
+        (
+            "p95(latency_ms)",
+            1,
+            "this is a number, not a condition: compare it, e.g. p95(latency_ms) <= 700ms",
+        ),
+        (
+            "p95(latency_ms) <= 700xs",
+            23,
+            "unknown unit \"xs\": use ms, s, m, h or %",
+        ),
+        (
+            "p1000(latency_ms) < 1",
+            1,
+            "unknown function \"p1000\": use p50..p99, p999, rate, share, mean, count, sum, max, last or promql",
+        ),
+        ("p95(latency) < 1", 1, "unknown metric \"latency\""),
+        (
+            "rate(latency_ms) < 1",
+            1,
+            "\"latency_ms\" is a distribution metric: use a quantile, mean, max, sum or last",
+        ),
+        (
+            "p95(error) < 1",
+            1,
+            "\"error\" is a ratio metric: use rate(...)",
+        ),
+        (
+            "share(mode, turbo) < 1%",
+            1,
+            "\"turbo\" is not a value of mode: expected one of full, lite, fallback",
+        ),
+        (
+            "(rate(error) < 1%",
+            18,
+            "unclosed \"(\" opened at column 1: expected \")\", found the end",
+        ),
+        (
+            "rate(error) < 1% < 2",
+            18,
+            "comparisons do not chain: write a < b and b < c",
+        ),
+        (
+            "rate(error) < 1% and 5",
+            22,
+            "\"and\"/\"or\" needs a condition such as x > 0 here, not a number",
+        ),
+        (
+            "rate(error) < 1% 5",
+            18,
+            "unexpected the number 5 after a complete expression (missing and/or?)",
+        ),
+        (
+            "p95(latency_ms{variant=canary}) < 1",
+            24,
+            "label values are quoted: variant=\"...\", found \"canary\"",
+        ),
+        (
+            "last(active_contexts) > 0 when live",
+            32,
+            "unknown flag \"live\" (metrics are read through a function, e.g. last(live))",
+        ),
+        ("rate(error) <= ", 16, "expected a value, found the end"),
+        ("promql(\"x) < 1", 8, "unclosed string: add the closing \""),
+    ];
+    for (src, column, message) in cases {
+        assert_eq!(errors_at(src), (column, message.to_string()), "{src}");
+    }
+}
+
+#[test]
+fn units_normalise_and_precedence_is_conventional() {
+    let n = |src: &str| match parse(src).unwrap().kind {
+        Kind::Number(n) => n,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(n("700ms"), 700.0);
+    assert_eq!(n("1.5s"), 1500.0);
+    assert_eq!(n("5m"), 300_000.0);
+    assert_eq!(n("2h"), 7_200_000.0);
+    assert!((n("0.75%") - 0.0075).abs() < 1e-12);
+    assert_eq!(
+        parse("1 + 2 * 3 - 4 / 2 > 0").unwrap().to_string(),
+        "1 + 2 * 3 - 4 / 2 > 0"
+    );
+    assert_eq!(
+        parse("(1 + 2) * 3 > 0").unwrap().to_string(),
+        "(1 + 2) * 3 > 0"
+    );
+    assert_eq!(
+        parse("1 - (2 - 3) > 0").unwrap().to_string(),
+        "1 - (2 - 3) > 0"
+    );
+    assert_eq!(
+        parse("true or false and false").unwrap().to_string(),
+        "true or false and false"
+    );
+    assert_eq!(
+        parse("(true or false) and false").unwrap().to_string(),
+        "(true or false) and false"
+    );
+    assert_eq!(
+        parse("!(1 > 2) && 1 < 2 || false").unwrap().to_string(),
+        "not 1 > 2 and 1 < 2 or false"
+    );
+}
+
+fn arb_expr() -> impl Strategy<Value = Expr> {
+    let leaf = prop_oneof![
+        (0u32..10_000).prop_map(|n| Kind::Number(f64::from(n) / 4.0)),
+        prop::sample::select(vec!["p95", "p50", "p999", "rate", "mean", "last"]).prop_map(|f| {
+            Kind::Metric {
+                aggregate: match f {
+                    "p95" => Aggregate::Quantile(0.95),
+                    "p50" => Aggregate::Quantile(0.5),
+                    "p999" => Aggregate::Quantile(0.999),
+                    "rate" => Aggregate::Rate,
+                    "mean" => Aggregate::Mean,
+                    _ => Aggregate::Last,
+                },
+                metric: "m".into(),
+                selector: Selector::from([("variant".to_string(), "canary".to_string())]),
+            }
+        }),
+    ]
+    .prop_map(|kind| Expr { kind, column: 1 });
+    let num = leaf.prop_recursive(4, 24, 2, |inner| {
+        prop_oneof![
+            (
+                inner.clone(),
+                inner.clone(),
+                prop::sample::select(vec![ArithOp::Add, ArithOp::Sub, ArithOp::Mul, ArithOp::Div])
+            )
+                .prop_map(|(a, b, op)| Expr {
+                    kind: Kind::Arith(op, Box::new(a), Box::new(b)),
+                    column: 1
+                }),
+            inner.prop_map(|a| Expr {
+                kind: Kind::Neg(Box::new(a)),
+                column: 1
+            }),
+        ]
+    });
+    let cmp = (
+        num.clone(),
+        num,
+        prop::sample::select(vec![
+            CmpOp::Lt,
+            CmpOp::Le,
+            CmpOp::Gt,
+            CmpOp::Ge,
+            CmpOp::Eq,
+            CmpOp::Ne,
+        ]),
+    )
+        .prop_map(|(a, b, op)| Expr {
+            kind: Kind::Cmp(op, Box::new(a), Box::new(b)),
+            column: 1,
+        });
+    cmp.prop_recursive(3, 12, 2, |inner| {
+        prop_oneof![
+            (inner.clone(), inner.clone(), prop::bool::ANY).prop_map(|(a, b, and)| Expr {
+                kind: Kind::Logic(
+                    if and { LogicOp::And } else { LogicOp::Or },
+                    Box::new(a),
+                    Box::new(b)
+                ),
+                column: 1
+            }),
+            inner.clone().prop_map(|a| Expr {
+                kind: Kind::Not(Box::new(a)),
+                column: 1
+            }),
+            (inner.clone(), inner).prop_map(|(a, b)| Expr {
+                kind: Kind::When(Box::new(a), Box::new(b)),
+                column: 1
+            }),
+        ]
+    })
+}
+
+fn arith(depth: u32) -> BoxedStrategy<(String, f64)> {
+    let leaf = (1u32..1000)
+        .prop_map(|n| (n.to_string(), f64::from(n)))
+        .boxed();
+    if depth == 0 {
+        return leaf;
+    }
+    prop_oneof![
+        leaf,
+        (arith(depth - 1), arith(depth - 1), 0..3u8).prop_map(|((a, x), (b, y), op)| match op {
+            0 => (format!("({a} + {b})"), x + y),
+            1 => (format!("({a} - {b})"), x - y),
+            _ => (format!("({a} * {b})"), x * y),
+        }),
+    ]
+    .boxed()
+}
+
+proptest! {
+    #[test]
+    fn display_parses_back_to_the_same_expression(e in arb_expr()) {
+        let text = e.to_string();
+        let back = parse(&text).map_err(|err| TestCaseError::fail(format!("{text}: {err}")))?;
+        prop_assert_eq!(back, e, "{}", text);
+    }
+
+    #[test]
+    fn arithmetic_over_literals_is_exact((text, want) in arith(4)) {
+        let e = parse(&format!("{text} == {want}")).unwrap();
+        let flags = BTreeMap::new();
+        let ev = evaluate(&e, &EvalContext { source: &Fake(BTreeMap::new()), window: 1, at: 0, flags: &flags });
+        prop_assert_eq!(ev.outcome, Outcome::Pass, "{}", text);
+    }
+
+    #[test]
+    fn parse_never_panics(s in ".*") {
+        let _ = parse(&s);
+    }
+
+    #[test]
+    fn parse_never_panics_on_grammar_soup(words in prop::collection::vec(
+        prop::sample::select(vec!["p95(", "rate(", "m", ")", "{", "}", "v=\"x\"", ",", "<=", "<", "and", "or", "not", "when", "(", "1", "5ms", "%", "*", "-", "/", "\"", "promql(", "share(", "true"]),
+        0..20,
+    )) {
+        let _ = parse(&words.join(" ")).and_then(|e| check(&e, &Plan));
+    }
+}
