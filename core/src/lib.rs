@@ -3,6 +3,7 @@
 //! always an argument, so the same code runs natively in the server and as wasm in the app.
 
 pub mod expr;
+pub mod gates;
 pub mod plan;
 pub mod query;
 pub mod role;

@@ -23,9 +23,12 @@ pub enum Role {
     Admin,
     /// Services and CI pushing metric events.
     Ingest,
+    /// cutover itself, when a rollback trigger fires. Never assigned to a user.
+    System,
 }
 
 impl Role {
+    /// Every role a user can hold (not `System`).
     pub const ALL: [Role; 6] = [
         Role::Viewer,
         Role::Operator,
@@ -43,6 +46,7 @@ impl Role {
             Role::Lead => "lead",
             Role::Admin => "admin",
             Role::Ingest => "ingest",
+            Role::System => "system",
         }
     }
 }
@@ -78,5 +82,6 @@ mod tests {
             assert_eq!(role.as_str().parse::<Role>(), Ok(role));
         }
         assert!("root".parse::<Role>().is_err());
+        assert!("system".parse::<Role>().is_err(), "nobody can be given the system role");
     }
 }

@@ -1,0 +1,290 @@
+//! Gates and triggers over time. A gate must pass continuously for its `hold` before it lets
+//! progress through; any failing or no-data evaluation resets the hold, unless the gate
+//! tolerates a few consecutive failures. A trigger fires once per episode after its condition
+//! has been true continuously for its `for`. Deterministic: the state moves only with the
+//! evaluations it is given.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::expr::{self, CmpTrace, EvalContext, Expr, Outcome};
+use crate::plan::{Plan, Severity, TriggerAction};
+use crate::query::MetricSource;
+use crate::rollout::{GateReadiness, Readiness};
+use crate::time::{Millis, Span};
+
+/// What a gate or trigger said at its last evaluation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    NoData,
+    /// Its `when` guard is false in this stage.
+    NotApplicable,
+}
+
+/// The carried state of one gate: since when it has held, how many failures in a row.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GateMemory {
+    pub held_since: Option<Millis>,
+    pub failures_in_a_row: u32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggerMemory {
+    pub true_since: Option<Millis>,
+    /// Fired in the current episode (it fires again only after the condition clears).
+    pub fired: bool,
+}
+
+/// Everything carried between evaluations of one rollout.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Memory {
+    pub gates: BTreeMap<String, GateMemory>,
+    pub triggers: BTreeMap<String, TriggerMemory>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateStatus {
+    pub id: String,
+    pub title: String,
+    pub expr: String,
+    pub verdict: Verdict,
+    /// Why there is no data, when there is none.
+    pub reason: Option<String>,
+    pub comparisons: Vec<CmpTrace>,
+    pub window: Span,
+    pub hold: Span,
+    pub held_for: Span,
+    /// How much longer it must hold (zero once held).
+    pub needs: Span,
+    pub tolerate: u32,
+    /// Failures in a row so far (tolerated while <= `tolerate`).
+    pub failures_in_a_row: u32,
+    pub severity: Severity,
+    /// Whether it guards progress out of the current stage.
+    pub guards_current: bool,
+}
+
+impl GateStatus {
+    /// Has passed continuously for its whole hold.
+    pub fn held(&self) -> bool {
+        self.held_for.0 > 0 && self.needs.0 == 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TriggerStatus {
+    pub id: String,
+    pub title: String,
+    pub expr: String,
+    pub verdict: Verdict,
+    pub reason: Option<String>,
+    pub comparisons: Vec<CmpTrace>,
+    pub action: TriggerAction,
+    pub severity: Severity,
+    pub for_: Span,
+    /// How long the condition has been true in this episode.
+    pub true_for: Span,
+    /// Armed in the current stage and state.
+    pub armed: bool,
+    pub fired: bool,
+}
+
+/// A trigger that fired at this evaluation: the caller acts on it (kill, or alert).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Firing {
+    pub trigger: String,
+    pub action: TriggerAction,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Evaluated {
+    pub gates: Vec<GateStatus>,
+    pub triggers: Vec<TriggerStatus>,
+    pub firings: Vec<Firing>,
+}
+
+impl Evaluated {
+    /// Gate readiness as the state machine needs it.
+    pub fn readiness(&self) -> Readiness {
+        self.gates
+            .iter()
+            .map(|g| {
+                let passing = matches!(g.verdict, Verdict::Pass | Verdict::NotApplicable);
+                (
+                    g.id.clone(),
+                    GateReadiness {
+                        passing,
+                        held_for: g.held_for,
+                        hold: g.hold,
+                    },
+                )
+            })
+            .collect()
+    }
+}
+
+/// A plan's expressions, parsed once.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    gates: Vec<Expr>,
+    triggers: Vec<Expr>,
+}
+
+impl Compiled {
+    /// Parses every gate and trigger. Plans are validated before they get here, so an error
+    /// means the plan was not validated.
+    pub fn new(plan: &Plan) -> Result<Compiled, expr::ExprError> {
+        Ok(Compiled {
+            gates: plan
+                .gates
+                .iter()
+                .map(|g| expr::parse(&g.expr))
+                .collect::<Result<_, _>>()?,
+            triggers: plan
+                .triggers
+                .iter()
+                .map(|t| expr::parse(&t.expr))
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+fn verdict(outcome: &Outcome) -> (Verdict, Option<String>) {
+    match outcome {
+        Outcome::Pass => (Verdict::Pass, None),
+        Outcome::Fail => (Verdict::Fail, None),
+        Outcome::NoData { reason } => (Verdict::NoData, Some(reason.clone())),
+        Outcome::NotApplicable => (Verdict::NotApplicable, None),
+    }
+}
+
+/// Evaluates every gate and trigger of `plan` at `at` and advances `memory`.
+/// `stage` is the current stage's id (None before start); `armed` says whether triggers may
+/// act (the rollout is running or paused).
+pub fn evaluate(
+    plan: &Plan,
+    compiled: &Compiled,
+    memory: &mut Memory,
+    source: &dyn MetricSource,
+    stage: Option<&str>,
+    armed: bool,
+    at: Millis,
+) -> Evaluated {
+    let empty = BTreeMap::new();
+    let flags = stage
+        .and_then(|s| plan.stage(s))
+        .map_or(&empty, |s| &s.flags);
+    let mut gates = Vec::new();
+    for (gate, e) in plan.gates.iter().zip(&compiled.gates) {
+        let cx = EvalContext {
+            source,
+            window: gate.window.0,
+            at,
+            flags,
+        };
+        let ev = expr::evaluate(e, &cx);
+        let (v, reason) = verdict(&ev.outcome);
+        let m = memory.gates.entry(gate.id.clone()).or_default();
+        match v {
+            Verdict::Pass | Verdict::NotApplicable => {
+                m.failures_in_a_row = 0;
+                m.held_since.get_or_insert(at);
+            }
+            Verdict::Fail | Verdict::NoData => {
+                m.failures_in_a_row = m.failures_in_a_row.saturating_add(1);
+                if m.failures_in_a_row > gate.tolerate {
+                    m.held_since = None;
+                }
+            }
+        }
+        let held_for = Span(m.held_since.map_or(0, |since| (at - since).max(0)));
+        gates.push(GateStatus {
+            id: gate.id.clone(),
+            title: gate.title.clone(),
+            expr: gate.expr.clone(),
+            verdict: v,
+            reason,
+            comparisons: ev.comparisons,
+            window: gate.window,
+            hold: gate.hold,
+            held_for,
+            needs: Span((gate.hold.0 - held_for.0).max(0)),
+            tolerate: gate.tolerate,
+            failures_in_a_row: m.failures_in_a_row,
+            severity: gate.severity,
+            guards_current: stage.is_some_and(|s| gate.stages.iter().any(|g| g == s)),
+        });
+    }
+    let mut triggers = Vec::new();
+    let mut firings = Vec::new();
+    for (trigger, e) in plan.triggers.iter().zip(&compiled.triggers) {
+        let cx = EvalContext {
+            source,
+            window: trigger.window.0,
+            at,
+            flags,
+        };
+        let ev = expr::evaluate(e, &cx);
+        let (v, reason) = verdict(&ev.outcome);
+        let in_stage = stage.is_some_and(|s| trigger.stages.iter().any(|t| t == s));
+        let m = memory.triggers.entry(trigger.id.clone()).or_default();
+        if v == Verdict::Pass && in_stage && armed {
+            let since = *m.true_since.get_or_insert(at);
+            if at - since >= trigger.for_.0 && !m.fired {
+                m.fired = true;
+                let values: Vec<String> = ev
+                    .comparisons
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} = {}",
+                            c.left,
+                            c.left_value.map_or("no data".into(), |v| format!("{v:.4}"))
+                        )
+                    })
+                    .collect();
+                firings.push(Firing {
+                    trigger: trigger.id.clone(),
+                    action: trigger.action,
+                    reason: format!(
+                        "trigger {} ({}) true for {}: {}",
+                        trigger.id,
+                        trigger.title,
+                        Span(at - since).human(),
+                        values.join(", ")
+                    ),
+                });
+            }
+        } else {
+            // The episode is over: the next continuous breach is a new one.
+            *m = TriggerMemory::default();
+        }
+        triggers.push(TriggerStatus {
+            id: trigger.id.clone(),
+            title: trigger.title.clone(),
+            expr: trigger.expr.clone(),
+            verdict: v,
+            reason,
+            comparisons: ev.comparisons,
+            action: trigger.action,
+            severity: trigger.severity,
+            for_: trigger.for_,
+            true_for: Span(m.true_since.map_or(0, |since| (at - since).max(0))),
+            armed: in_stage && armed,
+            fired: m.fired,
+        });
+    }
+    Evaluated {
+        gates,
+        triggers,
+        firings,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,226 @@
+//! Hold timers, tolerance, trigger episodes, as tables over a scripted metric.
+
+use std::cell::Cell;
+
+use super::*;
+use crate::query::{Aggregate, Selector};
+use crate::time::MINUTE;
+
+/// p95(latency_ms) is whatever the test last set; `None` is no data.
+struct Scripted(Cell<Option<f64>>);
+
+impl MetricSource for Scripted {
+    fn aggregate(&self, _: &str, _: &Selector, _: &Aggregate, _: Millis, _: Millis) -> Option<f64> {
+        self.0.get()
+    }
+}
+
+const PLAN: &str = r#"
+[rollout]
+id = "g"
+title = "G"
+
+[[stage]]
+id = "canary"
+traffic = 10
+flags = { enabled = true }
+
+[[stage]]
+id = "ga"
+traffic = 100
+flags = { enabled = false }
+
+[[metric]]
+id = "latency_ms"
+kind = "distribution"
+
+[[gate]]
+id = "p95"
+expr = "p95(latency_ms) <= 700ms"
+window = "5m"
+hold = "60m"
+stages = ["canary"]
+
+[[gate]]
+id = "flaky"
+expr = "p95(latency_ms) <= 700ms"
+window = "5m"
+hold = "10m"
+tolerate = 2
+
+[[gate]]
+id = "guarded"
+expr = "p95(latency_ms) <= 700ms when enabled"
+window = "5m"
+hold = "5m"
+
+[[trigger]]
+id = "breach"
+expr = "p95(latency_ms) > 900ms"
+for = "10m"
+action = "kill"
+stages = ["canary"]
+"#;
+
+struct Run {
+    plan: Plan,
+    compiled: Compiled,
+    memory: Memory,
+    source: Scripted,
+}
+
+impl Run {
+    fn new() -> Run {
+        let plan = crate::plan::parse("g.toml", PLAN).unwrap();
+        let compiled = Compiled::new(&plan).unwrap();
+        Run {
+            plan,
+            compiled,
+            memory: Memory::default(),
+            source: Scripted(Cell::new(None)),
+        }
+    }
+
+    /// Evaluates once a minute from `from` to `to` minutes with the given p95.
+    fn minutes(&mut self, from: i64, to: i64, p95: Option<f64>, stage: &str) -> Evaluated {
+        self.source.0.set(p95);
+        let mut last = None;
+        for m in from..=to {
+            last = Some(evaluate(
+                &self.plan,
+                &self.compiled,
+                &mut self.memory,
+                &self.source,
+                Some(stage),
+                true,
+                m * MINUTE,
+            ));
+        }
+        last.unwrap()
+    }
+}
+
+fn gate<'a>(e: &'a Evaluated, id: &str) -> &'a GateStatus {
+    e.gates.iter().find(|g| g.id == id).unwrap()
+}
+
+#[test]
+fn a_gate_holds_after_an_hour_of_passing_and_says_what_it_still_needs() {
+    let mut run = Run::new();
+    let e = run.minutes(0, 41, Some(600.0), "canary");
+    let g = gate(&e, "p95");
+    assert_eq!(
+        (g.verdict, g.held_for, g.needs, g.held()),
+        (Verdict::Pass, Span(41 * MINUTE), Span(19 * MINUTE), false)
+    );
+    assert!(g.guards_current);
+    assert!(!e.readiness()["p95"].clone().held());
+    let e = run.minutes(42, 60, Some(600.0), "canary");
+    assert!(gate(&e, "p95").held());
+    assert!(e.readiness()["p95"].held());
+}
+
+#[test]
+fn one_failure_at_59_minutes_resets_the_hold() {
+    let mut run = Run::new();
+    run.minutes(0, 58, Some(600.0), "canary");
+    let e = run.minutes(59, 59, Some(800.0), "canary");
+    assert_eq!(
+        (gate(&e, "p95").verdict, gate(&e, "p95").held_for),
+        (Verdict::Fail, Span(0))
+    );
+    let e = run.minutes(60, 100, Some(600.0), "canary");
+    assert_eq!(
+        gate(&e, "p95").held_for,
+        Span(40 * MINUTE),
+        "counts from the first pass after the failure"
+    );
+}
+
+#[test]
+fn no_data_never_passes_and_resets_the_hold() {
+    let mut run = Run::new();
+    let e = run.minutes(0, 120, None, "canary");
+    let g = gate(&e, "p95");
+    assert_eq!(
+        (g.verdict, g.held_for, g.held()),
+        (Verdict::NoData, Span(0), false)
+    );
+    assert!(g.reason.as_deref().unwrap().contains("no samples"));
+    assert!(!e.readiness()["p95"].passing);
+    run.minutes(121, 170, Some(600.0), "canary");
+    let e = run.minutes(171, 171, None, "canary");
+    assert_eq!(gate(&e, "p95").held_for, Span(0));
+}
+
+#[test]
+fn a_tolerant_gate_survives_that_many_failures_in_a_row() {
+    let mut run = Run::new();
+    run.minutes(0, 20, Some(600.0), "canary");
+    let e = run.minutes(21, 22, Some(800.0), "canary");
+    let g = gate(&e, "flaky");
+    assert_eq!(
+        (g.failures_in_a_row, g.held_for),
+        (2, Span(22 * MINUTE)),
+        "two tolerated"
+    );
+    let e = run.minutes(23, 23, Some(800.0), "canary");
+    assert_eq!(gate(&e, "flaky").held_for, Span(0), "the third resets");
+}
+
+#[test]
+fn a_false_when_guard_is_not_applicable_and_does_not_block() {
+    let mut run = Run::new();
+    let e = run.minutes(0, 10, None, "ga");
+    let g = gate(&e, "guarded");
+    assert_eq!((g.verdict, g.held()), (Verdict::NotApplicable, true));
+    assert!(!gate(&e, "p95").guards_current);
+}
+
+#[test]
+fn a_trigger_fires_once_per_episode_after_its_for() {
+    let mut run = Run::new();
+    let e = run.minutes(0, 9, Some(950.0), "canary");
+    assert!(e.firings.is_empty());
+    assert_eq!(e.triggers[0].true_for, Span(9 * MINUTE));
+    let e = run.minutes(10, 10, Some(950.0), "canary");
+    assert_eq!(e.firings.len(), 1);
+    assert_eq!(e.firings[0].action, TriggerAction::Kill);
+    assert!(
+        e.firings[0].reason.starts_with("trigger breach"),
+        "{}",
+        e.firings[0].reason
+    );
+    let e = run.minutes(11, 30, Some(950.0), "canary");
+    assert!(e.firings.is_empty(), "same episode");
+    // Clears, then a new 10-minute breach is a new episode.
+    run.minutes(31, 31, Some(500.0), "canary");
+    let e = run.minutes(32, 41, Some(950.0), "canary");
+    assert!(e.firings.is_empty());
+    let e = run.minutes(42, 42, Some(950.0), "canary");
+    assert_eq!(e.firings.len(), 1);
+}
+
+#[test]
+fn a_trigger_is_disarmed_outside_its_stages_and_when_not_running() {
+    let mut run = Run::new();
+    let e = run.minutes(0, 30, Some(950.0), "ga");
+    assert!(e.firings.is_empty() && !e.triggers[0].armed);
+    run.source.0.set(Some(950.0));
+    let mut fired = 0;
+    for m in 0..30 {
+        let e = evaluate(
+            &run.plan,
+            &run.compiled,
+            &mut run.memory,
+            &run.source,
+            Some("canary"),
+            false,
+            m * MINUTE,
+        );
+        fired += e.firings.len();
+    }
+    assert_eq!(fired, 0);
+    let e = run.minutes(31, 31, None, "canary");
+    assert!(e.firings.is_empty() && e.triggers[0].verdict == Verdict::NoData);
+}
