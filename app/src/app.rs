@@ -1,7 +1,8 @@
 //! The top-level component: picks the rollout from the URL (`/r/{id}`, else the first one),
 //! connects to its live stream and shows the live numbers and chart.
 
-use cutover_core::series::{Frame, Series};
+use cutover_core::series::Series;
+use cutover_core::snapshot::Tick;
 use leptos::prelude::*;
 
 use crate::api::{self, Me};
@@ -81,9 +82,10 @@ fn pick(list: &[api::RolloutSummary]) -> Option<&api::RolloutSummary> {
         .or_else(|| list.first())
 }
 
-fn series(frame: &Option<Frame>, suffix: &str) -> Option<Series> {
-    frame
-        .as_ref()?
+/// The first series whose id ends with `suffix` (`.count`, `.p95`).
+fn series(tick: &Option<Tick>, suffix: &str) -> Option<Series> {
+    tick.as_ref()?
+        .frame
         .series
         .iter()
         .find(|s| s.id == suffix || s.id.ends_with(suffix))
@@ -94,7 +96,7 @@ fn series(frame: &Option<Frame>, suffix: &str) -> Option<Series> {
 #[component]
 fn Dashboard(id: String, title: String) -> impl IntoView {
     let (frame, connection) = live::connect(id);
-    let requests = Memo::new(move |_| series(&frame.get(), "requests"));
+    let requests = Memo::new(move |_| series(&frame.get(), ".count"));
     let p95 = Memo::new(move |_| series(&frame.get(), ".p95"));
     let latest = |s: Option<Series>| {
         s.and_then(|s| s.points.last().and_then(|p| p.v))

@@ -1,7 +1,7 @@
 //! The one live connection to a rollout's stream. The browser's EventSource reconnects by
 //! itself; this turns its frames into a signal and reports whether the connection is up.
 
-use cutover_core::series::Frame;
+use cutover_core::snapshot::Tick;
 use futures::StreamExt;
 use gloo_net::eventsource::futures::EventSource;
 use leptos::prelude::*;
@@ -14,9 +14,9 @@ pub enum Connection {
     Down,
 }
 
-/// Opens the stream for `rollout`; returns the latest frame and the connection state.
-pub fn connect(rollout: String) -> (ReadSignal<Option<Frame>>, ReadSignal<Connection>) {
-    let (frame, set_frame) = signal(None::<Frame>);
+/// Opens the stream for `rollout`; returns the latest tick and the connection state.
+pub fn connect(rollout: String) -> (ReadSignal<Option<Tick>>, ReadSignal<Connection>) {
+    let (frame, set_frame) = signal(None::<Tick>);
     let (connection, set_connection) = signal(Connection::Connecting);
     spawn_local(async move {
         let url = format!("/api/rollouts/{rollout}/stream");
@@ -24,7 +24,7 @@ pub fn connect(rollout: String) -> (ReadSignal<Option<Frame>>, ReadSignal<Connec
             set_connection.set(Connection::Down);
             return;
         };
-        let Ok(mut frames) = source.subscribe("frame") else {
+        let Ok(mut frames) = source.subscribe("tick") else {
             set_connection.set(Connection::Down);
             return;
         };
@@ -34,7 +34,7 @@ pub fn connect(rollout: String) -> (ReadSignal<Option<Frame>>, ReadSignal<Connec
                     let parsed = event
                         .data()
                         .as_string()
-                        .and_then(|text| serde_json::from_str::<Frame>(&text).ok());
+                        .and_then(|text| serde_json::from_str::<Tick>(&text).ok());
                     if let Some(parsed) = parsed {
                         set_frame.set(Some(parsed));
                         set_connection.set(Connection::Live);

@@ -82,6 +82,9 @@ mod tests {
             assert_eq!(role.as_str().parse::<Role>(), Ok(role));
         }
         assert!("root".parse::<Role>().is_err());
-        assert!("system".parse::<Role>().is_err(), "nobody can be given the system role");
+        assert!(
+            "system".parse::<Role>().is_err(),
+            "nobody can be given the system role"
+        );
     }
 }

@@ -7,9 +7,11 @@
 //! to 5 min late land in their own bucket, older ones are counted as dropped; timestamps more
 //! than 10 s ahead of `now` are refused.
 //!
-//! Window rule: a query over `window` at `at` merges every bucket whose start lies in
-//! `(at - window, at]`, so window edges round to bucket boundaries. Fine and coarse buckets
-//! never cover the same period (a minute moves to coarse whole), so nothing is counted twice.
+//! Window rule: a query over `window` at `at` merges every fine bucket that overlaps
+//! `(at - window, at]` (so the bucket being filled now always counts, and a window is never
+//! empty while samples exist inside it) and every rolled-up minute that starts inside it. Fine
+//! and coarse buckets never cover the same period (a minute moves to coarse whole), so nothing
+//! is counted twice.
 
 mod bucket;
 
@@ -20,7 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use bucket::{Bucket, RELATIVE_ERROR};
 
 use crate::query::{Aggregate, MetricKind, MetricSource, Selector};
-use crate::series::{Point, Series};
+use crate::series::Point;
 use crate::time::{DAY, HOUR, MINUTE, Millis, SECOND};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -258,34 +260,6 @@ impl MetricStore {
         points
     }
 
-    /// A category metric's share per value and step, one series per value, for stacked charts.
-    pub fn category_series(
-        &self,
-        metric: &str,
-        values: &[String],
-        selector: &Selector,
-        from: Millis,
-        to: Millis,
-        step: Millis,
-    ) -> Vec<Series> {
-        values
-            .iter()
-            .map(|value| Series {
-                id: format!("{metric}.{value}"),
-                label: value.clone(),
-                unit: "ratio".into(),
-                points: self.series(
-                    metric,
-                    selector,
-                    &Aggregate::Share(value.clone()),
-                    from,
-                    to,
-                    step,
-                ),
-            })
-            .collect()
-    }
-
     /// Closed minutes (no sample can still arrive for them) since `since`, for persistence.
     /// Importing them into a store replaces the same (series, minute), so a repeated import
     /// never double counts.
@@ -389,8 +363,9 @@ impl MetricSource for MetricStore {
         window: Millis,
         at: Millis,
     ) -> Option<f64> {
-        // Buckets whose start is in (at - window, at]: [at - window + 1, at + 1).
-        self.merged(metric, selector, at - window + 1, at + 1)
+        // Fine buckets starting after at - window - fine overlap the window; a coarse start
+        // in that range lies inside it (up to one fine bucket early).
+        self.merged(metric, selector, at - window - self.config.fine + 1, at + 1)
             .aggregate(aggregate)
     }
 }

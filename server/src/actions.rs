@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use cutover_core::rollout::{self, Action, Actor, Readiness, Refusal, Request};
+use cutover_core::rollout::{self, Action, Actor, Refusal, Request};
 use cutover_core::snapshot::Snapshot;
 use serde::Deserialize;
 use serde_json::json;
@@ -16,7 +16,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::live::LiveEvent;
 use crate::rollouts::find;
-use crate::state::{AppState, now};
+use crate::state::{AppState, Rollout, now};
 
 /// The optional JSON body of an action.
 #[derive(Debug, Default, Deserialize)]
@@ -77,33 +77,17 @@ async fn act(
         role: caller.0.role,
     };
     let at = now();
-    let request = Request {
-        actor,
-        action,
-        reason,
-        at,
-    };
-    // Gate readiness comes from evaluation; until it runs every gate is "no data", which
-    // never lets progress through on its own.
-    let readiness = Readiness::new();
-    let mut current = rollout.state.lock().await;
-    let (next, record) = rollout::apply(&rollout.plan, &current, &request, &readiness)?;
-    let evidence = json!({ "gates": readiness });
-    let committed = state
-        .storage
-        .commit_action(id, current.version, &next, &record, &evidence)
-        .await?;
-    if committed.is_none() {
-        return Err(ApiError::Conflict(
-            "the rollout changed underneath this action (another replica?); retry".into(),
-        ));
-    }
-    *current = next;
-    let snapshot = Snapshot::new(&rollout.plan, &current, at);
-    drop(current);
-    rollout
-        .live
-        .send(LiveEvent::State(Box::new(snapshot.clone())));
+    let snapshot = commit(
+        state,
+        &rollout,
+        Request {
+            actor,
+            action,
+            reason,
+            at,
+        },
+    )
+    .await?;
     let body = serde_json::to_string(&snapshot).map_err(anyhow::Error::from)?;
     if let Some(key) = &key {
         state
@@ -112,6 +96,40 @@ async fn act(
             .await?;
     }
     Ok((StatusCode::OK, [("content-type", "application/json")], body).into_response())
+}
+
+/// Decides `request` in core against the latest gate readiness, commits the new state and its
+/// audit record (with every gate's verdict as evidence) in one transaction, and tells every
+/// viewer. Person or trigger, every action goes through here.
+pub async fn commit(
+    state: &AppState,
+    rollout: &Rollout,
+    request: Request,
+) -> Result<Snapshot, ApiError> {
+    let mut current = rollout.state.lock().await;
+    let readiness = rollout.readiness();
+    let (next, record) = rollout::apply(&rollout.plan, &current, &request, &readiness)?;
+    let evidence = {
+        let evaluation = crate::state::lock(&rollout.evaluation);
+        let last = evaluation.last.as_ref();
+        json!({ "gates": last.map(|e| &e.gates), "triggers": last.map(|e| &e.triggers) })
+    };
+    let committed = state
+        .storage
+        .commit_action(&rollout.plan.id, current.version, &next, &record, &evidence)
+        .await?;
+    if committed.is_none() {
+        return Err(ApiError::Conflict(
+            "the rollout changed underneath this action (another replica?); retry".into(),
+        ));
+    }
+    *current = next;
+    let snapshot = rollout.snapshot_of(&current, request.at);
+    drop(current);
+    rollout
+        .live
+        .send(LiveEvent::State(Box::new(snapshot.clone())));
+    Ok(snapshot)
 }
 
 macro_rules! simple_action {

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -292,21 +291,10 @@ async fn start(
         println!("simulated traffic: healthy, {rate} events/s per rollout");
         tokio::spawn(crate::simulate::run(state.clone(), rate));
     }
-    tokio::spawn(ticker(state.clone()));
+    tokio::spawn(crate::evaluator::run(state.clone()));
     crate::serve(listener, state, async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
     Ok(())
-}
-
-/// Publishes every rollout's frame once a second.
-async fn ticker(state: AppState) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        for rollout in state.rollouts.values() {
-            rollout.live.publish(now());
-        }
-    }
 }

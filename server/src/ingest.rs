@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use cutover_core::plan::Plan;
 use cutover_core::query::MetricKind;
 use cutover_core::time::{Millis, SECOND};
+use cutover_core::window::{Sample, SampleValue};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -24,20 +25,11 @@ struct RawEvent {
     values: BTreeMap<String, Value>,
 }
 
-/// One accepted observation of one metric.
+/// One valid record: its position in the batch and a sample per value it carried.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Observation {
-    pub metric: String,
-    pub labels: BTreeMap<String, String>,
-    pub ts: Millis,
-    pub value: ObservedValue,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum ObservedValue {
-    Number(f64),
-    Flag(bool),
-    Category(String),
+pub struct Record {
+    pub index: usize,
+    pub samples: Vec<Sample>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -57,9 +49,9 @@ pub struct IngestReport {
 
 /// Splits a body into records: a JSON array, or one JSON object per line.
 /// A record's position in the batch and the record, or why it is not one.
-type Record = (usize, Result<RawEvent, String>);
+type Parsed = (usize, Result<RawEvent, String>);
 
-fn records(body: &str) -> Result<Vec<Record>, String> {
+fn records(body: &str) -> Result<Vec<Parsed>, String> {
     let trimmed = body.trim_start();
     if trimmed.starts_with('[') {
         let items: Vec<Value> = serde_json::from_str(trimmed)
@@ -84,8 +76,8 @@ pub fn parse_batch(
     plan: &Plan,
     body: &str,
     now: Millis,
-) -> Result<(Vec<Observation>, IngestReport), String> {
-    let mut observations = Vec::new();
+) -> Result<(Vec<Record>, IngestReport), String> {
+    let mut valid = Vec::new();
     let mut report = IngestReport {
         accepted: 0,
         rejected: Vec::new(),
@@ -119,7 +111,7 @@ pub fn parse_batch(
         let mut bad = None;
         for (name, value) in &event.values {
             match observe(plan, name, value) {
-                Ok(value) => accepted.push(Observation {
+                Ok(value) => accepted.push(Sample {
                     metric: name.clone(),
                     labels: event.labels.clone(),
                     ts,
@@ -136,27 +128,30 @@ pub fn parse_batch(
             Some(rejection) => report.rejected.push(rejection),
             None => {
                 report.accepted += 1;
-                observations.extend(accepted);
+                valid.push(Record {
+                    index,
+                    samples: accepted,
+                });
             }
         }
     }
-    Ok((observations, report))
+    Ok((valid, report))
 }
 
-fn observe(plan: &Plan, name: &str, value: &Value) -> Result<ObservedValue, String> {
+fn observe(plan: &Plan, name: &str, value: &Value) -> Result<SampleValue, String> {
     let metric = plan
         .metric(name)
         .ok_or_else(|| format!("the plan declares no metric \"{name}\""))?;
     match (metric.kind, value) {
-        (MetricKind::Ratio, Value::Bool(b)) => Ok(ObservedValue::Flag(*b)),
+        (MetricKind::Ratio, Value::Bool(b)) => Ok(SampleValue::Flag(*b)),
         (MetricKind::Ratio, Value::Number(n))
             if n.as_f64() == Some(0.0) || n.as_f64() == Some(1.0) =>
         {
-            Ok(ObservedValue::Flag(n.as_f64() == Some(1.0)))
+            Ok(SampleValue::Flag(n.as_f64() == Some(1.0)))
         }
         (MetricKind::Ratio, _) => Err("a ratio metric takes true/false (or 1/0)".into()),
         (MetricKind::Category, Value::String(s)) if metric.values.contains(s) => {
-            Ok(ObservedValue::Category(s.clone()))
+            Ok(SampleValue::Category(s.clone()))
         }
         (MetricKind::Category, _) => Err(format!("expected one of {:?}", metric.values)),
         (kind, Value::Number(n)) => {
@@ -167,7 +162,7 @@ fn observe(plan: &Plan, name: &str, value: &Value) -> Result<ObservedValue, Stri
             if v < 0.0 && kind != MetricKind::Gauge {
                 return Err(format!("{v} is negative"));
             }
-            Ok(ObservedValue::Number(v))
+            Ok(SampleValue::Number(v))
         }
         (_, _) => Err("expected a number".into()),
     }
@@ -211,7 +206,7 @@ values = ["full", "lite"]
         let a = parse_batch(&plan(), nd, 1000).unwrap();
         let b = parse_batch(&plan(), arr, 1000).unwrap();
         assert_eq!(a, b);
-        assert_eq!(a.0.len(), 3);
+        assert_eq!(a.0[0].samples.len(), 3);
         assert_eq!(a.1.accepted, 1);
     }
 
@@ -226,9 +221,10 @@ values = ["full", "lite"]
             r#"{"values":{"latency_ms":3}}"#,
         ]
         .join("\n");
-        let (obs, report) = parse_batch(&plan(), &body, 0).unwrap();
+        let (records, report) = parse_batch(&plan(), &body, 0).unwrap();
         assert_eq!(report.accepted, 1);
-        assert_eq!(obs.len(), 1);
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].index, 5);
         let fields: Vec<(usize, &str)> = report
             .rejected
             .iter()

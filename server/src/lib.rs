@@ -4,8 +4,10 @@
 pub mod actions;
 pub mod assets;
 pub mod auth;
+pub mod charts;
 pub mod cli;
 pub mod error;
+pub mod evaluator;
 pub mod ingest;
 pub mod live;
 pub mod rollouts;

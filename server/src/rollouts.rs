@@ -68,9 +68,10 @@ pub async fn ingest(
     })?;
     let text =
         std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))?;
-    let (observations, report) =
-        ingest::parse_batch(&rollout.plan, text, now()).map_err(ApiError::BadRequest)?;
-    rollout.record(&observations);
+    let at = now();
+    let (records, mut report) =
+        ingest::parse_batch(&rollout.plan, text, at).map_err(ApiError::BadRequest)?;
+    rollout.record(records, at, &mut report);
     let status = if report.accepted == 0 && !report.rejected.is_empty() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -79,8 +80,9 @@ pub async fn ingest(
     Ok((status, Json(report)))
 }
 
-/// `GET /api/rollouts/{id}/stream`: a frame now, then one per tick. A viewer that falls more
-/// than the buffer behind gets a fresh frame instead of the backlog: it never slows others.
+/// `GET /api/rollouts/{id}/stream`: the state and a tick now, then a tick every second and
+/// the state after every action. A viewer that falls more than the buffer behind skips the
+/// backlog and gets the current state and tick instead: it never slows the others.
 pub async fn stream(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -89,33 +91,30 @@ pub async fn stream(
     caller.may_see(&id)?;
     let rollout = find(&state, &id)?;
     let mut receiver = rollout.live.subscribe();
-    let snapshot = LiveEvent::State(Box::new(rollout.snapshot(now()).await));
-    let first = LiveEvent::Frame(rollout.live.frame(now()));
     let stream = async_stream(move |tx| async move {
-        for event in [snapshot, first] {
-            if tx.send(sse_event(0, &event)).await.is_err() {
-                return;
-            }
-        }
+        let mut pending = current(&rollout).await;
         loop {
-            let event = match receiver.recv().await {
-                Ok((id, event)) => sse_event(id, &event),
-                // Too far behind: skip the backlog, send what is true now.
-                Err(RecvError::Lagged(_)) => {
-                    let state = LiveEvent::State(Box::new(rollout.snapshot(now()).await));
-                    if tx.send(sse_event(0, &state)).await.is_err() {
-                        return;
-                    }
-                    sse_event(0, &LiveEvent::Frame(rollout.live.frame(now())))
+            for event in pending.drain(..) {
+                if tx.send(event).await.is_err() {
+                    return;
                 }
+            }
+            match receiver.recv().await {
+                Ok((id, event)) => pending.push(sse_event(id, &event)),
+                Err(RecvError::Lagged(_)) => pending = current(&rollout).await,
                 Err(RecvError::Closed) => return,
-            };
-            if tx.send(event).await.is_err() {
-                return;
             }
         }
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// What a viewer needs to draw the rollout from nothing: its state and a tick.
+async fn current(rollout: &Rollout) -> Vec<Result<Event, Infallible>> {
+    let at = now();
+    let snapshot = LiveEvent::State(Box::new(rollout.snapshot(at).await));
+    let tick = LiveEvent::Tick(Box::new(rollout.tick(at)));
+    vec![sse_event(0, &snapshot), sse_event(0, &tick)]
 }
 
 fn sse_event(id: u64, event: &LiveEvent) -> Result<Event, Infallible> {

@@ -72,8 +72,9 @@ pub async fn run(state: AppState, rate: u32) {
             let body: String = (0..per_tick)
                 .map(|_| event(&rollout.plan, &mut rng).to_string() + "\n")
                 .collect();
-            if let Ok((observations, _)) = ingest::parse_batch(&rollout.plan, &body, now()) {
-                rollout.record(&observations);
+            let at = now();
+            if let Ok((records, mut report)) = ingest::parse_batch(&rollout.plan, &body, at) {
+                rollout.record(records, at, &mut report);
             }
         }
     }

@@ -1,16 +1,19 @@
 //! Everything a handler needs, cheap to clone: storage and the loaded rollouts.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use anyhow::Context;
+use cutover_core::gates::{Compiled, Evaluated, Memory};
 use cutover_core::plan::Plan;
-use cutover_core::rollout::RolloutState;
-use cutover_core::snapshot::Snapshot;
+use cutover_core::rollout::{Readiness, RolloutState};
+use cutover_core::snapshot::{Snapshot, Tick};
 use cutover_core::time::Millis;
-use tokio::sync::Mutex;
+use cutover_core::window::{MetricStore, RecordError, StoreConfig};
 
-use crate::ingest::{Observation, ObservedValue};
+use crate::charts;
+use crate::ingest::{IngestReport, Record, Rejection};
 use crate::live::Live;
 use crate::storage::Storage;
 
@@ -20,32 +23,115 @@ pub struct AppState {
     pub rollouts: Arc<BTreeMap<String, Arc<Rollout>>>,
 }
 
-/// One loaded plan, its durable state and its live data.
+/// The evaluator's carried state and its latest result.
+#[derive(Default)]
+pub struct Evaluation {
+    pub memory: Memory,
+    pub last: Option<Evaluated>,
+}
+
+/// One loaded plan: its durable state, its metrics, its latest evaluation, its viewers.
 pub struct Rollout {
     pub plan: Plan,
+    pub compiled: Compiled,
     /// The last committed state. Actions hold this lock from decision to commit, so actions
     /// on one rollout are serialised: a kill and a progress can never both decide on the same
     /// state, and whichever runs second sees the first.
-    pub state: Mutex<RolloutState>,
+    pub state: tokio::sync::Mutex<RolloutState>,
+    pub metrics: Mutex<MetricStore>,
+    pub evaluation: Mutex<Evaluation>,
     pub live: Live,
 }
 
+/// Locks a std mutex, recovering the data if a panicking thread poisoned it: every writer
+/// leaves the data consistent between statements, so the value is still good.
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Rollout {
-    /// Applies accepted observations to the live data.
-    pub fn record(&self, observations: &[Observation]) {
-        let latency = self.live.latency_metric();
-        // A request is counted once, by its latency observation, not once per value.
-        for o in observations {
-            if let ObservedValue::Number(v) = o.value
-                && Some(o.metric.as_str()) == latency
-            {
-                self.live.record(o.ts, Some(v));
-            }
+    pub fn new(plan: Plan, state: RolloutState) -> anyhow::Result<Rollout> {
+        let compiled = Compiled::new(&plan).with_context(|| format!("plan {}", plan.id))?;
+        let kinds = plan.metrics.iter().map(|m| (m.id.clone(), m.kind));
+        let metrics = MetricStore::new(StoreConfig::default(), kinds);
+        Ok(Rollout {
+            plan,
+            compiled,
+            state: tokio::sync::Mutex::new(state),
+            metrics: Mutex::new(metrics),
+            evaluation: Mutex::new(Evaluation::default()),
+            live: Live::default(),
+        })
+    }
+
+    /// Records a batch's valid records at server time `now`. A record the metric windows
+    /// refuse (too late, too many label sets) moves from accepted to rejected.
+    pub fn record(&self, records: Vec<Record>, now: Millis, report: &mut IngestReport) {
+        let mut store = lock(&self.metrics);
+        for record in records {
+            let Some(e) = record
+                .samples
+                .iter()
+                .find_map(|s| store.record(s, now).err())
+            else {
+                continue;
+            };
+            let field = match e {
+                RecordError::Dropped { .. } | RecordError::Future { .. } => "ts",
+                RecordError::TooManySeries { .. } => "labels",
+                _ => "values",
+            };
+            report.accepted = report.accepted.saturating_sub(1);
+            report.rejected.push(Rejection {
+                index: record.index,
+                field: field.into(),
+                reason: e.to_string(),
+            });
+        }
+        report.rejected.sort_by_key(|r| r.index);
+    }
+
+    /// The live charts now, with the latest gate and trigger statuses.
+    pub fn tick(&self, now: Millis) -> Tick {
+        let frame = charts::frame(
+            &self.plan,
+            &lock(&self.metrics),
+            now,
+            charts::LIVE_RANGE,
+            charts::LIVE_STEP,
+        );
+        let (gates, triggers) = match &lock(&self.evaluation).last {
+            Some(e) => (e.gates.clone(), e.triggers.clone()),
+            None => (Vec::new(), Vec::new()),
+        };
+        Tick {
+            frame,
+            gates,
+            triggers,
         }
     }
 
+    /// Gate readiness from the latest evaluation; before the first one, nothing has held.
+    pub fn readiness(&self) -> Readiness {
+        lock(&self.evaluation)
+            .last
+            .as_ref()
+            .map(Evaluated::readiness)
+            .unwrap_or_default()
+    }
+
+    /// A snapshot of `state` with the latest gate and trigger statuses.
+    pub fn snapshot_of(&self, state: &RolloutState, now: Millis) -> Snapshot {
+        let (gates, triggers) = match &lock(&self.evaluation).last {
+            Some(e) => (e.gates.clone(), e.triggers.clone()),
+            None => (Vec::new(), Vec::new()),
+        };
+        Snapshot::new(&self.plan, state, gates, triggers, now)
+    }
+
     pub async fn snapshot(&self, now: Millis) -> Snapshot {
-        Snapshot::new(&self.plan, &*self.state.lock().await, now)
+        let state = self.state.lock().await.clone();
+        self.snapshot_of(&state, now)
     }
 }
 
@@ -66,12 +152,7 @@ impl AppState {
                 )
                 .await?;
             let state = storage.load_state(&plan.id).await?.unwrap_or(fresh);
-            let live = Live::new(&plan);
-            let rollout = Rollout {
-                plan,
-                state: Mutex::new(state),
-                live,
-            };
+            let rollout = Rollout::new(plan, state)?;
             rollouts.insert(rollout.plan.id.clone(), Arc::new(rollout));
         }
         Ok(AppState {

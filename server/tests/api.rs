@@ -129,13 +129,23 @@ async fn next_event(
     }
 }
 
-fn requests_in_frame(frame: &Value) -> f64 {
-    let points = frame["series"][0]["points"].as_array().unwrap();
-    points.iter().filter_map(|p| p["v"].as_f64()).sum()
+/// Events of latency_ms in a tick's chart series.
+fn requests_in_tick(tick: &Value) -> f64 {
+    let series = tick["frame"]["series"].as_array().unwrap();
+    let count = series
+        .iter()
+        .find(|s| s["id"] == "latency_ms.count")
+        .unwrap();
+    count["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["v"].as_f64())
+        .sum()
 }
 
 #[tokio::test]
-async fn the_stream_sends_a_frame_first_then_reflects_new_events() {
+async fn the_stream_sends_state_and_a_tick_first_then_reflects_new_events() {
     let (app, _data) = start().await;
     let response = app
         .get_as(Some(Role::Viewer), "/api/rollouts/spiralogic/stream")
@@ -151,17 +161,17 @@ async fn the_stream_sends_a_frame_first_then_reflects_new_events() {
     assert_eq!(state["state"]["phase"], "not_started");
     let (name, first) = next_event(&mut stream, &mut buf).await;
     assert_eq!(
-        (name.as_str(), &first["rollout"]),
-        ("frame", &Value::from("spiralogic"))
+        (name.as_str(), &first["frame"]["rollout"]),
+        ("tick", &Value::from("spiralogic"))
     );
-    assert_eq!(requests_in_frame(&first), 0.0);
+    assert_eq!(requests_in_tick(&first), 0.0);
 
     let body = "{\"values\":{\"latency_ms\":120}}\n".repeat(7);
     assert_eq!(post_events(&app, Some(Role::Ingest), body).await.0, 200);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     loop {
         let (name, frame) = next_event(&mut stream, &mut buf).await;
-        if name == "frame" && requests_in_frame(&frame) == 7.0 {
+        if name == "tick" && requests_in_tick(&frame) == 7.0 {
             break;
         }
         assert!(

@@ -39,15 +39,7 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let ticking = state.clone();
-        let ticker = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                for r in ticking.rollouts.values() {
-                    r.live.publish(now());
-                }
-            }
-        });
+        let ticker = tokio::spawn(cutover_server::evaluator::run(state.clone()));
         let done = tokio::spawn(async move {
             let _ = serve(listener, state, async {
                 let _ = rx.await;

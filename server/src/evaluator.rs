@@ -1,0 +1,104 @@
+//! Once a second per rollout: compact the metric windows, evaluate every gate and trigger,
+//! act on triggers that fired (an automatic kill goes through the same audited path as a
+//! person's), and send viewers a tick.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cutover_core::gates::{self, Firing};
+use cutover_core::plan::TriggerAction;
+use cutover_core::role::Role;
+use cutover_core::rollout::{Action, Actor, Phase, Request};
+use cutover_core::snapshot::Tick;
+use cutover_core::time::Millis;
+
+use crate::actions::commit;
+use crate::charts;
+use crate::live::LiveEvent;
+use crate::state::{AppState, Rollout, lock, now};
+
+/// Evaluates `rollout` at `at`, acts on firings and publishes a tick.
+pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
+    let (stage, armed) = {
+        let current = rollout.state.lock().await;
+        let stage = current
+            .stage
+            .and_then(|i| rollout.plan.stages.get(i))
+            .map(|s| s.id.clone());
+        (
+            stage,
+            matches!(current.phase, Phase::Running | Phase::Paused),
+        )
+    };
+    let (evaluated, frame) = {
+        let mut store = lock(&rollout.metrics);
+        store.compact(at);
+        let mut evaluation = lock(&rollout.evaluation);
+        let evaluated = gates::evaluate(
+            &rollout.plan,
+            &rollout.compiled,
+            &mut evaluation.memory,
+            &*store,
+            stage.as_deref(),
+            armed,
+            at,
+        );
+        evaluation.last = Some(evaluated.clone());
+        let frame = charts::frame(
+            &rollout.plan,
+            &store,
+            at,
+            charts::LIVE_RANGE,
+            charts::LIVE_STEP,
+        );
+        (evaluated, frame)
+    };
+    for firing in &evaluated.firings {
+        fire(state, rollout, firing, at).await;
+    }
+    let tick = Tick {
+        frame,
+        gates: evaluated.gates,
+        triggers: evaluated.triggers,
+    };
+    rollout.live.send(LiveEvent::Tick(Box::new(tick)));
+}
+
+async fn fire(state: &AppState, rollout: &Arc<Rollout>, firing: &Firing, at: Millis) {
+    match firing.action {
+        TriggerAction::Alert => {
+            tracing::warn!(rollout = %rollout.plan.id, trigger = %firing.trigger, "{}", firing.reason);
+        }
+        TriggerAction::Kill => {
+            let request = Request {
+                actor: Actor {
+                    name: format!("trigger {}", firing.trigger),
+                    role: Role::System,
+                },
+                action: Action::Kill,
+                reason: Some(firing.reason.clone()),
+                at,
+            };
+            match commit(state, rollout, request).await {
+                Ok(_) => {
+                    tracing::warn!(rollout = %rollout.plan.id, trigger = %firing.trigger, "automatic kill: {}", firing.reason)
+                }
+                Err(e) => {
+                    tracing::info!(rollout = %rollout.plan.id, trigger = %firing.trigger, "trigger fired but no kill: {e}")
+                }
+            }
+        }
+    }
+}
+
+/// Ticks every rollout once a second until the task is dropped.
+pub async fn run(state: AppState) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        interval.tick().await;
+        for rollout in state.rollouts.values() {
+            tick(&state, rollout, now()).await;
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Gates and triggers through the real server: a gate must hold before progress is allowed
+//! (the refusal says how long it has held), and a kill trigger rolls the rollout back by itself,
+//! recorded in the audit log as the system.
+
+#[path = "support/app.rs"]
+mod support;
+
+use std::time::Duration;
+
+use cutover_core::role::Role;
+use serde_json::{Value, json};
+use support::TestApp;
+
+const PLAN: &str = r#"
+[rollout]
+id = "fast"
+title = "Fast gates"
+
+[[stage]]
+id = "canary"
+traffic = 10
+
+[[stage]]
+id = "ga"
+traffic = 100
+
+[[metric]]
+id = "latency_ms"
+kind = "distribution"
+unit = "ms"
+
+[[gate]]
+id = "p95"
+expr = "p95(latency_ms) <= 700ms"
+window = "10s"
+hold = "10s"
+
+[[trigger]]
+id = "breach"
+expr = "p95(latency_ms) > 2s"
+window = "10s"
+for = "2s"
+action = "kill"
+"#;
+
+async fn push(app: &TestApp, latency: f64, n: usize) {
+    let body = format!("{{\"values\":{{\"latency_ms\":{latency}}}}}\n").repeat(n);
+    let response = app
+        .http
+        .post(format!("{}/api/rollouts/fast/events", app.url))
+        .bearer_auth(app.token(Role::Ingest))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+}
+
+fn gate(snapshot: &Value) -> &Value {
+    &snapshot["gates"][0]
+}
+
+#[tokio::test]
+async fn progress_waits_for_the_gate_to_hold_then_goes_through() {
+    let data = tempfile::tempdir().unwrap();
+    let plan = cutover_core::plan::parse("fast.toml", PLAN).unwrap();
+    let app = TestApp::start(data.path(), vec![plan]).await;
+    let (status, _) = app
+        .post(Some(Role::Operator), "/api/rollouts/fast/start", json!({}))
+        .await;
+    assert_eq!(status, 200);
+
+    // No data yet: the gate says so and progress is refused for it.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let snapshot = app.get("/api/rollouts/fast").await;
+    assert_eq!(gate(&snapshot)["verdict"], "no_data");
+    let (status, error) = app
+        .post(
+            Some(Role::Operator),
+            "/api/rollouts/fast/progress",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gate p95"),
+        "{error}"
+    );
+
+    push(&app, 250.0, 50).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let snapshot = app.get("/api/rollouts/fast").await;
+    assert_eq!(gate(&snapshot)["verdict"], "pass");
+    assert!(
+        gate(&snapshot)["comparisons"][0]["left_value"]
+            .as_f64()
+            .unwrap()
+            < 260.0
+    );
+    let (status, error) = app
+        .post(
+            Some(Role::Operator),
+            "/api/rollouts/fast/progress",
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 409);
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("gate p95") && message.contains("10s"),
+        "{message}"
+    );
+
+    // Refused until the hold is complete, then accepted: poll as a CI job would.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let snapshot = loop {
+        let (status, body) = app
+            .post(
+                Some(Role::Operator),
+                "/api/rollouts/fast/progress",
+                json!({}),
+            )
+            .await;
+        if status == 200 {
+            break body;
+        }
+        assert_eq!(status, 409, "{body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the gate never held: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert_eq!(snapshot["traffic"], 100.0);
+    let audit = app.get("/api/rollouts/fast/audit").await;
+    let evidence = &audit["entries"][0]["evidence"]["gates"][0];
+    assert_eq!(
+        (evidence["id"].as_str(), evidence["verdict"].as_str()),
+        (Some("p95"), Some("pass"))
+    );
+}
+
+#[tokio::test]
+async fn a_kill_trigger_rolls_back_by_itself_and_the_audit_says_so() {
+    let data = tempfile::tempdir().unwrap();
+    let plan = cutover_core::plan::parse("fast.toml", PLAN).unwrap();
+    let app = TestApp::start(data.path(), vec![plan]).await;
+    app.post(Some(Role::Operator), "/api/rollouts/fast/start", json!({}))
+        .await;
+    push(&app, 3000.0, 40).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    let snapshot = loop {
+        let snapshot = app.get("/api/rollouts/fast").await;
+        if snapshot["state"]["phase"] == "killed" {
+            break snapshot;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "trigger never fired: {snapshot}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(snapshot["traffic"], 0.0);
+    assert_eq!(snapshot["state"]["killed"]["by"]["name"], "trigger breach");
+    assert_eq!(snapshot["state"]["killed"]["by"]["role"], "system");
+    let audit = app.get("/api/rollouts/fast/audit").await;
+    let entry = &audit["entries"][0];
+    assert_eq!(entry["action"]["action"], "kill");
+    assert!(
+        entry["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("trigger breach"),
+        "{entry}"
+    );
+    // Still breaching, but one kill per episode and nothing left to kill.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let audit = app.get("/api/rollouts/fast/audit").await;
+    assert_eq!(
+        audit["entries"].as_array().unwrap().len(),
+        2,
+        "start + one kill"
+    );
+}
