@@ -260,42 +260,39 @@ impl MetricStore {
         points
     }
 
-    /// Closed minutes (no sample can still arrive for them) since `since`, for persistence.
-    /// Importing them into a store replaces the same (series, minute), so a repeated import
-    /// never double counts.
-    pub fn export_rollups(&self, since: Millis, now: Millis) -> Vec<PersistedBucket> {
-        let coarse = self.config.coarse;
-        let closed_before = floor(now - self.config.max_lateness, coarse);
+    /// Every bucket that starts in `[since, now]`, at its own width (10 s while fine, a minute
+    /// once rolled up), as it stands now: for persistence. Buckets still open are exported as
+    /// they are; importing replaces a (series, start, width), so writing the same bucket again
+    /// later overwrites it, and a repeated import never double counts.
+    pub fn export_buckets(&self, since: Millis, now: Millis) -> Vec<PersistedBucket> {
         let mut out = Vec::new();
         for (metric, by_labels) in &self.series {
             for (labels, data) in by_labels {
-                let mut minutes: BTreeMap<Millis, Bucket> = data
-                    .coarse
-                    .range(floor(since, coarse)..closed_before)
-                    .map(|(s, b)| (*s, b.clone()))
-                    .collect();
-                for (start, bucket) in data.fine.range(floor(since, coarse)..closed_before) {
-                    minutes
-                        .entry(floor(*start, coarse))
-                        .or_default()
-                        .merge(bucket);
+                for (map, width) in [
+                    (&data.fine, self.config.fine),
+                    (&data.coarse, self.config.coarse),
+                ] {
+                    out.extend(map.range(floor(since, width)..=now).map(|(start, bucket)| {
+                        PersistedBucket {
+                            metric: metric.clone(),
+                            labels: labels.clone(),
+                            start: *start,
+                            width,
+                            bucket: bucket.clone(),
+                        }
+                    }));
                 }
-                out.extend(minutes.into_iter().map(|(start, bucket)| PersistedBucket {
-                    metric: metric.clone(),
-                    labels: labels.clone(),
-                    start,
-                    width: coarse,
-                    bucket,
-                }));
             }
         }
         out.sort_by(|a, b| (a.start, &a.metric, &a.labels).cmp(&(b.start, &b.metric, &b.labels)));
         out
     }
 
-    /// Loads persisted minutes, replacing any minute already held for the same series.
-    /// Unknown metrics (a plan that changed) are skipped.
+    /// Loads persisted buckets, each replacing the bucket held for the same series, start and
+    /// width. A rolled-up minute also replaces any fine buckets inside it. Unknown metrics (a
+    /// plan that changed) are skipped. Call `compact` afterwards to roll up what is old.
     pub fn import(&mut self, buckets: Vec<PersistedBucket>) {
+        let (fine, coarse) = (self.config.fine, self.config.coarse);
         for p in buckets {
             if !self.kinds.contains_key(&p.metric) {
                 continue;
@@ -306,14 +303,20 @@ impl MetricStore {
                 .or_default()
                 .entry(p.labels)
                 .or_default();
-            let start = floor(p.start, self.config.coarse);
-            // The minute replaces whatever fine or coarse data covered it.
-            let end = start + self.config.coarse;
-            let covered: Vec<Millis> = data.fine.range(start..end).map(|(s, _)| *s).collect();
-            for s in covered {
-                data.fine.remove(&s);
+            if p.width >= coarse {
+                let start = floor(p.start, coarse);
+                let inside: Vec<Millis> = data
+                    .fine
+                    .range(start..start + coarse)
+                    .map(|(s, _)| *s)
+                    .collect();
+                for s in inside {
+                    data.fine.remove(&s);
+                }
+                data.coarse.insert(start, p.bucket);
+            } else {
+                data.fine.insert(floor(p.start, fine), p.bucket);
             }
-            data.coarse.insert(start, p.bucket);
         }
     }
 

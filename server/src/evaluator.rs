@@ -10,7 +10,7 @@ use cutover_core::plan::TriggerAction;
 use cutover_core::role::Role;
 use cutover_core::rollout::{Action, Actor, Phase, Request};
 use cutover_core::snapshot::Tick;
-use cutover_core::time::Millis;
+use cutover_core::time::{MINUTE, Millis, SECOND};
 
 use crate::actions::commit;
 use crate::charts;
@@ -53,6 +53,9 @@ pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
         );
         (evaluated, frame)
     };
+    if let Err(e) = persist(state, rollout, at).await {
+        tracing::error!(rollout = %rollout.plan.id, "cannot persist metrics or hold timers: {e:#}");
+    }
     for firing in &evaluated.firings {
         fire(state, rollout, firing, at).await;
     }
@@ -62,6 +65,47 @@ pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
         triggers: evaluated.triggers,
     };
     rollout.live.send(LiveEvent::Tick(Box::new(tick)));
+}
+
+/// How often the recent metric buckets are written.
+const SAVE_EVERY: Millis = 5 * SECOND;
+
+/// Writes the hold timers when they changed, and every few seconds the metric buckets that can
+/// still change (the lateness allowance back to now), so a restart keeps both.
+async fn persist(state: &AppState, rollout: &Rollout, at: Millis) -> anyhow::Result<()> {
+    let (memory, buckets, until) = {
+        let store = lock(&rollout.metrics);
+        let mut evaluation = lock(&rollout.evaluation);
+        let memory = (evaluation.saved.as_ref() != Some(&evaluation.memory))
+            .then(|| evaluation.memory.clone());
+        if memory.is_some() {
+            evaluation.saved = memory.clone();
+        }
+        let due = at - evaluation.buckets_saved_at >= SAVE_EVERY;
+        let buckets = if due {
+            evaluation.buckets_saved_at = at;
+            // Everything before this was final when it was last written.
+            let open_since = at - store.config().max_lateness - MINUTE;
+            store.export_buckets(open_since, at)
+        } else {
+            Vec::new()
+        };
+        (memory, buckets, evaluation.buckets_saved_at)
+    };
+    if let Some(memory) = memory {
+        state
+            .storage
+            .save_evaluation(&rollout.plan.id, &memory)
+            .await?;
+    }
+    if !buckets.is_empty() {
+        state
+            .storage
+            .save_buckets(&rollout.plan.id, &buckets)
+            .await?;
+        tracing::debug!(rollout = %rollout.plan.id, buckets = buckets.len(), until, "metric buckets saved");
+    }
+    Ok(())
 }
 
 async fn fire(state: &AppState, rollout: &Arc<Rollout>, firing: &Firing, at: Millis) {

@@ -28,6 +28,10 @@ pub struct AppState {
 pub struct Evaluation {
     pub memory: Memory,
     pub last: Option<Evaluated>,
+    /// The memory as last written to storage, to write only changes.
+    pub saved: Option<Memory>,
+    /// When the recent metric buckets were last written.
+    pub buckets_saved_at: Millis,
 }
 
 /// One loaded plan: its durable state, its metrics, its latest evaluation, its viewers.
@@ -153,6 +157,17 @@ impl AppState {
                 .await?;
             let state = storage.load_state(&plan.id).await?.unwrap_or(fresh);
             let rollout = Rollout::new(plan, state)?;
+            // Chart history and hold timers survive a restart.
+            let since = now() - lock(&rollout.metrics).config().coarse_retention;
+            let buckets = storage.load_buckets(&rollout.plan.id, since).await?;
+            {
+                let mut store = lock(&rollout.metrics);
+                store.import(buckets);
+                store.compact(now());
+            }
+            if let Some(memory) = storage.load_evaluation(&rollout.plan.id).await? {
+                lock(&rollout.evaluation).memory = memory;
+            }
             rollouts.insert(rollout.plan.id.clone(), Arc::new(rollout));
         }
         Ok(AppState {

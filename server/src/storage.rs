@@ -5,9 +5,11 @@
 use std::path::Path;
 use std::str::FromStr;
 
+use cutover_core::gates::Memory;
 use cutover_core::role::Role;
 use cutover_core::rollout::{AuditRecord, RolloutState};
 use cutover_core::time::Millis;
+use cutover_core::window::PersistedBucket;
 use sha2::{Digest, Sha256};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -378,5 +380,83 @@ impl Storage {
                 .execute(&self.pool)
                 .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Writes metric buckets; a bucket written again replaces the old row.
+    pub async fn save_buckets(
+        &self,
+        rollout: &str,
+        buckets: &[PersistedBucket],
+    ) -> anyhow::Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for b in buckets {
+            sqlx::query(
+                "INSERT INTO metric_buckets (rollout, metric, labels, start, width, bucket)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(rollout, metric, labels, start, width) DO UPDATE SET bucket = excluded.bucket",
+            )
+            .bind(rollout)
+            .bind(&b.metric)
+            .bind(serde_json::to_string(&b.labels)?)
+            .bind(b.start)
+            .bind(b.width)
+            .bind(serde_json::to_string(&b.bucket)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Metric buckets since `since`, oldest first; drops those older than it.
+    pub async fn load_buckets(
+        &self,
+        rollout: &str,
+        since: Millis,
+    ) -> anyhow::Result<Vec<PersistedBucket>> {
+        sqlx::query("DELETE FROM metric_buckets WHERE rollout = ?1 AND start < ?2")
+            .bind(rollout)
+            .bind(since)
+            .execute(&self.pool)
+            .await?;
+        let rows: Vec<(String, String, i64, i64, String)> = sqlx::query_as(
+            "SELECT metric, labels, start, width, bucket FROM metric_buckets
+             WHERE rollout = ?1 ORDER BY start, width",
+        )
+        .bind(rollout)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(metric, labels, start, width, bucket)| {
+                Ok(PersistedBucket {
+                    metric,
+                    labels: serde_json::from_str(&labels)?,
+                    start,
+                    width,
+                    bucket: serde_json::from_str(&bucket)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn save_evaluation(&self, rollout: &str, memory: &Memory) -> anyhow::Result<()> {
+        sqlx::query("UPDATE rollouts SET evaluation = ?1 WHERE id = ?2")
+            .bind(serde_json::to_string(memory)?)
+            .bind(rollout)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn load_evaluation(&self, rollout: &str) -> anyhow::Result<Option<Memory>> {
+        let row: Option<(Option<String>,)> =
+            sqlx::query_as("SELECT evaluation FROM rollouts WHERE id = ?1")
+                .bind(rollout)
+                .fetch_optional(&self.pool)
+                .await?;
+        match row.and_then(|(e,)| e) {
+            Some(text) => Ok(Some(serde_json::from_str(&text)?)),
+            None => Ok(None),
+        }
     }
 }

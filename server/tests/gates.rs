@@ -185,3 +185,68 @@ async fn a_kill_trigger_rolls_back_by_itself_and_the_audit_says_so() {
         "start + one kill"
     );
 }
+
+fn events_in(tick: &Value) -> f64 {
+    let series = tick["frame"]["series"].as_array().unwrap();
+    let count = series
+        .iter()
+        .find(|s| s["id"] == "latency_ms.count")
+        .unwrap();
+    count["points"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["v"].as_f64())
+        .sum()
+}
+
+/// The first `tick` event of the stream.
+async fn first_tick(app: &TestApp) -> Value {
+    let response = app
+        .get_as(Some(Role::Viewer), "/api/rollouts/fast/stream")
+        .await;
+    let mut body = String::new();
+    let mut stream = response.bytes_stream();
+    use futures::StreamExt;
+    while let Some(Ok(chunk)) = stream.next().await {
+        body.push_str(&String::from_utf8_lossy(&chunk));
+        if let Some(start) = body.find("event: tick\ndata: ") {
+            let rest = &body[start + "event: tick\ndata: ".len()..];
+            if let Some(end) = rest.find('\n') {
+                return serde_json::from_str(&rest[..end]).unwrap();
+            }
+        }
+    }
+    panic!("no tick in {body}");
+}
+
+#[tokio::test]
+async fn hold_timers_and_chart_history_survive_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let plan = || cutover_core::plan::parse("fast.toml", PLAN).unwrap();
+    let app = TestApp::start(data.path(), vec![plan()]).await;
+    app.post(Some(Role::Operator), "/api/rollouts/fast/start", json!({}))
+        .await;
+    push(&app, 250.0, 40).await;
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    let before = app.get("/api/rollouts/fast").await;
+    let held_before = gate(&before)["held_for"].as_i64().unwrap();
+    assert!(held_before >= 4000, "{before}");
+    app.stop().await;
+
+    let app = TestApp::start(data.path(), vec![plan()]).await;
+    assert_eq!(
+        events_in(&first_tick(&app).await),
+        40.0,
+        "chart history restored"
+    );
+    push(&app, 250.0, 10).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after = app.get("/api/rollouts/fast").await;
+    let held_after = gate(&after)["held_for"].as_i64().unwrap();
+    assert!(
+        held_after > held_before,
+        "hold timer kept: {held_before} then {held_after}"
+    );
+    assert_eq!(after["state"]["phase"], "running");
+}

@@ -257,26 +257,52 @@ fn export_import_round_trips_and_a_second_import_does_not_double_count() {
         s.record(&sample("error", ts, SampleValue::Flag(i % 10 == 0)), ts)
             .unwrap();
     }
-    let exported = s.export_rollups(T0 - HOUR, T0);
+    let exported = s.export_buckets(T0 - HOUR, T0);
     let mut fresh = store();
     fresh.import(exported.clone());
     fresh.import(exported);
-    // Per-minute series match exactly over the closed minutes that were exported.
-    let (from, to) = (T0 - 30 * MINUTE, floor(T0 - 5 * MINUTE, MINUTE) - MINUTE);
-    for agg in [Aggregate::Count, Aggregate::Quantile(0.95), Aggregate::Mean] {
-        let a = s.series("latency_ms", &all(), &agg, from, to, MINUTE);
-        let b = fresh.series("latency_ms", &all(), &agg, from, to, MINUTE);
-        assert_eq!(a, b, "{agg:?}");
+    // Buckets keep their width, so every window and series answers exactly as before.
+    for at in [T0, T0 - 7 * MINUTE - 3 * SECOND, T0 - 20 * MINUTE] {
+        for window in [10 * SECOND, 5 * MINUTE, 20 * MINUTE] {
+            for agg in [Aggregate::Count, Aggregate::Quantile(0.95), Aggregate::Mean] {
+                let a = s.aggregate("latency_ms", &all(), &agg, window, at);
+                assert_eq!(
+                    a,
+                    fresh.aggregate("latency_ms", &all(), &agg, window, at),
+                    "{agg:?}"
+                );
+            }
+            let a = s.aggregate("error", &all(), &Aggregate::Rate, window, at);
+            assert_eq!(
+                a,
+                fresh.aggregate("error", &all(), &Aggregate::Rate, window, at)
+            );
+        }
     }
-    let a = s.series("error", &all(), &Aggregate::Rate, from, to, MINUTE);
+    let from = T0 - 30 * MINUTE;
+    let a = s.series(
+        "latency_ms",
+        &all(),
+        &Aggregate::Count,
+        from,
+        T0,
+        10 * SECOND,
+    );
     assert_eq!(
         a,
-        fresh.series("error", &all(), &Aggregate::Rate, from, to, MINUTE)
+        fresh.series(
+            "latency_ms",
+            &all(),
+            &Aggregate::Count,
+            from,
+            T0,
+            10 * SECOND
+        )
     );
-    let total = fresh.series("latency_ms", &all(), &Aggregate::Count, from, to, MINUTE);
-    assert!(
-        total.iter().filter_map(|p| p.v).sum::<f64>() > 300.0,
-        "the import holds data"
+    assert_eq!(
+        a.iter().filter_map(|p| p.v).sum::<f64>(),
+        600.0,
+        "the import holds every sample"
     );
 }
 
