@@ -80,3 +80,25 @@ pub async fn sign_out(csrf: &str) -> Result<(), String> {
         Err(error_text(response).await)
     }
 }
+
+/// Posts an action (`start`, `progress`, `kill`, ...) with an optional reason; returns the
+/// server's refusal message if it refuses.
+pub async fn act(
+    rollout: &str,
+    path: &str,
+    reason: Option<String>,
+    csrf: &str,
+) -> Result<(), String> {
+    let response = Request::post(&format!("/api/rollouts/{rollout}/{path}"))
+        .header("X-CSRF-Token", csrf)
+        .json(&serde_json::json!({ "reason": reason }))
+        .map_err(|e| e.to_string())?
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.ok() {
+        Ok(())
+    } else {
+        Err(error_text(response).await)
+    }
+}

@@ -6,8 +6,11 @@ use cutover_core::snapshot::Tick;
 use leptos::prelude::*;
 
 use crate::api::{self, Me};
+use crate::components::action_bar::ActionBar;
+use crate::components::gate_board::GateBoard;
 use crate::components::series_chart::SeriesChart;
 use crate::components::sign_in::SignIn;
+use crate::components::stage_bar::StageBar;
 use crate::live::{self, Connection};
 
 /// The whole app: signs the browser in if needed, then shows the dashboard.
@@ -37,6 +40,7 @@ pub fn App() -> impl IntoView {
 #[component]
 fn SignedIn(me: Me, on_sign_out: Callback<()>) -> impl IntoView {
     let rollouts = LocalResource::new(api::rollouts);
+    let user = StoredValue::new(me.clone());
     let csrf = me.csrf.clone();
     let sign_out = move |_| {
         let csrf = csrf.clone();
@@ -60,7 +64,7 @@ fn SignedIn(me: Me, on_sign_out: Callback<()>) -> impl IntoView {
                     .get()
                     .map(|result| match result {
                         Ok(list) => match pick(&list) {
-                            Some(r) => view! { <Dashboard id=r.id.clone() title=r.title.clone() /> }.into_any(),
+                            Some(r) => view! { <Dashboard id=r.id.clone() title=r.title.clone() me=user.get_value() /> }.into_any(),
                             None => view! { <p class="error">"No rollouts are loaded."</p> }.into_any(),
                         },
                         Err(e) => view! { <p class="error">"Cannot reach the server: " {e}</p> }.into_any(),
@@ -92,16 +96,20 @@ fn series(tick: &Option<Tick>, suffix: &str) -> Option<Series> {
         .cloned()
 }
 
-/// One rollout's live view.
+/// One rollout's live view: state, live numbers, chart, gate board, and (for roles that may)
+/// the actions.
 #[component]
-fn Dashboard(id: String, title: String) -> impl IntoView {
-    let (frame, connection) = live::connect(id);
-    let requests = Memo::new(move |_| series(&frame.get(), ".count"));
-    let p95 = Memo::new(move |_| series(&frame.get(), ".p95"));
+fn Dashboard(id: String, title: String, me: Me) -> impl IntoView {
+    let live = live::connect(id);
+    let (tick, connection) = (live.tick, live.connection);
+    let requests = Memo::new(move |_| series(&tick.get(), ".count"));
+    let p95 = Memo::new(move |_| series(&tick.get(), ".p95"));
     let latest = |s: Option<Series>| {
         s.and_then(|s| s.points.last().and_then(|p| p.v))
             .map_or("—".to_string(), |v| format!("{v:.0}"))
     };
+    // Share-link sessions get no controls at all.
+    let controls = me.rollout.is_none();
     view! {
         <header>
             <h1>"cutover"</h1>
@@ -116,8 +124,11 @@ fn Dashboard(id: String, title: String) -> impl IntoView {
                     Connection::Down => "reconnecting",
                 }}
             </span>
+            {(!controls).then(|| view! { <span class="readonly" data-testid="read-only">"read-only"</span> })}
         </header>
         <main>
+            <StageBar snapshot=live.snapshot />
+            {controls.then(|| view! { <ActionBar me=me.clone() snapshot=live.snapshot /> })}
             <div class="kpis">
                 <div class="kpi">
                     <div class="label">"Requests, current 10 s"</div>
@@ -129,6 +140,7 @@ fn Dashboard(id: String, title: String) -> impl IntoView {
                 </div>
             </div>
             <SeriesChart series=p95 title="p95 latency, last 15 minutes" testid="chart-latency" />
+            <GateBoard tick=live.tick />
         </main>
     }
 }

@@ -1,8 +1,10 @@
 //! The one live connection to a rollout's stream. The browser's EventSource reconnects by
-//! itself; this turns its frames into a signal and reports whether the connection is up.
+//! itself; this turns its events into signals (the state after every action, the tick every
+//! second) and reports whether the connection is up.
 
-use cutover_core::snapshot::Tick;
+use cutover_core::snapshot::{Snapshot, Tick};
 use futures::StreamExt;
+use futures::stream::select;
 use gloo_net::eventsource::futures::EventSource;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -14,37 +16,52 @@ pub enum Connection {
     Down,
 }
 
-/// Opens the stream for `rollout`; returns the latest tick and the connection state.
-pub fn connect(rollout: String) -> (ReadSignal<Option<Tick>>, ReadSignal<Connection>) {
-    let (frame, set_frame) = signal(None::<Tick>);
-    let (connection, set_connection) = signal(Connection::Connecting);
+/// Live signals of one rollout.
+#[derive(Clone, Copy)]
+pub struct LiveRollout {
+    pub snapshot: RwSignal<Option<Snapshot>>,
+    pub tick: RwSignal<Option<Tick>>,
+    pub connection: RwSignal<Connection>,
+}
+
+/// Opens the stream for `rollout`.
+pub fn connect(rollout: String) -> LiveRollout {
+    let live = LiveRollout {
+        snapshot: RwSignal::new(None),
+        tick: RwSignal::new(None),
+        connection: RwSignal::new(Connection::Connecting),
+    };
     spawn_local(async move {
         let url = format!("/api/rollouts/{rollout}/stream");
         let Ok(mut source) = EventSource::new(&url) else {
-            set_connection.set(Connection::Down);
+            live.connection.set(Connection::Down);
             return;
         };
-        let Ok(mut frames) = source.subscribe("tick") else {
-            set_connection.set(Connection::Down);
+        let (Ok(states), Ok(ticks)) = (source.subscribe("state"), source.subscribe("tick")) else {
+            live.connection.set(Connection::Down);
             return;
         };
-        while let Some(message) = frames.next().await {
+        let mut events = select(states, ticks);
+        while let Some(message) = events.next().await {
             match message {
-                Ok((_, event)) => {
-                    let parsed = event
-                        .data()
-                        .as_string()
-                        .and_then(|text| serde_json::from_str::<Tick>(&text).ok());
-                    if let Some(parsed) = parsed {
-                        set_frame.set(Some(parsed));
-                        set_connection.set(Connection::Live);
+                Ok((kind, event)) => {
+                    let Some(text) = event.data().as_string() else {
+                        continue;
+                    };
+                    if kind == "state" {
+                        if let Ok(s) = serde_json::from_str::<Snapshot>(&text) {
+                            live.snapshot.set(Some(s));
+                        }
+                    } else if let Ok(t) = serde_json::from_str::<Tick>(&text) {
+                        live.tick.set(Some(t));
                     }
+                    live.connection.set(Connection::Live);
                 }
                 // The EventSource retries on its own; show that we are between connections.
-                Err(_) => set_connection.set(Connection::Down),
+                Err(_) => live.connection.set(Connection::Down),
             }
         }
         source.close();
     });
-    (frame, connection)
+    live
 }

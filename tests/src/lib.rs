@@ -241,3 +241,13 @@ impl Drop for Browser {
         let _ = self.driver.wait();
     }
 }
+
+impl Browser {
+    /// Whether an element with `data-testid` is on the page now.
+    pub async fn has(&self, testid: &str) -> bool {
+        self.client
+            .find(Locator::Css(&format!("[data-testid='{testid}']")))
+            .await
+            .is_ok()
+    }
+}

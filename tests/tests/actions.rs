@@ -1,0 +1,72 @@
+//! An operator acts on a rollout in the browser and everyone else sees it live: a refused
+//! action shows the server's reason; the kill switch asks for a reason, and a viewer's screen
+//! shows KILLED within two seconds, with no controls of its own.
+
+use std::time::{Duration, Instant};
+
+use cutover_e2e::{Browser, Demo};
+
+#[tokio::test]
+async fn the_kill_switch_reaches_every_viewer_within_two_seconds() -> anyhow::Result<()> {
+    let demo = Demo::start()?;
+    let page = format!("{}/r/spiralogic", demo.url);
+    let operator = Browser::start().await?;
+    let viewer = Browser::start().await?;
+    operator.sign_in(&page, demo.token("operator")).await?;
+    viewer.sign_in(&page, demo.token("viewer")).await?;
+    viewer
+        .wait_text("phase", Duration::from_secs(15), |t| t == "NOT STARTED")
+        .await?;
+    operator
+        .wait_text("phase", Duration::from_secs(15), |t| t == "NOT STARTED")
+        .await?;
+    assert!(
+        !viewer.has("kill").await && !viewer.has("start").await,
+        "a viewer gets no controls"
+    );
+    operator
+        .wait_text("gates-passing", Duration::from_secs(10), |t| {
+            t.ends_with("of 7 gates passing")
+        })
+        .await?;
+
+    // Starting without the pre-flight checklist is refused, and the page says why.
+    operator.click("start").await?;
+    operator
+        .wait_text("action-error", Duration::from_secs(5), |t| {
+            t.starts_with("not ready to enter canary: checklist preflight has 7 open item(s)")
+        })
+        .await?;
+
+    operator.click("kill").await?;
+    assert_eq!(
+        operator
+            .client
+            .find(fantoccini::Locator::Css("[data-testid='kill-confirm']"))
+            .await?
+            .attr("disabled")
+            .await?
+            .is_some(),
+        true,
+        "no kill without a reason"
+    );
+    operator.fill("kill-reason", "p95 breach in canary").await?;
+    let clicked = Instant::now();
+    operator.click("kill-confirm").await?;
+    viewer
+        .wait_text("phase", Duration::from_secs(2), |t| t == "KILLED")
+        .await?;
+    println!("kill to viewer's screen: {:?}", clicked.elapsed());
+    let by = viewer.text("killed-by").await.unwrap_or_default();
+    assert_eq!(by, "by demo-operator (operator): p95 breach in canary");
+    assert_eq!(viewer.text("traffic").await.as_deref(), Some("0% traffic"));
+    operator
+        .wait_text("phase", Duration::from_secs(2), |t| t == "KILLED")
+        .await?;
+    assert!(!operator.has("kill").await, "nothing left to kill");
+
+    operator.screenshot("rollout-killed").await?;
+    operator.close().await;
+    viewer.close().await;
+    Ok(())
+}
