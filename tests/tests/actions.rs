@@ -39,15 +39,12 @@ async fn the_kill_switch_reaches_every_viewer_within_two_seconds() -> anyhow::Re
         .await?;
 
     operator.click("kill").await?;
-    assert_eq!(
-        operator
-            .client
-            .find(fantoccini::Locator::Css("[data-testid='kill-confirm']"))
-            .await?
-            .attr("disabled")
-            .await?
-            .is_some(),
-        true,
+    let confirm = operator
+        .client
+        .find(fantoccini::Locator::Css("[data-testid='kill-confirm']"))
+        .await?;
+    assert!(
+        confirm.attr("disabled").await?.is_some(),
         "no kill without a reason"
     );
     operator.fill("kill-reason", "p95 breach in canary").await?;
