@@ -10,6 +10,7 @@ pub mod error;
 pub mod evaluator;
 pub mod ingest;
 pub mod live;
+pub mod observe;
 pub mod rollouts;
 pub mod routes;
 pub mod sessions;

@@ -8,7 +8,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
-use crate::{actions, assets, ingest, rollouts, sessions};
+use crate::{actions, assets, ingest, observe, rollouts, sessions};
 
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
@@ -43,7 +43,8 @@ pub fn app(state: AppState) -> Router {
         .fallback(assets::api_not_found);
     Router::new()
         .nest("/api", api)
-        .route("/health", get(|| async { "ok" }))
+        .route("/health", get(observe::health))
+        .route("/metrics", get(observe::metrics))
         .route("/s/{secret}", get(sessions::open_share))
         .fallback(assets::serve)
         .layer(DefaultBodyLimit::max(ingest::MAX_BODY_BYTES))

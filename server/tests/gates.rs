@@ -250,3 +250,75 @@ async fn hold_timers_and_chart_history_survive_a_restart() {
     );
     assert_eq!(after["state"]["phase"], "running");
 }
+
+#[tokio::test]
+async fn health_and_metrics_report_gates_traffic_and_kills() {
+    let data = tempfile::tempdir().unwrap();
+    let plan = cutover_core::plan::parse("fast.toml", PLAN).unwrap();
+    let app = TestApp::start(data.path(), vec![plan]).await;
+    let health = || async {
+        app.http
+            .get(format!("{}/health", app.url))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let metrics = || async {
+        app.http
+            .get(format!("{}/metrics", app.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        health().await["status"],
+        "degraded",
+        "no data is not healthy"
+    );
+
+    app.post(Some(Role::Operator), "/api/rollouts/fast/start", json!({}))
+        .await;
+    push(&app, 250.0, 20).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let h = health().await;
+    assert_eq!(h["status"], "healthy", "{h}");
+    assert_eq!(h["metrics"]["fast"]["traffic"], 10.0);
+    assert!(h["metrics"]["fast"]["values"]["p95"].as_f64().unwrap() < 300.0);
+    let text = metrics().await;
+    assert!(
+        text.contains("cutover_gate_passing{rollout=\"fast\",gate=\"p95\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cutover_traffic_percent{rollout=\"fast\"} 10"),
+        "{text}"
+    );
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        assert!(
+            series.starts_with("cutover_") && series.ends_with('}'),
+            "{line}"
+        );
+        assert!(value.parse::<f64>().is_ok(), "{line}");
+    }
+
+    app.post(
+        Some(Role::Lead),
+        "/api/rollouts/fast/kill",
+        json!({"reason": "drill"}),
+    )
+    .await;
+    assert_eq!(health().await["status"], "killed");
+    assert!(
+        metrics()
+            .await
+            .contains("cutover_killed{rollout=\"fast\"} 1")
+    );
+}

@@ -1,0 +1,175 @@
+//! Health and metrics for the people and machines watching cutover itself: `/health` is the
+//! overall state plus each rollout's key numbers (what the semantic-mirror runbook reads with
+//! `curl /health | jq .metrics`); `/metrics` is Prometheus text exposition.
+
+use std::fmt::Write;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::IntoResponse;
+use cutover_core::gates::Verdict;
+use cutover_core::rollout::Phase;
+use serde_json::{Value, json};
+
+use crate::state::{AppState, lock, now};
+
+/// Overall status: `healthy` when every rollout's gates pass, `degraded` when a gate fails or
+/// has no data, `killed` when any rollout is killed.
+pub async fn health(State(state): State<AppState>) -> Json<Value> {
+    let mut overall = "healthy";
+    let mut metrics = serde_json::Map::new();
+    for (id, rollout) in state.rollouts.iter() {
+        let snapshot = rollout.snapshot(now()).await;
+        let passing = snapshot
+            .gates
+            .iter()
+            .filter(|g| g.verdict == Verdict::Pass)
+            .count();
+        let status = if snapshot.state.phase == Phase::Killed {
+            "killed"
+        } else if passing
+            < snapshot
+                .gates
+                .iter()
+                .filter(|g| g.verdict != Verdict::NotApplicable)
+                .count()
+        {
+            "degraded"
+        } else {
+            "healthy"
+        };
+        overall = match (overall, status) {
+            (_, "killed") | ("killed", _) => "killed",
+            (_, "degraded") | ("degraded", _) => "degraded",
+            _ => "healthy",
+        };
+        let values: serde_json::Map<String, Value> = snapshot
+            .gates
+            .iter()
+            .flat_map(|g| {
+                g.comparisons
+                    .first()
+                    .map(|c| (g.id.clone(), json!(c.left_value)))
+            })
+            .collect();
+        metrics.insert(
+            id.clone(),
+            json!({
+                "status": status,
+                "phase": snapshot.state.phase,
+                "stage": snapshot.state.stage.and_then(|i| rollout.plan.stages.get(i)).map(|s| s.id.clone()),
+                "traffic": snapshot.traffic,
+                "gates_passing": passing,
+                "gates": snapshot.gates.len(),
+                "values": values,
+            }),
+        );
+    }
+    Json(json!({ "status": overall, "metrics": metrics }))
+}
+
+fn escape(label: &str) -> String {
+    label
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `GET /metrics`: Prometheus text format 0.0.4.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut gates = String::new();
+    let mut held = String::new();
+    let mut traffic = String::new();
+    let mut killed = String::new();
+    let mut viewers = String::new();
+    let mut dropped = String::new();
+    for (id, rollout) in state.rollouts.iter() {
+        let snapshot = rollout.snapshot(now()).await;
+        let r = escape(id);
+        for g in &snapshot.gates {
+            let pass = u8::from(g.verdict == Verdict::Pass);
+            let _ = writeln!(
+                gates,
+                "cutover_gate_passing{{rollout=\"{r}\",gate=\"{}\"}} {pass}",
+                escape(&g.id)
+            );
+            let _ = writeln!(
+                held,
+                "cutover_gate_held_seconds{{rollout=\"{r}\",gate=\"{}\"}} {}",
+                escape(&g.id),
+                g.held_for.0 as f64 / 1000.0
+            );
+        }
+        let _ = writeln!(
+            traffic,
+            "cutover_traffic_percent{{rollout=\"{r}\"}} {}",
+            snapshot.traffic
+        );
+        let _ = writeln!(
+            killed,
+            "cutover_killed{{rollout=\"{r}\"}} {}",
+            u8::from(snapshot.state.phase == Phase::Killed)
+        );
+        let _ = writeln!(
+            viewers,
+            "cutover_sse_clients{{rollout=\"{r}\"}} {}",
+            rollout.live.viewers()
+        );
+        let store = lock(&rollout.metrics);
+        for m in &rollout.plan.metrics {
+            let _ = writeln!(
+                dropped,
+                "cutover_events_dropped_total{{rollout=\"{r}\",metric=\"{}\"}} {}",
+                escape(&m.id),
+                store.dropped(&m.id)
+            );
+        }
+    }
+    let mut out = String::new();
+    for (name, help, kind, body) in [
+        (
+            "cutover_gate_passing",
+            "1 when the gate passes now, 0 when it fails or has no data.",
+            "gauge",
+            gates,
+        ),
+        (
+            "cutover_gate_held_seconds",
+            "How long the gate has passed continuously.",
+            "gauge",
+            held,
+        ),
+        (
+            "cutover_traffic_percent",
+            "Share of traffic on the new path.",
+            "gauge",
+            traffic,
+        ),
+        (
+            "cutover_killed",
+            "1 while the rollout is killed.",
+            "gauge",
+            killed,
+        ),
+        (
+            "cutover_sse_clients",
+            "Connected live viewers.",
+            "gauge",
+            viewers,
+        ),
+        (
+            "cutover_events_dropped_total",
+            "Samples refused as too late or over the label limit.",
+            "counter",
+            dropped,
+        ),
+    ] {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        out.push_str(&body);
+    }
+    (
+        [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        out,
+    )
+}
