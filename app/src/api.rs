@@ -102,3 +102,27 @@ pub async fn act(
         Err(error_text(response).await)
     }
 }
+
+/// Checks or unchecks a checklist item, with an optional note.
+pub async fn check_item(
+    rollout: &str,
+    list: &str,
+    item: &str,
+    checked: bool,
+    csrf: &str,
+) -> Result<(), String> {
+    let response = Request::post(&format!(
+        "/api/rollouts/{rollout}/checklists/{list}/items/{item}"
+    ))
+    .header("X-CSRF-Token", csrf)
+    .json(&serde_json::json!({ "checked": checked }))
+    .map_err(|e| e.to_string())?
+    .send()
+    .await
+    .map_err(|e| e.to_string())?;
+    if response.ok() {
+        Ok(())
+    } else {
+        Err(error_text(response).await)
+    }
+}

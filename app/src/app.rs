@@ -7,6 +7,7 @@ use leptos::prelude::*;
 
 use crate::api::{self, Me};
 use crate::components::action_bar::ActionBar;
+use crate::components::checklists::Checklists;
 use crate::components::gate_board::GateBoard;
 use crate::components::series_chart::SeriesChart;
 use crate::components::sign_in::SignIn;
@@ -141,6 +142,7 @@ fn Dashboard(id: String, title: String, me: Me) -> impl IntoView {
             </div>
             <SeriesChart series=p95 title="p95 latency, last 15 minutes" testid="chart-latency" />
             <GateBoard tick=live.tick />
+            <Checklists me=controls.then(|| me.clone()) snapshot=live.snapshot tick=live.tick />
         </main>
     }
 }

@@ -1,6 +1,7 @@
 //! Reusable view pieces, one component per file.
 
 pub mod action_bar;
+pub mod checklists;
 pub mod gate_board;
 pub mod series_chart;
 pub mod sign_in;

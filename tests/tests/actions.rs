@@ -67,3 +67,48 @@ async fn the_kill_switch_reaches_every_viewer_within_two_seconds() -> anyhow::Re
     viewer.close().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_checked_item_shows_who_checked_it_in_another_browser_within_two_seconds()
+-> anyhow::Result<()> {
+    let demo = Demo::start()?;
+    let page = format!("{}/r/spiralogic", demo.url);
+    let operator = Browser::start().await?;
+    let viewer = Browser::start().await?;
+    operator.sign_in(&page, demo.token("operator")).await?;
+    viewer.sign_in(&page, demo.token("viewer")).await?;
+    let who = "item-preflight-migration-who";
+    viewer
+        .wait_text(who, Duration::from_secs(15), |t| t == "needs operator")
+        .await?;
+    operator
+        .wait_text(who, Duration::from_secs(15), |t| t == "needs operator")
+        .await?;
+    let viewer_box = viewer
+        .client
+        .find(fantoccini::Locator::Css("#item-preflight-migration"))
+        .await?;
+    assert!(
+        viewer_box.attr("disabled").await?.is_some(),
+        "a viewer cannot check items"
+    );
+
+    let clicked = Instant::now();
+    operator
+        .client
+        .find(fantoccini::Locator::Css("#item-preflight-migration"))
+        .await?
+        .click()
+        .await?;
+    viewer
+        .wait_text(who, Duration::from_secs(2), |t| {
+            t.starts_with("demo-operator · ")
+        })
+        .await?;
+    println!("check to the other browser: {:?}", clicked.elapsed());
+    let checklist = viewer.text("checklist-preflight").await.unwrap_or_default();
+    assert!(checklist.contains("(1/7)"), "{checklist}");
+    operator.close().await;
+    viewer.close().await;
+    Ok(())
+}

@@ -1,0 +1,121 @@
+//! Every checklist of the plan, in plan order with its phase (T-60m, T-30m, ...): each item
+//! with its checkbox, who checked it and when, and items bound to a gate ticking themselves
+//! while the gate passes.
+
+use cutover_core::gates::Verdict;
+use cutover_core::plan::{Checklist, Item};
+use cutover_core::role::Role;
+use cutover_core::snapshot::{Snapshot, Tick};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+use crate::api::{self, Me};
+
+fn clock(ms: i64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
+}
+
+/// The checklists, live; checkboxes only for those who may check.
+#[component]
+pub fn Checklists(
+    /// The signed-in user, or None for read-only views.
+    me: Option<Me>,
+    /// The latest snapshot.
+    #[prop(into)]
+    snapshot: Signal<Option<Snapshot>>,
+    /// The latest tick (gate verdicts for gate-bound items).
+    #[prop(into)]
+    tick: Signal<Option<Tick>>,
+) -> impl IntoView {
+    let error = RwSignal::new(None::<String>);
+    let me = StoredValue::new(me);
+    let item_view = move |list: &Checklist, item: &Item, s: &Snapshot| {
+        let key = format!("{}/{}", list.id, item.id);
+        let mark = s.state.checked.get(&key).cloned();
+        let by_gate = item.gate.as_ref().filter(|g| {
+            tick.get_untracked().is_some_and(|t| {
+                t.gates
+                    .iter()
+                    .any(|x| &x.id == *g && x.verdict == Verdict::Pass)
+            })
+        });
+        let checked = mark.is_some() || by_gate.is_some();
+        let role = me.with_value(|m| m.as_ref().map(|m| m.role));
+        let may = role.is_some_and(|r| {
+            s.plan.permissions.check.contains(&r)
+                && item
+                    .role
+                    .is_none_or(|needed| needed == r || r == Role::Lead)
+        });
+        let who = match (&mark, by_gate) {
+            (Some(m), _) => format!("{} · {}", m.by.name, clock(m.at)),
+            (None, Some(g)) => format!("auto: gate {g} passing"),
+            (None, None) => item.role.map(|r| format!("needs {r}")).unwrap_or_default(),
+        };
+        let (rollout, list_id, item_id) = (s.plan.id.clone(), list.id.clone(), item.id.clone());
+        let toggle = move |_| {
+            let (rollout, list_id, item_id) = (rollout.clone(), list_id.clone(), item_id.clone());
+            let csrf = me.with_value(|m| m.as_ref().map(|m| m.csrf.clone()).unwrap_or_default());
+            spawn_local(async move {
+                if let Err(e) = api::check_item(&rollout, &list_id, &item_id, !checked, &csrf).await
+                {
+                    error.set(Some(e));
+                }
+            });
+        };
+        let id = format!("item-{}-{}", list.id, item.id);
+        let who_id = format!("{id}-who");
+        let (row_id, input_id) = (id.clone(), id.clone());
+        view! {
+            <li class:checked=checked data-testid=row_id>
+                <input type="checkbox" id=input_id prop:checked=checked disabled=!may on:change=toggle />
+                <label for=id>{item.text.clone()}</label>
+                <span class="who" data-testid=who_id>{who}</span>
+            </li>
+        }
+    };
+    let lists = move || {
+        let Some(s) = snapshot.get() else {
+            return Vec::new();
+        };
+        tick.track();
+        s.plan
+            .checklists
+            .iter()
+            .map(|list| {
+                let done = list
+                    .items
+                    .iter()
+                    .filter(|i| {
+                        s.state
+                            .checked
+                            .contains_key(&format!("{}/{}", list.id, i.id))
+                    })
+                    .count();
+                let heading = match &list.phase {
+                    Some(p) => format!("{p} · {} ({done}/{})", list.title, list.items.len()),
+                    None => format!("{} ({done}/{})", list.title, list.items.len()),
+                };
+                let items = list
+                    .items
+                    .iter()
+                    .map(|i| item_view(list, i, &s))
+                    .collect::<Vec<_>>();
+                view! {
+                    <div class="checklist" data-testid=format!("checklist-{}", list.id)>
+                        <h3>{heading}</h3>
+                        <ul>{items}</ul>
+                    </div>
+                }
+            })
+            .collect::<Vec<_>>()
+    };
+    view! {
+        <section class="panel">
+            <h2>"Checklists"</h2>
+            <p class="error" role="alert" data-testid="checklist-error">{move || error.get()}</p>
+            <div class="checklists">{lists}</div>
+        </section>
+    }
+}
