@@ -4,11 +4,7 @@
 use gloo_net::http::{Request, Response};
 use serde::Deserialize;
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct RolloutSummary {
-    pub id: String,
-    pub title: String,
-}
+pub use cutover_core::snapshot::Summary;
 
 /// Who this browser is signed in as.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -31,7 +27,7 @@ async fn error_text(response: Response) -> String {
     }
 }
 
-pub async fn rollouts() -> Result<Vec<RolloutSummary>, String> {
+pub async fn rollouts() -> Result<Vec<Summary>, String> {
     let response = Request::get("/api/rollouts")
         .send()
         .await

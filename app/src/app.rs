@@ -9,6 +9,7 @@ use crate::api::{self, Me};
 use crate::components::action_bar::ActionBar;
 use crate::components::checklists::Checklists;
 use crate::components::gate_board::GateBoard;
+use crate::components::overview::Overview;
 use crate::components::series_chart::SeriesChart;
 use crate::components::sign_in::SignIn;
 use crate::components::stage_bar::StageBar;
@@ -64,9 +65,12 @@ fn SignedIn(me: Me, on_sign_out: Callback<()>) -> impl IntoView {
                 rollouts
                     .get()
                     .map(|result| match result {
-                        Ok(list) => match pick(&list) {
-                            Some(r) => view! { <Dashboard id=r.id.clone() title=r.title.clone() me=user.get_value() /> }.into_any(),
-                            None => view! { <p class="error">"No rollouts are loaded."</p> }.into_any(),
+                        Ok(list) => match wanted(&user.get_value()) {
+                            Some(id) => match list.iter().find(|r| r.id == id) {
+                                Some(r) => view! { <Dashboard id=r.id.clone() title=r.title.clone() me=user.get_value() /> }.into_any(),
+                                None => view! { <p class="error">"No rollout \"" {id} "\" here."</p> }.into_any(),
+                            },
+                            None => view! { <Overview initial=list /> }.into_any(),
                         },
                         Err(e) => view! { <p class="error">"Cannot reach the server: " {e}</p> }.into_any(),
                     })
@@ -75,16 +79,16 @@ fn SignedIn(me: Me, on_sign_out: Callback<()>) -> impl IntoView {
     }
 }
 
-fn pick(list: &[api::RolloutSummary]) -> Option<&api::RolloutSummary> {
+/// The rollout the URL names (`/r/{id}`); a share-link session always gets its own.
+fn wanted(me: &Me) -> Option<String> {
+    if let Some(only) = &me.rollout {
+        return Some(only.clone());
+    }
     let path = web_sys::window()
         .and_then(|w| w.location().pathname().ok())
         .unwrap_or_default();
-    let wanted = path
-        .strip_prefix("/r/")
-        .map(|rest| rest.split('/').next().unwrap_or(rest));
-    wanted
-        .and_then(|id| list.iter().find(|r| r.id == id))
-        .or_else(|| list.first())
+    path.strip_prefix("/r/")
+        .map(|rest| rest.split('/').next().unwrap_or(rest).to_string())
 }
 
 /// The first series whose id ends with `suffix` (`.count`, `.p95`).

@@ -3,6 +3,7 @@
 pub mod action_bar;
 pub mod checklists;
 pub mod gate_board;
+pub mod overview;
 pub mod series_chart;
 pub mod sign_in;
 pub mod stage_bar;

@@ -21,8 +21,11 @@ use crate::state::{AppState, Rollout, lock, now};
 pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
     let (stage, armed) = {
         let current = rollout.state.lock().await;
+        // Before start, gates are judged for the stage the start would enter.
         let stage = current
             .stage
+            .or((current.phase == Phase::NotStarted).then_some(0));
+        let stage = stage
             .and_then(|i| rollout.plan.stages.get(i))
             .map(|s| s.id.clone());
         (

@@ -10,40 +10,20 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::IntoResponse;
 use cutover_core::gates::Verdict;
 use cutover_core::rollout::Phase;
+use cutover_core::snapshot::Health;
 use serde_json::{Value, json};
 
 use crate::state::{AppState, lock, now};
 
-/// Overall status: `healthy` when every rollout's gates pass, `degraded` when a gate fails or
-/// has no data, `killed` when any rollout is killed.
+/// Overall status, the worst of the rollouts' (`healthy` < `degraded` < `critical` <
+/// `killed`), and each rollout's key numbers.
 pub async fn health(State(state): State<AppState>) -> Json<Value> {
-    let mut overall = "healthy";
+    let mut overall = Health::Healthy;
     let mut metrics = serde_json::Map::new();
     for (id, rollout) in state.rollouts.iter() {
         let snapshot = rollout.snapshot(now()).await;
-        let passing = snapshot
-            .gates
-            .iter()
-            .filter(|g| g.verdict == Verdict::Pass)
-            .count();
-        let status = if snapshot.state.phase == Phase::Killed {
-            "killed"
-        } else if passing
-            < snapshot
-                .gates
-                .iter()
-                .filter(|g| g.verdict != Verdict::NotApplicable)
-                .count()
-        {
-            "degraded"
-        } else {
-            "healthy"
-        };
-        overall = match (overall, status) {
-            (_, "killed") | ("killed", _) => "killed",
-            (_, "degraded") | ("degraded", _) => "degraded",
-            _ => "healthy",
-        };
+        let summary = snapshot.summary();
+        overall = overall.max(summary.health);
         let values: serde_json::Map<String, Value> = snapshot
             .gates
             .iter()
@@ -56,12 +36,12 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
         metrics.insert(
             id.clone(),
             json!({
-                "status": status,
-                "phase": snapshot.state.phase,
-                "stage": snapshot.state.stage.and_then(|i| rollout.plan.stages.get(i)).map(|s| s.id.clone()),
-                "traffic": snapshot.traffic,
-                "gates_passing": passing,
-                "gates": snapshot.gates.len(),
+                "status": summary.health,
+                "phase": summary.phase,
+                "stage": summary.stage,
+                "traffic": summary.traffic,
+                "gates_passing": summary.gates_passing,
+                "gates": summary.gates_total,
                 "values": values,
             }),
         );

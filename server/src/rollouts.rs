@@ -11,8 +11,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use cutover_core::snapshot::Summary;
 use futures::Stream;
-use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::auth::Caller;
@@ -21,26 +21,17 @@ use crate::ingest::{self, IngestReport};
 use crate::live::LiveEvent;
 use crate::state::{AppState, Rollout, now};
 
-#[derive(Debug, Serialize)]
-pub struct RolloutSummary {
-    pub id: String,
-    pub title: String,
-    pub stages: Vec<String>,
-}
-
-pub async fn list(State(state): State<AppState>, caller: Caller) -> Json<Vec<RolloutSummary>> {
-    Json(
-        state
-            .rollouts
-            .values()
-            .filter(|r| caller.may_see(&r.plan.id).is_ok())
-            .map(|r| RolloutSummary {
-                id: r.plan.id.clone(),
-                title: r.plan.title.clone(),
-                stages: r.plan.stages.iter().map(|s| s.id.clone()).collect(),
-            })
-            .collect(),
-    )
+/// `GET /api/rollouts`: every rollout the caller may see, with where it stands.
+pub async fn list(State(state): State<AppState>, caller: Caller) -> Json<Vec<Summary>> {
+    let mut out = Vec::new();
+    for rollout in state
+        .rollouts
+        .values()
+        .filter(|r| caller.may_see(&r.plan.id).is_ok())
+    {
+        out.push(rollout.snapshot(now()).await.summary());
+    }
+    Json(out)
 }
 
 pub(crate) fn find(state: &AppState, id: &str) -> Result<Arc<Rollout>, ApiError> {

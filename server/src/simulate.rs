@@ -18,6 +18,8 @@ use crate::state::{AppState, now};
 
 /// Spread of simulated latencies (log-normal sigma).
 const SIGMA: f64 = 0.45;
+/// Spread of other distributions (scores, coverage): they move little between events.
+const SCORE_SIGMA: f64 = 0.05;
 
 /// What to aim each metric at, derived from the plan's gates.
 #[derive(Debug, Default)]
@@ -172,8 +174,15 @@ impl Targets {
                     .copied()
                     .unwrap_or(default)
                     .max(1e-6);
-                let dist = LogNormal::new(median.ln(), SIGMA)
-                    .unwrap_or_else(|_| LogNormal::new(0.0, 1.0).unwrap());
+                let dist = LogNormal::new(
+                    median.ln(),
+                    if metric.unit.as_deref() == Some("ms") {
+                        SIGMA
+                    } else {
+                        SCORE_SIGMA
+                    },
+                )
+                .unwrap_or_else(|_| LogNormal::new(0.0, 1.0).unwrap());
                 let v: f64 = dist.sample(rng);
                 json!((v * 1000.0).round() / 1000.0)
             }

@@ -116,3 +116,63 @@ async fn a_wrong_token_is_refused_and_a_stakeholder_link_opens_read_only() -> an
     browser.close().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn the_overview_shows_every_rollout_with_its_health_and_opens_one() -> anyhow::Result<()> {
+    let demo = Demo::start()?;
+    let browser = Browser::start().await?;
+    browser
+        .sign_in(&format!("{}/", demo.url), demo.token("viewer"))
+        .await?;
+    for id in [
+        "hal9-shadow",
+        "lens-v1",
+        "pags-cutover",
+        "semantic-mirror",
+        "spiralogic",
+    ] {
+        browser
+            .wait_text(&format!("health-{id}"), Duration::from_secs(15), |t| {
+                ["HEALTHY", "DEGRADED", "CRITICAL", "KILLED"].contains(&t)
+            })
+            .await?;
+    }
+    let card = browser
+        .wait_text("card-spiralogic", Duration::from_secs(5), |t| {
+            t.contains("not started")
+        })
+        .await?;
+    assert!(
+        card.contains("Spiralogic orchestrator launch") && card.contains("0%"),
+        "{card}"
+    );
+    // Simulated traffic is aimed inside every gate: the card turns healthy by itself.
+    browser
+        .wait_text("health-spiralogic", Duration::from_secs(20), |t| {
+            t == "HEALTHY"
+        })
+        .await?;
+    browser
+        .wait_text("card-spiralogic", Duration::from_secs(5), |t| {
+            t.contains("gates 7 of 7 passing")
+        })
+        .await?;
+    browser.screenshot("overview").await?;
+
+    browser.click("card-spiralogic").await?;
+    browser
+        .wait_text("rollout-title", Duration::from_secs(10), |t| {
+            t.contains("Spiralogic")
+        })
+        .await?;
+    assert!(
+        browser
+            .client
+            .current_url()
+            .await?
+            .path()
+            .ends_with("/r/spiralogic")
+    );
+    browser.close().await;
+    Ok(())
+}
