@@ -122,3 +122,16 @@ pub async fn check_item(
         Err(error_text(response).await)
     }
 }
+
+/// The newest audit entries, newest first.
+pub async fn audit(rollout: &str) -> Result<Vec<serde_json::Value>, String> {
+    let response = Request::get(&format!("/api/rollouts/{rollout}/audit?limit=50"))
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.ok() {
+        return Err(error_text(response).await);
+    }
+    let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+    Ok(body["entries"].as_array().cloned().unwrap_or_default())
+}

@@ -8,11 +8,13 @@ use leptos::prelude::*;
 use crate::api::{self, Me};
 use crate::components::action_bar::ActionBar;
 use crate::components::checklists::Checklists;
+use crate::components::freshness::Freshness;
 use crate::components::gate_board::GateBoard;
 use crate::components::overview::Overview;
 use crate::components::series_chart::SeriesChart;
 use crate::components::sign_in::SignIn;
 use crate::components::stage_bar::StageBar;
+use crate::components::timeline::Timeline;
 use crate::live::{self, Connection};
 
 /// The whole app: signs the browser in if needed, then shows the dashboard.
@@ -67,7 +69,7 @@ fn SignedIn(me: Me, on_sign_out: Callback<()>) -> impl IntoView {
                     .map(|result| match result {
                         Ok(list) => match wanted(&user.get_value()) {
                             Some(id) => match list.iter().find(|r| r.id == id) {
-                                Some(r) => view! { <Dashboard id=r.id.clone() title=r.title.clone() me=user.get_value() /> }.into_any(),
+                                Some(r) => view! { <Dashboard id=r.id.clone() title=r.title.clone() me=user.get_value() wall=is_wall() /> }.into_any(),
                                 None => view! { <p class="error">"No rollout \"" {id} "\" here."</p> }.into_any(),
                             },
                             None => view! { <Overview initial=list /> }.into_any(),
@@ -77,6 +79,20 @@ fn SignedIn(me: Me, on_sign_out: Callback<()>) -> impl IntoView {
             }}
         </Transition>
     }
+}
+
+/// `/r/{id}/wall` or `?wall`: the view for a screen across the room.
+fn is_wall() -> bool {
+    let location = web_sys::window().map(|w| w.location());
+    let path = location
+        .as_ref()
+        .and_then(|l| l.pathname().ok())
+        .unwrap_or_default();
+    let query = location
+        .as_ref()
+        .and_then(|l| l.search().ok())
+        .unwrap_or_default();
+    path.ends_with("/wall") || query.contains("wall")
 }
 
 /// The rollout the URL names (`/r/{id}`); a share-link session always gets its own.
@@ -104,7 +120,7 @@ fn series(tick: &Option<Tick>, suffix: &str) -> Option<Series> {
 /// One rollout's live view: state, live numbers, chart, gate board, and (for roles that may)
 /// the actions.
 #[component]
-fn Dashboard(id: String, title: String, me: Me) -> impl IntoView {
+fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView {
     let live = live::connect(id);
     let (tick, connection) = (live.tick, live.connection);
     let requests = Memo::new(move |_| series(&tick.get(), ".count"));
@@ -113,8 +129,8 @@ fn Dashboard(id: String, title: String, me: Me) -> impl IntoView {
         s.and_then(|s| s.points.last().and_then(|p| p.v))
             .map_or("—".to_string(), |v| format!("{v:.0}"))
     };
-    // Share-link sessions get no controls at all.
-    let controls = me.rollout.is_none();
+    // Share-link sessions and the wall screen get no controls at all.
+    let controls = me.rollout.is_none() && !wall;
     view! {
         <header>
             <h1>"cutover"</h1>
@@ -129,9 +145,10 @@ fn Dashboard(id: String, title: String, me: Me) -> impl IntoView {
                     Connection::Down => "reconnecting",
                 }}
             </span>
-            {(!controls).then(|| view! { <span class="readonly" data-testid="read-only">"read-only"</span> })}
+            <Freshness last_event=live.last_event />
+            {(me.rollout.is_some()).then(|| view! { <span class="readonly" data-testid="read-only">"read-only"</span> })}
         </header>
-        <main>
+        <main class:wall=wall>
             <StageBar snapshot=live.snapshot />
             {controls.then(|| view! { <ActionBar me=me.clone() snapshot=live.snapshot /> })}
             <div class="kpis">
@@ -146,7 +163,10 @@ fn Dashboard(id: String, title: String, me: Me) -> impl IntoView {
             </div>
             <SeriesChart series=p95 title="p95 latency, last 15 minutes" testid="chart-latency" />
             <GateBoard tick=live.tick />
-            <Checklists me=controls.then(|| me.clone()) snapshot=live.snapshot tick=live.tick />
+            {(!wall).then(|| view! {
+                <Checklists me=controls.then(|| me.clone()) snapshot=live.snapshot tick=live.tick />
+                <Timeline snapshot=live.snapshot />
+            })}
         </main>
     }
 }

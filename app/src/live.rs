@@ -22,6 +22,8 @@ pub struct LiveRollout {
     pub snapshot: RwSignal<Option<Snapshot>>,
     pub tick: RwSignal<Option<Tick>>,
     pub connection: RwSignal<Connection>,
+    /// Browser time (ms) when the last event arrived, for "last update N s ago".
+    pub last_event: RwSignal<f64>,
 }
 
 /// Opens the stream for `rollout`.
@@ -30,7 +32,21 @@ pub fn connect(rollout: String) -> LiveRollout {
         snapshot: RwSignal::new(None),
         tick: RwSignal::new(None),
         connection: RwSignal::new(Connection::Connecting),
+        last_event: RwSignal::new(0.0),
     };
+    // The EventSource does not report a dead server to named-event listeners, so watch the
+    // clock: ticks come every second, and none for five means the connection is down.
+    if let Ok(handle) = set_interval_with_handle(
+        move || {
+            let quiet = js_sys::Date::now() - live.last_event.get_untracked() > 5_000.0;
+            if quiet && live.connection.get_untracked() == Connection::Live {
+                live.connection.set(Connection::Down);
+            }
+        },
+        std::time::Duration::from_secs(1),
+    ) {
+        on_cleanup(move || handle.clear());
+    }
     spawn_local(async move {
         let url = format!("/api/rollouts/{rollout}/stream");
         let Ok(mut source) = EventSource::new(&url) else {
@@ -56,6 +72,7 @@ pub fn connect(rollout: String) -> LiveRollout {
                         live.tick.set(Some(t));
                     }
                     live.connection.set(Connection::Live);
+                    live.last_event.set(js_sys::Date::now());
                 }
                 // The EventSource retries on its own; show that we are between connections.
                 Err(_) => live.connection.set(Connection::Down),

@@ -57,6 +57,11 @@ async fn the_kill_switch_reaches_every_viewer_within_two_seconds() -> anyhow::Re
     let by = viewer.text("killed-by").await.unwrap_or_default();
     assert_eq!(by, "by demo-operator (operator): p95 breach in canary");
     assert_eq!(viewer.text("traffic").await.as_deref(), Some("0% traffic"));
+    viewer
+        .wait_text("timeline", Duration::from_secs(3), |t| {
+            t.contains("kill by demo-operator (operator) “p95 breach in canary”")
+        })
+        .await?;
     operator
         .wait_text("phase", Duration::from_secs(2), |t| t == "KILLED")
         .await?;

@@ -1,0 +1,82 @@
+//! The audit log, newest first: who did what, in which role, why, and what changed. Fetched
+//! again whenever the rollout's state changes.
+
+use cutover_core::snapshot::Snapshot;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use serde_json::Value;
+
+use crate::api;
+
+fn clock(ms: f64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms));
+    format!(
+        "{:02}:{:02}:{:02}",
+        date.get_hours(),
+        date.get_minutes(),
+        date.get_seconds()
+    )
+}
+
+fn describe(state: &Value) -> String {
+    let phase = state["phase"].as_str().unwrap_or("").replace('_', " ");
+    match state["stage"].as_str() {
+        Some(stage) => format!("{phase} at {stage} ({}%)", state["traffic"]),
+        None => format!("{phase} ({}%)", state["traffic"]),
+    }
+}
+
+fn entry(e: Value) -> impl IntoView {
+    let action = e["action"]["action"].as_str().unwrap_or("?").to_string();
+    let target = ["gate", "list", "item"]
+        .iter()
+        .filter_map(|k| e["action"][k].as_str())
+        .collect::<Vec<_>>()
+        .join("/");
+    let who = format!(
+        "{} ({})",
+        e["actor"]["name"].as_str().unwrap_or("?"),
+        e["actor"]["role"].as_str().unwrap_or("?")
+    );
+    let reason = e["reason"]
+        .as_str()
+        .map(|r| format!("“{r}”"))
+        .unwrap_or_default();
+    let change = format!("{} → {}", describe(&e["before"]), describe(&e["after"]));
+    let class = format!("event {action}");
+    view! {
+        <li class=class>
+            <span class="when">{clock(e["at"].as_f64().unwrap_or(0.0))}</span>
+            <span class="what"><strong>{action}</strong> " " {target} " by " {who} " " {reason}</span>
+            <span class="change">{change}</span>
+        </li>
+    }
+}
+
+/// The audit log of one rollout.
+#[component]
+pub fn Timeline(
+    /// The latest snapshot; a new state version triggers a refetch.
+    #[prop(into)]
+    snapshot: Signal<Option<Snapshot>>,
+) -> impl IntoView {
+    let entries = RwSignal::new(Vec::<Value>::new());
+    let version = Memo::new(move |_| snapshot.get().map(|s| (s.plan.id.clone(), s.state.version)));
+    Effect::new(move |_| {
+        if let Some((id, _)) = version.get() {
+            spawn_local(async move {
+                if let Ok(list) = api::audit(&id).await {
+                    entries.set(list);
+                }
+            });
+        }
+    });
+    view! {
+        <section class="panel">
+            <h2>"Timeline"</h2>
+            <ol class="timeline" data-testid="timeline">
+                {move || entries.get().into_iter().map(entry).collect::<Vec<_>>()}
+            </ol>
+        </section>
+    }
+}

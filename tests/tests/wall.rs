@@ -1,0 +1,60 @@
+//! The wall screen: large, no controls even for a lead, live, and honest about staleness: a
+//! kill shows within two seconds, and when the server goes away the screen says STALE.
+
+use std::time::{Duration, Instant};
+
+use cutover_e2e::{Browser, Demo};
+
+#[tokio::test]
+async fn the_wall_shows_kills_live_and_says_when_it_is_stale() -> anyhow::Result<()> {
+    let demo = Demo::start()?;
+    let wall = Browser::start().await?;
+    wall.sign_in(
+        &format!("{}/r/spiralogic/wall", demo.url),
+        demo.token("lead"),
+    )
+    .await?;
+    wall.wait_text("phase", Duration::from_secs(15), |t| t == "NOT STARTED")
+        .await?;
+    wall.wait_text("freshness", Duration::from_secs(5), |t| {
+        t.starts_with("last update")
+    })
+    .await?;
+    assert!(
+        !wall.has("kill").await && !wall.has("start").await,
+        "a wall has no controls"
+    );
+    assert!(
+        !wall.has("timeline").await,
+        "a wall shows only what matters from across the room"
+    );
+    wall.wait_text("gates-passing", Duration::from_secs(10), |t| {
+        t.ends_with("gates passing")
+    })
+    .await?;
+    wall.screenshot("wall").await?;
+
+    let killed = Instant::now();
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/rollouts/spiralogic/kill", demo.url))
+        .bearer_auth(demo.token("operator"))
+        .json(&serde_json::json!({ "reason": "error spike" }))
+        .send()
+        .await?;
+    assert_eq!(response.status().as_u16(), 200);
+    wall.wait_text("phase", Duration::from_secs(2), |t| t == "KILLED")
+        .await?;
+    println!("kill to wall: {:?}", killed.elapsed());
+
+    drop(demo);
+    wall.wait_text("freshness", Duration::from_secs(10), |t| {
+        t.starts_with("STALE")
+    })
+    .await?;
+    wall.wait_text("connection", Duration::from_secs(5), |t| {
+        t == "reconnecting"
+    })
+    .await?;
+    wall.close().await;
+    Ok(())
+}
