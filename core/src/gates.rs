@@ -111,21 +111,26 @@ pub struct Evaluated {
 impl Evaluated {
     /// Gate readiness as the state machine needs it.
     pub fn readiness(&self) -> Readiness {
-        self.gates
-            .iter()
-            .map(|g| {
-                let passing = matches!(g.verdict, Verdict::Pass | Verdict::NotApplicable);
-                (
-                    g.id.clone(),
-                    GateReadiness {
-                        passing,
-                        held_for: g.held_for,
-                        hold: g.hold,
-                    },
-                )
-            })
-            .collect()
+        readiness(&self.gates)
     }
+}
+
+/// Gate readiness as the state machine needs it, from gate statuses (e.g. a snapshot's).
+pub fn readiness(gates: &[GateStatus]) -> Readiness {
+    gates
+        .iter()
+        .map(|g| {
+            let passing = matches!(g.verdict, Verdict::Pass | Verdict::NotApplicable);
+            (
+                g.id.clone(),
+                GateReadiness {
+                    passing,
+                    held_for: g.held_for,
+                    hold: g.hold,
+                },
+            )
+        })
+        .collect()
 }
 
 /// A plan's expressions, parsed once.

@@ -435,6 +435,39 @@ pub fn apply(
     Ok((next, record))
 }
 
+/// What stands between the rollout and its next step (start, the next stage, or completion)
+/// at `now`, in the words a refusal would use. Empty when a permitted role could progress.
+pub fn progress_blockers(
+    plan: &Plan,
+    state: &RolloutState,
+    readiness: &Readiness,
+    now: Millis,
+) -> Vec<String> {
+    let not_ready = |r: Result<(), Refusal>| match r {
+        Err(Refusal::NotReady { blockers, .. }) => blockers,
+        Err(other) => vec![other.to_string()],
+        Ok(()) => Vec::new(),
+    };
+    match (state.phase, state.stage) {
+        (Phase::NotStarted, _) => not_ready(entry_blockers(plan, state, 0, readiness, &[])),
+        (Phase::Running, Some(current)) => {
+            let blockers = stage_blockers(plan, state, current, readiness, now);
+            if current + 1 >= plan.stages.len() {
+                blockers
+            } else {
+                not_ready(entry_blockers(
+                    plan,
+                    state,
+                    current + 1,
+                    readiness,
+                    &blockers,
+                ))
+            }
+        }
+        (phase, _) => vec![format!("the rollout is {phase}")],
+    }
+}
+
 fn enter(state: &mut RolloutState, stage: usize, at: Millis) {
     state.stage = Some(stage);
     state.stage_entered_at = Some(at);

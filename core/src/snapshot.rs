@@ -69,16 +69,73 @@ pub struct Summary {
     pub phase: crate::rollout::Phase,
     /// Title of the current stage.
     pub stage: Option<String>,
+    /// Id of the current stage.
+    #[serde(default)]
+    pub stage_id: Option<String>,
     pub traffic: f64,
     pub gates_passing: usize,
     /// Gates that apply now (not-applicable ones are left out).
     pub gates_total: usize,
     pub health: Health,
     pub stage_entered_at: Option<Millis>,
+    /// The few numbers a team quotes about this rollout (p95, error rate, ...), newest window.
+    #[serde(default)]
+    pub kpis: Vec<Kpi>,
     pub at: Millis,
 }
 
+/// A headline number: what one line of status shows, e.g. `p95=612ms`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Kpi {
+    /// Short name, e.g. `p95`, `error`, `fallback`.
+    pub label: String,
+    /// `None` when the window had no samples.
+    pub value: Option<f64>,
+    /// `ms`, `ratio` (shown as %), or the metric's own unit.
+    pub unit: String,
+}
+
+impl Kpi {
+    /// `612ms`, `0.4%`, `n/a`: the value as a person reads it.
+    pub fn display_value(&self) -> String {
+        match self.value {
+            None => "n/a".to_string(),
+            Some(v) if self.unit == "ratio" => format!("{}%", round_sig(v * 100.0)),
+            Some(v) if self.unit == "ms" => format!("{}ms", v.round()),
+            Some(v) => format!("{}{}", round_sig(v), self.unit),
+        }
+    }
+}
+
+/// Two significant digits, whole numbers from 10: `0.41`, `9.8`, `47`, `612`.
+fn round_sig(v: f64) -> String {
+    let a = v.abs();
+    let decimals = if a >= 10.0 || a == 0.0 {
+        0
+    } else if a >= 1.0 {
+        1
+    } else {
+        2
+    };
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
 impl Snapshot {
+    /// What stands between the rollout and its next step now; empty when it may progress.
+    pub fn blockers(&self) -> Vec<String> {
+        crate::rollout::progress_blockers(
+            &self.plan,
+            &self.state,
+            &crate::gates::readiness(&self.gates),
+            self.at,
+        )
+    }
+
     pub fn summary(&self) -> Summary {
         use crate::gates::Verdict;
         use crate::plan::{Severity, TriggerAction};
@@ -116,12 +173,45 @@ impl Snapshot {
                 .stage
                 .and_then(|i| self.plan.stages.get(i))
                 .map(|s| s.title.clone()),
+            stage_id: self
+                .state
+                .stage
+                .and_then(|i| self.plan.stages.get(i))
+                .map(|s| s.id.clone()),
             traffic: self.traffic,
             gates_passing: passing,
             gates_total: applicable.len(),
             health,
             stage_entered_at: self.state.stage_entered_at,
+            kpis: Vec::new(),
             at: self.at,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kpi(value: Option<f64>, unit: &str) -> String {
+        Kpi {
+            label: "x".into(),
+            value,
+            unit: unit.into(),
+        }
+        .display_value()
+    }
+
+    #[test]
+    fn kpis_read_like_a_person_writes_them() {
+        assert_eq!(kpi(Some(611.7), "ms"), "612ms");
+        assert_eq!(kpi(Some(0.004), "ratio"), "0.4%");
+        assert_eq!(kpi(Some(0.47), "ratio"), "47%");
+        assert_eq!(kpi(Some(0.0), "ratio"), "0%");
+        assert_eq!(kpi(Some(1.0), "ratio"), "100%");
+        assert_eq!(kpi(Some(0.8123), ""), "0.81");
+        assert_eq!(kpi(Some(0.0981), "ratio"), "9.8%");
+        assert_eq!(kpi(Some(0.00414), "ratio"), "0.41%");
+        assert_eq!(kpi(None, "ms"), "n/a");
     }
 }

@@ -2,8 +2,9 @@
 //! of ratios, shares of categories, sums of counters, levels of gauges.
 
 use cutover_core::plan::Plan;
-use cutover_core::query::{Aggregate, MetricKind, Selector};
+use cutover_core::query::{Aggregate, MetricKind, MetricSource, Selector};
 use cutover_core::series::{Frame, Series};
+use cutover_core::snapshot::Kpi;
 use cutover_core::time::{MINUTE, Millis, SECOND};
 use cutover_core::window::MetricStore;
 
@@ -67,4 +68,59 @@ pub fn frame(plan: &Plan, store: &MetricStore, now: Millis, range: Millis, step:
         step,
         series,
     }
+}
+
+/// Window the headline numbers summarise.
+pub const KPI_WINDOW: Millis = 5 * MINUTE;
+/// At most this many headline numbers: one status line must stay one line.
+const MAX_KPIS: usize = 4;
+
+/// The headline numbers of a rollout over the last [`KPI_WINDOW`]: p95 of the first latency
+/// distribution, error rates, hit ratios, the share of the last (degraded) value of each
+/// category (e.g. `fallback`), then other ratios, up to [`MAX_KPIS`].
+pub fn kpis(plan: &Plan, store: &MetricStore, now: Millis) -> Vec<Kpi> {
+    let all = Selector::new();
+    let value = |metric: &str, aggregate: Aggregate| {
+        store.aggregate(metric, &all, &aggregate, KPI_WINDOW, now)
+    };
+    let mut ranked: Vec<(u8, Kpi)> = Vec::new();
+    if let Some(m) = plan
+        .metrics
+        .iter()
+        .find(|m| m.kind == MetricKind::Distribution && m.unit.as_deref() == Some("ms"))
+    {
+        ranked.push((
+            0,
+            Kpi {
+                label: "p95".into(),
+                value: value(&m.id, Aggregate::Quantile(0.95)),
+                unit: "ms".into(),
+            },
+        ));
+    }
+    for m in &plan.metrics {
+        let rank = match m.kind {
+            MetricKind::Ratio if m.id.contains("error") => 1,
+            MetricKind::Ratio if m.id.contains("hit") => 2,
+            MetricKind::Category => 3,
+            MetricKind::Ratio => 4,
+            _ => continue,
+        };
+        let kpi = match m.values.last() {
+            Some(last) if m.kind == MetricKind::Category => Kpi {
+                label: last.clone(),
+                value: value(&m.id, Aggregate::Share(last.clone())),
+                unit: "ratio".into(),
+            },
+            _ => Kpi {
+                label: m.id.clone(),
+                value: value(&m.id, Aggregate::Rate),
+                unit: "ratio".into(),
+            },
+        };
+        ranked.push((rank, kpi));
+    }
+    // Stable: plan order within a rank.
+    ranked.sort_by_key(|(rank, _)| *rank);
+    ranked.into_iter().take(MAX_KPIS).map(|(_, k)| k).collect()
 }

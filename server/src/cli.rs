@@ -1,4 +1,6 @@
-//! The `cutover` command line: `serve`, `demo`, `plan check`, `user add`.
+//! The `cutover` command line. Server side: `serve`, `demo`, `plan check`, `user add`. Client
+//! side (talking to a server over HTTP): `status`, `export`, the actions, `gate-check`,
+//! `simulate`. Usage errors exit 2 (clap); client commands exit as `client::ClientError` says.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -9,6 +11,9 @@ use clap::{Parser, Subcommand};
 use cutover_core::plan::{self, Plan};
 use cutover_core::role::Role;
 
+use crate::client::gate_check::Require;
+use crate::client::{self, Client, ClientError, Connection, act::Act};
+use crate::simulate::{Mix, Scenario};
 use crate::state::{AppState, now};
 use crate::storage::Storage;
 
@@ -44,6 +49,151 @@ enum Command {
         /// Simulated events per second per rollout.
         #[arg(long, default_value_t = 40)]
         rate: u32,
+        /// Traffic scenario for one rollout, e.g. spiralogic=latency-spike (repeatable;
+        /// the others run healthy).
+        #[arg(long, value_name = "ROLLOUT=SCENARIO", value_parser = parse_scenario)]
+        scenario: Vec<(String, Scenario)>,
+    },
+    /// Where every rollout stands: one line each, or the full view of one.
+    ///
+    /// Examples:
+    ///   cutover status --compact --once
+    ///   cutover status spiralogic --watch --interval 5
+    ///   cutover status spiralogic --json | jq '.gates[] | {id, verdict}'
+    Status {
+        /// One rollout (all when omitted; the full view needs one).
+        rollout: Option<String>,
+        /// One line per rollout: stage, traffic, health, gates passing, headline numbers.
+        #[arg(long)]
+        compact: bool,
+        /// Print once and exit (the default).
+        #[arg(long, conflicts_with = "watch")]
+        once: bool,
+        /// Redraw every --interval seconds until interrupted.
+        #[arg(long)]
+        watch: bool,
+        #[arg(long, default_value_t = 5, value_name = "SECS")]
+        interval: u64,
+        /// Machine-readable: the snapshot (full view) or the summaries (compact).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Append a rollout's time series and gate verdicts to a CSV file.
+    ///
+    /// One row per completed 10 s step (1 min beyond an hour). Appending continues after the
+    /// file's last row, so repeated runs never duplicate a row.
+    ///
+    /// Examples:
+    ///   cutover export spiralogic --csv baseline_metrics.csv --since 2h
+    ///   cutover export spiralogic --csv cutover_metrics.csv --watch --interval 60
+    Export {
+        rollout: String,
+        #[arg(long, value_name = "FILE")]
+        csv: PathBuf,
+        /// How far back the first export reaches, e.g. 15m, 2h.
+        #[arg(long, default_value = "1h")]
+        since: String,
+        /// Keep appending every --interval seconds until interrupted.
+        #[arg(long)]
+        watch: bool,
+        #[arg(long, default_value_t = 10, value_name = "SECS")]
+        interval: u64,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Start a rollout: enter its first stage.
+    ///
+    /// Example: cutover start spiralogic
+    Start(ActArgs),
+    /// Progress a rollout to its next stage (refused, with the reasons, until gates hold).
+    ///
+    /// Example: cutover progress spiralogic
+    Progress(ActArgs),
+    /// Pause a rollout: traffic stays where it is, progress stops.
+    ///
+    /// Example: cutover pause spiralogic --reason "investigating p99"
+    Pause(ActArgs),
+    /// Resume a paused or killed rollout (after a kill a reason is required).
+    ///
+    /// Example: cutover resume spiralogic --reason "fix deployed"
+    Resume(ActArgs),
+    /// Kill switch: traffic to 0 at once. A reason is required and goes in the audit log.
+    ///
+    /// Example: cutover kill spiralogic --reason "error rate 4% on canary"
+    Kill(ActArgs),
+    /// Approve the sign-off for the next stage.
+    ///
+    /// Example: cutover approve lens-v1
+    Approve(ActArgs),
+    /// Check (or --uncheck) a checklist item.
+    ///
+    /// Example: cutover check spiralogic preflight backups --note "snapshot 02:10"
+    Check {
+        rollout: String,
+        list: String,
+        item: String,
+        /// A note kept with the check.
+        #[arg(long)]
+        note: Option<String>,
+        #[arg(long)]
+        uncheck: bool,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Override a failing gate for the current stage, with a reason.
+    ///
+    /// Example: cutover override spiralogic p95-latency --reason "p95 skewed by a batch job"
+    Override {
+        rollout: String,
+        gate: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// For CI: exit 0 only when the gates guarding a stage hold; print each failing gate.
+    ///
+    /// Exit codes: 0 the gates hold, 1 they do not (or the rollout is killed), 2 usage,
+    /// 3 server unreachable or token refused.
+    ///
+    /// Example: cutover gate-check spiralogic --stage canary --require held
+    GateCheck {
+        rollout: String,
+        /// The stage whose gates to check (default: the current one).
+        #[arg(long)]
+        stage: Option<String>,
+        #[arg(long, value_enum, default_value_t = Require::Held)]
+        require: Require,
+        #[command(flatten)]
+        connection: Connection,
+    },
+    /// Post realistic traffic for one rollout, healthy or in an incident scenario.
+    ///
+    /// Scenarios: healthy, latency-spike (latencies x4), error-spike (error ratios at 3x their
+    /// limit), fallback-storm (60% fallback mode), cache-cold (hit ratios at a third of their
+    /// floor), no-data (nothing: gates turn `no data`). Incidents hit events not labelled
+    /// baseline/control. Needs an `ingest` token.
+    ///
+    /// Example: cutover simulate --plan spiralogic --rate 200/s --scenario latency-spike --duration 2m
+    Simulate {
+        /// The rollout (plan id) to feed.
+        #[arg(long)]
+        plan: String,
+        /// Events per second, e.g. 200/s.
+        #[arg(long, default_value = "50/s", value_parser = client::simulate::parse_rate)]
+        rate: f64,
+        #[arg(long, value_enum, default_value_t = Scenario::Healthy)]
+        scenario: Scenario,
+        /// Latency factor for events labelled canary (1.1: canary 10% slower than baseline).
+        #[arg(long, default_value_t = 1.0)]
+        canary_slowdown: f64,
+        /// Stop after this long, e.g. 90s, 5m (default: until interrupted).
+        #[arg(long)]
+        duration: Option<String>,
+        #[command(flatten)]
+        connection: Connection,
     },
     /// Plan files.
     Plan {
@@ -55,6 +205,16 @@ enum Command {
         #[command(subcommand)]
         command: UserCommand,
     },
+}
+
+#[derive(clap::Args)]
+struct ActArgs {
+    rollout: String,
+    /// Why: goes in the audit log (required for kill, override, and resume after a kill).
+    #[arg(long)]
+    reason: Option<String>,
+    #[command(flatten)]
+    connection: Connection,
 }
 
 #[derive(clap::Args)]
@@ -137,10 +297,27 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let storage = Storage::open_sqlite(&server.data_dir).await?;
             start(server.addr, storage, plans, None).await?;
         }
-        Command::Demo { server, rate } => {
+        Command::Demo {
+            server,
+            rate,
+            scenario,
+        } => {
             let plans = example_plans()?;
             let storage = Storage::open_sqlite(&server.data_dir).await?;
-            start(server.addr, storage, plans, Some(rate)).await?;
+            let demo = Demo {
+                rate,
+                mixes: scenario
+                    .into_iter()
+                    .map(|(id, scenario)| {
+                        let mix = Mix {
+                            scenario,
+                            ..Mix::default()
+                        };
+                        (id, mix)
+                    })
+                    .collect(),
+            };
+            start(server.addr, storage, plans, Some(demo)).await?;
         }
         Command::Plan {
             command: PlanCommand::Check { files },
@@ -157,8 +334,169 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             let token = storage.upsert_user(&name, role, now()).await?;
             println!("{token}");
         }
+        client_command => return Ok(run_client(client_command).await),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs a client command; prints its error and turns it into the documented exit code.
+async fn run_client(command: Command) -> ExitCode {
+    match client_command(command).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn seconds(watch: bool, interval: u64) -> Option<std::time::Duration> {
+    watch.then(|| std::time::Duration::from_secs(interval.max(1)))
+}
+
+async fn client_command(command: Command) -> Result<ExitCode, ClientError> {
+    let action = |act: Act, args: ActArgs| (act, args.rollout, args.reason, args.connection);
+    let (act, rollout, reason, connection) = match command {
+        Command::Status {
+            rollout,
+            compact,
+            once: _,
+            watch,
+            interval,
+            json,
+            connection,
+        } => {
+            let client = Client::new(&connection)?;
+            let format = client::status::Format { compact, json };
+            client::status::run(
+                &client,
+                rollout.as_deref(),
+                format,
+                seconds(watch, interval),
+            )
+            .await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Export {
+            rollout,
+            csv,
+            since,
+            watch,
+            interval,
+            connection,
+        } => {
+            let client = Client::new(&connection)?;
+            client::export::run(&client, &rollout, &csv, &since, seconds(watch, interval)).await?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::GateCheck {
+            rollout,
+            stage,
+            require,
+            connection,
+        } => {
+            let client = Client::new(&connection)?;
+            let snapshot = client
+                .get_json(&format!("/api/rollouts/{}", client::segment(&rollout)))
+                .await?;
+            let outcome = client::gate_check::check(&snapshot, stage.as_deref(), require)
+                .map_err(ClientError::Refused)?;
+            for line in &outcome.lines {
+                println!("{line}");
+            }
+            return Ok(if outcome.passed {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            });
+        }
+        Command::Simulate {
+            plan,
+            rate,
+            scenario,
+            canary_slowdown,
+            duration,
+            connection,
+        } => {
+            let duration = duration
+                .map(|d| {
+                    cutover_core::time::Span::parse(&d)
+                        .map(|s| std::time::Duration::from_millis(s.0.max(0) as u64))
+                        .map_err(|e| ClientError::Refused(format!("--duration: {e}")))
+                })
+                .transpose()?;
+            let client = Client::new(&connection)?;
+            let mix = Mix {
+                scenario,
+                canary_slowdown,
+            };
+            let report = tokio::select! {
+                r = client::simulate::run(&client, &plan, rate, mix, duration) => r?,
+                _ = tokio::signal::ctrl_c() => {
+                    eprintln!("interrupted");
+                    return Ok(ExitCode::SUCCESS);
+                }
+            };
+            println!("{report}");
+            return Ok(ExitCode::SUCCESS);
+        }
+        Command::Start(a) => action(Act::Start, a),
+        Command::Progress(a) => action(Act::Progress, a),
+        Command::Pause(a) => action(Act::Pause, a),
+        Command::Resume(a) => action(Act::Resume, a),
+        Command::Kill(a) => action(Act::Kill, a),
+        Command::Approve(a) => action(Act::Approve, a),
+        Command::Check {
+            rollout,
+            list,
+            item,
+            note,
+            uncheck,
+            connection,
+        } => (
+            Act::Check {
+                list,
+                item,
+                uncheck,
+            },
+            rollout,
+            note,
+            connection,
+        ),
+        Command::Override {
+            rollout,
+            gate,
+            reason,
+            connection,
+        } => (Act::Override { gate }, rollout, Some(reason), connection),
+        Command::Serve { .. }
+        | Command::Demo { .. }
+        | Command::Plan { .. }
+        | Command::User { .. } => {
+            unreachable!("server commands are run by `run`")
+        }
+    };
+    let client = Client::new(&connection)?;
+    println!(
+        "{}",
+        client::act::run(&client, &rollout, &act, reason).await?
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `ROLLOUT=SCENARIO` for `demo --scenario`.
+fn parse_scenario(text: &str) -> Result<(String, Scenario), String> {
+    let (id, name) = text.split_once('=').ok_or_else(|| {
+        format!("\"{text}\": write ROLLOUT=SCENARIO, e.g. spiralogic=latency-spike")
+    })?;
+    let scenario = <Scenario as clap::ValueEnum>::from_str(name, true).map_err(|_| {
+        let names: Vec<&str> = <Scenario as clap::ValueEnum>::value_variants()
+            .iter()
+            .map(|s| s.name())
+            .collect();
+        format!("unknown scenario \"{name}\" (one of: {})", names.join(", "))
+    })?;
+    Ok((id.to_string(), scenario))
 }
 
 fn check_plans(files: &[PathBuf]) -> ExitCode {
@@ -240,13 +578,19 @@ fn example_plans() -> anyhow::Result<Vec<Plan>> {
     Ok(plans)
 }
 
-/// Binds, prints where to look, and serves until Ctrl-C. `demo_rate` turns on the demo:
-/// simulated traffic and a fresh token per role.
+/// The demo's simulated traffic: a rate and each rollout's scenario.
+struct Demo {
+    rate: u32,
+    mixes: std::collections::BTreeMap<String, Mix>,
+}
+
+/// Binds, prints where to look, and serves until Ctrl-C. `demo` turns on the demo: simulated
+/// traffic and a fresh token per role.
 async fn start(
     addr: SocketAddr,
     storage: Storage,
     plans: Vec<Plan>,
-    demo_rate: Option<u32>,
+    demo: Option<Demo>,
 ) -> anyhow::Result<()> {
     for plan in &plans {
         let hash = crate::storage::hash_token(&serde_json::to_string(plan)?);
@@ -266,7 +610,14 @@ async fn start(
     for id in state.rollouts.keys() {
         println!("  rollout  http://{addr}/r/{id}");
     }
-    if let Some(rate) = demo_rate {
+    if let Some(demo) = demo {
+        if let Some(unknown) = demo
+            .mixes
+            .keys()
+            .find(|id| !state.rollouts.contains_key(*id))
+        {
+            anyhow::bail!("--scenario names rollout \"{unknown}\", which the demo does not have");
+        }
         println!(
             "tokens (paste one into the sign-in box, or send `Authorization: Bearer <token>`):"
         );
@@ -288,8 +639,13 @@ async fn start(
             println!("read-only stakeholder link for {first}:");
             println!("  stakeholder http://{addr}/s/{secret}");
         }
-        println!("simulated traffic: healthy, {rate} events/s per rollout");
-        tokio::spawn(crate::simulate::run(state.clone(), rate));
+        println!("simulated traffic, {} events/s per rollout:", demo.rate);
+        for id in state.rollouts.keys() {
+            let scenario = demo.mixes.get(id).copied().unwrap_or_default().scenario;
+            println!("  {id:<16} {scenario}: {}", scenario.describe());
+        }
+        println!("  (change one with --scenario ROLLOUT=SCENARIO, or run `cutover simulate`)");
+        tokio::spawn(crate::simulate::run(state.clone(), demo.rate, demo.mixes));
     }
     tokio::spawn(crate::evaluator::run(state.clone()));
     crate::serve(listener, state, async {

@@ -29,7 +29,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller) -> Json<Vec<Sum
         .values()
         .filter(|r| caller.may_see(&r.plan.id).is_ok())
     {
-        out.push(rollout.snapshot(now()).await.summary());
+        out.push(rollout.summary(now()).await);
     }
     Json(out)
 }

@@ -8,7 +8,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
-use crate::{actions, assets, ingest, observe, rollouts, sessions};
+use crate::{actions, assets, export, ingest, observe, rollouts, sessions};
 
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
@@ -16,6 +16,7 @@ pub fn app(state: AppState) -> Router {
         .route("/rollouts/{id}", get(actions::snapshot))
         .route("/rollouts/{id}/audit", get(actions::audit))
         .route("/rollouts/{id}/flags", get(actions::flags))
+        .route("/rollouts/{id}/export.csv", get(export::csv))
         .route("/rollouts/{id}/start", post(actions::start))
         .route("/rollouts/{id}/progress", post(actions::progress))
         .route("/rollouts/{id}/pause", post(actions::pause))

@@ -32,6 +32,109 @@ pub struct Targets {
     labels: BTreeMap<String, BTreeSet<String>>,
 }
 
+/// What the simulated traffic does: healthy, or one of the incidents the runbooks' rollback
+/// triggers and alerts describe. An incident hits the new path only: events labelled
+/// `baseline` or `control` stay healthy, so canary-versus-baseline gates see the difference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
+pub enum Scenario {
+    Healthy,
+    LatencySpike,
+    ErrorSpike,
+    FallbackStorm,
+    CacheCold,
+    NoData,
+}
+
+/// How much slower a spike makes latencies.
+const SPIKE: f64 = 4.0;
+
+impl Scenario {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Healthy => "healthy",
+            Scenario::LatencySpike => "latency-spike",
+            Scenario::ErrorSpike => "error-spike",
+            Scenario::FallbackStorm => "fallback-storm",
+            Scenario::CacheCold => "cache-cold",
+            Scenario::NoData => "no-data",
+        }
+    }
+
+    /// What it does and what it trips, and when: printed by `simulate` and `demo`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Scenario::Healthy => {
+                "every gate green: latencies, errors, modes and hit ratios inside their limits"
+            }
+            Scenario::LatencySpike => {
+                "latencies x4 from the first event: latency gates fail within one gate window, latency triggers fire after their `for`"
+            }
+            Scenario::ErrorSpike => {
+                "error ratios at 3x their limit (at least 20%): error gates fail within one window, error triggers fire after their `for`"
+            }
+            Scenario::FallbackStorm => {
+                "60% of requests in the fallback mode: fallback-share gates fail within one window, fallback triggers fire after their `for`"
+            }
+            Scenario::CacheCold => {
+                "cache hit ratios at a third of their floor: hit-ratio gates fail within one window"
+            }
+            Scenario::NoData => {
+                "no events at all: every gate turns `no data` (never pass) once its window has passed"
+            }
+        }
+    }
+
+    /// Whether the scenario changes anything for `plan`'s metrics.
+    pub fn applies(self, plan: &Plan) -> bool {
+        plan.metrics.iter().any(|m| self.hits(m))
+            || matches!(self, Scenario::Healthy | Scenario::NoData)
+    }
+
+    /// Whether the scenario degrades metric `m`.
+    fn hits(self, m: &Metric) -> bool {
+        let id = m.id.as_str();
+        match self {
+            Scenario::LatencySpike => {
+                m.kind == MetricKind::Distribution && m.unit.as_deref() == Some("ms")
+            }
+            Scenario::ErrorSpike => {
+                m.kind == MetricKind::Ratio
+                    && ["error", "fail", "timeout"].iter().any(|w| id.contains(w))
+            }
+            Scenario::FallbackStorm => {
+                m.kind == MetricKind::Category && m.values.iter().any(|v| v.contains("fallback"))
+            }
+            Scenario::CacheCold => {
+                m.kind == MetricKind::Ratio && ["cache", "hit"].iter().any(|w| id.contains(w))
+            }
+            Scenario::Healthy | Scenario::NoData => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The traffic to make: a scenario, and how much slower the canary is than the baseline.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Mix {
+    pub scenario: Scenario,
+    /// Latency factor for events labelled `canary` (1.0: no difference).
+    pub canary_slowdown: f64,
+}
+
+impl Default for Mix {
+    fn default() -> Self {
+        Mix {
+            scenario: Scenario::Healthy,
+            canary_slowdown: 1.0,
+        }
+    }
+}
+
 /// z-score of a quantile of the standard normal, for the quantiles plans use.
 fn z(q: f64) -> f64 {
     match q {
@@ -106,7 +209,10 @@ impl Targets {
                         metric,
                         ..
                     } => {
-                        let v = if above {
+                        let v = if above && limit <= 1.0 {
+                            // A score or share: halfway between the floor and 1.
+                            limit + 0.5 * (1.0 - limit)
+                        } else if above {
                             limit * 1.2 + 5.0
                         } else if below {
                             limit * 0.5
@@ -160,7 +266,15 @@ impl Targets {
         }
     }
 
-    fn value(&self, metric: &Metric, rng: &mut impl Rng) -> Value {
+    /// A value for `metric`; `factor` scales latencies, `degrade` applies `scenario`.
+    fn value(
+        &self,
+        metric: &Metric,
+        scenario: Option<Scenario>,
+        factor: f64,
+        rng: &mut impl Rng,
+    ) -> Value {
+        let scenario = scenario.filter(|s| s.hits(metric));
         match metric.kind {
             MetricKind::Distribution => {
                 let default = if metric.unit.as_deref() == Some("ms") {
@@ -183,7 +297,13 @@ impl Targets {
                     },
                 )
                 .unwrap_or_else(|_| LogNormal::new(0.0, 1.0).unwrap());
-                let v: f64 = dist.sample(rng);
+                let mut v: f64 = dist.sample(rng);
+                if metric.unit.as_deref() == Some("ms") {
+                    v *= factor;
+                }
+                if scenario == Some(Scenario::LatencySpike) {
+                    v *= SPIKE;
+                }
                 json!((v * 1000.0).round() / 1000.0)
             }
             MetricKind::Gauge => {
@@ -202,9 +322,20 @@ impl Targets {
                     _ if metric.id.contains("error") => 0.004,
                     _ => 0.5,
                 };
+                let p = match (scenario, self.bounds.get(&metric.id)) {
+                    (Some(Scenario::ErrorSpike), Some((_, Some(hi)))) => (3.0 * hi).max(0.2),
+                    (Some(Scenario::ErrorSpike), _) => 0.2,
+                    (Some(Scenario::CacheCold), Some((Some(lo), _))) => lo / 3.0,
+                    (Some(Scenario::CacheCold), _) => 0.05,
+                    _ => p,
+                };
                 json!(rng.random_bool(p.clamp(0.0, 1.0)))
             }
             MetricKind::Category => {
+                if scenario == Some(Scenario::FallbackStorm) && rng.random_bool(0.6) {
+                    let fallback = metric.values.iter().find(|v| v.contains("fallback"));
+                    return json!(fallback);
+                }
                 let capped = self.shares.get(&metric.id);
                 let fixed: f64 = capped.map_or(0.0, |c| c.values().sum());
                 let free: Vec<&String> = metric
@@ -230,13 +361,9 @@ impl Targets {
         }
     }
 
-    /// One event: a value for every metric, and one value for each label the gates select on.
-    pub fn event(&self, plan: &Plan, rng: &mut impl Rng) -> Value {
-        let values: Map<String, Value> = plan
-            .metrics
-            .iter()
-            .map(|m| (m.id.clone(), self.value(m, rng)))
-            .collect();
+    /// One event: one value for each label the gates select on, and a value for every metric.
+    /// The scenario degrades every event not labelled `baseline` or `control`.
+    pub fn event(&self, plan: &Plan, mix: Mix, rng: &mut impl Rng) -> Value {
         let labels: Map<String, Value> = self
             .labels
             .iter()
@@ -245,12 +372,26 @@ impl Targets {
                 Some((k.clone(), json!(pick)))
             })
             .collect();
+        let is = |word: &str| labels.values().any(|v| v == word);
+        let degraded = !(is("baseline") || is("control"));
+        let scenario = degraded.then_some(mix.scenario);
+        let factor = if is("canary") {
+            mix.canary_slowdown
+        } else {
+            1.0
+        };
+        let values: Map<String, Value> = plan
+            .metrics
+            .iter()
+            .map(|m| (m.id.clone(), self.value(m, scenario, factor, rng)))
+            .collect();
         json!({ "labels": labels, "values": values })
     }
 }
 
-/// Feeds every rollout `rate` events per second until the task is dropped.
-pub async fn run(state: AppState, rate: u32) {
+/// Feeds every rollout `rate` events per second, each with its own mix (healthy when not
+/// named), until the task is dropped.
+pub async fn run(state: AppState, rate: u32, mixes: BTreeMap<String, Mix>) {
     let targets: BTreeMap<String, Targets> = state
         .rollouts
         .iter()
@@ -263,8 +404,12 @@ pub async fn run(state: AppState, rate: u32) {
         let mut rng = rand::rng();
         for (id, rollout) in state.rollouts.iter() {
             let Some(t) = targets.get(id) else { continue };
+            let mix = mixes.get(id).copied().unwrap_or_default();
+            if mix.scenario == Scenario::NoData {
+                continue;
+            }
             let body: String = (0..per_tick)
-                .map(|_| t.event(&rollout.plan, &mut rng).to_string() + "\n")
+                .map(|_| t.event(&rollout.plan, mix, &mut rng).to_string() + "\n")
                 .collect();
             let at = now();
             if let Ok((records, mut report)) = ingest::parse_batch(&rollout.plan, &body, at) {
@@ -277,55 +422,75 @@ pub async fn run(state: AppState, rate: u32) {
 #[cfg(test)]
 mod tests {
     use cutover_core::gates::{Compiled, Memory, Verdict, evaluate};
+    use cutover_core::time::Millis;
     use cutover_core::time::{MINUTE, SECOND};
     use cutover_core::window::{MetricStore, StoreConfig};
 
     use super::*;
-    use crate::ingest::IngestReport;
+
+    fn example_plans() -> Vec<Plan> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plans");
+        let mut plans: Vec<Plan> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| {
+                let path = entry.unwrap().path();
+                let text = std::fs::read_to_string(&path).unwrap();
+                cutover_core::plan::parse(&path.display().to_string(), &text).unwrap()
+            })
+            .collect();
+        plans.sort_by(|a, b| a.id.cmp(&b.id));
+        plans
+    }
+
+    const END: Millis = 1_800_000_000_000;
+
+    /// Five minutes of `mix` traffic for `plan`, 20 events a second.
+    fn traffic(plan: &Plan, mix: Mix) -> MetricStore {
+        let mut rng = rand::rng();
+        let targets = Targets::from_plan(plan);
+        let mut store = MetricStore::new(
+            StoreConfig::default(),
+            plan.metrics.iter().map(|m| (m.id.clone(), m.kind)),
+        );
+        for i in 0..6000i64 {
+            let at = END - 5 * MINUTE + i * 50;
+            let body = targets.event(plan, mix, &mut rng).to_string();
+            let (records, report) = ingest::parse_batch(plan, &body, at).unwrap();
+            assert_eq!(report.accepted, 1, "{}: {:?}", plan.id, report.rejected);
+            for r in &records {
+                for s in &r.samples {
+                    store.record(s, at).unwrap();
+                }
+            }
+        }
+        store
+    }
+
+    fn evaluate_in(
+        plan: &Plan,
+        store: &MetricStore,
+        stage: &str,
+    ) -> cutover_core::gates::Evaluated {
+        let compiled = Compiled::new(plan).unwrap();
+        evaluate(
+            plan,
+            &compiled,
+            &mut Memory::default(),
+            store,
+            Some(stage),
+            true,
+            END + SECOND,
+        )
+    }
 
     /// Five minutes of simulated traffic keep every gate of every example plan green, in every
     /// stage: the demo starts healthy.
     #[test]
     fn simulated_traffic_keeps_every_example_gate_green() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plans");
-        let mut rng = rand::rng();
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            let text = std::fs::read_to_string(&path).unwrap();
-            let plan = cutover_core::plan::parse("p.toml", &text).unwrap();
-            let targets = Targets::from_plan(&plan);
-            let mut store = MetricStore::new(
-                StoreConfig::default(),
-                plan.metrics.iter().map(|m| (m.id.clone(), m.kind)),
-            );
-            let end = 1_800_000_000_000;
-            for i in 0..6000i64 {
-                let at = end - 5 * MINUTE + i * 50;
-                let body = targets.event(&plan, &mut rng).to_string();
-                let (records, report) = ingest::parse_batch(&plan, &body, at).unwrap();
-                assert_eq!(report.accepted, 1, "{}: {:?}", plan.id, report.rejected);
-                let mut report = IngestReport {
-                    accepted: 1,
-                    rejected: vec![],
-                };
-                for r in &records {
-                    for s in &r.samples {
-                        store.record(s, at).unwrap();
-                    }
-                }
-                report.accepted -= 1;
-            }
-            let compiled = Compiled::new(&plan).unwrap();
+        for plan in example_plans() {
+            let store = traffic(&plan, Mix::default());
             for stage in &plan.stages {
-                let ev = evaluate(
-                    &plan,
-                    &compiled,
-                    &mut Memory::default(),
-                    &store,
-                    Some(&stage.id),
-                    true,
-                    end + SECOND,
-                );
+                let ev = evaluate_in(&plan, &store, &stage.id);
                 for g in &ev.gates {
                     assert!(
                         matches!(g.verdict, Verdict::Pass | Verdict::NotApplicable),
@@ -349,5 +514,67 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Each incident scenario fails a gate (or breaches a trigger) that reads a metric it
+    /// degrades, in every example plan it applies to: a demo can show each trigger firing.
+    #[test]
+    fn each_incident_trips_what_it_names_in_every_plan_it_applies_to() {
+        let incidents = [
+            Scenario::LatencySpike,
+            Scenario::ErrorSpike,
+            Scenario::FallbackStorm,
+            Scenario::CacheCold,
+        ];
+        let mut tripped = 0;
+        for plan in example_plans() {
+            for scenario in incidents {
+                let hit: Vec<&str> = plan
+                    .metrics
+                    .iter()
+                    .filter(|m| scenario.hits(m))
+                    .map(|m| m.id.as_str())
+                    .collect();
+                let reads_hit = |text: &str| {
+                    expr::parse(text)
+                        .map(|e| e.metrics().iter().any(|r| hit.contains(&r.metric.as_str())))
+                        .unwrap_or(false)
+                };
+                let watched = plan.gates.iter().any(|g| reads_hit(&g.expr))
+                    || plan.triggers.iter().any(|t| reads_hit(&t.expr));
+                if !watched {
+                    continue;
+                }
+                let mix = Mix {
+                    scenario,
+                    canary_slowdown: 1.0,
+                };
+                let store = traffic(&plan, mix);
+                let last = plan.stages.last().unwrap();
+                let ev = evaluate_in(&plan, &store, &last.id);
+                let failing: Vec<&str> = ev
+                    .gates
+                    .iter()
+                    .filter(|g| g.verdict == Verdict::Fail && reads_hit(&g.expr))
+                    .map(|g| g.id.as_str())
+                    .chain(
+                        ev.triggers
+                            .iter()
+                            .filter(|t| t.verdict == Verdict::Pass && reads_hit(&t.expr))
+                            .map(|t| t.id.as_str()),
+                    )
+                    .collect();
+                assert!(
+                    !failing.is_empty(),
+                    "{scenario} in {}: nothing reading {hit:?} failed",
+                    plan.id
+                );
+                tripped += 1;
+            }
+        }
+        assert!(
+            tripped >= 8,
+            "only {tripped} plan/scenario pairs were exercised"
+        );
     }
 }

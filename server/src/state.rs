@@ -137,6 +137,13 @@ impl Rollout {
         let state = self.state.lock().await.clone();
         self.snapshot_of(&state, now)
     }
+
+    /// Where the rollout stands, with its headline numbers.
+    pub async fn summary(&self, now: Millis) -> cutover_core::snapshot::Summary {
+        let mut summary = self.snapshot(now).await.summary();
+        summary.kpis = charts::kpis(&self.plan, &lock(&self.metrics), now);
+        summary
+    }
 }
 
 impl AppState {

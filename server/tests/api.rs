@@ -7,7 +7,6 @@ use std::time::Duration;
 mod support;
 
 use cutover_core::role::Role;
-use futures::StreamExt;
 use serde_json::Value;
 use support::{TestApp, spiralogic};
 
@@ -106,29 +105,6 @@ async fn unknown_rollouts_and_endpoints_are_404() {
     assert_eq!(list[0]["id"], "spiralogic");
 }
 
-/// The name and JSON of the next SSE event that carries data.
-async fn next_event(
-    stream: &mut (impl futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Unpin),
-    buf: &mut String,
-) -> (String, Value) {
-    loop {
-        if let Some(end) = buf.find("\n\n") {
-            let event: String = buf.drain(..end + 2).collect();
-            let name = event
-                .lines()
-                .find_map(|l| l.strip_prefix("event: "))
-                .unwrap_or("");
-            if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: ")) {
-                return (name.to_string(), serde_json::from_str(data).unwrap());
-            }
-            continue;
-        }
-        let next = tokio::time::timeout(Duration::from_secs(5), stream.next()).await;
-        let chunk = next.unwrap().unwrap().unwrap();
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-    }
-}
-
 /// Events of latency_ms in a tick's chart series.
 fn requests_in_tick(tick: &Value) -> f64 {
     let series = tick["frame"]["series"].as_array().unwrap();
@@ -147,19 +123,14 @@ fn requests_in_tick(tick: &Value) -> f64 {
 #[tokio::test]
 async fn the_stream_sends_state_and_a_tick_first_then_reflects_new_events() {
     let (app, _data) = start().await;
-    let response = app
-        .get_as(Some(Role::Viewer), "/api/rollouts/spiralogic/stream")
-        .await;
-    assert_eq!(response.headers()["content-type"], "text/event-stream");
-    let mut stream = response.bytes_stream();
-    let mut buf = String::new();
-    let (name, state) = next_event(&mut stream, &mut buf).await;
+    let mut stream = app.stream("spiralogic").await;
+    let (name, state) = stream.next().await;
     assert_eq!(
         (name.as_str(), &state["plan"]["id"]),
         ("state", &Value::from("spiralogic"))
     );
     assert_eq!(state["state"]["phase"], "not_started");
-    let (name, first) = next_event(&mut stream, &mut buf).await;
+    let (name, first) = stream.next().await;
     assert_eq!(
         (name.as_str(), &first["frame"]["rollout"]),
         ("tick", &Value::from("spiralogic"))
@@ -170,7 +141,7 @@ async fn the_stream_sends_state_and_a_tick_first_then_reflects_new_events() {
     assert_eq!(post_events(&app, Some(Role::Ingest), body).await.0, 200);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
     loop {
-        let (name, frame) = next_event(&mut stream, &mut buf).await;
+        let (name, frame) = stream.next().await;
         if name == "tick" && requests_in_tick(&frame) == 7.0 {
             break;
         }

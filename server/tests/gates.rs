@@ -201,25 +201,6 @@ fn events_in(tick: &Value) -> f64 {
 }
 
 /// The first `tick` event of the stream.
-async fn first_tick(app: &TestApp) -> Value {
-    let response = app
-        .get_as(Some(Role::Viewer), "/api/rollouts/fast/stream")
-        .await;
-    let mut body = String::new();
-    let mut stream = response.bytes_stream();
-    use futures::StreamExt;
-    while let Some(Ok(chunk)) = stream.next().await {
-        body.push_str(&String::from_utf8_lossy(&chunk));
-        if let Some(start) = body.find("event: tick\ndata: ") {
-            let rest = &body[start + "event: tick\ndata: ".len()..];
-            if let Some(end) = rest.find('\n') {
-                return serde_json::from_str(&rest[..end]).unwrap();
-            }
-        }
-    }
-    panic!("no tick in {body}");
-}
-
 #[tokio::test]
 async fn hold_timers_and_chart_history_survive_a_restart() {
     let data = tempfile::tempdir().unwrap();
@@ -236,7 +217,7 @@ async fn hold_timers_and_chart_history_survive_a_restart() {
 
     let app = TestApp::start(data.path(), vec![plan()]).await;
     assert_eq!(
-        events_in(&first_tick(&app).await),
+        events_in(&app.stream("fast").await.next_named("tick").await),
         40.0,
         "chart history restored"
     );

@@ -1,59 +1,23 @@
 //! One row per gate: what it checks, the value against the threshold, the verdict in words,
 //! how long it has held and how long it still needs. Triggers below, with their state.
 
-use cutover_core::expr::CmpTrace;
 use cutover_core::gates::{GateStatus, TriggerStatus, Verdict};
 use cutover_core::snapshot::Tick;
-use cutover_core::time::Span;
 use leptos::prelude::*;
 
-fn verdict_text(v: Verdict) -> (&'static str, &'static str) {
+fn verdict_class(v: Verdict) -> &'static str {
     match v {
-        Verdict::Pass => ("PASS", "verdict pass"),
-        Verdict::Fail => ("FAIL", "verdict fail"),
-        Verdict::NoData => ("NO DATA", "verdict nodata"),
-        Verdict::NotApplicable => ("N/A", "verdict na"),
+        Verdict::Pass => "verdict pass",
+        Verdict::Fail => "verdict fail",
+        Verdict::NoData => "verdict nodata",
+        Verdict::NotApplicable => "verdict na",
     }
-}
-
-fn number(v: Option<f64>) -> String {
-    match v {
-        None => "no data".into(),
-        Some(v) if v.abs() >= 100.0 => format!("{v:.0}"),
-        Some(v) if v.abs() >= 1.0 => format!("{v:.2}"),
-        Some(v) => format!("{v:.4}"),
-    }
-}
-
-fn observed(comparisons: &[CmpTrace]) -> String {
-    comparisons
-        .iter()
-        .map(|c| {
-            format!(
-                "{} = {} {} {}",
-                c.left,
-                number(c.left_value),
-                c.op,
-                number(c.right_value)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
 }
 
 fn gate_row(g: GateStatus) -> impl IntoView {
-    let (text, class) = verdict_text(g.verdict);
-    let held = if g.held() {
-        format!("held {}", g.held_for.human())
-    } else {
-        format!(
-            "held {} of {}, needs {}",
-            g.held_for.human(),
-            g.hold.human(),
-            g.needs.human()
-        )
-    };
-    let detail = g.reason.clone().unwrap_or_else(|| observed(&g.comparisons));
+    let (text, class) = (g.verdict.word(), verdict_class(g.verdict));
+    let held = g.held_text();
+    let detail = g.observed();
     view! {
         <tr data-testid=format!("gate-{}", g.id) class:guarding=g.guards_current>
             <td class="gate-title">{g.title.clone()}</td>
@@ -65,25 +29,17 @@ fn gate_row(g: GateStatus) -> impl IntoView {
 }
 
 fn trigger_row(t: TriggerStatus) -> impl IntoView {
-    let (text, class) = match (t.fired, t.verdict) {
-        (true, _) => ("FIRED", "verdict fail"),
-        (false, Verdict::Pass) => ("BREACHING", "verdict fail"),
-        (false, Verdict::NoData) => ("NO DATA", "verdict nodata"),
-        _ => ("OK", "verdict pass"),
-    };
-    let state = if !t.armed {
-        "not armed in this stage".to_string()
-    } else if t.true_for > Span(0) {
-        format!("true for {} of {}", t.true_for.human(), t.for_.human())
-    } else {
-        format!("{:?} after {}", t.action, t.for_.human()).to_lowercase()
+    let class = match (t.alarming(), t.verdict) {
+        (true, _) => "verdict fail",
+        (false, Verdict::NoData) => "verdict nodata",
+        _ => "verdict pass",
     };
     view! {
         <tr data-testid=format!("trigger-{}", t.id)>
             <td class="gate-title">{t.title.clone()}</td>
-            <td><span class=class>{text}</span></td>
-            <td class="gate-observed">{t.reason.clone().unwrap_or_else(|| observed(&t.comparisons))}</td>
-            <td class="gate-held">{state}</td>
+            <td><span class=class>{t.word()}</span></td>
+            <td class="gate-observed">{t.observed()}</td>
+            <td class="gate-held">{t.state_text()}</td>
         </tr>
     }
 }

@@ -24,6 +24,12 @@ fn card(s: Summary) -> impl IntoView {
     let in_stage = s
         .stage_entered_at
         .map(|t| format!("in stage {}", Span(s.at - t).human()));
+    let kpis = s
+        .kpis
+        .iter()
+        .map(|k| format!("{} {}", k.label, k.display_value()))
+        .collect::<Vec<_>>()
+        .join(" · ");
     view! {
         <a class="card" href=format!("/r/{}", s.id) data-testid=format!("card-{}", s.id)>
             <div class="card-head">
@@ -32,6 +38,7 @@ fn card(s: Summary) -> impl IntoView {
             </div>
             <div class="card-stage">{stage} " · " <strong>{format!("{}%", s.traffic)}</strong></div>
             <div class="card-gates">{format!("gates {} of {} passing", s.gates_passing, s.gates_total)}</div>
+            <div class="card-kpis" data-testid=format!("kpis-{}", s.id)>{kpis}</div>
             <div class="card-time">{in_stage}</div>
         </a>
     }

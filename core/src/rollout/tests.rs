@@ -307,4 +307,30 @@ proptest! {
         }
         prop_assert_eq!(audit.len() as u64, state.version, "one audit record per accepted action");
     }
+
+    /// What the page and `cutover status` show as blocking progress is exactly what the
+    /// state machine would refuse: no blockers means a permitted role's progress succeeds.
+    #[test]
+    fn progress_blockers_agree_with_apply(
+        steps in prop::collection::vec((arb_actor(), arb_action(), any::<bool>()), 0..30),
+        held_minutes in 0i64..100,
+    ) {
+        let plan = plan();
+        let mut state = RolloutState::new();
+        let mut now = 0;
+        for (who, action, with_reason) in steps {
+            now += 5 * MINUTE;
+            let request = req(&who, action, with_reason.then_some("because"), now);
+            if let Ok((next, _)) = apply(&plan, &state, &request, &held(99)) {
+                state = next;
+            }
+        }
+        now += 5 * MINUTE;
+        let readiness = held(held_minutes);
+        let blockers = progress_blockers(&plan, &state, &readiness, now);
+        let step = if state.phase == Phase::NotStarted { Action::Start } else { Action::Progress };
+        let lead = actor("lee", Role::Lead);
+        let result = apply(&plan, &state, &req(&lead, step, None, now), &readiness);
+        prop_assert_eq!(blockers.is_empty(), result.is_ok(), "{:?} vs {:?}", blockers, result.err());
+    }
 }

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::pin::Pin;
 use std::time::Duration;
 
 use cutover_core::plan::Plan;
@@ -93,6 +94,74 @@ impl TestApp {
             request = request.bearer_auth(self.token(role));
         }
         request.send().await.unwrap()
+    }
+}
+
+/// A live stream being read: Server-Sent Events parsed one at a time.
+pub struct EventStream {
+    stream: Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buf: String,
+    /// The `id:` of the last event read, if it had one.
+    pub last_id: Option<String>,
+}
+
+impl EventStream {
+    pub fn new(response: reqwest::Response) -> EventStream {
+        EventStream {
+            stream: Box::pin(response.bytes_stream()),
+            buf: String::new(),
+            last_id: None,
+        }
+    }
+
+    /// The next event's name and JSON data (comments and keep-alives skipped); panics after
+    /// 5 s of silence.
+    pub async fn next(&mut self) -> (String, Value) {
+        use futures::StreamExt;
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let event: String = self.buf.drain(..end + 2).collect();
+                let field = |name: &str| {
+                    event
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .map(str::to_string)
+                };
+                if let Some(data) = field("data: ") {
+                    self.last_id = field("id: ").or(self.last_id.take());
+                    let name = field("event: ").unwrap_or_default();
+                    return (name, serde_json::from_str(&data).unwrap());
+                }
+                continue;
+            }
+            let next = tokio::time::timeout(Duration::from_secs(5), self.stream.next()).await;
+            let chunk = next.expect("no event for 5 s").unwrap().unwrap();
+            self.buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// The data of the next event called `name`, skipping others.
+    pub async fn next_named(&mut self, name: &str) -> Value {
+        loop {
+            let (n, data) = self.next().await;
+            if n == name {
+                return data;
+            }
+        }
+    }
+}
+
+impl TestApp {
+    /// Opens the live stream of `rollout` as a viewer.
+    pub async fn stream(&self, rollout: &str) -> EventStream {
+        let response = self
+            .get_as(
+                Some(Role::Viewer),
+                &format!("/api/rollouts/{rollout}/stream"),
+            )
+            .await;
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        EventStream::new(response)
     }
 }
 

@@ -1,0 +1,103 @@
+//! `cutover progress|pause|resume|kill|start|approve|check|override`: the same actions, rules
+//! and refusal messages as the API and the buttons, for a terminal or a script.
+
+use cutover_core::snapshot::Snapshot;
+use serde_json::{Value, json};
+
+use super::{Client, ClientError, segment};
+
+/// An action on a rollout, as the command line names it.
+#[derive(Debug, Clone)]
+pub enum Act {
+    Start,
+    Progress,
+    Pause,
+    Resume,
+    Kill,
+    Approve,
+    Check {
+        list: String,
+        item: String,
+        uncheck: bool,
+    },
+    Override {
+        gate: String,
+    },
+}
+
+impl Act {
+    fn path(&self, rollout: &str) -> String {
+        let base = format!("/api/rollouts/{}", segment(rollout));
+        match self {
+            Act::Start => format!("{base}/start"),
+            Act::Progress => format!("{base}/progress"),
+            Act::Pause => format!("{base}/pause"),
+            Act::Resume => format!("{base}/resume"),
+            Act::Kill => format!("{base}/kill"),
+            Act::Approve => format!("{base}/approvals"),
+            Act::Check { list, item, .. } => format!(
+                "{base}/checklists/{}/items/{}",
+                segment(list),
+                segment(item)
+            ),
+            Act::Override { gate } => format!("{base}/gates/{}/override", segment(gate)),
+        }
+    }
+
+    fn verb(&self) -> String {
+        match self {
+            Act::Start => "started".into(),
+            Act::Progress => "progressed".into(),
+            Act::Pause => "paused".into(),
+            Act::Resume => "resumed".into(),
+            Act::Kill => "KILLED".into(),
+            Act::Approve => "approved".into(),
+            Act::Check {
+                list,
+                item,
+                uncheck,
+            } => format!(
+                "{} {list}/{item}",
+                if *uncheck { "unchecked" } else { "checked" }
+            ),
+            Act::Override { gate } => format!("overrode gate {gate}"),
+        }
+    }
+}
+
+/// Sends `act` with its reason (a note, for checks); returns the line to print.
+pub async fn run(
+    client: &Client,
+    rollout: &str,
+    act: &Act,
+    reason: Option<String>,
+) -> Result<String, ClientError> {
+    let mut body = serde_json::Map::new();
+    match act {
+        Act::Check { uncheck, .. } => {
+            body.insert("checked".into(), json!(!uncheck));
+            if let Some(note) = reason {
+                body.insert("note".into(), json!(note));
+            }
+        }
+        _ => {
+            if let Some(reason) = reason {
+                body.insert("reason".into(), json!(reason));
+            }
+        }
+    }
+    let snapshot: Snapshot = client
+        .post_json(&act.path(rollout), &Value::Object(body))
+        .await?;
+    let state = &snapshot.state;
+    let stage = state
+        .stage
+        .and_then(|i| snapshot.plan.stages.get(i))
+        .map_or("none".to_string(), |s| s.id.clone());
+    Ok(format!(
+        "{rollout}: {}; now {}, stage {stage}, traffic {}%",
+        act.verb(),
+        state.phase,
+        snapshot.traffic
+    ))
+}

@@ -1,0 +1,180 @@
+//! The client half of the `cutover` binary: commands that talk to a running server over HTTP
+//! with a bearer token, for on-call terminals and CI jobs. Exit codes scripts can rely on:
+//! 0 done, 1 refused (the server's reason is printed), 2 usage, 3 unreachable or not signed in.
+
+pub mod act;
+pub mod export;
+pub mod gate_check;
+pub mod simulate;
+pub mod status;
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+/// Why a client command did not succeed, and so which exit code it ends with.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server understood and said no (403, 404, 409, 422...), or the check failed.
+    #[error("{0}")]
+    Refused(String),
+    /// 401: no token, or one the server does not know.
+    #[error("{0}")]
+    Auth(String),
+    /// No answer: connection refused, timeout, or the server failed (5xx).
+    #[error("{0}")]
+    Unreachable(String),
+    /// A local problem: a file that cannot be written, an answer that cannot be read.
+    #[error("{0}")]
+    Local(String),
+}
+
+impl ClientError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClientError::Refused(_) | ClientError::Local(_) => 1,
+            ClientError::Auth(_) | ClientError::Unreachable(_) => 3,
+        }
+    }
+}
+
+/// Where the server is and who we are.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Connection {
+    /// The cutover server.
+    #[arg(long, env = "CUTOVER_SERVER", default_value = "http://127.0.0.1:8787")]
+    pub server: String,
+    /// Access token (as `cutover demo` or `cutover user add` printed it).
+    #[arg(long, env = "CUTOVER_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// An HTTP client for one server and token.
+pub struct Client {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(connection: &Connection) -> Result<Client, ClientError> {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .user_agent(concat!("cutover/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Local(format!("cannot set up HTTP: {e}")))?;
+        Ok(Client {
+            base: connection.server.trim_end_matches('/').to_string(),
+            token: connection.token.clone().filter(|t| !t.trim().is_empty()),
+            http,
+        })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        let request = match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        };
+        let response = request.send().await.map_err(|e| {
+            ClientError::Unreachable(format!("cannot reach {}: {}", self.base, root_cause(&e)))
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let text = response.text().await.unwrap_or_default();
+        let message = serde_json::from_str::<Value>(&text)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+            .unwrap_or_else(|| text.trim().to_string());
+        Err(match status.as_u16() {
+            401 if self.token.is_none() => ClientError::Auth(format!(
+                "not signed in: pass --token or set CUTOVER_TOKEN ({message})"
+            )),
+            401 => ClientError::Auth(format!("{} refused the token: {message}", self.base)),
+            code if code >= 500 => {
+                ClientError::Unreachable(format!("{} failed ({status}): {message}", self.base))
+            }
+            _ => ClientError::Refused(message),
+        })
+    }
+
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        let response = self
+            .send(self.http.get(format!("{}{path}", self.base)))
+            .await?;
+        response
+            .json()
+            .await
+            .map_err(|e| ClientError::Local(format!("cannot read the answer to {path}: {e}")))
+    }
+
+    pub async fn get_text(&self, path: &str) -> Result<String, ClientError> {
+        let response = self
+            .send(self.http.get(format!("{}{path}", self.base)))
+            .await?;
+        response
+            .text()
+            .await
+            .map_err(|e| ClientError::Unreachable(format!("reading {path}: {e}")))
+    }
+
+    pub async fn post_json<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<T, ClientError> {
+        let request = self.http.post(format!("{}{path}", self.base)).json(body);
+        let response = self.send(request).await?;
+        response
+            .json()
+            .await
+            .map_err(|e| ClientError::Local(format!("cannot read the answer to {path}: {e}")))
+    }
+
+    /// POSTs a raw body (NDJSON events) and returns the JSON answer.
+    pub async fn post_ndjson(&self, path: &str, body: String) -> Result<Value, ClientError> {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", "application/x-ndjson")
+            .body(body);
+        let response = self.send(request).await?;
+        response
+            .json()
+            .await
+            .map_err(|e| ClientError::Local(format!("cannot read the answer to {path}: {e}")))
+    }
+}
+
+/// The innermost error: "Connection refused" rather than "error sending request".
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+/// A path segment with `/`, `?`, `#`, `%` and spaces escaped.
+pub fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

@@ -1,0 +1,154 @@
+//! `GET /api/rollouts/{id}/export.csv`: the chart series and gate verdicts as CSV, one row per
+//! completed time step, the way the runbooks log metrics for later analysis. Only completed
+//! steps are written, so a client appending with `after=` never writes a row twice or a row
+//! that would still change.
+
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use cutover_core::gates::{self, Memory, Verdict};
+use cutover_core::rollout::Phase;
+use cutover_core::time::{HOUR, MINUTE, Millis, SECOND, Span};
+use serde::Deserialize;
+
+use crate::auth::Caller;
+use crate::charts;
+use crate::error::ApiError;
+use crate::rollouts::find;
+use crate::state::{lock, now};
+
+/// More rows than this and the step widens: a day at 10 s is 8,640 rows.
+const MAX_ROWS: i64 = 10_000;
+const MAX_SINCE: Millis = 7 * 24 * HOUR;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// How far back, e.g. `2h` (default `1h`).
+    since: Option<String>,
+    /// Row width, e.g. `1m` (default `10s`, widened to keep at most 10,000 rows).
+    step: Option<String>,
+    /// Only rows that start after this time (ms since the epoch): for appending.
+    after: Option<Millis>,
+}
+
+fn span(field: &str, text: Option<&str>, default: Millis) -> Result<Millis, ApiError> {
+    match text {
+        None => Ok(default),
+        Some(t) => Span::parse(t)
+            .map(|s| s.0)
+            .map_err(|e| ApiError::BadRequest(format!("{field}: {e}"))),
+    }
+}
+
+/// Seconds-precision UTC time, e.g. `2026-11-22T14:05:10Z`.
+pub fn rfc3339(t: Millis) -> String {
+    let at = UNIX_EPOCH + Duration::from_millis(t.max(0) as u64);
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "pass",
+        Verdict::Fail => "fail",
+        Verdict::NoData => "no_data",
+        Verdict::NotApplicable => "n/a",
+    }
+}
+
+pub async fn csv(
+    State(state): State<crate::AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    Query(q): Query<ExportQuery>,
+) -> Result<Response, ApiError> {
+    caller.may_see(&id)?;
+    let rollout = find(&state, &id)?;
+    let since = span("since", q.since.as_deref(), HOUR)?;
+    if since > MAX_SINCE {
+        return Err(ApiError::BadRequest(format!(
+            "since: at most {}",
+            Span(MAX_SINCE).human()
+        )));
+    }
+    // Whole buckets only: data older than an hour is kept per minute, so a longer export
+    // uses minute rows rather than showing a minute's events in one of six 10 s rows.
+    let floor = if since > HOUR {
+        MINUTE
+    } else {
+        charts::LIVE_STEP
+    };
+    let step = span("step", q.step.as_deref(), 10 * SECOND)?
+        .max(floor)
+        .max(since / MAX_ROWS);
+    let step = (step + floor - 1) / floor * floor;
+    let current = rollout.state.lock().await.clone();
+    let stage = current
+        .stage
+        .and_then(|i| rollout.plan.stages.get(i))
+        .map(|s| s.id.clone());
+    let armed = matches!(current.phase, Phase::Running | Phase::Paused);
+    let at = now();
+    // The step containing `at` is still filling: stop before it.
+    let last_complete = at - at.rem_euclid(step) - step;
+    let frame = charts::frame(
+        &rollout.plan,
+        &lock(&rollout.metrics),
+        last_complete,
+        since,
+        step,
+    );
+
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["time".to_string(), "ts_ms".to_string()];
+    header.extend(frame.series.iter().map(|s| s.id.clone()));
+    header.extend(rollout.plan.gates.iter().map(|g| format!("gate:{}", g.id)));
+    out.write_record(&header).map_err(anyhow::Error::from)?;
+    let rows = frame.series.first().map_or(0, |s| s.points.len());
+    for row in 0..rows {
+        let t = frame.series[0].points[row].t;
+        if q.after.is_some_and(|after| t <= after) {
+            continue;
+        }
+        // Each gate as its expression reads over the window ending with this row; a fresh
+        // memory because holds are a property of the live evaluation, not of history.
+        let evaluated = gates::evaluate(
+            &rollout.plan,
+            &rollout.compiled,
+            &mut Memory::default(),
+            &*lock(&rollout.metrics),
+            stage.as_deref(),
+            armed,
+            // The window ending at the row's last millisecond: exactly the row's buckets
+            // when the window equals the step.
+            t + step - 1,
+        );
+        let mut record = vec![rfc3339(t), t.to_string()];
+        record.extend(frame.series.iter().map(|s| {
+            s.points[row]
+                .v
+                .map_or_else(String::new, |v| format!("{}", (v * 1e6).round() / 1e6))
+        }));
+        record.extend(
+            evaluated
+                .gates
+                .iter()
+                .map(|g| verdict_word(g.verdict).to_string()),
+        );
+        out.write_record(&record).map_err(anyhow::Error::from)?;
+    }
+    let body = out.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{id}.csv\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
