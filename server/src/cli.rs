@@ -173,8 +173,8 @@ enum Command {
     ///
     /// Scenarios: healthy, latency-spike (latencies x4), error-spike (error ratios at 3x their
     /// limit), fallback-storm (60% fallback mode), cache-cold (hit ratios at a third of their
-    /// floor), no-data (nothing: gates turn `no data`). Incidents hit events not labelled
-    /// baseline/control. Needs an `ingest` token.
+    /// floor), no-data (nothing: gates turn `no data`). Incidents hit every event; use
+    /// --canary-slowdown for a canary-only latency regression. Needs an `ingest` token.
     ///
     /// Example: cutover simulate --plan spiralogic --rate 200/s --scenario latency-spike --duration 2m
     Simulate {

@@ -33,8 +33,8 @@ pub struct Targets {
 }
 
 /// What the simulated traffic does: healthy, or one of the incidents the runbooks' rollback
-/// triggers and alerts describe. An incident hits the new path only: events labelled
-/// `baseline` or `control` stay healthy, so canary-versus-baseline gates see the difference.
+/// triggers and alerts describe. An incident hits every event, as an outage of a shared
+/// dependency would; a canary-only regression is `Mix::canary_slowdown`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum Scenario {
     Healthy,
@@ -266,15 +266,9 @@ impl Targets {
         }
     }
 
-    /// A value for `metric`; `factor` scales latencies, `degrade` applies `scenario`.
-    fn value(
-        &self,
-        metric: &Metric,
-        scenario: Option<Scenario>,
-        factor: f64,
-        rng: &mut impl Rng,
-    ) -> Value {
-        let scenario = scenario.filter(|s| s.hits(metric));
+    /// A value for `metric` under `scenario`; `factor` scales latencies.
+    fn value(&self, metric: &Metric, scenario: Scenario, factor: f64, rng: &mut impl Rng) -> Value {
+        let scenario = Some(scenario).filter(|s| s.hits(metric));
         match metric.kind {
             MetricKind::Distribution => {
                 let default = if metric.unit.as_deref() == Some("ms") {
@@ -362,7 +356,6 @@ impl Targets {
     }
 
     /// One event: one value for each label the gates select on, and a value for every metric.
-    /// The scenario degrades every event not labelled `baseline` or `control`.
     pub fn event(&self, plan: &Plan, mix: Mix, rng: &mut impl Rng) -> Value {
         let labels: Map<String, Value> = self
             .labels
@@ -372,18 +365,12 @@ impl Targets {
                 Some((k.clone(), json!(pick)))
             })
             .collect();
-        let is = |word: &str| labels.values().any(|v| v == word);
-        let degraded = !(is("baseline") || is("control"));
-        let scenario = degraded.then_some(mix.scenario);
-        let factor = if is("canary") {
-            mix.canary_slowdown
-        } else {
-            1.0
-        };
+        let canary = labels.values().any(|v| v == "canary");
+        let factor = if canary { mix.canary_slowdown } else { 1.0 };
         let values: Map<String, Value> = plan
             .metrics
             .iter()
-            .map(|m| (m.id.clone(), self.value(m, scenario, factor, rng)))
+            .map(|m| (m.id.clone(), self.value(m, mix.scenario, factor, rng)))
             .collect();
         json!({ "labels": labels, "values": values })
     }
@@ -550,20 +537,23 @@ mod tests {
                     canary_slowdown: 1.0,
                 };
                 let store = traffic(&plan, mix);
-                let last = plan.stages.last().unwrap();
-                let ev = evaluate_in(&plan, &store, &last.id);
-                let failing: Vec<&str> = ev
-                    .gates
-                    .iter()
-                    .filter(|g| g.verdict == Verdict::Fail && reads_hit(&g.expr))
-                    .map(|g| g.id.as_str())
-                    .chain(
-                        ev.triggers
-                            .iter()
-                            .filter(|t| t.verdict == Verdict::Pass && reads_hit(&t.expr))
-                            .map(|t| t.id.as_str()),
-                    )
-                    .collect();
+                // Some triggers are armed only in some stages (a shadow stage's flag): the
+                // incident must show in at least one.
+                let mut failing: Vec<String> = Vec::new();
+                for stage in &plan.stages {
+                    let ev = evaluate_in(&plan, &store, &stage.id);
+                    let gates = ev
+                        .gates
+                        .iter()
+                        .filter(|g| g.verdict == Verdict::Fail && reads_hit(&g.expr))
+                        .map(|g| g.id.clone());
+                    let triggers = ev
+                        .triggers
+                        .iter()
+                        .filter(|t| t.verdict == Verdict::Pass && reads_hit(&t.expr))
+                        .map(|t| t.id.clone());
+                    failing.extend(gates.chain(triggers));
+                }
                 assert!(
                     !failing.is_empty(),
                     "{scenario} in {}: nothing reading {hit:?} failed",
