@@ -49,8 +49,9 @@ enum Command {
         /// Simulated events per second per rollout.
         #[arg(long, default_value_t = 40)]
         rate: u32,
-        /// Traffic scenario for one rollout, e.g. spiralogic=latency-spike (repeatable;
-        /// the others run healthy).
+        /// Traffic scenario for one rollout, e.g. spiralogic=latency-spike (repeatable; the
+        /// others run healthy). Without any, lens-v1 runs error-spike so the demo shows an
+        /// incident; `--scenario lens-v1=healthy` turns it off.
         #[arg(long, value_name = "ROLLOUT=SCENARIO", value_parser = parse_scenario)]
         scenario: Vec<(String, Scenario)>,
     },
@@ -304,6 +305,11 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         } => {
             let plans = example_plans()?;
             let storage = Storage::open_sqlite(&server.data_dir).await?;
+            let scenario = if scenario.is_empty() {
+                vec![("lens-v1".to_string(), Scenario::ErrorSpike)]
+            } else {
+                scenario
+            };
             let demo = Demo {
                 rate,
                 mixes: scenario

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use cutover_core::snapshot::Summary;
 use futures::Stream;
@@ -18,7 +18,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::ingest::{self, IngestReport};
-use crate::live::LiveEvent;
+use crate::live::{LiveEvent, Sent};
 use crate::state::{AppState, Rollout, now};
 
 /// `GET /api/rollouts`: every rollout the caller may see, with where it stands.
@@ -72,18 +72,34 @@ pub async fn ingest(
 }
 
 /// `GET /api/rollouts/{id}/stream`: the state and a tick now, then a tick every second and
-/// the state after every action. A viewer that falls more than the buffer behind skips the
-/// backlog and gets the current state and tick instead: it never slows the others.
+/// the state after every action, each with an id. A viewer reconnecting with `Last-Event-ID`
+/// gets exactly the events it missed while they are still held, else a fresh state and tick.
+/// A viewer that falls more than the buffer behind skips the backlog and gets the current
+/// state and tick instead: it never slows the others.
 pub async fn stream(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
+    headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     caller.may_see(&id)?;
     let rollout = find(&state, &id)?;
+    // Subscribe before looking back, so nothing falls between the two; duplicates are
+    // skipped by sequence number.
     let mut receiver = rollout.live.subscribe();
+    let resumed = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|last| rollout.live.since(last));
     let stream = async_stream(move |tx| async move {
-        let mut pending = current(&rollout).await;
+        let (mut pending, mut seen) = match resumed {
+            Some(missed) => {
+                let seen = missed.last().map(|s| s.seq);
+                let events = missed.iter().map(|s| sse_event(&rollout, s)).collect();
+                (events, seen.unwrap_or(0))
+            }
+            None => current(&rollout).await,
+        };
         loop {
             for event in pending.drain(..) {
                 if tx.send(event).await.is_err() {
@@ -91,8 +107,12 @@ pub async fn stream(
                 }
             }
             match receiver.recv().await {
-                Ok((id, event)) => pending.push(sse_event(id, &event)),
-                Err(RecvError::Lagged(_)) => pending = current(&rollout).await,
+                Ok(sent) if sent.seq > seen => {
+                    seen = sent.seq;
+                    pending.push(sse_event(&rollout, &sent));
+                }
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => (pending, seen) = current(&rollout).await,
                 Err(RecvError::Closed) => return,
             }
         }
@@ -100,21 +120,32 @@ pub async fn stream(
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
-/// What a viewer needs to draw the rollout from nothing: its state and a tick.
-async fn current(rollout: &Rollout) -> Vec<Result<Event, Infallible>> {
+/// What a viewer needs to draw the rollout from nothing: its state and a tick, labelled with
+/// the newest event id sent before they were taken (they are at least that new).
+async fn current(rollout: &Rollout) -> (Vec<Result<Event, Infallible>>, u64) {
+    let seq = rollout.live.latest();
     let at = now();
     let snapshot = LiveEvent::State(Box::new(rollout.snapshot(at).await));
     let tick = LiveEvent::Tick(Box::new(rollout.tick(at)));
-    vec![sse_event(0, &snapshot), sse_event(0, &tick)]
+    let events = [snapshot, tick]
+        .iter()
+        .map(|e| {
+            let event = Event::default().event(e.name()).data(e.json());
+            Ok(if seq > 0 {
+                event.id(rollout.live.id(seq))
+            } else {
+                event
+            })
+        })
+        .collect();
+    (events, seq)
 }
 
-fn sse_event(id: u64, event: &LiveEvent) -> Result<Event, Infallible> {
-    let event = Event::default().event(event.name()).data(event.json());
-    Ok(if id > 0 {
-        event.id(id.to_string())
-    } else {
-        event
-    })
+fn sse_event(rollout: &Rollout, sent: &Sent) -> Result<Event, Infallible> {
+    Ok(Event::default()
+        .event(sent.name)
+        .id(rollout.live.id(sent.seq))
+        .data(&*sent.data))
 }
 
 /// Runs `producer` feeding a small channel and exposes it as a stream; the producer stops

@@ -151,3 +151,54 @@ async fn the_stream_sends_state_and_a_tick_first_then_reflects_new_events() {
         );
     }
 }
+
+/// The sequence number in an event id `epoch-seq`.
+fn seq(id: &str) -> u64 {
+    id.split_once('-').unwrap().1.parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_viewer_resuming_with_last_event_id_gets_exactly_what_it_missed() {
+    let data = tempfile::tempdir().unwrap();
+    let app = TestApp::start(data.path(), vec![support::open_plan("open", 2)]).await;
+    let mut stream = app.stream("open").await;
+    // The evaluator's ticks carry ids; wait for one.
+    while stream.last_id.is_none() {
+        stream.next().await;
+    }
+    let last = stream.last_id.clone().unwrap();
+    drop(stream);
+
+    // While the viewer is away: an action, and more ticks.
+    let (status, _) = app
+        .post(
+            Some(Role::Operator),
+            "/api/rollouts/open/start",
+            serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let mut resumed = app.resume("open", Some(&last)).await;
+    let mut event = resumed.next().await;
+    let first = resumed.last_id.clone().unwrap();
+    assert_eq!(seq(&first), seq(&last) + 1, "starts right after {last}");
+    let mut saw_start = false;
+    for _ in 0..5 {
+        if event.0 == "state" && event.1["state"]["phase"] == "running" {
+            saw_start = true;
+            break;
+        }
+        event = resumed.next().await;
+    }
+    assert!(saw_start, "the missed start was replayed");
+
+    // An id from another process (a restart) gets a fresh state first.
+    let mut fresh = app.resume("open", Some("0-1")).await;
+    let (name, data) = fresh.next().await;
+    assert_eq!(name, "state");
+    assert_eq!(data["state"]["phase"], "running");
+    assert_eq!(fresh.next().await.0, "tick");
+    app.stop().await;
+}

@@ -93,14 +93,16 @@ pub async fn run(
         if duration.is_some_and(|d| started.elapsed() >= d) {
             break;
         }
-        // Events due since the last batch: a slow server makes batches bigger, not fewer.
-        owed += rate * last.elapsed().as_secs_f64();
+        // Events due since the last batch: a slow server makes batches bigger, not fewer,
+        // up to a second's worth; beyond that the server cannot keep up and the rest is
+        // dropped (the report's rate shows it) rather than piling up without end.
+        owed = (owed + rate * last.elapsed().as_secs_f64()).min(rate.max(1.0));
         last = Instant::now();
         if mix.scenario == Scenario::NoData {
             owed = 0.0;
             continue;
         }
-        while owed >= 1.0 {
+        while owed >= 1.0 && duration.is_none_or(|d| started.elapsed() < d) {
             let n = (owed as usize).min(MAX_BATCH);
             owed -= n as f64;
             let t0 = Instant::now();

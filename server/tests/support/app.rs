@@ -154,12 +154,19 @@ impl EventStream {
 impl TestApp {
     /// Opens the live stream of `rollout` as a viewer.
     pub async fn stream(&self, rollout: &str) -> EventStream {
-        let response = self
-            .get_as(
-                Some(Role::Viewer),
-                &format!("/api/rollouts/{rollout}/stream"),
-            )
-            .await;
+        self.resume(rollout, None).await
+    }
+
+    /// Opens the live stream of `rollout` as a viewer, resuming after `last_event_id`.
+    pub async fn resume(&self, rollout: &str, last_event_id: Option<&str>) -> EventStream {
+        let mut request = self
+            .http
+            .get(format!("{}/api/rollouts/{rollout}/stream", self.url))
+            .bearer_auth(self.token(Role::Viewer));
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        let response = request.send().await.unwrap();
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         EventStream::new(response)
     }
