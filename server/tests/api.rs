@@ -202,3 +202,75 @@ async fn a_viewer_resuming_with_last_event_id_gets_exactly_what_it_missed() {
     assert_eq!(fresh.next().await.0, "tick");
     app.stop().await;
 }
+
+/// A viewer that stops reading (a frozen wall screen, a stalled proxy) fills its buffers and
+/// then loses the backlog; the fast viewer beside it still sees every change at once, and the
+/// slow one, when it reads again, is resynchronised with the current state.
+#[tokio::test]
+async fn a_slow_viewer_never_delays_a_fast_one() {
+    use tokio::io::AsyncWriteExt;
+    let (app, _data) = start().await;
+    let addr = app.url.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut slow = socket.connect(addr).await.unwrap();
+    let request = format!(
+        "GET /api/rollouts/spiralogic/stream HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\r\n",
+        app.token(Role::Viewer)
+    );
+    slow.write_all(request.as_bytes()).await.unwrap();
+    let mut fast = app.stream("spiralogic").await;
+    fast.next_named("state").await;
+
+    // Several megabytes of state changes: far more than the slow viewer's buffers hold.
+    let path = "/api/rollouts/spiralogic/checklists/launch-day/items/briefed";
+    let mut version = 0;
+    for i in 0..300 {
+        let (status, body) = app
+            .post(
+                Some(Role::Operator),
+                path,
+                serde_json::json!({"checked": i % 2 == 0}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        version = body["state"]["version"].as_u64().unwrap();
+    }
+    let done = tokio::time::Instant::now();
+    loop {
+        let state = fast.next_named("state").await;
+        if state["state"]["version"].as_u64() == Some(version) {
+            break;
+        }
+    }
+    assert!(
+        done.elapsed() < Duration::from_secs(2),
+        "the fast viewer saw the last change {:?} after it was made",
+        done.elapsed()
+    );
+
+    // The slow viewer reads at last: it skipped the backlog and has the current state.
+    let mut reader = tokio::io::BufReader::new(slow);
+    let mut states = 0;
+    let mut line = String::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        line.clear();
+        use tokio::io::AsyncBufReadExt;
+        let read = tokio::time::timeout_at(deadline, reader.read_line(&mut line)).await;
+        let n = read.expect("the slow viewer never caught up").unwrap();
+        assert!(n > 0, "stream closed");
+        if line.starts_with("event: state") {
+            states += 1;
+        }
+        let v = format!("\"version\":{version}");
+        if line.contains(&format!("{v},")) || line.contains(&format!("{v}}}")) {
+            break;
+        }
+    }
+    assert!(
+        states < 300,
+        "the slow viewer was sent the whole backlog ({states} states)"
+    );
+    app.stop().await;
+}
