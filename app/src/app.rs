@@ -7,6 +7,7 @@ use leptos::prelude::*;
 
 use crate::api::{self, Me};
 use crate::components::action_bar::ActionBar;
+use crate::components::actuators::Actuators;
 use crate::components::checklists::Checklists;
 use crate::components::freshness::Freshness;
 use crate::components::gate_board::GateBoard;
@@ -164,6 +165,7 @@ fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView {
             <SeriesChart series=p95 title="p95 latency, last 15 minutes" testid="chart-latency" />
             <GateBoard tick=live.tick />
             {(!wall).then(|| view! {
+                <Actuators snapshot=live.snapshot />
                 <Checklists me=controls.then(|| me.clone()) snapshot=live.snapshot tick=live.tick />
                 <Timeline snapshot=live.snapshot />
             })}

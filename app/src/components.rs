@@ -1,6 +1,7 @@
 //! Reusable view pieces, one component per file.
 
 pub mod action_bar;
+pub mod actuators;
 pub mod checklists;
 pub mod freshness;
 pub mod gate_board;

@@ -2,6 +2,7 @@
 //! and the logic that decides what a rollout may do. No IO, no async, no clock reads: time is
 //! always an argument, so the same code runs natively in the server and as wasm in the app.
 
+pub mod actuate;
 pub mod describe;
 pub mod expr;
 pub mod gates;

@@ -17,6 +17,9 @@ pub struct Snapshot {
     pub traffic: f64,
     pub gates: Vec<GateStatus>,
     pub triggers: Vec<TriggerStatus>,
+    /// How far each actuator has got with applying the state.
+    #[serde(default)]
+    pub actuators: Vec<crate::actuate::ActuatorStatus>,
     /// Server time the snapshot was taken.
     pub at: Millis,
 }
@@ -35,6 +38,7 @@ impl Snapshot {
             traffic: state.traffic(plan),
             gates,
             triggers,
+            actuators: Vec::new(),
             at,
         }
     }

@@ -7,6 +7,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use cutover_core::actuate::Desired;
 use cutover_core::rollout::{self, Action, Actor, Refusal, Request};
 use cutover_core::snapshot::Snapshot;
 use serde::Deserialize;
@@ -124,6 +125,7 @@ pub async fn commit(
         ));
     }
     *current = next;
+    rollout.actuate(&current);
     let snapshot = rollout.snapshot_of(&current, request.at);
     drop(current);
     rollout
@@ -244,25 +246,7 @@ pub async fn flags(
     if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         return Ok((StatusCode::NOT_MODIFIED, [("etag", etag)]).into_response());
     }
-    use cutover_core::rollout::Phase;
-    let stage = current.stage.and_then(|i| rollout.plan.stages.get(i));
-    // Killed or not started: no stage flags apply; services fall back to their defaults.
-    let live = matches!(
-        current.phase,
-        Phase::Running | Phase::Paused | Phase::Completed
-    );
-    let flags = stage
-        .filter(|_| live)
-        .map(|s| s.flags.clone())
-        .unwrap_or_default();
-    let body = json!({
-        "rollout": id,
-        "phase": current.phase,
-        "stage": stage.map(|s| s.id.clone()),
-        "traffic": current.traffic(&rollout.plan),
-        "killed": current.phase == Phase::Killed,
-        "flags": flags,
-        "version": current.version,
-    });
+    let body =
+        serde_json::to_value(Desired::of(&rollout.plan, &current)).map_err(anyhow::Error::from)?;
     Ok(([("etag", etag)], Json(body)).into_response())
 }

@@ -2,6 +2,7 @@
 //! `app(state)` builds the router (tests call it), `serve(listener, state, shutdown)` runs it.
 
 pub mod actions;
+pub mod actuate;
 pub mod assets;
 pub mod auth;
 pub mod charts;

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
+use cutover_core::actuate::Desired;
 use cutover_core::gates::{Compiled, Evaluated, Memory};
 use cutover_core::plan::Plan;
 use cutover_core::rollout::{Readiness, RolloutState};
@@ -45,6 +46,8 @@ pub struct Rollout {
     pub metrics: Mutex<MetricStore>,
     pub evaluation: Mutex<Evaluation>,
     pub live: Live,
+    /// One per plan actuator, each with a worker applying the newest state.
+    pub actuators: Vec<crate::actuate::Handle>,
 }
 
 /// Locks a std mutex, recovering the data if a panicking thread poisoned it: every writer
@@ -58,6 +61,12 @@ impl Rollout {
         let compiled = Compiled::new(&plan).with_context(|| format!("plan {}", plan.id))?;
         let kinds = plan.metrics.iter().map(|m| (m.id.clone(), m.kind));
         let metrics = MetricStore::new(StoreConfig::default(), kinds);
+        let desired = Desired::of(&plan, &state);
+        let actuators = plan
+            .actuators
+            .iter()
+            .map(|a| crate::actuate::Handle::new(a.clone(), desired.clone()))
+            .collect();
         Ok(Rollout {
             plan,
             compiled,
@@ -65,6 +74,7 @@ impl Rollout {
             metrics: Mutex::new(metrics),
             evaluation: Mutex::new(Evaluation::default()),
             live: Live::default(),
+            actuators,
         })
     }
 
@@ -130,7 +140,16 @@ impl Rollout {
             Some(e) => (e.gates.clone(), e.triggers.clone()),
             None => (Vec::new(), Vec::new()),
         };
-        Snapshot::new(&self.plan, state, gates, triggers, now)
+        let mut snapshot = Snapshot::new(&self.plan, state, gates, triggers, now);
+        snapshot.actuators = self.actuators.iter().map(|a| a.status()).collect();
+        snapshot
+    }
+
+    /// Hands a newly committed state to every actuator; returns at once.
+    pub fn actuate(&self, state: &RolloutState) {
+        for a in &self.actuators {
+            a.apply(Desired::of(&self.plan, state));
+        }
     }
 
     pub async fn snapshot(&self, now: Millis) -> Snapshot {
@@ -175,7 +194,10 @@ impl AppState {
             if let Some(memory) = storage.load_evaluation(&rollout.plan.id).await? {
                 lock(&rollout.evaluation).memory = memory;
             }
-            rollouts.insert(rollout.plan.id.clone(), Arc::new(rollout));
+            let rollout = Arc::new(rollout);
+            // The world converges on the stored state after a restart, too.
+            crate::actuate::spawn_workers(&rollout);
+            rollouts.insert(rollout.plan.id.clone(), rollout);
         }
         Ok(AppState {
             storage,

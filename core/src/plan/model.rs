@@ -30,6 +30,21 @@ pub(crate) struct RawPlan {
     pub permissions: Option<Spanned<RawPermissions>>,
     #[serde(default, rename = "signoff")]
     pub signoffs: Vec<RawSignoff>,
+    #[serde(default, rename = "actuator")]
+    pub actuators: Vec<RawActuator>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawActuator {
+    pub id: Spanned<String>,
+    pub kind: Spanned<String>,
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub secret_env: Option<Spanned<String>>,
+    #[serde(default)]
+    pub path: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,6 +175,32 @@ pub(crate) struct RawSignoff {
 
 // ---- As validated -------------------------------------------------------------------------
 
+/// What applies a rollout's state to the world besides `GET .../flags`: a webhook told of every
+/// change, or a `KEY=value` file rewritten atomically.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Actuator {
+    Webhook {
+        id: String,
+        url: String,
+        /// Environment variable holding the bearer secret sent with each call.
+        secret_env: Option<String>,
+    },
+    EnvFile {
+        id: String,
+        /// Relative paths are relative to the server's working directory.
+        path: String,
+    },
+}
+
+impl Actuator {
+    pub fn id(&self) -> &str {
+        match self {
+            Actuator::Webhook { id, .. } | Actuator::EnvFile { id, .. } => id,
+        }
+    }
+}
+
 /// A flag or value applied to the world at a stage (`ORCHESTRATOR = "spiralogic"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
@@ -221,6 +262,9 @@ pub struct Plan {
     pub checklists: Vec<Checklist>,
     pub permissions: Permissions,
     pub signoffs: Vec<Signoff>,
+    /// Never sent to browsers: URLs can carry credentials, and viewers need only the status.
+    #[serde(default, skip_serializing)]
+    pub actuators: Vec<Actuator>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -167,3 +167,31 @@ fn the_example_plans_validate() {
     }
     assert!(seen >= 1);
 }
+
+#[test]
+fn actuators_are_checked_and_never_serialised() {
+    let good = format!(
+        "{MINIMAL}\n[[actuator]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/h\"\nsecret_env = \"HOOK_SECRET\"\n\n[[actuator]]\nid = \"env\"\nkind = \"env_file\"\npath = \".env.demo\"\n"
+    );
+    let plan = parse("a.toml", &good).unwrap();
+    assert_eq!(plan.actuators.len(), 2);
+    assert_eq!(plan.actuators[1].id(), "env");
+    let json = serde_json::to_string(&plan).unwrap();
+    assert!(
+        !json.contains("127.0.0.1:9"),
+        "the webhook url stays on the server"
+    );
+
+    let bad = format!(
+        "{MINIMAL}\n[[actuator]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"ftp://x\"\npath = \"p\"\n\n[[actuator]]\nid = \"hook\"\nkind = \"carrier-pigeon\"\n\n[[actuator]]\nid = \"env\"\nkind = \"env_file\"\n"
+    );
+    let errs = errors(&bad);
+    let want = [
+        "bad.toml:22:7: url \"ftp://x\" must start with http:// or https://",
+        "bad.toml:23:8: path does not apply to a webhook actuator",
+        "bad.toml:26:6: duplicate actuator id \"hook\"",
+        "bad.toml:27:8: unknown actuator kind \"carrier-pigeon\" (webhook or env_file)",
+        "bad.toml:30:6: env_file actuator \"env\" needs a path",
+    ];
+    assert_eq!(errs, want);
+}

@@ -100,6 +100,7 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
     let checklists = checklists(&raw.checklists, &stage_ids, &gate_ids, &mut p);
     let permissions = permissions(raw.permissions.as_ref(), &mut p);
     let signoffs = signoffs(&raw.signoffs, &stage_ids, &mut p);
+    let actuators = actuators(&raw.actuators, &mut p);
 
     if !p.is_empty() {
         p.sort_by_key(|(offset, _)| *offset);
@@ -117,6 +118,7 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
         checklists,
         permissions,
         signoffs,
+        actuators,
     })
 }
 
@@ -460,4 +462,67 @@ fn signoffs(raw: &[RawSignoff], stage_ids: &BTreeSet<&str>, p: &mut Problems) ->
             }
         })
         .collect()
+}
+
+fn actuators(raw: &[RawActuator], p: &mut Problems) -> Vec<Actuator> {
+    unique(raw.iter().map(|a| &a.id), "actuator", p);
+    let mut out = Vec::new();
+    for a in raw {
+        let id = a.id.get_ref().clone();
+        let unexpected = |field: &Option<Spanned<String>>, name: &str, p: &mut Problems| {
+            if let Some(f) = field {
+                p.push((
+                    f.span().start,
+                    format!("{name} does not apply to a {} actuator", a.kind.get_ref()),
+                ));
+            }
+        };
+        match a.kind.get_ref().as_str() {
+            "webhook" => {
+                unexpected(&a.path, "path", p);
+                let Some(url) = &a.url else {
+                    p.push((
+                        a.id.span().start,
+                        format!("webhook actuator \"{id}\" needs a url"),
+                    ));
+                    continue;
+                };
+                let text = url.get_ref();
+                if !(text.starts_with("http://") || text.starts_with("https://")) {
+                    p.push((
+                        url.span().start,
+                        format!("url \"{text}\" must start with http:// or https://"),
+                    ));
+                }
+                out.push(Actuator::Webhook {
+                    id,
+                    url: text.clone(),
+                    secret_env: a.secret_env.as_ref().map(|s| s.get_ref().clone()),
+                });
+            }
+            "env_file" => {
+                unexpected(&a.url, "url", p);
+                unexpected(&a.secret_env, "secret_env", p);
+                match a
+                    .path
+                    .as_ref()
+                    .filter(|path| !path.get_ref().trim().is_empty())
+                {
+                    Some(path) => out.push(Actuator::EnvFile {
+                        id,
+                        path: path.get_ref().clone(),
+                    }),
+                    None => p.push((
+                        a.id.span().start,
+                        format!("env_file actuator \"{id}\" needs a path"),
+                    )),
+                }
+            }
+            other => p.push((
+                a.kind.span().start,
+                format!("unknown actuator kind \"{other}\" (webhook or env_file)"),
+            )),
+        }
+    }
+    out
 }

@@ -1,0 +1,171 @@
+//! What a rollout's state asks of the world, and how far the world has got: the same desired
+//! state is served at `GET .../flags`, posted to webhooks and written to env files, so every
+//! consumer sees one truth. Killed or not started, no stage flags apply: services fall back to
+//! their defaults.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{FlagValue, Plan};
+use crate::rollout::{Phase, RolloutState};
+use crate::time::Millis;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Desired {
+    pub rollout: String,
+    /// The state version this describes: consumers can ignore anything older.
+    pub version: u64,
+    pub phase: Phase,
+    pub stage: Option<String>,
+    pub traffic: f64,
+    pub killed: bool,
+    pub flags: BTreeMap<String, FlagValue>,
+}
+
+impl Desired {
+    pub fn of(plan: &Plan, state: &RolloutState) -> Desired {
+        let stage = state.stage.and_then(|i| plan.stages.get(i));
+        let live = matches!(
+            state.phase,
+            Phase::Running | Phase::Paused | Phase::Completed
+        );
+        Desired {
+            rollout: plan.id.clone(),
+            version: state.version,
+            phase: state.phase,
+            stage: stage.map(|s| s.id.clone()),
+            traffic: state.traffic(plan),
+            killed: state.phase == Phase::Killed,
+            flags: stage
+                .filter(|_| live)
+                .map(|s| s.flags.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// `KEY=value` lines: the stage's flags, then `CUTOVER_*` facts. Values with spaces,
+    /// quotes or `#` are double-quoted, as shells and dotenv loaders read them.
+    pub fn env_file(&self) -> String {
+        let mut out = format!(
+            "# written by cutover for rollout {} at version {}; do not edit\n",
+            self.rollout, self.version
+        );
+        for (key, value) in &self.flags {
+            let _ = writeln!(out, "{key}={}", env_value(&value.to_string()));
+        }
+        let stage = self.stage.clone().unwrap_or_default();
+        let _ = writeln!(out, "CUTOVER_ROLLOUT={}", env_value(&self.rollout));
+        let _ = writeln!(out, "CUTOVER_PHASE={}", env_value(&self.phase.to_string()));
+        let _ = writeln!(out, "CUTOVER_STAGE={}", env_value(&stage));
+        let _ = writeln!(out, "CUTOVER_TRAFFIC={}", self.traffic);
+        let _ = writeln!(out, "CUTOVER_KILLED={}", self.killed);
+        let _ = writeln!(out, "CUTOVER_VERSION={}", self.version);
+        out
+    }
+}
+
+fn env_value(v: &str) -> String {
+    let plain = v
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_.,:/@%+".contains(c));
+    if plain {
+        v.to_string()
+    } else {
+        format!(
+            "\"{}\"",
+            v.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n")
+        )
+    }
+}
+
+/// Where an actuator is with the newest state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplyState {
+    /// Sending the newest state now.
+    Applying,
+    /// The newest state was acknowledged.
+    Applied,
+    /// The last attempt failed; it is retried with backoff until acknowledged.
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActuatorStatus {
+    pub id: String,
+    /// `webhook` or `env_file`.
+    pub kind: String,
+    pub state: ApplyState,
+    /// The state version being applied (or applied).
+    pub version: u64,
+    /// Attempts for this version so far.
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub at: Millis,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> Plan {
+        crate::plan::parse(
+            "p.toml",
+            r#"
+[rollout]
+id = "mirror"
+title = "Mirror"
+
+[[stage]]
+id = "shadow"
+traffic = 0
+shadow = true
+flags = { MIRROR_ENABLED = false, MIRROR_SHADOW = true }
+
+[[stage]]
+id = "live"
+traffic = 100
+flags = { MIRROR_ENABLED = true, MIRROR_SHADOW = false, NOTE = "go live" }
+
+[[metric]]
+id = "reads"
+kind = "counter"
+"#,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn env_file_holds_the_stage_flags_and_the_facts() {
+        let plan = plan();
+        let mut state = RolloutState::new();
+        state.phase = Phase::Running;
+        state.stage = Some(1);
+        state.version = 4;
+        let text = Desired::of(&plan, &state).env_file();
+        assert_eq!(
+            text,
+            "# written by cutover for rollout mirror at version 4; do not edit\n\
+             MIRROR_ENABLED=true\nMIRROR_SHADOW=false\nNOTE=\"go live\"\n\
+             CUTOVER_ROLLOUT=mirror\nCUTOVER_PHASE=running\nCUTOVER_STAGE=live\n\
+             CUTOVER_TRAFFIC=100\nCUTOVER_KILLED=false\nCUTOVER_VERSION=4\n"
+        );
+    }
+
+    #[test]
+    fn a_killed_rollout_asks_for_no_stage_flags_and_no_traffic() {
+        let plan = plan();
+        let mut state = RolloutState::new();
+        state.phase = Phase::Killed;
+        state.stage = Some(1);
+        let desired = Desired::of(&plan, &state);
+        assert!(desired.killed);
+        assert_eq!(desired.traffic, 0.0);
+        assert!(desired.flags.is_empty());
+        assert!(desired.env_file().contains("CUTOVER_KILLED=true\n"));
+    }
+}
