@@ -435,6 +435,7 @@ async fn client_command(command: Command) -> Result<ExitCode, ClientError> {
             let mix = Mix {
                 scenario,
                 canary_slowdown,
+                ..Mix::default()
             };
             let report = tokio::select! {
                 r = client::simulate::run(&client, &plan, rate, mix, duration) => r?,

@@ -124,6 +124,17 @@ pub struct Mix {
     pub scenario: Scenario,
     /// Latency factor for events labelled `canary` (1.0: no difference).
     pub canary_slowdown: f64,
+    /// How warm caches are, 0 (just started) to 1: hit ratios climb from halfway between
+    /// their floor and their target up to the target, as a real cache warms.
+    pub warmth: f64,
+}
+
+/// How long simulated caches take to warm up.
+pub const WARM_UP: Duration = Duration::from_secs(600);
+
+/// Warmth after `elapsed` of traffic.
+pub fn warmth_after(elapsed: Duration) -> f64 {
+    (elapsed.as_secs_f64() / WARM_UP.as_secs_f64()).min(1.0)
 }
 
 impl Default for Mix {
@@ -131,6 +142,7 @@ impl Default for Mix {
         Mix {
             scenario: Scenario::Healthy,
             canary_slowdown: 1.0,
+            warmth: 1.0,
         }
     }
 }
@@ -267,8 +279,8 @@ impl Targets {
     }
 
     /// A value for `metric` under `scenario`; `factor` scales latencies.
-    fn value(&self, metric: &Metric, scenario: Scenario, factor: f64, rng: &mut impl Rng) -> Value {
-        let scenario = Some(scenario).filter(|s| s.hits(metric));
+    fn value(&self, metric: &Metric, mix: Mix, factor: f64, rng: &mut impl Rng) -> Value {
+        let scenario = Some(mix.scenario).filter(|s| s.hits(metric));
         match metric.kind {
             MetricKind::Distribution => {
                 let default = if metric.unit.as_deref() == Some("ms") {
@@ -321,6 +333,10 @@ impl Targets {
                     (Some(Scenario::ErrorSpike), _) => 0.2,
                     (Some(Scenario::CacheCold), Some((Some(lo), _))) => lo / 3.0,
                     (Some(Scenario::CacheCold), _) => 0.05,
+                    (None, bounds) if Scenario::CacheCold.hits(metric) => {
+                        let floor = bounds.and_then(|b| b.0).unwrap_or(0.0);
+                        floor + (p - floor) * (0.5 + 0.5 * mix.warmth.clamp(0.0, 1.0))
+                    }
                     _ => p,
                 };
                 json!(rng.random_bool(p.clamp(0.0, 1.0)))
@@ -370,7 +386,7 @@ impl Targets {
         let values: Map<String, Value> = plan
             .metrics
             .iter()
-            .map(|m| (m.id.clone(), self.value(m, mix.scenario, factor, rng)))
+            .map(|m| (m.id.clone(), self.value(m, mix, factor, rng)))
             .collect();
         json!({ "labels": labels, "values": values })
     }
@@ -386,12 +402,17 @@ pub async fn run(state: AppState, rate: u32, mixes: BTreeMap<String, Mix>) {
         .collect();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let per_tick = (rate / 5).max(1);
+    let started = tokio::time::Instant::now();
     loop {
         tick.tick().await;
         let mut rng = rand::rng();
+        let warmth = warmth_after(started.elapsed());
         for (id, rollout) in state.rollouts.iter() {
             let Some(t) = targets.get(id) else { continue };
-            let mix = mixes.get(id).copied().unwrap_or_default();
+            let mix = Mix {
+                warmth,
+                ..mixes.get(id).copied().unwrap_or_default()
+            };
             if mix.scenario == Scenario::NoData {
                 continue;
             }
@@ -503,6 +524,34 @@ mod tests {
         }
     }
 
+    /// Caches warm up: a cold start has a lower hit ratio than a warm one, but still passes
+    /// the plan's floor, so the demo starts healthy and the chart climbs.
+    #[test]
+    fn cache_hits_trend_up_from_a_cold_start_without_failing() {
+        let plan = example_plans()
+            .into_iter()
+            .find(|p| p.id == "spiralogic")
+            .unwrap();
+        let hit = |warmth: f64| {
+            let store = traffic(
+                &plan,
+                Mix {
+                    warmth,
+                    ..Mix::default()
+                },
+            );
+            let ev = evaluate_in(&plan, &store, "canary");
+            let gate = ev.gates.iter().find(|g| g.id == "cache-hit").unwrap();
+            (gate.verdict, gate.comparisons[0].left_value.unwrap())
+        };
+        let (cold_verdict, cold) = hit(0.0);
+        let (warm_verdict, warm) = hit(1.0);
+        assert_eq!((cold_verdict, warm_verdict), (Verdict::Pass, Verdict::Pass));
+        assert!(cold + 0.05 < warm, "cold {cold} vs warm {warm}");
+        assert_eq!(warmth_after(Duration::ZERO), 0.0);
+        assert_eq!(warmth_after(WARM_UP * 2), 1.0);
+    }
+
     /// Each incident scenario fails a gate (or breaches a trigger) that reads a metric it
     /// degrades, in every example plan it applies to: a demo can show each trigger firing.
     #[test]
@@ -534,7 +583,7 @@ mod tests {
                 }
                 let mix = Mix {
                     scenario,
-                    canary_slowdown: 1.0,
+                    ..Mix::default()
                 };
                 let store = traffic(&plan, mix);
                 // Some triggers are armed only in some stages (a shadow stage's flag): the

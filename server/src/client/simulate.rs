@@ -106,6 +106,10 @@ pub async fn run(
             let n = (owed as usize).min(MAX_BATCH);
             owed -= n as f64;
             let t0 = Instant::now();
+            let mix = Mix {
+                warmth: crate::simulate::warmth_after(started.elapsed()),
+                ..mix
+            };
             let body: String = {
                 let mut rng = rand::rng();
                 (0..n)
