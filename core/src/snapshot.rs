@@ -20,6 +20,9 @@ pub struct Snapshot {
     /// How far each actuator has got with applying the state.
     #[serde(default)]
     pub actuators: Vec<crate::actuate::ActuatorStatus>,
+    /// Chart series, when asked for (`GET .../{id}?series=1h`); live updates carry their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<Frame>,
     /// Server time the snapshot was taken.
     pub at: Millis,
 }
@@ -39,6 +42,7 @@ impl Snapshot {
             gates,
             triggers,
             actuators: Vec::new(),
+            frame: None,
             at,
         }
     }

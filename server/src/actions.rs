@@ -201,14 +201,51 @@ pub async fn check_item(
     .await
 }
 
-/// `GET /api/rollouts/{id}`: the snapshot.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotQuery {
+    /// Chart history to include, e.g. `15m`, `6h` (at most a day).
+    series: Option<String>,
+    /// Point width, e.g. `1m` (default: about 360 points, whole 10 s buckets).
+    step: Option<String>,
+}
+
+/// `GET /api/rollouts/{id}[?series=1h[&step=1m]]`: the snapshot, with chart series if asked.
 pub async fn snapshot(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
+    axum::extract::Query(q): axum::extract::Query<SnapshotQuery>,
 ) -> Result<Json<Snapshot>, ApiError> {
+    use cutover_core::time::{DAY, Span};
     caller.may_see(&id)?;
-    Ok(Json(find(&state, &id)?.snapshot(now()).await))
+    let rollout = find(&state, &id)?;
+    let at = now();
+    let mut snapshot = rollout.snapshot(at).await;
+    if let Some(range) = q.series.as_deref() {
+        let span = |field: &str, text: &str| {
+            Span::parse(text)
+                .map(|s| s.0)
+                .map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
+        };
+        let range = span("series", range)?;
+        if !(crate::charts::LIVE_STEP..=DAY).contains(&range) {
+            return Err(ApiError::BadRequest(
+                "series: between 10s and 24h".to_string(),
+            ));
+        }
+        let bucket = crate::charts::LIVE_STEP;
+        let step = match q.step.as_deref() {
+            Some(text) => span("step", text)?,
+            None => range / 360,
+        };
+        // Whole buckets, and never more than 2,000 points.
+        let step = step.max(bucket).max(range / 2000);
+        let step = (step + bucket - 1) / bucket * bucket;
+        let store = crate::state::lock(&rollout.metrics);
+        snapshot.frame = Some(crate::charts::frame(&rollout.plan, &store, at, range, step));
+    }
+    Ok(Json(snapshot))
 }
 
 #[derive(Debug, Deserialize)]

@@ -64,6 +64,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut killed = String::new();
     let mut viewers = String::new();
     let mut dropped = String::new();
+    let mut ingested = String::new();
+    let mut rejected = String::new();
     for (id, rollout) in state.rollouts.iter() {
         let snapshot = rollout.snapshot(now()).await;
         let r = escape(id);
@@ -95,6 +97,17 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             viewers,
             "cutover_sse_clients{{rollout=\"{r}\"}} {}",
             rollout.live.viewers()
+        );
+        use std::sync::atomic::Ordering::Relaxed;
+        let _ = writeln!(
+            ingested,
+            "cutover_events_ingested_total{{rollout=\"{r}\"}} {}",
+            rollout.ingested.load(Relaxed)
+        );
+        let _ = writeln!(
+            rejected,
+            "cutover_events_rejected_total{{rollout=\"{r}\"}} {}",
+            rollout.rejected.load(Relaxed)
         );
         let store = lock(&rollout.metrics);
         for m in &rollout.plan.metrics {
@@ -137,6 +150,18 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             "Connected live viewers.",
             "gauge",
             viewers,
+        ),
+        (
+            "cutover_events_ingested_total",
+            "Event records accepted since the server started.",
+            "counter",
+            ingested,
+        ),
+        (
+            "cutover_events_rejected_total",
+            "Event records rejected (invalid, too late, too far ahead) since the server started.",
+            "counter",
+            rejected,
         ),
         (
             "cutover_events_dropped_total",

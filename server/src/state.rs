@@ -1,6 +1,7 @@
 //! Everything a handler needs, cheap to clone: storage and the loaded rollouts.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -48,6 +49,9 @@ pub struct Rollout {
     pub live: Live,
     /// One per plan actuator, each with a worker applying the newest state.
     pub actuators: Vec<crate::actuate::Handle>,
+    /// Records accepted and rejected since start, for `/metrics`.
+    pub ingested: AtomicU64,
+    pub rejected: AtomicU64,
 }
 
 /// Locks a std mutex, recovering the data if a panicking thread poisoned it: every writer
@@ -75,6 +79,8 @@ impl Rollout {
             evaluation: Mutex::new(Evaluation::default()),
             live: Live::default(),
             actuators,
+            ingested: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
         })
     }
 
@@ -103,6 +109,10 @@ impl Rollout {
             });
         }
         report.rejected.sort_by_key(|r| r.index);
+        self.ingested
+            .fetch_add(report.accepted as u64, Ordering::Relaxed);
+        self.rejected
+            .fetch_add(report.rejected.len() as u64, Ordering::Relaxed);
     }
 
     /// The live charts now, with the latest gate and trigger statuses.

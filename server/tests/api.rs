@@ -274,3 +274,93 @@ async fn a_slow_viewer_never_delays_a_fast_one() {
     );
     app.stop().await;
 }
+
+/// `/metrics` counts what was ingested and rejected and shows every gate; `/health` gives the
+/// overall status and each rollout's numbers, as `curl /health | jq .metrics` expects.
+#[tokio::test]
+async fn metrics_and_health_report_what_happened() {
+    let (app, _data) = start().await;
+    let good = "{\"values\":{\"latency_ms\":120}}\n".repeat(5);
+    let bad = "{\"values\":{\"latency_ms\":-1}}\n{\"values\":{\"nope\":1}}\n";
+    assert_eq!(
+        post_events(&app, Some(Role::Ingest), good + bad).await.0,
+        200
+    );
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = metrics.text().await.unwrap();
+    for line in [
+        "# TYPE cutover_events_ingested_total counter",
+        "cutover_events_ingested_total{rollout=\"spiralogic\"} 5",
+        "cutover_events_rejected_total{rollout=\"spiralogic\"} 2",
+        "cutover_killed{rollout=\"spiralogic\"} 0",
+        "cutover_traffic_percent{rollout=\"spiralogic\"} 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from\n{text}"
+        );
+    }
+    assert!(
+        text.contains("cutover_gate_passing{rollout=\"spiralogic\",gate=\"p95-latency\"}"),
+        "{text}"
+    );
+    let health: Value = app
+        .http
+        .get(format!("{}/health", app.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(health["status"].is_string(), "{health}");
+    let spiralogic = &health["metrics"]["spiralogic"];
+    assert_eq!(spiralogic["phase"], "not_started");
+    assert!(spiralogic["gates"].as_u64().unwrap() > 0, "{health}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_snapshot_can_carry_chart_series_at_a_chosen_resolution() {
+    let (app, _data) = start().await;
+    let plain = app.get("/api/rollouts/spiralogic").await;
+    assert!(plain.get("frame").is_none(), "no series unless asked");
+    let body = "{\"values\":{\"latency_ms\":120}}\n".repeat(3);
+    assert_eq!(post_events(&app, Some(Role::Ingest), body).await.0, 200);
+    let with = app.get("/api/rollouts/spiralogic?series=1h&step=1m").await;
+    let frame = &with["frame"];
+    assert_eq!(frame["step"], 60_000);
+    let count = frame["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "latency_ms.count")
+        .unwrap();
+    let points = count["points"].as_array().unwrap();
+    assert!((60..=61).contains(&points.len()), "{}", points.len());
+    let total: f64 = points.iter().filter_map(|p| p["v"].as_f64()).sum();
+    assert_eq!(total, 3.0);
+    let bad = app
+        .get_as(
+            Some(Role::Viewer),
+            "/api/rollouts/spiralogic?series=forever",
+        )
+        .await;
+    assert_eq!(bad.status().as_u16(), 400);
+    let unknown = app
+        .get_as(Some(Role::Viewer), "/api/rollouts/spiralogic?serie=1h")
+        .await;
+    assert_eq!(unknown.status().as_u16(), 400);
+    app.stop().await;
+}
