@@ -32,13 +32,18 @@ struct Cli {
 enum Command {
     /// Serve the dashboard and API for the plans in a directory.
     ///
-    /// Example: cutover serve --plans plans/ --data-dir /var/lib/cutover
+    /// Settings come from flags, then environment variables, then --config, then defaults.
+    /// A config file holds `addr`, `data_dir` and `plans`.
+    ///
+    /// Examples:
+    ///   cutover serve --plans plans/ --data-dir /var/lib/cutover
+    ///   cutover serve --config /etc/cutover/cutover.toml
     Serve {
         #[command(flatten)]
         server: ServerArgs,
         /// Directory of plan files (*.toml); each becomes a rollout named by its id.
         #[arg(long, env = "CUTOVER_PLANS")]
-        plans: PathBuf,
+        plans: Option<PathBuf>,
     },
     /// Serve the example plans with simulated traffic and print a token per role.
     ///
@@ -220,12 +225,42 @@ struct ActArgs {
 
 #[derive(clap::Args)]
 struct ServerArgs {
-    /// Address to listen on.
-    #[arg(long, env = "CUTOVER_ADDR", default_value = "127.0.0.1:8787")]
+    /// Address to listen on [default: 127.0.0.1:8787].
+    #[arg(long, env = "CUTOVER_ADDR")]
+    addr: Option<SocketAddr>,
+    /// Where the SQLite database lives [default: .data/cutover].
+    #[arg(long, env = "CUTOVER_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// A TOML file with `addr`, `data_dir` and `plans`; flags win over it.
+    #[arg(long, env = "CUTOVER_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+/// Settings after flags, environment, config file and defaults have had their say.
+struct Settings {
     addr: SocketAddr,
-    /// Where the SQLite database lives.
-    #[arg(long, env = "CUTOVER_DATA_DIR", default_value = ".data/cutover")]
     data_dir: PathBuf,
+    plans: Option<PathBuf>,
+}
+
+impl ServerArgs {
+    fn settle(self, plans: Option<PathBuf>) -> Result<Settings, String> {
+        let file = match &self.config {
+            Some(path) => crate::config::Config::load(path)?,
+            None => crate::config::Config::default(),
+        };
+        let default_addr: SocketAddr = crate::config::DEFAULT_ADDR
+            .parse()
+            .map_err(|e| format!("{e}"))?;
+        Ok(Settings {
+            addr: self.addr.or(file.addr).unwrap_or(default_addr),
+            data_dir: self
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| crate::config::DEFAULT_DATA_DIR.into()),
+            plans: plans.or(file.plans),
+        })
+    }
 }
 
 #[derive(Subcommand)]
@@ -286,6 +321,17 @@ pub fn main() -> ExitCode {
 async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { server, plans } => {
+            let settings = match server.settle(plans) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let Some(plans) = settings.plans else {
+                eprintln!("error: no plans: pass --plans DIR (or `plans` in the --config file)");
+                return Ok(ExitCode::from(2));
+            };
             let plans = match load_plan_dir(&plans)? {
                 Ok(plans) => plans,
                 Err(errors) => {
@@ -295,8 +341,8 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            let storage = Storage::open_sqlite(&server.data_dir).await?;
-            start(server.addr, storage, plans, None).await?;
+            let storage = Storage::open_sqlite(&settings.data_dir).await?;
+            start(settings.addr, storage, plans, None).await?;
         }
         Command::Demo {
             server,
@@ -304,7 +350,14 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             scenario,
         } => {
             let plans = example_plans()?;
-            let storage = Storage::open_sqlite(&server.data_dir).await?;
+            let settings = match server.settle(None) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("{e}");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            let storage = Storage::open_sqlite(&settings.data_dir).await?;
             let scenario = if scenario.is_empty() {
                 vec![("lens-v1".to_string(), Scenario::ErrorSpike)]
             } else {
@@ -323,7 +376,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     })
                     .collect(),
             };
-            start(server.addr, storage, plans, Some(demo)).await?;
+            start(settings.addr, storage, plans, Some(demo)).await?;
         }
         Command::Plan {
             command: PlanCommand::Check { files },

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod charts;
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod error;
 pub mod evaluator;
 pub mod export;

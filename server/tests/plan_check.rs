@@ -70,3 +70,54 @@ fn a_broken_plan_fails_with_its_position() {
     );
     assert_eq!(stderr.trim(), expected);
 }
+
+/// `cutover serve --config`: a config with a typo stops start-up with its position; a good one
+/// serves the plans it names.
+#[test]
+fn serve_reads_a_config_file_and_refuses_a_bad_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "addr = \"127.0.0.1:0\"\nplan = \"plans\"\n").unwrap();
+    let out = cutover()
+        .args(["serve", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml:2:1: unknown field `plan`"),
+        "{stderr}"
+    );
+
+    let plans = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plans");
+    let good = dir.path().join("cutover.toml");
+    std::fs::write(
+        &good,
+        format!(
+            "addr = \"127.0.0.1:0\"\ndata_dir = \"data\"\nplans = \"{}\"\n",
+            plans.display()
+        ),
+    )
+    .unwrap();
+    let mut child = cutover()
+        .args(["serve", "--config"])
+        .arg(&good)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        first.starts_with("cutover is serving 5 rollout(s) at http://127.0.0.1:"),
+        "{first}"
+    );
+    assert!(
+        dir.path().join("data").is_dir(),
+        "data_dir is relative to the config file"
+    );
+}

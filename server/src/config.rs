@@ -1,0 +1,76 @@
+//! `cutover serve --config cutover.toml`: where to listen, where the data and the plans live.
+//! Flags and environment variables win over the file; the file wins over defaults. Unknown
+//! keys are errors with the file, line and column, like plan errors. Relative paths in the
+//! file are relative to the file's directory.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use cutover_core::plan::Location;
+use serde::Deserialize;
+
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8787";
+pub const DEFAULT_DATA_DIR: &str = ".data/cutover";
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub addr: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    /// Directory of plan files (serve only; the demo has its own).
+    pub plans: Option<PathBuf>,
+}
+
+impl Config {
+    /// Reads and checks `path`; the error is `file:line:col: message`.
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let name = path.display().to_string();
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
+        let mut config = Config::parse(&name, &text)?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        for p in [&mut config.data_dir, &mut config.plans]
+            .into_iter()
+            .flatten()
+        {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+        Ok(config)
+    }
+
+    pub fn parse(name: &str, text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| {
+            let at = e.span().map_or(0, |s| s.start);
+            let Location { line, column } = Location::of_offset(text, at);
+            format!("{name}:{line}:{column}: {}", e.message())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_reads_its_keys_and_refuses_unknown_ones() {
+        let c = Config::parse("c.toml", "addr = \"0.0.0.0:9000\"\nplans = \"p\"\n").unwrap();
+        assert_eq!(c.addr, Some("0.0.0.0:9000".parse().unwrap()));
+        assert_eq!(c.plans, Some(PathBuf::from("p")));
+        let e = Config::parse("c.toml", "addr = \"0.0.0.0:9000\"\nadr = 1\n").unwrap_err();
+        assert!(e.starts_with("c.toml:2:1: unknown field `adr`"), "{e}");
+        let e = Config::parse("c.toml", "addr = \"nowhere\"\n").unwrap_err();
+        assert!(e.starts_with("c.toml:1:8: "), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_are_relative_to_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("cutover.toml");
+        std::fs::write(&file, "data_dir = \"data\"\nplans = \"/etc/plans\"\n").unwrap();
+        let c = Config::load(&file).unwrap();
+        assert_eq!(c.data_dir, Some(dir.path().join("data")));
+        assert_eq!(c.plans, Some(PathBuf::from("/etc/plans")));
+    }
+}
