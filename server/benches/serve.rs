@@ -32,7 +32,7 @@ async fn server(plans: Vec<cutover_core::plan::Plan>) -> Server {
     let data = tempfile::tempdir().unwrap();
     let storage = Storage::open_sqlite(data.path()).await.unwrap();
     let mut tokens = std::collections::BTreeMap::new();
-    for role in [Role::Ingest, Role::Operator, Role::Viewer] {
+    for role in [Role::Ingest, Role::Lead, Role::Viewer] {
         let token = storage
             .upsert_user(&format!("bench-{role}"), role, now())
             .await
@@ -136,10 +136,10 @@ async fn fan_out() {
         .pool_max_idle_per_host(VIEWERS)
         .build()
         .unwrap();
-    let operator = s.tokens[&Role::Operator].clone();
+    let lead = s.tokens[&Role::Lead].clone();
     let act = |path: &str| {
         http.post(format!("{}/api/rollouts/open/{path}", s.url))
-            .bearer_auth(&operator)
+            .bearer_auth(&lead)
             .send()
     };
     assert!(act("start").await.unwrap().status().is_success());
