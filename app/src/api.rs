@@ -28,14 +28,7 @@ async fn error_text(response: Response) -> String {
 }
 
 pub async fn rollouts() -> Result<Vec<Summary>, String> {
-    let response = Request::get("/api/rollouts")
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if !response.ok() {
-        return Err(error_text(response).await);
-    }
-    response.json().await.map_err(|e| e.to_string())
+    get("/api/rollouts").await
 }
 
 /// `None` when not signed in.
@@ -77,17 +70,11 @@ pub async fn sign_out(csrf: &str) -> Result<(), String> {
     }
 }
 
-/// Posts an action (`start`, `progress`, `kill`, ...) with an optional reason; returns the
-/// server's refusal message if it refuses.
-pub async fn act(
-    rollout: &str,
-    path: &str,
-    reason: Option<String>,
-    csrf: &str,
-) -> Result<(), String> {
-    let response = Request::post(&format!("/api/rollouts/{rollout}/{path}"))
+/// POSTs `body` to `path` with the session's CSRF token; the server's message on refusal.
+async fn post(path: &str, body: &serde_json::Value, csrf: &str) -> Result<(), String> {
+    let response = Request::post(path)
         .header("X-CSRF-Token", csrf)
-        .json(&serde_json::json!({ "reason": reason }))
+        .json(body)
         .map_err(|e| e.to_string())?
         .send()
         .await
@@ -99,7 +86,28 @@ pub async fn act(
     }
 }
 
-/// Checks or unchecks a checklist item, with an optional note.
+/// GETs `path` as JSON; the server's message on refusal.
+async fn get<T: serde::de::DeserializeOwned>(path: &str) -> Result<T, String> {
+    let response = Request::get(path).send().await.map_err(|e| e.to_string())?;
+    if !response.ok() {
+        return Err(error_text(response).await);
+    }
+    response.json().await.map_err(|e| e.to_string())
+}
+
+/// Posts an action (`start`, `progress`, `kill`, `approvals`, `gates/{id}/override`, ...) with
+/// an optional reason; returns the server's refusal message if it refuses.
+pub async fn act(
+    rollout: &str,
+    path: &str,
+    reason: Option<String>,
+    csrf: &str,
+) -> Result<(), String> {
+    let body = serde_json::json!({ "reason": reason });
+    post(&format!("/api/rollouts/{rollout}/{path}"), &body, csrf).await
+}
+
+/// Checks or unchecks a checklist item.
 pub async fn check_item(
     rollout: &str,
     list: &str,
@@ -107,31 +115,21 @@ pub async fn check_item(
     checked: bool,
     csrf: &str,
 ) -> Result<(), String> {
-    let response = Request::post(&format!(
-        "/api/rollouts/{rollout}/checklists/{list}/items/{item}"
-    ))
-    .header("X-CSRF-Token", csrf)
-    .json(&serde_json::json!({ "checked": checked }))
-    .map_err(|e| e.to_string())?
-    .send()
-    .await
-    .map_err(|e| e.to_string())?;
-    if response.ok() {
-        Ok(())
-    } else {
-        Err(error_text(response).await)
-    }
+    let path = format!("/api/rollouts/{rollout}/checklists/{list}/items/{item}");
+    post(&path, &serde_json::json!({ "checked": checked }), csrf).await
 }
 
 /// The newest audit entries, newest first.
 pub async fn audit(rollout: &str) -> Result<Vec<serde_json::Value>, String> {
-    let response = Request::get(&format!("/api/rollouts/{rollout}/audit?limit=50"))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if !response.ok() {
-        return Err(error_text(response).await);
-    }
-    let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
+    let body: serde_json::Value = get(&format!("/api/rollouts/{rollout}/audit?limit=50")).await?;
     Ok(body["entries"].as_array().cloned().unwrap_or_default())
+}
+
+/// Chart series over `range` (`1h`, `6h`, `24h`) from the snapshot endpoint.
+pub async fn history(rollout: &str, range: &str) -> Result<cutover_core::series::Frame, String> {
+    let snapshot: cutover_core::snapshot::Snapshot =
+        get(&format!("/api/rollouts/{rollout}?series={range}")).await?;
+    snapshot
+        .frame
+        .ok_or_else(|| "the server sent no series".to_string())
 }

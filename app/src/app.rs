@@ -1,18 +1,19 @@
 //! The top-level component: picks the rollout from the URL (`/r/{id}`, else the first one),
 //! connects to its live stream and shows the live numbers and chart.
 
+use cutover_core::series::Frame;
 use cutover_core::series::Series;
-use cutover_core::snapshot::Tick;
+use cutover_core::snapshot::{Snapshot, Tick};
 use leptos::prelude::*;
 
 use crate::api::{self, Me};
 use crate::components::action_bar::ActionBar;
 use crate::components::actuators::Actuators;
+use crate::components::chart::Chart;
 use crate::components::checklists::Checklists;
 use crate::components::freshness::Freshness;
 use crate::components::gate_board::GateBoard;
 use crate::components::overview::Overview;
-use crate::components::series_chart::SeriesChart;
 use crate::components::sign_in::SignIn;
 use crate::components::stage_bar::StageBar;
 use crate::components::timeline::Timeline;
@@ -122,7 +123,7 @@ fn series(tick: &Option<Tick>, suffix: &str) -> Option<Series> {
 /// the actions.
 #[component]
 fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView {
-    let live = live::connect(id);
+    let live = live::connect(id.clone());
     let (tick, connection) = (live.tick, live.connection);
     let requests = Memo::new(move |_| series(&tick.get(), ".count"));
     let p95 = Memo::new(move |_| series(&tick.get(), ".p95"));
@@ -162,7 +163,7 @@ fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView {
                     <div class="value" data-testid="live-p95">{move || latest(p95.get())}</div>
                 </div>
             </div>
-            <SeriesChart series=p95 title="p95 latency, last 15 minutes" testid="chart-latency" />
+            <Charts id=id.clone() snapshot=live.snapshot tick=live.tick wall=wall />
             <GateBoard tick=live.tick />
             {(!wall).then(|| view! {
                 <Actuators snapshot=live.snapshot />
@@ -170,5 +171,94 @@ fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView {
                 <Timeline snapshot=live.snapshot />
             })}
         </main>
+    }
+}
+
+/// Chart ranges a person can pick; the first is the live stream's own.
+const RANGES: [&str; 4] = ["15m", "1h", "6h", "24h"];
+
+/// Every chart the plan gets, over the chosen range: the live stream's frames for 15 minutes,
+/// otherwise the history fetched from the server every 10 seconds.
+#[component]
+fn Charts(
+    id: String,
+    #[prop(into)] snapshot: Signal<Option<Snapshot>>,
+    #[prop(into)] tick: Signal<Option<Tick>>,
+    wall: bool,
+) -> impl IntoView {
+    let specs = Memo::new(move |_| {
+        snapshot.with(|s| {
+            s.as_ref()
+                .map(|s| cutover_core::chart::charts(&s.plan))
+                .unwrap_or_default()
+        })
+    });
+    let range = RwSignal::new(RANGES[0]);
+    let history = RwSignal::new(None::<Frame>);
+    let error = RwSignal::new(None::<String>);
+    let generation = StoredValue::new(0u32);
+    Effect::new(move |_| {
+        let chosen = range.get();
+        generation.update_value(|g| *g += 1);
+        history.set(None);
+        error.set(None);
+        if chosen == RANGES[0] {
+            return;
+        }
+        let mine = generation.get_value();
+        let id = id.clone();
+        leptos::task::spawn_local(async move {
+            while generation.get_value() == mine {
+                match api::history(&id, chosen).await {
+                    Ok(frame) if generation.get_value() == mine => {
+                        history.set(Some(frame));
+                        error.set(None);
+                    }
+                    Ok(_) => return,
+                    Err(e) => error.set(Some(e)),
+                }
+                gloo_timers::future::TimeoutFuture::new(10_000).await;
+            }
+        });
+    });
+    let frame = Memo::new(move |_| {
+        if range.get() == RANGES[0] {
+            tick.with(|t| t.as_ref().map(|t| t.frame.clone()))
+        } else {
+            history.get()
+        }
+    });
+    let shown = move || {
+        let specs = specs.get();
+        // The wall shows the three charts a room watches: latency, mix, errors.
+        let take = if wall { 3 } else { specs.len() };
+        specs.into_iter().take(take).collect::<Vec<_>>()
+    };
+    view! {
+        {(!wall).then(|| view! {
+            <div class="ranges" role="group" aria-label="Chart range">
+                "Range: "
+                {RANGES.iter().map(|r| {
+                    let r = *r;
+                    view! {
+                        <button
+                            class="range"
+                            class:chosen=move || range.get() == r
+                            aria-pressed=move || (range.get() == r).to_string()
+                            data-testid=format!("range-{r}")
+                            on:click=move |_| range.set(r)
+                        >{r}</button>
+                    }
+                }).collect_view()}
+                <span class="range-note" data-testid="range-note">{move || match (range.get(), error.get()) {
+                    (_, Some(e)) => format!("cannot load history: {e}"),
+                    (r, None) if r == RANGES[0] => "last 15 minutes, live".to_string(),
+                    (r, None) => format!("last {r}, refreshed every 10 s"),
+                }}</span>
+            </div>
+        })}
+        <div class="charts">
+            <For each=shown key=|c| c.id.clone() children=move |spec| view! { <Chart spec frame /> } />
+        </div>
     }
 }

@@ -2,11 +2,11 @@
 
 pub mod action_bar;
 pub mod actuators;
+pub mod chart;
 pub mod checklists;
 pub mod freshness;
 pub mod gate_board;
 pub mod overview;
-pub mod series_chart;
 pub mod sign_in;
 pub mod stage_bar;
 pub mod timeline;

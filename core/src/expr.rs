@@ -126,7 +126,8 @@ impl Expr {
         out
     }
 
-    fn visit(&self, f: &mut impl FnMut(&Expr)) {
+    /// Calls `f` on this node and on every node below it, parents first.
+    pub fn visit(&self, f: &mut impl FnMut(&Expr)) {
         f(self);
         match &self.kind {
             Kind::Neg(a) | Kind::Not(a) => a.visit(f),

@@ -8,7 +8,7 @@ use cutover_e2e::{Browser, Demo};
 /// Counts canvas pixels in the chart's line colour: proof a data line was drawn, not just a
 /// background, axes or "no data".
 const LINE_PIXELS: &str = r#"
-const c = document.querySelector("[data-testid='chart-latency']");
+const c = document.querySelector("[data-testid='chart-latency_ms']");
 if (!c) return -1;
 const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
 let n = 0;
@@ -76,6 +76,53 @@ async fn the_dashboard_updates_live_and_draws_its_chart() -> anyhow::Result<()> 
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(pixels >= 12, "the latency chart has {pixels} line pixels");
+
+    // Every kind of metric gets its chart, each gate limit shows in the legend.
+    for chart in [
+        "chart-latency_ms",
+        "chart-mode",
+        "chart-error",
+        "chart-cache_hit",
+    ] {
+        assert!(browser.has(chart).await, "{chart} is missing");
+    }
+    let legend = browser
+        .wait_text("panel-latency_ms", Duration::from_secs(5), |t| {
+            t.contains("p95-latency limit 700ms")
+        })
+        .await?;
+    assert!(legend.contains("p50") && legend.contains("p99"), "{legend}");
+    let mix = browser.text("panel-mode").await.unwrap_or_default();
+    assert!(
+        mix.contains("full") && mix.contains("fallback-rate limit 3%"),
+        "{mix}"
+    );
+    assert!(!browser.has("nodata-latency_ms").await, "latency has data");
+
+    // A longer range comes from the server's history and still draws the data.
+    browser.click("range-1h").await?;
+    browser
+        .wait_text("range-note", Duration::from_secs(5), |t| {
+            t == "last 1h, refreshed every 10 s"
+        })
+        .await?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = browser
+            .client
+            .execute(LINE_PIXELS, vec![])
+            .await?
+            .as_i64()
+            .unwrap_or(-1);
+        if n >= 12 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the 1h chart has {n} line pixels"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     let shot = browser.screenshot("dashboard").await?;
     println!("screenshot: {}", shot.display());

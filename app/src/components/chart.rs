@@ -1,0 +1,347 @@
+//! One chart of a plan's metric, drawn with plotters on a canvas: percentile lines, a stacked
+//! mode mix, or a ratio line, each with its gates' thresholds as dashed lines and a time axis.
+//! Gaps stay gaps; a chart with no data says so in words instead of drawing zero. Hovering
+//! shows the values at that time. A chart redraws only when its own series change.
+
+use cutover_core::chart::{ChartSpec, Style};
+use cutover_core::series::{Frame, Series};
+use leptos::html::Canvas;
+use leptos::prelude::*;
+use plotters::prelude::*;
+use plotters_canvas::CanvasBackend;
+
+const WIDTH: u32 = 960;
+const HEIGHT: u32 = 260;
+/// Left edge and width of the plotting area inside the canvas (margin + y labels).
+const PLOT_LEFT: f64 = 12.0 + 56.0;
+const PLOT_RIGHT: f64 = 12.0;
+
+/// Series colours, in series order: p50, p95, p99 / full, lite, fallback / a ratio.
+const PALETTE: [RGBColor; 6] = [
+    RGBColor(148, 163, 184),
+    RGBColor(56, 189, 248),
+    RGBColor(244, 114, 182),
+    RGBColor(250, 204, 21),
+    RGBColor(167, 139, 250),
+    RGBColor(52, 211, 153),
+];
+const STACK: [RGBColor; 5] = [
+    RGBColor(34, 197, 94),
+    RGBColor(250, 204, 21),
+    RGBColor(239, 68, 68),
+    RGBColor(167, 139, 250),
+    RGBColor(56, 189, 248),
+];
+const THRESHOLD: RGBColor = RGBColor(248, 113, 113);
+const AXIS: RGBColor = RGBColor(156, 163, 175);
+const GRID: RGBColor = RGBColor(31, 42, 68);
+const BACKGROUND: RGBColor = RGBColor(17, 26, 46);
+
+fn colour(spec: &ChartSpec, i: usize) -> RGBColor {
+    match spec.style {
+        Style::StackedArea => STACK[i % STACK.len()],
+        // A single ratio line takes the bright colour.
+        Style::Lines if spec.series.len() == 1 => PALETTE[1],
+        Style::Lines => PALETTE[i % PALETTE.len()],
+    }
+}
+
+fn css(c: RGBColor) -> String {
+    format!("rgb({},{},{})", c.0, c.1, c.2)
+}
+
+/// Ratios are drawn as percentages.
+fn scale(spec: &ChartSpec) -> f64 {
+    if spec.unit == "%" { 100.0 } else { 1.0 }
+}
+
+/// `700`, `42.5`, `3`, `0.25`: enough digits to read, no trailing zeros.
+fn short(v: f64) -> String {
+    let text = if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    };
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
+}
+
+/// The label of series `id` in the legend: its last part (`p95`, `fallback`, `rate`).
+fn label(id: &str) -> String {
+    id.rsplit('.').next().unwrap_or(id).to_string()
+}
+
+/// `-12m`, `-3h 20m`, `now`.
+fn ago(ms: i64) -> String {
+    let minutes = ms / 60_000;
+    match minutes {
+        0 => "now".into(),
+        m if m < 60 => format!("-{m}m"),
+        m if m % 60 == 0 => format!("-{}h", m / 60),
+        m => format!("-{}h {}m", m / 60, m % 60),
+    }
+}
+
+#[component]
+pub fn Chart(
+    spec: ChartSpec,
+    /// The frame to draw from (live ticks, or a fetched history).
+    #[prop(into)]
+    frame: Signal<Option<Frame>>,
+) -> impl IntoView {
+    let spec = StoredValue::new(spec);
+    let canvas = NodeRef::<Canvas>::new();
+    // Only this chart's series: other series changing does not redraw it.
+    let data = Memo::new(move |_| {
+        frame.with(|f| {
+            f.as_ref().map(|f| {
+                spec.with_value(|spec| {
+                    spec.series
+                        .iter()
+                        .map(|id| f.series.iter().find(|s| &s.id == id).cloned())
+                        .collect::<Vec<Option<Series>>>()
+                })
+            })
+        })
+    });
+    let empty = Memo::new(move |_| {
+        data.with(|d| {
+            d.as_ref().is_none_or(|d| {
+                d.iter()
+                    .flatten()
+                    .all(|s| s.points.iter().all(|p| p.v.is_none()))
+            })
+        })
+    });
+    let hover = RwSignal::new(None::<String>);
+    Effect::new(move |_| {
+        let Some(element) = canvas.get() else { return };
+        data.with(|d| {
+            if let Some(d) = d {
+                // A failed draw leaves the previous picture; there is nothing better to show.
+                let _ = spec.with_value(|spec| draw(element, spec, d));
+            }
+        });
+    });
+    let on_move = move |ev: web_sys::MouseEvent| {
+        let Some(element) = canvas.get() else { return };
+        let rect = element.get_bounding_client_rect();
+        if rect.width() <= 0.0 {
+            return;
+        }
+        // From CSS pixels to canvas pixels, then to a fraction of the plotting area.
+        let x = (ev.client_x() as f64 - rect.left()) * WIDTH as f64 / rect.width();
+        let fraction = (x - PLOT_LEFT) / (WIDTH as f64 - PLOT_LEFT - PLOT_RIGHT);
+        let text = data.with(|d| {
+            let d = d.as_ref()?;
+            let points = d.iter().flatten().next()?.points.len();
+            if points == 0 || !(0.0..=1.0).contains(&fraction) {
+                return None;
+            }
+            let i = ((points - 1) as f64 * fraction).round() as usize;
+            let last_t = d.iter().flatten().next()?.points.last()?.t;
+            spec.with_value(|spec| {
+                let values: Vec<String> = spec
+                    .series
+                    .iter()
+                    .zip(d)
+                    .map(|(id, s)| {
+                        let v = s.as_ref().and_then(|s| s.points.get(i)).and_then(|p| p.v);
+                        let v = v.map_or("no data".into(), |v| {
+                            format!(
+                                "{}{}",
+                                short(v * scale(spec)),
+                                spec.unit.replace("count", "")
+                            )
+                        });
+                        format!("{} {v}", label(id))
+                    })
+                    .collect();
+                let t = d.iter().flatten().next()?.points.get(i)?.t;
+                Some(format!("{}: {}", ago(last_t - t), values.join(" · ")))
+            })
+        });
+        hover.set(text);
+    };
+    let (id, title) = spec.with_value(|s| (s.id.clone(), s.title.clone()));
+    let nodata_id = format!("nodata-{id}");
+    let legend = spec.with_value(|spec| {
+        let mut items: Vec<_> = spec
+            .series
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let style = format!("background:{}", css(colour(spec, i)));
+                view! { <span class="legend-item"><span class="swatch" style=style></span>{label(id)}</span> }
+            })
+            .collect();
+        for t in &spec.thresholds {
+            let text = format!(
+                "{} limit {}{}",
+                t.gate,
+                short(t.value * scale(spec)),
+                spec.unit.replace("count", "")
+            );
+            let style = format!("border-color:{}", css(THRESHOLD));
+            items.push(view! { <span class="legend-item"><span class="swatch dashed" style=style></span>{text}</span> });
+        }
+        items
+    });
+    view! {
+        <section class="panel chart" data-testid=format!("panel-{id}")>
+            <h2>{title.clone()}</h2>
+            <div class="chart-box">
+                <canvas
+                    node_ref=canvas
+                    width=WIDTH
+                    height=HEIGHT
+                    data-testid=format!("chart-{id}")
+                    aria-label=title
+                    on:mousemove=on_move
+                    on:mouseleave=move |_| hover.set(None)
+                ></canvas>
+                <Show when=move || empty.get()>
+                    <p class="no-data" data-testid=nodata_id.clone()>"no data in this range"</p>
+                </Show>
+            </div>
+            <div class="legend">{legend}</div>
+            <div class="hover" data-testid=format!("hover-{id}")>{move || hover.get().unwrap_or_default()}</div>
+        </section>
+    }
+}
+
+fn draw(
+    canvas: web_sys::HtmlCanvasElement,
+    spec: &ChartSpec,
+    data: &[Option<Series>],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let backend = CanvasBackend::with_canvas_object(canvas).ok_or("no 2d context")?;
+    let root = backend.into_drawing_area();
+    root.fill(&BACKGROUND)?;
+    let Some(axis_series) = data.iter().flatten().next() else {
+        return root.present().map_err(Into::into);
+    };
+    let (Some(first), Some(last)) = (axis_series.points.first(), axis_series.points.last()) else {
+        return root.present().map_err(Into::into);
+    };
+    let (start, end) = (first.t, last.t);
+    let k = scale(spec);
+    let top = match spec.style {
+        Style::StackedArea => 100.0,
+        Style::Lines => {
+            let values = data
+                .iter()
+                .flatten()
+                .flat_map(|s| s.points.iter().filter_map(|p| p.v));
+            let limits = spec.thresholds.iter().map(|t| t.value);
+            let max = values.chain(limits).fold(0.0_f64, f64::max) * k;
+            if spec.unit == "%" {
+                (max * 1.15).clamp(1.0, 100.0)
+            } else {
+                (max * 1.15).max(1.0)
+            }
+        }
+    };
+    let mut chart = ChartBuilder::on(&root)
+        .margin(12)
+        .x_label_area_size(28)
+        .y_label_area_size(56)
+        .build_cartesian_2d(0..(end - start + 1), 0.0..top)?;
+    chart
+        .configure_mesh()
+        .light_line_style(GRID)
+        .bold_line_style(GRID)
+        .axis_style(AXIS)
+        .label_style(("sans-serif", 13).into_font().color(&AXIS))
+        .x_labels(7)
+        .x_label_formatter(&|ms| ago(end - start - ms))
+        .y_desc(spec.unit.clone())
+        .draw()?;
+    match spec.style {
+        Style::Lines => {
+            for (i, series) in data.iter().enumerate() {
+                let Some(series) = series else { continue };
+                let c = colour(spec, i);
+                // Each run of consecutive values is its own line, so gaps stay visible.
+                let mut run: Vec<(i64, f64)> = Vec::new();
+                for p in &series.points {
+                    match p.v {
+                        Some(v) => run.push((p.t - start, v * k)),
+                        None if !run.is_empty() => {
+                            let points = std::mem::take(&mut run);
+                            if points.len() == 1 {
+                                chart.draw_series(
+                                    points.iter().map(|p| Circle::new(*p, 3, c.filled())),
+                                )?;
+                            }
+                            chart.draw_series(LineSeries::new(points, c.stroke_width(2)))?;
+                        }
+                        None => {}
+                    }
+                }
+                if run.len() == 1 {
+                    chart.draw_series(run.iter().map(|p| Circle::new(*p, 3, c.filled())))?;
+                }
+                chart.draw_series(LineSeries::new(run, c.stroke_width(2)))?;
+            }
+        }
+        Style::StackedArea => {
+            // Cumulative shares per point; a point where no share has data is a gap.
+            let len = axis_series.points.len();
+            let mut below = vec![Some(0.0_f64); len];
+            for (i, series) in data.iter().enumerate() {
+                let Some(series) = series else { continue };
+                let c = colour(spec, i);
+                let above: Vec<Option<f64>> = (0..len)
+                    .map(|j| {
+                        let v = series.points.get(j).and_then(|p| p.v)?;
+                        Some(below[j]? + v * k)
+                    })
+                    .collect();
+                let mut run: Vec<usize> = Vec::new();
+                let mut flush = |run: &mut Vec<usize>| -> Result<(), Box<dyn std::error::Error>> {
+                    if run.is_empty() {
+                        return Ok(());
+                    }
+                    let t = |j: usize| series.points[j].t - start;
+                    let mut outline: Vec<(i64, f64)> = run
+                        .iter()
+                        .map(|&j| (t(j), above[j].unwrap_or(0.0)))
+                        .collect();
+                    outline.extend(run.iter().rev().map(|&j| (t(j), below[j].unwrap_or(0.0))));
+                    chart.draw_series(std::iter::once(Polygon::new(
+                        outline,
+                        c.mix(0.85).filled(),
+                    )))?;
+                    run.clear();
+                    Ok(())
+                };
+                for (j, value) in above.iter().enumerate() {
+                    if value.is_some() {
+                        run.push(j);
+                    } else {
+                        flush(&mut run)?;
+                    }
+                }
+                flush(&mut run)?;
+                below = above;
+            }
+        }
+    }
+    for t in &spec.thresholds {
+        let y = t.value * k;
+        chart.draw_series(DashedLineSeries::new(
+            [(0, y), (end - start, y)],
+            8,
+            6,
+            THRESHOLD.stroke_width(2),
+        ))?;
+    }
+    root.present()?;
+    Ok(())
+}
