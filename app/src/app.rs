@@ -189,7 +189,13 @@ fn Charts(
     let specs = Memo::new(move |_| {
         snapshot.with(|s| {
             s.as_ref()
-                .map(|s| cutover_core::chart::charts(&s.plan))
+                .map(|s| {
+                    if wall {
+                        cutover_core::chart::wall(&s.plan)
+                    } else {
+                        cutover_core::chart::charts(&s.plan)
+                    }
+                })
                 .unwrap_or_default()
         })
     });
@@ -228,12 +234,7 @@ fn Charts(
             history.get()
         }
     });
-    let shown = move || {
-        let specs = specs.get();
-        // The wall shows the three charts a room watches: latency, mix, errors.
-        let take = if wall { 3 } else { specs.len() };
-        specs.into_iter().take(take).collect::<Vec<_>>()
-    };
+    let shown = move || specs.get();
     view! {
         {(!wall).then(|| view! {
             <div class="ranges" role="group" aria-label="Chart range">

@@ -169,6 +169,28 @@ pub fn charts(plan: &Plan) -> Vec<ChartSpec> {
     ranked.into_iter().map(|(_, c)| c).collect()
 }
 
+/// The three charts a wall screen shows: latency, the mode mix, the error rate (whichever the
+/// plan has), filled up with the next charts in order.
+pub fn wall(plan: &Plan) -> Vec<ChartSpec> {
+    let all = charts(plan);
+    let picks = [
+        all.iter().position(|c| c.unit == "ms"),
+        all.iter().position(|c| c.style == Style::StackedArea),
+        all.iter().position(|c| c.id.contains("error")),
+    ];
+    let mut chosen: Vec<usize> = picks.into_iter().flatten().collect();
+    for i in 0..all.len() {
+        if chosen.len() >= 3 {
+            break;
+        }
+        if !chosen.contains(&i) {
+            chosen.push(i);
+        }
+    }
+    chosen.sort_unstable();
+    chosen.into_iter().map(|i| all[i].clone()).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +223,12 @@ mod tests {
             charts[0].series,
             ["latency_ms.p50", "latency_ms.p95", "latency_ms.p99"]
         );
+    }
+
+    #[test]
+    fn the_wall_shows_latency_mix_and_errors() {
+        let ids: Vec<String> = wall(&spiralogic()).into_iter().map(|c| c.id).collect();
+        assert_eq!(ids, ["latency_ms", "mode", "error"]);
     }
 
     #[test]

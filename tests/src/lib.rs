@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -42,49 +42,76 @@ pub struct Demo {
     _data: tempfile::TempDir,
 }
 
+/// Runs `cutover demo` on `addr` over `data`; returns the process, its URL and what it printed
+/// per role.
+fn spawn_demo(
+    addr: &str,
+    data: &Path,
+) -> anyhow::Result<(Child, String, BTreeMap<String, String>)> {
+    let bin = cutover_bin();
+    let mut child = Command::new(&bin)
+        .args(["demo", "--addr", addr, "--data-dir"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let stdout = child.stdout.take().context("no stdout")?;
+    let mut lines = BufReader::new(stdout).lines();
+    let mut url = None;
+    let mut tokens = BTreeMap::new();
+    for line in lines.by_ref() {
+        let line = line?;
+        if let Some(rest) = line.split("at http://").nth(1) {
+            url = Some(format!("http://{}", rest.trim()));
+        }
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if let [role, token] = words[..]
+            && token.starts_with("cut_")
+        {
+            tokens.insert(role.to_string(), token.to_string());
+        }
+        if let Some(link) = line.trim().strip_prefix("stakeholder ") {
+            tokens.insert("stakeholder".to_string(), link.trim().to_string());
+        }
+        if line.starts_with("simulated traffic") {
+            break;
+        }
+    }
+    // Keep draining stdout so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let url = url.context("the demo did not print its URL")?;
+    Ok((child, url, tokens))
+}
+
 impl Demo {
     /// Starts `cutover demo` on a free port and waits until it has printed its tokens.
     pub fn start() -> anyhow::Result<Demo> {
         let data = tempfile::tempdir()?;
-        let bin = cutover_bin();
-        let mut child = Command::new(&bin)
-            .args(["demo", "--addr", "127.0.0.1:0", "--data-dir"])
-            .arg(data.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let mut url = None;
-        let mut tokens = BTreeMap::new();
-        for line in lines.by_ref() {
-            let line = line?;
-            if let Some(rest) = line.split("at http://").nth(1) {
-                url = Some(format!("http://{}", rest.trim()));
-            }
-            let words: Vec<&str> = line.split_whitespace().collect();
-            if let [role, token] = words[..]
-                && token.starts_with("cut_")
-            {
-                tokens.insert(role.to_string(), token.to_string());
-            }
-            if let Some(link) = line.trim().strip_prefix("stakeholder ") {
-                tokens.insert("stakeholder".to_string(), link.trim().to_string());
-            }
-            if line.starts_with("simulated traffic") {
-                break;
-            }
-        }
-        // Keep draining stdout so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        let url = url.context("the demo did not print its URL")?;
+        let (child, url, tokens) = spawn_demo("127.0.0.1:0", data.path())?;
         Ok(Demo {
             child,
             url,
             tokens,
             _data: data,
         })
+    }
+
+    /// Stops the server process (the data stays).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on the same address and data, as after a crash or a deploy.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        let addr = self.url.trim_start_matches("http://").to_string();
+        let (child, url, tokens) = spawn_demo(&addr, self._data.path())?;
+        self.child = child;
+        self.url = url;
+        self.tokens = tokens;
+        Ok(())
     }
 
     pub fn token(&self, role: &str) -> &str {

@@ -46,7 +46,8 @@ async fn the_wall_shows_kills_live_and_says_when_it_is_stale() -> anyhow::Result
         .await?;
     println!("kill to wall: {:?}", killed.elapsed());
 
-    drop(demo);
+    let mut demo = demo;
+    demo.stop();
     wall.wait_text("freshness", Duration::from_secs(10), |t| {
         t.starts_with("STALE")
     })
@@ -55,6 +56,24 @@ async fn the_wall_shows_kills_live_and_says_when_it_is_stale() -> anyhow::Result
         t == "reconnecting"
     })
     .await?;
+
+    // The server comes back (a deploy, a crash): the wall recovers by itself, still signed
+    // in, still showing the kill that was recorded before the restart.
+    demo.restart()?;
+    let back = Instant::now();
+    wall.wait_text("connection", Duration::from_secs(30), |t| t == "live")
+        .await?;
+    wall.wait_text("freshness", Duration::from_secs(5), |t| {
+        t.starts_with("last update")
+    })
+    .await?;
+    wall.wait_text("phase", Duration::from_secs(5), |t| t == "KILLED")
+        .await?;
+    println!("wall live again {:?} after the restart", back.elapsed());
+    for chart in ["chart-latency_ms", "chart-mode", "chart-error"] {
+        assert!(wall.has(chart).await, "the wall shows {chart}");
+    }
+    assert!(!wall.has("range-1h").await, "no range buttons on a wall");
     wall.close().await;
     Ok(())
 }

@@ -16,7 +16,8 @@ const HEIGHT: u32 = 260;
 const PLOT_LEFT: f64 = 12.0 + 56.0;
 const PLOT_RIGHT: f64 = 12.0;
 
-/// Series colours, in series order: p50, p95, p99 / full, lite, fallback / a ratio.
+/// Series colours, in series order: p50, p95, p99 / full, lite, fallback / a ratio. The
+/// legend's `.line{i}` and `.stack{i}` classes in main.css use the same colours.
 const PALETTE: [RGBColor; 6] = [
     RGBColor(148, 163, 184),
     RGBColor(56, 189, 248),
@@ -44,10 +45,6 @@ fn colour(spec: &ChartSpec, i: usize) -> RGBColor {
         Style::Lines if spec.series.len() == 1 => PALETTE[1],
         Style::Lines => PALETTE[i % PALETTE.len()],
     }
-}
-
-fn css(c: RGBColor) -> String {
-    format!("rgb({},{},{})", c.0, c.1, c.2)
 }
 
 /// Ratios are drawn as percentages.
@@ -176,8 +173,13 @@ pub fn Chart(
             .iter()
             .enumerate()
             .map(|(i, id)| {
-                let style = format!("background:{}", css(colour(spec, i)));
-                view! { <span class="legend-item"><span class="swatch" style=style></span>{label(id)}</span> }
+                // Classes, not inline styles: the page's CSP allows no inline style.
+                let class = match spec.style {
+                    Style::StackedArea => format!("swatch stack{}", i % STACK.len()),
+                    Style::Lines if spec.series.len() == 1 => "swatch line1".to_string(),
+                    Style::Lines => format!("swatch line{}", i % PALETTE.len()),
+                };
+                view! { <span class="legend-item"><span class=class></span>{label(id)}</span> }.into_any()
             })
             .collect();
         for t in &spec.thresholds {
@@ -187,8 +189,7 @@ pub fn Chart(
                 short(t.value * scale(spec)),
                 spec.unit.replace("count", "")
             );
-            let style = format!("border-color:{}", css(THRESHOLD));
-            items.push(view! { <span class="legend-item"><span class="swatch dashed" style=style></span>{text}</span> });
+            items.push(view! { <span class="legend-item"><span class="swatch dashed"></span>{text}</span> }.into_any());
         }
         items
     });
