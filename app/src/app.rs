@@ -152,7 +152,7 @@ fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView {
         </header>
         <main class:wall=wall>
             <StageBar snapshot=live.snapshot />
-            {controls.then(|| view! { <ActionBar me=me.clone() snapshot=live.snapshot /> })}
+            {controls.then(|| view! { <ActionBar me=me.clone() snapshot=live.snapshot tick=live.tick /> })}
             <div class="kpis">
                 <div class="kpi">
                     <div class="label">"Requests, current 10 s"</div>

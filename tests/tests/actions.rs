@@ -30,13 +30,18 @@ async fn the_kill_switch_reaches_every_viewer_within_two_seconds() -> anyhow::Re
         })
         .await?;
 
-    // Starting without the pre-flight checklist is refused, and the page says why.
-    operator.click("start").await?;
+    // Start is disabled without the pre-flight checklist, and the page says why.
     operator
-        .wait_text("action-error", Duration::from_secs(5), |t| {
-            t.starts_with("not ready to enter canary: checklist preflight has 7 open item(s)")
+        .wait_text("progress-blockers", Duration::from_secs(5), |t| {
+            t.starts_with("Start is blocked:")
+                && t.contains("checklist preflight has 7 open item(s)")
         })
         .await?;
+    let start = operator
+        .client
+        .find(fantoccini::Locator::Css("[data-testid='start']"))
+        .await?;
+    assert!(start.attr("disabled").await?.is_some());
 
     operator.click("kill").await?;
     let confirm = operator
@@ -115,5 +120,117 @@ async fn a_checked_item_shows_who_checked_it_in_another_browser_within_two_secon
     assert!(checklist.contains("(1/7)"), "{checklist}");
     operator.close().await;
     viewer.close().await;
+    Ok(())
+}
+
+/// Checks every item the first stage requires (as the role each item names, else an
+/// operator) and starts the rollout, through the API.
+async fn start_through_the_api(demo: &Demo, id: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let api = format!("{}/api/rollouts/{id}", demo.url);
+    let snapshot: serde_json::Value = http
+        .get(&api)
+        .bearer_auth(demo.token("viewer"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let first = snapshot["plan"]["stages"][0]["id"].clone();
+    for list in snapshot["plan"]["checklists"].as_array().unwrap() {
+        if list["required_for"] != first {
+            continue;
+        }
+        for item in list["items"].as_array().unwrap() {
+            let role = item["role"].as_str().unwrap_or("operator");
+            let url = format!(
+                "{api}/checklists/{}/items/{}",
+                list["id"].as_str().unwrap(),
+                item["id"].as_str().unwrap()
+            );
+            let response = http
+                .post(url)
+                .bearer_auth(demo.token(role))
+                .json(&serde_json::json!({}))
+                .send()
+                .await?;
+            anyhow::ensure!(response.status().is_success(), "{}", response.text().await?);
+        }
+    }
+    let response = http
+        .post(format!("{api}/start"))
+        .bearer_auth(demo.token("operator"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await?;
+    anyhow::ensure!(response.status().is_success(), "{}", response.text().await?);
+    Ok(())
+}
+
+#[tokio::test]
+async fn progress_says_what_blocks_it_and_a_lead_overrides_a_gate_and_approves()
+-> anyhow::Result<()> {
+    let demo = Demo::start()?;
+    start_through_the_api(&demo, "spiralogic").await?;
+    start_through_the_api(&demo, "hal9-shadow").await?;
+    let lead = Browser::start().await?;
+    lead.sign_in(&format!("{}/r/spiralogic", demo.url), demo.token("lead"))
+        .await?;
+    lead.wait_text("phase", Duration::from_secs(15), |t| t == "RUNNING")
+        .await?;
+    // Gates need an hour of hold: progress is disabled and the page says why.
+    let blockers = lead
+        .wait_text("progress-blockers", Duration::from_secs(10), |t| {
+            t.contains("gate p95-latency has held")
+        })
+        .await?;
+    assert!(blockers.starts_with("Progress is blocked:"), "{blockers}");
+    let progress = lead
+        .client
+        .find(fantoccini::Locator::Css("[data-testid='progress']"))
+        .await?;
+    assert!(progress.attr("disabled").await?.is_some());
+
+    // The lead overrides p95-latency with a reason; its blocker goes, the timeline keeps why.
+    lead.click("override").await?;
+    lead.client
+        .find(fantoccini::Locator::Css(
+            "[data-testid='override-gate'] option[value='p95-latency']",
+        ))
+        .await?
+        .click()
+        .await?;
+    let confirm = lead
+        .client
+        .find(fantoccini::Locator::Css("[data-testid='override-confirm']"))
+        .await?;
+    assert!(confirm.attr("disabled").await?.is_some(), "a reason first");
+    lead.fill("override-reason", "p95 skewed by the nightly batch")
+        .await?;
+    lead.click("override-confirm").await?;
+    lead.wait_text("progress-blockers", Duration::from_secs(5), |t| {
+        !t.contains("p95-latency") && t.contains("p50-latency")
+    })
+    .await?;
+    lead.wait_text("timeline", Duration::from_secs(5), |t| {
+        t.contains("p95 skewed by the nightly batch")
+    })
+    .await?;
+
+    // hal9-shadow needs a lead's sign-off to enter canary.
+    lead.client
+        .goto(&format!("{}/r/hal9-shadow", demo.url))
+        .await?;
+    lead.wait_text("signoff", Duration::from_secs(15), |t| {
+        t.ends_with(": 0 of 1 approvals")
+    })
+    .await?;
+    lead.click("approve").await?;
+    lead.wait_text("signoff", Duration::from_secs(5), |t| {
+        t.ends_with(": 1 of 1 approvals (demo-lead)")
+    })
+    .await?;
+    assert!(!lead.has("approve").await, "one approval per person");
+    lead.screenshot("override-approve").await?;
+    lead.close().await;
     Ok(())
 }

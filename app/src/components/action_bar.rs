@@ -1,10 +1,12 @@
 //! The buttons that change a rollout, shown only to roles the plan allows (the server refuses
-//! the rest anyway). The kill switch asks for a reason first. A refusal from the server is
-//! shown as it came.
+//! the rest anyway). Start and Progress are disabled while something blocks them, with the
+//! reasons in words (the same core rules the server applies); a permitted role may override a
+//! gate with a typed reason, and approve a sign-off. The kill switch asks for a reason first.
+//! A refusal from the server is shown as it came.
 
 use cutover_core::role::Role;
 use cutover_core::rollout::Phase;
-use cutover_core::snapshot::Snapshot;
+use cutover_core::snapshot::{Snapshot, Tick};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -18,10 +20,17 @@ pub fn ActionBar(
     /// The latest snapshot.
     #[prop(into)]
     snapshot: Signal<Option<Snapshot>>,
+    /// The latest tick: gate holds move every second, and so do the blockers.
+    #[prop(into)]
+    tick: Signal<Option<Tick>>,
 ) -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let killing = RwSignal::new(false);
+    let overriding = RwSignal::new(false);
+    let override_gate = RwSignal::new(String::new());
+    let override_reason = RwSignal::new(String::new());
     let reason = RwSignal::new(String::new());
+    let me_name = me.name.clone();
     let busy = RwSignal::new(false);
     let role = me.role;
     let csrf = StoredValue::new(me.csrf.clone());
@@ -31,18 +40,85 @@ pub fn ActionBar(
             .is_some_and(|s| pick(&s.plan.permissions).contains(&role))
     };
     let phase = move || snapshot.get().map(|s| s.state.phase);
+    // What blocks the next step now: the snapshot's state with the newest gate statuses.
+    let blockers = Memo::new(move |_| {
+        let Some(mut s) = snapshot.get() else {
+            return Vec::new();
+        };
+        if let Some(t) = tick.get() {
+            s.gates = t.gates;
+            s.at = s.at.max(t.frame.at);
+        }
+        s.blockers()
+    });
+    // Gates guarding this stage that have not held: what an override could unblock.
+    let unheld = Memo::new(move |_| {
+        let gates = tick.get().map(|t| t.gates).unwrap_or_default();
+        let overridden = snapshot
+            .get()
+            .map(|s| s.state.overrides)
+            .unwrap_or_default();
+        gates
+            .into_iter()
+            .filter(|g| g.guards_current && !g.held() && !overridden.contains_key(&g.id))
+            .map(|g| g.id)
+            .collect::<Vec<_>>()
+    });
+    // The sign-off for the next stage, if my role is one that signs it and I have not yet.
+    let pending_signoff = Memo::new(move |_| {
+        let s = snapshot.get()?;
+        let next = match (s.state.phase, s.state.stage) {
+            (Phase::NotStarted, _) => 0,
+            (Phase::Running, Some(i)) => i + 1,
+            _ => return None,
+        };
+        let stage = s.plan.stages.get(next)?;
+        let signoff = s.plan.signoffs.iter().find(|o| o.stage == stage.id)?;
+        let marks = s
+            .state
+            .approvals
+            .get(&stage.id)
+            .cloned()
+            .unwrap_or_default();
+        let mine = marks.iter().any(|m| m.by.name == me_name);
+        let text = format!(
+            "{}: {} of {} approvals{}",
+            signoff.title,
+            marks.len(),
+            signoff.approvals,
+            if marks.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " ({})",
+                    marks
+                        .iter()
+                        .map(|m| m.by.name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+        Some((
+            stage.id.clone(),
+            text,
+            signoff.roles.contains(&role) && !mine,
+        ))
+    });
     let id = move || snapshot.get().map(|s| s.plan.id).unwrap_or_default();
-    let run = move |path: &'static str, with_reason: Option<String>| {
+    let run = move |path: String, with_reason: Option<String>| {
         let rollout = id();
         busy.set(true);
         error.set(None);
         spawn_local(async move {
-            let result = api::act(&rollout, path, with_reason, &csrf.get_value()).await;
+            let result = api::act(&rollout, &path, with_reason, &csrf.get_value()).await;
             busy.set(false);
             match result {
                 Ok(()) => {
                     killing.set(false);
+                    overriding.set(false);
                     reason.set(String::new());
+                    override_reason.set(String::new());
                 }
                 Err(e) => error.set(Some(e)),
             }
@@ -50,23 +126,42 @@ pub fn ActionBar(
     };
     let confirm_kill = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
-        run("kill", Some(reason.get_untracked()));
+        run("kill".into(), Some(reason.get_untracked()));
+    };
+    let confirm_override = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let gate = override_gate.get_untracked();
+        run(
+            format!("gates/{gate}/override"),
+            Some(override_reason.get_untracked()),
+        );
     };
     view! {
         <section class="panel actions" aria-label="Actions">
             <Show when=move || may(|p| &p.progress) && phase() == Some(Phase::NotStarted)>
-                <button data-testid="start" disabled=move || busy.get() on:click=move |_| run("start", None)>"Start"</button>
+                <button data-testid="start" disabled=move || busy.get() || !blockers.get().is_empty() on:click=move |_| run("start".into(), None)>"Start"</button>
             </Show>
             <Show when=move || may(|p| &p.progress) && phase() == Some(Phase::Running)>
-                <button data-testid="progress" disabled=move || busy.get() on:click=move |_| run("progress", None)>"Progress to next stage"</button>
+                <button data-testid="progress" disabled=move || busy.get() || !blockers.get().is_empty() on:click=move |_| run("progress".into(), None)>"Progress to next stage"</button>
             </Show>
             <Show when=move || may(|p| &p.pause) && phase() == Some(Phase::Running)>
-                <button data-testid="pause" disabled=move || busy.get() on:click=move |_| run("pause", None)>"Pause"</button>
+                <button data-testid="pause" disabled=move || busy.get() on:click=move |_| run("pause".into(), None)>"Pause"</button>
+            </Show>
+            <Show when=move || may(|p| &p.override_) && phase() == Some(Phase::Running) && !unheld.get().is_empty()>
+                <button data-testid="override" on:click=move |_| {
+                    override_gate.set(unheld.get_untracked().first().cloned().unwrap_or_default());
+                    overriding.set(true);
+                }>"Override a gate…"</button>
+            </Show>
+            <Show when=move || pending_signoff.get().is_some_and(|(_, _, mine)| mine)>
+                <button data-testid="approve" disabled=move || busy.get() on:click=move |_| run("approvals".into(), None)>
+                    {move || pending_signoff.get().map(|(stage, _, _)| format!("Approve {stage}"))}
+                </button>
             </Show>
             <Show when=move || may(|p| &p.resume) && matches!(phase(), Some(Phase::Paused | Phase::Killed))>
                 <button data-testid="resume" disabled=move || busy.get() on:click=move |_| {
                     let why = (phase() == Some(Phase::Killed)).then(|| "resumed from the dashboard".to_string());
-                    run("resume", why)
+                    run("resume".into(), why)
                 }>"Resume"</button>
             </Show>
             <Show when=move || may(|p| &p.kill) && !matches!(phase(), Some(Phase::Killed | Phase::Completed) | None)>
@@ -82,6 +177,33 @@ pub fn ActionBar(
                         <button type="button" data-testid="kill-cancel" on:click=move |_| killing.set(false)>"Cancel"</button>
                     </div>
                 </form>
+            </Show>
+            <Show when=move || overriding.get()>
+                <form class="kill-dialog" role="dialog" aria-modal="true" aria-labelledby="override-title" on:submit=confirm_override>
+                    <h2 id="override-title">"Override a gate for this stage"</h2>
+                    <label for="override-gate">"Gate"</label>
+                    <select id="override-gate" data-testid="override-gate" on:change=move |ev| override_gate.set(event_target_value(&ev))>
+                        {move || unheld.get().into_iter().map(|g| {
+                            let selected = override_gate.get_untracked() == g;
+                            view! { <option value=g.clone() selected=selected>{g.clone()}</option> }
+                        }).collect_view()}
+                    </select>
+                    <label for="override-reason">"Reason (required, goes in the audit log)"</label>
+                    <textarea id="override-reason" data-testid="override-reason" required bind:value=override_reason></textarea>
+                    <div class="dialog-buttons">
+                        <button type="submit" data-testid="override-confirm" disabled=move || busy.get() || override_reason.get().trim().is_empty()>"Override"</button>
+                        <button type="button" data-testid="override-cancel" on:click=move |_| overriding.set(false)>"Cancel"</button>
+                    </div>
+                </form>
+            </Show>
+            <Show when=move || !blockers.get().is_empty() && matches!(phase(), Some(Phase::NotStarted | Phase::Running))>
+                <div class="blockers" data-testid="progress-blockers">
+                    <span class="blockers-title">{move || if phase() == Some(Phase::NotStarted) { "Start is blocked:" } else { "Progress is blocked:" }}</span>
+                    <ul>{move || blockers.get().into_iter().map(|b| view! { <li>{b}</li> }).collect_view()}</ul>
+                </div>
+            </Show>
+            <Show when=move || pending_signoff.get().is_some()>
+                <p class="signoff" data-testid="signoff">{move || pending_signoff.get().map(|(_, text, _)| text)}</p>
             </Show>
             <p class="error" role="alert" data-testid="action-error">{move || error.get()}</p>
         </section>
