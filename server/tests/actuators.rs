@@ -97,19 +97,12 @@ fn actuator<'a>(snapshot: &'a Value, id: &str) -> &'a Value {
 
 /// Polls the snapshot until actuator `id` has applied `version`.
 async fn applied(app: &TestApp, id: &str, version: u64) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let snapshot = app.get("/api/rollouts/act").await;
-        let a = actuator(&snapshot, id).clone();
-        if a["state"] == "applied" && a["version"] == version {
-            return a;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{id} never applied version {version}: {a}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let what = format!("{id} applied version {version}");
+    app.wait_for("/api/rollouts/act", &what, |snapshot| {
+        let a = actuator(snapshot, id);
+        (a["state"] == "applied" && a["version"] == version).then(|| a.clone())
+    })
+    .await
 }
 
 #[tokio::test]

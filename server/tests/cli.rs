@@ -131,25 +131,15 @@ async fn started() -> (TestApp, tempfile::TempDir) {
 }
 
 async fn wait_for_evaluation(app: &TestApp, gate: &str, verdict: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let snapshot = app.get("/api/rollouts/cli").await;
-        let g = snapshot["gates"]
-            .as_array()
-            .unwrap()
+    let what = format!("gate {gate} {verdict}");
+    app.wait_for("/api/rollouts/cli", &what, |snapshot| {
+        let found = snapshot["gates"]
+            .as_array()?
             .iter()
-            .find(|g| g["id"] == gate)
-            .cloned()
-            .unwrap_or(Value::Null);
-        if g["verdict"] == verdict {
-            return snapshot;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "gate {gate} never became {verdict}: {g}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+            .any(|g| g["id"] == gate && g["verdict"] == verdict);
+        found.then(|| snapshot.clone())
+    })
+    .await
 }
 
 #[tokio::test]

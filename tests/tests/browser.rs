@@ -18,6 +18,23 @@ for (let i = 0; i < d.length; i += 4) {
 return n;
 "#;
 
+/// Line pixels in the latency chart, polled until there are at least 12 or `timeout` passes.
+async fn line_pixels(browser: &Browser, timeout: Duration) -> anyhow::Result<i64> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let n = browser
+            .client
+            .execute(LINE_PIXELS, vec![])
+            .await?
+            .as_i64()
+            .unwrap_or(-1);
+        if n >= 12 || Instant::now() > deadline {
+            return Ok(n);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test]
 async fn the_dashboard_updates_live_and_draws_its_chart() -> anyhow::Result<()> {
     let demo = Demo::start()?;
@@ -62,19 +79,7 @@ async fn the_dashboard_updates_live_and_draws_its_chart() -> anyhow::Result<()> 
     assert_ne!(first, changed);
     assert_eq!(browser.text("connection").await.as_deref(), Some("live"));
 
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let pixels = loop {
-        let n = browser
-            .client
-            .execute(LINE_PIXELS, vec![])
-            .await?
-            .as_i64()
-            .unwrap_or(-1);
-        if n >= 12 || Instant::now() > deadline {
-            break n;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let pixels = line_pixels(&browser, Duration::from_secs(5)).await?;
     assert!(pixels >= 12, "the latency chart has {pixels} line pixels");
 
     // Every kind of metric gets its chart, each gate limit shows in the legend.
@@ -106,23 +111,8 @@ async fn the_dashboard_updates_live_and_draws_its_chart() -> anyhow::Result<()> 
             t == "last 1h, refreshed every 10 s"
         })
         .await?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let n = browser
-            .client
-            .execute(LINE_PIXELS, vec![])
-            .await?
-            .as_i64()
-            .unwrap_or(-1);
-        if n >= 12 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the 1h chart has {n} line pixels"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let pixels = line_pixels(&browser, Duration::from_secs(10)).await?;
+    assert!(pixels >= 12, "the 1h chart has {pixels} line pixels");
 
     let shot = browser.screenshot("dashboard").await?;
     println!("screenshot: {}", shot.display());

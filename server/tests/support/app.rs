@@ -88,6 +88,28 @@ impl TestApp {
         response.json().await.unwrap()
     }
 
+    /// Polls `path` as a viewer (up to 15 s) until `check` picks something out of it; panics
+    /// with `what` and the last body otherwise.
+    pub async fn wait_for<T>(
+        &self,
+        path: &str,
+        what: &str,
+        check: impl Fn(&Value) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let body = self.get(path).await;
+            if let Some(found) = check(&body) {
+                return found;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never {what}: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn get_as(&self, role: Option<Role>, path: &str) -> reqwest::Response {
         let mut request = self.http.get(format!("{}{path}", self.url));
         if let Some(role) = role {
