@@ -65,6 +65,16 @@ id = "cache"
 expr = "rate(cache_hit) >= 30%"
 window = "10s"
 hold = "10s"
+
+[[checklist]]
+id = "launch"
+title = "Launch"
+items = [{ id = "backups", text = "Backups taken" }]
+
+[[signoff]]
+stage = "ga"
+approvals = 1
+roles = ["lead"]
 "#;
 
 fn plan() -> cutover_core::plan::Plan {
@@ -583,5 +593,133 @@ async fn no_data_turns_gates_to_no_data_once_their_window_has_passed() {
         verdicts(&snapshot).iter().all(|(_, v)| v == "no_data"),
         "{snapshot}"
     );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn check_override_approve_pause_and_resume_from_the_terminal() {
+    let (app, _data) = started().await;
+    let check = cutover(
+        &app,
+        Role::Operator,
+        &[
+            "check",
+            "cli",
+            "launch",
+            "backups",
+            "--note",
+            "snapshot 02:10",
+        ],
+    )
+    .await;
+    assert_eq!(check.code, 0, "{}", check.stderr);
+    assert!(
+        check.stdout.starts_with("cli: checked launch/backups;"),
+        "{}",
+        check.stdout
+    );
+    let snapshot = app.get("/api/rollouts/cli").await;
+    assert_eq!(
+        snapshot["state"]["checked"]["launch/backups"]["reason"],
+        "snapshot 02:10"
+    );
+    let uncheck = cutover(
+        &app,
+        Role::Operator,
+        &["check", "cli", "launch", "backups", "--uncheck"],
+    )
+    .await;
+    assert_eq!(uncheck.code, 0, "{}", uncheck.stderr);
+    assert!(
+        app.get("/api/rollouts/cli").await["state"]["checked"]
+            .as_object()
+            .unwrap()
+            .is_empty()
+    );
+
+    // Gates have no data yet: progress is refused with the reasons.
+    let progress = cutover(&app, Role::Operator, &["progress", "cli"]).await;
+    assert_eq!(progress.code, 1);
+    assert!(
+        progress.stderr.contains("gate p95 has no data")
+            || progress.stderr.contains("gate p95 is failing"),
+        "{}",
+        progress.stderr
+    );
+
+    let by_operator = cutover(
+        &app,
+        Role::Operator,
+        &["override", "cli", "p95", "--reason", "x"],
+    )
+    .await;
+    assert_eq!(
+        by_operator.code, 1,
+        "override is a lead's call: {}",
+        by_operator.stderr
+    );
+    let by_lead = cutover(
+        &app,
+        Role::Lead,
+        &["override", "cli", "p95", "--reason", "batch job skews p95"],
+    )
+    .await;
+    assert_eq!(by_lead.code, 0, "{}", by_lead.stderr);
+    let snapshot = app.get("/api/rollouts/cli").await;
+    assert_eq!(
+        snapshot["state"]["overrides"]["p95"]["reason"],
+        "batch job skews p95"
+    );
+
+    let approve = cutover(&app, Role::Lead, &["approve", "cli"]).await;
+    assert_eq!(approve.code, 0, "{}", approve.stderr);
+    let twice = cutover(&app, Role::Lead, &["approve", "cli"]).await;
+    assert_eq!(twice.code, 1);
+    assert!(
+        twice.stderr.contains("already approved"),
+        "{}",
+        twice.stderr
+    );
+
+    let pause = cutover(
+        &app,
+        Role::Operator,
+        &["pause", "cli", "--reason", "investigating"],
+    )
+    .await;
+    assert_eq!(pause.code, 0, "{}", pause.stderr);
+    assert!(pause.stdout.contains("now paused"), "{}", pause.stdout);
+    let resume = cutover(&app, Role::Lead, &["resume", "cli"]).await;
+    assert_eq!(resume.code, 0, "{}", resume.stderr);
+    assert!(resume.stdout.contains("now running"), "{}", resume.stdout);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn status_watch_redraws_until_interrupted() {
+    let (app, _data) = started().await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["status", "--compact", "--watch", "--interval", "1"])
+        .env("CUTOVER_SERVER", &app.url)
+        .env("CUTOVER_TOKEN", app.token(Role::Viewer))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while seen < 3 {
+        let line = tokio::time::timeout_at(deadline, lines.next_line())
+            .await
+            .expect("watch stopped redrawing")
+            .unwrap()
+            .unwrap();
+        if line.starts_with("cli canary 10%") {
+            seen += 1;
+        }
+    }
+    child.kill().await.unwrap();
     app.stop().await;
 }
