@@ -1,6 +1,7 @@
 //! The top-level component: picks the rollout from the URL (`/r/{id}`, else the first one),
 //! connects to its live stream and shows the live numbers and chart.
 
+use cutover_core::chart::Marker;
 use cutover_core::series::Frame;
 use cutover_core::series::Series;
 use cutover_core::snapshot::{Snapshot, Tick};
@@ -124,6 +125,32 @@ fn series(tick: &Option<Tick>, suffix: &str) -> Option<Series> {
 #[component]
 fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView {
     let live = live::connect(id.clone());
+    // The audit log, refetched on every new state version: the timeline lists it and the
+    // charts mark its stage changes, kills and overrides.
+    let audit = RwSignal::new(Vec::<serde_json::Value>::new());
+    let version = Memo::new(move |_| live.snapshot.get().map(|s| s.state.version));
+    {
+        let id = id.clone();
+        Effect::new(move |_| {
+            if version.get().is_some() {
+                let id = id.clone();
+                leptos::task::spawn_local(async move {
+                    if let Ok(list) = api::audit(&id).await {
+                        audit.set(list);
+                    }
+                });
+            }
+        });
+    }
+    let markers = Memo::new(move |_| {
+        audit.with(|entries| {
+            entries
+                .iter()
+                .filter_map(|e| serde_json::from_value(e.clone()).ok())
+                .filter_map(|r| cutover_core::chart::marker(&r))
+                .collect::<Vec<_>>()
+        })
+    });
     let (tick, connection) = (live.tick, live.connection);
     let requests = Memo::new(move |_| series(&tick.get(), ".count"));
     let p95 = Memo::new(move |_| series(&tick.get(), ".p95"));
@@ -163,12 +190,12 @@ fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView {
                     <div class="value" data-testid="live-p95">{move || latest(p95.get())}</div>
                 </div>
             </div>
-            <Charts id=id.clone() snapshot=live.snapshot tick=live.tick wall=wall />
+            <Charts id=id.clone() snapshot=live.snapshot tick=live.tick markers=markers wall=wall />
             <GateBoard tick=live.tick />
             {(!wall).then(|| view! {
                 <Actuators snapshot=live.snapshot />
                 <Checklists me=controls.then(|| me.clone()) snapshot=live.snapshot tick=live.tick />
-                <Timeline snapshot=live.snapshot />
+                <Timeline entries=audit />
             })}
         </main>
     }
@@ -184,6 +211,7 @@ fn Charts(
     id: String,
     #[prop(into)] snapshot: Signal<Option<Snapshot>>,
     #[prop(into)] tick: Signal<Option<Tick>>,
+    #[prop(into)] markers: Signal<Vec<Marker>>,
     wall: bool,
 ) -> impl IntoView {
     let specs = Memo::new(move |_| {
@@ -259,7 +287,7 @@ fn Charts(
             </div>
         })}
         <div class="charts">
-            <For each=shown key=|c| c.id.clone() children=move |spec| view! { <Chart spec frame /> } />
+            <For each=shown key=|c| c.id.clone() children=move |spec| view! { <Chart spec frame markers /> } />
         </div>
     }
 }

@@ -169,6 +169,42 @@ pub fn charts(plan: &Plan) -> Vec<ChartSpec> {
     ranked.into_iter().map(|(_, c)| c).collect()
 }
 
+/// A labelled moment on every chart's time axis: a stage change, a kill, an override.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Marker {
+    pub at: crate::time::Millis,
+    pub label: String,
+    /// Kills (by a person or a trigger) are drawn as alarms.
+    pub alarm: bool,
+}
+
+/// The marker an audit record puts on the charts, if it is one that changes what the charts
+/// mean (checks and approvals do not).
+pub fn marker(record: &crate::rollout::AuditRecord) -> Option<Marker> {
+    use crate::rollout::Action;
+    let stage = || record.after.stage.clone().unwrap_or_default();
+    let label = match &record.action {
+        Action::Start => format!("start {}", stage()),
+        Action::Progress if record.after.phase == crate::rollout::Phase::Completed => {
+            "completed".to_string()
+        }
+        Action::Progress => format!("to {}", stage()),
+        Action::Pause => "pause".to_string(),
+        Action::Resume => "resume".to_string(),
+        Action::Kill if record.actor.role == crate::role::Role::System => {
+            format!("kill by {}", record.actor.name)
+        }
+        Action::Kill => "kill".to_string(),
+        Action::Override { gate } => format!("override {gate}"),
+        Action::Check { .. } | Action::Uncheck { .. } | Action::Approve => return None,
+    };
+    Some(Marker {
+        at: record.at,
+        label,
+        alarm: record.action == Action::Kill,
+    })
+}
+
 /// The three charts a wall screen shows: latency, the mode mix, the error rate (whichever the
 /// plan has), filled up with the next charts in order.
 pub fn wall(plan: &Plan) -> Vec<ChartSpec> {
@@ -223,6 +259,44 @@ mod tests {
             charts[0].series,
             ["latency_ms.p50", "latency_ms.p95", "latency_ms.p99"]
         );
+    }
+
+    #[test]
+    fn stage_changes_kills_and_overrides_mark_the_charts_checks_do_not() {
+        use crate::rollout::{Action, Actor, AuditRecord, Phase, StateSummary};
+        let summary = |phase, stage: Option<&str>| StateSummary {
+            phase,
+            stage: stage.map(str::to_string),
+            traffic: 10.0,
+        };
+        let record = |action, role| AuditRecord {
+            at: 42,
+            actor: Actor {
+                name: "trigger:error-spike".into(),
+                role,
+            },
+            action,
+            reason: None,
+            before: summary(Phase::Running, Some("canary")),
+            after: summary(Phase::Running, Some("beta")),
+        };
+        use crate::role::Role;
+        let progress = marker(&record(Action::Progress, Role::Operator)).unwrap();
+        assert_eq!(
+            (progress.at, progress.label.as_str(), progress.alarm),
+            (42, "to beta", false)
+        );
+        let kill = marker(&record(Action::Kill, Role::System)).unwrap();
+        assert_eq!(
+            (kill.label.as_str(), kill.alarm),
+            ("kill by trigger:error-spike", true)
+        );
+        let check = Action::Check {
+            list: "l".into(),
+            item: "i".into(),
+        };
+        assert_eq!(marker(&record(check, Role::Operator)), None);
+        assert_eq!(marker(&record(Action::Approve, Role::Lead)), None);
     }
 
     #[test]

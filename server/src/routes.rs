@@ -2,13 +2,17 @@
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::routing::{delete, get, post};
 use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::state::AppState;
 use crate::{actions, assets, export, ingest, observe, rollouts, sessions};
+
+/// How long any request but the live stream may take, body upload included.
+pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
@@ -40,6 +44,12 @@ pub fn app(state: AppState) -> Router {
                 .get(sessions::whoami)
                 .delete(sessions::sign_out),
         )
+        // Every request above must finish in time (a stalled upload cannot hold a worker);
+        // the live stream below is meant to stay open.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
         .route("/rollouts/{id}/stream", get(rollouts::stream))
         .fallback(assets::api_not_found);
     Router::new()

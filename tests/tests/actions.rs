@@ -71,6 +71,12 @@ async fn the_kill_switch_reaches_every_viewer_within_two_seconds() -> anyhow::Re
         .wait_text("phase", Duration::from_secs(2), |t| t == "KILLED")
         .await?;
     assert!(!operator.has("kill").await, "nothing left to kill");
+    // The kill is marked on the charts' time axis.
+    viewer
+        .wait_text("marks-latency_ms", Duration::from_secs(5), |t| {
+            t.ends_with(" kill")
+        })
+        .await?;
 
     operator.screenshot("rollout-killed").await?;
     operator.close().await;
@@ -213,6 +219,10 @@ async fn progress_says_what_blocks_it_and_a_lead_overrides_a_gate_and_approves()
     .await?;
     lead.wait_text("timeline", Duration::from_secs(5), |t| {
         t.contains("p95 skewed by the nightly batch")
+    })
+    .await?;
+    lead.wait_text("marks-latency_ms", Duration::from_secs(5), |t| {
+        t.contains(" start canary · ") && t.ends_with(" override p95-latency")
     })
     .await?;
 

@@ -3,7 +3,7 @@
 //! Gaps stay gaps; a chart with no data says so in words instead of drawing zero. Hovering
 //! shows the values at that time. A chart redraws only when its own series change.
 
-use cutover_core::chart::{ChartSpec, Style};
+use cutover_core::chart::{ChartSpec, Marker, Style};
 use cutover_core::series::{Frame, Series};
 use leptos::html::Canvas;
 use leptos::prelude::*;
@@ -34,6 +34,7 @@ const STACK: [RGBColor; 5] = [
     RGBColor(56, 189, 248),
 ];
 const THRESHOLD: RGBColor = RGBColor(248, 113, 113);
+const MARK: RGBColor = RGBColor(251, 191, 36);
 const AXIS: RGBColor = RGBColor(156, 163, 175);
 const GRID: RGBColor = RGBColor(31, 42, 68);
 const BACKGROUND: RGBColor = RGBColor(17, 26, 46);
@@ -90,6 +91,9 @@ pub fn Chart(
     /// The frame to draw from (live ticks, or a fetched history).
     #[prop(into)]
     frame: Signal<Option<Frame>>,
+    /// Stage changes, kills and overrides, drawn where they fall in the range.
+    #[prop(into)]
+    markers: Signal<Vec<Marker>>,
 ) -> impl IntoView {
     let spec = StoredValue::new(spec);
     let canvas = NodeRef::<Canvas>::new();
@@ -116,12 +120,33 @@ pub fn Chart(
         })
     });
     let hover = RwSignal::new(None::<String>);
+    // The markers inside this chart's time range, oldest first.
+    let in_range = Memo::new(move |_| {
+        let span = data.with(|d| {
+            let s = d.as_ref()?.iter().flatten().next()?;
+            Some((
+                s.points.first()?.t,
+                s.points.last()?.t + frame.with(|f| f.as_ref().map_or(0, |f| f.step)),
+            ))
+        });
+        let Some((from, to)) = span else {
+            return Vec::new();
+        };
+        let mut list: Vec<Marker> = markers
+            .get()
+            .into_iter()
+            .filter(|m| (from..=to).contains(&m.at))
+            .collect();
+        list.sort_by_key(|m| m.at);
+        list
+    });
     Effect::new(move |_| {
         let Some(element) = canvas.get() else { return };
+        let marks = in_range.get();
         data.with(|d| {
             if let Some(d) = d {
                 // A failed draw leaves the previous picture; there is nothing better to show.
-                let _ = spec.with_value(|spec| draw(element, spec, d));
+                let _ = spec.with_value(|spec| draw(element, spec, d, &marks));
             }
         });
     });
@@ -212,14 +237,30 @@ pub fn Chart(
             </div>
             <div class="legend">{legend}</div>
             <div class="hover" data-testid=format!("hover-{id}")>{move || hover.get().unwrap_or_default()}</div>
+            <div class="marks" data-testid=format!("marks-{id}")>{move || {
+                in_range.with(|marks| {
+                    marks
+                        .iter()
+                        .map(|m| format!("{} {}", clock(m.at), m.label))
+                        .collect::<Vec<_>>()
+                        .join(" · ")
+                })
+            }}</div>
         </section>
     }
+}
+
+/// Local wall-clock time of `ms`, `HH:MM`.
+fn clock(ms: i64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
 }
 
 fn draw(
     canvas: web_sys::HtmlCanvasElement,
     spec: &ChartSpec,
     data: &[Option<Series>],
+    marks: &[Marker],
 ) -> Result<(), Box<dyn std::error::Error>> {
     let backend = CanvasBackend::with_canvas_object(canvas).ok_or("no 2d context")?;
     let root = backend.into_drawing_area();
@@ -342,6 +383,21 @@ fn draw(
             6,
             THRESHOLD.stroke_width(2),
         ))?;
+    }
+    for m in marks {
+        let x = (m.at - start).clamp(0, end - start);
+        let c = if m.alarm { RGBColor(239, 68, 68) } else { MARK };
+        chart.draw_series(DashedLineSeries::new(
+            [(x, 0.0), (x, top)],
+            4,
+            4,
+            c.stroke_width(2),
+        ))?;
+        chart.draw_series(std::iter::once(Text::new(
+            m.label.clone(),
+            (x, top * 0.97),
+            ("sans-serif", 13).into_font().color(&c),
+        )))?;
     }
     root.present()?;
     Ok(())

@@ -1,12 +1,7 @@
-//! The audit log, newest first: who did what, in which role, why, and what changed. Fetched
-//! again whenever the rollout's state changes.
+//! The audit log, newest first: who did what, in which role, why, and what changed.
 
-use cutover_core::snapshot::Snapshot;
 use leptos::prelude::*;
-use leptos::task::spawn_local;
 use serde_json::Value;
-
-use crate::api;
 
 fn clock(ms: f64) -> String {
     let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms));
@@ -53,24 +48,13 @@ fn entry(e: Value) -> impl IntoView {
     }
 }
 
-/// The audit log of one rollout.
+/// The audit log of one rollout, as the dashboard fetched it.
 #[component]
 pub fn Timeline(
-    /// The latest snapshot; a new state version triggers a refetch.
+    /// Newest first; refetched by the dashboard whenever the state version changes.
     #[prop(into)]
-    snapshot: Signal<Option<Snapshot>>,
+    entries: Signal<Vec<Value>>,
 ) -> impl IntoView {
-    let entries = RwSignal::new(Vec::<Value>::new());
-    let version = Memo::new(move |_| snapshot.get().map(|s| (s.plan.id.clone(), s.state.version)));
-    Effect::new(move |_| {
-        if let Some((id, _)) = version.get() {
-            spawn_local(async move {
-                if let Ok(list) = api::audit(&id).await {
-                    entries.set(list);
-                }
-            });
-        }
-    });
     view! {
         <section class="panel">
             <h2>"Timeline"</h2>
