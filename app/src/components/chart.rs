@@ -8,6 +8,7 @@ use cutover_core::series::{Frame, Series};
 use leptos::html::Canvas;
 use leptos::prelude::*;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters_canvas::CanvasBackend;
 
 const WIDTH: u32 = 960;
@@ -393,10 +394,20 @@ fn draw(
             4,
             c.stroke_width(2),
         ))?;
+        // Labels in the right half read leftwards, so they stay on the canvas.
+        let anchor = if x * 2 > end - start {
+            HPos::Right
+        } else {
+            HPos::Left
+        };
+        let font = ("sans-serif", 13)
+            .into_font()
+            .color(&c)
+            .pos(Pos::new(anchor, VPos::Top));
         chart.draw_series(std::iter::once(Text::new(
-            m.label.clone(),
-            (x, top * 0.97),
-            ("sans-serif", 13).into_font().color(&c),
+            format!(" {} ", m.label),
+            (x, top),
+            font,
         )))?;
     }
     root.present()?;
