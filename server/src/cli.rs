@@ -231,7 +231,11 @@ struct ServerArgs {
     /// Where the SQLite database lives [default: .data/cutover].
     #[arg(long, env = "CUTOVER_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// A TOML file with `addr`, `data_dir` and `plans`; flags win over it.
+    /// A PostgreSQL URL (postgres://user:password@host/db) so several replicas share one
+    /// dashboard; without it, SQLite in --data-dir.
+    #[arg(long, env = "CUTOVER_DATABASE", value_name = "URL")]
+    database: Option<String>,
+    /// A TOML file with `addr`, `data_dir`, `database` and `plans`; flags win over it.
     #[arg(long, env = "CUTOVER_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -240,7 +244,14 @@ struct ServerArgs {
 struct Settings {
     addr: SocketAddr,
     data_dir: PathBuf,
+    database: Option<String>,
     plans: Option<PathBuf>,
+}
+
+impl Settings {
+    async fn storage(&self) -> anyhow::Result<Storage> {
+        Storage::open(self.database.as_deref(), &self.data_dir).await
+    }
 }
 
 impl ServerArgs {
@@ -258,6 +269,7 @@ impl ServerArgs {
                 .data_dir
                 .or(file.data_dir)
                 .unwrap_or_else(|| crate::config::DEFAULT_DATA_DIR.into()),
+            database: self.database.or(file.database),
             plans: plans.or(file.plans),
         })
     }
@@ -285,6 +297,9 @@ enum UserCommand {
         role: Role,
         #[arg(long, env = "CUTOVER_DATA_DIR", default_value = ".data/cutover")]
         data_dir: PathBuf,
+        /// The server's PostgreSQL URL, when it runs on one.
+        #[arg(long, env = "CUTOVER_DATABASE", value_name = "URL")]
+        database: Option<String>,
     },
 }
 
@@ -328,7 +343,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            let Some(plans) = settings.plans else {
+            let Some(plans) = settings.plans.clone() else {
                 eprintln!("error: no plans: pass --plans DIR (or `plans` in the --config file)");
                 return Ok(ExitCode::from(2));
             };
@@ -341,7 +356,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            let storage = Storage::open_sqlite(&settings.data_dir).await?;
+            let storage = settings.storage().await?;
             start(settings.addr, storage, plans, None).await?;
         }
         Command::Demo {
@@ -357,7 +372,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            let storage = Storage::open_sqlite(&settings.data_dir).await?;
+            let storage = settings.storage().await?;
             let scenario = if scenario.is_empty() {
                 vec![("lens-v1".to_string(), Scenario::ErrorSpike)]
             } else {
@@ -387,9 +402,10 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     name,
                     role,
                     data_dir,
+                    database,
                 },
         } => {
-            let storage = Storage::open_sqlite(&data_dir).await?;
+            let storage = Storage::open(database.as_deref(), &data_dir).await?;
             let token = storage.upsert_user(&name, role, now()).await?;
             println!("{token}");
         }

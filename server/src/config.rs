@@ -17,6 +17,8 @@ pub const DEFAULT_DATA_DIR: &str = ".data/cutover";
 pub struct Config {
     pub addr: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL; SQLite in `data_dir` when absent.
+    pub database: Option<String>,
     /// Directory of plan files (serve only; the demo has its own).
     pub plans: Option<PathBuf>,
 }

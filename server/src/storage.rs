@@ -1,18 +1,21 @@
-//! Durable state: users and tokens, rollout state. One `Storage` for the whole server; SQLite
-//! is the embedded default. Queries live here and nowhere else, so a PostgreSQL backend slots
-//! in behind the same methods.
+//! Durable state: users and tokens, rollout state, audit, sessions, metric buckets. One
+//! `Storage` for the whole server over SQLite (the embedded default) or PostgreSQL (several
+//! replicas). Queries live here and nowhere else, written once with `$N` parameters, which
+//! both engines accept; only the migrations differ, in each engine's types.
 
 use std::path::Path;
 use std::str::FromStr;
 
+use anyhow::Context;
 use cutover_core::gates::Memory;
 use cutover_core::role::Role;
 use cutover_core::rollout::{AuditRecord, RolloutState};
 use cutover_core::time::Millis;
 use cutover_core::window::PersistedBucket;
 use sha2::{Digest, Sha256};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{Executor, Row};
 
 /// A user as the server sees it after authenticating a token or a session.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,9 +44,44 @@ pub struct Share {
     pub revoked: bool,
 }
 
+/// Which engine holds the data. SQLite is the embedded default; PostgreSQL lets several
+/// replicas share one dashboard. Every query is written once, in SQL both accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else {
+            None
+        }
+    }
+}
+
+/// A database URL with its password replaced, fit for an error message or a log line.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
 #[derive(Clone)]
 pub struct Storage {
-    pool: SqlitePool,
+    pool: AnyPool,
+    backend: Backend,
 }
 
 impl std::fmt::Debug for Storage {
@@ -69,24 +107,75 @@ pub fn random_hex() -> String {
 }
 
 impl Storage {
+    /// Opens the database `--database` names, or SQLite in `data_dir` when it names none.
+    pub async fn open(database: Option<&str>, data_dir: &Path) -> anyhow::Result<Storage> {
+        match database {
+            Some(url) if Backend::of_url(url) == Some(Backend::Postgres) => {
+                Storage::open_postgres(url).await
+            }
+            Some(url) => match url.strip_prefix("sqlite://") {
+                Some(path) => Storage::open_sqlite_file(Path::new(path)).await,
+                None => anyhow::bail!(
+                    "--database must be postgres://... or sqlite://PATH, not {:?}",
+                    redact(url)
+                ),
+            },
+            None => Storage::open_sqlite(data_dir).await,
+        }
+    }
+
     /// Opens (creating if needed) `DIR/cutover.db` and applies the embedded migrations.
-    /// WAL lets readers run beside the writer; `synchronous=FULL` makes a committed action
-    /// survive a power cut, which is what an acknowledged kill must do.
     pub async fn open_sqlite(data_dir: &Path) -> anyhow::Result<Storage> {
         std::fs::create_dir_all(data_dir)?;
-        let path = data_dir.join("cutover.db");
-        let options = SqliteConnectOptions::from_str(&format!("sqlite://{}", path.display()))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(std::time::Duration::from_secs(5))
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
+        Storage::open_sqlite_file(&data_dir.join("cutover.db")).await
+    }
+
+    /// WAL lets readers run beside the writer; `synchronous=FULL` makes a committed action
+    /// survive a power cut, which is what an acknowledged kill must do.
+    async fn open_sqlite_file(path: &Path) -> anyhow::Result<Storage> {
+        sqlx::any::install_default_drivers();
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let pool = AnyPoolOptions::new()
             .max_connections(8)
-            .connect_with(options)
-            .await?;
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                         PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                    )
+                    .await?;
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .with_context(|| format!("cannot open {}", path.display()))?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Storage { pool })
+        Ok(Storage {
+            pool,
+            backend: Backend::Sqlite,
+        })
+    }
+
+    /// Connects to PostgreSQL and applies its migrations. Several `cutover serve` processes
+    /// may share one database: the migrator takes an advisory lock, so they do not race.
+    pub async fn open_postgres(url: &str) -> anyhow::Result<Storage> {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(std::time::Duration::from_secs(10))
+            .connect(url)
+            .await
+            .with_context(|| format!("cannot connect to {}", redact(url)))?;
+        sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        Ok(Storage {
+            pool,
+            backend: Backend::Postgres,
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// Creates a user (or replaces the token of an existing one) and returns the new token.
@@ -94,7 +183,7 @@ impl Storage {
     pub async fn upsert_user(&self, name: &str, role: Role, now: Millis) -> sqlx::Result<String> {
         let token = new_token();
         sqlx::query(
-            "INSERT INTO users (name, role, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO users (name, role, token_hash, created_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT(name) DO UPDATE SET role = excluded.role, token_hash = excluded.token_hash",
         )
         .bind(name)
@@ -107,7 +196,7 @@ impl Storage {
     }
 
     pub async fn user_by_token(&self, token: &str) -> sqlx::Result<Option<User>> {
-        let row = sqlx::query("SELECT name, role FROM users WHERE token_hash = ?1")
+        let row = sqlx::query("SELECT name, role FROM users WHERE token_hash = $1")
             .bind(hash_token(token))
             .fetch_optional(&self.pool)
             .await?;
@@ -132,7 +221,7 @@ impl Storage {
         now: Millis,
     ) -> sqlx::Result<()> {
         sqlx::query(
-            "INSERT INTO rollouts (id, title, plan_hash, state, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO rollouts (id, title, plan_hash, state, updated_at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT(id) DO UPDATE SET title = excluded.title, plan_hash = excluded.plan_hash",
         )
         .bind(id)
@@ -154,7 +243,7 @@ impl Storage {
     /// The rollout's durable state; `None` if it was never written (a fresh rollout).
     pub async fn load_state(&self, id: &str) -> anyhow::Result<Option<RolloutState>> {
         let row: Option<(String, i64)> =
-            sqlx::query_as("SELECT state, version FROM rollouts WHERE id = ?1")
+            sqlx::query_as("SELECT state, version FROM rollouts WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -176,7 +265,7 @@ impl Storage {
     ) -> anyhow::Result<Option<i64>> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
-            "UPDATE rollouts SET state = ?1, version = ?2, updated_at = ?3 WHERE id = ?4 AND version = ?5",
+            "UPDATE rollouts SET state = $1, version = $2, updated_at = $3 WHERE id = $4 AND version = $5",
         )
         .bind(serde_json::to_string(state)?)
         .bind(i64::try_from(state.version)?)
@@ -192,8 +281,9 @@ impl Storage {
         if let Some(map) = entry.as_object_mut() {
             map.insert("evidence".into(), evidence.clone());
         }
-        let seq = sqlx::query(
-            "INSERT INTO audit (rollout, at, actor, role, action, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO audit (rollout, at, actor, role, action, record) VALUES ($1, $2, $3, $4, $5, $6)
+             RETURNING seq",
         )
         .bind(id)
         .bind(record.at)
@@ -201,9 +291,8 @@ impl Storage {
         .bind(record.actor.role.as_str())
         .bind(record.action.name())
         .bind(entry.to_string())
-        .execute(&mut *tx)
-        .await?
-        .last_insert_rowid();
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(Some(seq))
     }
@@ -216,7 +305,7 @@ impl Storage {
         limit: i64,
     ) -> anyhow::Result<Vec<serde_json::Value>> {
         let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT seq, record FROM audit WHERE rollout = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+            "SELECT seq, record FROM audit WHERE rollout = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
         )
         .bind(id)
         .bind(before.unwrap_or(i64::MAX))
@@ -237,7 +326,7 @@ impl Storage {
     /// The stored answer to an earlier request with this idempotency key.
     pub async fn idempotent_response(&self, key: &str) -> anyhow::Result<Option<(u16, String)>> {
         let row: Option<(i64, String)> =
-            sqlx::query_as("SELECT status, response FROM idempotency WHERE key = ?1")
+            sqlx::query_as("SELECT status, response FROM idempotency WHERE key = $1")
                 .bind(key)
                 .fetch_optional(&self.pool)
                 .await?;
@@ -253,7 +342,7 @@ impl Storage {
         now: Millis,
     ) -> anyhow::Result<()> {
         sqlx::query(
-            "INSERT INTO idempotency (key, rollout, response, status, at) VALUES (?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO idempotency (key, rollout, response, status, at) VALUES ($1, $2, $3, $4, $5)
              ON CONFLICT(key) DO NOTHING",
         )
         .bind(key)
@@ -275,7 +364,7 @@ impl Storage {
     ) -> anyhow::Result<(String, String)> {
         let (id, csrf) = (random_hex(), random_hex());
         sqlx::query(
-            "INSERT INTO sessions (id, user_name, role, csrf, rollout, share_id, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO sessions (id, user_name, role, csrf, rollout, share_id, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(hash_token(&id))
         .bind(&user.name)
@@ -294,8 +383,8 @@ impl Storage {
         let row: Option<(String, String, String, Option<String>)> = sqlx::query_as(
             "SELECT s.user_name, s.role, s.csrf, s.rollout FROM sessions s
              LEFT JOIN shares sh ON sh.id = s.share_id
-             WHERE s.id = ?1 AND s.expires_at > ?2
-               AND (s.share_id IS NULL OR (sh.revoked_at IS NULL AND sh.expires_at > ?2))",
+             WHERE s.id = $1 AND s.expires_at > $2
+               AND (s.share_id IS NULL OR (sh.revoked_at IS NULL AND sh.expires_at > $2))",
         )
         .bind(hash_token(id))
         .bind(now)
@@ -315,7 +404,7 @@ impl Storage {
     }
 
     pub async fn end_session(&self, id: &str) -> anyhow::Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE id = ?1")
+        sqlx::query("DELETE FROM sessions WHERE id = $1")
             .bind(hash_token(id))
             .execute(&self.pool)
             .await?;
@@ -332,7 +421,7 @@ impl Storage {
     ) -> anyhow::Result<(String, String)> {
         let (id, secret) = (random_hex()[..12].to_string(), random_hex());
         sqlx::query(
-            "INSERT INTO shares (id, rollout, secret_hash, created_by, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            "INSERT INTO shares (id, rollout, secret_hash, created_by, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&id)
         .bind(rollout)
@@ -353,7 +442,7 @@ impl Storage {
     ) -> anyhow::Result<Option<Share>> {
         let row: Option<(String, String, String, i64, i64)> = sqlx::query_as(
             "SELECT id, rollout, created_by, created_at, expires_at FROM shares
-             WHERE secret_hash = ?1 AND revoked_at IS NULL AND expires_at > ?2",
+             WHERE secret_hash = $1 AND revoked_at IS NULL AND expires_at > $2",
         )
         .bind(hash_token(secret))
         .bind(now)
@@ -374,7 +463,7 @@ impl Storage {
     /// Revokes a share link; its sessions stop working at once. False if there was none.
     pub async fn revoke_share(&self, id: &str, now: Millis) -> anyhow::Result<bool> {
         let done =
-            sqlx::query("UPDATE shares SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL")
+            sqlx::query("UPDATE shares SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(now)
                 .bind(id)
                 .execute(&self.pool)
@@ -392,7 +481,7 @@ impl Storage {
         for b in buckets {
             sqlx::query(
                 "INSERT INTO metric_buckets (rollout, metric, labels, start, width, bucket)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 VALUES ($1, $2, $3, $4, $5, $6)
                  ON CONFLICT(rollout, metric, labels, start, width) DO UPDATE SET bucket = excluded.bucket",
             )
             .bind(rollout)
@@ -414,14 +503,14 @@ impl Storage {
         rollout: &str,
         since: Millis,
     ) -> anyhow::Result<Vec<PersistedBucket>> {
-        sqlx::query("DELETE FROM metric_buckets WHERE rollout = ?1 AND start < ?2")
+        sqlx::query("DELETE FROM metric_buckets WHERE rollout = $1 AND start < $2")
             .bind(rollout)
             .bind(since)
             .execute(&self.pool)
             .await?;
         let rows: Vec<(String, String, i64, i64, String)> = sqlx::query_as(
             "SELECT metric, labels, start, width, bucket FROM metric_buckets
-             WHERE rollout = ?1 ORDER BY start, width",
+             WHERE rollout = $1 ORDER BY start, width",
         )
         .bind(rollout)
         .fetch_all(&self.pool)
@@ -440,7 +529,7 @@ impl Storage {
     }
 
     pub async fn save_evaluation(&self, rollout: &str, memory: &Memory) -> anyhow::Result<()> {
-        sqlx::query("UPDATE rollouts SET evaluation = ?1 WHERE id = ?2")
+        sqlx::query("UPDATE rollouts SET evaluation = $1 WHERE id = $2")
             .bind(serde_json::to_string(memory)?)
             .bind(rollout)
             .execute(&self.pool)
@@ -450,7 +539,7 @@ impl Storage {
 
     pub async fn load_evaluation(&self, rollout: &str) -> anyhow::Result<Option<Memory>> {
         let row: Option<(Option<String>,)> =
-            sqlx::query_as("SELECT evaluation FROM rollouts WHERE id = ?1")
+            sqlx::query_as("SELECT evaluation FROM rollouts WHERE id = $1")
                 .bind(rollout)
                 .fetch_optional(&self.pool)
                 .await?;
