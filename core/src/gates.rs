@@ -4,7 +4,7 @@
 //! has been true continuously for its `for`. Deterministic: the state moves only with the
 //! evaluations it is given.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -156,6 +156,22 @@ impl Compiled {
                 .map(|t| expr::parse(&t.expr))
                 .collect::<Result<_, _>>()?,
         })
+    }
+}
+
+impl Compiled {
+    /// Every raw `promql("...")` query in the plan's gates and triggers, once each: what a
+    /// Prometheus poller must answer for the evaluation.
+    pub fn promql_queries(&self) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        for e in self.gates.iter().chain(&self.triggers) {
+            e.visit(&mut |e| {
+                if let expr::Kind::PromQl(q) = &e.kind {
+                    out.insert(q.clone());
+                }
+            });
+        }
+        out
     }
 }
 

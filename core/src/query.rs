@@ -63,4 +63,10 @@ pub trait MetricSource {
     fn promql(&self, _query: &str, _at: Millis) -> Result<Option<f64>, String> {
         Err("this metric source does not answer PromQL".to_string())
     }
+
+    /// Why `metric` cannot be trusted now (its Prometheus query failed, say), if it cannot:
+    /// expressions over it are then "no data" with this reason, whatever samples it holds.
+    fn unavailable(&self, _metric: &str) -> Option<String> {
+        None
+    }
 }

@@ -235,7 +235,16 @@ struct ServerArgs {
     /// dashboard; without it, SQLite in --data-dir.
     #[arg(long, env = "CUTOVER_DATABASE", value_name = "URL")]
     database: Option<String>,
-    /// A TOML file with `addr`, `data_dir`, `database` and `plans`; flags win over it.
+    /// Prometheus (or Thanos, Mimir, VictoriaMetrics) HTTP API base URL, for plan metrics with
+    /// `source = "prometheus"` and `promql(...)` gates. Credentials come from the environment:
+    /// CUTOVER_PROMETHEUS_TOKEN, or CUTOVER_PROMETHEUS_USER and CUTOVER_PROMETHEUS_PASSWORD.
+    #[arg(long, env = "CUTOVER_PROMETHEUS_URL", value_name = "URL")]
+    prometheus: Option<String>,
+    /// How often to ask Prometheus, e.g. 10s [default: 10s].
+    #[arg(long, env = "CUTOVER_PROMETHEUS_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
+    prometheus_interval: Option<std::time::Duration>,
+    /// A TOML file with `addr`, `data_dir`, `database`, `prometheus`, `prometheus_interval`
+    /// and `plans`; flags win over it.
     #[arg(long, env = "CUTOVER_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -245,6 +254,7 @@ struct Settings {
     addr: SocketAddr,
     data_dir: PathBuf,
     database: Option<String>,
+    prometheus: Option<crate::prometheus::PromConfig>,
     plans: Option<PathBuf>,
 }
 
@@ -270,6 +280,13 @@ impl ServerArgs {
                 .or(file.data_dir)
                 .unwrap_or_else(|| crate::config::DEFAULT_DATA_DIR.into()),
             database: self.database.or(file.database),
+            prometheus: self.prometheus.or(file.prometheus).map(|url| {
+                let interval = self
+                    .prometheus_interval
+                    .or(file.prometheus_interval.map(|d| d.0))
+                    .unwrap_or(std::time::Duration::from_secs(10));
+                crate::prometheus::PromConfig::from_env(&url, interval)
+            }),
             plans: plans.or(file.plans),
         })
     }
@@ -357,7 +374,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
             };
             let storage = settings.storage().await?;
-            start(settings.addr, storage, plans, None).await?;
+            start(&settings, storage, plans, None).await?;
         }
         Command::Demo {
             server,
@@ -391,7 +408,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                     })
                     .collect(),
             };
-            start(settings.addr, storage, plans, Some(demo)).await?;
+            start(&settings, storage, plans, Some(demo)).await?;
         }
         Command::Plan {
             command: PlanCommand::Check { files },
@@ -663,7 +680,7 @@ struct Demo {
 /// Binds, prints where to look, and serves until Ctrl-C. `demo` turns on the demo: simulated
 /// traffic and a fresh token per role.
 async fn start(
-    addr: SocketAddr,
+    settings: &Settings,
     storage: Storage,
     plans: Vec<Plan>,
     demo: Option<Demo>,
@@ -674,6 +691,7 @@ async fn start(
             .ensure_rollout(&plan.id, &plan.title, &hash, "{}", now())
             .await?;
     }
+    let addr = settings.addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -723,6 +741,13 @@ async fn start(
         println!("  (change one with --scenario ROLLOUT=SCENARIO, or run `cutover simulate`)");
         tokio::spawn(crate::simulate::run(state.clone(), demo.rate, demo.mixes));
     }
+    let prometheus = match &settings.prometheus {
+        Some(config) => Some(std::sync::Arc::new(crate::prometheus::PromClient::new(
+            config.clone(),
+        )?)),
+        None => None,
+    };
+    tokio::spawn(crate::prometheus::run(state.clone(), prometheus));
     tokio::spawn(crate::evaluator::run(state.clone()));
     crate::serve(listener, state, async {
         let _ = tokio::signal::ctrl_c().await;

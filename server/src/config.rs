@@ -19,6 +19,10 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     /// PostgreSQL URL; SQLite in `data_dir` when absent.
     pub database: Option<String>,
+    /// Prometheus HTTP API base URL (credentials come from the environment, not this file).
+    pub prometheus: Option<String>,
+    /// How often to ask Prometheus, e.g. "10s".
+    pub prometheus_interval: Option<HumanDuration>,
     /// Directory of plan files (serve only; the demo has its own).
     pub plans: Option<PathBuf>,
 }
@@ -51,6 +55,19 @@ impl Config {
     }
 }
 
+/// A duration written the way people write them: "10s", "1m 30s".
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HumanDuration(pub std::time::Duration);
+
+impl<'de> Deserialize<'de> for HumanDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(HumanDuration)
+            .map_err(|e| serde::de::Error::custom(format!("`{text}` is not a duration: {e}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,6 +81,16 @@ mod tests {
         assert!(e.starts_with("c.toml:2:1: unknown field `adr`"), "{e}");
         let e = Config::parse("c.toml", "addr = \"nowhere\"\n").unwrap_err();
         assert!(e.starts_with("c.toml:1:8: "), "{e}");
+        let c = Config::parse("c.toml", "prometheus_interval = \"15s\"\n").unwrap();
+        assert_eq!(
+            c.prometheus_interval,
+            Some(HumanDuration(std::time::Duration::from_secs(15)))
+        );
+        let e = Config::parse("c.toml", "prometheus_interval = \"often\"\n").unwrap_err();
+        assert!(
+            e.starts_with("c.toml:1:23: `often` is not a duration"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -37,11 +37,16 @@ pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
         let mut store = lock(&rollout.metrics);
         store.compact(at);
         let mut evaluation = lock(&rollout.evaluation);
+        let prom = lock(&rollout.prom);
+        let source = crate::prometheus::Source {
+            store: &store,
+            prom: &prom,
+        };
         let evaluated = gates::evaluate(
             &rollout.plan,
             &rollout.compiled,
             &mut evaluation.memory,
-            &*store,
+            &source,
             stage.as_deref(),
             armed,
             at,

@@ -15,6 +15,7 @@ pub mod export;
 pub mod ingest;
 pub mod live;
 pub mod observe;
+pub mod prometheus;
 pub mod rollouts;
 pub mod routes;
 pub mod sessions;

@@ -46,6 +46,8 @@ pub struct Rollout {
     pub state: tokio::sync::Mutex<RolloutState>,
     pub metrics: Mutex<MetricStore>,
     pub evaluation: Mutex<Evaluation>,
+    /// What Prometheus said last, for plans with Prometheus metrics or `promql(...)` gates.
+    pub prom: Mutex<crate::prometheus::PromStatus>,
     pub live: Live,
     /// One per plan actuator, each with a worker applying the newest state.
     pub actuators: Vec<crate::actuate::Handle>,
@@ -71,9 +73,17 @@ impl Rollout {
             .iter()
             .map(|a| crate::actuate::Handle::new(a.clone(), desired.clone()))
             .collect();
+        let prom = crate::prometheus::PromStatus::waiting(
+            plan.metrics
+                .iter()
+                .filter(|m| m.source == cutover_core::plan::MetricSourceKind::Prometheus)
+                .map(|m| m.id.clone()),
+            "waiting for the first Prometheus answer",
+        );
         Ok(Rollout {
             plan,
             compiled,
+            prom: Mutex::new(prom),
             state: tokio::sync::Mutex::new(state),
             metrics: Mutex::new(metrics),
             evaluation: Mutex::new(Evaluation::default()),

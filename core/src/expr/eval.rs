@@ -79,6 +79,9 @@ fn eval(e: &Expr, cx: &EvalContext<'_>, trace: &mut Vec<CmpTrace>) -> V {
             metric,
             selector,
         } => {
+            if let Some(reason) = cx.source.unavailable(metric) {
+                return V::NoData(format!("{metric}: {reason}"));
+            }
             match cx
                 .source
                 .aggregate(metric, selector, aggregate, cx.window, cx.at)

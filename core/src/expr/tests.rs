@@ -40,6 +40,11 @@ impl MetricSource for Fake {
             Ok(self.0.get("promql").copied())
         }
     }
+
+    fn unavailable(&self, metric: &str) -> Option<String> {
+        (metric == "active_contexts" && self.0.contains_key("prometheus down"))
+            .then(|| "Prometheus: connection refused".into())
+    }
 }
 
 struct Plan;
@@ -282,6 +287,18 @@ fn no_data_never_passes_and_when_makes_it_not_applicable() {
         Outcome::NoData { reason } => assert_eq!(reason, "promql: connection refused"),
         other => panic!("{other:?}"),
     }
+    // Samples held from before the source failed do not count: the failure wins.
+    let held = [("last(active_contexts)", 3.0), ("prometheus down", 1.0)];
+    match run("last(active_contexts) > 0", &held, true) {
+        Outcome::NoData { reason } => {
+            assert_eq!(reason, "active_contexts: Prometheus: connection refused")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        run("last(active_contexts) > 0", &held[..1], true),
+        Outcome::Pass
+    );
 }
 
 #[test]

@@ -195,3 +195,20 @@ fn actuators_are_checked_and_never_serialised() {
     ];
     assert_eq!(errs, want);
 }
+
+#[test]
+fn a_prometheus_metric_is_a_gauge_with_a_query() {
+    let ok = format!(
+        "{MINIMAL}\n[[metric]]\nid = \"err\"\nkind = \"gauge\"\nsource = \"prometheus\"\nquery = \"sum(rate(errors_total[1m]))\"\n"
+    );
+    assert_eq!(errors(&ok), Vec::<String>::new());
+    let ratio = ok.replace("kind = \"gauge\"", "kind = \"ratio\"");
+    let errs = errors(&ratio);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains(":20:6: metric \"err\" comes from Prometheus, so its kind is \"gauge\""),
+        "{errs:?}"
+    );
+    let no_query = ok.replace("query = \"sum(rate(errors_total[1m]))\"\n", "");
+    assert!(errors(&no_query)[0].contains("has source = \"prometheus\" but no query"));
+}

@@ -233,6 +233,13 @@ fn metrics(raw: &[RawMetric], p: &mut Problems) -> Vec<Metric> {
                     m.id.span().start,
                     format!("metric \"{}\" has source = \"prometheus\" but no query", m.id.get_ref()),
                 )),
+                (MetricSourceKind::Prometheus, Some(_)) if m.kind != MetricKind::Gauge => p.push((
+                    m.id.span().start,
+                    format!(
+                        "metric \"{}\" comes from Prometheus, so its kind is \"gauge\" (the query's value over time)",
+                        m.id.get_ref()
+                    ),
+                )),
                 (MetricSourceKind::Push, Some(q)) => p.push((
                     q.span().start,
                     "query is only used with source = \"prometheus\"".to_string(),

@@ -28,6 +28,16 @@ impl TestApp {
     /// Starts a server for `plans` on `data`; users are created (or re-keyed) per role.
     pub async fn start(data: &Path, plans: Vec<Plan>) -> TestApp {
         let storage = Storage::open_sqlite(data).await.unwrap();
+        TestApp::start_on(storage, plans, None).await
+    }
+
+    /// Starts a server for `plans` on `storage` (SQLite or PostgreSQL), asking `prometheus`
+    /// when given.
+    pub async fn start_on(
+        storage: Storage,
+        plans: Vec<Plan>,
+        prometheus: Option<cutover_server::prometheus::PromConfig>,
+    ) -> TestApp {
         let mut tokens = BTreeMap::new();
         for role in Role::ALL {
             let token = storage
@@ -41,12 +51,16 @@ impl TestApp {
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let ticker = tokio::spawn(cutover_server::evaluator::run(state.clone()));
+        let client = prometheus
+            .map(|c| std::sync::Arc::new(cutover_server::prometheus::PromClient::new(c).unwrap()));
+        let poller = tokio::spawn(cutover_server::prometheus::run(state.clone(), client));
         let done = tokio::spawn(async move {
             let _ = serve(listener, state, async {
                 let _ = rx.await;
             })
             .await;
             ticker.abort();
+            poller.abort();
         });
         TestApp {
             url,

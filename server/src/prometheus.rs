@@ -1,0 +1,419 @@
+//! Prometheus as a metric source. A plan metric with `source = "prometheus"` is a gauge whose
+//! value is its PromQL query; a gate may also be a raw `promql("...")` condition. A poller asks
+//! the Prometheus HTTP API every interval: `/api/v1/query` for each metric (recorded as samples
+//! into the rollout's windows, so charts, windows, persistence and hold timers treat it like
+//! pushed data) and for each raw query (kept for the evaluation); `/api/v1/query_range` once at
+//! start to fill the charts' history. A failed query makes every expression over it "no data"
+//! with the error, never a pass on samples held from before.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use cutover_core::plan::MetricSourceKind;
+use cutover_core::query::{Aggregate, MetricSource, Selector};
+use cutover_core::time::{HOUR, Millis};
+use cutover_core::window::{MetricStore, Sample, SampleValue, StoreConfig};
+use serde::Deserialize;
+
+use crate::state::{AppState, Rollout, lock, now};
+
+/// Where Prometheus is and how to ask it.
+#[derive(Debug, Clone)]
+pub struct PromConfig {
+    pub url: String,
+    pub auth: Option<Auth>,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+#[derive(Clone)]
+pub enum Auth {
+    Bearer(String),
+    Basic { user: String, password: String },
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Auth::Bearer(_) => "Bearer(***)",
+            Auth::Basic { .. } => "Basic(***)",
+        })
+    }
+}
+
+impl PromConfig {
+    /// `url` with credentials from the environment: `CUTOVER_PROMETHEUS_TOKEN` (bearer) or
+    /// `CUTOVER_PROMETHEUS_USER` and `CUTOVER_PROMETHEUS_PASSWORD` (basic). Secrets never go in
+    /// plan or config files.
+    pub fn from_env(url: &str, interval: Duration) -> PromConfig {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let auth = match (
+            var("CUTOVER_PROMETHEUS_TOKEN"),
+            var("CUTOVER_PROMETHEUS_USER"),
+        ) {
+            (Some(token), _) => Some(Auth::Bearer(token)),
+            (None, Some(user)) => Some(Auth::Basic {
+                user,
+                password: var("CUTOVER_PROMETHEUS_PASSWORD").unwrap_or_default(),
+            }),
+            (None, None) => None,
+        };
+        PromConfig {
+            url: url.trim_end_matches('/').to_string(),
+            auth,
+            interval,
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the last poll learned, read by the evaluation.
+#[derive(Debug, Default)]
+pub struct PromStatus {
+    /// Metric id -> why its values cannot be trusted now.
+    pub failing: HashMap<String, String>,
+    /// Raw query -> its value (None: no series), or the error.
+    pub instant: HashMap<String, Result<Option<f64>, String>>,
+}
+
+impl PromStatus {
+    /// Before the first poll nothing is known, and nothing passes.
+    pub fn waiting(rollout_metrics: impl IntoIterator<Item = String>, why: &str) -> PromStatus {
+        PromStatus {
+            failing: rollout_metrics
+                .into_iter()
+                .map(|m| (m, why.to_string()))
+                .collect(),
+            instant: HashMap::new(),
+        }
+    }
+}
+
+/// The metric windows plus what Prometheus said: the source every evaluation reads.
+pub struct Source<'a> {
+    pub store: &'a MetricStore,
+    pub prom: &'a PromStatus,
+}
+
+impl MetricSource for Source<'_> {
+    fn aggregate(
+        &self,
+        metric: &str,
+        selector: &Selector,
+        aggregate: &Aggregate,
+        window: Millis,
+        at: Millis,
+    ) -> Option<f64> {
+        self.store
+            .aggregate(metric, selector, aggregate, window, at)
+    }
+
+    fn promql(&self, query: &str, _at: Millis) -> Result<Option<f64>, String> {
+        self.prom
+            .instant
+            .get(query)
+            .cloned()
+            .unwrap_or_else(|| Err("not queried yet".into()))
+    }
+
+    fn unavailable(&self, metric: &str) -> Option<String> {
+        self.prom.failing.get(metric).cloned()
+    }
+}
+
+pub const NOT_CONFIGURED: &str = "no Prometheus configured: start the server with --prometheus URL";
+
+/// The plan's Prometheus-backed metrics: (id, query).
+pub fn prom_metrics(rollout: &Rollout) -> Vec<(String, String)> {
+    rollout
+        .plan
+        .metrics
+        .iter()
+        .filter(|m| m.source == MetricSourceKind::Prometheus)
+        .filter_map(|m| Some((m.id.clone(), m.query.clone()?)))
+        .collect()
+}
+
+#[derive(Deserialize)]
+struct ApiResponse {
+    status: String,
+    #[serde(default)]
+    data: Option<ApiData>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "resultType", content = "result", rename_all = "lowercase")]
+enum ApiData {
+    Vector(Vec<VectorSample>),
+    Matrix(Vec<MatrixSeries>),
+    Scalar((f64, String)),
+    String(serde::de::IgnoredAny),
+}
+
+#[derive(Deserialize)]
+struct VectorSample {
+    metric: BTreeMap<String, String>,
+    value: (f64, String),
+}
+
+#[derive(Deserialize)]
+struct MatrixSeries {
+    metric: BTreeMap<String, String>,
+    values: Vec<(f64, String)>,
+}
+
+/// One series' labels (without `__name__`) and its samples as (ms, value).
+pub type Series = (BTreeMap<String, String>, Vec<(Millis, f64)>);
+
+/// A small client for the Prometheus HTTP API.
+#[derive(Clone)]
+pub struct PromClient {
+    http: reqwest::Client,
+    config: PromConfig,
+}
+
+fn parse_value(v: &str) -> Option<f64> {
+    // Prometheus writes NaN and +Inf as such; neither is a value a gate can use.
+    v.parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
+fn labels(mut metric: BTreeMap<String, String>) -> BTreeMap<String, String> {
+    metric.remove("__name__");
+    metric
+}
+
+impl PromClient {
+    pub fn new(config: PromConfig) -> anyhow::Result<PromClient> {
+        let http = reqwest::Client::builder().timeout(config.timeout).build()?;
+        Ok(PromClient { http, config })
+    }
+
+    pub fn config(&self) -> &PromConfig {
+        &self.config
+    }
+
+    async fn get(&self, path: &str, params: &[(&str, String)]) -> Result<ApiData, String> {
+        let mut request = self
+            .http
+            .get(format!("{}{path}", self.config.url))
+            .query(params);
+        request = match &self.config.auth {
+            Some(Auth::Bearer(token)) => request.bearer_auth(token),
+            Some(Auth::Basic { user, password }) => request.basic_auth(user, Some(password)),
+            None => request,
+        };
+        let response = request.send().await.map_err(|e| {
+            if e.is_timeout() {
+                format!("Prometheus did not answer within {:?}", self.config.timeout)
+            } else if e.is_connect() {
+                format!("cannot reach Prometheus at {}", self.config.url)
+            } else {
+                format!("Prometheus request failed: {e}")
+            }
+        })?;
+        let status = response.status();
+        let body: ApiResponse = response
+            .json()
+            .await
+            .map_err(|e| format!("Prometheus answered {status} with an unreadable body: {e}"))?;
+        match (body.status.as_str(), body.data) {
+            ("success", Some(data)) => Ok(data),
+            _ => Err(format!(
+                "Prometheus: {}",
+                body.error.unwrap_or_else(|| format!("status {status}"))
+            )),
+        }
+    }
+
+    /// `/api/v1/query` at `at`: each series' labels and value.
+    pub async fn query(&self, query: &str, at: Millis) -> Result<Vec<Series>, String> {
+        let params = [
+            ("query", query.to_string()),
+            ("time", format!("{:.3}", at as f64 / 1000.0)),
+        ];
+        let one = |t: f64, v: &str| parse_value(v).map(|v| ((t * 1000.0) as Millis, v));
+        Ok(match self.get("/api/v1/query", &params).await? {
+            ApiData::Vector(samples) => samples
+                .into_iter()
+                .map(|s| {
+                    let point = one(s.value.0, &s.value.1);
+                    (labels(s.metric), point.into_iter().collect())
+                })
+                .collect(),
+            ApiData::Scalar((t, v)) => vec![(BTreeMap::new(), one(t, &v).into_iter().collect())],
+            ApiData::Matrix(_) | ApiData::String(_) => {
+                return Err("the query must return an instant vector or a scalar".into());
+            }
+        })
+    }
+
+    /// `/api/v1/query_range` over `[from, to]` every `step`.
+    pub async fn query_range(
+        &self,
+        query: &str,
+        from: Millis,
+        to: Millis,
+        step: Duration,
+    ) -> Result<Vec<Series>, String> {
+        let params = [
+            ("query", query.to_string()),
+            ("start", format!("{:.3}", from as f64 / 1000.0)),
+            ("end", format!("{:.3}", to as f64 / 1000.0)),
+            ("step", format!("{}s", step.as_secs().max(1))),
+        ];
+        match self.get("/api/v1/query_range", &params).await? {
+            ApiData::Matrix(series) => Ok(series
+                .into_iter()
+                .map(|s| {
+                    let points = s
+                        .values
+                        .iter()
+                        .filter_map(|(t, v)| Some(((t * 1000.0) as Millis, parse_value(v)?)))
+                        .collect();
+                    (labels(s.metric), points)
+                })
+                .collect()),
+            _ => Err("query_range did not return a matrix".into()),
+        }
+    }
+}
+
+fn samples(metric: &str, series: Vec<Series>) -> Vec<Sample> {
+    series
+        .into_iter()
+        .flat_map(|(labels, points)| {
+            points.into_iter().map(move |(ts, v)| Sample {
+                metric: metric.to_string(),
+                labels: labels.clone(),
+                ts,
+                value: SampleValue::Number(v),
+            })
+        })
+        .collect()
+}
+
+/// How far back the charts are filled from `query_range` at start.
+const BACKFILL: Millis = HOUR;
+
+/// Fills `rollout`'s windows with the last hour of each Prometheus metric. Samples that old are
+/// beyond the windows' lateness allowance, so they go in as finished buckets.
+async fn backfill(client: &PromClient, rollout: &Rollout, at: Millis) {
+    let step = client.config.interval.max(Duration::from_secs(1));
+    for (metric, query) in prom_metrics(rollout) {
+        let series = match client.query_range(&query, at - BACKFILL, at, step).await {
+            Ok(series) => series,
+            Err(e) => {
+                tracing::warn!(rollout = %rollout.plan.id, metric, "no chart history: {e}");
+                continue;
+            }
+        };
+        let config = StoreConfig {
+            max_lateness: BACKFILL + HOUR,
+            ..*lock(&rollout.metrics).config()
+        };
+        let kinds = rollout.plan.metrics.iter().map(|m| (m.id.clone(), m.kind));
+        let mut history = MetricStore::new(config, kinds);
+        for s in samples(&metric, series) {
+            let _ = history.record(&s, at);
+        }
+        // Only what the live windows lack: a bucket the poller already filled stays.
+        let mut store = lock(&rollout.metrics);
+        let have = store.export_buckets(at - BACKFILL, at);
+        let fresh = history
+            .export_buckets(at - BACKFILL, at)
+            .into_iter()
+            .filter(|b| {
+                !have
+                    .iter()
+                    .any(|h| h.metric == b.metric && h.labels == b.labels && h.start == b.start)
+            })
+            .collect();
+        store.import(fresh);
+        store.compact(at);
+    }
+}
+
+/// Asks Prometheus everything `rollout` needs once, at `at`.
+pub async fn poll(client: &PromClient, rollout: &Rollout, at: Millis) {
+    let mut failing = HashMap::new();
+    for (metric, query) in prom_metrics(rollout) {
+        match client.query(&query, at).await {
+            Ok(series) => {
+                let mut store = lock(&rollout.metrics);
+                for s in samples(&metric, series) {
+                    if let Err(e) = store.record(&s, now()) {
+                        tracing::debug!(rollout = %rollout.plan.id, metric, "sample refused: {e}");
+                    }
+                }
+            }
+            Err(e) => {
+                failing.insert(metric, e);
+            }
+        }
+    }
+    let mut instant = HashMap::new();
+    for query in rollout.compiled.promql_queries() {
+        let answer = client
+            .query(&query, at)
+            .await
+            .and_then(|series| match series.as_slice() {
+                [] => Ok(None),
+                [(_, points)] => Ok(points.first().map(|(_, v)| *v)),
+                many => Err(format!(
+                    "returned {} series; aggregate it to one (sum, max, ...)",
+                    many.len()
+                )),
+            });
+        instant.insert(query, answer);
+    }
+    let mut status = lock(&rollout.prom);
+    status.failing = failing;
+    status.instant = instant;
+}
+
+fn uses_prometheus(rollout: &Rollout) -> bool {
+    !prom_metrics(rollout).is_empty() || !rollout.compiled.promql_queries().is_empty()
+}
+
+/// Polls Prometheus for every rollout that uses it, until the task is dropped. Without a
+/// configured Prometheus, marks what needs one as failing with the reason.
+pub async fn run(state: AppState, client: Option<Arc<PromClient>>) {
+    let Some(client) = client else {
+        for rollout in state.rollouts.values() {
+            let mut status = PromStatus::waiting(
+                prom_metrics(rollout).into_iter().map(|(m, _)| m),
+                NOT_CONFIGURED,
+            );
+            status.instant = rollout
+                .compiled
+                .promql_queries()
+                .into_iter()
+                .map(|q| (q, Err(NOT_CONFIGURED.to_string())))
+                .collect();
+            *lock(&rollout.prom) = status;
+        }
+        return;
+    };
+    let users: Vec<_> = state
+        .rollouts
+        .values()
+        .filter(|r| uses_prometheus(r))
+        .cloned()
+        .collect();
+    if users.is_empty() {
+        return;
+    }
+    for rollout in &users {
+        backfill(&client, rollout, now()).await;
+    }
+    let mut interval = tokio::time::interval(client.config.interval);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        interval.tick().await;
+        let at = now();
+        futures::future::join_all(users.iter().map(|r| poll(&client, r, at))).await;
+    }
+}
