@@ -97,12 +97,17 @@ struct SeriesData {
     coarse: BTreeMap<Millis, Bucket>,
 }
 
+type SeriesMap = HashMap<String, BTreeMap<BTreeMap<String, String>, SeriesData>>;
+
 #[derive(Debug, Clone)]
 pub struct MetricStore {
     config: StoreConfig,
     kinds: HashMap<String, MetricKind>,
-    /// metric -> label set -> buckets.
-    series: HashMap<String, BTreeMap<BTreeMap<String, String>, SeriesData>>,
+    /// metric -> label set -> buckets, from samples recorded here.
+    series: SeriesMap,
+    /// The same, from buckets other replicas wrote (or this server before a restart): merged
+    /// into every query, never exported again, so nothing is written or counted twice.
+    remote: SeriesMap,
     dropped: HashMap<String, u64>,
     compacted_at: Millis,
 }
@@ -120,6 +125,7 @@ impl MetricStore {
             config,
             kinds: metrics.into_iter().collect(),
             series: HashMap::new(),
+            remote: HashMap::new(),
             dropped: HashMap::new(),
             compacted_at: Millis::MIN,
         }
@@ -201,7 +207,7 @@ impl MetricStore {
         let cutoff = floor(now - self.config.fine_retention, self.config.coarse);
         let evict = now - self.config.coarse_retention;
         let coarse = self.config.coarse;
-        for by_labels in self.series.values_mut() {
+        for by_labels in self.series.values_mut().chain(self.remote.values_mut()) {
             for data in by_labels.values_mut() {
                 let keep = data.fine.split_off(&cutoff);
                 let old = std::mem::replace(&mut data.fine, keep);
@@ -220,10 +226,8 @@ impl MetricStore {
     /// All buckets of `metric` matching `selector` whose start lies in `[from, to)`, merged.
     fn merged(&self, metric: &str, selector: &Selector, from: Millis, to: Millis) -> Bucket {
         let mut out = Bucket::default();
-        let Some(by_labels) = self.series.get(metric) else {
-            return out;
-        };
-        for (labels, data) in by_labels {
+        let layers = [self.series.get(metric), self.remote.get(metric)];
+        for (labels, data) in layers.into_iter().flatten().flatten() {
             if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
                 continue;
             }
@@ -288,55 +292,20 @@ impl MetricStore {
         out
     }
 
-    /// Loads persisted buckets, each replacing the bucket held for the same series, start and
-    /// width. A rolled-up minute also replaces any fine buckets inside it. Unknown metrics (a
-    /// plan that changed) are skipped. Call `compact` afterwards to roll up what is old.
+    /// Loads persisted buckets as this store's own, each replacing the bucket held for the same
+    /// series, start and width. A rolled-up minute also replaces any fine buckets inside it.
+    /// Unknown metrics (a plan that changed) are skipped. Call `compact` afterwards to roll up
+    /// what is old.
     pub fn import(&mut self, buckets: Vec<PersistedBucket>) {
-        let (fine, coarse) = (self.config.fine, self.config.coarse);
-        for p in buckets {
-            if !self.kinds.contains_key(&p.metric) {
-                continue;
-            }
-            let data = self
-                .series
-                .entry(p.metric)
-                .or_default()
-                .entry(p.labels)
-                .or_default();
-            if p.width >= coarse {
-                let start = floor(p.start, coarse);
-                let inside: Vec<Millis> = data
-                    .fine
-                    .range(start..start + coarse)
-                    .map(|(s, _)| *s)
-                    .collect();
-                for s in inside {
-                    data.fine.remove(&s);
-                }
-                data.coarse.insert(start, p.bucket);
-            } else {
-                data.fine.insert(floor(p.start, fine), p.bucket);
-            }
-        }
+        import_into(&mut self.series, &self.kinds, &self.config, buckets);
     }
 
-    /// Adds a bucket from another replica into this store (exact merge, no replacement).
-    pub fn merge_from(&mut self, p: &PersistedBucket) {
-        if !self.kinds.contains_key(&p.metric) {
-            return;
-        }
-        let data = self
-            .series
-            .entry(p.metric.clone())
-            .or_default()
-            .entry(p.labels.clone())
-            .or_default();
-        let map = if p.width >= self.config.coarse {
-            &mut data.coarse
-        } else {
-            &mut data.fine
-        };
-        map.entry(p.start).or_default().merge(&p.bucket);
+    /// Loads buckets written elsewhere (another replica, or this server before a restart) with
+    /// the same replacing rule: queries merge them with this store's own samples (DDSketch
+    /// merges exactly), `export_buckets` leaves them out. Importing the same bucket again, or a
+    /// newer version of it, never counts anything twice.
+    pub fn import_remote(&mut self, buckets: Vec<PersistedBucket>) {
+        import_into(&mut self.remote, &self.kinds, &self.config, buckets);
     }
 
     /// Samples of `metric` refused as too late or beyond the cardinality limit.
@@ -345,15 +314,53 @@ impl MetricStore {
     }
 
     pub fn series_count(&self) -> usize {
-        self.series.values().map(BTreeMap::len).sum()
+        self.series
+            .values()
+            .chain(self.remote.values())
+            .map(BTreeMap::len)
+            .sum()
     }
 
     pub fn bucket_count(&self) -> usize {
         self.series
             .values()
+            .chain(self.remote.values())
             .flat_map(BTreeMap::values)
             .map(|d| d.fine.len() + d.coarse.len())
             .sum()
+    }
+}
+
+fn import_into(
+    map: &mut SeriesMap,
+    kinds: &HashMap<String, MetricKind>,
+    config: &StoreConfig,
+    buckets: Vec<PersistedBucket>,
+) {
+    let (fine, coarse) = (config.fine, config.coarse);
+    for p in buckets {
+        if !kinds.contains_key(&p.metric) {
+            continue;
+        }
+        let data = map
+            .entry(p.metric)
+            .or_default()
+            .entry(p.labels)
+            .or_default();
+        if p.width >= coarse {
+            let start = floor(p.start, coarse);
+            let inside: Vec<Millis> = data
+                .fine
+                .range(start..start + coarse)
+                .map(|(s, _)| *s)
+                .collect();
+            for s in inside {
+                data.fine.remove(&s);
+            }
+            data.coarse.insert(start, p.bucket);
+        } else {
+            data.fine.insert(floor(p.start, fine), p.bucket);
+        }
     }
 }
 

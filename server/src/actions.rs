@@ -108,22 +108,41 @@ pub async fn commit(
     request: Request,
 ) -> Result<Snapshot, ApiError> {
     let mut current = rollout.state.lock().await;
-    let readiness = rollout.readiness();
-    let (next, record) = rollout::apply(&rollout.plan, &current, &request, &readiness)?;
-    let evidence = {
-        let evaluation = crate::state::lock(&rollout.evaluation);
-        let last = evaluation.last.as_ref();
-        json!({ "gates": last.map(|e| &e.gates), "triggers": last.map(|e| &e.triggers) })
-    };
-    let committed = state
-        .storage
-        .commit_action(&rollout.plan.id, current.version, &next, &record, &evidence)
-        .await?;
-    if committed.is_none() {
-        return Err(ApiError::Conflict(
-            "the rollout changed underneath this action (another replica?); retry".into(),
-        ));
+    if state.storage.backend() == crate::storage::Backend::Postgres
+        && let Some(stored) = state.storage.load_state(&rollout.plan.id).await?
+        && stored.version > current.version
+    {
+        // Decide on the newest state, not on what this replica last heard of.
+        *current = stored;
     }
+    // Another replica may have acted since this one last heard: a lost race reloads the state
+    // and decides again, so a kill still lands (and a progress is refused after a kill).
+    let mut attempts = 0;
+    let next = loop {
+        let readiness = rollout.readiness();
+        let (next, record) = rollout::apply(&rollout.plan, &current, &request, &readiness)?;
+        let evidence = {
+            let evaluation = crate::state::lock(&rollout.evaluation);
+            let last = evaluation.last.as_ref();
+            json!({ "gates": last.map(|e| &e.gates), "triggers": last.map(|e| &e.triggers) })
+        };
+        let committed = state
+            .storage
+            .commit_action(&rollout.plan.id, current.version, &next, &record, &evidence)
+            .await?;
+        if committed.is_some() {
+            break next;
+        }
+        attempts += 1;
+        match state.storage.load_state(&rollout.plan.id).await? {
+            Some(stored) if attempts < 5 && stored.version > current.version => *current = stored,
+            _ => {
+                return Err(ApiError::Conflict(
+                    "the rollout kept changing underneath this action; retry".into(),
+                ));
+            }
+        }
+    };
     *current = next;
     rollout.actuate(&current);
     let snapshot = rollout.snapshot_of(&current, request.at);

@@ -747,11 +747,18 @@ async fn start(
         )?)),
         None => None,
     };
-    tokio::spawn(crate::prometheus::run(state.clone(), prometheus));
-    tokio::spawn(crate::evaluator::run(state.clone()));
-    crate::serve(listener, state, async {
+    let background = crate::spawn_background(&state, prometheus);
+    crate::serve(listener, state.clone(), async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;
+    for task in background {
+        task.abort();
+    }
+    // Another replica takes over evaluation at once instead of waiting the lease out.
+    state
+        .storage
+        .release_lease("evaluator", &state.replica)
+        .await?;
     Ok(())
 }

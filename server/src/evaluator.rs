@@ -1,8 +1,15 @@
 //! Once a second per rollout: compact the metric windows, evaluate every gate and trigger,
 //! act on triggers that fired (an automatic kill goes through the same audited path as a
 //! person's), and send viewers a tick.
+//!
+//! Several replicas on one database: each writes the buckets of the events it took and merges
+//! the others' (fetched every second), so every replica's windows hold every event. Only the
+//! holder of the `evaluator` lease advances hold timers and trigger episodes, saves them, and
+//! acts on firings; the others evaluate with the leader's saved timers, to show the same
+//! verdicts, and act on nothing. A dead leader's lease runs out after `LEASE_TTL`.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use cutover_core::gates::{self, Firing};
@@ -19,6 +26,10 @@ use crate::state::{AppState, Rollout, lock, now};
 
 /// Evaluates `rollout` at `at`, acts on firings and publishes a tick.
 pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
+    let leader = state.leader.load(Ordering::Relaxed);
+    if let Err(e) = pull(state, rollout, at, leader).await {
+        tracing::warn!(rollout = %rollout.plan.id, "cannot read other replicas' metrics or timers: {e:#}");
+    }
     let (stage, armed) = {
         let current = rollout.state.lock().await;
         // Before start, gates are judged for the stage the start would enter.
@@ -64,8 +75,10 @@ pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
     if let Err(e) = persist(state, rollout, at).await {
         tracing::error!(rollout = %rollout.plan.id, "cannot persist metrics or hold timers: {e:#}");
     }
-    for firing in &evaluated.firings {
-        fire(state, rollout, firing, at).await;
+    if leader {
+        for firing in &evaluated.firings {
+            fire(state, rollout, firing, at).await;
+        }
     }
     let tick = Tick {
         frame,
@@ -77,14 +90,44 @@ pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
 
 /// How often the recent metric buckets are written.
 const SAVE_EVERY: Millis = 5 * SECOND;
+/// How long the evaluator lease lasts unless renewed (every tick renews it).
+pub const LEASE_TTL: Millis = 5 * SECOND;
+/// Fetch buckets rewritten this long before the last fetch again: covers a commit that
+/// landed just after it, and replica clocks this far apart. Re-fetching replaces, never adds.
+const PULL_SLACK: Millis = 5 * SECOND;
+
+/// Merges the buckets other replicas wrote since the last look; a follower also takes the
+/// leader's latest hold timers and trigger episodes.
+async fn pull(state: &AppState, rollout: &Rollout, at: Millis, leader: bool) -> anyhow::Result<()> {
+    let since = lock(&rollout.evaluation).buckets_pulled_at - PULL_SLACK;
+    let buckets = state
+        .storage
+        .buckets_changed(&rollout.plan.id, &state.replica, since)
+        .await?;
+    lock(&rollout.metrics).import_remote(buckets);
+    let memory = if leader {
+        None
+    } else {
+        state.storage.load_evaluation(&rollout.plan.id).await?
+    };
+    let mut evaluation = lock(&rollout.evaluation);
+    evaluation.buckets_pulled_at = at;
+    if let Some(memory) = memory {
+        evaluation.saved = Some(memory.clone());
+        evaluation.memory = memory;
+    }
+    Ok(())
+}
 
 /// Writes the hold timers when they changed, and every few seconds the metric buckets that can
 /// still change (the lateness allowance back to now), so a restart keeps both.
 async fn persist(state: &AppState, rollout: &Rollout, at: Millis) -> anyhow::Result<()> {
+    let leader = state.leader.load(Ordering::Relaxed);
     let (memory, buckets, until) = {
         let store = lock(&rollout.metrics);
         let mut evaluation = lock(&rollout.evaluation);
-        let memory = (evaluation.saved.as_ref() != Some(&evaluation.memory))
+        // Only the leader's timers are the rollout's; a follower's are a copy for display.
+        let memory = (leader && evaluation.saved.as_ref() != Some(&evaluation.memory))
             .then(|| evaluation.memory.clone());
         if memory.is_some() {
             evaluation.saved = memory.clone();
@@ -109,7 +152,7 @@ async fn persist(state: &AppState, rollout: &Rollout, at: Millis) -> anyhow::Res
     if !buckets.is_empty() {
         state
             .storage
-            .save_buckets(&rollout.plan.id, &buckets)
+            .save_buckets(&rollout.plan.id, &state.replica, &buckets, at)
             .await?;
         tracing::debug!(rollout = %rollout.plan.id, buckets = buckets.len(), until, "metric buckets saved");
     }
@@ -149,6 +192,22 @@ pub async fn run(state: AppState) {
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         interval.tick().await;
+        let at = now();
+        let leader = match state
+            .storage
+            .acquire_lease("evaluator", &state.replica, at, LEASE_TTL)
+            .await
+        {
+            Ok(leader) => leader,
+            Err(e) => {
+                // Without the database nobody can save timers; stop advancing them here.
+                tracing::warn!("cannot renew the evaluator lease: {e:#}");
+                false
+            }
+        };
+        if state.leader.swap(leader, Ordering::Relaxed) != leader {
+            tracing::info!(replica = %state.replica, leader, "evaluator lease changed hands");
+        }
         for rollout in state.rollouts.values() {
             tick(&state, rollout, now()).await;
         }

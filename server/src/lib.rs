@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod live;
 pub mod observe;
 pub mod prometheus;
+pub mod replicas;
 pub mod rollouts;
 pub mod routes;
 pub mod sessions;
@@ -29,6 +30,19 @@ use tokio::net::TcpListener;
 
 pub use routes::app;
 pub use state::AppState;
+
+/// Starts what runs beside the handlers: the evaluator, the Prometheus poller, the follower of
+/// other replicas. Abort the handles to stop them.
+pub fn spawn_background(
+    state: &AppState,
+    prometheus: Option<std::sync::Arc<prometheus::PromClient>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    vec![
+        tokio::spawn(evaluator::run(state.clone())),
+        tokio::spawn(prometheus::run(state.clone(), prometheus)),
+        tokio::spawn(replicas::follow(state.clone())),
+    ]
+}
 
 /// Serves `state` on `listener` until `shutdown` resolves, then drains open connections.
 pub async fn serve(

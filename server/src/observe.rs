@@ -46,7 +46,13 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
             }),
         );
     }
-    Json(json!({ "status": overall, "metrics": metrics }))
+    Json(json!({
+        "status": overall,
+        "metrics": metrics,
+        // Which replica answered, and whether it is the one evaluating hold timers and triggers.
+        "replica": &*state.replica,
+        "evaluator": state.leader.load(std::sync::atomic::Ordering::Relaxed),
+    }))
 }
 
 fn escape(label: &str) -> String {

@@ -23,6 +23,12 @@ use crate::storage::Storage;
 pub struct AppState {
     pub storage: Storage,
     pub rollouts: Arc<BTreeMap<String, Arc<Rollout>>>,
+    /// This process among the replicas sharing one database: names the metric buckets it
+    /// writes and the leases it holds. New at every start.
+    pub replica: Arc<str>,
+    /// Holds the evaluator lease: advances hold timers and trigger episodes and acts on
+    /// triggers. The others show the same verdicts from the leader's saved timers.
+    pub leader: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// The evaluator's carried state and its latest result.
@@ -34,6 +40,8 @@ pub struct Evaluation {
     pub saved: Option<Memory>,
     /// When the recent metric buckets were last written.
     pub buckets_saved_at: Millis,
+    /// When other replicas' buckets were last fetched.
+    pub buckets_pulled_at: Millis,
 }
 
 /// One loaded plan: its durable state, its metrics, its latest evaluation, its viewers.
@@ -203,14 +211,17 @@ impl AppState {
                 .await?;
             let state = storage.load_state(&plan.id).await?.unwrap_or(fresh);
             let rollout = Rollout::new(plan, state)?;
-            // Chart history and hold timers survive a restart.
-            let since = now() - lock(&rollout.metrics).config().coarse_retention;
+            // Chart history and hold timers survive a restart. What is stored was written by
+            // other replicas or by this server before: it is merged in, never written again.
+            let at = now();
+            let since = at - lock(&rollout.metrics).config().coarse_retention;
             let buckets = storage.load_buckets(&rollout.plan.id, since).await?;
             {
                 let mut store = lock(&rollout.metrics);
-                store.import(buckets);
-                store.compact(now());
+                store.import_remote(buckets);
+                store.compact(at);
             }
+            lock(&rollout.evaluation).buckets_pulled_at = at;
             if let Some(memory) = storage.load_evaluation(&rollout.plan.id).await? {
                 lock(&rollout.evaluation).memory = memory;
             }
@@ -222,6 +233,8 @@ impl AppState {
         Ok(AppState {
             storage,
             rollouts: Arc::new(rollouts),
+            replica: crate::storage::random_hex()[..12].into(),
+            leader: Arc::default(),
         })
     }
 

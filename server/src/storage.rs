@@ -82,6 +82,8 @@ pub fn redact(url: &str) -> String {
 pub struct Storage {
     pool: AnyPool,
     backend: Backend,
+    /// PostgreSQL's URL, for the replica listener's own connection.
+    url: Option<String>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -105,6 +107,21 @@ pub fn random_hex() -> String {
     let bytes: [u8; 24] = rand::random();
     hex::encode(bytes)
 }
+
+fn bucket_of_row(
+    (metric, labels, start, width, bucket): (String, String, i64, i64, String),
+) -> anyhow::Result<PersistedBucket> {
+    Ok(PersistedBucket {
+        metric,
+        labels: serde_json::from_str(&labels)?,
+        start,
+        width,
+        bucket: serde_json::from_str(&bucket)?,
+    })
+}
+
+/// The PostgreSQL channel on which a committed action names its rollout.
+pub const CHANGES_CHANNEL: &str = "cutover_rollouts";
 
 impl Storage {
     /// Opens the database `--database` names, or SQLite in `data_dir` when it names none.
@@ -154,6 +171,7 @@ impl Storage {
         Ok(Storage {
             pool,
             backend: Backend::Sqlite,
+            url: None,
         })
     }
 
@@ -171,11 +189,16 @@ impl Storage {
         Ok(Storage {
             pool,
             backend: Backend::Postgres,
+            url: Some(url.to_string()),
         })
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    pub fn url(&self) -> Option<&str> {
+        self.url.as_deref()
     }
 
     /// Creates a user (or replaces the token of an existing one) and returns the new token.
@@ -293,6 +316,14 @@ impl Storage {
         .bind(entry.to_string())
         .fetch_one(&mut *tx)
         .await?;
+        if self.backend == Backend::Postgres {
+            // Delivered to every listening replica when (and only if) the transaction commits.
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHANGES_CHANNEL)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
         Ok(Some(seq))
     }
@@ -471,24 +502,29 @@ impl Storage {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Writes metric buckets; a bucket written again replaces the old row.
+    /// Writes this replica's metric buckets; a bucket written again replaces its old row.
     pub async fn save_buckets(
         &self,
         rollout: &str,
+        replica: &str,
         buckets: &[PersistedBucket],
+        now: Millis,
     ) -> anyhow::Result<()> {
         let mut tx = self.pool.begin().await?;
         for b in buckets {
             sqlx::query(
-                "INSERT INTO metric_buckets (rollout, metric, labels, start, width, bucket)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT(rollout, metric, labels, start, width) DO UPDATE SET bucket = excluded.bucket",
+                "INSERT INTO metric_buckets (rollout, metric, labels, start, width, replica, updated_at, bucket)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT(rollout, metric, labels, start, width, replica)
+                 DO UPDATE SET bucket = excluded.bucket, updated_at = excluded.updated_at",
             )
             .bind(rollout)
             .bind(&b.metric)
             .bind(serde_json::to_string(&b.labels)?)
             .bind(b.start)
             .bind(b.width)
+            .bind(replica)
+            .bind(now)
             .bind(serde_json::to_string(&b.bucket)?)
             .execute(&mut *tx)
             .await?;
@@ -497,7 +533,7 @@ impl Storage {
         Ok(())
     }
 
-    /// Metric buckets since `since`, oldest first; drops those older than it.
+    /// Every replica's metric buckets since `since`, oldest first; drops those older than it.
     pub async fn load_buckets(
         &self,
         rollout: &str,
@@ -515,17 +551,67 @@ impl Storage {
         .bind(rollout)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter()
-            .map(|(metric, labels, start, width, bucket)| {
-                Ok(PersistedBucket {
-                    metric,
-                    labels: serde_json::from_str(&labels)?,
-                    start,
-                    width,
-                    bucket: serde_json::from_str(&bucket)?,
-                })
-            })
-            .collect()
+        rows.into_iter().map(bucket_of_row).collect()
+    }
+
+    /// Buckets other replicas wrote or rewrote at `updated_since` or later, for merging.
+    pub async fn buckets_changed(
+        &self,
+        rollout: &str,
+        except_replica: &str,
+        updated_since: Millis,
+    ) -> anyhow::Result<Vec<PersistedBucket>> {
+        let rows: Vec<(String, String, i64, i64, String)> = sqlx::query_as(
+            "SELECT metric, labels, start, width, bucket FROM metric_buckets
+             WHERE rollout = $1 AND updated_at >= $2 AND replica <> $3 ORDER BY start, width",
+        )
+        .bind(rollout)
+        .bind(updated_since)
+        .bind(except_replica)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(bucket_of_row).collect()
+    }
+
+    /// Takes or renews the lease `name` for `holder` until `now + ttl`; true if `holder` has it.
+    /// One statement, so two replicas can never both win: the row's own lock decides.
+    pub async fn acquire_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Millis,
+        ttl: Millis,
+    ) -> anyhow::Result<bool> {
+        let won: Option<String> = sqlx::query_scalar(
+            "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3)
+             ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+             WHERE leases.holder = excluded.holder OR leases.expires_at < $4
+             RETURNING holder",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now + ttl)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(won.as_deref() == Some(holder))
+    }
+
+    /// Gives a lease up at once (a clean shutdown), so another replica need not wait it out.
+    pub async fn release_lease(&self, name: &str, holder: &str) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
+            .bind(name)
+            .bind(holder)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every rollout's state version: what a replica compares to find actions taken elsewhere.
+    pub async fn versions(&self) -> anyhow::Result<Vec<(String, i64)>> {
+        Ok(sqlx::query_as("SELECT id, version FROM rollouts")
+            .fetch_all(&self.pool)
+            .await?)
     }
 
     pub async fn save_evaluation(&self, rollout: &str, memory: &Memory) -> anyhow::Result<()> {

@@ -245,9 +245,13 @@ async fn buckets_and_evaluation(s: &Storage) {
             .unwrap();
     }
     let exported = live.export_buckets(T0, now);
-    s.save_buckets("r1", &exported).await.unwrap();
+    s.save_buckets("r1", "replica-a", &exported, now)
+        .await
+        .unwrap();
     // Writing the same buckets again replaces them rather than adding.
-    s.save_buckets("r1", &exported).await.unwrap();
+    s.save_buckets("r1", "replica-a", &exported, now)
+        .await
+        .unwrap();
     let loaded = s.load_buckets("r1", T0).await.unwrap();
     assert_eq!(loaded.len(), exported.len());
     let mut restored = store();
@@ -282,6 +286,91 @@ async fn buckets_and_evaluation(s: &Storage) {
     assert_eq!(s.load_evaluation("r1").await.unwrap(), Some(memory));
 }
 
+async fn replicas(s: &Storage) {
+    // Two replicas' buckets for the same series and period live side by side.
+    let now = T0 + 120_000;
+    let mut a = store();
+    let mut b = store();
+    a.record(&sample(T0, 10.0, "canary"), now).unwrap();
+    b.record(&sample(T0, 30.0, "canary"), now).unwrap();
+    s.save_buckets("r2", "a", &a.export_buckets(T0, now), now)
+        .await
+        .unwrap();
+    s.save_buckets("r2", "b", &b.export_buckets(T0, now), now + 1_000)
+        .await
+        .unwrap();
+    assert_eq!(s.load_buckets("r2", T0).await.unwrap().len(), 2);
+    // What changed since a moment, written by someone else.
+    let for_a = s.buckets_changed("r2", "a", now).await.unwrap();
+    assert_eq!(for_a.len(), 1);
+    let mut merged = a.clone();
+    merged.import_remote(for_a);
+    let all = BTreeMap::new();
+    let count = merged.series("latency_ms", &all, &Aggregate::Count, T0, T0, 10_000);
+    assert_eq!(count[0].v, Some(2.0));
+    assert!(
+        s.buckets_changed("r2", "a", now + 1_001)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // The evaluator lease: one holder at a time; renewable; taken over once it runs out.
+    assert!(s.acquire_lease("evaluator", "a", T0, 5_000).await.unwrap());
+    assert!(
+        !s.acquire_lease("evaluator", "b", T0 + 1_000, 5_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.acquire_lease("evaluator", "a", T0 + 4_000, 5_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.acquire_lease("evaluator", "b", T0 + 8_000, 5_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.acquire_lease("evaluator", "b", T0 + 9_001, 5_000)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.acquire_lease("evaluator", "a", T0 + 9_002, 5_000)
+            .await
+            .unwrap()
+    );
+    s.release_lease("evaluator", "b").await.unwrap();
+    assert!(
+        s.acquire_lease("evaluator", "a", T0 + 9_003, 5_000)
+            .await
+            .unwrap()
+    );
+
+    let versions = s.versions().await.unwrap();
+    assert!(versions.contains(&("r1".to_string(), 5)), "{versions:?}");
+}
+
+/// Replicas racing for the lease at the same moment: exactly one wins.
+async fn racing_leases(s: &Storage) {
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.acquire_lease("race", &format!("replica-{i}"), T0, 5_000)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut winners = 0;
+    for t in tasks {
+        winners += usize::from(t.await.unwrap());
+    }
+    assert_eq!(winners, 1);
+}
+
 async fn suite(s: &Storage) {
     users(s).await;
     rollouts_and_actions(s).await;
@@ -289,6 +378,8 @@ async fn suite(s: &Storage) {
     idempotency(s).await;
     sessions_and_shares(s).await;
     buckets_and_evaluation(s).await;
+    replicas(s).await;
+    racing_leases(s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -377,6 +377,43 @@ proptest! {
         prop_assert!((sum_a - sum_b).abs() <= 1e-6 * sum_b.abs().max(1.0));
     }
 
+    /// Replicas: events split between two stores, each importing the other's buckets (twice,
+    /// and after more events arrived, as a poller does), answer exactly as one store with every
+    /// event; and neither exports the other's buckets.
+    #[test]
+    fn replicas_importing_each_others_buckets_answer_as_one_store(
+        values in prop::collection::vec((0.5f64..5_000.0, 0i64..300, any::<bool>()), 2..400),
+    ) {
+        let (mut a, mut b, mut one) = (store(), store(), store());
+        let half = values.len() / 2;
+        for (i, (v, age, to_a)) in values.iter().enumerate() {
+            let x = latency(T0 - age * SECOND, *v);
+            one.record(&x, T0).unwrap();
+            if *to_a { a.record(&x, T0).unwrap() } else { b.record(&x, T0).unwrap() }
+            if i == half {
+                // A poll in the middle: older versions of buckets that change later.
+                a.import_remote(b.export_buckets(T0 - HOUR, T0));
+                b.import_remote(a.export_buckets(T0 - HOUR, T0));
+            }
+        }
+        for _ in 0..2 {
+            a.import_remote(b.export_buckets(T0 - HOUR, T0));
+            b.import_remote(a.export_buckets(T0 - HOUR, T0));
+        }
+        for agg in [Aggregate::Quantile(0.5), Aggregate::Quantile(0.95), Aggregate::Count, Aggregate::Max, Aggregate::Last] {
+            let want = one.aggregate("latency_ms", &all(), &agg, 10 * MINUTE, T0);
+            prop_assert_eq!(a.aggregate("latency_ms", &all(), &agg, 10 * MINUTE, T0), want);
+            prop_assert_eq!(b.aggregate("latency_ms", &all(), &agg, 10 * MINUTE, T0), want);
+        }
+        let own: usize = values.iter().filter(|(_, _, to_a)| *to_a).count();
+        let exported: f64 = a
+            .export_buckets(T0 - HOUR, T0)
+            .iter()
+            .filter_map(|p| p.bucket.aggregate(&Aggregate::Count))
+            .sum();
+        prop_assert_eq!(exported as usize, own);
+    }
+
     #[test]
     fn arrival_order_within_lateness_does_not_matter(
         mut values in prop::collection::vec((0.5f64..5_000.0, 0i64..290), 1..300),

@@ -20,7 +20,7 @@ pub struct TestApp {
     pub url: String,
     pub http: reqwest::Client,
     pub tokens: BTreeMap<Role, String>,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    shutdown: Option<tokio::sync::oneshot::Sender<bool>>,
     done: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -46,21 +46,44 @@ impl TestApp {
                 .unwrap();
             tokens.insert(role, token);
         }
+        TestApp::launch(storage, plans, prometheus, tokens).await
+    }
+
+    /// Another replica on the same database as `other` (PostgreSQL), with the same users.
+    pub async fn replica_of(other: &TestApp, storage: Storage, plans: Vec<Plan>) -> TestApp {
+        TestApp::launch(storage, plans, None, other.tokens.clone()).await
+    }
+
+    async fn launch(
+        storage: Storage,
+        plans: Vec<Plan>,
+        prometheus: Option<cutover_server::prometheus::PromConfig>,
+        tokens: BTreeMap<Role, String>,
+    ) -> TestApp {
         let state = AppState::load(storage, plans).await.unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let ticker = tokio::spawn(cutover_server::evaluator::run(state.clone()));
+        // true: a crash (the evaluator lease is left to run out); false: a clean stop.
+        let (tx, rx) = tokio::sync::oneshot::channel::<bool>();
         let client = prometheus
             .map(|c| std::sync::Arc::new(cutover_server::prometheus::PromClient::new(c).unwrap()));
-        let poller = tokio::spawn(cutover_server::prometheus::run(state.clone(), client));
+        let background = cutover_server::spawn_background(&state, client);
         let done = tokio::spawn(async move {
-            let _ = serve(listener, state, async {
-                let _ = rx.await;
+            let (crashed_tx, crashed_rx) = tokio::sync::oneshot::channel::<bool>();
+            let _ = serve(listener, state.clone(), async move {
+                let crashed = rx.await.unwrap_or(false);
+                let _ = crashed_tx.send(crashed);
             })
             .await;
-            ticker.abort();
-            poller.abort();
+            for task in background {
+                task.abort();
+            }
+            if !crashed_rx.await.unwrap_or(false) {
+                let _ = state
+                    .storage
+                    .release_lease("evaluator", &state.replica)
+                    .await;
+            }
         });
         TestApp {
             url,
@@ -71,10 +94,20 @@ impl TestApp {
         }
     }
 
+    /// Stops as a crash would: the evaluator lease is not handed over, it runs out.
+    pub async fn crash(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(true);
+        }
+        if let Some(done) = self.done.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), done).await;
+        }
+    }
+
     /// Stops the server and waits until it has let go of its connections.
     pub async fn stop(mut self) {
         if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+            let _ = tx.send(false);
         }
         if let Some(done) = self.done.take() {
             let _ = tokio::time::timeout(Duration::from_secs(5), done).await;

@@ -1,0 +1,241 @@
+//! Two `cutover serve` replicas on one real PostgreSQL (started by the test) behave as one
+//! dashboard: an action on one reaches viewers of the other within a second; kill wins every
+//! race with progress across them; events posted to either count in both; and when the replica
+//! holding the evaluator lease dies, the other takes over and the hold timers carry on.
+
+use std::time::{Duration, Instant};
+
+#[path = "support/pg.rs"]
+mod pg;
+#[path = "support/app.rs"]
+mod support;
+
+use cutover_core::plan::Plan;
+use cutover_core::query::{Aggregate, MetricKind, MetricSource};
+use cutover_core::role::Role;
+use cutover_core::window::{MetricStore, Sample, SampleValue, StoreConfig};
+use cutover_server::storage::Storage;
+use pg::Postgres;
+use serde_json::{Value, json};
+use support::{TestApp, open_plan};
+
+fn gated_plan() -> Plan {
+    cutover_core::plan::parse(
+        "rep.toml",
+        r#"
+[rollout]
+id = "rep"
+title = "Replicated"
+
+[[stage]]
+id = "canary"
+traffic = 10
+
+[[stage]]
+id = "ga"
+traffic = 100
+
+[[metric]]
+id = "latency_ms"
+kind = "distribution"
+
+[[gate]]
+id = "p95"
+expr = "p95(latency_ms) < 800"
+window = "1m"
+hold = "1m"
+stages = ["canary"]
+"#,
+    )
+    .unwrap()
+}
+
+/// Two replicas of `plans` on a fresh database of `pg`.
+async fn pair(pg: &Postgres, name: &str, plans: Vec<Plan>) -> (TestApp, TestApp) {
+    let url = pg.database(name).await;
+    let a = TestApp::start_on(
+        Storage::open_postgres(&url).await.unwrap(),
+        plans.clone(),
+        None,
+    )
+    .await;
+    let b = TestApp::replica_of(&a, Storage::open_postgres(&url).await.unwrap(), plans).await;
+    (a, b)
+}
+
+async fn health(r: &TestApp) -> Value {
+    r.get_as(None, "/health").await.json().await.unwrap()
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn replicas_share_actions_races_events_and_evaluation() {
+    let pg = Postgres::start();
+    let (a, b) = pair(&pg, "shared", vec![gated_plan(), open_plan("race", 250)]).await;
+
+    // 1. An action on A reaches a live viewer of B within a second.
+    let mut viewer = b.stream("rep").await;
+    viewer.next_named("state").await;
+    let mut latencies = Vec::new();
+    for round in 0..20 {
+        let (path, role) = match round {
+            0 => ("start", Role::Operator),
+            r if r % 2 == 1 => ("pause", Role::Operator),
+            _ => ("resume", Role::Lead),
+        };
+        let sent = Instant::now();
+        let (status, body) = a
+            .post(Some(role), &format!("/api/rollouts/rep/{path}"), json!({}))
+            .await;
+        assert_eq!(status, 200, "{path}: {body}");
+        let version = body["state"]["version"].as_u64().unwrap();
+        loop {
+            let state = viewer.next_named("state").await;
+            if state["state"]["version"].as_u64() == Some(version) {
+                break;
+            }
+        }
+        latencies.push(sent.elapsed());
+    }
+    latencies.sort();
+    let (p50, p99) = (percentile(&latencies, 0.5), percentile(&latencies, 0.99));
+    eprintln!("action on A -> viewer on B: p50 {p50:?}, p99 {p99:?} (includes A's commit)");
+    assert!(p99 < Duration::from_secs(1), "{latencies:?}");
+
+    // 2. Kill wins every race with progress, whichever replica each lands on.
+    let (status, _) = a
+        .post(Some(Role::Operator), "/api/rollouts/race/start", json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let mut accepted = 1;
+    for round in 0..30 {
+        let (killer, progresser) = if round % 2 == 0 { (&a, &b) } else { (&b, &a) };
+        let kill = killer.post(
+            Some(Role::Operator),
+            "/api/rollouts/race/kill",
+            json!({"reason": "race"}),
+        );
+        let progress = progresser.post(
+            Some(Role::Operator),
+            "/api/rollouts/race/progress",
+            json!({}),
+        );
+        let ((k, kb), (p, pb)) = tokio::join!(kill, progress);
+        assert_eq!(k, 200, "round {round}: kill must always land: {kb}");
+        assert!(
+            p == 200 || p == 409,
+            "round {round}: progress answered {p}: {pb}"
+        );
+        accepted += 1 + usize::from(p == 200);
+        for replica in [&a, &b] {
+            replica
+                .wait_for("/api/rollouts/race", "both replicas killed", |s| {
+                    (s["state"]["phase"] == "killed").then_some(())
+                })
+                .await;
+        }
+        let (r, rb) = progresser
+            .post(
+                Some(Role::Lead),
+                "/api/rollouts/race/resume",
+                json!({"reason": "again"}),
+            )
+            .await;
+        assert_eq!(r, 200, "round {round}: resume on the other replica: {rb}");
+        accepted += 1;
+    }
+    for replica in [&a, &b] {
+        let audit = replica.get("/api/rollouts/race/audit?limit=500").await;
+        assert_eq!(audit["entries"].as_array().unwrap().len(), accepted);
+    }
+
+    // 3. Events posted to either replica count in both: the same p95, that of all events.
+    let mut expected = MetricStore::new(
+        StoreConfig::default(),
+        [("latency_ms".to_string(), MetricKind::Distribution)],
+    );
+    let at = cutover_server::state::now();
+    for (replica, base) in [(&a, 100.0), (&b, 600.0)] {
+        let values: Vec<f64> = (0..200).map(|i| base + f64::from(i)).collect();
+        let body: Vec<Value> = values
+            .iter()
+            .map(|v| json!({"ts": at, "values": {"latency_ms": v}}))
+            .collect();
+        for v in &values {
+            let sample = Sample {
+                metric: "latency_ms".into(),
+                labels: Default::default(),
+                ts: at,
+                value: SampleValue::Number(*v),
+            };
+            expected.record(&sample, at).unwrap();
+        }
+        let (status, report) = replica
+            .post(Some(Role::Ingest), "/api/rollouts/rep/events", json!(body))
+            .await;
+        assert_eq!(
+            (status, report["accepted"].as_u64()),
+            (200, Some(200)),
+            "{report}"
+        );
+    }
+    let want = expected
+        .aggregate(
+            "latency_ms",
+            &Default::default(),
+            &Aggregate::Quantile(0.95),
+            60_000,
+            at,
+        )
+        .unwrap();
+    let p95 = |s: &Value| s["gates"][0]["comparisons"][0]["left_value"].as_f64();
+    for replica in [&a, &b] {
+        replica
+            .wait_for("/api/rollouts/rep", "the p95 of every event", |s| {
+                (p95(s) == Some(want)).then_some(())
+            })
+            .await;
+    }
+
+    // 4. The leader dies; the other replica takes over evaluation and the hold carries on.
+    let (ha, hb) = (health(&a).await, health(&b).await);
+    assert_ne!(ha["replica"], hb["replica"]);
+    assert!(
+        ha["evaluator"].as_bool().unwrap() ^ hb["evaluator"].as_bool().unwrap(),
+        "exactly one evaluates: {ha} {hb}"
+    );
+    let (leader, survivor) = if ha["evaluator"] == true {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let held = |s: &Value| s["gates"][0]["held_for"].as_i64();
+    let before = leader
+        .wait_for("/api/rollouts/rep", "the gate holding for 2 s", |s| {
+            held(s).filter(|h| *h >= 2_000)
+        })
+        .await;
+    let crashed = Instant::now();
+    leader.crash().await;
+    let mut took_over = None;
+    while crashed.elapsed() < Duration::from_secs(15) {
+        if health(&survivor).await["evaluator"] == true {
+            took_over = Some(crashed.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let took_over = took_over.expect("the survivor never took over evaluation");
+    eprintln!("evaluation handed over {took_over:?} after the leader died");
+    assert!(took_over < Duration::from_secs(7), "lease 5 s + a tick");
+    // The hold was not reset by the handover: it keeps counting from where the leader was.
+    survivor
+        .wait_for("/api/rollouts/rep", "the hold carrying on", |s| {
+            held(s).filter(|h| *h > before + 1_000)
+        })
+        .await;
+    survivor.stop().await;
+}
