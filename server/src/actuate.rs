@@ -155,11 +155,7 @@ async fn apply(http: &reqwest::Client, spec: &Actuator, desired: &Desired) -> Re
                 request = request.bearer_auth(secret);
             }
             let response = request.send().await.map_err(|e| {
-                let mut cause: &dyn std::error::Error = &e;
-                while let Some(next) = cause.source() {
-                    cause = next;
-                }
-                format!("cannot reach the webhook: {cause}")
+                format!("cannot reach the webhook: {}", crate::error::root_cause(&e))
             })?;
             let status = response.status();
             if status.is_success() {

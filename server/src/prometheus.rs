@@ -196,22 +196,26 @@ impl PromClient {
     }
 
     async fn get(&self, path: &str, params: &[(&str, String)]) -> Result<ApiData, String> {
-        let mut request = self
-            .http
-            .get(format!("{}{path}", self.config.url))
-            .query(params);
-        request = match &self.config.auth {
-            Some(Auth::Bearer(token)) => request.bearer_auth(token),
-            Some(Auth::Basic { user, password }) => request.basic_auth(user, Some(password)),
-            None => request,
-        };
-        let response = request.send().await.map_err(|e| {
+        // One retry: a pooled keep-alive connection that the server (or a proxy) closed
+        // fails with a send error although a fresh connection might succeed.
+        let response = match self.send(path, params).await {
+            Err(e) if !e.is_timeout() && !e.is_connect() => self.send(path, params).await,
+            first => first,
+        }
+        .map_err(|e| {
             if e.is_timeout() {
                 format!("Prometheus did not answer within {:?}", self.config.timeout)
-            } else if e.is_connect() {
-                format!("cannot reach Prometheus at {}", self.config.url)
+            } else if e.is_connect() || e.is_request() {
+                format!(
+                    "cannot reach Prometheus at {}: {}",
+                    self.config.url,
+                    crate::error::root_cause(&e)
+                )
             } else {
-                format!("Prometheus request failed: {e}")
+                format!(
+                    "Prometheus request failed: {}",
+                    crate::error::root_cause(&e)
+                )
             }
         })?;
         let status = response.status();
@@ -226,6 +230,24 @@ impl PromClient {
                 body.error.unwrap_or_else(|| format!("status {status}"))
             )),
         }
+    }
+
+    async fn send(
+        &self,
+        path: &str,
+        params: &[(&str, String)],
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let request = self
+            .http
+            .get(format!("{}{path}", self.config.url))
+            .query(params);
+        match &self.config.auth {
+            Some(Auth::Bearer(token)) => request.bearer_auth(token),
+            Some(Auth::Basic { user, password }) => request.basic_auth(user, Some(password)),
+            None => request,
+        }
+        .send()
+        .await
     }
 
     /// `/api/v1/query` at `at`: each series' labels and value.

@@ -10,6 +10,7 @@ pub mod status;
 
 use std::time::Duration;
 
+use crate::error::root_cause;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -154,15 +155,6 @@ impl Client {
             .await
             .map_err(|e| ClientError::Local(format!("cannot read the answer to {path}: {e}")))
     }
-}
-
-/// The innermost error: "Connection refused" rather than "error sending request".
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }
 
 /// A path segment with `/`, `?`, `#`, `%` and spaces escaped.
