@@ -234,7 +234,7 @@ pub async fn snapshot(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
-    axum::extract::Query(q): axum::extract::Query<SnapshotQuery>,
+    crate::error::ApiQuery(q): crate::error::ApiQuery<SnapshotQuery>,
 ) -> Result<Json<Snapshot>, ApiError> {
     use cutover_core::time::{DAY, Span};
     caller.may_see(&id)?;
@@ -278,7 +278,7 @@ pub async fn audit(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
-    axum::extract::Query(q): axum::extract::Query<AuditQuery>,
+    crate::error::ApiQuery(q): crate::error::ApiQuery<AuditQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.may_see(&id)?;
     find(&state, &id)?;

@@ -305,19 +305,46 @@ enum PlanCommand {
 
 #[derive(Subcommand)]
 enum UserCommand {
-    /// Create a user (or give an existing one a new token) and print the token once.
+    /// Create a user (or give an existing one a new token) and print the token once. Giving
+    /// a user another role ends their browser sessions under the old one.
     ///
     /// Example: cutover user add alice --role operator
     Add {
         name: String,
         #[arg(long)]
         role: Role,
-        #[arg(long, env = "CUTOVER_DATA_DIR", default_value = ".data/cutover")]
-        data_dir: PathBuf,
-        /// The server's PostgreSQL URL, when it runs on one.
-        #[arg(long, env = "CUTOVER_DATABASE", value_name = "URL")]
-        database: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
     },
+    /// List users with their roles (never tokens).
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Delete a user: their token and browser sessions stop working at once.
+    ///
+    /// Example: cutover user revoke alice
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// Where the server keeps its users: its data directory, or its PostgreSQL.
+#[derive(clap::Args)]
+struct StoreArgs {
+    #[arg(long, env = "CUTOVER_DATA_DIR", default_value = ".data/cutover")]
+    data_dir: PathBuf,
+    /// The server's PostgreSQL URL, when it runs on one.
+    #[arg(long, env = "CUTOVER_DATABASE", value_name = "URL")]
+    database: Option<String>,
+}
+
+impl StoreArgs {
+    async fn open(&self) -> anyhow::Result<Storage> {
+        Storage::open(self.database.as_deref(), &self.data_dir).await
+    }
 }
 
 #[derive(rust_embed::RustEmbed)]
@@ -414,17 +441,30 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             command: PlanCommand::Check { files },
         } => return Ok(check_plans(&files)),
         Command::User {
-            command:
-                UserCommand::Add {
-                    name,
-                    role,
-                    data_dir,
-                    database,
-                },
+            command: UserCommand::Add { name, role, store },
         } => {
-            let storage = Storage::open(database.as_deref(), &data_dir).await?;
-            let token = storage.upsert_user(&name, role, now()).await?;
+            let token = store.open().await?.upsert_user(&name, role, now()).await?;
             println!("{token}");
+        }
+        Command::User {
+            command: UserCommand::List { store },
+        } => {
+            for user in store.open().await?.users().await? {
+                let created = humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH
+                        + std::time::Duration::from_millis(user.created_at.max(0) as u64),
+                );
+                println!("{:<24} {:<9} created {created}", user.name, user.role);
+            }
+        }
+        Command::User {
+            command: UserCommand::Revoke { name, store },
+        } => {
+            if !store.open().await?.revoke_user(&name).await? {
+                eprintln!("error: there is no user {name:?}");
+                return Ok(ExitCode::FAILURE);
+            }
+            println!("revoked {name}: their token and sessions no longer work");
         }
         client_command => return Ok(run_client(client_command).await),
     }

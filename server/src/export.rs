@@ -5,7 +5,7 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use cutover_core::gates::{self, Memory, Verdict};
@@ -62,7 +62,7 @@ pub async fn csv(
     State(state): State<crate::AppState>,
     Path(id): Path<String>,
     caller: Caller,
-    Query(q): Query<ExportQuery>,
+    crate::error::ApiQuery(q): crate::error::ApiQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
     caller.may_see(&id)?;
     let rollout = find(&state, &id)?;

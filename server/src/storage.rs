@@ -26,6 +26,32 @@ pub struct User {
     pub only_rollout: Option<String>,
 }
 
+/// A user as `cutover user list` shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserEntry {
+    pub name: String,
+    pub role: String,
+    pub created_at: Millis,
+}
+
+/// Ends the browser sessions `name` signed in with a token, all of them or those with another
+/// role than `keep`. Share-link sessions are the link's, and end with it.
+async fn end_user_sessions(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    name: &str,
+    keep: Option<Role>,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "DELETE FROM sessions WHERE user_name = $1 AND share_id IS NULL
+           AND ($2 IS NULL OR role <> $2)",
+    )
+    .bind(name)
+    .bind(keep.map(|r| r.as_str()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// A browser session found by its cookie.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
@@ -201,10 +227,13 @@ impl Storage {
         self.url.as_deref()
     }
 
-    /// Creates a user (or replaces the token of an existing one) and returns the new token.
-    /// The token is not stored, only its hash: this is the one time anyone sees it.
+    /// Creates a user (or replaces the token and role of an existing one) and returns the new
+    /// token. The token is not stored, only its hash: this is the one time anyone sees it.
+    /// Browser sessions signed in under another role end, so a demotion takes effect at once
+    /// (after a leaked token, `revoke_user` ends every session).
     pub async fn upsert_user(&self, name: &str, role: Role, now: Millis) -> sqlx::Result<String> {
         let token = new_token();
+        let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO users (name, role, token_hash, created_at) VALUES ($1, $2, $3, $4)
              ON CONFLICT(name) DO UPDATE SET role = excluded.role, token_hash = excluded.token_hash",
@@ -213,9 +242,40 @@ impl Storage {
         .bind(role.as_str())
         .bind(hash_token(&token))
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        end_user_sessions(&mut tx, name, Some(role)).await?;
+        tx.commit().await?;
         Ok(token)
+    }
+
+    /// Every user with their role and when they were created, by name. Never a token.
+    pub async fn users(&self) -> sqlx::Result<Vec<UserEntry>> {
+        let rows = sqlx::query("SELECT name, role, created_at FROM users ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| UserEntry {
+                name: row.get("name"),
+                role: row.get("role"),
+                created_at: row.get("created_at"),
+            })
+            .collect())
+    }
+
+    /// Deletes a user: their token stops working and their browser sessions end, at once.
+    /// False if there was no such user.
+    pub async fn revoke_user(&self, name: &str) -> sqlx::Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query("DELETE FROM users WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        end_user_sessions(&mut tx, name, None).await?;
+        tx.commit().await?;
+        Ok(deleted > 0)
     }
 
     pub async fn user_by_token(&self, token: &str) -> sqlx::Result<Option<User>> {

@@ -62,6 +62,36 @@ async fn users(s: &Storage) {
         Role::Lead
     );
     assert_eq!(s.user_by_token("cut_nothing").await.unwrap(), None);
+
+    // A new token under the same role keeps the browser signed in; another role ends the
+    // sessions opened under the old one, and revoking ends every session and the token.
+    let carol = s.upsert_user("carol", Role::Operator, T0).await.unwrap();
+    let carol = s.user_by_token(&carol).await.unwrap().unwrap();
+    let (sid, _) = s.create_session(&carol, None, T0 + 60_000).await.unwrap();
+    s.upsert_user("carol", Role::Operator, T0).await.unwrap();
+    assert!(s.session(&sid, T0).await.unwrap().is_some(), "same role");
+    let token = s.upsert_user("carol", Role::Viewer, T0).await.unwrap();
+    assert_eq!(s.session(&sid, T0).await.unwrap(), None, "demoted");
+    let carol = s.user_by_token(&token).await.unwrap().unwrap();
+    let (sid, _) = s.create_session(&carol, None, T0 + 60_000).await.unwrap();
+    let listed: Vec<(String, String)> = s
+        .users()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| (u.name, u.role))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("alice".to_string(), "lead".to_string()),
+            ("carol".to_string(), "viewer".to_string())
+        ]
+    );
+    assert!(s.revoke_user("carol").await.unwrap());
+    assert_eq!(s.user_by_token(&token).await.unwrap(), None);
+    assert_eq!(s.session(&sid, T0).await.unwrap(), None, "revoked");
+    assert!(!s.revoke_user("carol").await.unwrap(), "already gone");
 }
 
 async fn rollouts_and_actions(s: &Storage) {
