@@ -19,10 +19,12 @@ use crate::components::sign_in::SignIn;
 use crate::components::stage_bar::StageBar;
 use crate::components::timeline::Timeline;
 use crate::live::{self, Connection};
+use crate::theme::ThemeToggle;
 
 /// The whole app: signs the browser in if needed, then shows the dashboard.
 #[component]
 pub fn App() -> impl IntoView {
+    crate::theme::provide();
     let me = RwSignal::new(None::<Me>);
     let checked = LocalResource::new(api::whoami);
     Effect::new(move |_| {
@@ -63,6 +65,7 @@ fn SignedIn(me: Me, on_sign_out: Callback<()>) -> impl IntoView {
     view! {
         <div class="who">
             <span data-testid="whoami">{who}</span>
+            <ThemeToggle />
             <button class="link" data-testid="sign-out" on:click=sign_out>"Sign out"</button>
         </div>
         <Transition fallback=|| view! { <p>"Loading…"</p> }>
@@ -191,7 +194,7 @@ fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView {
                 </div>
             </div>
             <Charts id=id.clone() snapshot=live.snapshot tick=live.tick markers=markers wall=wall />
-            <GateBoard tick=live.tick />
+            <GateBoard snapshot=live.snapshot tick=live.tick />
             {(!wall).then(|| view! {
                 <Actuators snapshot=live.snapshot />
                 <Checklists me=controls.then(|| me.clone()) snapshot=live.snapshot tick=live.tick />

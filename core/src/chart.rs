@@ -1,12 +1,19 @@
 //! Which charts a plan gets, what each draws, and where its gates' thresholds lie: latency
 //! percentiles, mode mix as a stacked area, each ratio (error rate, cache hit) as a line, and a
-//! generic chart for anything else. Pure, so the app only draws what this decides.
+//! generic chart for anything else, and a chart per relative gate (canary against baseline)
+//! with the lines it compares and its moving limit. Pure, so the app only draws what this
+//! decides.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::expr::{self, CmpOp, Kind};
+use crate::expr::{self, ArithOp, CmpOp, EvalContext, Expr, Kind, MetricRead};
 use crate::plan::Plan;
-use crate::query::{Aggregate, MetricKind};
+use crate::query::{Aggregate, MetricKind, MetricSource, Selector};
+use crate::series::{Point, Series};
+use crate::time::Millis;
+use crate::window::MetricStore;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Style {
@@ -38,6 +45,12 @@ pub struct ChartSpec {
     /// `ms`, `%` (ratios, drawn as percentages), or the metric's unit.
     pub unit: String,
     pub thresholds: Vec<Threshold>,
+    /// What the legend calls each series, in `series` order.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Series drawn dashed as limits that move with time (`1.10 * p95(baseline)`).
+    #[serde(default)]
+    pub limits: Vec<String>,
 }
 
 /// The suffix of the frame series an aggregate reads, when the frame carries one.
@@ -58,8 +71,8 @@ fn series_suffix(aggregate: &Aggregate) -> Option<String> {
 }
 
 /// Limits the plan's gates set on single series: `p95(latency_ms) <= 700ms` puts a line at
-/// 700 on `latency_ms.p95`. Comparisons against other metrics (canary vs baseline) have no
-/// fixed line and are left out.
+/// 700 on `latency_ms.p95`. Comparisons against other metrics (canary vs baseline) and limits
+/// on one variant are drawn on the gate's own chart ([`gate_charts`]).
 pub fn thresholds(plan: &Plan) -> Vec<Threshold> {
     let mut out = Vec::new();
     for gate in &plan.gates {
@@ -75,13 +88,20 @@ pub fn thresholds(plan: &Plan) -> Vec<Threshold> {
             }
             let (
                 Kind::Metric {
-                    metric, aggregate, ..
+                    metric,
+                    aggregate,
+                    selector,
                 },
                 Kind::Number(limit),
             ) = (&lhs.kind, &rhs.kind)
             else {
                 return;
             };
+            // A limit on one variant belongs on that gate's own chart, not on the chart of
+            // every event.
+            if !selector.is_empty() {
+                return;
+            }
             if let Some(suffix) = series_suffix(aggregate) {
                 out.push(Threshold {
                     series: format!("{metric}.{suffix}"),
@@ -153,8 +173,12 @@ pub fn charts(plan: &Plan) -> Vec<ChartSpec> {
             .filter(|t| series.contains(&t.series))
             .cloned()
             .collect();
+        let labels = series
+            .iter()
+            .map(|id| id.rsplit('.').next().unwrap_or(id).to_string())
+            .collect();
         ranked.push((
-            rank,
+            rank * 2,
             ChartSpec {
                 id: m.id.clone(),
                 title,
@@ -162,11 +186,320 @@ pub fn charts(plan: &Plan) -> Vec<ChartSpec> {
                 series,
                 unit,
                 thresholds,
+                labels,
+                limits: Vec::new(),
             },
         ));
     }
+    // Each gate's chart right after the group of charts its first metric belongs to.
+    for gate in gate_charts(plan) {
+        let rank = ranked
+            .iter()
+            .find(|(_, c)| Some(&c.id) == gate.metric.as_ref())
+            .map_or(u8::MAX, |(rank, _)| rank + 1);
+        ranked.push((rank, gate.spec()));
+    }
     ranked.sort_by_key(|(rank, _)| *rank);
     ranked.into_iter().map(|(_, c)| c).collect()
+}
+
+/// One line of a gate's chart: a metric the comparison reads, or a side of it that is
+/// arithmetic over metrics (`1.10 * p95(latency_ms{variant="baseline"})`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateLine {
+    /// Series id in the frame: `gate:{gate}.{n}`.
+    pub id: String,
+    /// `canary p95`, or the expression of a derived side.
+    pub label: String,
+    pub expr: Expr,
+    /// The right-hand side of a comparison: the limit the left side must keep to.
+    pub limit: bool,
+}
+
+/// The chart of a gate that compares variants or metrics with each other, which no fixed
+/// threshold line can show: both sides over time, and the limit as it moves.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateChart {
+    pub gate: String,
+    pub title: String,
+    /// The metric read first, whose chart this one follows.
+    pub metric: Option<String>,
+    /// `ms`, `%` or the metric's unit, as [`ChartSpec::unit`].
+    pub unit: String,
+    pub lines: Vec<GateLine>,
+    pub thresholds: Vec<Threshold>,
+}
+
+impl GateChart {
+    pub fn spec(&self) -> ChartSpec {
+        ChartSpec {
+            id: format!("gate-{}", self.gate),
+            title: self.title.clone(),
+            style: Style::Lines,
+            series: self.lines.iter().map(|l| l.id.clone()).collect(),
+            unit: self.unit.clone(),
+            thresholds: self.thresholds.clone(),
+            labels: self.lines.iter().map(|l| l.label.clone()).collect(),
+            limits: self
+                .lines
+                .iter()
+                .filter(|l| l.limit)
+                .map(|l| l.id.clone())
+                .collect(),
+        }
+    }
+}
+
+/// `canary p95`, `baseline rate`, `p99`: the variant before the aggregate.
+fn read_label(read: &MetricRead) -> String {
+    let mut words: Vec<String> = read.selector.values().cloned().collect();
+    words.push(match &read.aggregate {
+        Aggregate::Share(value) => value.clone(),
+        other => other.name(),
+    });
+    words.join(" ")
+}
+
+/// The chart unit of an aggregate over a metric of `kind` with `unit`.
+fn read_unit(aggregate: &Aggregate, kind: Option<MetricKind>, unit: &str) -> String {
+    match (aggregate, kind) {
+        (Aggregate::Rate | Aggregate::Share(_), _) => "%".into(),
+        (Aggregate::Count, _) | (Aggregate::Sum, Some(MetricKind::Counter)) => "count".into(),
+        _ => unit.into(),
+    }
+}
+
+/// The chart unit of a numeric expression: a metric's, kept through scaling and sums, and a
+/// share (`%`) when one quantity is divided by another of the same unit. `None` for a plain
+/// number, which takes the unit of whatever it is compared with.
+fn expr_unit(plan: &Plan, e: &Expr) -> Option<String> {
+    match &e.kind {
+        Kind::Metric {
+            aggregate, metric, ..
+        } => {
+            let m = plan.metrics.iter().find(|m| &m.id == metric);
+            Some(read_unit(
+                aggregate,
+                m.map(|m| m.kind),
+                m.and_then(|m| m.unit.as_deref()).unwrap_or_default(),
+            ))
+        }
+        Kind::Neg(a) => expr_unit(plan, a),
+        Kind::Arith(op, a, b) => match (op, expr_unit(plan, a), expr_unit(plan, b)) {
+            (ArithOp::Div, Some(x), Some(y)) if x == y => Some("%".into()),
+            (_, x, y) => x.or(y),
+        },
+        _ => None,
+    }
+}
+
+/// Whether a comparison needs a chart of its own: it compares metrics with each other, limits
+/// one variant, or limits arithmetic over metrics (`sum(ok) / sum(reads) >= 85%`). PromQL is
+/// charted by Prometheus, and `==`/`!=` have no line to draw.
+fn needs_gate_chart(op: CmpOp, lhs: &Expr, rhs: &Expr) -> bool {
+    let mut promql = false;
+    for side in [lhs, rhs] {
+        side.visit(&mut |n| promql |= matches!(n.kind, Kind::PromQl(_)));
+    }
+    let (left, right) = (lhs.metrics(), rhs.metrics());
+    let selected = left.iter().chain(&right).any(|r| !r.selector.is_empty());
+    let derived = !left.is_empty() && !matches!(lhs.kind, Kind::Metric { .. });
+    !matches!(op, CmpOp::Eq | CmpOp::Ne)
+        && !promql
+        && ((!left.is_empty() && !right.is_empty()) || selected || derived)
+}
+
+/// A chart for each gate that no metric chart can show with a fixed line: canary against
+/// baseline (`p95(canary) <= 1.10 * p95(baseline)`), one metric against another (`p99 <= 2 *
+/// p95`), a limit on one variant (`rate(error{variant="baseline"}) <= 1%`), or a limit on
+/// arithmetic over metrics (`sum(queries_successful) / sum(reads_total) >= 85%`).
+pub fn gate_charts(plan: &Plan) -> Vec<GateChart> {
+    let mut out = Vec::new();
+    for gate in &plan.gates {
+        let Ok(e) = expr::parse(&gate.expr) else {
+            continue;
+        };
+        let mut comparisons: Vec<(Expr, Expr)> = Vec::new();
+        e.visit(&mut |node| {
+            if let Kind::Cmp(op, lhs, rhs) = &node.kind
+                && needs_gate_chart(*op, lhs, rhs)
+            {
+                comparisons.push(((**lhs).clone(), (**rhs).clone()));
+            }
+        });
+        let Some((lhs, rhs)) = comparisons.first() else {
+            continue;
+        };
+        let mut chart = GateChart {
+            gate: gate.id.clone(),
+            title: gate.title.clone(),
+            metric: lhs.metrics().first().map(|r| r.metric.clone()),
+            unit: expr_unit(plan, lhs)
+                .or_else(|| expr_unit(plan, rhs))
+                .unwrap_or_default(),
+            lines: Vec::new(),
+            thresholds: Vec::new(),
+        };
+        let add = |chart: &mut GateChart, label: String, expr: &Expr, limit: bool| {
+            if let Some(line) = chart.lines.iter().find(|l| &l.expr == expr) {
+                return line.id.clone();
+            }
+            let id = format!("gate:{}.{}", gate.id, chart.lines.len());
+            chart.lines.push(GateLine {
+                id: id.clone(),
+                label,
+                expr: expr.clone(),
+                limit,
+            });
+            id
+        };
+        // The metrics compared, in reading order, where they share the chart's unit (the
+        // counts behind a ratio would flatten it)...
+        for (lhs, rhs) in &comparisons {
+            for side in [lhs, rhs] {
+                side.visit(&mut |n| {
+                    if let Kind::Metric {
+                        aggregate,
+                        metric,
+                        selector,
+                    } = &n.kind
+                        && expr_unit(plan, n).as_deref() == Some(chart.unit.as_str())
+                    {
+                        let read = MetricRead {
+                            metric: metric.clone(),
+                            selector: selector.clone(),
+                            aggregate: aggregate.clone(),
+                        };
+                        add(&mut chart, read_label(&read), n, false);
+                    }
+                });
+            }
+        }
+        // ...then each left side that is arithmetic, with its fixed or moving limit.
+        for (lhs, rhs) in &comparisons {
+            let left =
+                (!lhs.metrics().is_empty()).then(|| add(&mut chart, lhs.to_string(), lhs, false));
+            match &rhs.kind {
+                Kind::Number(limit) => chart.thresholds.extend(left.map(|series| Threshold {
+                    series,
+                    value: *limit,
+                    gate: gate.id.clone(),
+                })),
+                Kind::Metric { .. } => {}
+                _ if rhs.metrics().is_empty() => {}
+                _ => {
+                    add(&mut chart, format!("limit {rhs}"), rhs, true);
+                }
+            }
+        }
+        out.push(chart);
+    }
+    out
+}
+
+/// The series each gate's sparkline draws, by gate id: the line its gate chart compares
+/// first (the canary, or the ratio), else the series its fixed limit sits on, with that limit.
+/// Gates over PromQL or flags alone have none.
+pub fn sparklines(plan: &Plan) -> BTreeMap<String, (String, Option<f64>)> {
+    let mut out = BTreeMap::new();
+    for chart in gate_charts(plan) {
+        if let Some(line) = chart.lines.first() {
+            let limit = chart.thresholds.first().map(|t| t.value);
+            out.insert(chart.gate, (line.id.clone(), limit));
+        }
+    }
+    for t in thresholds(plan) {
+        out.entry(t.gate).or_insert((t.series, Some(t.value)));
+    }
+    out
+}
+
+/// What one step of the chart read, so a line's expression can be evaluated at that step.
+struct StepValues<'a> {
+    reads: &'a [(MetricRead, Vec<Point>)],
+    index: usize,
+}
+
+impl MetricSource for StepValues<'_> {
+    fn aggregate(
+        &self,
+        metric: &str,
+        selector: &Selector,
+        aggregate: &Aggregate,
+        _window: Millis,
+        _at: Millis,
+    ) -> Option<f64> {
+        let (_, points) = self.reads.iter().find(|(r, _)| {
+            r.metric == metric && &r.selector == selector && &r.aggregate == aggregate
+        })?;
+        points.get(self.index)?.v
+    }
+}
+
+/// The series of a gate chart over `[from, to]`: each metric per step exactly as the metric
+/// charts compute it, and each derived line evaluated from those values step by step, so the
+/// limit at a step is the limit the step's own values set.
+pub fn gate_series(
+    chart: &GateChart,
+    store: &MetricStore,
+    from: Millis,
+    to: Millis,
+    step: Millis,
+) -> Vec<Series> {
+    let mut reads: Vec<(MetricRead, Vec<Point>)> = Vec::new();
+    for line in &chart.lines {
+        for read in line.expr.metrics() {
+            if reads.iter().all(|(r, _)| r != &read) {
+                let points = store.series(
+                    &read.metric,
+                    &read.selector,
+                    &read.aggregate,
+                    from,
+                    to,
+                    step,
+                );
+                reads.push((read, points));
+            }
+        }
+    }
+    let steps: Vec<Millis> = reads
+        .first()
+        .map(|(_, points)| points.iter().map(|p| p.t).collect())
+        .unwrap_or_default();
+    let no_flags = BTreeMap::new();
+    let series_unit = match chart.unit.as_str() {
+        "%" => "ratio".to_string(),
+        unit => unit.to_string(),
+    };
+    chart
+        .lines
+        .iter()
+        .map(|line| Series {
+            id: line.id.clone(),
+            label: line.label.clone(),
+            unit: series_unit.clone(),
+            points: steps
+                .iter()
+                .enumerate()
+                .map(|(index, &t)| {
+                    let source = StepValues {
+                        reads: &reads,
+                        index,
+                    };
+                    let cx = EvalContext {
+                        source: &source,
+                        window: step,
+                        at: t + step,
+                        flags: &no_flags,
+                    };
+                    Point {
+                        t,
+                        v: expr::value(&line.expr, &cx),
+                    }
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 /// A labelled moment on every chart's time axis: a stage change, a kill, an override.
@@ -248,7 +581,8 @@ mod tests {
                 "mode",
                 "error",
                 "cache_hit",
-                "quality"
+                "quality",
+                "gate-quality"
             ]
         );
         let mode = &charts[2];
@@ -305,6 +639,174 @@ mod tests {
         assert_eq!(ids, ["latency_ms", "mode", "error"]);
     }
 
+    fn plan(file: &str, text: &str) -> Plan {
+        crate::plan::parse(file, text).unwrap()
+    }
+
+    fn lens() -> Plan {
+        plan("lens-v1.toml", include_str!("../../plans/lens-v1.toml"))
+    }
+
+    #[test]
+    fn a_canary_against_baseline_gate_gets_its_own_chart_with_the_moving_limit() {
+        let all = charts(&lens());
+        let at = all
+            .iter()
+            .position(|c| c.id == "gate-e2e-vs-baseline")
+            .expect("a chart for the relative gate");
+        // With the latency charts, before the error and cache charts.
+        let latency = all.iter().position(|c| c.id == "latency_ms").unwrap();
+        assert!(latency < at);
+        assert!(all[latency..at].iter().all(|c| c.unit == "ms"));
+        assert!(all.iter().any(|c| c.id == "gate-tail-latency"));
+        let chart = &all[at];
+        assert_eq!(chart.unit, "ms");
+        assert_eq!(
+            chart.labels,
+            [
+                "canary p95",
+                "baseline p95",
+                "limit 1.1 * p95(latency_ms{variant=\"baseline\"})"
+            ]
+        );
+        assert_eq!(chart.limits, [chart.series[2].clone()]);
+        assert!(chart.thresholds.is_empty());
+    }
+
+    #[test]
+    fn a_limit_on_one_variant_is_drawn_on_that_variant_not_on_every_event() {
+        let hal9 = plan(
+            "hal9-shadow.toml",
+            include_str!("../../plans/hal9-shadow.toml"),
+        );
+        let all = charts(&hal9);
+        let error = all.iter().find(|c| c.id == "error").unwrap();
+        assert!(error.thresholds.is_empty(), "{:?}", error.thresholds);
+        let gate = all
+            .iter()
+            .find(|c| c.labels == ["baseline rate"])
+            .expect("the baseline error gate's chart");
+        assert_eq!(gate.unit, "%");
+        assert_eq!(gate.thresholds.len(), 1);
+        assert_eq!(gate.thresholds[0].series, gate.series[0]);
+        assert_eq!(gate.thresholds[0].value, 0.01);
+        // Shadow against baseline, p50 and p99: two lines and a limit each.
+        let p99 = all
+            .iter()
+            .find(|c| c.labels.first().is_some_and(|l| l == "shadow p99"))
+            .unwrap();
+        assert_eq!(p99.labels[1], "baseline p99");
+        assert_eq!(p99.limits.len(), 1);
+    }
+
+    #[test]
+    fn a_limit_on_a_ratio_of_counters_gets_a_chart_of_the_ratio_in_percent() {
+        let mirror = plan(
+            "semantic-mirror.toml",
+            include_str!("../../plans/semantic-mirror.toml"),
+        );
+        let gates = gate_charts(&mirror);
+        let success = gates
+            .iter()
+            .find(|c| {
+                c.lines
+                    .iter()
+                    .any(|l| l.label.starts_with("sum(queries_successful) /"))
+            })
+            .expect("the success-rate gate's chart");
+        assert_eq!(success.unit, "%");
+        // The counts behind the ratio would flatten it: only the ratio is drawn.
+        assert_eq!(success.lines.len(), 1);
+        assert_eq!(success.thresholds.len(), 1);
+        assert_eq!(success.thresholds[0].value, 0.85);
+        // `last(active_contexts) > 0` is a fixed line on the metric's own chart.
+        assert!(
+            gates
+                .iter()
+                .all(|c| c.metric.as_deref() != Some("active_contexts"))
+        );
+        assert_eq!(gates.len(), 3);
+    }
+
+    #[test]
+    fn every_gate_over_metrics_has_a_sparkline_on_the_series_it_judges() {
+        let spark = sparklines(&spiralogic());
+        assert_eq!(
+            spark.get("p95-latency"),
+            Some(&("latency_ms.p95".to_string(), Some(700.0)))
+        );
+        assert_eq!(spark["quality"].0, "gate:quality.0");
+        assert_eq!(spark["quality"].1, None, "a moving limit has no fixed line");
+        for plan in [spiralogic(), lens()] {
+            let series: Vec<String> = charts(&plan).into_iter().flat_map(|c| c.series).collect();
+            for (gate, (id, _)) in sparklines(&plan) {
+                assert!(series.contains(&id), "{gate}: {id} is on no chart");
+            }
+        }
+    }
+
+    fn variant_store() -> MetricStore {
+        MetricStore::new(
+            crate::window::StoreConfig::default(),
+            [("latency_ms".to_string(), MetricKind::Distribution)],
+        )
+    }
+
+    fn record(store: &mut MetricStore, variant: &str, ts: Millis, v: f64) {
+        let sample = crate::window::Sample {
+            metric: "latency_ms".into(),
+            labels: [("variant".to_string(), variant.to_string())].into(),
+            ts,
+            value: crate::window::SampleValue::Number(v),
+        };
+        store.record(&sample, ts).unwrap();
+    }
+
+    const T0: Millis = 1_700_000_000_000;
+    const STEP: Millis = 10_000;
+
+    proptest::proptest! {
+        /// Each line of the gate chart is its variant's own series, and the limit at every
+        /// step is 1.10 times the baseline's value at that step: a gap where the baseline
+        /// has none, never zero.
+        #[test]
+        fn gate_lines_are_the_variants_and_the_limit_follows_the_baseline(
+            steps in proptest::collection::vec(
+                (proptest::collection::vec(1.0f64..5_000.0, 0..20),
+                 proptest::collection::vec(1.0f64..5_000.0, 0..20)),
+                1..12,
+            )
+        ) {
+            let mut store = variant_store();
+            for (i, (canary, baseline)) in steps.iter().enumerate() {
+                let ts = T0 + i as Millis * STEP;
+                for v in canary { record(&mut store, "canary", ts, *v); }
+                for v in baseline { record(&mut store, "baseline", ts, *v); }
+            }
+            let chart = gate_charts(&lens())
+                .into_iter()
+                .find(|c| c.gate == "e2e-vs-baseline")
+                .unwrap();
+            let to = T0 + (steps.len() as Millis - 1) * STEP;
+            let series = gate_series(&chart, &store, T0, to, STEP);
+            let variant = |name: &str| {
+                let selector: Selector = [("variant".to_string(), name.to_string())].into();
+                store.series("latency_ms", &selector, &Aggregate::Quantile(0.95), T0, to, STEP)
+            };
+            proptest::prop_assert_eq!(&series[0].points, &variant("canary"));
+            proptest::prop_assert_eq!(&series[1].points, &variant("baseline"));
+            proptest::prop_assert_eq!(series[2].points.len(), steps.len());
+            for (limit, (baseline, (_, values))) in series[2]
+                .points
+                .iter()
+                .zip(series[1].points.iter().zip(&steps))
+            {
+                proptest::prop_assert_eq!(baseline.v.is_none(), values.is_empty());
+                proptest::prop_assert_eq!(limit.v, baseline.v.map(|b| 1.1 * b));
+            }
+        }
+    }
+
     #[test]
     fn gate_limits_become_threshold_lines_on_the_series_they_judge() {
         let charts = charts(&spiralogic());
@@ -323,8 +825,9 @@ mod tests {
         assert_eq!(mode.thresholds[0].value, 0.03);
         let cache = &charts[4];
         assert_eq!(cache.thresholds[0].value, 0.4);
-        // `mean(quality{variant="canary"}) >= 0.95 * mean(quality{variant="baseline"})` has
-        // no fixed line.
+        // `mean(quality{variant="canary"}) >= mean(quality{variant="baseline"}) - 2%` has no
+        // fixed line: it moves with the baseline, on the gate's own chart.
         assert!(charts[5].thresholds.is_empty());
+        assert_eq!(charts[6].limits.len(), 1);
     }
 }

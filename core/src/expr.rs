@@ -28,7 +28,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use check::{Resolve, Type, check};
-pub use eval::{CmpTrace, EvalContext, Evaluation, Outcome, evaluate};
+pub use eval::{CmpTrace, EvalContext, Evaluation, Outcome, evaluate, value};
 pub use parse::parse;
 
 use crate::query::{Aggregate, Selector};
@@ -168,17 +168,6 @@ impl fmt::Display for CmpOp {
     }
 }
 
-fn quantile_name(q: f64) -> String {
-    // 0.95 -> p95, 0.999 -> p999, 0.05 -> p5.
-    let digits = format!("{q}");
-    let fraction = digits.trim_start_matches("0.");
-    if fraction.len() == 1 {
-        format!("p{}", fraction.parse::<u32>().unwrap_or(0) * 10)
-    } else {
-        format!("p{}", fraction.trim_start_matches('0'))
-    }
-}
-
 fn write_string(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
     f.write_str("\"")?;
     for c in s.chars() {
@@ -212,16 +201,7 @@ impl fmt::Display for Expr {
                 metric,
                 selector,
             } => {
-                let name = match aggregate {
-                    Aggregate::Quantile(q) => quantile_name(*q),
-                    Aggregate::Rate => "rate".into(),
-                    Aggregate::Share(_) => "share".into(),
-                    Aggregate::Mean => "mean".into(),
-                    Aggregate::Count => "count".into(),
-                    Aggregate::Sum => "sum".into(),
-                    Aggregate::Max => "max".into(),
-                    Aggregate::Last => "last".into(),
-                };
+                let name = aggregate.name();
                 write!(f, "{name}({metric}")?;
                 if !selector.is_empty() {
                     f.write_str("{")?;

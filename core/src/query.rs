@@ -46,6 +46,31 @@ pub enum Aggregate {
     Last,
 }
 
+impl Aggregate {
+    /// The function's name in the expression language: `p95`, `rate`, `share`, `mean`.
+    pub fn name(&self) -> String {
+        match self {
+            Aggregate::Quantile(q) => {
+                // 0.95 -> p95, 0.999 -> p999, 0.05 -> p5.
+                let digits = format!("{q}");
+                let fraction = digits.trim_start_matches("0.");
+                if fraction.len() == 1 {
+                    format!("p{}", fraction.parse::<u32>().unwrap_or(0) * 10)
+                } else {
+                    format!("p{}", fraction.trim_start_matches('0'))
+                }
+            }
+            Aggregate::Rate => "rate".into(),
+            Aggregate::Share(_) => "share".into(),
+            Aggregate::Mean => "mean".into(),
+            Aggregate::Count => "count".into(),
+            Aggregate::Sum => "sum".into(),
+            Aggregate::Max => "max".into(),
+            Aggregate::Last => "last".into(),
+        }
+    }
+}
+
 /// Where expression evaluation gets numbers. `None` means no samples in the window: the caller
 /// must treat it as "no data", which never passes a gate.
 pub trait MetricSource {

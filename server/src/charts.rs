@@ -1,5 +1,6 @@
 //! Chart series for a rollout, read from its metric store: quantiles of distributions, rates
-//! of ratios, shares of categories, sums of counters, levels of gauges.
+//! of ratios, shares of categories, sums of counters, levels of gauges, and the lines of each
+//! gate that compares variants.
 
 use cutover_core::plan::Plan;
 use cutover_core::query::{Aggregate, MetricKind, MetricSource, Selector};
@@ -61,6 +62,12 @@ pub fn frame(plan: &Plan, store: &MetricStore, now: Millis, range: Millis, step:
                 }
             }
         }
+    }
+    // Canary against baseline, and other comparisons no fixed threshold can show.
+    for chart in cutover_core::chart::gate_charts(plan) {
+        series.extend(cutover_core::chart::gate_series(
+            &chart, store, from, to, step,
+        ));
     }
     Frame {
         rollout: plan.id.clone(),

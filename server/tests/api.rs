@@ -332,6 +332,47 @@ async fn metrics_and_health_report_what_happened() {
 }
 
 #[tokio::test]
+async fn a_canary_against_baseline_gate_has_series_for_both_and_its_moving_limit() {
+    let (app, _data) = start().await;
+    let mut body = String::new();
+    for _ in 0..5 {
+        body += "{\"labels\":{\"variant\":\"canary\"},\"values\":{\"quality\":0.9}}\n";
+        body += "{\"labels\":{\"variant\":\"baseline\"},\"values\":{\"quality\":0.95}}\n";
+    }
+    assert_eq!(post_events(&app, Some(Role::Ingest), body).await.0, 200);
+    let with = app
+        .get("/api/rollouts/spiralogic?series=15m&step=10s")
+        .await;
+    let series = with["frame"]["series"].as_array().unwrap();
+    let latest = |label: &str| {
+        let s = series
+            .iter()
+            .find(|s| s["label"] == label)
+            .unwrap_or_else(|| panic!("no series {label} in {series:?}"));
+        assert!(
+            s["id"].as_str().unwrap().starts_with("gate:quality."),
+            "{s}"
+        );
+        s["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find_map(|p| p["v"].as_f64())
+    };
+    let canary = latest("canary mean").unwrap();
+    let baseline = latest("baseline mean").unwrap();
+    let limit = latest("limit mean(quality{variant=\"baseline\"}) - 0.02").unwrap();
+    assert!((canary - 0.9).abs() < 0.01, "{canary}");
+    assert!((baseline - 0.95).abs() < 0.01, "{baseline}");
+    assert!(
+        (limit - (baseline - 0.02)).abs() < 1e-9,
+        "{limit} vs {baseline}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn a_snapshot_can_carry_chart_series_at_a_chosen_resolution() {
     let (app, _data) = start().await;
     let plain = app.get("/api/rollouts/spiralogic").await;
@@ -362,5 +403,12 @@ async fn a_snapshot_can_carry_chart_series_at_a_chosen_resolution() {
         .get_as(Some(Role::Viewer), "/api/rollouts/spiralogic?serie=1h")
         .await;
     assert_eq!(unknown.status().as_u16(), 400);
+    // The same JSON error shape as every other client mistake, naming the field.
+    let body: Value = unknown.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_request", "{body}");
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("serie"),
+        "{body}"
+    );
     app.stop().await;
 }

@@ -5,26 +5,40 @@ use std::time::{Duration, Instant};
 
 use cutover_e2e::{Browser, Demo};
 
-/// Counts canvas pixels in the chart's line colour: proof a data line was drawn, not just a
-/// background, axes or "no data".
-const LINE_PIXELS: &str = r#"
-const c = document.querySelector("[data-testid='chart-latency_ms']");
+/// Counts canvas pixels near colour (r, g, b) in the canvas with test id `arguments[0]`:
+/// proof a line was drawn in that colour, not just a background, axes or "no data".
+const COLOUR_PIXELS: &str = r#"
+const [id, r, g, b] = arguments;
+const c = document.querySelector(`[data-testid='${id}']`);
 if (!c) return -1;
 const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
 let n = 0;
 for (let i = 0; i < d.length; i += 4) {
-  if (Math.abs(d[i] - 56) < 24 && Math.abs(d[i + 1] - 189) < 24 && Math.abs(d[i + 2] - 248) < 24) n++;
+  if (Math.abs(d[i] - r) < 24 && Math.abs(d[i + 1] - g) < 24 && Math.abs(d[i + 2] - b) < 24) n++;
 }
 return n;
 "#;
 
-/// Line pixels in the latency chart, polled until there are at least 12 or `timeout` passes.
-async fn line_pixels(browser: &Browser, timeout: Duration) -> anyhow::Result<i64> {
+/// The series colour of a single line or a p95 line.
+const LINE: (i64, i64, i64) = (56, 189, 248);
+/// Gate limits, fixed or moving.
+const LIMIT: (i64, i64, i64) = (248, 113, 113);
+
+/// Pixels of `colour` in `canvas`, polled until there are at least 12 or `timeout` passes.
+async fn colour_pixels(
+    browser: &Browser,
+    canvas: &str,
+    (r, g, b): (i64, i64, i64),
+    timeout: Duration,
+) -> anyhow::Result<i64> {
     let deadline = Instant::now() + timeout;
     loop {
         let n = browser
             .client
-            .execute(LINE_PIXELS, vec![])
+            .execute(
+                COLOUR_PIXELS,
+                vec![canvas.into(), r.into(), g.into(), b.into()],
+            )
             .await?
             .as_i64()
             .unwrap_or(-1);
@@ -79,7 +93,7 @@ async fn the_dashboard_updates_live_and_draws_its_chart() -> anyhow::Result<()> 
     assert_ne!(first, changed);
     assert_eq!(browser.text("connection").await.as_deref(), Some("live"));
 
-    let pixels = line_pixels(&browser, Duration::from_secs(5)).await?;
+    let pixels = colour_pixels(&browser, "chart-latency_ms", LINE, Duration::from_secs(5)).await?;
     assert!(pixels >= 12, "the latency chart has {pixels} line pixels");
 
     // Every kind of metric gets its chart, each gate limit shows in the legend.
@@ -104,6 +118,68 @@ async fn the_dashboard_updates_live_and_draws_its_chart() -> anyhow::Result<()> 
     );
     assert!(!browser.has("nodata-latency_ms").await, "latency has data");
 
+    // The quality gate compares the canary with the baseline: its own chart shows both and
+    // the limit the baseline sets, moving with it (dashed, in the threshold colour).
+    let quality = browser
+        .wait_text("panel-gate-quality", Duration::from_secs(5), |t| {
+            t.contains("canary mean") && t.contains("baseline mean")
+        })
+        .await?;
+    assert!(
+        quality.contains("Quality >= baseline - 2pp")
+            && quality.contains("limit mean(quality{variant=\"baseline\"}) - 0.02"),
+        "{quality}"
+    );
+    assert!(
+        !browser.has("nodata-gate-quality").await,
+        "the gate chart has data"
+    );
+    let limit_pixels = colour_pixels(
+        &browser,
+        "chart-gate-quality",
+        LIMIT,
+        Duration::from_secs(5),
+    )
+    .await?;
+    assert!(
+        limit_pixels >= 12,
+        "the moving limit has {limit_pixels} pixels"
+    );
+
+    // Each gate row draws what it judges over the live range (10 s points), with its limit.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let spark = loop {
+        let spark = browser
+            .client
+            .execute(
+                r#"const s = document.querySelector("[data-testid='spark-p95-latency']");
+                   if (!s) return null;
+                   const points = [...s.querySelectorAll('polyline')]
+                     .map(p => p.getAttribute('points').trim().split(/\s+/).length)
+                     .reduce((a, b) => a + b, 0);
+                   return [points, s.querySelectorAll('line.spark-limit').length,
+                           s.getAttribute('aria-label')];"#,
+                vec![],
+            )
+            .await?;
+        if spark[0].as_i64().unwrap_or(0) >= 2 || Instant::now() > deadline {
+            break spark;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        spark[0].as_i64().unwrap_or(0) >= 2,
+        "sparkline points: {spark}"
+    );
+    assert_eq!(spark[1], 1, "one limit line: {spark}");
+    assert!(
+        spark[2]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("over the last 15 minutes"),
+        "{spark}"
+    );
+
     // A longer range comes from the server's history and still draws the data.
     browser.click("range-1h").await?;
     browser
@@ -111,7 +187,7 @@ async fn the_dashboard_updates_live_and_draws_its_chart() -> anyhow::Result<()> 
             t == "last 1h, refreshed every 10 s"
         })
         .await?;
-    let pixels = line_pixels(&browser, Duration::from_secs(10)).await?;
+    let pixels = colour_pixels(&browser, "chart-latency_ms", LINE, Duration::from_secs(10)).await?;
     assert!(pixels >= 12, "the 1h chart has {pixels} line pixels");
 
     let shot = browser.screenshot("dashboard").await?;

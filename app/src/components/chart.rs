@@ -11,22 +11,70 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters_canvas::CanvasBackend;
 
+use crate::theme::Theme;
+
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 260;
 /// Left edge and width of the plotting area inside the canvas (margin + y labels).
 const PLOT_LEFT: f64 = 12.0 + 56.0;
 const PLOT_RIGHT: f64 = 12.0;
 
-/// Series colours, in series order: p50, p95, p99 / full, lite, fallback / a ratio. The
-/// legend's `.line{i}` and `.stack{i}` classes in main.css use the same colours.
-const PALETTE: [RGBColor; 6] = [
-    RGBColor(148, 163, 184),
-    RGBColor(56, 189, 248),
-    RGBColor(244, 114, 182),
-    RGBColor(250, 204, 21),
-    RGBColor(167, 139, 250),
-    RGBColor(52, 211, 153),
-];
+/// A theme's chart colours. Series colours go in series order: p50, p95, p99 / a ratio. The
+/// legend's `.line{i}` and `.stack{i}` classes in main.css use the same colours per theme.
+struct Colours {
+    lines: [RGBColor; 6],
+    threshold: RGBColor,
+    mark: RGBColor,
+    alarm: RGBColor,
+    axis: RGBColor,
+    grid: RGBColor,
+    background: RGBColor,
+}
+
+const DARK: Colours = Colours {
+    lines: [
+        RGBColor(148, 163, 184),
+        RGBColor(56, 189, 248),
+        RGBColor(244, 114, 182),
+        RGBColor(250, 204, 21),
+        RGBColor(167, 139, 250),
+        RGBColor(52, 211, 153),
+    ],
+    threshold: RGBColor(248, 113, 113),
+    mark: RGBColor(251, 191, 36),
+    alarm: RGBColor(239, 68, 68),
+    axis: RGBColor(156, 163, 175),
+    grid: RGBColor(31, 42, 68),
+    background: RGBColor(17, 26, 46),
+};
+
+/// Darker lines for a white background (each at least 3:1 against it).
+const LIGHT: Colours = Colours {
+    lines: [
+        RGBColor(100, 116, 139),
+        RGBColor(2, 132, 199),
+        RGBColor(219, 39, 119),
+        RGBColor(161, 98, 7),
+        RGBColor(124, 58, 237),
+        RGBColor(4, 120, 87),
+    ],
+    threshold: RGBColor(220, 38, 38),
+    mark: RGBColor(180, 83, 9),
+    alarm: RGBColor(185, 28, 28),
+    axis: RGBColor(71, 85, 105),
+    grid: RGBColor(226, 232, 240),
+    background: RGBColor(255, 255, 255),
+};
+
+fn colours(theme: Theme) -> &'static Colours {
+    match theme {
+        Theme::Dark => &DARK,
+        Theme::Light => &LIGHT,
+    }
+}
+
+/// Every theme has as many line colours as the other.
+const PALETTE_LEN: usize = 6;
 const STACK: [RGBColor; 5] = [
     RGBColor(34, 197, 94),
     RGBColor(250, 204, 21),
@@ -34,19 +82,32 @@ const STACK: [RGBColor; 5] = [
     RGBColor(167, 139, 250),
     RGBColor(56, 189, 248),
 ];
-const THRESHOLD: RGBColor = RGBColor(248, 113, 113);
-const MARK: RGBColor = RGBColor(251, 191, 36);
-const AXIS: RGBColor = RGBColor(156, 163, 175);
-const GRID: RGBColor = RGBColor(31, 42, 68);
-const BACKGROUND: RGBColor = RGBColor(17, 26, 46);
 
-fn colour(spec: &ChartSpec, i: usize) -> RGBColor {
+/// Which palette entry series `i` takes: a single line and a gate chart's first line (the
+/// canary) take the bright colour, a gate chart's second (the baseline) the quiet one.
+fn palette_index(spec: &ChartSpec, i: usize) -> usize {
+    if spec.series.len() == 1 {
+        1
+    } else if !spec.limits.is_empty() || spec.id.starts_with("gate-") {
+        [1, 0, 2, 3, 4, 5][i % PALETTE_LEN]
+    } else {
+        i % PALETTE_LEN
+    }
+}
+
+fn colour(spec: &ChartSpec, i: usize, c: &Colours) -> RGBColor {
     match spec.style {
         Style::StackedArea => STACK[i % STACK.len()],
-        // A single ratio line takes the bright colour.
-        Style::Lines if spec.series.len() == 1 => PALETTE[1],
-        Style::Lines => PALETTE[i % PALETTE.len()],
+        Style::Lines if is_limit(spec, i) => c.threshold,
+        Style::Lines => c.lines[palette_index(spec, i)],
     }
+}
+
+/// Series `i` is a moving limit, drawn dashed like a fixed threshold.
+fn is_limit(spec: &ChartSpec, i: usize) -> bool {
+    spec.series
+        .get(i)
+        .is_some_and(|id| spec.limits.contains(id))
 }
 
 /// Ratios are drawn as percentages.
@@ -70,9 +131,13 @@ fn short(v: f64) -> String {
     }
 }
 
-/// The label of series `id` in the legend: its last part (`p95`, `fallback`, `rate`).
-fn label(id: &str) -> String {
-    id.rsplit('.').next().unwrap_or(id).to_string()
+/// The legend's name for series `i`: the spec's label, else the id's last part (`p95`).
+fn label(spec: &ChartSpec, i: usize) -> String {
+    match (spec.labels.get(i), spec.series.get(i)) {
+        (Some(label), _) => label.clone(),
+        (None, Some(id)) => id.rsplit('.').next().unwrap_or(id).to_string(),
+        (None, None) => String::new(),
+    }
 }
 
 /// `-12m`, `-3h 20m`, `now`.
@@ -98,6 +163,7 @@ pub fn Chart(
 ) -> impl IntoView {
     let spec = StoredValue::new(spec);
     let canvas = NodeRef::<Canvas>::new();
+    let theme = crate::theme::current();
     // Only this chart's series: other series changing does not redraw it.
     let data = Memo::new(move |_| {
         frame.with(|f| {
@@ -144,10 +210,17 @@ pub fn Chart(
     Effect::new(move |_| {
         let Some(element) = canvas.get() else { return };
         let marks = in_range.get();
+        let c = colours(theme.get());
         data.with(|d| {
             if let Some(d) = d {
+                let clock = web_sys::window().and_then(|w| w.performance());
+                let started = clock.as_ref().map(|p| p.now());
                 // A failed draw leaves the previous picture; there is nothing better to show.
-                let _ = spec.with_value(|spec| draw(element, spec, d, &marks));
+                let _ = spec.with_value(|spec| draw(element.clone(), spec, d, &marks, c));
+                // How long the last draw took, for the figures bench (and a curious person).
+                if let (Some(p), Some(t0)) = (clock, started) {
+                    let _ = element.set_attribute("data-draw-ms", &format!("{:.2}", p.now() - t0));
+                }
             }
         });
     });
@@ -173,7 +246,8 @@ pub fn Chart(
                     .series
                     .iter()
                     .zip(d)
-                    .map(|(id, s)| {
+                    .enumerate()
+                    .map(|(n, (_, s))| {
                         let v = s.as_ref().and_then(|s| s.points.get(i)).and_then(|p| p.v);
                         let v = v.map_or("no data".into(), |v| {
                             format!(
@@ -182,7 +256,7 @@ pub fn Chart(
                                 spec.unit.replace("count", "")
                             )
                         });
-                        format!("{} {v}", label(id))
+                        format!("{} {v}", label(spec, n))
                     })
                     .collect();
                 let t = d.iter().flatten().next()?.points.get(i)?.t;
@@ -198,14 +272,14 @@ pub fn Chart(
             .series
             .iter()
             .enumerate()
-            .map(|(i, id)| {
+            .map(|(i, _)| {
                 // Classes, not inline styles: the page's CSP allows no inline style.
                 let class = match spec.style {
                     Style::StackedArea => format!("swatch stack{}", i % STACK.len()),
-                    Style::Lines if spec.series.len() == 1 => "swatch line1".to_string(),
-                    Style::Lines => format!("swatch line{}", i % PALETTE.len()),
+                    Style::Lines if is_limit(spec, i) => "swatch dashed".to_string(),
+                    Style::Lines => format!("swatch line{}", palette_index(spec, i)),
                 };
-                view! { <span class="legend-item"><span class=class></span>{label(id)}</span> }.into_any()
+                view! { <span class="legend-item"><span class=class></span>{label(spec, i)}</span> }.into_any()
             })
             .collect();
         for t in &spec.thresholds {
@@ -262,10 +336,11 @@ fn draw(
     spec: &ChartSpec,
     data: &[Option<Series>],
     marks: &[Marker],
+    colours: &Colours,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let backend = CanvasBackend::with_canvas_object(canvas).ok_or("no 2d context")?;
     let root = backend.into_drawing_area();
-    root.fill(&BACKGROUND)?;
+    root.fill(&colours.background)?;
     let Some(axis_series) = data.iter().flatten().next() else {
         return root.present().map_err(Into::into);
     };
@@ -297,10 +372,10 @@ fn draw(
         .build_cartesian_2d(0..(end - start + 1), 0.0..top)?;
     chart
         .configure_mesh()
-        .light_line_style(GRID)
-        .bold_line_style(GRID)
-        .axis_style(AXIS)
-        .label_style(("sans-serif", 13).into_font().color(&AXIS))
+        .light_line_style(colours.grid)
+        .bold_line_style(colours.grid)
+        .axis_style(colours.axis)
+        .label_style(("sans-serif", 13).into_font().color(&colours.axis))
         .x_labels(7)
         .x_label_formatter(&|ms| ago(end - start - ms))
         .y_desc(spec.unit.clone())
@@ -309,28 +384,29 @@ fn draw(
         Style::Lines => {
             for (i, series) in data.iter().enumerate() {
                 let Some(series) = series else { continue };
-                let c = colour(spec, i);
+                let c = colour(spec, i, colours);
+                let dashed = is_limit(spec, i);
                 // Each run of consecutive values is its own line, so gaps stay visible.
-                let mut run: Vec<(i64, f64)> = Vec::new();
+                let mut runs: Vec<Vec<(i64, f64)>> = vec![Vec::new()];
                 for p in &series.points {
                     match p.v {
-                        Some(v) => run.push((p.t - start, v * k)),
-                        None if !run.is_empty() => {
-                            let points = std::mem::take(&mut run);
-                            if points.len() == 1 {
-                                chart.draw_series(
-                                    points.iter().map(|p| Circle::new(*p, 3, c.filled())),
-                                )?;
-                            }
-                            chart.draw_series(LineSeries::new(points, c.stroke_width(2)))?;
-                        }
+                        Some(v) => runs
+                            .last_mut()
+                            .into_iter()
+                            .for_each(|r| r.push((p.t - start, v * k))),
+                        None if runs.last().is_some_and(|r| !r.is_empty()) => runs.push(Vec::new()),
                         None => {}
                     }
                 }
-                if run.len() == 1 {
-                    chart.draw_series(run.iter().map(|p| Circle::new(*p, 3, c.filled())))?;
+                for run in runs.into_iter().filter(|r| !r.is_empty()) {
+                    if run.len() == 1 {
+                        chart.draw_series(run.iter().map(|p| Circle::new(*p, 3, c.filled())))?;
+                    } else if dashed {
+                        chart.draw_series(DashedLineSeries::new(run, 8, 6, c.stroke_width(2)))?;
+                    } else {
+                        chart.draw_series(LineSeries::new(run, c.stroke_width(2)))?;
+                    }
                 }
-                chart.draw_series(LineSeries::new(run, c.stroke_width(2)))?;
             }
         }
         Style::StackedArea => {
@@ -339,7 +415,7 @@ fn draw(
             let mut below = vec![Some(0.0_f64); len];
             for (i, series) in data.iter().enumerate() {
                 let Some(series) = series else { continue };
-                let c = colour(spec, i);
+                let c = colour(spec, i, colours);
                 let above: Vec<Option<f64>> = (0..len)
                     .map(|j| {
                         let v = series.points.get(j).and_then(|p| p.v)?;
@@ -382,12 +458,12 @@ fn draw(
             [(0, y), (end - start, y)],
             8,
             6,
-            THRESHOLD.stroke_width(2),
+            colours.threshold.stroke_width(2),
         ))?;
     }
     for m in marks {
         let x = (m.at - start).clamp(0, end - start);
-        let c = if m.alarm { RGBColor(239, 68, 68) } else { MARK };
+        let c = if m.alarm { colours.alarm } else { colours.mark };
         chart.draw_series(DashedLineSeries::new(
             [(x, 0.0), (x, top)],
             4,

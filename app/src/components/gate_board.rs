@@ -1,9 +1,74 @@
 //! One row per gate: what it checks, the value against the threshold, the verdict in words,
-//! how long it has held and how long it still needs. Triggers below, with their state.
+//! how long it has held and how long it still needs, and a sparkline of what it judges over
+//! the live range. Triggers below, with their state.
+
+use std::collections::BTreeMap;
 
 use cutover_core::gates::{GateStatus, TriggerStatus, Verdict};
-use cutover_core::snapshot::Tick;
+use cutover_core::series::Series;
+use cutover_core::snapshot::{Snapshot, Tick};
 use leptos::prelude::*;
+
+const SPARK_W: f64 = 120.0;
+const SPARK_H: f64 = 24.0;
+
+/// The series as SVG polylines (one per run of values, so gaps stay gaps) and the y of the
+/// limit, scaled so both fit.
+fn spark_geometry(series: &Series, limit: Option<f64>) -> (Vec<String>, Option<f64>) {
+    let values = series.points.iter().filter_map(|p| p.v).chain(limit);
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    if !lo.is_finite() {
+        return (Vec::new(), None);
+    }
+    let span = if hi - lo > f64::EPSILON { hi - lo } else { 1.0 };
+    let y = |v: f64| SPARK_H - 2.0 - (v - lo) / span * (SPARK_H - 4.0);
+    let last = series.points.len().saturating_sub(1).max(1) as f64;
+    let mut runs = vec![String::new()];
+    for (i, p) in series.points.iter().enumerate() {
+        match p.v {
+            Some(v) => {
+                let run = runs.last_mut().expect("never empty");
+                run.push_str(&format!("{:.1},{:.1} ", i as f64 / last * SPARK_W, y(v)));
+            }
+            None if runs.last().is_some_and(|r| !r.is_empty()) => runs.push(String::new()),
+            None => {}
+        }
+    }
+    runs.retain(|r| !r.is_empty());
+    (runs, limit.map(y))
+}
+
+fn sparkline(
+    gate: &GateStatus,
+    series: Option<Series>,
+    limit: Option<f64>,
+) -> impl IntoView + use<> {
+    let (runs, limit_y) = series
+        .as_ref()
+        .map(|s| spark_geometry(s, limit))
+        .unwrap_or_default();
+    let label = format!("{} over the last 15 minutes", gate.title);
+    view! {
+        <svg
+            class="spark"
+            viewBox=format!("0 0 {SPARK_W} {SPARK_H}")
+            width=SPARK_W
+            height=SPARK_H
+            role="img"
+            aria-label=label
+            data-testid=format!("spark-{}", gate.id)
+        >
+            {limit_y.map(|y| view! {
+                <line class="spark-limit" x1="0" x2=SPARK_W y1=y y2=y></line>
+            })}
+            {runs.into_iter().map(|points| view! {
+                <polyline class="spark-line" points=points></polyline>
+            }).collect::<Vec<_>>()}
+        </svg>
+    }
+}
 
 fn verdict_class(v: Verdict) -> &'static str {
     match v {
@@ -14,15 +79,18 @@ fn verdict_class(v: Verdict) -> &'static str {
     }
 }
 
-fn gate_row(g: GateStatus) -> impl IntoView {
+fn gate_row(g: GateStatus, spark: Option<(Series, Option<f64>)>) -> impl IntoView {
     let (text, class) = (g.verdict.word(), verdict_class(g.verdict));
     let held = g.held_text();
     let detail = g.observed();
+    let (series, limit) = spark.map_or((None, None), |(s, l)| (Some(s), l));
+    let spark = sparkline(&g, series, limit);
     view! {
         <tr data-testid=format!("gate-{}", g.id) class:guarding=g.guards_current>
             <td class="gate-title">{g.title.clone()}</td>
             <td><span class=class>{text}</span></td>
             <td class="gate-observed">{detail}</td>
+            <td class="gate-spark">{spark}</td>
             <td class="gate-held">{held}</td>
         </tr>
     }
@@ -47,10 +115,40 @@ fn trigger_row(t: TriggerStatus) -> impl IntoView {
 /// The gate board and the rollback triggers, from the server's latest evaluation.
 #[component]
 pub fn GateBoard(
+    /// The rollout, for which series each gate's sparkline draws.
+    #[prop(into)]
+    snapshot: Signal<Option<Snapshot>>,
     /// The latest tick.
     #[prop(into)]
     tick: Signal<Option<Tick>>,
 ) -> impl IntoView {
+    let sparks = Memo::new(move |_| {
+        snapshot.with(|s| {
+            s.as_ref()
+                .map(|s| cutover_core::chart::sparklines(&s.plan))
+                .unwrap_or_default()
+        })
+    });
+    // Each gate with the live series its sparkline draws.
+    let rows = Memo::new(move |_| {
+        let sparks: BTreeMap<String, (String, Option<f64>)> = sparks.get();
+        tick.with(|t| {
+            t.as_ref()
+                .map(|t| {
+                    t.gates
+                        .iter()
+                        .map(|g| {
+                            let spark = sparks.get(&g.id).and_then(|(id, limit)| {
+                                let s = t.frame.series.iter().find(|s| &s.id == id)?;
+                                Some((s.clone(), *limit))
+                            });
+                            (g.clone(), spark)
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default()
+        })
+    });
     let gates = Memo::new(move |_| tick.get().map(|t| t.gates).unwrap_or_default());
     let triggers = Memo::new(move |_| tick.get().map(|t| t.triggers).unwrap_or_default());
     let passing = move || {
@@ -65,7 +163,7 @@ pub fn GateBoard(
         <section class="panel">
             <h2>"Promotion gates " <span data-testid="gates-passing">{passing}</span></h2>
             <table class="board" data-testid="gate-board">
-                <tbody>{move || gates.get().into_iter().map(gate_row).collect::<Vec<_>>()}</tbody>
+                <tbody>{move || rows.get().into_iter().map(|(g, spark)| gate_row(g, spark)).collect::<Vec<_>>()}</tbody>
             </table>
             <h2>"Rollback triggers"</h2>
             <table class="board" data-testid="trigger-board">

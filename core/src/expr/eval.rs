@@ -181,3 +181,11 @@ pub fn evaluate(e: &Expr, cx: &EvalContext<'_>) -> Evaluation {
         comparisons,
     }
 }
+
+/// The number a numeric expression (one side of a comparison) comes to, `None` without data.
+pub fn value(e: &Expr, cx: &EvalContext<'_>) -> Option<f64> {
+    match eval(e, cx, &mut Vec::new()) {
+        V::Num(n) => Some(n),
+        _ => None,
+    }
+}
