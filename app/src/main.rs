@@ -5,8 +5,13 @@ mod api;
 mod app;
 mod components;
 mod live;
+mod theme;
 
 fn main() {
     console_error_panic_hook::set_once();
     leptos::mount::mount_to_body(app::App);
+    // The module's linear memory, so the figures bench can watch it stay flat over hours.
+    if let Some(window) = web_sys::window() {
+        let _ = js_sys::Reflect::set(&window, &"cutoverMemory".into(), &wasm_bindgen::memory());
+    }
 }

@@ -135,6 +135,11 @@ pub struct Browser {
 
 impl Browser {
     pub async fn start() -> anyhow::Result<Browser> {
+        Browser::start_with(&[]).await
+    }
+
+    /// A browser with extra Chromium flags (`--enable-precise-memory-info`).
+    pub async fn start_with(extra: &[&str]) -> anyhow::Result<Browser> {
         // Two TLS backends are linked (ring via reqwest, aws-lc via fantoccini); pick one.
         // Only plain loopback HTTP is ever spoken.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -146,16 +151,24 @@ impl Browser {
             .spawn()
             .context("cannot start chromedriver (./x test installs it)")?;
         let profile = tempfile::tempdir()?;
+        let mut args: Vec<String> = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--window-size=1280,900",
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .map(str::to_string)
+        .collect();
+        args.push(format!("--user-data-dir={}", profile.path().display()));
         let caps = serde_json::json!({
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--no-first-run", "--window-size=1280,900",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ]
-            }
+            "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args }
         });
         let caps = match caps {
             serde_json::Value::Object(map) => map,

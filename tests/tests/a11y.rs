@@ -1,5 +1,6 @@
 //! Accessibility: axe-core's WCAG 2 A/AA rules run inside the real pages (overview, the
-//! operator's rollout page with its controls open, the wall). Nothing serious or critical.
+//! operator's rollout page with its controls open, the wall, the rollout page in the light
+//! theme). Nothing serious or critical.
 
 use std::time::Duration;
 
@@ -109,6 +110,59 @@ async fn the_pages_pass_axe_wcag_2_a_and_aa() -> anyhow::Result<()> {
             .await?
             .into_iter()
             .map(|v| format!("wall: {v}")),
+    );
+
+    // The light theme: chosen in the header, remembered across a reload, the charts drawn
+    // on white, and the same rules pass.
+    browser
+        .client
+        .goto(&format!("{}/r/spiralogic", demo.url))
+        .await?;
+    browser
+        .wait_text("gates-passing", Duration::from_secs(15), |t| {
+            t.ends_with("gates passing")
+        })
+        .await?;
+    browser.click("theme-toggle").await?;
+    browser.client.refresh().await?;
+    browser
+        .wait_text("gates-passing", Duration::from_secs(15), |t| {
+            t.ends_with("gates passing")
+        })
+        .await?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let (theme, pressed, corner) = loop {
+        let found = browser
+            .client
+            .execute(
+                r#"const c = document.querySelector("[data-testid='chart-latency_ms']");
+                   const px = c ? Array.from(c.getContext('2d').getImageData(1, 1, 1, 1).data) : null;
+                   return [document.documentElement.getAttribute('data-theme'),
+                           document.querySelector("[data-testid='theme-toggle']").getAttribute('aria-pressed'),
+                           px];"#,
+                vec![],
+            )
+            .await?;
+        let white = found[2] == serde_json::json!([255, 255, 255, 255]);
+        if white || std::time::Instant::now() > deadline {
+            break (found[0].clone(), found[1].clone(), found[2].clone());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        (theme.as_str(), pressed.as_str()),
+        (Some("light"), Some("true"))
+    );
+    assert_eq!(
+        corner,
+        serde_json::json!([255, 255, 255, 255]),
+        "a white chart"
+    );
+    problems.extend(
+        violations(&browser)
+            .await?
+            .into_iter()
+            .map(|v| format!("rollout, light: {v}")),
     );
 
     browser.close().await;

@@ -1,0 +1,173 @@
+//! Figures for the app, each against a baseline measured in the same run:
+//! - the wasm and JS it ships, gzipped, against their raw size;
+//! - navigation to the first chart drawn (line pixels on the latency canvas), against
+//!   navigation to DOMContentLoaded of the same load;
+//! - one chart redraw at 24h against one at the live 15 minutes;
+//! - wasm linear memory and JS heap after `CUTOVER_BENCH_MINUTES` (default 30) of 1/s ticks,
+//!   against the same after the first minute.
+//!
+//! Run: `./x test` once (builds the app and the binary), then
+//! `CUTOVER_BIN=target/debug/cutover cargo bench -p cutover-e2e --bench app`.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use cutover_e2e::{Browser, Demo};
+
+fn gzipped(bytes: &[u8]) -> usize {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("gzip into memory");
+    encoder.finish().expect("gzip into memory").len()
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Navigation start to the first frame with latency line pixels, and to DOMContentLoaded.
+const FIRST_CHART: &str = r#"
+const done = arguments[arguments.length - 1];
+const seen = () => {
+  const c = document.querySelector("[data-testid='chart-latency_ms']");
+  if (!c) return false;
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    if (Math.abs(d[i] - 56) < 24 && Math.abs(d[i + 1] - 189) < 24 && Math.abs(d[i + 2] - 248) < 24) n++;
+  }
+  return n >= 12;
+};
+const poll = () => {
+  if (seen()) {
+    const nav = performance.getEntriesByType('navigation')[0];
+    done([performance.now(), nav.domContentLoadedEventEnd]);
+  } else {
+    requestAnimationFrame(poll);
+  }
+};
+poll();
+"#;
+
+const MEMORY: &str = r#"
+return [window.cutoverMemory ? window.cutoverMemory.buffer.byteLength : -1,
+        performance.memory ? performance.memory.usedJSHeapSize : -1];
+"#;
+
+async fn draw_ms(browser: &Browser) -> anyhow::Result<f64> {
+    let v = browser
+        .client
+        .execute(
+            r#"const c = document.querySelector("[data-testid='chart-latency_ms']");
+               return c ? c.getAttribute('data-draw-ms') : null;"#,
+            vec![],
+        )
+        .await?;
+    Ok(v.as_str().and_then(|s| s.parse().ok()).unwrap_or(f64::NAN))
+}
+
+/// Draw times of the latency chart, one per redraw, over `period`.
+async fn draw_samples(browser: &Browser, period: Duration) -> anyhow::Result<Vec<f64>> {
+    let mut out = Vec::new();
+    let deadline = Instant::now() + period;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let v = draw_ms(browser).await?;
+        let key = format!("{v}");
+        if v.is_finite() && key != last {
+            out.push(v);
+            last = key;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    Ok(out)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let minutes: u64 = std::env::var("CUTOVER_BENCH_MINUTES")
+        .ok()
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(30);
+
+    // Shipped bytes.
+    let dist = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../dist");
+    let (mut raw, mut gz) = (0usize, 0usize);
+    for entry in std::fs::read_dir(&dist)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "wasm" || e == "js") {
+            let bytes = std::fs::read(&path)?;
+            let (r, g) = (bytes.len(), gzipped(&bytes));
+            println!(
+                "{}: {} KiB raw, {} KiB gzipped",
+                path.file_name().unwrap_or_default().to_string_lossy(),
+                r / 1024,
+                g / 1024
+            );
+            raw += r;
+            gz += g;
+        }
+    }
+    println!(
+        "wasm + js: {} KiB gzipped = {:.3}x of {} KiB raw",
+        gz / 1024,
+        gz as f64 / raw as f64,
+        raw / 1024
+    );
+
+    let demo = Demo::start()?;
+    let browser = Browser::start_with(&["--enable-precise-memory-info"]).await?;
+    let page = format!("{}/r/spiralogic", demo.url);
+    browser.sign_in(&page, demo.token("viewer")).await?;
+    browser
+        .wait_text("rollout-title", Duration::from_secs(15), |t| !t.is_empty())
+        .await?;
+    // Let the demo put a few points on the chart, so a first draw can show a line.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+
+    let (mut chart, mut dcl) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        browser.client.goto(&page).await?;
+        let found = browser.client.execute_async(FIRST_CHART, vec![]).await?;
+        chart.push(found[0].as_f64().unwrap_or(f64::NAN));
+        dcl.push(found[1].as_f64().unwrap_or(f64::NAN));
+    }
+    let (chart, dcl) = (median(chart), median(dcl));
+    println!(
+        "navigation to first chart drawn: {chart:.0} ms (median of 7) = {:.2}x navigation to DOMContentLoaded ({dcl:.0} ms)",
+        chart / dcl
+    );
+
+    let live = draw_samples(&browser, Duration::from_secs(10)).await?;
+    browser.click("range-24h").await?;
+    browser
+        .wait_text("range-note", Duration::from_secs(10), |t| t.contains("24h"))
+        .await?;
+    let day = draw_samples(&browser, Duration::from_secs(25)).await?;
+    let (live_ms, day_ms) = (median(live.clone()), median(day.clone()));
+    println!(
+        "latency chart redraw: 24h {day_ms:.2} ms (median of {}) = {:.2}x live 15m {live_ms:.2} ms (median of {})",
+        day.len(),
+        day_ms / live_ms,
+        live.len()
+    );
+    browser.click("range-15m").await?;
+
+    // Memory under live ticks: after the first minute, then after `minutes`.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let first = browser.client.execute(MEMORY, vec![]).await?;
+    tokio::time::sleep(Duration::from_secs(60 * minutes.saturating_sub(1))).await;
+    let later = browser.client.execute(MEMORY, vec![]).await?;
+    let mib = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN) / (1024.0 * 1024.0);
+    println!(
+        "after {minutes} min of 1/s ticks: wasm memory {:.1} MiB = {:.2}x the {:.1} MiB after 1 min; JS heap {:.1} MiB = {:.2}x the {:.1} MiB after 1 min",
+        mib(&later[0]),
+        mib(&later[0]) / mib(&first[0]),
+        mib(&first[0]),
+        mib(&later[1]),
+        mib(&later[1]) / mib(&first[1]),
+        mib(&first[1]),
+    );
+    browser.close().await;
+    Ok(())
+}
