@@ -112,7 +112,18 @@ pub async fn stream(
                     pending.push(sse_event(&rollout, &sent));
                 }
                 Ok(_) => {}
-                Err(RecvError::Lagged(_)) => (pending, seen) = current(&rollout).await,
+                Err(RecvError::Lagged(missed)) => {
+                    // Said in the stream, so a client (and a person reading its log) knows
+                    // why the next state is a whole one.
+                    let reason = format!(
+                        "this viewer fell {missed} events behind; they were dropped and a fresh state follows"
+                    );
+                    let notice = Event::default()
+                        .event("resync")
+                        .data(serde_json::json!({ "reason": reason }).to_string());
+                    (pending, seen) = current(&rollout).await;
+                    pending.insert(0, Ok(notice));
+                }
                 Err(RecvError::Closed) => return,
             }
         }

@@ -252,6 +252,7 @@ async fn a_slow_viewer_never_delays_a_fast_one() {
     // The slow viewer reads at last: it skipped the backlog and has the current state.
     let mut reader = tokio::io::BufReader::new(slow);
     let mut states = 0;
+    let mut resync = None;
     let mut line = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -263,6 +264,11 @@ async fn a_slow_viewer_never_delays_a_fast_one() {
         if line.starts_with("event: state") {
             states += 1;
         }
+        if line.starts_with("event: resync") {
+            resync = Some(String::new());
+        } else if let Some(reason) = resync.as_mut().filter(|r| r.is_empty()) {
+            *reason = line.clone();
+        }
         let v = format!("\"version\":{version}");
         if line.contains(&format!("{v},")) || line.contains(&format!("{v}}}")) {
             break;
@@ -271,6 +277,12 @@ async fn a_slow_viewer_never_delays_a_fast_one() {
     assert!(
         states < 300,
         "the slow viewer was sent the whole backlog ({states} states)"
+    );
+    // And it was told why, before the fresh state.
+    let reason = resync.expect("no resync event before the fresh state");
+    assert!(
+        reason.contains("events behind; they were dropped and a fresh state follows"),
+        "{reason}"
     );
     app.stop().await;
 }

@@ -58,6 +58,17 @@ async fn violations(browser: &Browser) -> anyhow::Result<Vec<String>> {
         .collect())
 }
 
+/// Opens `url` and waits until its gate board has arrived.
+async fn open(browser: &Browser, url: &str) -> anyhow::Result<()> {
+    browser.client.goto(url).await?;
+    browser
+        .wait_text("gates-passing", Duration::from_secs(15), |t| {
+            t.ends_with("gates passing")
+        })
+        .await?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn the_pages_pass_axe_wcag_2_a_and_aa() -> anyhow::Result<()> {
     let demo = Demo::start()?;
@@ -79,15 +90,7 @@ async fn the_pages_pass_axe_wcag_2_a_and_aa() -> anyhow::Result<()> {
             .map(|v| format!("overview: {v}")),
     );
 
-    browser
-        .client
-        .goto(&format!("{}/r/spiralogic", demo.url))
-        .await?;
-    browser
-        .wait_text("gates-passing", Duration::from_secs(15), |t| {
-            t.ends_with("gates passing")
-        })
-        .await?;
+    open(&browser, &format!("{}/r/spiralogic", demo.url)).await?;
     browser.click("kill").await?;
     problems.extend(
         violations(&browser)
@@ -96,15 +99,7 @@ async fn the_pages_pass_axe_wcag_2_a_and_aa() -> anyhow::Result<()> {
             .map(|v| format!("rollout: {v}")),
     );
 
-    browser
-        .client
-        .goto(&format!("{}/r/spiralogic/wall", demo.url))
-        .await?;
-    browser
-        .wait_text("gates-passing", Duration::from_secs(15), |t| {
-            t.ends_with("gates passing")
-        })
-        .await?;
+    open(&browser, &format!("{}/r/spiralogic/wall", demo.url)).await?;
     problems.extend(
         violations(&browser)
             .await?
@@ -114,22 +109,10 @@ async fn the_pages_pass_axe_wcag_2_a_and_aa() -> anyhow::Result<()> {
 
     // The light theme: chosen in the header, remembered across a reload, the charts drawn
     // on white, and the same rules pass.
-    browser
-        .client
-        .goto(&format!("{}/r/spiralogic", demo.url))
-        .await?;
-    browser
-        .wait_text("gates-passing", Duration::from_secs(15), |t| {
-            t.ends_with("gates passing")
-        })
-        .await?;
+    open(&browser, &format!("{}/r/spiralogic", demo.url)).await?;
     browser.click("theme-toggle").await?;
-    browser.client.refresh().await?;
-    browser
-        .wait_text("gates-passing", Duration::from_secs(15), |t| {
-            t.ends_with("gates passing")
-        })
-        .await?;
+    // A fresh load: the choice is remembered.
+    open(&browser, &format!("{}/r/spiralogic", demo.url)).await?;
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     let (theme, pressed, corner) = loop {
         let found = browser

@@ -111,18 +111,26 @@ impl Postgres {
         self.dir.path().join("data")
     }
 
-    fn run(&self, tool: &str, args: &[&str]) {
+    /// `tool` from PostgreSQL's bin directory, run as the `postgres` user when we are root
+    /// (PostgreSQL refuses to run as root).
+    fn command(&self, tool: &str, args: &[&str]) -> Command {
         let program = self.bin.join(tool);
-        let output = if self.as_postgres {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&program)
-                .args(args)
-                .output()
+        let mut command = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
         } else {
-            Command::new(&program).args(args).output()
-        }
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", program.display()));
+            Command::new(&program)
+        };
+        command.args(args);
+        command
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let output = self
+            .command(tool, args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {tool}: {e}"));
         assert!(
             output.status.success(),
             "{tool} failed: {}{}\nlog: {}",
@@ -150,16 +158,7 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         let data = self.data();
-        let program = self.bin.join("pg_ctl");
         let args = ["stop", "-m", "immediate", "-D", data.to_str().unwrap_or("")];
-        let _ = if self.as_postgres {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&program)
-                .args(args)
-                .output()
-        } else {
-            Command::new(&program).args(args).output()
-        };
+        let _ = self.command("pg_ctl", &args).output();
     }
 }
