@@ -290,7 +290,7 @@ fn Charts(
             </div>
         })}
         <div class="charts">
-            <For each=shown key=|c| c.id.clone() children=move |spec| view! { <Chart spec frame markers /> } />
+            <For each=shown key=|c| c.id.clone() children=move |spec| view! { <Chart spec frame markers wall /> } />
         </div>
     }
 }

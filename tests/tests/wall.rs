@@ -74,6 +74,29 @@ async fn the_wall_shows_kills_live_and_says_when_it_is_stale() -> anyhow::Result
         assert!(wall.has(chart).await, "the wall shows {chart}");
     }
     assert!(!wall.has("range-1h").await, "no range buttons on a wall");
+    // Charts are drawn at the size they are shown, not scaled down three across: chart text
+    // is as large on the canvas as it is meant to be read.
+    let fit = wall
+        .client
+        .execute(
+            r#"const c = document.querySelector("[data-testid='chart-latency_ms']");
+               const r = c.getBoundingClientRect();
+               return [c.width, Math.round(r.width * devicePixelRatio), r.width];"#,
+            vec![],
+        )
+        .await?;
+    let (drawn, shown) = (
+        fit[0].as_f64().unwrap_or(0.0),
+        fit[1].as_f64().unwrap_or(-9.0),
+    );
+    assert!(
+        (drawn - shown).abs() <= 1.0,
+        "canvas {drawn} px for a {shown} px box: {fit}"
+    );
+    assert!(
+        fit[2].as_f64().unwrap_or(0.0) < 700.0,
+        "three across: {fit}"
+    );
     wall.close().await;
     Ok(())
 }

@@ -13,11 +13,55 @@ use plotters_canvas::CanvasBackend;
 
 use crate::theme::Theme;
 
+/// The canvas before it is laid out; afterwards it matches its box in device pixels.
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 260;
-/// Left edge and width of the plotting area inside the canvas (margin + y labels).
-const PLOT_LEFT: f64 = 12.0 + 56.0;
-const PLOT_RIGHT: f64 = 12.0;
+
+/// Lengths in canvas pixels: CSS pixels times the device pixel ratio, so text stays sharp
+/// and readable however far the canvas is scaled, and larger type on the wall.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    px: f64,
+    font: f64,
+}
+
+impl Sizes {
+    fn of(wall: bool) -> Sizes {
+        let px = web_sys::window()
+            .map(|w| w.device_pixel_ratio())
+            .filter(|r| *r >= 1.0)
+            .unwrap_or(1.0);
+        Sizes {
+            px,
+            font: if wall { 20.0 } else { 13.0 } * px,
+        }
+    }
+
+    fn margin(self) -> f64 {
+        12.0 * self.px
+    }
+
+    fn x_labels(self) -> f64 {
+        self.font * 2.2
+    }
+
+    fn y_labels(self) -> f64 {
+        self.font * 4.3
+    }
+
+    fn line(self) -> u32 {
+        (2.0 * self.px).round() as u32
+    }
+
+    /// Height over width: taller on the wall, where three charts share the width.
+    fn aspect(wall: bool) -> f64 {
+        if wall {
+            0.55
+        } else {
+            HEIGHT as f64 / WIDTH as f64
+        }
+    }
+}
 
 /// A theme's chart colours. Series colours go in series order: p50, p95, p99 / a ratio. The
 /// legend's `.line{i}` and `.stack{i}` classes in main.css use the same colours per theme.
@@ -160,6 +204,9 @@ pub fn Chart(
     /// Stage changes, kills and overrides, drawn where they fall in the range.
     #[prop(into)]
     markers: Signal<Vec<Marker>>,
+    /// On the wall: larger type, taller charts.
+    #[prop(optional)]
+    wall: bool,
 ) -> impl IntoView {
     let spec = StoredValue::new(spec);
     let canvas = NodeRef::<Canvas>::new();
@@ -215,8 +262,21 @@ pub fn Chart(
             if let Some(d) = d {
                 let clock = web_sys::window().and_then(|w| w.performance());
                 let started = clock.as_ref().map(|p| p.now());
+                // Match the box it is shown in, in device pixels (this also clears it).
+                let sizes = Sizes::of(wall);
+                let shown = element.client_width();
+                let width = if shown > 0 {
+                    (shown as f64 * sizes.px).round() as u32
+                } else {
+                    WIDTH
+                };
+                let height = (width as f64 * Sizes::aspect(wall)).round() as u32;
+                if element.width() != width || element.height() != height {
+                    element.set_width(width);
+                    element.set_height(height);
+                }
                 // A failed draw leaves the previous picture; there is nothing better to show.
-                let _ = spec.with_value(|spec| draw(element.clone(), spec, d, &marks, c));
+                let _ = spec.with_value(|spec| draw(element.clone(), spec, d, &marks, c, sizes));
                 // How long the last draw took, for the figures bench (and a curious person).
                 if let (Some(p), Some(t0)) = (clock, started) {
                     let _ = element.set_attribute("data-draw-ms", &format!("{:.2}", p.now() - t0));
@@ -231,8 +291,11 @@ pub fn Chart(
             return;
         }
         // From CSS pixels to canvas pixels, then to a fraction of the plotting area.
-        let x = (ev.client_x() as f64 - rect.left()) * WIDTH as f64 / rect.width();
-        let fraction = (x - PLOT_LEFT) / (WIDTH as f64 - PLOT_LEFT - PLOT_RIGHT);
+        let sizes = Sizes::of(wall);
+        let width = element.width() as f64;
+        let x = (ev.client_x() as f64 - rect.left()) * width / rect.width();
+        let left = sizes.margin() + sizes.y_labels();
+        let fraction = (x - left) / (width - left - sizes.margin());
         let text = data.with(|d| {
             let d = d.as_ref()?;
             let points = d.iter().flatten().next()?.points.len();
@@ -337,6 +400,7 @@ fn draw(
     data: &[Option<Series>],
     marks: &[Marker],
     colours: &Colours,
+    sizes: Sizes,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let backend = CanvasBackend::with_canvas_object(canvas).ok_or("no 2d context")?;
     let root = backend.into_drawing_area();
@@ -366,16 +430,18 @@ fn draw(
         }
     };
     let mut chart = ChartBuilder::on(&root)
-        .margin(12)
-        .x_label_area_size(28)
-        .y_label_area_size(56)
+        .margin(sizes.margin() as u32)
+        .x_label_area_size(sizes.x_labels() as u32)
+        .y_label_area_size(sizes.y_labels() as u32)
         .build_cartesian_2d(0..(end - start + 1), 0.0..top)?;
     chart
         .configure_mesh()
-        .light_line_style(colours.grid)
+        // Only the labelled grid lines: the fine mesh reads as noise on a small chart.
+        .light_line_style(TRANSPARENT)
         .bold_line_style(colours.grid)
+        .y_labels(6)
         .axis_style(colours.axis)
-        .label_style(("sans-serif", 13).into_font().color(&colours.axis))
+        .label_style(("sans-serif", sizes.font).into_font().color(&colours.axis))
         .x_labels(7)
         .x_label_formatter(&|ms| ago(end - start - ms))
         .y_desc(spec.unit.clone())
@@ -398,13 +464,30 @@ fn draw(
                         None => {}
                     }
                 }
+                // The newest value of a series gets a dot: "now" stands out on a live chart.
+                let newest = runs.iter().rev().find_map(|r| r.last().copied());
+                if let (Some(p), false) = (newest, dashed) {
+                    chart.draw_series(std::iter::once(Circle::new(
+                        p,
+                        3 * sizes.line() / 2,
+                        c.filled(),
+                    )))?;
+                }
                 for run in runs.into_iter().filter(|r| !r.is_empty()) {
                     if run.len() == 1 {
-                        chart.draw_series(run.iter().map(|p| Circle::new(*p, 3, c.filled())))?;
+                        chart.draw_series(
+                            run.iter()
+                                .map(|p| Circle::new(*p, 3 * sizes.line() / 2, c.filled())),
+                        )?;
                     } else if dashed {
-                        chart.draw_series(DashedLineSeries::new(run, 8, 6, c.stroke_width(2)))?;
+                        chart.draw_series(DashedLineSeries::new(
+                            run,
+                            8 * sizes.line() / 2,
+                            6 * sizes.line() / 2,
+                            c.stroke_width(sizes.line()),
+                        ))?;
                     } else {
-                        chart.draw_series(LineSeries::new(run, c.stroke_width(2)))?;
+                        chart.draw_series(LineSeries::new(run, c.stroke_width(sizes.line())))?;
                     }
                 }
             }
@@ -458,7 +541,7 @@ fn draw(
             [(0, y), (end - start, y)],
             8,
             6,
-            colours.threshold.stroke_width(2),
+            colours.threshold.stroke_width(sizes.line()),
         ))?;
     }
     for m in marks {
@@ -468,7 +551,7 @@ fn draw(
             [(x, 0.0), (x, top)],
             4,
             4,
-            c.stroke_width(2),
+            c.stroke_width(sizes.line()),
         ))?;
         // Labels in the right half read leftwards, so they stay on the canvas.
         let anchor = if x * 2 > end - start {
@@ -476,7 +559,7 @@ fn draw(
         } else {
             HPos::Left
         };
-        let font = ("sans-serif", 13)
+        let font = ("sans-serif", sizes.font)
             .into_font()
             .color(&c)
             .pos(Pos::new(anchor, VPos::Top));
