@@ -464,9 +464,10 @@ fn draw(
                         None => {}
                     }
                 }
-                // The newest value of a series gets a dot: "now" stands out on a live chart.
+                // The newest value of a series (and of a moving limit) gets a dot: "now"
+                // stands out on a live chart.
                 let newest = runs.iter().rev().find_map(|r| r.last().copied());
-                if let (Some(p), false) = (newest, dashed) {
+                if let Some(p) = newest {
                     chart.draw_series(std::iter::once(Circle::new(
                         p,
                         3 * sizes.line() / 2,
