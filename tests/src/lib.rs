@@ -279,6 +279,15 @@ impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
+        // A test that failed never closed its session: Chromium outlives ChromeDriver and
+        // would keep rendering (and taking CPU from the next tests). Its processes carry this
+        // browser's own profile directory on their command line.
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(self._profile.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
