@@ -175,6 +175,30 @@ impl Compiled {
     }
 }
 
+/// Every gate of `plan` before its first evaluation: no data, held for nothing. A rollout
+/// that has not been evaluated yet is never shown as healthy.
+pub fn not_yet_evaluated(plan: &Plan, stage: Option<&str>) -> Vec<GateStatus> {
+    plan.gates
+        .iter()
+        .map(|gate| GateStatus {
+            id: gate.id.clone(),
+            title: gate.title.clone(),
+            expr: gate.expr.clone(),
+            verdict: Verdict::NoData,
+            reason: Some("not evaluated yet".to_string()),
+            comparisons: Vec::new(),
+            window: gate.window,
+            hold: gate.hold,
+            held_for: Span(0),
+            needs: gate.hold,
+            tolerate: gate.tolerate,
+            failures_in_a_row: 0,
+            severity: gate.severity,
+            guards_current: stage.is_some_and(|s| gate.stages.iter().any(|g| g == s)),
+        })
+        .collect()
+}
+
 fn verdict(outcome: &Outcome) -> (Verdict, Option<String>) {
     match outcome {
         Outcome::Pass => (Verdict::Pass, None),

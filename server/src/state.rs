@@ -166,7 +166,16 @@ impl Rollout {
     pub fn snapshot_of(&self, state: &RolloutState, now: Millis) -> Snapshot {
         let (gates, triggers) = match &lock(&self.evaluation).last {
             Some(e) => (e.gates.clone(), e.triggers.clone()),
-            None => (Vec::new(), Vec::new()),
+            None => {
+                let stage = state
+                    .stage
+                    .and_then(|i| self.plan.stages.get(i))
+                    .map(|s| s.id.as_str());
+                (
+                    cutover_core::gates::not_yet_evaluated(&self.plan, stage),
+                    Vec::new(),
+                )
+            }
         };
         let mut snapshot = Snapshot::new(&self.plan, state, gates, triggers, now);
         snapshot.actuators = self.actuators.iter().map(|a| a.status()).collect();

@@ -224,3 +224,22 @@ fn a_trigger_is_disarmed_outside_its_stages_and_when_not_running() {
     let e = run.minutes(31, 31, None, "canary");
     assert!(e.firings.is_empty() && e.triggers[0].verdict == Verdict::NoData);
 }
+
+#[test]
+fn before_the_first_evaluation_every_gate_is_no_data_and_nothing_is_healthy() {
+    let plan = crate::plan::parse(
+        "spiralogic.toml",
+        include_str!("../../../plans/spiralogic.toml"),
+    )
+    .unwrap();
+    let gates = not_yet_evaluated(&plan, Some("canary"));
+    assert_eq!(gates.len(), plan.gates.len());
+    assert!(
+        gates
+            .iter()
+            .all(|g| g.verdict == Verdict::NoData && !g.held() && g.needs == g.hold)
+    );
+    let state = crate::rollout::RolloutState::new();
+    let snapshot = crate::snapshot::Snapshot::new(&plan, &state, gates, Vec::new(), 0);
+    assert_ne!(snapshot.summary().health, crate::snapshot::Health::Healthy);
+}
