@@ -358,18 +358,9 @@ pub fn gate_charts(plan: &Plan) -> Vec<GateChart> {
         for (lhs, rhs) in &comparisons {
             for side in [lhs, rhs] {
                 side.visit(&mut |n| {
-                    if let Kind::Metric {
-                        aggregate,
-                        metric,
-                        selector,
-                    } = &n.kind
+                    if let Some(read) = n.read()
                         && expr_unit(plan, n).as_deref() == Some(chart.unit.as_str())
                     {
-                        let read = MetricRead {
-                            metric: metric.clone(),
-                            selector: selector.clone(),
-                            aggregate: aggregate.clone(),
-                        };
                         add(&mut chart, read_label(&read), n, false);
                     }
                 });

@@ -106,23 +106,26 @@ pub struct MetricRead {
 }
 
 impl Expr {
-    /// Every metric the expression reads, in reading order.
-    pub fn metrics(&self) -> Vec<MetricRead> {
-        let mut out = Vec::new();
-        self.visit(&mut |e| {
-            if let Kind::Metric {
+    /// The metric this node reads, when it is a metric read.
+    pub fn read(&self) -> Option<MetricRead> {
+        match &self.kind {
+            Kind::Metric {
                 aggregate,
                 metric,
                 selector,
-            } = &e.kind
-            {
-                out.push(MetricRead {
-                    metric: metric.clone(),
-                    selector: selector.clone(),
-                    aggregate: aggregate.clone(),
-                });
-            }
-        });
+            } => Some(MetricRead {
+                metric: metric.clone(),
+                selector: selector.clone(),
+                aggregate: aggregate.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// Every metric the expression reads, in reading order.
+    pub fn metrics(&self) -> Vec<MetricRead> {
+        let mut out = Vec::new();
+        self.visit(&mut |e| out.extend(e.read()));
         out
     }
 

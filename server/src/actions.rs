@@ -262,7 +262,14 @@ pub async fn snapshot(
         let step = step.max(bucket).max(range / 2000);
         let step = (step + bucket - 1) / bucket * bucket;
         let store = crate::state::lock(&rollout.metrics);
-        snapshot.frame = Some(crate::charts::frame(&rollout.plan, &store, at, range, step));
+        snapshot.frame = Some(crate::charts::frame(
+            &rollout.plan,
+            &rollout.gate_charts,
+            &store,
+            at,
+            range,
+            step,
+        ));
     }
     Ok(Json(snapshot))
 }

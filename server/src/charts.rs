@@ -2,6 +2,7 @@
 //! of ratios, shares of categories, sums of counters, levels of gauges, and the lines of each
 //! gate that compares variants.
 
+use cutover_core::chart::GateChart;
 use cutover_core::plan::Plan;
 use cutover_core::query::{Aggregate, MetricKind, MetricSource, Selector};
 use cutover_core::series::{Frame, Series};
@@ -14,7 +15,16 @@ pub const LIVE_RANGE: Millis = 15 * MINUTE;
 pub const LIVE_STEP: Millis = 10 * SECOND;
 
 /// Every chart series of `plan` over `range` ending at `now`.
-pub fn frame(plan: &Plan, store: &MetricStore, now: Millis, range: Millis, step: Millis) -> Frame {
+/// `gate_charts` is [`cutover_core::chart::gate_charts`] of `plan`, worked out once per
+/// rollout rather than on every tick.
+pub fn frame(
+    plan: &Plan,
+    gate_charts: &[GateChart],
+    store: &MetricStore,
+    now: Millis,
+    range: Millis,
+    step: Millis,
+) -> Frame {
     let (from, to) = (now - range + step, now);
     let all = Selector::new();
     let mut series = Vec::new();
@@ -64,9 +74,9 @@ pub fn frame(plan: &Plan, store: &MetricStore, now: Millis, range: Millis, step:
         }
     }
     // Canary against baseline, and other comparisons no fixed threshold can show.
-    for chart in cutover_core::chart::gate_charts(plan) {
+    for chart in gate_charts {
         series.extend(cutover_core::chart::gate_series(
-            &chart, store, from, to, step,
+            chart, store, from, to, step,
         ));
     }
     Frame {

@@ -65,6 +65,7 @@ pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
         evaluation.last = Some(evaluated.clone());
         let frame = charts::frame(
             &rollout.plan,
+            &rollout.gate_charts,
             &store,
             at,
             charts::LIVE_RANGE,

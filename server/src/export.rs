@@ -95,6 +95,7 @@ pub async fn csv(
     let last_complete = at - at.rem_euclid(step) - step;
     let frame = charts::frame(
         &rollout.plan,
+        &rollout.gate_charts,
         &lock(&rollout.metrics),
         last_complete,
         since,

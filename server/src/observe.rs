@@ -75,22 +75,20 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     for (id, rollout) in state.rollouts.iter() {
         let snapshot = rollout.snapshot(now()).await;
         let r = escape(id);
-        // Every gate of the plan, from the first scrape on: before the first evaluation a
-        // gate has not passed and has held for nothing.
-        for gate in &rollout.plan.gates {
-            let status = snapshot.gates.iter().find(|g| g.id == gate.id);
-            let pass = u8::from(status.is_some_and(|g| g.verdict == Verdict::Pass));
-            let held_ms = status.map_or(0, |g| g.held_for.0);
+        // The snapshot carries every gate of the plan, "not evaluated yet" before the first
+        // evaluation, so each is listed from the first scrape.
+        for g in &snapshot.gates {
+            let pass = u8::from(g.verdict == Verdict::Pass);
             let _ = writeln!(
                 gates,
                 "cutover_gate_passing{{rollout=\"{r}\",gate=\"{}\"}} {pass}",
-                escape(&gate.id)
+                escape(&g.id)
             );
             let _ = writeln!(
                 held,
                 "cutover_gate_held_seconds{{rollout=\"{r}\",gate=\"{}\"}} {}",
-                escape(&gate.id),
-                held_ms as f64 / 1000.0
+                escape(&g.id),
+                g.held_for.0 as f64 / 1000.0
             );
         }
         let _ = writeln!(

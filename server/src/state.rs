@@ -48,6 +48,8 @@ pub struct Evaluation {
 pub struct Rollout {
     pub plan: Plan,
     pub compiled: Compiled,
+    /// The charts of its relative gates, for every frame.
+    pub gate_charts: Vec<cutover_core::chart::GateChart>,
     /// The last committed state. Actions hold this lock from decision to commit, so actions
     /// on one rollout are serialised: a kill and a progress can never both decide on the same
     /// state, and whichever runs second sees the first.
@@ -89,6 +91,7 @@ impl Rollout {
             "waiting for the first Prometheus answer",
         );
         Ok(Rollout {
+            gate_charts: cutover_core::chart::gate_charts(&plan),
             plan,
             compiled,
             prom: Mutex::new(prom),
@@ -137,6 +140,7 @@ impl Rollout {
     pub fn tick(&self, now: Millis) -> Tick {
         let frame = charts::frame(
             &self.plan,
+            &self.gate_charts,
             &lock(&self.metrics),
             now,
             charts::LIVE_RANGE,

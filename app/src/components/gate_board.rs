@@ -2,8 +2,6 @@
 //! how long it has held and how long it still needs, and a sparkline of what it judges over
 //! the live range. Triggers below, with their state.
 
-use std::collections::BTreeMap;
-
 use cutover_core::gates::{GateStatus, TriggerStatus, Verdict};
 use cutover_core::series::Series;
 use cutover_core::snapshot::{Snapshot, Tick};
@@ -131,33 +129,36 @@ pub fn GateBoard(
     });
     // Each gate with the live series its sparkline draws.
     let rows = Memo::new(move |_| {
-        let sparks: BTreeMap<String, (String, Option<f64>)> = sparks.get();
-        tick.with(|t| {
-            t.as_ref()
-                .map(|t| {
-                    t.gates
-                        .iter()
-                        .map(|g| {
-                            let spark = sparks.get(&g.id).and_then(|(id, limit)| {
-                                let s = t.frame.series.iter().find(|s| &s.id == id)?;
-                                Some((s.clone(), *limit))
-                            });
-                            (g.clone(), spark)
-                        })
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default()
+        sparks.with(|sparks| {
+            tick.with(|t| {
+                t.as_ref()
+                    .map(|t| {
+                        t.gates
+                            .iter()
+                            .map(|g| {
+                                let spark = sparks.get(&g.id).and_then(|(id, limit)| {
+                                    let s = t.frame.series.iter().find(|s| &s.id == id)?;
+                                    Some((s.clone(), *limit))
+                                });
+                                (g.clone(), spark)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default()
+            })
         })
     });
-    let gates = Memo::new(move |_| tick.get().map(|t| t.gates).unwrap_or_default());
     let triggers = Memo::new(move |_| tick.get().map(|t| t.triggers).unwrap_or_default());
     let passing = move || {
-        let g = gates.get();
-        format!(
-            "{} of {} gates passing",
-            g.iter().filter(|g| g.verdict == Verdict::Pass).count(),
-            g.len()
-        )
+        rows.with(|rows| {
+            format!(
+                "{} of {} gates passing",
+                rows.iter()
+                    .filter(|(g, _)| g.verdict == Verdict::Pass)
+                    .count(),
+                rows.len()
+            )
+        })
     };
     view! {
         <section class="panel">
