@@ -503,7 +503,7 @@ pub struct Marker {
 }
 
 /// The marker an audit record puts on the charts, if it is one that changes what the charts
-/// mean (checks and approvals do not).
+/// mean or calls attention to them (checks and approvals do neither).
 pub fn marker(record: &crate::rollout::AuditRecord) -> Option<Marker> {
     use crate::rollout::Action;
     let stage = || record.after.stage.clone().unwrap_or_default();
@@ -520,12 +520,13 @@ pub fn marker(record: &crate::rollout::AuditRecord) -> Option<Marker> {
         }
         Action::Kill => "kill".to_string(),
         Action::Override { gate } => format!("override {gate}"),
+        Action::Alert { trigger } => format!("alert {trigger}"),
         Action::Check { .. } | Action::Uncheck { .. } | Action::Approve => return None,
     };
     Some(Marker {
         at: record.at,
         label,
-        alarm: record.action == Action::Kill,
+        alarm: matches!(record.action, Action::Kill | Action::Alert { .. }),
     })
 }
 
@@ -587,7 +588,7 @@ mod tests {
     }
 
     #[test]
-    fn stage_changes_kills_and_overrides_mark_the_charts_checks_do_not() {
+    fn stage_changes_kills_overrides_and_alerts_mark_the_charts_checks_do_not() {
         use crate::rollout::{Action, Actor, AuditRecord, Phase, StateSummary};
         let summary = |phase, stage: Option<&str>| StateSummary {
             phase,
@@ -622,6 +623,14 @@ mod tests {
         };
         assert_eq!(marker(&record(check, Role::Operator)), None);
         assert_eq!(marker(&record(Action::Approve, Role::Lead)), None);
+        let alert = Action::Alert {
+            trigger: "error-spike".into(),
+        };
+        let alert = marker(&record(alert, Role::System)).unwrap();
+        assert_eq!(
+            (alert.label.as_str(), alert.alarm),
+            ("alert error-spike", true)
+        );
     }
 
     #[test]

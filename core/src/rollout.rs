@@ -111,10 +111,23 @@ pub enum Action {
     Pause,
     Resume,
     Kill,
-    Override { gate: String },
-    Check { list: String, item: String },
-    Uncheck { list: String, item: String },
+    Override {
+        gate: String,
+    },
+    Check {
+        list: String,
+        item: String,
+    },
+    Uncheck {
+        list: String,
+        item: String,
+    },
     Approve,
+    /// An alert trigger fired: recorded so the timeline and every chart show it, and changes
+    /// nothing else. Only the evaluator (role `system`) records one.
+    Alert {
+        trigger: String,
+    },
 }
 
 impl Action {
@@ -129,6 +142,7 @@ impl Action {
             Action::Check { .. } => "check",
             Action::Uncheck { .. } => "uncheck",
             Action::Approve => "approve",
+            Action::Alert { .. } => "alert",
         }
     }
 
@@ -141,6 +155,7 @@ impl Action {
             Action::Override { .. } => p.override_.clone(),
             Action::Check { .. } | Action::Uncheck { .. } => p.check.clone(),
             Action::Approve => p.approve.clone(),
+            Action::Alert { .. } => vec![Role::System],
         }
     }
 }
@@ -256,8 +271,10 @@ pub fn apply(
         .as_deref()
         .map(str::trim)
         .filter(|r| !r.is_empty());
-    let needs_reason = matches!(action, Action::Kill | Action::Override { .. })
-        || (matches!(action, Action::Resume) && state.phase == Phase::Killed);
+    let needs_reason = matches!(
+        action,
+        Action::Kill | Action::Override { .. } | Action::Alert { .. }
+    ) || (matches!(action, Action::Resume) && state.phase == Phase::Killed);
     if needs_reason && reason.is_none() {
         return Err(Refusal::ReasonRequired {
             action: action.name().into(),
@@ -384,6 +401,15 @@ pub fn apply(
                 next.checked.insert(key, mark.clone());
             } else if next.checked.remove(&key).is_none() {
                 return Err(Refusal::Duplicate(format!("{key} is not checked")));
+            }
+        }
+        Action::Alert { trigger } => {
+            let alerting = plan
+                .triggers
+                .iter()
+                .any(|t| &t.id == trigger && t.action == crate::plan::TriggerAction::Alert);
+            if !alerting {
+                return Err(Refusal::Unknown(format!("no alert trigger \"{trigger}\"")));
             }
         }
         Action::Approve => {

@@ -47,16 +47,22 @@ enum Command {
     },
     /// Serve the example plans with simulated traffic and print a token per role.
     ///
-    /// Example: cutover demo --addr 127.0.0.1:8787
+    /// Examples:
+    ///   cutover demo --addr 127.0.0.1:8787
+    ///   cutover demo --plans my-plans/ --scenario checkout=latency-spike
     Demo {
         #[command(flatten)]
         server: ServerArgs,
+        /// Serve the plans in this directory instead of the examples (a rehearsal of your
+        /// own plan against simulated traffic).
+        #[arg(long)]
+        plans: Option<PathBuf>,
         /// Simulated events per second per rollout.
         #[arg(long, default_value_t = 40)]
         rate: u32,
         /// Traffic scenario for one rollout, e.g. spiralogic=latency-spike (repeatable; the
-        /// others run healthy). Without any, lens-v1 runs error-spike so the demo shows an
-        /// incident; `--scenario lens-v1=healthy` turns it off.
+        /// others run healthy). Without any, the example lens-v1 runs error-spike so the demo
+        /// shows an incident; `--scenario lens-v1=healthy` turns it off.
         #[arg(long, value_name = "ROLLOUT=SCENARIO", value_parser = parse_scenario)]
         scenario: Vec<(String, Scenario)>,
     },
@@ -405,10 +411,23 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Demo {
             server,
+            plans,
             rate,
             scenario,
         } => {
-            let plans = example_plans()?;
+            let examples = plans.is_none();
+            let plans = match plans {
+                None => example_plans()?,
+                Some(dir) => match load_plan_dir(&dir)? {
+                    Ok(plans) => plans,
+                    Err(errors) => {
+                        for e in errors {
+                            eprintln!("{e}");
+                        }
+                        return Ok(ExitCode::FAILURE);
+                    }
+                },
+            };
             let settings = match server.settle(None) {
                 Ok(s) => s,
                 Err(e) => {
@@ -417,7 +436,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
                 }
             };
             let storage = settings.storage().await?;
-            let scenario = if scenario.is_empty() {
+            let scenario = if scenario.is_empty() && examples {
                 vec![("lens-v1".to_string(), Scenario::ErrorSpike)]
             } else {
                 scenario

@@ -161,28 +161,29 @@ async fn persist(state: &AppState, rollout: &Rollout, at: Millis) -> anyhow::Res
 }
 
 async fn fire(state: &AppState, rollout: &Arc<Rollout>, firing: &Firing, at: Millis) {
-    match firing.action {
-        TriggerAction::Alert => {
-            tracing::warn!(rollout = %rollout.plan.id, trigger = %firing.trigger, "{}", firing.reason);
+    // An alert is recorded like any action (audit log, timeline, a marker on every chart), so
+    // it survives a reload and a restart; a kill also changes the state.
+    let action = match firing.action {
+        TriggerAction::Alert => Action::Alert {
+            trigger: firing.trigger.clone(),
+        },
+        TriggerAction::Kill => Action::Kill,
+    };
+    let request = Request {
+        actor: Actor {
+            name: format!("trigger {}", firing.trigger),
+            role: Role::System,
+        },
+        action,
+        reason: Some(firing.reason.clone()),
+        at,
+    };
+    match commit(state, rollout, request).await {
+        Ok(_) => {
+            tracing::warn!(rollout = %rollout.plan.id, trigger = %firing.trigger, action = ?firing.action, "trigger fired: {}", firing.reason)
         }
-        TriggerAction::Kill => {
-            let request = Request {
-                actor: Actor {
-                    name: format!("trigger {}", firing.trigger),
-                    role: Role::System,
-                },
-                action: Action::Kill,
-                reason: Some(firing.reason.clone()),
-                at,
-            };
-            match commit(state, rollout, request).await {
-                Ok(_) => {
-                    tracing::warn!(rollout = %rollout.plan.id, trigger = %firing.trigger, "automatic kill: {}", firing.reason)
-                }
-                Err(e) => {
-                    tracing::info!(rollout = %rollout.plan.id, trigger = %firing.trigger, "trigger fired but no kill: {e}")
-                }
-            }
+        Err(e) => {
+            tracing::info!(rollout = %rollout.plan.id, trigger = %firing.trigger, "trigger fired, nothing recorded: {e}")
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Gates and triggers through the real server: a gate must hold before progress is allowed
 //! (the refusal says how long it has held), and a kill trigger rolls the rollout back by itself,
-//! recorded in the audit log as the system.
+//! recorded in the audit log as the system; an alert trigger is recorded once per episode.
 
 #[path = "support/app.rs"]
 mod support;
@@ -34,6 +34,13 @@ id = "p95"
 expr = "p95(latency_ms) <= 700ms"
 window = "10s"
 hold = "10s"
+
+[[trigger]]
+id = "slow"
+expr = "p95(latency_ms) > 1s"
+window = "10s"
+for = "2s"
+action = "alert"
 
 [[trigger]]
 id = "breach"
@@ -117,6 +124,9 @@ async fn progress_waits_for_the_gate_to_hold_then_goes_through() {
     // Refused until the hold is complete, then accepted: poll as a CI job would.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let snapshot = loop {
+        // Traffic keeps flowing, as in a real canary: the 10 s window never runs dry before
+        // the 10 s hold is complete (it sometimes did when the only events came first).
+        push(&app, 250.0, 10).await;
         let (status, body) = app
             .post(
                 Some(Role::Operator),
@@ -167,8 +177,12 @@ async fn a_kill_trigger_rolls_back_by_itself_and_the_audit_says_so() {
     assert_eq!(snapshot["state"]["killed"]["by"]["name"], "trigger breach");
     assert_eq!(snapshot["state"]["killed"]["by"]["role"], "system");
     let audit = app.get("/api/rollouts/fast/audit").await;
-    let entry = &audit["entries"][0];
-    assert_eq!(entry["action"]["action"], "kill");
+    let entry = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"]["action"] == "kill")
+        .unwrap();
     assert!(
         entry["reason"]
             .as_str()
@@ -176,14 +190,66 @@ async fn a_kill_trigger_rolls_back_by_itself_and_the_audit_says_so() {
             .starts_with("trigger breach"),
         "{entry}"
     );
-    // Still breaching, but one kill per episode and nothing left to kill.
+    // Still breaching, but one kill per episode and nothing left to kill (the alert
+    // trigger, over its lower line too, fired once as well).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let audit = app.get("/api/rollouts/fast/audit").await;
+    let mut actions = actions(&audit);
+    actions.sort_unstable();
+    assert_eq!(actions, ["alert", "kill", "start"]);
+}
+
+fn actions(audit: &Value) -> Vec<String> {
+    audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"]["action"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn an_alert_trigger_is_recorded_once_per_episode_and_changes_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let plan = cutover_core::plan::parse("fast.toml", PLAN).unwrap();
+    let app = TestApp::start(data.path(), vec![plan]).await;
+    app.post(Some(Role::Operator), "/api/rollouts/fast/start", json!({}))
+        .await;
+    // Over the alert's 1 s, under the kill's 2 s.
+    push(&app, 1500.0, 40).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    let audit = loop {
+        let audit = app.get("/api/rollouts/fast/audit").await;
+        if actions(&audit).contains(&"alert".to_string()) {
+            break audit;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the alert never fired: {audit}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let entry = &audit["entries"][0];
+    assert_eq!(entry["action"]["trigger"], "slow");
     assert_eq!(
-        audit["entries"].as_array().unwrap().len(),
-        2,
-        "start + one kill"
+        (&entry["actor"]["name"], &entry["actor"]["role"]),
+        (&json!("trigger slow"), &json!("system"))
     );
+    assert!(
+        entry["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("trigger slow"),
+        "{entry}"
+    );
+    assert_eq!(entry["before"], entry["after"]);
+    // Still over the line: the same episode, so no second record; the rollout runs on.
+    push(&app, 1500.0, 40).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let audit = app.get("/api/rollouts/fast/audit").await;
+    assert_eq!(actions(&audit), ["alert", "start"]);
+    let snapshot = app.get("/api/rollouts/fast").await;
+    assert_eq!(snapshot["state"]["phase"], "running");
 }
 
 fn events_in(tick: &Value) -> f64 {

@@ -39,6 +39,8 @@ pub struct Demo {
     pub url: String,
     /// Role name → token, as the demo printed them.
     pub tokens: BTreeMap<String, String>,
+    /// Extra `cutover demo` arguments, kept for a restart.
+    args: Vec<String>,
     _data: tempfile::TempDir,
 }
 
@@ -47,11 +49,13 @@ pub struct Demo {
 fn spawn_demo(
     addr: &str,
     data: &Path,
+    args: &[String],
 ) -> anyhow::Result<(Child, String, BTreeMap<String, String>)> {
     let bin = cutover_bin();
     let mut child = Command::new(&bin)
         .args(["demo", "--addr", addr, "--data-dir"])
         .arg(data)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -87,12 +91,19 @@ fn spawn_demo(
 impl Demo {
     /// Starts `cutover demo` on a free port and waits until it has printed its tokens.
     pub fn start() -> anyhow::Result<Demo> {
+        Demo::start_with(&[])
+    }
+
+    /// Starts `cutover demo` with extra arguments, e.g. `--plans DIR --scenario ID=NAME`.
+    pub fn start_with(args: &[&str]) -> anyhow::Result<Demo> {
         let data = tempfile::tempdir()?;
-        let (child, url, tokens) = spawn_demo("127.0.0.1:0", data.path())?;
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let (child, url, tokens) = spawn_demo("127.0.0.1:0", data.path(), &args)?;
         Ok(Demo {
             child,
             url,
             tokens,
+            args,
             _data: data,
         })
     }
@@ -107,7 +118,7 @@ impl Demo {
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.stop();
         let addr = self.url.trim_start_matches("http://").to_string();
-        let (child, url, tokens) = spawn_demo(&addr, self._data.path())?;
+        let (child, url, tokens) = spawn_demo(&addr, self._data.path(), &self.args)?;
         self.child = child;
         self.url = url;
         self.tokens = tokens;

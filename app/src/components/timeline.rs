@@ -23,7 +23,7 @@ fn describe(state: &Value) -> String {
 
 fn entry(e: Value) -> impl IntoView {
     let action = e["action"]["action"].as_str().unwrap_or("?").to_string();
-    let target = ["gate", "list", "item"]
+    let target = ["gate", "trigger", "list", "item"]
         .iter()
         .filter_map(|k| e["action"][k].as_str())
         .collect::<Vec<_>>()

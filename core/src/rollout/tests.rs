@@ -30,6 +30,20 @@ window = "5m"
 hold = "60m"
 stages = ["canary"]
 
+[[trigger]]
+id = "slow"
+title = "p95 over 900ms"
+expr = "p95(latency_ms) > 900ms"
+for = "5m"
+action = "alert"
+
+[[trigger]]
+id = "dead"
+title = "p95 over 5s"
+expr = "p95(latency_ms) > 5s"
+for = "5m"
+action = "kill"
+
 [[checklist]]
 id = "pre"
 title = "Pre"
@@ -90,6 +104,57 @@ fn started(plan: &Plan) -> RolloutState {
     .unwrap();
     let (s, _) = apply(plan, &s, &req(&op, Action::Start, None, 0), &held(0)).unwrap();
     s
+}
+
+#[test]
+fn only_the_evaluator_records_an_alert_and_only_for_an_alert_trigger() {
+    let plan = plan();
+    let s = started(&plan);
+    let system = actor("trigger slow", Role::System);
+    let alert = |trigger: &str| Action::Alert {
+        trigger: trigger.into(),
+    };
+    let lead = actor("lee", Role::Lead);
+    let forged = apply(
+        &plan,
+        &s,
+        &req(&lead, alert("slow"), Some("x"), 1),
+        &held(0),
+    );
+    assert_eq!(
+        forged.unwrap_err().to_string(),
+        "lead may not alert; allowed: system"
+    );
+    let silent = apply(&plan, &s, &req(&system, alert("slow"), None, 1), &held(0));
+    assert_eq!(silent.unwrap_err().to_string(), "alert needs a reason");
+    let kill_trigger = apply(
+        &plan,
+        &s,
+        &req(&system, alert("dead"), Some("x"), 1),
+        &held(0),
+    );
+    assert_eq!(
+        kill_trigger.unwrap_err().to_string(),
+        "no alert trigger \"dead\""
+    );
+    let (next, record) = apply(
+        &plan,
+        &s,
+        &req(
+            &system,
+            alert("slow"),
+            Some("p95 1200 ms > 900 ms for 5m"),
+            1,
+        ),
+        &held(0),
+    )
+    .unwrap();
+    assert_eq!(next.version, s.version + 1);
+    assert_eq!(record.before, record.after);
+    assert_eq!(
+        record.reason.as_deref(),
+        Some("p95 1200 ms > 900 ms for 5m")
+    );
 }
 
 #[test]
@@ -244,6 +309,7 @@ fn arb_actor() -> impl Strategy<Value = Actor> {
         actor("pam", Role::Product),
         actor("lee", Role::Lead),
         actor("lou", Role::Lead),
+        actor("trigger slow", Role::System),
     ])
 }
 
@@ -256,6 +322,9 @@ fn arb_action() -> impl Strategy<Value = Action> {
         Just(Action::Kill),
         Just(Action::Approve),
         Just(Action::Override { gate: "p95".into() }),
+        Just(Action::Alert {
+            trigger: "slow".into()
+        }),
         Just(Action::Check {
             list: "pre".into(),
             item: "db".into()
@@ -288,6 +357,12 @@ proptest! {
                         prop_assert!(b == a || b == a + 1, "stage {} -> {} skips", a, b);
                     }
                     prop_assert_eq!(next.version, state.version + 1);
+                    if matches!(action, Action::Alert { .. }) {
+                        // An alert is a record, not a change.
+                        prop_assert_eq!(who.role, Role::System);
+                        prop_assert_eq!(&record.before, &record.after);
+                        prop_assert_eq!(&RolloutState { version: state.version, ..next.clone() }, &state);
+                    }
                     prop_assert_eq!(&record.after, &next.summary(&plan));
                     audit.push(record);
                     state = next;

@@ -1,0 +1,81 @@
+//! An alert trigger fires in the browser's view of a live rollout: the timeline says which
+//! trigger and why, every chart marks it on its time axis, and the rollout runs on.
+
+use std::time::Duration;
+
+use cutover_e2e::{Browser, Demo};
+
+/// A rehearsal plan whose alert fires within seconds of the start under the demo's
+/// error-spike traffic (20% errors against a 5% line).
+const DRILL: &str = r#"
+[rollout]
+id = "drill"
+title = "Alert drill"
+
+[[stage]]
+id = "canary"
+traffic = 10
+
+[[stage]]
+id = "ga"
+traffic = 100
+
+[[metric]]
+id = "latency_ms"
+kind = "distribution"
+unit = "ms"
+
+[[metric]]
+id = "error"
+kind = "ratio"
+
+[[gate]]
+id = "p95"
+expr = "p95(latency_ms) <= 700ms"
+window = "1m"
+hold = "10m"
+
+[[trigger]]
+id = "error-spike"
+title = "Error rate over 5%"
+expr = "rate(error) > 5%"
+window = "10s"
+for = "3s"
+action = "alert"
+"#;
+
+#[tokio::test]
+async fn an_alert_is_marked_on_every_chart_and_in_the_timeline() -> anyhow::Result<()> {
+    let plans = tempfile::tempdir()?;
+    std::fs::write(plans.path().join("drill.toml"), DRILL)?;
+    let dir = plans.path().to_string_lossy().to_string();
+    let demo = Demo::start_with(&["--plans", &dir, "--scenario", "drill=error-spike"])?;
+    let page = format!("{}/r/drill", demo.url);
+    let operator = Browser::start().await?;
+    operator.sign_in(&page, demo.token("operator")).await?;
+    operator
+        .wait_text("phase", Duration::from_secs(15), |t| t == "NOT STARTED")
+        .await?;
+    // Not armed before the start: errors alone record nothing.
+    operator.click("start").await?;
+    operator
+        .wait_text("phase", Duration::from_secs(5), |t| t == "RUNNING")
+        .await?;
+    operator
+        .wait_text("timeline", Duration::from_secs(20), |t| {
+            t.contains("alert error-spike by trigger error-spike (system) “trigger error-spike")
+        })
+        .await?;
+    for chart in ["latency_ms", "error"] {
+        let marks = operator
+            .wait_text(&format!("marks-{chart}"), Duration::from_secs(5), |t| {
+                t.contains(" alert error-spike")
+            })
+            .await?;
+        assert!(marks.contains(" start canary"), "{chart}: {marks}");
+    }
+    assert_eq!(operator.text("phase").await.as_deref(), Some("RUNNING"));
+    operator.screenshot("rollout-alert").await?;
+    operator.close().await;
+    Ok(())
+}
