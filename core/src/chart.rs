@@ -4,6 +4,8 @@
 //! with the lines it compares and its moving limit. Pure, so the app only draws what this
 //! decides.
 
+pub mod labels;
+
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -23,15 +25,28 @@ pub enum Style {
     StackedArea,
 }
 
-/// A horizontal line at a gate's limit.
+/// A horizontal line at a gate's limit or a trigger's line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Threshold {
     /// The series it applies to, e.g. `latency_ms.p95`.
     pub series: String,
     /// In the series' own unit (ratios 0..1).
     pub value: f64,
-    /// The gate it comes from.
+    /// The gate or trigger it comes from.
     pub gate: String,
+    /// What crossing it means: a gate's limit, or a line past which a trigger alerts or
+    /// kills (once it has been past it for the trigger's `for`).
+    #[serde(default)]
+    pub kind: LimitKind,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKind {
+    #[default]
+    Gate,
+    Alert,
+    Kill,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,13 +85,28 @@ fn series_suffix(aggregate: &Aggregate) -> Option<String> {
     }
 }
 
-/// Limits the plan's gates set on single series: `p95(latency_ms) <= 700ms` puts a line at
-/// 700 on `latency_ms.p95`. Comparisons against other metrics (canary vs baseline) and limits
-/// on one variant are drawn on the gate's own chart ([`gate_charts`]).
+/// Limits the plan's gates and triggers set on single series: `p95(latency_ms) <= 700ms`
+/// puts a line at 700 on `latency_ms.p95`. Gates come first, then alert triggers, then kill
+/// triggers, so the gravest line is drawn on top where two coincide. Comparisons against other
+/// metrics (canary vs baseline) and limits on one variant are drawn on the gate's own chart
+/// ([`gate_charts`]).
 pub fn thresholds(plan: &Plan) -> Vec<Threshold> {
+    use crate::plan::TriggerAction;
+    let triggers = |action: TriggerAction, kind: LimitKind| {
+        plan.triggers
+            .iter()
+            .filter(move |t| t.action == action)
+            .map(move |t| (t.id.as_str(), t.expr.as_str(), kind))
+    };
+    let sources = plan
+        .gates
+        .iter()
+        .map(|g| (g.id.as_str(), g.expr.as_str(), LimitKind::Gate))
+        .chain(triggers(TriggerAction::Alert, LimitKind::Alert))
+        .chain(triggers(TriggerAction::Kill, LimitKind::Kill));
     let mut out = Vec::new();
-    for gate in &plan.gates {
-        let Ok(e) = expr::parse(&gate.expr) else {
+    for (id, text, kind) in sources {
+        let Ok(e) = expr::parse(text) else {
             continue;
         };
         e.visit(&mut |node| {
@@ -106,7 +136,8 @@ pub fn thresholds(plan: &Plan) -> Vec<Threshold> {
                 out.push(Threshold {
                     series: format!("{metric}.{suffix}"),
                     value: *limit,
-                    gate: gate.id.clone(),
+                    gate: id.to_string(),
+                    kind,
                 });
             }
         });
@@ -375,6 +406,7 @@ pub fn gate_charts(plan: &Plan) -> Vec<GateChart> {
                     series,
                     value: *limit,
                     gate: gate.id.clone(),
+                    kind: LimitKind::Gate,
                 })),
                 Kind::Metric { .. } => {}
                 _ if rhs.metrics().is_empty() => {}
@@ -399,7 +431,10 @@ pub fn sparklines(plan: &Plan) -> BTreeMap<String, (String, Option<f64>)> {
             out.insert(chart.gate, (line.id.clone(), limit));
         }
     }
-    for t in thresholds(plan) {
+    for t in thresholds(plan)
+        .into_iter()
+        .filter(|t| t.kind == LimitKind::Gate)
+    {
         out.entry(t.gate).or_insert((t.series, Some(t.value)));
     }
     out
@@ -808,21 +843,36 @@ mod tests {
     }
 
     #[test]
-    fn gate_limits_become_threshold_lines_on_the_series_they_judge() {
+    fn gate_and_trigger_limits_become_lines_on_the_series_they_judge() {
         let charts = charts(&spiralogic());
-        let latency = &charts[0];
-        let lines: Vec<(&str, f64)> = latency
-            .thresholds
-            .iter()
-            .map(|t| (t.series.as_str(), t.value))
-            .collect();
+        let lines = |chart: &ChartSpec| -> Vec<(String, f64, String, LimitKind)> {
+            chart
+                .thresholds
+                .iter()
+                .map(|t| (t.series.clone(), t.value, t.gate.clone(), t.kind))
+                .collect()
+        };
+        let line = |series: &str, value, source: &str, kind| {
+            (series.to_string(), value, source.to_string(), kind)
+        };
+        // Gates, then the alert, then the kill drawn last (on top).
         assert_eq!(
-            lines,
-            [("latency_ms.p95", 700.0), ("latency_ms.p50", 350.0)]
+            lines(&charts[0]),
+            [
+                line("latency_ms.p95", 700.0, "p95-latency", LimitKind::Gate),
+                line("latency_ms.p50", 350.0, "p50-latency", LimitKind::Gate),
+                line("latency_ms.p95", 700.0, "latency-budget", LimitKind::Alert),
+                line("latency_ms.p95", 900.0, "p95-breach", LimitKind::Kill),
+            ]
         );
         let mode = &charts[2];
-        assert_eq!(mode.thresholds[0].series, "mode.fallback");
-        assert_eq!(mode.thresholds[0].value, 0.03);
+        assert_eq!(
+            lines(mode),
+            [
+                line("mode.fallback", 0.03, "fallback-rate", LimitKind::Gate),
+                line("mode.fallback", 0.1, "fallback-storm", LimitKind::Kill),
+            ]
+        );
         let cache = &charts[4];
         assert_eq!(cache.thresholds[0].value, 0.4);
         // `mean(quality{variant="canary"}) >= mean(quality{variant="baseline"}) - 2%` has no

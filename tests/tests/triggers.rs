@@ -1,5 +1,6 @@
 //! An alert trigger fires in the browser's view of a live rollout: the timeline says which
-//! trigger and why, every chart marks it on its time axis, and the rollout runs on.
+//! trigger and why, every chart marks it on its time axis, the chart shows the line it
+//! watches, and the rollout runs on.
 
 use std::time::Duration;
 
@@ -74,6 +75,9 @@ async fn an_alert_is_marked_on_every_chart_and_in_the_timeline() -> anyhow::Resu
             .await?;
         assert!(marks.contains(" start canary"), "{chart}: {marks}");
     }
+    // The line the alert watches is on the chart, and the legend says what it does.
+    let panel = operator.text("panel-error").await.unwrap_or_default();
+    assert!(panel.contains("error-spike alerts past 5%"), "{panel}");
     assert_eq!(operator.text("phase").await.as_deref(), Some("RUNNING"));
     operator.screenshot("rollout-alert").await?;
     operator.close().await;

@@ -3,7 +3,7 @@
 //! Gaps stay gaps; a chart with no data says so in words instead of drawing zero. Hovering
 //! shows the values at that time. A chart redraws only when its own series change.
 
-use cutover_core::chart::{ChartSpec, Marker, Style};
+use cutover_core::chart::{ChartSpec, LimitKind, Marker, Style};
 use cutover_core::series::{Frame, Series};
 use leptos::html::Canvas;
 use leptos::prelude::*;
@@ -342,17 +342,31 @@ pub fn Chart(
                     Style::Lines if is_limit(spec, i) => "swatch dashed".to_string(),
                     Style::Lines => format!("swatch line{}", palette_index(spec, i)),
                 };
-                view! { <span class="legend-item"><span class=class></span>{label(spec, i)}</span> }.into_any()
+                view! { <span class="legend-item"><span class=class></span>{label(spec, i)}</span> }
+                    .into_any()
             })
             .collect();
         for t in &spec.thresholds {
-            let text = format!(
-                "{} limit {}{}",
-                t.gate,
+            let value = format!(
+                "{}{}",
                 short(t.value * scale(spec)),
                 spec.unit.replace("count", "")
             );
-            items.push(view! { <span class="legend-item"><span class="swatch dashed"></span>{text}</span> }.into_any());
+            let (text, class) = match t.kind {
+                LimitKind::Gate => (format!("{} limit {value}", t.gate), "swatch dashed"),
+                LimitKind::Alert => (
+                    format!("{} alerts past {value}", t.gate),
+                    "swatch dotted alert",
+                ),
+                LimitKind::Kill => (
+                    format!("{} kills past {value}", t.gate),
+                    "swatch dotted kill",
+                ),
+            };
+            items.push(
+                view! { <span class="legend-item"><span class=class></span>{text}</span> }
+                    .into_any(),
+            );
         }
         items
     });
@@ -536,15 +550,24 @@ fn draw(
             }
         }
     }
+    // A gate's limit in long dashes; a trigger's line dotted, in the colour of what it does.
     for t in &spec.thresholds {
         let y = t.value * k;
+        let (dash, gap, colour) = match t.kind {
+            LimitKind::Gate => (8, 6, colours.threshold),
+            LimitKind::Alert => (3, 5, colours.mark),
+            LimitKind::Kill => (3, 5, colours.alarm),
+        };
         chart.draw_series(DashedLineSeries::new(
             [(0, y), (end - start, y)],
-            8,
-            6,
-            colours.threshold.stroke_width(sizes.line()),
+            dash,
+            gap,
+            colour.stroke_width(sizes.line()),
         ))?;
     }
+    // Marker lines first, then their labels, each on the highest row where it overlaps no
+    // other label (core::chart::labels), so markers seconds apart stay readable.
+    let mut labels = Vec::with_capacity(marks.len());
     for m in marks {
         let x = (m.at - start).clamp(0, end - start);
         let c = if m.alarm { colours.alarm } else { colours.mark };
@@ -554,21 +577,29 @@ fn draw(
             4,
             c.stroke_width(sizes.line()),
         ))?;
+        let text = format!(" {} ", m.label);
+        let font: TextStyle = ("sans-serif", sizes.font).into();
+        let width = f64::from(root.estimate_text_size(&text, &font)?.0);
+        let (px, py) = chart.backend_coord(&(x, top));
         // Labels in the right half read leftwards, so they stay on the canvas.
-        let anchor = if x * 2 > end - start {
-            HPos::Right
+        let right = x * 2 > end - start;
+        let extent = if right {
+            (f64::from(px) - width, f64::from(px))
         } else {
-            HPos::Left
+            (f64::from(px), f64::from(px) + width)
         };
+        labels.push((text, c, px, py, right, extent));
+    }
+    let extents: Vec<(f64, f64)> = labels.iter().map(|l| l.5).collect();
+    let rows = cutover_core::chart::labels::rows(&extents);
+    for ((text, c, px, py, right, _), row) in labels.into_iter().zip(rows) {
+        let anchor = if right { HPos::Right } else { HPos::Left };
         let font = ("sans-serif", sizes.font)
             .into_font()
             .color(&c)
             .pos(Pos::new(anchor, VPos::Top));
-        chart.draw_series(std::iter::once(Text::new(
-            format!(" {} ", m.label),
-            (x, top),
-            font,
-        )))?;
+        let y = py + (row as f64 * sizes.font * 1.2).round() as i32;
+        root.draw(&Text::new(text, (px, y), font))?;
     }
     root.present()?;
     Ok(())
