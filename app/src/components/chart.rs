@@ -592,13 +592,19 @@ fn draw(
     }
     let extents: Vec<(f64, f64)> = labels.iter().map(|l| l.5).collect();
     let rows = cutover_core::chart::labels::rows(&extents);
+    // Rows that would run off the plot are left out: the list under the chart names every marker.
+    let line_height = sizes.font * 1.2;
+    let fits = (f64::from(chart.plotting_area().dim_in_pixel().1) / line_height).floor() as usize;
     for ((text, c, px, py, right, _), row) in labels.into_iter().zip(rows) {
+        if row >= fits {
+            continue;
+        }
         let anchor = if right { HPos::Right } else { HPos::Left };
         let font = ("sans-serif", sizes.font)
             .into_font()
             .color(&c)
             .pos(Pos::new(anchor, VPos::Top));
-        let y = py + (row as f64 * sizes.font * 1.2).round() as i32;
+        let y = py + (row as f64 * line_height).round() as i32;
         root.draw(&Text::new(text, (px, y), font))?;
     }
     root.present()?;
