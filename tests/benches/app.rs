@@ -3,6 +3,8 @@
 //! - navigation to the first chart drawn (line pixels on the latency canvas), against
 //!   navigation to DOMContentLoaded of the same load;
 //! - one chart redraw at 24h against one at the live 15 minutes;
+//! - one draw of a full day of 10 s points (8,640 per line) against one of the 360 points the
+//!   24h view draws (the app's `cutoverDrawBench`, on a detached canvas);
 //! - wasm linear memory and JS heap after `CUTOVER_BENCH_MINUTES` (default 30) of 1/s ticks,
 //!   against the same after the first minute.
 //!
@@ -152,6 +154,27 @@ async fn main() -> anyhow::Result<()> {
         live.len()
     );
     browser.click("range-15m").await?;
+
+    // The same drawing code over a day of 10 s points, against the 24h view's 360 steps,
+    // alternated so both see the same machine.
+    let (mut steps, mut full) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        for (points, into) in [(360, &mut steps), (8640, &mut full)] {
+            let took = browser
+                .client
+                .execute(
+                    "return window.cutoverDrawBench(arguments[0]);",
+                    vec![serde_json::json!(points)],
+                )
+                .await?;
+            into.push(took.as_f64().unwrap_or(f64::NAN));
+        }
+    }
+    let (steps_ms, full_ms) = (median(steps), median(full));
+    println!(
+        "one latency chart draw of 24h at 10 s (8,640 points x 3 lines): {full_ms:.2} ms (median of 15) = {:.2}x the 24h view's 360 points {steps_ms:.2} ms",
+        full_ms / steps_ms
+    );
 
     // Memory under live ticks: after the first minute, then after `minutes`.
     tokio::time::sleep(Duration::from_secs(60)).await;
