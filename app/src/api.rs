@@ -125,6 +125,25 @@ pub async fn audit(rollout: &str) -> Result<Vec<serde_json::Value>, String> {
     Ok(body["entries"].as_array().cloned().unwrap_or_default())
 }
 
+/// The newest records that mark the charts (stage changes, kills, overrides, alerts): fetched
+/// apart from the timeline's 50 so a long checklist cannot push them off a 24h chart.
+pub async fn chart_marks(rollout: &str) -> Result<Vec<cutover_core::chart::Marker>, String> {
+    let body: serde_json::Value = get(&format!(
+        "/api/rollouts/{rollout}/audit?marks=true&limit=500"
+    ))
+    .await?;
+    Ok(body["entries"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|e| serde_json::from_value(e.clone()).ok())
+                .filter_map(|r| cutover_core::chart::marker(&r))
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
 /// Chart series over `range` (`1h`, `6h`, `24h`) from the snapshot endpoint.
 pub async fn history(rollout: &str, range: &str) -> Result<cutover_core::series::Frame, String> {
     let snapshot: cutover_core::snapshot::Snapshot =

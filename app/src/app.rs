@@ -128,9 +128,10 @@ fn series(tick: &Option<Tick>, suffix: &str) -> Option<Series> {
 #[component]
 fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView {
     let live = live::connect(id.clone());
-    // The audit log, refetched on every new state version: the timeline lists it and the
-    // charts mark its stage changes, kills and overrides.
+    // The audit log and the chart markers (stage changes, kills, overrides, alerts), both
+    // refetched on every new state version.
     let audit = RwSignal::new(Vec::<serde_json::Value>::new());
+    let markers = RwSignal::new(Vec::<cutover_core::chart::Marker>::new());
     let version = Memo::new(move |_| live.snapshot.get().map(|s| s.state.version));
     {
         let id = id.clone();
@@ -141,19 +142,15 @@ fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView {
                     if let Ok(list) = api::audit(&id).await {
                         audit.set(list);
                     }
+                    if let Ok(list) = api::chart_marks(&id).await
+                        && markers.with_untracked(|m| m != &list)
+                    {
+                        markers.set(list);
+                    }
                 });
             }
         });
     }
-    let markers = Memo::new(move |_| {
-        audit.with(|entries| {
-            entries
-                .iter()
-                .filter_map(|e| serde_json::from_value(e.clone()).ok())
-                .filter_map(|r| cutover_core::chart::marker(&r))
-                .collect::<Vec<_>>()
-        })
-    });
     let (tick, connection) = (live.tick, live.connection);
     let requests = Memo::new(move |_| series(&tick.get(), ".count"));
     let p95 = Memo::new(move |_| series(&tick.get(), ".p95"));

@@ -528,7 +528,7 @@ pub fn gate_series(
         .collect()
 }
 
-/// A labelled moment on every chart's time axis: a stage change, a kill, an override.
+/// A labelled moment on every chart's time axis: a stage change, a kill, an override, an alert.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Marker {
     pub at: crate::time::Millis,
@@ -536,6 +536,10 @@ pub struct Marker {
     /// Kills (by a person or a trigger) are drawn as alarms.
     pub alarm: bool,
 }
+
+/// The actions whose audit records put no marker on the charts ([`marker`]), by name: the
+/// server leaves them out when asked for markers only.
+pub const UNMARKED_ACTIONS: [&str; 3] = ["check", "uncheck", "approve"];
 
 /// The marker an audit record puts on the charts, if it is one that changes what the charts
 /// mean or calls attention to them (checks and approvals do neither).
@@ -666,6 +670,36 @@ mod tests {
             (alert.label.as_str(), alert.alarm),
             ("alert error-spike", true)
         );
+        // The server's "markers only" filter names exactly the actions that mark nothing.
+        let every = [
+            Action::Start,
+            Action::Progress,
+            Action::Pause,
+            Action::Resume,
+            Action::Kill,
+            Action::Approve,
+            Action::Override { gate: "g".into() },
+            Action::Check {
+                list: "l".into(),
+                item: "i".into(),
+            },
+            Action::Uncheck {
+                list: "l".into(),
+                item: "i".into(),
+            },
+            Action::Alert {
+                trigger: "t".into(),
+            },
+        ];
+        for action in every {
+            let unmarked = UNMARKED_ACTIONS.contains(&action.name());
+            let role = Role::System;
+            assert_eq!(
+                marker(&record(action.clone(), role)).is_none(),
+                unmarked,
+                "{action:?}"
+            );
+        }
     }
 
     #[test]

@@ -278,9 +278,12 @@ pub async fn snapshot(
 pub struct AuditQuery {
     before: Option<i64>,
     limit: Option<i64>,
+    /// Only the records that mark the charts (stage changes, kills, overrides, alerts).
+    #[serde(default)]
+    marks: bool,
 }
 
-/// `GET /api/rollouts/{id}/audit?before=SEQ&limit=N`: newest first.
+/// `GET /api/rollouts/{id}/audit?before=SEQ&limit=N&marks=true`: newest first.
 pub async fn audit(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -290,7 +293,7 @@ pub async fn audit(
     caller.may_see(&id)?;
     find(&state, &id)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let entries = state.storage.audit(&id, q.before, limit).await?;
+    let entries = state.storage.audit(&id, q.before, limit, q.marks).await?;
     let next = entries.last().and_then(|e| e["seq"].as_i64());
     Ok(Json(json!({ "entries": entries, "next_before": next })))
 }

@@ -388,21 +388,30 @@ impl Storage {
         Ok(Some(seq))
     }
 
-    /// Audit entries newest first, `limit` of them, older than `before` when given.
+    /// Audit entries newest first, `limit` of them, older than `before` when given; with
+    /// `marks_only`, only those that mark the charts (no checks or approvals), so a busy
+    /// checklist does not push a day's stage changes out of the charts' reach.
     pub async fn audit(
         &self,
         id: &str,
         before: Option<i64>,
         limit: i64,
+        marks_only: bool,
     ) -> anyhow::Result<Vec<serde_json::Value>> {
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT seq, record FROM audit WHERE rollout = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
-        )
-        .bind(id)
-        .bind(before.unwrap_or(i64::MAX))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        let unmarked = cutover_core::chart::UNMARKED_ACTIONS
+            .map(|a| format!("'{a}'"))
+            .join(", ");
+        let sql = format!(
+            "SELECT seq, record FROM audit WHERE rollout = $1 AND seq < $2 \
+             AND ($4 = 0 OR action NOT IN ({unmarked})) ORDER BY seq DESC LIMIT $3"
+        );
+        let rows: Vec<(i64, String)> = sqlx::query_as(&sql)
+            .bind(id)
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(limit)
+            .bind(i64::from(marks_only))
+            .fetch_all(&self.pool)
+            .await?;
         rows.into_iter()
             .map(|(seq, record)| {
                 let mut v: serde_json::Value = serde_json::from_str(&record)?;

@@ -136,7 +136,15 @@ async fn rollouts_and_actions(s: &Storage) {
                 "r1",
                 v,
                 &state(v + 1),
-                &record(T0 + i64::try_from(v).unwrap(), Action::Pause),
+                // Two approvals among the pauses: records that mark no chart.
+                &record(
+                    T0 + i64::try_from(v).unwrap(),
+                    if v == 2 || v == 3 {
+                        Action::Approve
+                    } else {
+                        Action::Pause
+                    },
+                ),
                 &serde_json::json!({}),
             )
             .await
@@ -147,15 +155,19 @@ async fn rollouts_and_actions(s: &Storage) {
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
 
     // Audit: newest first, paged by `before`, evidence kept.
-    let page = s.audit("r1", None, 3).await.unwrap();
+    let page = s.audit("r1", None, 3, false).await.unwrap();
     let got: Vec<i64> = page.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert_eq!(got, vec![seqs[4], seqs[3], seqs[2]]);
-    let rest = s.audit("r1", Some(seqs[2]), 10).await.unwrap();
+    let rest = s.audit("r1", Some(seqs[2]), 10, false).await.unwrap();
     let got: Vec<i64> = rest.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert_eq!(got, vec![seqs[1], seqs[0]]);
     assert_eq!(rest[1]["evidence"]["p95"], 120);
     assert_eq!(rest[1]["action"]["action"], "start");
     assert_eq!(rest[1]["actor"]["name"], "alice");
+    // Markers only: the approvals are left out, whatever the engine.
+    let marks = s.audit("r1", None, 10, true).await.unwrap();
+    let got: Vec<i64> = marks.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(got, vec![seqs[4], seqs[1], seqs[0]]);
 }
 
 /// Many writers deciding on the same version at once: exactly one wins, whatever the engine.
@@ -183,7 +195,7 @@ async fn racing_commits(s: &Storage) {
         winners += usize::from(t.await.unwrap().is_some());
     }
     assert_eq!(winners, 1);
-    assert_eq!(s.audit("race", None, 100).await.unwrap().len(), 1);
+    assert_eq!(s.audit("race", None, 100, false).await.unwrap().len(), 1);
 }
 
 async fn idempotency(s: &Storage) {
