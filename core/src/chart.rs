@@ -122,8 +122,8 @@ pub fn thresholds(plan: &Plan) -> Vec<Threshold> {
                     aggregate,
                     selector,
                 },
-                Kind::Number(limit),
-            ) = (&lhs.kind, &rhs.kind)
+                Some(limit),
+            ) = (&lhs.kind, constant(rhs))
             else {
                 return;
             };
@@ -135,7 +135,7 @@ pub fn thresholds(plan: &Plan) -> Vec<Threshold> {
             if let Some(suffix) = series_suffix(aggregate) {
                 out.push(Threshold {
                     series: format!("{metric}.{suffix}"),
-                    value: *limit,
+                    value: limit,
                     gate: id.to_string(),
                     kind,
                 });
@@ -143,6 +143,28 @@ pub fn thresholds(plan: &Plan) -> Vec<Threshold> {
         });
     }
     out
+}
+
+/// The number an expression that reads no metric comes to: `700ms`, or `2 * 300ms`.
+fn constant(e: &Expr) -> Option<f64> {
+    if let Kind::Number(n) = e.kind {
+        return Some(n);
+    }
+    if !e.metrics().is_empty() {
+        return None;
+    }
+    let no_flags = BTreeMap::new();
+    let nothing = StepValues {
+        reads: &[],
+        index: 0,
+    };
+    let cx = EvalContext {
+        source: &nothing,
+        window: 0,
+        at: 0,
+        flags: &no_flags,
+    };
+    expr::value(e, &cx)
 }
 
 /// The charts for `plan`, latency first, in the order a war room reads them.
@@ -700,6 +722,30 @@ mod tests {
                 "{action:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_limit_written_as_arithmetic_is_drawn_at_its_value() {
+        let pags = plan(
+            "pags-cutover.toml",
+            include_str!("../../plans/pags-cutover.toml"),
+        );
+        let lines: Vec<(String, f64, String, LimitKind)> = charts(&pags)
+            .iter()
+            .flat_map(|c| c.thresholds.clone())
+            .filter(|t| t.gate == "latency")
+            .map(|t| (t.series, t.value, t.gate, t.kind))
+            .collect();
+        // `p95(latency_ms) > 2 * 300ms`
+        assert_eq!(
+            lines,
+            [(
+                "latency_ms.p95".to_string(),
+                600.0,
+                "latency".to_string(),
+                LimitKind::Kill
+            )]
+        );
     }
 
     #[test]
