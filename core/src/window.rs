@@ -329,6 +329,18 @@ impl MetricStore {
             .map(|d| d.fine.len() + d.coarse.len())
             .sum()
     }
+
+    /// Start of the oldest bucket held, own or imported: where history begins.
+    pub fn earliest(&self) -> Option<Millis> {
+        self.series
+            .values()
+            .chain(self.remote.values())
+            .flat_map(BTreeMap::values)
+            .flat_map(|d| [d.fine.keys().next(), d.coarse.keys().next()])
+            .flatten()
+            .min()
+            .copied()
+    }
 }
 
 fn import_into(

@@ -60,6 +60,10 @@ enum Command {
         /// Simulated events per second per rollout.
         #[arg(long, default_value_t = 40)]
         rate: u32,
+        /// Start with this much simulated healthy history (at most 24h, what the charts keep),
+        /// so the longer chart ranges show something; `./x demo` asks for 24h.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, overrides_with = "backfill")]
+        backfill: Option<std::time::Duration>,
         /// Traffic scenario for one rollout, e.g. spiralogic=latency-spike (repeatable; the
         /// others run healthy). Without any, the example lens-v1 runs error-spike so the demo
         /// shows an incident; `--scenario lens-v1=healthy` turns it off.
@@ -413,6 +417,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             server,
             plans,
             rate,
+            backfill,
             scenario,
         } => {
             let examples = plans.is_none();
@@ -443,6 +448,7 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             };
             let demo = Demo {
                 rate,
+                backfill,
                 mixes: scenario
                     .into_iter()
                     .map(|(id, scenario)| {
@@ -730,9 +736,36 @@ fn example_plans() -> anyhow::Result<Vec<Plan>> {
     Ok(plans)
 }
 
+/// Fills every rollout's charts with `span` of simulated history before now, one rollout per
+/// blocking task (it is CPU work), before the live simulation starts.
+async fn backfill(state: &AppState, span: std::time::Duration, rate: u32) -> anyhow::Result<()> {
+    let span = i64::try_from(span.as_millis()).unwrap_or(i64::MAX);
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for rollout in state.rollouts.values() {
+        let rollout = rollout.clone();
+        tasks.push(tokio::task::spawn_blocking(move || {
+            let mut rng = rand::rng();
+            let mut store = crate::state::lock(&rollout.metrics);
+            crate::simulate::backfill(&rollout.plan, &mut store, span, now(), rate * 10, &mut rng)
+        }));
+    }
+    let mut samples = 0;
+    for task in tasks {
+        samples += task.await?;
+    }
+    println!(
+        "backfilled {:.1} h of history per rollout ({samples} samples) in {:.1} s",
+        span as f64 / cutover_core::time::HOUR as f64,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// The demo's simulated traffic: a rate and each rollout's scenario.
 struct Demo {
     rate: u32,
+    backfill: Option<std::time::Duration>,
     mixes: std::collections::BTreeMap<String, Mix>,
 }
 
@@ -791,6 +824,9 @@ async fn start(
                 .await?;
             println!("read-only stakeholder link for {first}:");
             println!("  stakeholder http://{addr}/s/{secret}");
+        }
+        if let Some(span) = demo.backfill {
+            backfill(&state, span, demo.rate).await?;
         }
         println!("simulated traffic, {} events/s per rollout:", demo.rate);
         for id in state.rollouts.keys() {

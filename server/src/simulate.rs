@@ -13,6 +13,9 @@ use rand::Rng;
 use rand_distr::{Distribution, LogNormal};
 use serde_json::{Map, Value, json};
 
+use cutover_core::time::{DAY, Millis};
+use cutover_core::window::MetricStore;
+
 use crate::ingest;
 use crate::state::{AppState, now};
 
@@ -392,6 +395,66 @@ impl Targets {
     }
 }
 
+/// Fills `store` with `span` of healthy, warm history before `now` (or before the oldest data
+/// it already holds, so nothing is counted twice), recorded in time order as if each event had
+/// arrived live, with a daily swell in volume. The last hour, which gate windows read, gets
+/// `per_step` events per 10 s step on average, like live traffic; older history, drawn in
+/// minutes where only its shape shows, a fiftieth of that. A fresh demo's 24h charts then show a
+/// day instead of gaps. Returns the samples recorded.
+pub fn backfill(
+    plan: &Plan,
+    store: &mut MetricStore,
+    span: Millis,
+    now: Millis,
+    per_step: u32,
+    rng: &mut impl Rng,
+) -> usize {
+    let config = *store.config();
+    let align = |t: Millis, width: Millis| t - t.rem_euclid(width);
+    // Whole buckets only, ending where the store's own history (or the current bucket) begins.
+    let until = match store.earliest() {
+        Some(t) => align(t.min(now), config.coarse),
+        None => align(now, config.fine),
+    };
+    let from = align(now - span.min(config.coarse_retention), config.coarse);
+    if from >= until {
+        return 0;
+    }
+    // Built in a store of its own, so its roll-ups run on its own clock, then handed over.
+    let mut history = MetricStore::new(config, plan.metrics.iter().map(|m| (m.id.clone(), m.kind)));
+    let targets = Targets::from_plan(plan);
+    let mix = Mix {
+        warmth: 1.0,
+        ..Mix::default()
+    };
+    let mut recorded = 0;
+    let mut step = from;
+    while step < until {
+        let phase = step as f64 / DAY as f64 * std::f64::consts::TAU;
+        let thin = if step < now - config.fine_retention {
+            0.1
+        } else {
+            1.0
+        };
+        let n = (f64::from(per_step) * thin * (0.7 + 0.3 * phase.sin()))
+            .round()
+            .max(1.0) as i64;
+        // One bucket's events as one batch: within a 10 s bucket their order cannot show.
+        let body: String = (0..n)
+            .map(|_| targets.event(plan, mix, rng).to_string() + "\n")
+            .collect();
+        if let Ok((records, _)) = ingest::parse_batch(plan, &body, step) {
+            for sample in records.iter().flat_map(|r| &r.samples) {
+                recorded += usize::from(history.record(sample, step).is_ok());
+            }
+        }
+        step += config.fine;
+    }
+    history.compact(until);
+    store.import(history.export_buckets(from, until - 1));
+    recorded
+}
+
 /// Feeds every rollout `rate` events per second, each with its own mix (healthy when not
 /// named), until the task is dropped.
 pub async fn run(state: AppState, rate: u32, mixes: BTreeMap<String, Mix>) {
@@ -522,6 +585,52 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A backfilled day has data in every 4-minute step of the 24h view, stays healthy, and
+    /// a second backfill (a restart) adds nothing to what is there.
+    #[test]
+    fn a_backfilled_day_fills_the_24h_view_once() {
+        let plan = example_plans()
+            .into_iter()
+            .find(|p| p.id == "spiralogic")
+            .unwrap();
+        let mut store = MetricStore::new(
+            StoreConfig::default(),
+            plan.metrics.iter().map(|m| (m.id.clone(), m.kind)),
+        );
+        let mut rng = rand::rng();
+        // 20 events a second, as `traffic` above.
+        let recorded = backfill(&plan, &mut store, DAY, END, 200, &mut rng);
+        assert!(recorded > 8640 * 4, "{recorded}");
+        store.compact(END);
+        let step = 4 * MINUTE;
+        let count = |store: &MetricStore| {
+            store.series(
+                "latency_ms",
+                &Default::default(),
+                &Aggregate::Count,
+                END - DAY + step,
+                END - step,
+                step,
+            )
+        };
+        let day = count(&store);
+        assert!(day.len() >= 358, "{}", day.len());
+        assert!(
+            day.iter().all(|p| p.v.is_some_and(|v| v > 0.0)),
+            "a gap in the day"
+        );
+        let ev = evaluate_in(&plan, &store, "canary");
+        let failing: Vec<_> = ev
+            .gates
+            .iter()
+            .filter(|g| g.verdict == Verdict::Fail)
+            .map(|g| &g.id)
+            .collect();
+        assert!(failing.is_empty(), "{failing:?}");
+        assert_eq!(backfill(&plan, &mut store, DAY, END, 200, &mut rng), 0);
+        assert_eq!(count(&store), day, "a second backfill counted twice");
     }
 
     /// Caches warm up: a cold start has a lower hit ratio than a warm one, but still passes

@@ -435,3 +435,18 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn earliest_is_the_oldest_bucket_own_or_imported() {
+    let mut s = store();
+    assert_eq!(s.earliest(), None);
+    s.record(&latency(T0 + 25 * SECOND, 100.0), T0 + 30 * SECOND)
+        .unwrap();
+    assert_eq!(s.earliest(), Some(T0 + 20 * SECOND));
+    let mut other = store();
+    other
+        .record(&latency(T0 + 5 * SECOND, 100.0), T0 + 5 * SECOND)
+        .unwrap();
+    s.import_remote(other.export_buckets(T0, T0 + MINUTE));
+    assert_eq!(s.earliest(), Some(T0));
+}
