@@ -178,7 +178,7 @@ fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView {
             {(me.rollout.is_some()).then(|| view! { <span class="readonly" data-testid="read-only">"read-only"</span> })}
         </header>
         <main class:wall=wall>
-            <StageBar snapshot=live.snapshot />
+            <StageBar snapshot=live.snapshot tick=live.tick />
             {controls.then(|| view! { <ActionBar me=me.clone() snapshot=live.snapshot tick=live.tick /> })}
             <div class="kpis">
                 <div class="kpi">
@@ -241,15 +241,21 @@ fn Charts(
         }
         let mine = generation.get_value();
         let id = id.clone();
+        // Stops when another range is chosen or the page has gone (signed out, navigated):
+        // `try_` reads, as the charts' values may be disposed while this sleeps.
+        let current = move || generation.try_get_value() == Some(mine);
         leptos::task::spawn_local(async move {
-            while generation.get_value() == mine {
+            while current() {
                 match api::history(&id, chosen).await {
-                    Ok(frame) if generation.get_value() == mine => {
-                        history.set(Some(frame));
-                        error.set(None);
+                    Ok(frame) if current() => {
+                        history.try_set(Some(frame));
+                        error.try_set(None);
                     }
                     Ok(_) => return,
-                    Err(e) => error.set(Some(e)),
+                    Err(e) if current() => {
+                        error.try_set(Some(e));
+                    }
+                    Err(_) => return,
                 }
                 gloo_timers::future::TimeoutFuture::new(10_000).await;
             }

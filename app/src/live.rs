@@ -1,11 +1,16 @@
-//! The one live connection to a rollout's stream. The browser's EventSource reconnects by
-//! itself; this turns its events into signals (the state after every action, the tick every
-//! second) and reports whether the connection is up.
+//! The one live connection to a rollout's stream: its events become signals (the state after
+//! every action, the tick every second), it reports whether the connection is up, and it
+//! reconnects with backoff when the browser's EventSource gives up.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use cutover_core::snapshot::{Snapshot, Tick};
 use futures::StreamExt;
 use futures::stream::select;
+use gloo_net::eventsource::State as ReadyState;
 use gloo_net::eventsource::futures::EventSource;
+use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -47,38 +52,86 @@ pub fn connect(rollout: String) -> LiveRollout {
     ) {
         on_cleanup(move || handle.clear());
     }
+    // Set when the page that owns this stream goes away: the loop closes its connection.
+    let stopped = Arc::new(AtomicBool::new(false));
+    {
+        let stopped = stopped.clone();
+        on_cleanup(move || stopped.store(true, Ordering::Relaxed));
+    }
     spawn_local(async move {
         let url = format!("/api/rollouts/{rollout}/stream");
-        let Ok(mut source) = EventSource::new(&url) else {
-            live.connection.set(Connection::Down);
-            return;
-        };
-        let (Ok(states), Ok(ticks)) = (source.subscribe("state"), source.subscribe("tick")) else {
-            live.connection.set(Connection::Down);
-            return;
-        };
-        let mut events = select(states, ticks);
-        while let Some(message) = events.next().await {
-            match message {
-                Ok((kind, event)) => {
-                    let Some(text) = event.data().as_string() else {
-                        continue;
-                    };
-                    if kind == "state" {
-                        if let Ok(s) = serde_json::from_str::<Snapshot>(&text) {
-                            live.snapshot.set(Some(s));
-                        }
-                    } else if let Ok(t) = serde_json::from_str::<Tick>(&text) {
-                        live.tick.set(Some(t));
-                    }
-                    live.connection.set(Connection::Live);
-                    live.last_event.set(js_sys::Date::now());
+        // The browser retries a dropped connection by itself, but gives up for good on an
+        // error status (a proxy's 502 during a deploy, a 401 once the session ends). Then this
+        // opens a new one, waiting 1, 2, 4 ... up to 30 s between tries.
+        let mut backoff_ms = 1_000;
+        while !stopped.load(Ordering::Relaxed) {
+            let opened = EventSource::new(&url).ok().and_then(|mut source| {
+                let states = source.subscribe("state").ok()?;
+                let ticks = source.subscribe("tick").ok()?;
+                Some((source, select(states, ticks)))
+            });
+            let Some((source, mut events)) = opened else {
+                live.connection.set(Connection::Down);
+                TimeoutFuture::new(backoff_ms).await;
+                backoff_ms = (backoff_ms * 2).min(30_000);
+                continue;
+            };
+            loop {
+                if stopped.load(Ordering::Relaxed) || source.state() == ReadyState::Closed {
+                    break;
                 }
-                // The EventSource retries on its own; show that we are between connections.
-                Err(_) => live.connection.set(Connection::Down),
+                // Wake at least every 2 s to notice a closed source or a page that has gone.
+                let next = events.next();
+                let timeout = TimeoutFuture::new(2_000);
+                futures::pin_mut!(next);
+                let message = match futures::future::select(next, timeout).await {
+                    futures::future::Either::Left((Some(message), _)) => message,
+                    futures::future::Either::Left((None, _)) => break,
+                    futures::future::Either::Right(_) => continue,
+                };
+                match message {
+                    Ok((kind, event)) => {
+                        let Some(text) = event.data().as_string() else {
+                            continue;
+                        };
+                        // Only what parses counts as fresh: a server speaking a newer format
+                        // than this page must not look live over frozen numbers.
+                        let fresh = if kind == "state" {
+                            serde_json::from_str::<Snapshot>(&text)
+                                .map(|s| live.snapshot.set(Some(s)))
+                                .is_ok()
+                        } else {
+                            serde_json::from_str::<Tick>(&text)
+                                .map(|t| live.tick.set(Some(t)))
+                                .is_ok()
+                        };
+                        if fresh {
+                            live.connection.set(Connection::Live);
+                            live.last_event.set(js_sys::Date::now());
+                            backoff_ms = 1_000;
+                        } else {
+                            leptos::logging::warn!("cannot read a {kind} event: reload the page");
+                        }
+                    }
+                    // Between connections: the EventSource is retrying, or has given up.
+                    Err(_) => live.connection.set(Connection::Down),
+                }
             }
+            source.close();
+            if stopped.load(Ordering::Relaxed) {
+                break;
+            }
+            live.connection.set(Connection::Down);
+            // A session that has ended cannot reconnect: back to the sign-in page.
+            if let Ok(None) = crate::api::whoami().await {
+                if let Some(window) = web_sys::window() {
+                    let _ = window.location().reload();
+                }
+                break;
+            }
+            TimeoutFuture::new(backoff_ms).await;
+            backoff_ms = (backoff_ms * 2).min(30_000);
         }
-        source.close();
     });
     live
 }

@@ -346,6 +346,15 @@ fn expr_unit(plan: &Plan, e: &Expr) -> Option<String> {
     }
 }
 
+/// The unit of an expression written as text (a comparison's left side), if it reads a
+/// metric of `plan`: `ms`, `%`, `count`, or the metric's own.
+pub fn unit_of(plan: &Plan, text: &str) -> Option<String> {
+    expr::parse(text)
+        .ok()
+        .and_then(|e| expr_unit(plan, &e))
+        .filter(|u| !u.is_empty())
+}
+
 /// Whether a comparison needs a chart of its own: it compares metrics with each other, limits
 /// one variant, or limits arithmetic over metrics (`sum(ok) / sum(reads) >= 85%`). PromQL is
 /// charted by Prometheus, and `==`/`!=` have no line to draw.

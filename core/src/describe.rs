@@ -27,17 +27,45 @@ pub fn number(v: Option<f64>) -> String {
     }
 }
 
-/// Every comparison with both sides' values: `p95(latency_ms) = 612 <= 800`.
+/// A value in its unit: `612ms`, `0.4%` (ratios are 0..1), `3.20 GiB`, or a bare number.
+pub fn quantity(v: Option<f64>, unit: Option<&str>) -> String {
+    match (v, unit) {
+        (None, _) => "no data".into(),
+        (Some(v), Some("%")) => {
+            let p = v * 100.0;
+            let text = if p.abs() >= 100.0 {
+                format!("{p:.0}")
+            } else if p.abs() >= 10.0 {
+                format!("{p:.1}")
+            } else {
+                format!("{p:.2}")
+            };
+            let text = if text.contains('.') {
+                text.trim_end_matches('0').trim_end_matches('.').to_string()
+            } else {
+                text
+            };
+            format!("{text}%")
+        }
+        (Some(v), Some("ms")) if v.abs() >= 10.0 => format!("{v:.0}ms"),
+        (Some(v), Some("ms")) => format!("{v:.2}ms"),
+        (Some(v), None | Some("count")) => number(Some(v)),
+        (Some(v), Some(unit)) => format!("{} {unit}", number(Some(v))),
+    }
+}
+
+/// Every comparison with both sides' values in their unit: `p95(latency_ms) = 612ms <= 800ms`.
 pub fn observed(comparisons: &[CmpTrace]) -> String {
     comparisons
         .iter()
         .map(|c| {
+            let unit = c.unit.as_deref();
             format!(
                 "{} = {} {} {}",
                 c.left,
-                number(c.left_value),
+                quantity(c.left_value, unit),
                 c.op,
-                number(c.right_value)
+                quantity(c.right_value, unit)
             )
         })
         .collect::<Vec<_>>()
@@ -68,19 +96,21 @@ impl GateStatus {
 }
 
 impl TriggerStatus {
-    /// `FIRED`, `BREACHING`, `NO DATA` or `OK`.
+    /// `FIRED`, `BREACHING`, `OVER, NOT ARMED`, `NO DATA` or `OK`. A trigger that is not
+    /// armed in this stage cannot act, so its condition being true is not called a breach.
     pub fn word(&self) -> &'static str {
         match (self.fired, self.verdict) {
             (true, _) => "FIRED",
-            (false, Verdict::Pass) => "BREACHING",
+            (false, Verdict::Pass) if self.armed => "BREACHING",
+            (false, Verdict::Pass) => "OVER, NOT ARMED",
             (false, Verdict::NoData) => "NO DATA",
             _ => "OK",
         }
     }
 
-    /// Whether the word means trouble (drawn red).
+    /// Whether the word means trouble (drawn red): only what can act, or has.
     pub fn alarming(&self) -> bool {
-        self.fired || self.verdict == Verdict::Pass
+        self.fired || (self.armed && self.verdict == Verdict::Pass)
     }
 
     pub fn observed(&self) -> String {
@@ -110,6 +140,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_trigger_over_its_line_breaches_only_where_it_is_armed() {
+        let mut t = TriggerStatus {
+            id: "p95-breach".into(),
+            title: "p95 over 900ms".into(),
+            expr: "p95(latency_ms) > 900ms".into(),
+            verdict: Verdict::Pass,
+            reason: None,
+            comparisons: Vec::new(),
+            action: crate::plan::TriggerAction::Kill,
+            severity: crate::plan::Severity::Critical,
+            for_: Span(60_000),
+            true_for: Span(0),
+            armed: true,
+            fired: false,
+        };
+        assert_eq!((t.word(), t.alarming()), ("BREACHING", true));
+        t.armed = false;
+        assert_eq!((t.word(), t.alarming()), ("OVER, NOT ARMED", false));
+        t.fired = true;
+        assert_eq!((t.word(), t.alarming()), ("FIRED", true));
+        t.fired = false;
+        t.verdict = Verdict::Fail;
+        assert_eq!((t.word(), t.alarming()), ("OK", false));
+    }
+
+    #[test]
     fn numbers_keep_the_digits_that_matter() {
         assert_eq!(number(Some(612.4)), "612");
         assert_eq!(number(Some(1.5)), "1.50");
@@ -126,7 +182,26 @@ mod tests {
             right: "800ms".into(),
             right_value: Some(800.0),
             holds: Some(true),
+            unit: None,
         };
-        assert_eq!(observed(&[c]), "p95(latency_ms) = 612 <= 800");
+        assert_eq!(observed(&[c.clone()]), "p95(latency_ms) = 612 <= 800");
+        let ms = CmpTrace {
+            unit: Some("ms".into()),
+            ..c
+        };
+        assert_eq!(observed(&[ms]), "p95(latency_ms) = 612ms <= 800ms");
+        let ratio = CmpTrace {
+            left: "rate(error)".into(),
+            left_value: Some(0.004),
+            op: "<=".into(),
+            right: "0.75%".into(),
+            right_value: Some(0.0075),
+            holds: Some(true),
+            unit: Some("%".into()),
+        };
+        assert_eq!(observed(&[ratio]), "rate(error) = 0.4% <= 0.75%");
+        assert_eq!(quantity(Some(0.246), Some("%")), "24.6%");
+        assert_eq!(quantity(Some(3.2), Some("GiB")), "3.20 GiB");
+        assert_eq!(quantity(None, Some("ms")), "no data");
     }
 }

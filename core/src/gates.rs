@@ -208,6 +208,14 @@ fn verdict(outcome: &Outcome) -> (Verdict, Option<String>) {
     }
 }
 
+/// The comparisons with the unit their values are in, for the words people read.
+fn with_units(plan: &Plan, mut comparisons: Vec<CmpTrace>) -> Vec<CmpTrace> {
+    for c in &mut comparisons {
+        c.unit = crate::chart::unit_of(plan, &c.left);
+    }
+    comparisons
+}
+
 /// Evaluates every gate and trigger of `plan` at `at` and advances `memory`.
 /// `stage` is the current stage's id (None before start); `armed` says whether triggers may
 /// act (the rollout is running or paused).
@@ -254,7 +262,7 @@ pub fn evaluate(
             expr: gate.expr.clone(),
             verdict: v,
             reason,
-            comparisons: ev.comparisons,
+            comparisons: with_units(plan, ev.comparisons),
             window: gate.window,
             hold: gate.hold,
             held_for,
@@ -274,7 +282,8 @@ pub fn evaluate(
             at,
             flags,
         };
-        let ev = expr::evaluate(e, &cx);
+        let mut ev = expr::evaluate(e, &cx);
+        ev.comparisons = with_units(plan, ev.comparisons);
         let (v, reason) = verdict(&ev.outcome);
         let in_stage = stage.is_some_and(|s| trigger.stages.iter().any(|t| t == s));
         let m = memory.triggers.entry(trigger.id.clone()).or_default();
@@ -289,7 +298,7 @@ pub fn evaluate(
                         format!(
                             "{} = {}",
                             c.left,
-                            c.left_value.map_or("no data".into(), |v| format!("{v:.4}"))
+                            crate::describe::quantity(c.left_value, c.unit.as_deref())
                         )
                     })
                     .collect();

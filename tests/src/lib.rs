@@ -125,6 +125,11 @@ impl Demo {
         Ok(())
     }
 
+    /// Where its SQLite database lives, for `cutover user ...` between a stop and a restart.
+    pub fn data_dir(&self) -> &Path {
+        self._data.path()
+    }
+
     pub fn token(&self, role: &str) -> &str {
         self.tokens.get(role).map_or("", String::as_str)
     }

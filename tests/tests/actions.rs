@@ -60,7 +60,11 @@ async fn the_kill_switch_reaches_every_viewer_within_two_seconds() -> anyhow::Re
         .await?;
     println!("kill to viewer's screen: {:?}", clicked.elapsed());
     let by = viewer.text("killed-by").await.unwrap_or_default();
-    assert_eq!(by, "by demo-operator (operator): p95 breach in canary");
+    assert!(
+        by.starts_with("by demo-operator (operator) at ") && by.ends_with(": p95 breach in canary"),
+        "{by}"
+    );
+    assert_eq!(viewer.text("health").await.as_deref(), Some("✕ KILLED"));
     assert_eq!(viewer.text("traffic").await.as_deref(), Some("0% traffic"));
     viewer
         .wait_text("timeline", Duration::from_secs(3), |t| {
@@ -173,7 +177,7 @@ async fn start_through_the_api(demo: &Demo, id: &str) -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn progress_says_what_blocks_it_and_a_lead_overrides_a_gate_and_approves()
+async fn progress_says_what_blocks_it_and_a_lead_overrides_kills_resumes_and_approves()
 -> anyhow::Result<()> {
     let demo = Demo::start()?;
     start_through_the_api(&demo, "spiralogic").await?;
@@ -223,6 +227,42 @@ async fn progress_says_what_blocks_it_and_a_lead_overrides_a_gate_and_approves()
     .await?;
     lead.wait_text("marks-latency_ms", Duration::from_secs(5), |t| {
         t.contains(" start canary · ") && t.ends_with(" override p95-latency")
+    })
+    .await?;
+
+    // After a kill, resuming takes a typed reason too: the dialog says where traffic returns,
+    // has the keyboard, and Escape closes it without resuming.
+    lead.click("kill").await?;
+    lead.fill("kill-reason", "drill").await?;
+    lead.click("kill-confirm").await?;
+    lead.wait_text("phase", Duration::from_secs(5), |t| t == "KILLED")
+        .await?;
+    lead.click("resume").await?;
+    let title = lead
+        .wait_text("resume-title", Duration::from_secs(2), |t| !t.is_empty())
+        .await?;
+    assert!(title.contains("returns to canary (10%)"), "{title}");
+    let focused = lead.client.active_element().await?;
+    assert_eq!(
+        focused.attr("data-testid").await?.as_deref(),
+        Some("resume-reason")
+    );
+    focused.send_keys("\u{E00C}").await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!lead.has("resume-reason").await, "Escape closes the dialog");
+    assert_eq!(lead.text("phase").await.as_deref(), Some("KILLED"));
+    lead.click("resume").await?;
+    let confirm = lead
+        .client
+        .find(fantoccini::Locator::Css("[data-testid='resume-confirm']"))
+        .await?;
+    assert!(confirm.attr("disabled").await?.is_some(), "a reason first");
+    lead.fill("resume-reason", "drill over").await?;
+    lead.click("resume-confirm").await?;
+    lead.wait_text("phase", Duration::from_secs(5), |t| t == "RUNNING")
+        .await?;
+    lead.wait_text("timeline", Duration::from_secs(5), |t| {
+        t.contains("resume by demo-lead (lead) “drill over”")
     })
     .await?;
 

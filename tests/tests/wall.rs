@@ -29,9 +29,12 @@ async fn the_wall_shows_kills_live_and_says_when_it_is_stale() -> anyhow::Result
         "a wall shows only what matters from across the room"
     );
     wall.wait_text("gates-passing", Duration::from_secs(10), |t| {
-        t.ends_with("gates passing")
+        t.ends_with("of 7 gates passing")
     })
     .await?;
+    // Health in a word and a shape, not colour alone.
+    wall.wait_text("health", Duration::from_secs(20), |t| t == "● HEALTHY")
+        .await?;
     wall.screenshot("wall").await?;
 
     let killed = Instant::now();
@@ -45,6 +48,7 @@ async fn the_wall_shows_kills_live_and_says_when_it_is_stale() -> anyhow::Result
     wall.wait_text("phase", Duration::from_secs(2), |t| t == "KILLED")
         .await?;
     println!("kill to wall: {:?}", killed.elapsed());
+    assert_eq!(wall.text("health").await.as_deref(), Some("✕ KILLED"));
 
     let mut demo = demo;
     demo.stop();
@@ -98,5 +102,37 @@ async fn the_wall_shows_kills_live_and_says_when_it_is_stale() -> anyhow::Result
         "three across: {fit}"
     );
     wall.close().await;
+    Ok(())
+}
+
+/// A wall whose session ended while the server was away (the user was revoked) does not sit
+/// on "reconnecting" for ever: the stream is refused, and the screen asks for a sign-in.
+#[tokio::test]
+async fn a_wall_whose_session_ended_asks_for_a_sign_in() -> anyhow::Result<()> {
+    let mut demo = Demo::start()?;
+    let wall = Browser::start().await?;
+    wall.sign_in(
+        &format!("{}/r/spiralogic/wall", demo.url),
+        demo.token("viewer"),
+    )
+    .await?;
+    wall.wait_text("connection", Duration::from_secs(15), |t| t == "live")
+        .await?;
+    demo.stop();
+    let revoked = std::process::Command::new(cutover_e2e::cutover_bin())
+        .args(["user", "revoke", "demo-viewer", "--data-dir"])
+        .arg(demo.data_dir())
+        .status()?;
+    assert!(revoked.success());
+    demo.restart()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !wall.has("token-input").await {
+        assert!(
+            Instant::now() < deadline,
+            "still no sign-in box: {:?}",
+            wall.text("connection").await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     Ok(())
 }

@@ -384,7 +384,9 @@ pub fn Chart(
                     on:mouseleave=move |_| hover.set(None)
                 ></canvas>
                 <Show when=move || empty.get()>
-                    <p class="no-data" data-testid=nodata_id.clone()>"no data in this range"</p>
+                    <p class="no-data" data-testid=nodata_id.clone()>
+                        {move || if frame.with(Option::is_none) { "loading…" } else { "no data in this range" }}
+                    </p>
                 </Show>
             </div>
             <div class="legend">{legend}</div>

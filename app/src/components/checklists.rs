@@ -30,26 +30,43 @@ pub fn Checklists(
 ) -> impl IntoView {
     let error = RwSignal::new(None::<String>);
     let me = StoredValue::new(me);
+    // The gates passing now. The lists are rebuilt when this set changes, not on every tick,
+    // so a keyboard user's focus on a checkbox stays put.
+    let passing = Memo::new(move |_| {
+        tick.with(|t| {
+            t.as_ref()
+                .map(|t| {
+                    t.gates
+                        .iter()
+                        .filter(|g| g.verdict == Verdict::Pass)
+                        .map(|g| g.id.clone())
+                        .collect::<std::collections::BTreeSet<String>>()
+                })
+                .unwrap_or_default()
+        })
+    });
     let item_view = move |list: &Checklist, item: &Item, s: &Snapshot| {
         let key = format!("{}/{}", list.id, item.id);
         let mark = s.state.checked.get(&key).cloned();
-        let by_gate = item.gate.as_ref().filter(|g| {
-            tick.get_untracked().is_some_and(|t| {
-                t.gates
-                    .iter()
-                    .any(|x| &x.id == *g && x.verdict == Verdict::Pass)
-            })
-        });
+        let by_gate = item
+            .gate
+            .as_ref()
+            .filter(|g| passing.with_untracked(|p| p.contains(*g)));
         let checked = mark.is_some() || by_gate.is_some();
         let role = me.with_value(|m| m.as_ref().map(|m| m.role));
-        let may = role.is_some_and(|r| {
-            s.plan.permissions.check.contains(&r)
-                && item
-                    .role
-                    .is_none_or(|needed| needed == r || r == Role::Lead)
-        });
+        // An item ticked by its gate is not a person's to untick.
+        let may = (mark.is_some() || by_gate.is_none())
+            && role.is_some_and(|r| {
+                s.plan.permissions.check.contains(&r)
+                    && item
+                        .role
+                        .is_none_or(|needed| needed == r || r == Role::Lead)
+            });
         let who = match (&mark, by_gate) {
-            (Some(m), _) => format!("{} · {}", m.by.name, clock(m.at)),
+            (Some(m), _) => match &m.reason {
+                Some(note) => format!("{} · {} · {note}", m.by.name, clock(m.at)),
+                None => format!("{} · {}", m.by.name, clock(m.at)),
+            },
             (None, Some(g)) => format!("auto: gate {g} passing"),
             (None, None) => item.role.map(|r| format!("needs {r}")).unwrap_or_default(),
         };
@@ -79,7 +96,7 @@ pub fn Checklists(
         let Some(s) = snapshot.get() else {
             return Vec::new();
         };
-        tick.track();
+        passing.track();
         s.plan
             .checklists
             .iter()
@@ -91,6 +108,9 @@ pub fn Checklists(
                         s.state
                             .checked
                             .contains_key(&format!("{}/{}", list.id, i.id))
+                            || i.gate
+                                .as_ref()
+                                .is_some_and(|g| passing.with_untracked(|p| p.contains(g)))
                     })
                     .count();
                 let heading = match &list.phase {

@@ -97,7 +97,8 @@ fn gate_row(g: GateStatus, spark: Option<(Series, Option<f64>)>) -> impl IntoVie
 fn trigger_row(t: TriggerStatus) -> impl IntoView {
     let class = match (t.alarming(), t.verdict) {
         (true, _) => "verdict fail",
-        (false, Verdict::NoData) => "verdict nodata",
+        // No data, or over its line where it is not armed: neither fine nor an alarm.
+        (false, Verdict::NoData | Verdict::Pass) => "verdict nodata",
         _ => "verdict pass",
     };
     view! {

@@ -8,37 +8,67 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::api;
+use crate::components::freshness::Freshness;
 
-fn card(s: Summary) -> impl IntoView {
-    let (word, class) = match s.health {
+fn health_word(h: Health) -> (&'static str, &'static str) {
+    match h {
         Health::Healthy => ("HEALTHY", "health healthy"),
         Health::Degraded => ("DEGRADED", "health degraded"),
         Health::Critical => ("CRITICAL", "health critical"),
         Health::Killed => ("KILLED", "health killed"),
-    };
-    let stage = match s.phase {
+    }
+}
+
+fn stage_text(s: &Summary) -> String {
+    match s.phase {
         Phase::NotStarted => "not started".to_string(),
         Phase::Completed => "completed".to_string(),
+        Phase::Paused => format!("PAUSED at {}", s.stage.clone().unwrap_or_default()),
         _ => s.stage.clone().unwrap_or_default(),
+    }
+}
+
+/// One rollout's card. The element stays while its numbers change, so a keyboard user's
+/// focus on it survives every refresh.
+fn card(id: String, list: RwSignal<Vec<Summary>>) -> impl IntoView {
+    let summary = {
+        let id = id.clone();
+        Memo::new(move |_| list.with(|l| l.iter().find(|s| s.id == id).cloned()))
     };
-    let in_stage = s
-        .stage_entered_at
-        .map(|t| format!("in stage {}", Span(s.at - t).human()));
-    let kpis = s
-        .kpis
-        .iter()
-        .map(|k| format!("{} {}", k.label, k.display_value()))
-        .collect::<Vec<_>>()
-        .join(" · ");
+    let read = move |f: fn(&Summary) -> String| {
+        move || summary.with(|s| s.as_ref().map(f).unwrap_or_default())
+    };
+    let title = read(|s| s.title.clone());
+    let health = move || summary.with(|s| s.as_ref().map(|s| health_word(s.health)));
+    let stage = read(|s| format!("{} · ", stage_text(s)));
+    let traffic = read(|s| format!("{}%", s.traffic));
+    let gates = read(|s| format!("gates {} of {} passing", s.gates_passing, s.gates_total));
+    let kpis = read(|s| {
+        s.kpis
+            .iter()
+            .map(|k| format!("{} {}", k.label, k.display_value()))
+            .collect::<Vec<_>>()
+            .join(" · ")
+    });
+    let in_stage = read(|s| {
+        s.stage_entered_at
+            .map(|t| format!("in stage {}", Span(s.at - t).human()))
+            .unwrap_or_default()
+    });
     view! {
-        <a class="card" href=format!("/r/{}", s.id) data-testid=format!("card-{}", s.id)>
+        <a class="card" href=format!("/r/{id}") data-testid=format!("card-{id}")>
             <div class="card-head">
-                <span class="card-title">{s.title.clone()}</span>
-                <span class=class data-testid=format!("health-{}", s.id)>{word}</span>
+                <span class="card-title">{title}</span>
+                <span
+                    class=move || health().map_or("health", |(_, c)| c)
+                    data-testid=format!("health-{id}")
+                >
+                    {move || health().map_or("", |(w, _)| w)}
+                </span>
             </div>
-            <div class="card-stage">{stage} " · " <strong>{format!("{}%", s.traffic)}</strong></div>
-            <div class="card-gates">{format!("gates {} of {} passing", s.gates_passing, s.gates_total)}</div>
-            <div class="card-kpis" data-testid=format!("kpis-{}", s.id)>{kpis}</div>
+            <div class="card-stage">{stage} <strong>{traffic}</strong></div>
+            <div class="card-gates">{gates}</div>
+            <div class="card-kpis" data-testid=format!("kpis-{id}")>{kpis}</div>
             <div class="card-time">{in_stage}</div>
         </a>
     }
@@ -51,21 +81,33 @@ pub fn Overview(
     initial: Vec<Summary>,
 ) -> impl IntoView {
     let list = RwSignal::new(initial);
+    // When the last refresh succeeded: the header says so, and turns red when it is old.
+    let refreshed = RwSignal::new(js_sys::Date::now());
     let refresh = move || {
         spawn_local(async move {
             if let Ok(fresh) = api::rollouts().await {
-                list.set(fresh);
+                if list.with_untracked(|l| l != &fresh) {
+                    list.set(fresh);
+                }
+                refreshed.set(js_sys::Date::now());
             }
         });
     };
     if let Ok(handle) = set_interval_with_handle(refresh, std::time::Duration::from_secs(2)) {
         on_cleanup(move || handle.clear());
     }
+    let ids = move || list.with(|l| l.iter().map(|s| s.id.clone()).collect::<Vec<_>>());
     view! {
-        <header><h1>"cutover"</h1><span class="rollout">"All rollouts"</span></header>
+        <header>
+            <h1>"cutover"</h1>
+            <span class="rollout">"All rollouts"</span>
+            <Freshness last_event=refreshed />
+        </header>
         <main>
             <div class="cards" data-testid="overview">
-                {move || list.get().into_iter().map(card).collect::<Vec<_>>()}
+                <For each=ids key=|id| id.clone() let:id>
+                    {card(id, list)}
+                </For>
             </div>
         </main>
     }

@@ -1,17 +1,83 @@
 //! The rollout's position: every stage in order with its traffic, the current one marked,
 //! and the state in words (never colour alone).
 
-use cutover_core::rollout::Phase;
-use cutover_core::snapshot::Snapshot;
+use cutover_core::rollout::{Mark, Phase};
+use cutover_core::snapshot::{Health, Snapshot, Tick};
+use cutover_core::time::Span;
 use leptos::prelude::*;
 
-/// Stages, current stage, traffic and state; who killed it and why when killed.
+/// Local wall-clock time of `ms`, `HH:MM:SS`.
+fn clock(ms: i64) -> String {
+    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
+    format!(
+        "{:02}:{:02}:{:02}",
+        date.get_hours(),
+        date.get_minutes(),
+        date.get_seconds()
+    )
+}
+
+/// `by lee (lead) at 14:02:11: reason`.
+fn who(mark: &Mark) -> String {
+    let reason = mark
+        .reason
+        .as_deref()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    format!(
+        "by {} ({}) at {}{reason}",
+        mark.by.name,
+        mark.by.role,
+        clock(mark.at)
+    )
+}
+
+/// Stages, current stage, traffic, health and state; who killed or paused it, when and why;
+/// how long it has been in this stage.
 #[component]
 pub fn StageBar(
     /// The latest snapshot.
     #[prop(into)]
     snapshot: Signal<Option<Snapshot>>,
+    /// The latest tick: health follows the gates and triggers every second.
+    #[prop(into)]
+    tick: Signal<Option<Tick>>,
 ) -> impl IntoView {
+    // Health as the server's rules judge it (core), on the newest gate and trigger statuses.
+    let health = Memo::new(move |_| {
+        let mut s = snapshot.get()?;
+        if let Some(t) = tick.get() {
+            s.gates = t.gates;
+            s.triggers = t.triggers;
+            s.at = s.at.max(t.frame.at);
+        }
+        let summary = s.summary();
+        Some((
+            summary.health,
+            summary.stage_entered_at.map(|t| Span(summary.at - t)),
+        ))
+    });
+    // A word and a shape as well as a colour, to be read from across the room.
+    let health_view = move || {
+        health.get().map(|(h, _)| {
+            let (text, class) = match h {
+                Health::Healthy => ("● HEALTHY", "health healthy"),
+                Health::Degraded => ("▲ DEGRADED", "health degraded"),
+                Health::Critical => ("■ CRITICAL", "health critical"),
+                Health::Killed => ("✕ KILLED", "health killed"),
+            };
+            view! { <span class=class data-testid="health">{text}</span> }
+        })
+    };
+    let in_stage = move || {
+        let phase = snapshot.get().map(|s| s.state.phase);
+        match (phase, health.get()) {
+            (Some(Phase::Running | Phase::Paused), Some((_, Some(span)))) => {
+                format!("in stage {}", span.human())
+            }
+            _ => String::new(),
+        }
+    };
     let phase = move || snapshot.get().map(|s| s.state.phase);
     let phase_text = move || match phase() {
         Some(Phase::NotStarted) => "NOT STARTED",
@@ -59,15 +125,12 @@ pub fn StageBar(
     let killed = move || {
         snapshot
             .get()
-            .and_then(|s| s.state.killed.clone())
-            .map(|k| {
-                format!(
-                    "by {} ({}): {}",
-                    k.by.name,
-                    k.by.role,
-                    k.reason.unwrap_or_default()
-                )
-            })
+            .and_then(|s| s.state.killed.as_ref().map(who))
+    };
+    let paused = move || {
+        snapshot
+            .get()
+            .and_then(|s| s.state.paused.as_ref().map(who))
     };
     view! {
         <section class="panel stagebar">
@@ -76,7 +139,10 @@ pub fn StageBar(
                 <span class="traffic" data-testid="traffic">
                     {move || snapshot.get().map(|s| format!("{}% traffic", s.traffic))}
                 </span>
+                {health_view}
+                <span class="in-stage" data-testid="in-stage">{in_stage}</span>
                 <span class="killed-by" data-testid="killed-by">{killed}</span>
+                <span class="paused-by" data-testid="paused-by">{paused}</span>
             </div>
             <ol class="stages">{stages}</ol>
         </section>

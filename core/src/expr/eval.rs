@@ -38,6 +38,10 @@ pub struct CmpTrace {
     pub right_value: Option<f64>,
     /// `None` when a side had no data.
     pub holds: Option<bool>,
+    /// What the values are in (`ms`, `%` for ratios 0..1, a metric's unit), when the left
+    /// side reads a metric of the plan: the gate board shows `0.4% <= 0.75%`, not `0.0040`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -129,6 +133,7 @@ fn eval(e: &Expr, cx: &EvalContext<'_>, trace: &mut Vec<CmpTrace>) -> V {
                 right: b.to_string(),
                 right_value: r,
                 holds,
+                unit: None,
             });
             match (holds, left, right) {
                 (Some(h), _, _) => V::Bool(h),

@@ -351,6 +351,7 @@ fn the_trace_shows_each_comparison_with_its_values() {
             right: "2 * p95(stage_a_latency_ms)".into(),
             right_value: Some(8.0),
             holds: Some(false),
+            unit: None,
         }]
     );
     assert_eq!(e.metrics().len(), 2);

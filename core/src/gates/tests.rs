@@ -33,6 +33,7 @@ flags = { enabled = false }
 [[metric]]
 id = "latency_ms"
 kind = "distribution"
+unit = "ms"
 
 [[gate]]
 id = "p95"
@@ -118,6 +119,23 @@ fn a_gate_holds_after_an_hour_of_passing_and_says_what_it_still_needs() {
     let e = run.minutes(42, 60, Some(600.0), "canary");
     assert!(gate(&e, "p95").held());
     assert!(e.readiness()["p95"].held());
+}
+
+#[test]
+fn statuses_and_firings_read_in_the_metric_unit() {
+    let mut run = Run::new();
+    let e = run.minutes(0, 0, Some(600.0), "canary");
+    assert_eq!(
+        gate(&e, "p95").observed(),
+        "p95(latency_ms) = 600ms <= 700ms"
+    );
+    // Over 900ms from minute 1, for 10m: fires at minute 11, its reason in milliseconds.
+    let e = run.minutes(1, 11, Some(950.0), "canary");
+    let reasons: Vec<&str> = e.firings.iter().map(|f| f.reason.as_str()).collect();
+    assert_eq!(
+        reasons,
+        ["trigger breach (breach) true for 10m: p95(latency_ms) = 950ms"]
+    );
 }
 
 #[test]
