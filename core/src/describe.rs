@@ -184,7 +184,10 @@ mod tests {
             holds: Some(true),
             unit: None,
         };
-        assert_eq!(observed(&[c.clone()]), "p95(latency_ms) = 612 <= 800");
+        assert_eq!(
+            observed(std::slice::from_ref(&c)),
+            "p95(latency_ms) = 612 <= 800"
+        );
         let ms = CmpTrace {
             unit: Some("ms".into()),
             ..c
