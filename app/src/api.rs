@@ -113,10 +113,16 @@ pub async fn check_item(
     list: &str,
     item: &str,
     checked: bool,
+    note: Option<String>,
     csrf: &str,
 ) -> Result<(), String> {
     let path = format!("/api/rollouts/{rollout}/checklists/{list}/items/{item}");
-    post(&path, &serde_json::json!({ "checked": checked }), csrf).await
+    post(
+        &path,
+        &serde_json::json!({ "checked": checked, "note": note }),
+        csrf,
+    )
+    .await
 }
 
 /// The newest audit entries, newest first.

@@ -113,6 +113,11 @@ async fn a_checked_item_shows_who_checked_it_in_another_browser_within_two_secon
         "a viewer cannot check items"
     );
 
+    // A note typed before ticking goes with the check; a viewer has no note box.
+    assert!(!viewer.has("item-preflight-migration-note").await);
+    operator
+        .fill("item-preflight-migration-note", "migration 42 applied")
+        .await?;
     let clicked = Instant::now();
     operator
         .client
@@ -126,6 +131,8 @@ async fn a_checked_item_shows_who_checked_it_in_another_browser_within_two_secon
         })
         .await?;
     println!("check to the other browser: {:?}", clicked.elapsed());
+    let note = viewer.text(who).await.unwrap_or_default();
+    assert!(note.ends_with(" · migration 42 applied"), "{note}");
     let checklist = viewer.text("checklist-preflight").await.unwrap_or_default();
     assert!(checklist.contains("(1/7)"), "{checklist}");
     operator.close().await;

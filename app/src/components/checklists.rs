@@ -71,11 +71,18 @@ pub fn Checklists(
             (None, None) => item.role.map(|r| format!("needs {r}")).unwrap_or_default(),
         };
         let (rollout, list_id, item_id) = (s.plan.id.clone(), list.id.clone(), item.id.clone());
+        // An optional note goes with a check (a snapshot id, a ticket): typed before ticking.
+        let note = NodeRef::<leptos::html::Input>::new();
         let toggle = move |_| {
             let (rollout, list_id, item_id) = (rollout.clone(), list_id.clone(), item_id.clone());
             let csrf = me.with_value(|m| m.as_ref().map(|m| m.csrf.clone()).unwrap_or_default());
+            let text = note
+                .get_untracked()
+                .map(|n| n.value().trim().to_string())
+                .filter(|t| !t.is_empty() && !checked);
             spawn_local(async move {
-                if let Err(e) = api::check_item(&rollout, &list_id, &item_id, !checked, &csrf).await
+                if let Err(e) =
+                    api::check_item(&rollout, &list_id, &item_id, !checked, text, &csrf).await
                 {
                     error.set(Some(e));
                 }
@@ -83,11 +90,17 @@ pub fn Checklists(
         };
         let id = format!("item-{}-{}", list.id, item.id);
         let who_id = format!("{id}-who");
+        let note_id = format!("{id}-note");
+        let note_label = format!("Note for: {}", item.text);
         let (row_id, input_id) = (id.clone(), id.clone());
         view! {
             <li class:checked=checked data-testid=row_id>
                 <input type="checkbox" id=input_id prop:checked=checked disabled=!may on:change=toggle />
                 <label for=id>{item.text.clone()}</label>
+                {(may && !checked).then(|| view! {
+                    <input type="text" class="note" node_ref=note data-testid=note_id
+                        placeholder="note (optional)" aria-label=note_label maxlength="200" />
+                })}
                 <span class="who" data-testid=who_id>{who}</span>
             </li>
         }
