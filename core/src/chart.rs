@@ -273,7 +273,10 @@ pub struct GateLine {
 /// threshold line can show: both sides over time, and the limit as it moves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GateChart {
+    /// The gate's id, or the trigger's (see `kind`).
     pub gate: String,
+    /// A gate's chart, or the chart of a trigger whose line no other chart can show.
+    pub kind: LimitKind,
     pub title: String,
     /// The metric read first, whose chart this one follows.
     pub metric: Option<String>,
@@ -286,7 +289,10 @@ pub struct GateChart {
 impl GateChart {
     pub fn spec(&self) -> ChartSpec {
         ChartSpec {
-            id: format!("gate-{}", self.gate),
+            id: match self.kind {
+                LimitKind::Gate => format!("gate-{}", self.gate),
+                LimitKind::Alert | LimitKind::Kill => format!("trigger-{}", self.gate),
+            },
             title: self.title.clone(),
             style: Style::Lines,
             series: self.lines.iter().map(|l| l.id.clone()).collect(),
@@ -375,10 +381,26 @@ fn needs_gate_chart(op: CmpOp, lhs: &Expr, rhs: &Expr) -> bool {
 /// baseline (`p95(canary) <= 1.10 * p95(baseline)`), one metric against another (`p99 <= 2 *
 /// p95`), a limit on one variant (`rate(error{variant="baseline"}) <= 1%`), or a limit on
 /// arithmetic over metrics (`sum(queries_successful) / sum(reads_total) >= 85%`).
+///
+/// A trigger of that kind (`p95(latency_ms{variant="baseline"}) > 500ms`) puts its line on a
+/// gate chart that already draws its left side, else gets a chart of its own.
 pub fn gate_charts(plan: &Plan) -> Vec<GateChart> {
-    let mut out = Vec::new();
-    for gate in &plan.gates {
-        let Ok(e) = expr::parse(&gate.expr) else {
+    use crate::plan::TriggerAction;
+    let mut out: Vec<GateChart> = Vec::new();
+    let sources = plan
+        .gates
+        .iter()
+        .map(|g| (&g.id, &g.title, &g.expr, LimitKind::Gate))
+        .chain(plan.triggers.iter().map(|t| {
+            let kind = match t.action {
+                TriggerAction::Alert => LimitKind::Alert,
+                TriggerAction::Kill => LimitKind::Kill,
+            };
+            (&t.id, &t.title, &t.expr, kind)
+        }));
+    for (id, title, text, kind) in sources {
+        let gate = Source { id, title };
+        let Ok(e) = expr::parse(text) else {
             continue;
         };
         let mut comparisons: Vec<(Expr, Expr)> = Vec::new();
@@ -392,8 +414,30 @@ pub fn gate_charts(plan: &Plan) -> Vec<GateChart> {
         let Some((lhs, rhs)) = comparisons.first() else {
             continue;
         };
+        if kind != LimitKind::Gate {
+            // A fixed line on a left side some chart already draws goes on that chart.
+            let drawn = out.iter_mut().find_map(|c| {
+                let line = c.lines.iter().find(|l| &l.expr == lhs)?.id.clone();
+                Some((c, line))
+            });
+            if let (Some((chart, series)), Some(value)) = (drawn, constant(rhs)) {
+                chart.thresholds.push(Threshold {
+                    series,
+                    value,
+                    gate: gate.id.clone(),
+                    kind,
+                });
+                continue;
+            }
+        }
+        let prefix = if kind == LimitKind::Gate {
+            "gate"
+        } else {
+            "trigger"
+        };
         let mut chart = GateChart {
             gate: gate.id.clone(),
+            kind,
             title: gate.title.clone(),
             metric: lhs.metrics().first().map(|r| r.metric.clone()),
             unit: expr_unit(plan, lhs)
@@ -406,7 +450,7 @@ pub fn gate_charts(plan: &Plan) -> Vec<GateChart> {
             if let Some(line) = chart.lines.iter().find(|l| &l.expr == expr) {
                 return line.id.clone();
             }
-            let id = format!("gate:{}.{}", gate.id, chart.lines.len());
+            let id = format!("{prefix}:{}.{}", gate.id, chart.lines.len());
             chart.lines.push(GateLine {
                 id: id.clone(),
                 label,
@@ -437,7 +481,7 @@ pub fn gate_charts(plan: &Plan) -> Vec<GateChart> {
                     series,
                     value: *limit,
                     gate: gate.id.clone(),
-                    kind: LimitKind::Gate,
+                    kind,
                 })),
                 Kind::Metric { .. } => {}
                 _ if rhs.metrics().is_empty() => {}
@@ -451,12 +495,21 @@ pub fn gate_charts(plan: &Plan) -> Vec<GateChart> {
     out
 }
 
+/// Who a gate chart belongs to, as `gate_charts` reads it.
+struct Source<'a> {
+    id: &'a String,
+    title: &'a String,
+}
+
 /// The series each gate's sparkline draws, by gate id: the line its gate chart compares
 /// first (the canary, or the ratio), else the series its fixed limit sits on, with that limit.
 /// Gates over PromQL or flags alone have none.
 pub fn sparklines(plan: &Plan) -> BTreeMap<String, (String, Option<f64>)> {
     let mut out = BTreeMap::new();
-    for chart in gate_charts(plan) {
+    for chart in gate_charts(plan)
+        .into_iter()
+        .filter(|c| c.kind == LimitKind::Gate)
+    {
         if let Some(line) = chart.lines.first() {
             let limit = chart.thresholds.first().map(|t| t.value);
             out.insert(chart.gate, (line.id.clone(), limit));
@@ -841,15 +894,76 @@ mod tests {
         assert_eq!(success.unit, "%");
         // The counts behind the ratio would flatten it: only the ratio is drawn.
         assert_eq!(success.lines.len(), 1);
-        assert_eq!(success.thresholds.len(), 1);
-        assert_eq!(success.thresholds[0].value, 0.85);
+        // The gate's limit, and the alert trigger's line on the same ratio.
+        let lines: Vec<(f64, &str, LimitKind)> = success
+            .thresholds
+            .iter()
+            .map(|t| (t.value, t.gate.as_str(), t.kind))
+            .collect();
+        assert_eq!(lines[0].2, LimitKind::Gate);
+        assert_eq!(lines[0].0, 0.85);
+        assert_eq!(lines[1..], [(0.6, "hit-rate-low", LimitKind::Alert)]);
         // `last(active_contexts) > 0` is a fixed line on the metric's own chart.
         assert!(
             gates
                 .iter()
                 .all(|c| c.metric.as_deref() != Some("active_contexts"))
         );
-        assert_eq!(gates.len(), 3);
+        let ids: Vec<String> = gates.iter().map(|c| c.spec().id).collect();
+        assert_eq!(
+            ids,
+            ["gate-hit-rate", "gate-denial-rate", "gate-rate-limit"]
+        );
+    }
+
+    #[test]
+    fn a_trigger_on_one_variant_gets_its_line_drawn_somewhere() {
+        let hal9 = plan(
+            "hal9-shadow.toml",
+            include_str!("../../plans/hal9-shadow.toml"),
+        );
+        type Lines = Vec<(String, f64, LimitKind)>;
+        let summary = |p: &Plan| -> Vec<(String, Vec<String>, Lines)> {
+            gate_charts(p)
+                .into_iter()
+                .filter(|c| c.kind != LimitKind::Gate)
+                .map(|c| {
+                    (
+                        c.spec().id,
+                        c.lines.iter().map(|l| l.label.clone()).collect(),
+                        c.thresholds
+                            .iter()
+                            .map(|t| (t.gate.clone(), t.value, t.kind))
+                            .collect(),
+                    )
+                })
+                .collect()
+        };
+        // `p95(latency_ms{variant="baseline"}) > 500ms when shadow_mode`: no gate draws the
+        // baseline p95, so the kill line gets a chart of its own.
+        assert_eq!(
+            summary(&hal9),
+            [(
+                "trigger-production-impact".to_string(),
+                vec!["baseline p95".to_string()],
+                vec![("production-impact".to_string(), 500.0, LimitKind::Kill)]
+            )]
+        );
+        assert_eq!(
+            summary(&lens()),
+            [(
+                "trigger-canary-errors".to_string(),
+                vec!["canary rate".to_string()],
+                vec![("canary-errors".to_string(), 0.03, LimitKind::Alert)]
+            )]
+        );
+        // Their series are in the charts the page shows, and sparklines stay the gates'.
+        let ids: Vec<String> = charts(&hal9).into_iter().map(|c| c.id).collect();
+        assert!(
+            ids.contains(&"trigger-production-impact".to_string()),
+            "{ids:?}"
+        );
+        assert!(!sparklines(&hal9).contains_key("production-impact"));
     }
 
     #[test]
