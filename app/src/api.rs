@@ -86,6 +86,44 @@ async fn post(path: &str, body: &serde_json::Value, csrf: &str) -> Result<(), St
     }
 }
 
+/// A read-only link to one rollout, as the server made it.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Share {
+    pub id: String,
+    /// `/s/<secret>`: shown once, never stored in the browser.
+    pub path: String,
+    pub expires_at: i64,
+}
+
+/// Makes a share link (lead or admin).
+pub async fn create_share(rollout: &str, csrf: &str) -> Result<Share, String> {
+    let response = Request::post(&format!("/api/rollouts/{rollout}/shares"))
+        .header("X-CSRF-Token", csrf)
+        .json(&serde_json::json!({}))
+        .map_err(|e| e.to_string())?
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.ok() {
+        return Err(error_text(response).await);
+    }
+    response.json().await.map_err(|e| e.to_string())
+}
+
+/// Revokes a share link: sessions opened with it end at once.
+pub async fn revoke_share(share: &str, csrf: &str) -> Result<(), String> {
+    let response = Request::delete(&format!("/api/shares/{share}"))
+        .header("X-CSRF-Token", csrf)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if response.ok() {
+        Ok(())
+    } else {
+        Err(error_text(response).await)
+    }
+}
+
 /// GETs `path` as JSON; the server's message on refusal.
 async fn get<T: serde::de::DeserializeOwned>(path: &str) -> Result<T, String> {
     let response = Request::get(path).send().await.map_err(|e| e.to_string())?;

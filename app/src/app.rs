@@ -15,6 +15,7 @@ use crate::components::checklists::Checklists;
 use crate::components::freshness::Freshness;
 use crate::components::gate_board::GateBoard;
 use crate::components::overview::Overview;
+use crate::components::share::ShareLink;
 use crate::components::sign_in::SignIn;
 use crate::components::stage_bar::StageBar;
 use crate::components::timeline::Timeline;
@@ -196,6 +197,7 @@ fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView {
                 <Actuators snapshot=live.snapshot />
                 <Checklists me=controls.then(|| me.clone()) snapshot=live.snapshot tick=live.tick />
                 <Timeline entries=audit />
+                {controls.then(|| view! { <ShareLink me=me.clone() rollout=id.clone() /> })}
             })}
         </main>
     }

@@ -7,6 +7,7 @@ pub mod checklists;
 pub mod freshness;
 pub mod gate_board;
 pub mod overview;
+pub mod share;
 pub mod sign_in;
 pub mod stage_bar;
 pub mod timeline;

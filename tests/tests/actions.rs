@@ -273,6 +273,41 @@ async fn progress_says_what_blocks_it_and_a_lead_overrides_kills_resumes_and_app
     })
     .await?;
 
+    // The lead makes a read-only link; a stakeholder who opens it sees the rollout, the
+    // read-only marker, and no controls at all.
+    lead.click("share-create").await?;
+    let link = lead
+        .client
+        .wait()
+        .for_element(fantoccini::Locator::Css("[data-testid='share-link']"))
+        .await?
+        .prop("value")
+        .await?
+        .unwrap_or_default();
+    assert!(link.starts_with(&format!("{}/s/", demo.url)), "{link}");
+    let stakeholder = Browser::start().await?;
+    stakeholder.client.goto(&link).await?;
+    stakeholder
+        .wait_text("read-only", Duration::from_secs(15), |t| t == "read-only")
+        .await?;
+    stakeholder
+        .wait_text("phase", Duration::from_secs(10), |t| t == "RUNNING")
+        .await?;
+    for control in [
+        "kill",
+        "resume",
+        "pause",
+        "progress",
+        "override",
+        "share-create",
+    ] {
+        assert!(
+            !stakeholder.has(control).await,
+            "a stakeholder has no {control}"
+        );
+    }
+    stakeholder.close().await;
+
     // hal9-shadow needs a lead's sign-off to enter canary.
     lead.client
         .goto(&format!("{}/r/hal9-shadow", demo.url))
