@@ -58,7 +58,12 @@ pub async fn sign_in(token: &str) -> Result<Me, String> {
 }
 
 pub async fn sign_out(csrf: &str) -> Result<(), String> {
-    let response = Request::delete("/api/session")
+    delete("/api/session", csrf).await
+}
+
+/// DELETEs `path` with the session's CSRF token; the server's message on refusal.
+async fn delete(path: &str, csrf: &str) -> Result<(), String> {
+    let response = Request::delete(path)
         .header("X-CSRF-Token", csrf)
         .send()
         .await
@@ -70,8 +75,9 @@ pub async fn sign_out(csrf: &str) -> Result<(), String> {
     }
 }
 
-/// POSTs `body` to `path` with the session's CSRF token; the server's message on refusal.
-async fn post(path: &str, body: &serde_json::Value, csrf: &str) -> Result<(), String> {
+/// POSTs `body` to `path` with the session's CSRF token: the response when it succeeded, the
+/// server's message on refusal.
+async fn post_for(path: &str, body: &serde_json::Value, csrf: &str) -> Result<Response, String> {
     let response = Request::post(path)
         .header("X-CSRF-Token", csrf)
         .json(body)
@@ -80,10 +86,14 @@ async fn post(path: &str, body: &serde_json::Value, csrf: &str) -> Result<(), St
         .await
         .map_err(|e| e.to_string())?;
     if response.ok() {
-        Ok(())
+        Ok(response)
     } else {
         Err(error_text(response).await)
     }
+}
+
+async fn post(path: &str, body: &serde_json::Value, csrf: &str) -> Result<(), String> {
+    post_for(path, body, csrf).await.map(|_| ())
 }
 
 /// A read-only link to one rollout, as the server made it.
@@ -97,31 +107,14 @@ pub struct Share {
 
 /// Makes a share link (lead or admin).
 pub async fn create_share(rollout: &str, csrf: &str) -> Result<Share, String> {
-    let response = Request::post(&format!("/api/rollouts/{rollout}/shares"))
-        .header("X-CSRF-Token", csrf)
-        .json(&serde_json::json!({}))
-        .map_err(|e| e.to_string())?
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if !response.ok() {
-        return Err(error_text(response).await);
-    }
+    let path = format!("/api/rollouts/{rollout}/shares");
+    let response = post_for(&path, &serde_json::json!({}), csrf).await?;
     response.json().await.map_err(|e| e.to_string())
 }
 
 /// Revokes a share link: sessions opened with it end at once.
 pub async fn revoke_share(share: &str, csrf: &str) -> Result<(), String> {
-    let response = Request::delete(&format!("/api/shares/{share}"))
-        .header("X-CSRF-Token", csrf)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if response.ok() {
-        Ok(())
-    } else {
-        Err(error_text(response).await)
-    }
+    delete(&format!("/api/shares/{share}"), csrf).await
 }
 
 /// GETs `path` as JSON; the server's message on refusal.

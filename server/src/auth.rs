@@ -60,6 +60,34 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
+/// Whether the credential in `headers` (bearer token or session cookie) still signs someone
+/// in: an open stream asks again every few seconds, so a revoked user, an ended session or a
+/// revoked share link stops seeing the rollout at once. A storage error counts as yes: a
+/// database blip must not throw every viewer out.
+pub async fn still_signed_in(state: &AppState, headers: &HeaderMap) -> bool {
+    let bearer = headers
+        .get(AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim);
+    let found = match (bearer, cookie(headers, SESSION_COOKIE)) {
+        (Some(token), _) => state
+            .storage
+            .user_by_token(token)
+            .await
+            .ok()
+            .map(|u| u.is_some()),
+        (None, Some(id)) => state
+            .storage
+            .session(&id, now())
+            .await
+            .ok()
+            .map(|s| s.is_some()),
+        (None, None) => Some(false),
+    };
+    found.unwrap_or(true)
+}
+
 fn mutating(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }

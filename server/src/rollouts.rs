@@ -71,11 +71,15 @@ pub async fn ingest(
     Ok((status, Json(report)))
 }
 
+/// How often an open stream checks that its viewer is still signed in.
+const RECHECK_SIGN_IN: Duration = Duration::from_secs(5);
+
 /// `GET /api/rollouts/{id}/stream`: the state and a tick now, then a tick every second and
 /// the state after every action, each with an id. A viewer reconnecting with `Last-Event-ID`
 /// gets exactly the events it missed while they are still held, else a fresh state and tick.
 /// A viewer that falls more than the buffer behind skips the backlog and gets the current
-/// state and tick instead: it never slows the others.
+/// state and tick instead: it never slows the others. A viewer whose sign-in is revoked or
+/// expires gets an `ended` event and the stream closes.
 pub async fn stream(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -91,7 +95,11 @@ pub async fn stream(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|last| rollout.live.since(last));
+    let app = state.clone();
     let stream = async_stream(move |tx| async move {
+        let mut recheck = tokio::time::interval(RECHECK_SIGN_IN);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        recheck.tick().await;
         let (mut pending, mut seen) = match resumed {
             Some(missed) => {
                 let seen = missed.last().map(|s| s.seq);
@@ -106,7 +114,21 @@ pub async fn stream(
                     return;
                 }
             }
-            match receiver.recv().await {
+            let received = tokio::select! {
+                received = receiver.recv() => received,
+                _ = recheck.tick() => {
+                    if crate::auth::still_signed_in(&app, &headers).await {
+                        continue;
+                    }
+                    // Said before closing, so a client knows not to expect a reconnect to work.
+                    let ended = Event::default().event("ended").data(
+                        serde_json::json!({ "reason": "the session, token or share link was revoked or has expired" }).to_string(),
+                    );
+                    let _ = tx.send(Ok(ended)).await;
+                    return;
+                }
+            };
+            match received {
                 Ok(sent) if sent.seq > seen => {
                     seen = sent.seq;
                     pending.push(sse_event(&rollout, &sent));

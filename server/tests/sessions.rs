@@ -176,6 +176,18 @@ async fn a_share_link_is_read_only_limited_to_its_rollout_and_revocable() {
         .unwrap();
     assert_eq!(forged.status().as_u16(), 403);
 
+    // A stakeholder watching live when the link is revoked is cut off too, with a word why.
+    let watching = app
+        .http
+        .get(format!("{}/api/rollouts/spiralogic/stream", app.url))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(watching.status().as_u16(), 200);
+    let mut watching = support::EventStream::new(watching);
+    assert_eq!(watching.next().await.0, "state");
+
     let revoke = app
         .http
         .delete(format!(
@@ -197,6 +209,21 @@ async fn a_share_link_is_read_only_limited_to_its_rollout_and_revocable() {
         401,
         "revoked link's session ends"
     );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(12);
+    loop {
+        let (name, data) = watching.next().await;
+        if name == "ended" {
+            assert!(
+                data["reason"].as_str().unwrap().contains("revoked"),
+                "{data}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoked stakeholder's stream is still open"
+        );
+    }
     assert_eq!(
         no_redirects
             .get(format!("{}{path}", app.url))
