@@ -352,13 +352,10 @@ fn expr_unit(plan: &Plan, e: &Expr) -> Option<String> {
     }
 }
 
-/// The unit of an expression written as text (a comparison's left side), if it reads a
-/// metric of `plan`: `ms`, `%`, `count`, or the metric's own.
-pub fn unit_of(plan: &Plan, text: &str) -> Option<String> {
-    expr::parse(text)
-        .ok()
-        .and_then(|e| expr_unit(plan, &e))
-        .filter(|u| !u.is_empty())
+/// The unit of an expression (a comparison's left side), if it reads a metric of `plan`:
+/// `ms`, `%`, `count`, or the metric's own.
+pub fn unit_of(plan: &Plan, e: &Expr) -> Option<String> {
+    expr_unit(plan, e).filter(|u| !u.is_empty())
 }
 
 /// Whether a comparison needs a chart of its own: it compares metrics with each other, limits

@@ -138,24 +138,48 @@ pub fn readiness(gates: &[GateStatus]) -> Readiness {
 pub struct Compiled {
     gates: Vec<Expr>,
     triggers: Vec<Expr>,
+    /// The unit of each comparison's left side, by its text: worked out once per plan, not
+    /// on every evaluation.
+    units: BTreeMap<String, String>,
 }
 
 impl Compiled {
     /// Parses every gate and trigger. Plans are validated before they get here, so an error
     /// means the plan was not validated.
     pub fn new(plan: &Plan) -> Result<Compiled, expr::ExprError> {
+        let gates: Vec<Expr> = plan
+            .gates
+            .iter()
+            .map(|g| expr::parse(&g.expr))
+            .collect::<Result<_, _>>()?;
+        let triggers: Vec<Expr> = plan
+            .triggers
+            .iter()
+            .map(|t| expr::parse(&t.expr))
+            .collect::<Result<_, _>>()?;
+        let mut units = BTreeMap::new();
+        for e in gates.iter().chain(&triggers) {
+            e.visit(&mut |node| {
+                if let expr::Kind::Cmp(_, lhs, _) = &node.kind
+                    && let Some(unit) = crate::chart::unit_of(plan, lhs)
+                {
+                    units.insert(lhs.to_string(), unit);
+                }
+            });
+        }
         Ok(Compiled {
-            gates: plan
-                .gates
-                .iter()
-                .map(|g| expr::parse(&g.expr))
-                .collect::<Result<_, _>>()?,
-            triggers: plan
-                .triggers
-                .iter()
-                .map(|t| expr::parse(&t.expr))
-                .collect::<Result<_, _>>()?,
+            gates,
+            triggers,
+            units,
         })
+    }
+
+    /// The comparisons with the unit their values are in, for the words people read.
+    fn with_units(&self, mut comparisons: Vec<CmpTrace>) -> Vec<CmpTrace> {
+        for c in &mut comparisons {
+            c.unit = self.units.get(&c.left).cloned();
+        }
+        comparisons
     }
 }
 
@@ -208,14 +232,6 @@ fn verdict(outcome: &Outcome) -> (Verdict, Option<String>) {
     }
 }
 
-/// The comparisons with the unit their values are in, for the words people read.
-fn with_units(plan: &Plan, mut comparisons: Vec<CmpTrace>) -> Vec<CmpTrace> {
-    for c in &mut comparisons {
-        c.unit = crate::chart::unit_of(plan, &c.left);
-    }
-    comparisons
-}
-
 /// Evaluates every gate and trigger of `plan` at `at` and advances `memory`.
 /// `stage` is the current stage's id (None before start); `armed` says whether triggers may
 /// act (the rollout is running or paused).
@@ -262,7 +278,7 @@ pub fn evaluate(
             expr: gate.expr.clone(),
             verdict: v,
             reason,
-            comparisons: with_units(plan, ev.comparisons),
+            comparisons: compiled.with_units(ev.comparisons),
             window: gate.window,
             hold: gate.hold,
             held_for,
@@ -283,7 +299,7 @@ pub fn evaluate(
             flags,
         };
         let mut ev = expr::evaluate(e, &cx);
-        ev.comparisons = with_units(plan, ev.comparisons);
+        ev.comparisons = compiled.with_units(ev.comparisons);
         let (v, reason) = verdict(&ev.outcome);
         let in_stage = stage.is_some_and(|s| trigger.stages.iter().any(|t| t == s));
         let m = memory.triggers.entry(trigger.id.clone()).or_default();
