@@ -40,13 +40,35 @@ pub struct Threshold {
     pub kind: LimitKind,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Ordered by gravity: gate < alert < kill.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LimitKind {
     #[default]
     Gate,
     Alert,
     Kill,
+}
+
+/// Every gate, then every trigger, of `plan`: `(id, title, expression, what crossing it means)`.
+fn limit_sources(plan: &Plan) -> impl Iterator<Item = (&str, &str, &str, LimitKind)> {
+    use crate::plan::TriggerAction;
+    let gates = plan.gates.iter().map(|g| {
+        (
+            g.id.as_str(),
+            g.title.as_str(),
+            g.expr.as_str(),
+            LimitKind::Gate,
+        )
+    });
+    let triggers = plan.triggers.iter().map(|t| {
+        let kind = match t.action {
+            TriggerAction::Alert => LimitKind::Alert,
+            TriggerAction::Kill => LimitKind::Kill,
+        };
+        (t.id.as_str(), t.title.as_str(), t.expr.as_str(), kind)
+    });
+    gates.chain(triggers)
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -91,21 +113,11 @@ fn series_suffix(aggregate: &Aggregate) -> Option<String> {
 /// metrics (canary vs baseline) and limits on one variant are drawn on the gate's own chart
 /// ([`gate_charts`]).
 pub fn thresholds(plan: &Plan) -> Vec<Threshold> {
-    use crate::plan::TriggerAction;
-    let triggers = |action: TriggerAction, kind: LimitKind| {
-        plan.triggers
-            .iter()
-            .filter(move |t| t.action == action)
-            .map(move |t| (t.id.as_str(), t.expr.as_str(), kind))
-    };
-    let sources = plan
-        .gates
-        .iter()
-        .map(|g| (g.id.as_str(), g.expr.as_str(), LimitKind::Gate))
-        .chain(triggers(TriggerAction::Alert, LimitKind::Alert))
-        .chain(triggers(TriggerAction::Kill, LimitKind::Kill));
+    let mut sources: Vec<_> = limit_sources(plan).collect();
+    // Stable: gates, then alerts, then kills, each in plan order.
+    sources.sort_by_key(|&(_, _, _, kind)| kind);
     let mut out = Vec::new();
-    for (id, text, kind) in sources {
+    for (id, _, text, kind) in sources {
         let Ok(e) = expr::parse(text) else {
             continue;
         };
@@ -382,21 +394,8 @@ fn needs_gate_chart(op: CmpOp, lhs: &Expr, rhs: &Expr) -> bool {
 /// A trigger of that kind (`p95(latency_ms{variant="baseline"}) > 500ms`) puts its line on a
 /// gate chart that already draws its left side, else gets a chart of its own.
 pub fn gate_charts(plan: &Plan) -> Vec<GateChart> {
-    use crate::plan::TriggerAction;
     let mut out: Vec<GateChart> = Vec::new();
-    let sources = plan
-        .gates
-        .iter()
-        .map(|g| (&g.id, &g.title, &g.expr, LimitKind::Gate))
-        .chain(plan.triggers.iter().map(|t| {
-            let kind = match t.action {
-                TriggerAction::Alert => LimitKind::Alert,
-                TriggerAction::Kill => LimitKind::Kill,
-            };
-            (&t.id, &t.title, &t.expr, kind)
-        }));
-    for (id, title, text, kind) in sources {
-        let gate = Source { id, title };
+    for (id, title, text, kind) in limit_sources(plan) {
         let Ok(e) = expr::parse(text) else {
             continue;
         };
@@ -421,7 +420,7 @@ pub fn gate_charts(plan: &Plan) -> Vec<GateChart> {
                 chart.thresholds.push(Threshold {
                     series,
                     value,
-                    gate: gate.id.clone(),
+                    gate: id.to_string(),
                     kind,
                 });
                 continue;
@@ -433,9 +432,9 @@ pub fn gate_charts(plan: &Plan) -> Vec<GateChart> {
             "trigger"
         };
         let mut chart = GateChart {
-            gate: gate.id.clone(),
+            gate: id.to_string(),
             kind,
-            title: gate.title.clone(),
+            title: title.to_string(),
             metric: lhs.metrics().first().map(|r| r.metric.clone()),
             unit: expr_unit(plan, lhs)
                 .or_else(|| expr_unit(plan, rhs))
@@ -447,7 +446,7 @@ pub fn gate_charts(plan: &Plan) -> Vec<GateChart> {
             if let Some(line) = chart.lines.iter().find(|l| &l.expr == expr) {
                 return line.id.clone();
             }
-            let id = format!("{prefix}:{}.{}", gate.id, chart.lines.len());
+            let id = format!("{prefix}:{}.{}", id, chart.lines.len());
             chart.lines.push(GateLine {
                 id: id.clone(),
                 label,
@@ -477,7 +476,7 @@ pub fn gate_charts(plan: &Plan) -> Vec<GateChart> {
                 Kind::Number(limit) => chart.thresholds.extend(left.map(|series| Threshold {
                     series,
                     value: *limit,
-                    gate: gate.id.clone(),
+                    gate: id.to_string(),
                     kind,
                 })),
                 Kind::Metric { .. } => {}
@@ -490,12 +489,6 @@ pub fn gate_charts(plan: &Plan) -> Vec<GateChart> {
         out.push(chart);
     }
     out
-}
-
-/// Who a gate chart belongs to, as `gate_charts` reads it.
-struct Source<'a> {
-    id: &'a String,
-    title: &'a String,
 }
 
 /// The series each gate's sparkline draws, by gate id: the line its gate chart compares
