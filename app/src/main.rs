@@ -3,6 +3,7 @@
 
 mod api;
 mod app;
+mod clock;
 mod components;
 mod live;
 mod theme;

@@ -134,6 +134,17 @@ fn round_sig(v: f64) -> String {
 }
 
 impl Snapshot {
+    /// This snapshot with the newest tick's gate and trigger statuses: what a page shows
+    /// between actions, as gates hold and triggers move every second.
+    pub fn with_tick(mut self, tick: Option<&Tick>) -> Snapshot {
+        if let Some(t) = tick {
+            self.gates = t.gates.clone();
+            self.triggers = t.triggers.clone();
+            self.at = self.at.max(t.frame.at);
+        }
+        self
+    }
+
     /// What stands between the rollout and its next step now; empty when it may progress.
     pub fn blockers(&self) -> Vec<String> {
         crate::rollout::progress_blockers(

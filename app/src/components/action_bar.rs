@@ -64,14 +64,10 @@ pub fn ActionBar(
     let phase = move || snapshot.get().map(|s| s.state.phase);
     // What blocks the next step now: the snapshot's state with the newest gate statuses.
     let blockers = Memo::new(move |_| {
-        let Some(mut s) = snapshot.get() else {
+        let Some(s) = snapshot.get() else {
             return Vec::new();
         };
-        if let Some(t) = tick.get() {
-            s.gates = t.gates;
-            s.at = s.at.max(t.frame.at);
-        }
-        s.blockers()
+        tick.with(|t| s.with_tick(t.as_ref())).blockers()
     });
     // Gates guarding this stage that have not held: what an override could unblock.
     let unheld = Memo::new(move |_| {

@@ -395,19 +395,13 @@ pub fn Chart(
                 in_range.with(|marks| {
                     marks
                         .iter()
-                        .map(|m| format!("{} {}", clock(m.at), m.label))
+                        .map(|m| format!("{} {}", crate::clock::hm(m.at), m.label))
                         .collect::<Vec<_>>()
                         .join(" · ")
                 })
             }}</div>
         </section>
     }
-}
-
-/// Local wall-clock time of `ms`, `HH:MM`.
-fn clock(ms: i64) -> String {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
-    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
 }
 
 fn draw(

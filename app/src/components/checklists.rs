@@ -11,11 +11,6 @@ use leptos::task::spawn_local;
 
 use crate::api::{self, Me};
 
-fn clock(ms: i64) -> String {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
-    format!("{:02}:{:02}", date.get_hours(), date.get_minutes())
-}
-
 /// The checklists, live; checkboxes only for those who may check.
 #[component]
 pub fn Checklists(
@@ -64,8 +59,8 @@ pub fn Checklists(
             });
         let who = match (&mark, by_gate) {
             (Some(m), _) => match &m.reason {
-                Some(note) => format!("{} · {} · {note}", m.by.name, clock(m.at)),
-                None => format!("{} · {}", m.by.name, clock(m.at)),
+                Some(note) => format!("{} · {} · {note}", m.by.name, crate::clock::hm(m.at)),
+                None => format!("{} · {}", m.by.name, crate::clock::hm(m.at)),
             },
             (None, Some(g)) => format!("auto: gate {g} passing"),
             (None, None) => item.role.map(|r| format!("needs {r}")).unwrap_or_default(),

@@ -6,17 +6,6 @@ use cutover_core::snapshot::{Health, Snapshot, Tick};
 use cutover_core::time::Span;
 use leptos::prelude::*;
 
-/// Local wall-clock time of `ms`, `HH:MM:SS`.
-fn clock(ms: i64) -> String {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms as f64));
-    format!(
-        "{:02}:{:02}:{:02}",
-        date.get_hours(),
-        date.get_minutes(),
-        date.get_seconds()
-    )
-}
-
 /// `by lee (lead) at 14:02:11: reason`.
 fn who(mark: &Mark) -> String {
     let reason = mark
@@ -28,7 +17,7 @@ fn who(mark: &Mark) -> String {
         "by {} ({}) at {}{reason}",
         mark.by.name,
         mark.by.role,
-        clock(mark.at)
+        crate::clock::hms(mark.at)
     )
 }
 
@@ -45,13 +34,7 @@ pub fn StageBar(
 ) -> impl IntoView {
     // Health as the server's rules judge it (core), on the newest gate and trigger statuses.
     let health = Memo::new(move |_| {
-        let mut s = snapshot.get()?;
-        if let Some(t) = tick.get() {
-            s.gates = t.gates;
-            s.triggers = t.triggers;
-            s.at = s.at.max(t.frame.at);
-        }
-        let summary = s.summary();
+        let summary = tick.with(|t| snapshot.get().map(|s| s.with_tick(t.as_ref()).summary()))?;
         Some((
             summary.health,
             summary.stage_entered_at.map(|t| Span(summary.at - t)),

@@ -3,16 +3,6 @@
 use leptos::prelude::*;
 use serde_json::Value;
 
-fn clock(ms: f64) -> String {
-    let date = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms));
-    format!(
-        "{:02}:{:02}:{:02}",
-        date.get_hours(),
-        date.get_minutes(),
-        date.get_seconds()
-    )
-}
-
 fn describe(state: &Value) -> String {
     let phase = state["phase"].as_str().unwrap_or("").replace('_', " ");
     match state["stage"].as_str() {
@@ -41,7 +31,7 @@ fn entry(e: Value) -> impl IntoView {
     let class = format!("event {action}");
     view! {
         <li class=class>
-            <span class="when">{clock(e["at"].as_f64().unwrap_or(0.0))}</span>
+            <span class="when">{crate::clock::hms(e["at"].as_i64().unwrap_or(0))}</span>
             <span class="what"><strong>{action}</strong> " " {target} " by " {who} " " {reason}</span>
             <span class="change">{change}</span>
         </li>
