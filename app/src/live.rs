@@ -70,56 +70,54 @@ pub fn connect(rollout: String) -> LiveRollout {
                 let ticks = source.subscribe("tick").ok()?;
                 Some((source, select(states, ticks)))
             });
-            let Some((source, mut events)) = opened else {
-                live.connection.set(Connection::Down);
-                TimeoutFuture::new(backoff_ms).await;
-                backoff_ms = (backoff_ms * 2).min(30_000);
-                continue;
-            };
-            loop {
-                if stopped.load(Ordering::Relaxed) || source.state() == ReadyState::Closed {
+            if let Some((source, mut events)) = opened {
+                loop {
+                    if stopped.load(Ordering::Relaxed) || source.state() == ReadyState::Closed {
+                        break;
+                    }
+                    // Wake at least every 2 s to notice a closed source or a page that has gone.
+                    let next = events.next();
+                    let timeout = TimeoutFuture::new(2_000);
+                    futures::pin_mut!(next);
+                    let message = match futures::future::select(next, timeout).await {
+                        futures::future::Either::Left((Some(message), _)) => message,
+                        futures::future::Either::Left((None, _)) => break,
+                        futures::future::Either::Right(_) => continue,
+                    };
+                    match message {
+                        Ok((kind, event)) => {
+                            let Some(text) = event.data().as_string() else {
+                                continue;
+                            };
+                            // Only what parses counts as fresh: a server speaking a newer format
+                            // than this page must not look live over frozen numbers.
+                            let fresh = if kind == "state" {
+                                serde_json::from_str::<Snapshot>(&text)
+                                    .map(|s| live.snapshot.set(Some(s)))
+                                    .is_ok()
+                            } else {
+                                serde_json::from_str::<Tick>(&text)
+                                    .map(|t| live.tick.set(Some(t)))
+                                    .is_ok()
+                            };
+                            if fresh {
+                                live.connection.set(Connection::Live);
+                                live.last_event.set(js_sys::Date::now());
+                                backoff_ms = 1_000;
+                            } else {
+                                leptos::logging::warn!(
+                                    "cannot read a {kind} event: reload the page"
+                                );
+                            }
+                        }
+                        // Between connections: the EventSource is retrying, or has given up.
+                        Err(_) => live.connection.set(Connection::Down),
+                    }
+                }
+                source.close();
+                if stopped.load(Ordering::Relaxed) {
                     break;
                 }
-                // Wake at least every 2 s to notice a closed source or a page that has gone.
-                let next = events.next();
-                let timeout = TimeoutFuture::new(2_000);
-                futures::pin_mut!(next);
-                let message = match futures::future::select(next, timeout).await {
-                    futures::future::Either::Left((Some(message), _)) => message,
-                    futures::future::Either::Left((None, _)) => break,
-                    futures::future::Either::Right(_) => continue,
-                };
-                match message {
-                    Ok((kind, event)) => {
-                        let Some(text) = event.data().as_string() else {
-                            continue;
-                        };
-                        // Only what parses counts as fresh: a server speaking a newer format
-                        // than this page must not look live over frozen numbers.
-                        let fresh = if kind == "state" {
-                            serde_json::from_str::<Snapshot>(&text)
-                                .map(|s| live.snapshot.set(Some(s)))
-                                .is_ok()
-                        } else {
-                            serde_json::from_str::<Tick>(&text)
-                                .map(|t| live.tick.set(Some(t)))
-                                .is_ok()
-                        };
-                        if fresh {
-                            live.connection.set(Connection::Live);
-                            live.last_event.set(js_sys::Date::now());
-                            backoff_ms = 1_000;
-                        } else {
-                            leptos::logging::warn!("cannot read a {kind} event: reload the page");
-                        }
-                    }
-                    // Between connections: the EventSource is retrying, or has given up.
-                    Err(_) => live.connection.set(Connection::Down),
-                }
-            }
-            source.close();
-            if stopped.load(Ordering::Relaxed) {
-                break;
             }
             live.connection.set(Connection::Down);
             // A session that has ended cannot reconnect: back to the sign-in page.

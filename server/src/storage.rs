@@ -398,14 +398,17 @@ impl Storage {
         limit: i64,
         marks_only: bool,
     ) -> anyhow::Result<Vec<serde_json::Value>> {
-        let unmarked = cutover_core::chart::UNMARKED_ACTIONS
-            .map(|a| format!("'{a}'"))
-            .join(", ");
-        let sql = format!(
-            "SELECT seq, record FROM audit WHERE rollout = $1 AND seq < $2 \
-             AND ($4 = 0 OR action NOT IN ({unmarked})) ORDER BY seq DESC LIMIT $3"
-        );
-        let rows: Vec<(i64, String)> = sqlx::query_as(&sql)
+        // Built once: the action names are constants of core, not input.
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let unmarked = cutover_core::chart::UNMARKED_ACTIONS
+                .map(|a| format!("'{a}'"))
+                .join(", ");
+            format!(
+                "SELECT seq, record FROM audit WHERE rollout = $1 AND seq < $2 \
+                 AND ($4 = 0 OR action NOT IN ({unmarked})) ORDER BY seq DESC LIMIT $3"
+            )
+        });
+        let rows: Vec<(i64, String)> = sqlx::query_as(SQL.as_str())
             .bind(id)
             .bind(before.unwrap_or(i64::MAX))
             .bind(limit)

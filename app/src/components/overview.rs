@@ -85,10 +85,9 @@ pub fn Overview(
     let refreshed = RwSignal::new(js_sys::Date::now());
     let refresh = move || {
         spawn_local(async move {
+            // Every summary carries its time, so every refresh is a change: set it as is.
             if let Ok(fresh) = api::rollouts().await {
-                if list.with_untracked(|l| l != &fresh) {
-                    list.set(fresh);
-                }
+                list.set(fresh);
                 refreshed.set(js_sys::Date::now());
             }
         });
