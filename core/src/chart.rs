@@ -634,12 +634,16 @@ pub fn marker(record: &crate::rollout::AuditRecord) -> Option<Marker> {
         Action::Kill => "kill".to_string(),
         Action::Override { gate } => format!("override {gate}"),
         Action::Alert { trigger } => format!("alert {trigger}"),
+        Action::PlanChanged => "plan changed".to_string(),
         Action::Check { .. } | Action::Uncheck { .. } | Action::Approve => return None,
     };
     Some(Marker {
         at: record.at,
         label,
-        alarm: matches!(record.action, Action::Kill | Action::Alert { .. }),
+        alarm: matches!(
+            record.action,
+            Action::Kill | Action::Alert { .. } | Action::PlanChanged
+        ),
     })
 }
 
@@ -764,6 +768,7 @@ mod tests {
             Action::Alert {
                 trigger: "t".into(),
             },
+            Action::PlanChanged,
         ];
         for action in every {
             let unmarked = UNMARKED_ACTIONS.contains(&action.name());

@@ -44,6 +44,40 @@ pub struct TriggerMemory {
 pub struct Memory {
     pub gates: BTreeMap<String, GateMemory>,
     pub triggers: BTreeMap<String, TriggerMemory>,
+    /// When the last evaluation ran: a longer gap than `MAX_UNOBSERVED` before the next one
+    /// is time nobody observed.
+    #[serde(default)]
+    pub observed_at: Option<Millis>,
+}
+
+/// Evaluations come every second, and a leader handover pauses them for about 6 s; a longer
+/// gap is time nobody observed.
+pub const MAX_UNOBSERVED: Millis = 10 * crate::time::SECOND;
+
+impl Memory {
+    /// Time nobody observed does not count: when more than `max_gap` has passed since the
+    /// last evaluation (the server was down, or no replica evaluated), every running hold and
+    /// trigger episode moves forward by the gap, so it resumes where it was instead of
+    /// growing by time in which nobody looked. Call before `evaluate` with the evaluation's
+    /// `at`; `evaluate` notes when it ran.
+    pub fn skip_unobserved(&mut self, at: Millis, max_gap: Millis) {
+        let Some(last) = self.observed_at else { return };
+        let gap = at.saturating_sub(last);
+        if gap <= max_gap {
+            return;
+        }
+        let shift = |since: &mut Option<Millis>| {
+            if let Some(s) = since {
+                *s = s.saturating_add(gap).min(at);
+            }
+        };
+        self.gates
+            .values_mut()
+            .for_each(|g| shift(&mut g.held_since));
+        self.triggers
+            .values_mut()
+            .for_each(|t| shift(&mut t.true_since));
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -184,6 +218,17 @@ impl Compiled {
 }
 
 impl Compiled {
+    /// Every label pair a gate or trigger selects on (`variant="canary"`): the metric store
+    /// keeps these when it must fold new label sets together, so these queries stay exact.
+    pub fn selected_labels(&self) -> BTreeSet<(String, String)> {
+        self.gates
+            .iter()
+            .chain(&self.triggers)
+            .flat_map(Expr::metrics)
+            .flat_map(|read| read.selector.into_iter())
+            .collect()
+    }
+
     /// Every raw `promql("...")` query in the plan's gates and triggers, once each: what a
     /// Prometheus poller must answer for the evaluation.
     pub fn promql_queries(&self) -> BTreeSet<String> {
@@ -244,6 +289,7 @@ pub fn evaluate(
     armed: bool,
     at: Millis,
 ) -> Evaluated {
+    memory.observed_at = Some(memory.observed_at.map_or(at, |last| last.max(at)));
     let empty = BTreeMap::new();
     let flags = stage
         .and_then(|s| plan.stage(s))

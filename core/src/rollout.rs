@@ -128,6 +128,9 @@ pub enum Action {
     Alert {
         trigger: String,
     },
+    /// The plan file changed under a started rollout and the state was mapped onto it by
+    /// stage id (see [`reconcile`]). Recorded by the server at load, never requested.
+    PlanChanged,
 }
 
 impl Action {
@@ -143,6 +146,7 @@ impl Action {
             Action::Uncheck { .. } => "uncheck",
             Action::Approve => "approve",
             Action::Alert { .. } => "alert",
+            Action::PlanChanged => "plan_changed",
         }
     }
 
@@ -155,7 +159,7 @@ impl Action {
             Action::Override { .. } => p.override_.clone(),
             Action::Check { .. } | Action::Uncheck { .. } => p.check.clone(),
             Action::Approve => p.approve.clone(),
-            Action::Alert { .. } => vec![Role::System],
+            Action::Alert { .. } | Action::PlanChanged => vec![Role::System],
         }
     }
 }
@@ -403,6 +407,11 @@ pub fn apply(
                 return Err(Refusal::Duplicate(format!("{key} is not checked")));
             }
         }
+        Action::PlanChanged => {
+            return Err(Refusal::Unknown(
+                "a plan change is recorded when the server loads the plan, not requested".into(),
+            ));
+        }
         Action::Alert { trigger } => {
             let alerting = plan
                 .triggers
@@ -492,6 +501,98 @@ pub fn progress_blockers(
         }
         (phase, _) => vec![format!("the rollout is {phase}")],
     }
+}
+
+/// What loading a changed plan does to a started rollout.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reconciled {
+    /// Nothing the world sees changes: same stage at the same place, same traffic and flags.
+    Unchanged,
+    /// The state maps onto the new plan; the record says what changed, for the audit log.
+    Changed(RolloutState, AuditRecord),
+}
+
+/// Why a changed plan cannot take over a started rollout.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(
+        "rollout {rollout} is {phase} at stage \"{stage}\", which the changed plan no longer has: \
+         put the stage back, or finish or reset the rollout before removing it"
+    )]
+    StageRemoved {
+        rollout: String,
+        phase: String,
+        stage: String,
+    },
+}
+
+/// Maps a started rollout's state from the plan it ran under (`old`) onto the plan now loaded
+/// (`new`), by stage id rather than by position, so an edit that inserts or reorders stages
+/// never moves traffic by itself. Any change to where the rollout stands or to what its stage
+/// publishes (traffic, flags) yields an audit record; a stage that is gone is refused.
+pub fn reconcile(
+    old: &Plan,
+    new: &Plan,
+    state: &RolloutState,
+    at: Millis,
+) -> Result<Reconciled, ReconcileError> {
+    let Some(index) = state.stage else {
+        return Ok(Reconciled::Unchanged);
+    };
+    let Some(current) = old.stages.get(index) else {
+        return Ok(Reconciled::Unchanged);
+    };
+    let Some(new_index) = new.stages.iter().position(|s| s.id == current.id) else {
+        return Err(ReconcileError::StageRemoved {
+            rollout: new.id.clone(),
+            phase: state.phase.to_string(),
+            stage: current.id.clone(),
+        });
+    };
+    let now = &new.stages[new_index];
+    let mut changes = Vec::new();
+    if new_index != index {
+        changes.push(format!(
+            "stage {} moved from #{} to #{} of {}",
+            current.id,
+            index + 1,
+            new_index + 1,
+            new.stages.len()
+        ));
+    }
+    if now.traffic != current.traffic || now.shadow != current.shadow {
+        changes.push(format!(
+            "its traffic changed from {}% to {}%{}",
+            current.traffic,
+            now.traffic,
+            if now.shadow { " (shadow)" } else { "" }
+        ));
+    }
+    if now.flags != current.flags {
+        changes.push("its flags changed".to_string());
+    }
+    if changes.is_empty() {
+        return Ok(Reconciled::Unchanged);
+    }
+    let mut next = state.clone();
+    next.stage = Some(new_index);
+    next.version += 1;
+    let record = AuditRecord {
+        at,
+        actor: Actor {
+            name: "plan file".into(),
+            role: Role::System,
+        },
+        action: Action::PlanChanged,
+        reason: Some(format!(
+            "the plan changed while the rollout was {}: {}",
+            state.phase,
+            changes.join("; ")
+        )),
+        before: state.summary(old),
+        after: next.summary(new),
+    };
+    Ok(Reconciled::Changed(next, record))
 }
 
 fn enter(state: &mut RolloutState, stage: usize, at: Millis) {

@@ -84,9 +84,91 @@ impl Span {
     }
 }
 
+/// Why a requested step cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    #[error("the step ({step}) is longer than the range ({range})")]
+    LongerThanRange { step: String, range: String },
+    #[error("the range must be positive")]
+    EmptyRange,
+}
+
+/// The width of one point of a chart or row of an export over `range`: `requested` (or
+/// `range / default_points`), at least one `bucket`, wide enough that `range` holds at most
+/// `max_points` steps, rounded up to whole buckets. A client chooses `requested`, so every
+/// step of the arithmetic is checked: a step longer than the range is refused rather than
+/// wrapped into a loop of 10^15 points.
+pub fn step_within(
+    range: Millis,
+    requested: Option<Millis>,
+    bucket: Millis,
+    default_points: i64,
+    max_points: i64,
+) -> Result<Millis, StepError> {
+    if range <= 0 || bucket <= 0 {
+        return Err(StepError::EmptyRange);
+    }
+    let step = requested.unwrap_or(range / default_points.max(1));
+    if step > range {
+        return Err(StepError::LongerThanRange {
+            step: Span(step).human(),
+            range: Span(range).human(),
+        });
+    }
+    let max_points = max_points.max(1);
+    let fewest = range / max_points + i64::from(range % max_points != 0);
+    let step = step.max(bucket).max(fewest);
+    // `step` is at most max(range, bucket) here, so rounding up cannot overflow for any
+    // range a caller can hold; checked anyway.
+    let buckets = step.div_euclid(bucket) + i64::from(step.rem_euclid(bucket) != 0);
+    buckets.checked_mul(bucket).ok_or(StepError::EmptyRange)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn a_step_is_whole_buckets_and_bounds_the_points(
+            range in 1..(30 * DAY),
+            requested in proptest::option::of(any::<i64>()),
+            bucket in prop::sample::select(vec![SECOND, 10 * SECOND, MINUTE]),
+            max_points in 1i64..20_000,
+        ) {
+            match step_within(range, requested, bucket, 360, max_points) {
+                Ok(step) => {
+                    prop_assert!(step >= bucket);
+                    prop_assert_eq!(step % bucket, 0);
+                    // At most max_points steps (plus one for a partial step at either end).
+                    prop_assert!(range / step <= max_points);
+                    prop_assert!(requested.is_none_or(|r| r <= range));
+                }
+                Err(_) => prop_assert!(requested.is_some_and(|r| r > range)),
+            }
+        }
+    }
+
+    #[test]
+    fn a_huge_step_is_refused_not_wrapped() {
+        assert!(matches!(
+            step_within(HOUR, Some(i64::MAX), 10 * SECOND, 360, 2000),
+            Err(StepError::LongerThanRange { .. })
+        ));
+        assert_eq!(
+            step_within(HOUR, Some(-5), 10 * SECOND, 360, 2000),
+            Ok(10 * SECOND)
+        );
+        assert_eq!(
+            step_within(HOUR, None, 10 * SECOND, 360, 2000),
+            Ok(10 * SECOND)
+        );
+        assert_eq!(
+            step_within(DAY, Some(61 * SECOND), MINUTE, 360, 10_000),
+            Ok(2 * MINUTE)
+        );
+    }
 
     #[test]
     fn parses_the_units_plans_use() {

@@ -15,7 +15,7 @@
 
 mod bucket;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -77,8 +77,6 @@ pub enum RecordError {
     Future { ahead_ms: Millis },
     #[error("ts is older than the {lateness_ms} ms lateness allowance; counted as dropped")]
     Dropped { lateness_ms: Millis },
-    #[error("{metric} already has {limit} label sets; this new one is refused")]
-    TooManySeries { metric: String, limit: usize },
 }
 
 /// A bucket as persisted or shipped between replicas: which series, which period.
@@ -109,8 +107,16 @@ pub struct MetricStore {
     /// into every query, never exported again, so nothing is written or counted twice.
     remote: SeriesMap,
     dropped: HashMap<String, u64>,
+    /// Label pairs the plan's queries select on (`variant="canary"`): kept when a sample is
+    /// folded into an overflow set, so every query the plan makes stays exact.
+    selected: BTreeSet<(String, String)>,
+    /// Samples folded into an overflow set because their metric had no room for a new set.
+    overflowed: HashMap<String, u64>,
     compacted_at: Millis,
 }
+
+/// The label that marks an overflow set. Clients may not send labels starting with `__`.
+pub const OVERFLOW_LABEL: &str = "__overflow__";
 
 fn floor(t: Millis, width: Millis) -> Millis {
     t - t.rem_euclid(width)
@@ -127,8 +133,36 @@ impl MetricStore {
             series: HashMap::new(),
             remote: HashMap::new(),
             dropped: HashMap::new(),
+            selected: BTreeSet::new(),
+            overflowed: HashMap::new(),
             compacted_at: Millis::MIN,
         }
+    }
+
+    /// Declares the label pairs the plan's queries select on: see [`MetricStore::record`].
+    pub fn selecting(mut self, pairs: impl IntoIterator<Item = (String, String)>) -> Self {
+        self.selected = pairs.into_iter().collect();
+        self
+    }
+
+    /// The label set a sample is stored under when its metric already holds
+    /// `max_series_per_metric` sets: only the pairs the plan selects on, plus the overflow
+    /// marker. A burst of junk label values then cannot crowd out a legitimate new value:
+    /// `variant="canary"` arriving late lands in `{variant="canary", __overflow__="true"}`,
+    /// which every `{variant="canary"}` query still reads, and totals stay whole.
+    fn overflow_set(&self, labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+        let mut out: BTreeMap<String, String> = labels
+            .iter()
+            .filter(|(k, v)| self.selected.contains(&((*k).clone(), (*v).clone())))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        out.insert(OVERFLOW_LABEL.to_string(), "true".to_string());
+        out
+    }
+
+    /// Samples of `metric` folded into an overflow set since start.
+    pub fn overflowed(&self, metric: &str) -> u64 {
+        self.overflowed.get(metric).copied().unwrap_or(0)
     }
 
     pub fn config(&self) -> &StoreConfig {
@@ -162,29 +196,34 @@ impl MetricStore {
             | (SampleValue::Category(_), MetricKind::Category) => {}
             _ => return Err(wrong("value does not match the metric's kind")),
         }
-        if sample.ts > now + self.config.max_future {
+        if sample.ts > now.saturating_add(self.config.max_future) {
             return Err(RecordError::Future {
-                ahead_ms: sample.ts - now,
+                ahead_ms: sample.ts.saturating_sub(now),
             });
         }
-        if sample.ts < now - self.config.max_lateness {
+        if sample.ts < now.saturating_sub(self.config.max_lateness) {
             *self.dropped.entry(sample.metric.clone()).or_default() += 1;
             return Err(RecordError::Dropped {
                 lateness_ms: self.config.max_lateness,
             });
         }
         self.compact(now);
+        let full = self.series.get(&sample.metric).is_some_and(|by_labels| {
+            !by_labels.contains_key(&sample.labels)
+                && by_labels
+                    .keys()
+                    .filter(|l| !l.contains_key(OVERFLOW_LABEL))
+                    .count()
+                    >= self.config.max_series_per_metric
+        });
+        let labels = if full {
+            *self.overflowed.entry(sample.metric.clone()).or_default() += 1;
+            self.overflow_set(&sample.labels)
+        } else {
+            sample.labels.clone()
+        };
         let by_labels = self.series.entry(sample.metric.clone()).or_default();
-        if !by_labels.contains_key(&sample.labels)
-            && by_labels.len() >= self.config.max_series_per_metric
-        {
-            *self.dropped.entry(sample.metric.clone()).or_default() += 1;
-            return Err(RecordError::TooManySeries {
-                metric: sample.metric.clone(),
-                limit: self.config.max_series_per_metric,
-            });
-        }
-        let data = by_labels.entry(sample.labels.clone()).or_default();
+        let data = by_labels.entry(labels).or_default();
         let bucket = data
             .fine
             .entry(floor(sample.ts, self.config.fine))
@@ -387,7 +426,12 @@ impl MetricSource for MetricStore {
     ) -> Option<f64> {
         // Fine buckets starting after at - window - fine overlap the window; a coarse start
         // in that range lies inside it (up to one fine bucket early).
-        self.merged(metric, selector, at - window - self.config.fine + 1, at + 1)
+        // Saturating: a plan's window can be long and `at` is whatever the caller says.
+        let from = at
+            .saturating_sub(window)
+            .saturating_sub(self.config.fine)
+            .saturating_add(1);
+        self.merged(metric, selector, from, at.saturating_add(1))
             .aggregate(aggregate)
     }
 }

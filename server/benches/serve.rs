@@ -5,6 +5,10 @@
 //! - fan-out: the time for one action to reach 1,000 connected SSE viewers (p50/p99), against
 //!   a loopback round trip (`GET /health`) measured the same way.
 //!
+//! - a kill under abuse: the time for an operator's kill to commit while 1,000 clients hold
+//!   half-sent headers and 16 week-long CSV exports (16 viewers) are in flight, against the
+//!   same kill on the idle server.
+//!
 //! Run: `cargo bench -p cutover-server --bench serve`
 
 use std::sync::Arc;
@@ -25,6 +29,8 @@ const VIEWERS: usize = 1_000;
 struct Server {
     url: String,
     tokens: std::collections::BTreeMap<Role, String>,
+    /// Sixteen more viewers, for readers that each get their own share of the limits.
+    viewers: Vec<String>,
     _data: tempfile::TempDir,
 }
 
@@ -39,6 +45,14 @@ async fn server(plans: Vec<cutover_core::plan::Plan>) -> Server {
             .unwrap();
         tokens.insert(role, token);
     }
+    let mut viewers = Vec::new();
+    for i in 0..16 {
+        let token = storage
+            .upsert_user(&format!("bench-viewer-{i}"), Role::Viewer, now())
+            .await
+            .unwrap();
+        viewers.push(token);
+    }
     let state = AppState::load(storage, plans).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -46,6 +60,7 @@ async fn server(plans: Vec<cutover_core::plan::Plan>) -> Server {
     Server {
         url,
         tokens,
+        viewers,
         _data: data,
     }
 }
@@ -124,14 +139,17 @@ async fn ingestion() {
     }
 }
 
-async fn fan_out() {
-    let plan = cutover_core::plan::parse(
+fn open_plan() -> cutover_core::plan::Plan {
+    cutover_core::plan::parse(
         "open.toml",
         "[rollout]\nid = \"open\"\ntitle = \"Open\"\n\n[[stage]]\nid = \"s0\"\ntraffic = 50\n\n\
          [[stage]]\nid = \"s1\"\ntraffic = 100\n\n[[metric]]\nid = \"latency_ms\"\nkind = \"distribution\"\n",
     )
-    .unwrap();
-    let s = server(vec![plan]).await;
+    .unwrap()
+}
+
+async fn fan_out() {
+    let s = server(vec![open_plan()]).await;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(VIEWERS)
         .build()
@@ -212,11 +230,98 @@ async fn fan_out() {
     );
 }
 
+/// Kills (each followed by a resume) timed one by one; the kill's round trip only.
+async fn kills(http: &reqwest::Client, url: &str, token: &str, rounds: usize) -> Vec<Duration> {
+    let mut took = Vec::new();
+    for _ in 0..rounds {
+        let t0 = Instant::now();
+        let r = http
+            .post(format!("{url}/api/rollouts/open/kill"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "reason": "bench" }))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        took.push(t0.elapsed());
+        let r = http
+            .post(format!("{url}/api/rollouts/open/resume"))
+            .bearer_auth(token)
+            .json(&serde_json::json!({ "reason": "bench over" }))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+    }
+    took.sort();
+    took
+}
+
+async fn kill_under_abuse() {
+    use tokio::io::AsyncWriteExt;
+    // Exports read spiralogic (seven gates evaluated per row); kills act on an open plan.
+    let plan = cutover_core::plan::parse("spiralogic.toml", PLAN).unwrap();
+    let s = server(vec![plan, open_plan()]).await;
+    let http = reqwest::Client::new();
+    let lead = s.tokens[&Role::Lead].clone();
+    let started = http
+        .post(format!("{}/api/rollouts/open/start", s.url))
+        .bearer_auth(&lead)
+        .send()
+        .await
+        .unwrap();
+    assert!(started.status().is_success());
+    let idle = kills(&http, &s.url, &lead, 20).await;
+
+    let addr = s.url.trim_start_matches("http://").to_string();
+    let mut slow = Vec::new();
+    for _ in 0..1_000 {
+        let mut stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        stream
+            .write_all(b"GET /api/rollouts HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    let storage_viewers = s.viewers.clone();
+    let mut exports = Vec::new();
+    for token in storage_viewers {
+        let (http, url) = (http.clone(), s.url.clone());
+        exports.push(tokio::spawn(async move {
+            let r = http
+                .get(format!(
+                    "{url}/api/rollouts/spiralogic/export.csv?since=168h"
+                ))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            let _ = r.bytes().await;
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let busy = kills(&http, &s.url, &lead, 20).await;
+    let in_flight = exports.iter().filter(|e| !e.is_finished()).count();
+    for e in exports {
+        let _ = e.await;
+    }
+    drop(slow);
+    let (i50, i99) = (percentile(&idle, 0.5), percentile(&idle, 0.99));
+    let (b50, b99) = (percentile(&busy, 0.5), percentile(&busy, 0.99));
+    println!(
+        "kill under abuse (1,000 slow-header clients, 16 week-long exports, {in_flight} still running at the end): \
+         p50 {b50:.2?} p99 {b99:.2?} = {:.1} x / {:.1} x the same kill on the idle server (p50 {i50:.2?} p99 {i99:.2?})",
+        b50.as_secs_f64() / i50.as_secs_f64(),
+        b99.as_secs_f64() / i99.as_secs_f64(),
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing special either way.
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
         ingestion().await;
         fan_out().await;
+        kill_under_abuse().await;
     });
 }

@@ -18,6 +18,7 @@ use crate::error::ApiError;
 use crate::live::LiveEvent;
 use crate::rollouts::find;
 use crate::state::{AppState, Rollout, now};
+use crate::storage::Claim;
 
 /// The optional JSON body of an action.
 #[derive(Debug, Default, Deserialize)]
@@ -51,8 +52,19 @@ impl From<Refusal> for ApiError {
     }
 }
 
+/// The longest `Idempotency-Key` accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+/// How long a retry waits for the first request with its key to finish.
+const IN_PROGRESS_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (status, [("content-type", "application/json")], body).into_response()
+}
+
 /// Decides and commits one action; answers with the new snapshot. An `Idempotency-Key`
-/// header makes a retry return the first answer instead of acting twice.
+/// header makes a retry of the same request return the first answer instead of acting twice;
+/// the key is bound to the request (a different action, reason or item under the same key is
+/// a 422) and claimed atomically, so concurrent retries act once.
 async fn act(
     state: &AppState,
     id: &str,
@@ -63,40 +75,123 @@ async fn act(
 ) -> Result<Response, ApiError> {
     caller.may_see(id)?;
     let rollout = find(state, id)?;
-    let key = headers
-        .get("idempotency-key")
-        .and_then(|v| v.to_str().ok())
-        .map(|k| format!("{}:{id}:{k}", caller.0.name));
-    if let Some(key) = &key
-        && let Some((status, body)) = state.storage.idempotent_response(key).await?
-    {
-        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-        return Ok((status, [("content-type", "application/json")], body).into_response());
-    }
-    let actor = Actor {
-        name: caller.0.name.clone(),
-        role: caller.0.role,
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => {
+            let k = v
+                .to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "Idempotency-Key: 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+                    ))
+                })?;
+            Some(format!("{}:{id}:{k}", caller.0.name))
+        }
     };
-    let at = now();
-    let snapshot = commit(
-        state,
-        &rollout,
-        Request {
-            actor,
-            action,
-            reason,
-            at,
-        },
-    )
-    .await?;
-    let body = serde_json::to_string(&snapshot).map_err(anyhow::Error::from)?;
     if let Some(key) = &key {
-        state
-            .storage
-            .remember_response(key, id, 200, &body, at)
-            .await?;
+        let fingerprint = crate::storage::hash_token(
+            &serde_json::to_string(&json!({ "action": &action, "reason": &reason }))
+                .map_err(anyhow::Error::from)?,
+        );
+        let deadline = tokio::time::Instant::now() + IN_PROGRESS_WAIT;
+        loop {
+            match state
+                .storage
+                .claim_idempotency(key, id, &fingerprint, now())
+                .await?
+            {
+                Claim::Claimed => break,
+                Claim::Replay(status, body) => {
+                    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                    return Ok(json_response(status, body));
+                }
+                Claim::Mismatch => {
+                    return Err(ApiError::Unprocessable(
+                        "this Idempotency-Key was used for a different request; use a new key"
+                            .into(),
+                    ));
+                }
+                Claim::InProgress if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Claim::InProgress => {
+                    return Err(ApiError::Conflict(
+                        "a request with this Idempotency-Key is still in progress; retry".into(),
+                    ));
+                }
+            }
+        }
     }
-    Ok((StatusCode::OK, [("content-type", "application/json")], body).into_response())
+    let request = Request {
+        actor: Actor {
+            name: caller.0.name.clone(),
+            role: caller.0.role,
+        },
+        action,
+        reason,
+        at: now(),
+    };
+    // Once decided on, the action finishes even if the client goes away or the request times
+    // out: a kill must not be lost to a dropped connection, and a claimed key must be settled.
+    let task = {
+        let (state, key) = (state.clone(), key.clone());
+        tokio::spawn(async move { settle(&state, &rollout, key.as_deref(), request).await })
+    };
+    match task.await {
+        Ok(answer) => answer,
+        Err(e) => {
+            // A bug in the action: its claim must not block every retry for a day.
+            if let Some(key) = &key {
+                let _ = state.storage.release_idempotency(key).await;
+            }
+            Err(ApiError::Internal(anyhow::anyhow!(
+                "action task failed: {e}"
+            )))
+        }
+    }
+}
+
+/// Commits `request` and, under an idempotency key, keeps its answer for retries.
+async fn settle(
+    state: &AppState,
+    rollout: &Rollout,
+    key: Option<&str>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let result = commit(state, rollout, request).await;
+    let Some(key) = key else {
+        let snapshot = result?;
+        let body = serde_json::to_string(&snapshot).map_err(anyhow::Error::from)?;
+        return Ok(json_response(StatusCode::OK, body));
+    };
+    match result {
+        Ok(snapshot) => {
+            let body = serde_json::to_string(&snapshot).map_err(anyhow::Error::from)?;
+            state.storage.remember_response(key, 200, &body).await?;
+            Ok(json_response(StatusCode::OK, body))
+        }
+        // A refusal the state may lift (409) or our own fault: a retry decides again.
+        Err(e @ (ApiError::Conflict(_) | ApiError::Internal(_))) => {
+            state.storage.release_idempotency(key).await?;
+            Err(e)
+        }
+        // Any other refusal is final for this request: a retry hears it again.
+        Err(e) => {
+            let response = e.into_response();
+            let status = response.status();
+            let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let body = String::from_utf8_lossy(&bytes).into_owned();
+            state
+                .storage
+                .remember_response(key, status.as_u16(), &body)
+                .await?;
+            Ok(json_response(status, body))
+        }
+    }
 }
 
 /// Decides `request` in core against the latest gate readiness, commits the new state and its
@@ -253,23 +348,22 @@ pub async fn snapshot(
                 "series: between 10s and 24h".to_string(),
             ));
         }
-        let bucket = crate::charts::LIVE_STEP;
         let step = match q.step.as_deref() {
-            Some(text) => span("step", text)?,
-            None => range / 360,
+            Some(text) => Some(span("step", text)?),
+            None => None,
         };
         // Whole buckets, and never more than 2,000 points.
-        let step = step.max(bucket).max(range / 2000);
-        let step = (step + bucket - 1) / bucket * bucket;
-        let store = crate::state::lock(&rollout.metrics);
-        snapshot.frame = Some(crate::charts::frame(
-            &rollout.plan,
-            &rollout.gate_charts,
-            &store,
-            at,
-            range,
-            step,
-        ));
+        let step =
+            cutover_core::time::step_within(range, step, crate::charts::LIVE_STEP, 360, 2000)
+                .map_err(|e| ApiError::BadRequest(format!("step: {e}")))?;
+        // Up to 2,000 points a series over a day of buckets: CPU work, off the async workers.
+        let frame = tokio::task::spawn_blocking(move || {
+            let store = crate::state::lock(&rollout.metrics);
+            crate::charts::frame(&rollout.plan, &rollout.gate_charts, &store, at, range, step)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(anyhow::anyhow!("frame failed: {e}")))?;
+        snapshot.frame = Some(frame);
     }
     Ok(Json(snapshot))
 }

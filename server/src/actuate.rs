@@ -3,6 +3,14 @@
 //! atomically) and retries with backoff until it is acknowledged; a newer state replaces an
 //! older one mid-retry, so a kill is retried until acknowledged or superseded. Actions never
 //! wait for actuators: a kill commits and answers even while every actuator is down.
+//!
+//! Every call carries the state version (in the body, and as `X-Cutover-Version` on
+//! webhooks, and `CUTOVER_VERSION` in env files), so a receiver can drop a version older than
+//! one it has already applied: with several replicas, one that heard of a change late may
+//! deliver it after a newer one. Every replica's workers converge on the newest state, so
+//! even a receiver that applies whatever arrives ends on it within the replicas' 1 s poll.
+//! The env-file writer does not compare versions: a database restored from a backup restarts
+//! them, and a kill must never be skipped as "older".
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
@@ -15,8 +23,18 @@ use tokio::sync::watch;
 use crate::live::LiveEvent;
 use crate::state::{Rollout, lock, now};
 
-const FIRST_RETRY: Duration = Duration::from_millis(200);
-const MAX_RETRY: Duration = Duration::from_secs(30);
+/// How long to wait between attempts: the first wait, doubled after each failure up to the
+/// longest.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    pub first: Duration,
+    pub longest: Duration,
+}
+
+pub const BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(200),
+    longest: Duration::from_secs(30),
+};
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One actuator of a rollout: the newest desired state for its worker, and how far it got.
@@ -63,78 +81,139 @@ impl Handle {
 pub fn spawn_workers(rollout: &Arc<Rollout>) {
     for index in 0..rollout.actuators.len() {
         let receiver = rollout.actuators[index].desired.subscribe();
-        tokio::spawn(work(Arc::downgrade(rollout), index, receiver));
+        let spec = rollout.actuators[index].spec.clone();
+        let sink = RolloutSink {
+            rollout: Arc::downgrade(rollout),
+            index,
+        };
+        tokio::spawn(converge(receiver, Applier::new(spec), sink, BACKOFF));
     }
 }
 
-async fn work(rollout: Weak<Rollout>, index: usize, mut desired: watch::Receiver<Desired>) {
-    let http = reqwest::Client::builder()
-        .timeout(CALL_TIMEOUT)
-        .build()
-        .unwrap_or_default();
+/// Delivers one desired state to the world: `Ok` once it is acknowledged.
+pub trait Deliver: Send + Sync + 'static {
+    fn deliver(&self, desired: &Desired) -> impl Future<Output = Result<(), String>> + Send;
+}
+
+/// Hears how far a worker got. `false` means nobody is listening any more: the worker stops.
+pub trait Progress: Send + Sync + 'static {
+    fn report(
+        &self,
+        state: ApplyState,
+        target: &Desired,
+        attempts: u32,
+        error: Option<String>,
+    ) -> impl Future<Output = bool> + Send;
+}
+
+/// The worker: applies the newest desired state until it is acknowledged, then waits for a
+/// newer one. A change at any moment (during a call, during the backoff, after success)
+/// makes the next round start from the newest value: `borrow_and_update` at the top of each
+/// round is the only place the worker marks a state as seen, so no change can be consumed
+/// without being applied.
+pub async fn converge(
+    mut desired: watch::Receiver<Desired>,
+    deliver: impl Deliver,
+    progress: impl Progress,
+    backoff: Backoff,
+) {
     loop {
         let target = desired.borrow_and_update().clone();
-        let mut delay = FIRST_RETRY;
-        let mut attempts = 0;
-        'retry: loop {
-            attempts += 1;
-            let Some(r) = rollout.upgrade() else { return };
-            let spec = r.actuators[index].spec.clone();
-            report(&r, index, ApplyState::Applying, &target, attempts, None).await;
-            drop(r);
-            let result = apply(&http, &spec, &target).await;
-            let Some(r) = rollout.upgrade() else { return };
-            match result {
-                Ok(()) => {
-                    report(&r, index, ApplyState::Applied, &target, attempts, None).await;
-                    break 'retry;
-                }
-                Err(e) => {
-                    tracing::warn!(rollout = %target.rollout, actuator = spec.id(), attempts, "actuator failed: {e}");
-                    report(&r, index, ApplyState::Failed, &target, attempts, Some(e)).await;
-                }
+        let mut delay = backoff.first;
+        let mut attempts: u32 = 0;
+        let acknowledged = loop {
+            attempts = attempts.saturating_add(1);
+            if !progress
+                .report(ApplyState::Applying, &target, attempts, None)
+                .await
+            {
+                return;
             }
-            drop(r);
+            let result = deliver.deliver(&target).await;
+            let (state, error) = match result {
+                Ok(()) => (ApplyState::Applied, None),
+                Err(e) => {
+                    tracing::warn!(rollout = %target.rollout, version = target.version, attempts, "actuator failed: {e}");
+                    (ApplyState::Failed, Some(e))
+                }
+            };
+            if !progress.report(state, &target, attempts, error).await {
+                return;
+            }
+            if state == ApplyState::Applied {
+                break true;
+            }
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 changed = desired.changed() => {
                     if changed.is_err() {
                         return;
                     }
-                    // A newer state: apply that instead.
-                    break 'retry;
+                    // A newer state arrived mid-backoff: the next round applies it.
+                    break false;
                 }
             }
-            delay = (delay * 2).min(MAX_RETRY);
-        }
-        if desired.has_changed().unwrap_or(false) {
-            continue;
-        }
-        if desired.changed().await.is_err() {
+            delay = (delay * 2).min(backoff.longest);
+        };
+        // After an acknowledgement, wait for a change (returns at once if one arrived during
+        // the call). After a supersession, go straight to the newest value.
+        if acknowledged && desired.changed().await.is_err() {
             return;
         }
     }
 }
 
-/// Records the actuator's progress and shows it to every viewer.
-async fn report(
-    rollout: &Rollout,
-    index: usize,
-    state: ApplyState,
-    target: &Desired,
-    attempts: u32,
-    error: Option<String>,
-) {
-    {
-        let mut status = lock(&rollout.actuators[index].status);
-        status.state = state;
-        status.version = target.version;
-        status.attempts = attempts;
-        status.error = error;
-        status.at = now();
+/// The production `Deliver`: a webhook POST or an env file.
+pub struct Applier {
+    spec: Actuator,
+    http: reqwest::Client,
+}
+
+impl Applier {
+    pub fn new(spec: Actuator) -> Applier {
+        let http = reqwest::Client::builder()
+            .timeout(CALL_TIMEOUT)
+            .build()
+            .unwrap_or_default();
+        Applier { spec, http }
     }
-    let snapshot = rollout.snapshot(now()).await;
-    rollout.live.send(LiveEvent::State(Box::new(snapshot)));
+}
+
+impl Deliver for Applier {
+    async fn deliver(&self, desired: &Desired) -> Result<(), String> {
+        apply(&self.http, &self.spec, desired).await
+    }
+}
+
+/// The production `Progress`: the actuator's status on the rollout, shown to every viewer.
+struct RolloutSink {
+    rollout: Weak<Rollout>,
+    index: usize,
+}
+
+impl Progress for RolloutSink {
+    async fn report(
+        &self,
+        state: ApplyState,
+        target: &Desired,
+        attempts: u32,
+        error: Option<String>,
+    ) -> bool {
+        let Some(rollout) = self.rollout.upgrade() else {
+            return false;
+        };
+        {
+            let mut status = lock(&rollout.actuators[self.index].status);
+            status.state = state;
+            status.version = target.version;
+            status.attempts = attempts;
+            status.error = error;
+            status.at = now();
+        }
+        let snapshot = rollout.snapshot(now()).await;
+        rollout.live.send(LiveEvent::State(Box::new(snapshot)));
+        true
+    }
 }
 
 async fn apply(http: &reqwest::Client, spec: &Actuator, desired: &Desired) -> Result<(), String> {
@@ -148,6 +227,7 @@ async fn apply(http: &reqwest::Client, spec: &Actuator, desired: &Desired) -> Re
                     "idempotency-key",
                     format!("{}-{}", desired.rollout, desired.version),
                 )
+                .header("x-cutover-version", desired.version)
                 .json(desired);
             if let Some(name) = secret_env {
                 let secret = std::env::var(name)
@@ -190,8 +270,17 @@ fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.cutover-{}", std::process::id()));
-    let mut file = std::fs::File::create(&tmp)?;
+    // A name of its own per write: two writers (replicas, or a retry racing a slow write)
+    // never share a temporary file.
+    let tmp = dir.join(format!(
+        ".{name}.cutover-{}-{}",
+        std::process::id(),
+        crate::storage::random_hex()
+    ));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)?;
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
     std::fs::rename(&tmp, path).map_err(|e| {
@@ -208,6 +297,152 @@ fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A receiver that is up or down, takes `latency` per call, and keeps what it accepted.
+    #[derive(Clone, Default)]
+    struct Receiver {
+        down: Arc<AtomicBool>,
+        accepted: Arc<Mutex<Vec<Desired>>>,
+        latency: Duration,
+    }
+
+    impl Deliver for Receiver {
+        async fn deliver(&self, desired: &Desired) -> Result<(), String> {
+            tokio::time::sleep(self.latency).await;
+            if self.down.load(Ordering::SeqCst) {
+                return Err("connection refused".into());
+            }
+            lock(&self.accepted).push(desired.clone());
+            Ok(())
+        }
+    }
+
+    #[derive(Clone, Default)]
+    struct Statuses(Arc<Mutex<Vec<(ApplyState, u64)>>>);
+
+    impl Progress for Statuses {
+        async fn report(&self, state: ApplyState, t: &Desired, _: u32, _: Option<String>) -> bool {
+            lock(&self.0).push((state, t.version));
+            true
+        }
+    }
+
+    fn desired(version: u64, killed: bool) -> Desired {
+        Desired {
+            rollout: "r".into(),
+            version,
+            phase: if killed {
+                cutover_core::rollout::Phase::Killed
+            } else {
+                cutover_core::rollout::Phase::Running
+            },
+            stage: Some("canary".into()),
+            traffic: if killed { 0.0 } else { 10.0 },
+            killed,
+            flags: Default::default(),
+        }
+    }
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Step {
+        /// The receiver goes down.
+        Fail,
+        /// A kill is committed.
+        Kill,
+        /// Another action (a checklist tick, say) is committed after whatever came before.
+        Other,
+        /// The receiver comes back.
+        Recover,
+    }
+
+    fn permutations(items: &[Step]) -> Vec<Vec<Step>> {
+        if items.len() <= 1 {
+            return vec![items.to_vec()];
+        }
+        let mut out = Vec::new();
+        for i in 0..items.len() {
+            let mut rest = items.to_vec();
+            let first = rest.remove(i);
+            for mut tail in permutations(&rest) {
+                tail.insert(0, first);
+                out.push(tail);
+            }
+        }
+        out
+    }
+
+    /// Every order of the receiver failing, a kill, another action and the receiver coming
+    /// back, with pauses that land in a call, in a backoff and between rounds: the receiver
+    /// always ends holding the newest state, and the status says it was applied. Real time
+    /// with a fast backoff (2 ms doubling to 16 ms), every case at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn converges_on_the_newest_state_in_every_interleaving() {
+        let mut cases = Vec::new();
+        for order in permutations(&[Step::Fail, Step::Kill, Step::Other, Step::Recover]) {
+            for pause in [0, 1, 3, 9, 40] {
+                for latency in [0, 2, 7] {
+                    for start_down in [false, true] {
+                        cases.push(run_case(order.clone(), pause, latency, start_down));
+                    }
+                }
+            }
+        }
+        assert_eq!(cases.len(), 24 * 5 * 3 * 2);
+        futures::future::join_all(cases).await;
+    }
+
+    async fn run_case(order: Vec<Step>, pause: u64, latency: u64, start_down: bool) {
+        let receiver = Receiver {
+            latency: Duration::from_millis(latency),
+            ..Receiver::default()
+        };
+        receiver.down.store(start_down, Ordering::SeqCst);
+        let statuses = Statuses::default();
+        let (tx, rx) = watch::channel(desired(1, false));
+        let backoff = Backoff {
+            first: Duration::from_millis(2),
+            longest: Duration::from_millis(16),
+        };
+        let worker = tokio::spawn(converge(rx, receiver.clone(), statuses.clone(), backoff));
+        let mut version = 1;
+        let mut killed = false;
+        for step in &order {
+            match step {
+                Step::Fail => receiver.down.store(true, Ordering::SeqCst),
+                Step::Recover => receiver.down.store(false, Ordering::SeqCst),
+                Step::Kill => {
+                    version += 1;
+                    killed = true;
+                    tx.send_replace(desired(version, killed));
+                }
+                Step::Other => {
+                    version += 1;
+                    tx.send_replace(desired(version, killed));
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
+        // The receiver is up from here on (the order may have ended with it down).
+        receiver.down.store(false, Ordering::SeqCst);
+        let case =
+            format!("{order:?} pause {pause} ms, latency {latency} ms, down at start {start_down}");
+        let newest = desired(version, true);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let last = lock(&receiver.accepted).last().cloned();
+            let status = lock(&statuses.0).last().copied();
+            if last.as_ref() == Some(&newest) && status == Some((ApplyState::Applied, version)) {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never converged in {case}: the receiver has {last:?}, the status says {status:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        worker.abort();
+    }
 
     #[test]
     fn atomic_write_replaces_the_whole_file() {

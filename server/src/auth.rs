@@ -12,8 +12,22 @@ use crate::error::ApiError;
 use crate::state::{AppState, now};
 use crate::storage::User;
 
-/// Name of the session cookie.
+/// Name of the session cookie over plain HTTP (a loopback demo).
 pub const SESSION_COOKIE: &str = "cutover_session";
+/// Name of the session cookie when the server is served over HTTPS (`--public-url
+/// https://...`): the `__Host-` prefix makes browsers refuse it unless it is `Secure`, set by
+/// this host for `/`, so a sibling subdomain cannot plant or shadow it.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-cutover_session";
+
+/// The session id a browser sent, under the cookie name this server sets: over HTTPS only
+/// the `__Host-` one (accepting the plain one too would undo what the prefix protects).
+pub fn session_id(state: &AppState, headers: &HeaderMap) -> Option<String> {
+    if state.https() {
+        cookie(headers, SECURE_SESSION_COOKIE)
+    } else {
+        cookie(headers, SESSION_COOKIE)
+    }
+}
 /// Header a cookie session must send with mutating requests.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -41,7 +55,8 @@ impl Caller {
     pub fn may_see(&self, rollout: &str) -> Result<(), ApiError> {
         match &self.0.only_rollout {
             Some(only) if only != rollout => Err(ApiError::Forbidden(format!(
-                "this share link only opens rollout \"{only}\""
+                "{} may only use rollout \"{only}\"",
+                self.0.name
             ))),
             _ => Ok(()),
         }
@@ -70,7 +85,7 @@ pub async fn still_signed_in(state: &AppState, headers: &HeaderMap) -> bool {
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer "))
         .map(str::trim);
-    let found = match (bearer, cookie(headers, SESSION_COOKIE)) {
+    let found = match (bearer, session_id(state, headers)) {
         (Some(token), _) => state
             .storage
             .user_by_token(token)
@@ -88,6 +103,16 @@ pub async fn still_signed_in(state: &AppState, headers: &HeaderMap) -> bool {
     found.unwrap_or(true)
 }
 
+/// Compares two secrets in time that depends only on their length, so a guess's timing does
+/// not say how many of its first characters were right.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |diff, (x, y)| diff | (x ^ y))
+            == 0
+}
+
 fn mutating(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
@@ -96,41 +121,59 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(header) = parts.headers.get(AUTHORIZATION) {
-            let token = header
-                .to_str()
-                .ok()
-                .and_then(|h| h.strip_prefix("Bearer "))
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| {
-                    ApiError::Unauthenticated(
-                        "the Authorization header must be \"Bearer <token>\"".into(),
-                    )
-                })?;
-            let user = state
-                .storage
-                .user_by_token(token)
-                .await?
-                .ok_or_else(|| ApiError::Unauthenticated("unknown or revoked token".into()))?;
-            return Ok(Caller(user));
-        }
-        let Some(id) = cookie(&parts.headers, SESSION_COOKIE) else {
-            return Err(ApiError::Unauthenticated(
-                "sign in: send Authorization: Bearer <token>, or sign in in the browser".into(),
-            ));
-        };
-        let session = state.storage.session(&id, now()).await?.ok_or_else(|| {
+        identify(state, &parts.headers, &parts.method, parts.uri.path()).await
+    }
+}
+
+/// Who sent a request with these headers, method and path (the path as the router sees it,
+/// with or without the `/api` prefix).
+pub async fn identify(
+    state: &AppState,
+    headers: &HeaderMap,
+    method: &Method,
+    path: &str,
+) -> Result<Caller, ApiError> {
+    if let Some(header) = headers.get(AUTHORIZATION) {
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                ApiError::Unauthenticated(
+                    "the Authorization header must be \"Bearer <token>\"".into(),
+                )
+            })?;
+        let user = state
+            .storage
+            .user_by_token(token)
+            .await?
+            .ok_or_else(|| ApiError::Unauthenticated("unknown or revoked token".into()))?;
+        return Ok(Caller(user));
+    }
+    let Some(id) = session_id(state, headers) else {
+        return Err(ApiError::Unauthenticated(
+            "sign in: send Authorization: Bearer <token>, or sign in in the browser".into(),
+        ));
+    };
+    let session =
+        state.storage.session(&id, now()).await?.ok_or_else(|| {
             ApiError::Unauthenticated("the session has ended: sign in again".into())
         })?;
-        if mutating(&parts.method) {
-            let sent = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-            if sent != Some(session.csrf.as_str()) {
-                return Err(ApiError::Forbidden(
-                    "missing or wrong X-CSRF-Token for this session".into(),
-                ));
-            }
+    if mutating(method) {
+        // A share link only ever reads, whatever a plan grants its role; it may sign out.
+        if session.shared && path.trim_start_matches("/api") != "/session" {
+            return Err(ApiError::Forbidden(
+                "a stakeholder link is read-only".into(),
+            ));
         }
-        Ok(Caller(session.user))
+        let sent = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        if !sent.is_some_and(|sent| same_secret(sent, &session.csrf)) {
+            return Err(ApiError::Forbidden(
+                "missing or wrong X-CSRF-Token for this session".into(),
+            ));
+        }
     }
+    Ok(Caller(session.user))
 }

@@ -253,8 +253,13 @@ struct ServerArgs {
     /// How often to ask Prometheus, e.g. 10s [default: 10s].
     #[arg(long, env = "CUTOVER_PROMETHEUS_INTERVAL", value_name = "DURATION", value_parser = humantime::parse_duration)]
     prometheus_interval: Option<std::time::Duration>,
-    /// A TOML file with `addr`, `data_dir`, `database`, `prometheus`, `prometheus_interval`
-    /// and `plans`; flags win over it.
+    /// Where people reach the dashboard, e.g. https://cutover.example.com. An https:// URL
+    /// turns on `__Host-` secure session cookies and HSTS (put TLS in front: a proxy or a
+    /// load balancer).
+    #[arg(long, env = "CUTOVER_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+    /// A TOML file with `addr`, `data_dir`, `database`, `prometheus`, `prometheus_interval`,
+    /// `public_url` and `plans`; flags win over it.
     #[arg(long, env = "CUTOVER_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -266,6 +271,7 @@ struct Settings {
     database: Option<String>,
     prometheus: Option<crate::prometheus::PromConfig>,
     plans: Option<PathBuf>,
+    public_url: Option<String>,
 }
 
 impl Settings {
@@ -298,6 +304,10 @@ impl ServerArgs {
                 crate::prometheus::PromConfig::from_env(&url, interval)
             }),
             plans: plans.or(file.plans),
+            public_url: self
+                .public_url
+                .or(file.public_url)
+                .map(|u| u.trim_end_matches('/').to_string()),
         })
     }
 }
@@ -323,6 +333,10 @@ enum UserCommand {
         name: String,
         #[arg(long)]
         role: Role,
+        /// Limit the user to one rollout (e.g. a service's ingest token): it can neither see
+        /// nor push to any other.
+        #[arg(long, value_name = "ROLLOUT")]
+        rollout: Option<String>,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -466,9 +480,19 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
             command: PlanCommand::Check { files },
         } => return Ok(check_plans(&files)),
         Command::User {
-            command: UserCommand::Add { name, role, store },
+            command:
+                UserCommand::Add {
+                    name,
+                    role,
+                    rollout,
+                    store,
+                },
         } => {
-            let token = store.open().await?.upsert_user(&name, role, now()).await?;
+            let token = store
+                .open()
+                .await?
+                .upsert_user_for(&name, role, rollout.as_deref(), now())
+                .await?;
             println!("{token}");
         }
         Command::User {
@@ -777,18 +801,13 @@ async fn start(
     plans: Vec<Plan>,
     demo: Option<Demo>,
 ) -> anyhow::Result<()> {
-    for plan in &plans {
-        let hash = crate::storage::hash_token(&serde_json::to_string(plan)?);
-        storage
-            .ensure_rollout(&plan.id, &plan.title, &hash, "{}", now())
-            .await?;
-    }
     let addr = settings.addr;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let addr = listener.local_addr()?;
-    let state = AppState::load(storage.clone(), plans).await?;
+    let mut state = AppState::load(storage.clone(), plans).await?;
+    state.public_url = settings.public_url.as_deref().map(Into::into);
     println!(
         "cutover is serving {} rollout(s) at http://{addr}",
         state.rollouts.len()
@@ -843,10 +862,7 @@ async fn start(
         None => None,
     };
     let background = crate::spawn_background(&state, prometheus);
-    crate::serve(listener, state.clone(), async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await?;
+    crate::serve(listener, state.clone(), stop_signal()).await?;
     for task in background {
         task.abort();
     }
@@ -856,4 +872,30 @@ async fn start(
         .release_lease("evaluator", &state.replica)
         .await?;
     Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what service managers and orchestrators send), so the
+/// server drains its streams and hands the evaluator lease over instead of leaving it to run
+/// out.
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    eprintln!("shutting down: ending live streams, handing over the evaluator lease");
 }

@@ -25,6 +25,8 @@ pub struct Config {
     pub prometheus_interval: Option<HumanDuration>,
     /// Directory of plan files (serve only; the demo has its own).
     pub plans: Option<PathBuf>,
+    /// Where people reach the dashboard; `https://...` turns on secure cookies and HSTS.
+    pub public_url: Option<String>,
 }
 
 impl Config {

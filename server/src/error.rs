@@ -30,6 +30,9 @@ pub enum ApiError {
     /// 422: well-formed but every record was rejected.
     #[error("{0}")]
     Unprocessable(String),
+    /// 429: this caller has too much running already.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// 500: our fault. The detail is logged, never sent.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -45,6 +48,7 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
+            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }

@@ -48,6 +48,8 @@ pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
         let mut store = lock(&rollout.metrics);
         store.compact(at);
         let mut evaluation = lock(&rollout.evaluation);
+        // After a restart or a gap with no evaluator, holds resume; they do not jump.
+        evaluation.memory.skip_unobserved(at, gates::MAX_UNOBSERVED);
         let prom = lock(&rollout.prom);
         let source = crate::prometheus::Source {
             store: &store,
@@ -122,13 +124,29 @@ async fn pull(state: &AppState, rollout: &Rollout, at: Millis, leader: bool) -> 
 
 /// Writes the hold timers when they changed, and every few seconds the metric buckets that can
 /// still change (the lateness allowance back to now), so a restart keeps both.
+/// How stale the saved "last evaluated" time may get: after a crash, up to this much
+/// observed time may be treated as unobserved (holds resume a little short, never long).
+const OBSERVED_SAVE_EVERY: Millis = 5 * SECOND;
+
+/// Whether the timers must be written: they changed, or the saved "last evaluated" time has
+/// fallen `OBSERVED_SAVE_EVERY` behind (not every second: that would be a write a second per
+/// rollout for a clock alone).
+fn memory_due(saved: Option<&gates::Memory>, now: &gates::Memory) -> bool {
+    let Some(saved) = saved else { return true };
+    let behind = match (saved.observed_at, now.observed_at) {
+        (Some(a), Some(b)) => b.saturating_sub(a) >= OBSERVED_SAVE_EVERY,
+        (a, b) => a != b,
+    };
+    behind || saved.gates != now.gates || saved.triggers != now.triggers
+}
+
 async fn persist(state: &AppState, rollout: &Rollout, at: Millis) -> anyhow::Result<()> {
     let leader = state.leader.load(Ordering::Relaxed);
     let (memory, buckets, until) = {
         let store = lock(&rollout.metrics);
         let mut evaluation = lock(&rollout.evaluation);
         // Only the leader's timers are the rollout's; a follower's are a copy for display.
-        let memory = (leader && evaluation.saved.as_ref() != Some(&evaluation.memory))
+        let memory = (leader && memory_due(evaluation.saved.as_ref(), &evaluation.memory))
             .then(|| evaluation.memory.clone());
         if memory.is_some() {
             evaluation.saved = memory.clone();

@@ -67,9 +67,9 @@ pub async fn csv(
     caller.may_see(&id)?;
     let rollout = find(&state, &id)?;
     let since = span("since", q.since.as_deref(), HOUR)?;
-    if since > MAX_SINCE {
+    if !(SECOND..=MAX_SINCE).contains(&since) {
         return Err(ApiError::BadRequest(format!(
-            "since: at most {}",
+            "since: between 1s and {}",
             Span(MAX_SINCE).human()
         )));
     }
@@ -80,16 +80,49 @@ pub async fn csv(
     } else {
         charts::LIVE_STEP
     };
-    let step = span("step", q.step.as_deref(), 10 * SECOND)?
-        .max(floor)
-        .max(since / MAX_ROWS);
-    let step = (step + floor - 1) / floor * floor;
+    let step = match q.step.as_deref() {
+        Some(_) => Some(span("step", q.step.as_deref(), 10 * SECOND)?),
+        None => None,
+    };
+    let step = cutover_core::time::step_within(
+        since,
+        step.or(Some((10 * SECOND).min(since))),
+        floor,
+        360,
+        MAX_ROWS,
+    )
+    .map_err(|e| ApiError::BadRequest(format!("step: {e}")))?;
     let current = rollout.state.lock().await.clone();
     let stage = current
         .stage
         .and_then(|i| rollout.plan.stages.get(i))
         .map(|s| s.id.clone());
     let armed = matches!(current.phase, Phase::Running | Phase::Paused);
+    let after = q.after;
+    let work = move || build(&rollout, stage.as_deref(), armed, since, step, after);
+    let body = state.heavy.run(&caller.0.name, work).await??;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{id}.csv\""),
+            ),
+        ],
+        body,
+    )
+        .into_response())
+}
+
+/// The CSV of `rollout` over `since` in rows of `step`: CPU work, run off the async workers.
+fn build(
+    rollout: &crate::state::Rollout,
+    stage: Option<&str>,
+    armed: bool,
+    since: Millis,
+    step: Millis,
+    after: Option<Millis>,
+) -> Result<Vec<u8>, ApiError> {
     let at = now();
     // The step containing `at` is still filling: stop before it.
     let last_complete = at - at.rem_euclid(step) - step;
@@ -110,7 +143,7 @@ pub async fn csv(
     let rows = frame.series.first().map_or(0, |s| s.points.len());
     for row in 0..rows {
         let t = frame.series[0].points[row].t;
-        if q.after.is_some_and(|after| t <= after) {
+        if after.is_some_and(|after| t <= after) {
             continue;
         }
         // Each gate as its expression reads over the window ending with this row; a fresh
@@ -120,7 +153,7 @@ pub async fn csv(
             &rollout.compiled,
             &mut Memory::default(),
             &*lock(&rollout.metrics),
-            stage.as_deref(),
+            stage,
             armed,
             // The window ending at the row's last millisecond: exactly the row's buckets
             // when the window equals the step.
@@ -140,16 +173,5 @@ pub async fn csv(
         );
         out.write_record(&record).map_err(anyhow::Error::from)?;
     }
-    let body = out.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{id}.csv\""),
-            ),
-        ],
-        body,
-    )
-        .into_response())
+    Ok(out.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?)
 }

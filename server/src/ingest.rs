@@ -15,6 +15,15 @@ use serde_json::Value;
 pub const MAX_FUTURE: Millis = 10 * SECOND;
 /// Largest accepted request body.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Rejections listed one by one in an answer; the rest are counted by field. A 4 MB body of
+/// junk used to produce a 200 MB report.
+pub const MAX_LISTED: usize = 100;
+/// Longest reason kept (a parser's message can quote the input).
+const MAX_REASON: usize = 200;
+/// Labels per event, and the longest label name and value.
+pub const MAX_LABELS: usize = 16;
+pub const MAX_LABEL_NAME: usize = 64;
+pub const MAX_LABEL_VALUE: usize = 128;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,10 +50,39 @@ pub struct Rejection {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IngestReport {
     pub accepted: usize,
+    /// The first `MAX_LISTED` rejected records by position.
     pub rejected: Vec<Rejection>,
+    /// Every rejected record, listed or not.
+    #[serde(default)]
+    pub rejected_total: usize,
+    /// Rejected records by the field at fault.
+    #[serde(default)]
+    pub rejected_by_field: BTreeMap<String, usize>,
+}
+
+impl IngestReport {
+    /// Counts a rejection, and lists it while fewer than `MAX_LISTED` are listed.
+    pub fn reject(&mut self, mut rejection: Rejection) {
+        self.rejected_total += 1;
+        *self
+            .rejected_by_field
+            .entry(rejection.field.clone())
+            .or_default() += 1;
+        if self.rejected.len() < MAX_LISTED {
+            if rejection.reason.len() > MAX_REASON {
+                let mut end = MAX_REASON;
+                while !rejection.reason.is_char_boundary(end) {
+                    end -= 1;
+                }
+                rejection.reason.truncate(end);
+                rejection.reason.push('…');
+            }
+            self.rejected.push(rejection);
+        }
+    }
 }
 
 /// Splits a body into records: a JSON array, or one JSON object per line.
@@ -78,10 +116,7 @@ pub fn parse_batch(
     now: Millis,
 ) -> Result<(Vec<Record>, IngestReport), String> {
     let mut valid = Vec::new();
-    let mut report = IngestReport {
-        accepted: 0,
-        rejected: Vec::new(),
-    };
+    let mut report = IngestReport::default();
     for (index, record) in records(body)? {
         let reject = |field: &str, reason: String| Rejection {
             index,
@@ -91,20 +126,24 @@ pub fn parse_batch(
         let event = match record {
             Ok(event) => event,
             Err(reason) => {
-                report.rejected.push(reject("record", reason));
+                report.reject(reject("record", reason));
                 continue;
             }
         };
         let ts = event.ts.unwrap_or(now);
-        if ts > now + MAX_FUTURE {
-            report.rejected.push(reject(
+        if ts > now.saturating_add(MAX_FUTURE) {
+            report.reject(reject(
                 "ts",
-                format!("{}s in the future", (ts - now) / SECOND),
+                format!("{}s in the future", ts.saturating_sub(now) / SECOND),
             ));
             continue;
         }
+        if let Some(reason) = bad_labels(&event.labels) {
+            report.reject(reject("labels", reason));
+            continue;
+        }
         if event.values.is_empty() {
-            report.rejected.push(reject("values", "no values".into()));
+            report.reject(reject("values", "no values".into()));
             continue;
         }
         let mut accepted = Vec::new();
@@ -125,7 +164,7 @@ pub fn parse_batch(
         }
         // A record is all or nothing, so a partial event never skews a ratio.
         match bad {
-            Some(rejection) => report.rejected.push(rejection),
+            Some(rejection) => report.reject(rejection),
             None => {
                 report.accepted += 1;
                 valid.push(Record {
@@ -136,6 +175,27 @@ pub fn parse_batch(
         }
     }
     Ok((valid, report))
+}
+
+/// Why a record's labels are refused, if they are: too many, too long, or reserved.
+fn bad_labels(labels: &BTreeMap<String, String>) -> Option<String> {
+    if labels.len() > MAX_LABELS {
+        return Some(format!("at most {MAX_LABELS} labels per event"));
+    }
+    for (name, value) in labels {
+        if name.is_empty() || name.len() > MAX_LABEL_NAME {
+            return Some(format!("label names are 1 to {MAX_LABEL_NAME} bytes"));
+        }
+        if name.starts_with("__") {
+            return Some("label names starting with __ are reserved".into());
+        }
+        if value.len() > MAX_LABEL_VALUE {
+            return Some(format!(
+                "label {name}: values are at most {MAX_LABEL_VALUE} bytes"
+            ));
+        }
+    }
+    None
 }
 
 fn observe(plan: &Plan, name: &str, value: &Value) -> Result<SampleValue, String> {
@@ -171,6 +231,7 @@ fn observe(plan: &Plan, name: &str, value: &Value) -> Result<SampleValue, String
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::strategy::Strategy;
 
     fn plan() -> Plan {
         cutover_core::plan::parse(
@@ -240,5 +301,90 @@ values = ["full", "lite"]
                 (4, "record")
             ]
         );
+        assert_eq!(report.rejected_total, 5);
+    }
+
+    /// Pieces of events, valid and not, for the fuzzer to put together.
+    const PIECES: &[&str] = &[
+        "{",
+        "}",
+        "[",
+        "]",
+        ",",
+        ":",
+        "\"values\"",
+        "\"labels\"",
+        "\"ts\"",
+        "\"latency_ms\"",
+        "\"error\"",
+        "\"mode\"",
+        "\"lite\"",
+        "\"variant\"",
+        "\"canary\"",
+        "1",
+        "-1",
+        "1e999",
+        "9223372036854775807",
+        "-9223372036854775808",
+        "true",
+        "null",
+        "\n",
+        " ",
+        "\"__x\"",
+        r#"{"values":{"latency_ms":12}}"#,
+        r#"{"ts":1,"values":{"error":true}}"#,
+    ];
+
+    proptest::proptest! {
+        #[test]
+        fn any_body_gets_a_bounded_answer_without_panicking(
+            body in proptest::prop_oneof![
+                proptest::collection::vec(proptest::sample::select(PIECES), 0..200)
+                    .prop_map(|p| p.concat()),
+                ".{0,300}",
+            ],
+            now in proptest::prelude::any::<i64>(),
+        ) {
+            if let Ok((records, report)) = parse_batch(&plan(), &body, now) {
+                proptest::prop_assert_eq!(records.len(), report.accepted);
+                proptest::prop_assert!(report.rejected.len() <= MAX_LISTED);
+                proptest::prop_assert_eq!(
+                    report.rejected_by_field.values().sum::<usize>(),
+                    report.rejected_total
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_huge_batch_of_junk_gets_a_small_report() {
+        let line = format!("{{\"{}\":1}}\n", "x".repeat(5000));
+        let body = line.repeat(800) + "{\"values\":{\"latency_ms\":3}}\n";
+        let (records, report) = parse_batch(&plan(), &body, 0).unwrap();
+        assert_eq!(records.len(), 1, "the good record is kept");
+        assert_eq!(report.rejected_total, 800);
+        assert_eq!(report.rejected.len(), MAX_LISTED);
+        assert_eq!(report.rejected_by_field["record"], 800);
+        let size = serde_json::to_string(&report).unwrap().len();
+        assert!(size < 40_000, "report is {size} bytes");
+    }
+
+    #[test]
+    fn labels_are_bounded_and_reserved_names_refused() {
+        let long = "v".repeat(MAX_LABEL_VALUE + 1);
+        let many: String = (0..=MAX_LABELS)
+            .map(|i| format!("\"k{i}\":\"v\""))
+            .collect::<Vec<_>>()
+            .join(",");
+        let body = [
+            format!(r#"{{"labels":{{"variant":"{long}"}},"values":{{"latency_ms":1}}}}"#),
+            format!(r#"{{"labels":{{{many}}},"values":{{"latency_ms":1}}}}"#),
+            r#"{"labels":{"__overflow__":"true"},"values":{"latency_ms":1}}"#.to_string(),
+            r#"{"labels":{"variant":"canary"},"values":{"latency_ms":1}}"#.to_string(),
+        ]
+        .join("\n");
+        let (records, report) = parse_batch(&plan(), &body, 0).unwrap();
+        assert_eq!(records.len(), 1);
+        assert_eq!(report.rejected_by_field["labels"], 3);
     }
 }

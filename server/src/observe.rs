@@ -7,20 +7,36 @@ use std::fmt::Write;
 use axum::Json;
 use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
+use axum::http::{HeaderMap, Method};
 use axum::response::IntoResponse;
 use cutover_core::gates::Verdict;
 use cutover_core::rollout::Phase;
 use cutover_core::snapshot::Health;
 use serde_json::{Value, json};
 
+use crate::auth::{Caller, identify};
 use crate::state::{AppState, lock, now};
 
-/// Overall status, the worst of the rollouts' (`healthy` < `degraded` < `critical` <
-/// `killed`), and each rollout's key numbers.
-pub async fn health(State(state): State<AppState>) -> Json<Value> {
+/// To anyone: that this replica is alive, which one it is, and whether it evaluates. To a
+/// signed-in caller also the overall status, the worst of the rollouts' (`healthy` <
+/// `degraded` < `critical` < `killed`), and each rollout's key numbers (a share link sees
+/// only its own rollout): phases, traffic and gate values are not for the whole internet.
+pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+    let liveness = json!({
+        "live": true,
+        // Which replica answered, and whether it is the one evaluating holds and triggers.
+        "replica": &*state.replica,
+        "evaluator": state.leader.load(std::sync::atomic::Ordering::Relaxed),
+    });
+    let Ok(caller) = identify(&state, &headers, &Method::GET, "/health").await else {
+        return Json(liveness);
+    };
     let mut overall = Health::Healthy;
     let mut metrics = serde_json::Map::new();
     for (id, rollout) in state.rollouts.iter() {
+        if caller.may_see(id).is_err() {
+            continue;
+        }
         let snapshot = rollout.snapshot(now()).await;
         let summary = snapshot.summary();
         overall = overall.max(summary.health);
@@ -46,13 +62,10 @@ pub async fn health(State(state): State<AppState>) -> Json<Value> {
             }),
         );
     }
-    Json(json!({
-        "status": overall,
-        "metrics": metrics,
-        // Which replica answered, and whether it is the one evaluating hold timers and triggers.
-        "replica": &*state.replica,
-        "evaluator": state.leader.load(std::sync::atomic::Ordering::Relaxed),
-    }))
+    let mut answer = liveness;
+    answer["status"] = json!(overall);
+    answer["metrics"] = Value::Object(metrics);
+    Json(answer)
 }
 
 fn escape(label: &str) -> String {
@@ -62,17 +75,22 @@ fn escape(label: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// `GET /metrics`: Prometheus text format 0.0.4.
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// `GET /metrics`: Prometheus text format 0.0.4, for a signed-in caller (Prometheus scrapes
+/// with a token: `authorization: { credentials: ... }` in its scrape config).
+pub async fn metrics(State(state): State<AppState>, caller: Caller) -> impl IntoResponse {
     let mut gates = String::new();
     let mut held = String::new();
     let mut traffic = String::new();
     let mut killed = String::new();
     let mut viewers = String::new();
     let mut dropped = String::new();
+    let mut overflowed = String::new();
     let mut ingested = String::new();
     let mut rejected = String::new();
     for (id, rollout) in state.rollouts.iter() {
+        if caller.may_see(id).is_err() {
+            continue;
+        }
         let snapshot = rollout.snapshot(now()).await;
         let r = escape(id);
         // The snapshot carries every gate of the plan, "not evaluated yet" before the first
@@ -125,6 +143,12 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
                 escape(&m.id),
                 store.dropped(&m.id)
             );
+            let _ = writeln!(
+                overflowed,
+                "cutover_label_overflow_total{{rollout=\"{r}\",metric=\"{}\"}} {}",
+                escape(&m.id),
+                store.overflowed(&m.id)
+            );
         }
     }
     let mut out = String::new();
@@ -173,9 +197,15 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         ),
         (
             "cutover_events_dropped_total",
-            "Samples refused as too late or over the label limit.",
+            "Samples refused as too late.",
             "counter",
             dropped,
+        ),
+        (
+            "cutover_label_overflow_total",
+            "Samples kept under an overflow label set because their metric had no room for a new one.",
+            "counter",
+            overflowed,
         ),
     ] {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");

@@ -363,6 +363,17 @@ pub async fn poll(client: &PromClient, rollout: &Rollout, at: Millis) {
     let mut failing = HashMap::new();
     for (metric, query) in prom_metrics(rollout) {
         match client.query(&query, at).await {
+            Ok(series) if series.len() > lock(&rollout.metrics).config().max_series_per_metric => {
+                // Keeping some series would make a gate judge a subset without saying so.
+                let limit = lock(&rollout.metrics).config().max_series_per_metric;
+                failing.insert(
+                    metric,
+                    format!(
+                        "the query returned {} series, more than the {limit} cutover keeps per metric: aggregate it (e.g. sum by (variant) (...))",
+                        series.len()
+                    ),
+                );
+            }
             Ok(series) => {
                 let mut store = lock(&rollout.metrics);
                 for s in samples(&metric, series) {

@@ -49,6 +49,7 @@ pub async fn ingest(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<IngestReport>), ApiError> {
     caller.require(&[cutover_core::role::Role::Ingest], "pushing events")?;
+    caller.may_see(&id)?;
     let rollout = find(&state, &id)?;
     let body = body.map_err(|e| match e.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::TooLarge(format!(
@@ -57,13 +58,19 @@ pub async fn ingest(
         )),
         _ => ApiError::BadRequest(e.body_text()),
     })?;
-    let text =
-        std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))?;
-    let at = now();
-    let (records, mut report) =
-        ingest::parse_batch(&rollout.plan, text, at).map_err(ApiError::BadRequest)?;
-    rollout.record(records, at, &mut report);
-    let status = if report.accepted == 0 && !report.rejected.is_empty() {
+    // Parsing up to 4 MB is CPU work: off the async workers, so it never delays a kill.
+    let report = tokio::task::spawn_blocking(move || {
+        let text = std::str::from_utf8(&body)
+            .map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))?;
+        let at = now();
+        let (records, mut report) =
+            ingest::parse_batch(&rollout.plan, text, at).map_err(ApiError::BadRequest)?;
+        rollout.record(records, at, &mut report);
+        Ok::<_, ApiError>(report)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(anyhow::anyhow!("ingest task failed: {e}")))??;
+    let status = if report.accepted == 0 && report.rejected_total > 0 {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
         StatusCode::OK
@@ -96,6 +103,7 @@ pub async fn stream(
         .and_then(|v| v.to_str().ok())
         .and_then(|last| rollout.live.since(last));
     let app = state.clone();
+    let mut closing = state.closing.subscribe();
     let stream = async_stream(move |tx| async move {
         let mut recheck = tokio::time::interval(RECHECK_SIGN_IN);
         recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -116,6 +124,10 @@ pub async fn stream(
             }
             let received = tokio::select! {
                 received = receiver.recv() => received,
+                // The server is shutting down: end the stream; the browser reconnects to
+                // another replica or to this one once it is back.
+                // (It only ever turns true, so any change is the one.)
+                _ = closing.changed() => return,
                 _ = recheck.tick() => {
                     if crate::auth::still_signed_in(&app, &headers).await {
                         continue;

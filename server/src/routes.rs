@@ -3,7 +3,9 @@
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
+use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -15,6 +17,7 @@ use crate::{actions, assets, export, ingest, observe, rollouts, sessions};
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 pub fn app(state: AppState) -> Router {
+    let https = state.https();
     let api = Router::new()
         .route("/rollouts", get(rollouts::list))
         .route("/rollouts/{id}", get(actions::snapshot))
@@ -51,8 +54,13 @@ pub fn app(state: AppState) -> Router {
             REQUEST_TIMEOUT,
         ))
         .route("/rollouts/{id}/stream", get(rollouts::stream))
-        .fallback(assets::api_not_found);
-    Router::new()
+        .fallback(assets::api_not_found)
+        // Answers depend on who asks and change every second: no cache keeps them.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    let router = Router::new()
         .nest("/api", api)
         .route("/health", get(observe::health))
         .route("/metrics", get(observe::metrics))
@@ -71,6 +79,65 @@ pub fn app(state: AppState) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::HeaderName::from_static("permissions-policy"),
+            HeaderValue::from_static(
+                "camera=(), microphone=(), geolocation=(), payment=(), usb=(), interest-cohort=()",
+            ),
+        ))
         .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        // A handler's bug answers 500 for that request; the connection, the other requests
+        // and the kill switch go on.
+        .layer(CatchPanicLayer::custom(panic_response));
+    // Served over HTTPS: browsers must never come back over plain HTTP.
+    let router = if https {
+        router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        ))
+    } else {
+        router
+    };
+    router.with_state(state)
+}
+
+/// The answer to a request whose handler panicked: the JSON error shape, the detail logged.
+fn panic_response(detail: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let detail = detail
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| detail.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    crate::error::ApiError::Internal(anyhow::anyhow!("handler panicked: {detail}")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    /// A handler that panics answers 500 in the usual JSON shape; the server goes on.
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_not_a_dropped_connection() {
+        let router: Router = Router::new()
+            .route(
+                "/boom",
+                get(|| async {
+                    let parts: Vec<u8> = Vec::new();
+                    // An out-of-bounds index, as a handler bug would make.
+                    parts[usize::from(parts.is_empty())].to_string()
+                }),
+            )
+            .layer(CatchPanicLayer::custom(panic_response));
+        let request = axum::http::Request::get("/boom")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["code"], "internal");
+    }
 }

@@ -6,11 +6,11 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use cutover_core::role::Role;
-use cutover_core::time::{DAY, HOUR, Span};
+use cutover_core::time::{DAY, HOUR, MINUTE, Span};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{Caller, SESSION_COOKIE, cookie};
+use crate::auth::{Caller, SECURE_SESSION_COOKIE, SESSION_COOKIE, session_id};
 use crate::error::ApiError;
 use crate::rollouts::find;
 use crate::state::{AppState, now};
@@ -20,10 +20,18 @@ use crate::storage::User;
 const SESSION_LIFETIME: i64 = 12 * HOUR;
 /// Default life of a share link.
 const SHARE_LIFETIME: i64 = 7 * DAY;
+/// The longest a link may live: a forgotten link must end by itself.
+const MAX_SHARE_LIFETIME: i64 = 30 * DAY;
 
-/// `Secure` only when the request reached us over TLS (directly or via a proxy that says so),
-/// so the cookie still works on a plain-HTTP loopback demo.
-fn set_cookie(headers: &HeaderMap, value: &str, max_age_secs: i64) -> String {
+/// Served over HTTPS (`--public-url https://...`): a `Secure` cookie with the `__Host-`
+/// prefix. Otherwise `Secure` only when the request reached us over TLS through a proxy that
+/// says so, so the cookie still works on a plain-HTTP loopback demo.
+fn set_cookie(state: &AppState, headers: &HeaderMap, value: &str, max_age_secs: i64) -> String {
+    if state.https() {
+        return format!(
+            "{SECURE_SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}; Secure"
+        );
+    }
     let tls = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
@@ -59,7 +67,7 @@ pub async fn sign_in(
     Ok((
         [(
             SET_COOKIE,
-            set_cookie(&headers, &id, SESSION_LIFETIME / 1000),
+            set_cookie(&state, &headers, &id, SESSION_LIFETIME / 1000),
         )],
         Json(body),
     )
@@ -71,7 +79,7 @@ pub async fn whoami(
     State(state): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let id = cookie(&headers, SESSION_COOKIE)
+    let id = session_id(&state, &headers)
         .ok_or_else(|| ApiError::Unauthenticated("not signed in".into()))?;
     let session =
         state.storage.session(&id, now()).await?.ok_or_else(|| {
@@ -91,11 +99,11 @@ pub async fn sign_out(
     _caller: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
+    if let Some(id) = session_id(&state, &headers) {
         state.storage.end_session(&id).await?;
     }
     Ok((
-        [(SET_COOKIE, set_cookie(&headers, "", 0))],
+        [(SET_COOKIE, set_cookie(&state, &headers, "", 0))],
         StatusCode::NO_CONTENT,
     )
         .into_response())
@@ -116,6 +124,7 @@ pub async fn create_share(
     body: Option<Json<NewShare>>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     caller.require(&[Role::Lead, Role::Admin], "creating a share link")?;
+    caller.may_see(&id)?;
     find(&state, &id)?;
     let life = match body.and_then(|b| b.0.expires_in) {
         Some(text) => {
@@ -125,6 +134,12 @@ pub async fn create_share(
         }
         None => SHARE_LIFETIME,
     };
+    if !(MINUTE..=MAX_SHARE_LIFETIME).contains(&life) {
+        return Err(ApiError::BadRequest(format!(
+            "expires_in: between 1m and {}",
+            Span(MAX_SHARE_LIFETIME).human()
+        )));
+    }
     let at = now();
     let (share, secret) = state
         .storage
@@ -143,6 +158,9 @@ pub async fn revoke_share(
     caller: Caller,
 ) -> Result<StatusCode, ApiError> {
     caller.require(&[Role::Lead, Role::Admin], "revoking a share link")?;
+    if let Some(rollout) = state.storage.share_rollout(&share).await? {
+        caller.may_see(&rollout)?;
+    }
     if state.storage.revoke_share(&share, now()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
@@ -175,7 +193,7 @@ pub async fn open_share(
         .storage
         .create_session(&user, Some(&share.id), now() + life)
         .await?;
-    let cookie = set_cookie(&headers, &id, life / 1000);
+    let cookie = set_cookie(&state, &headers, &id, life / 1000);
     Ok((
         [(SET_COOKIE, cookie)],
         Redirect::to(&format!("/r/{}", share.rollout)),

@@ -29,6 +29,13 @@ pub struct AppState {
     /// Holds the evaluator lease: advances hold timers and trigger episodes and acts on
     /// triggers. The others show the same verdicts from the leader's saved timers.
     pub leader: Arc<std::sync::atomic::AtomicBool>,
+    /// Set once when the server begins to shut down: live streams end so connections drain.
+    pub closing: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Exports and long chart ranges: off the async workers, bounded per caller.
+    pub heavy: Arc<crate::heavy::Heavy>,
+    /// Where people reach this dashboard (`--public-url`), if said: `https://...` turns on
+    /// `__Host-` secure cookies and HSTS.
+    pub public_url: Option<Arc<str>>,
 }
 
 /// The evaluator's carried state and its latest result.
@@ -66,6 +73,9 @@ pub struct Rollout {
     pub rejected: AtomicU64,
 }
 
+/// Records recorded per taking of the metrics lock.
+const RECORD_CHUNK: usize = 1_000;
+
 /// Locks a std mutex, recovering the data if a panicking thread poisoned it: every writer
 /// leaves the data consistent between statements, so the value is still good.
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -76,7 +86,8 @@ impl Rollout {
     pub fn new(plan: Plan, state: RolloutState) -> anyhow::Result<Rollout> {
         let compiled = Compiled::new(&plan).with_context(|| format!("plan {}", plan.id))?;
         let kinds = plan.metrics.iter().map(|m| (m.id.clone(), m.kind));
-        let metrics = MetricStore::new(StoreConfig::default(), kinds);
+        let metrics =
+            MetricStore::new(StoreConfig::default(), kinds).selecting(compiled.selected_labels());
         let desired = Desired::of(&plan, &state);
         let actuators = plan
             .actuators
@@ -106,34 +117,36 @@ impl Rollout {
     }
 
     /// Records a batch's valid records at server time `now`. A record the metric windows
-    /// refuse (too late, too many label sets) moves from accepted to rejected.
+    /// refuse (too late) moves from accepted to rejected. The metrics lock is taken per chunk
+    /// of records, so a large batch never holds the evaluator or a viewer for long.
     pub fn record(&self, records: Vec<Record>, now: Millis, report: &mut IngestReport) {
-        let mut store = lock(&self.metrics);
-        for record in records {
-            let Some(e) = record
-                .samples
-                .iter()
-                .find_map(|s| store.record(s, now).err())
-            else {
-                continue;
-            };
-            let field = match e {
-                RecordError::Dropped { .. } | RecordError::Future { .. } => "ts",
-                RecordError::TooManySeries { .. } => "labels",
-                _ => "values",
-            };
-            report.accepted = report.accepted.saturating_sub(1);
-            report.rejected.push(Rejection {
-                index: record.index,
-                field: field.into(),
-                reason: e.to_string(),
-            });
+        for chunk in records.chunks(RECORD_CHUNK) {
+            let mut store = lock(&self.metrics);
+            for record in chunk {
+                let Some(e) = record
+                    .samples
+                    .iter()
+                    .find_map(|s| store.record(s, now).err())
+                else {
+                    continue;
+                };
+                let field = match e {
+                    RecordError::Dropped { .. } | RecordError::Future { .. } => "ts",
+                    _ => "values",
+                };
+                report.accepted = report.accepted.saturating_sub(1);
+                report.reject(Rejection {
+                    index: record.index,
+                    field: field.into(),
+                    reason: e.to_string(),
+                });
+            }
         }
         report.rejected.sort_by_key(|r| r.index);
         self.ingested
             .fetch_add(report.accepted as u64, Ordering::Relaxed);
         self.rejected
-            .fetch_add(report.rejected.len() as u64, Ordering::Relaxed);
+            .fetch_add(report.rejected_total as u64, Ordering::Relaxed);
     }
 
     /// The live charts now, with the latest gate and trigger statuses.
@@ -211,18 +224,37 @@ impl AppState {
     pub async fn load(storage: Storage, plans: Vec<Plan>) -> anyhow::Result<AppState> {
         let mut rollouts = BTreeMap::new();
         for plan in plans {
-            let hash = crate::storage::hash_token(&serde_json::to_string(&plan)?);
-            let fresh = RolloutState::new();
-            storage
-                .ensure_rollout(
-                    &plan.id,
-                    &plan.title,
-                    &hash,
-                    &serde_json::to_string(&fresh)?,
-                    now(),
-                )
-                .await?;
-            let state = storage.load_state(&plan.id).await?.unwrap_or(fresh);
+            let json = serde_json::to_string(&plan)?;
+            let hash = crate::storage::hash_token(&json);
+            let previous = storage.stored_plan(&plan.id).await?;
+            if previous.is_none() {
+                register(&storage, &plan, &hash, &json).await?;
+            }
+            let mut state = storage.load_state(&plan.id).await?.unwrap_or_default();
+            // A plan that changed under a started rollout is mapped by stage id (or refused)
+            // before it is recorded as the plan the rollout runs under.
+            if let Some((old_hash, old_json)) = previous
+                && old_hash != hash
+            {
+                match serde_json::from_str::<Plan>(&old_json) {
+                    Ok(old) => {
+                        state = reconcile_plan(
+                            &storage,
+                            (&old, &old_hash),
+                            (&plan, &hash, &json),
+                            state,
+                        )
+                        .await?;
+                    }
+                    // Registered before plans were kept, or not started: nothing to map.
+                    Err(_) if old_json.is_empty() || state.stage.is_none() => {}
+                    Err(e) => anyhow::bail!(
+                        "rollout {}: the plan it last ran under cannot be read ({e}), so the change cannot be mapped by stage id",
+                        plan.id
+                    ),
+                }
+            }
+            register(&storage, &plan, &hash, &json).await?;
             let rollout = Rollout::new(plan, state)?;
             // Chart history and hold timers survive a restart. What is stored was written by
             // other replicas or by this server before: it is merged in, never written again.
@@ -248,11 +280,73 @@ impl AppState {
             rollouts: Arc::new(rollouts),
             replica: crate::storage::random_hex()[..12].into(),
             leader: Arc::default(),
+            closing: Arc::new(tokio::sync::watch::channel(false).0),
+            heavy: Arc::default(),
+            public_url: None,
         })
+    }
+
+    /// Whether people reach the dashboard over HTTPS.
+    pub fn https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
     }
 
     pub fn rollout(&self, id: &str) -> Option<&Arc<Rollout>> {
         self.rollouts.get(id)
+    }
+}
+
+/// Records `plan` (its hash and JSON) as the plan its rollout runs under, registering the
+/// rollout in a fresh state if it is new.
+async fn register(storage: &Storage, plan: &Plan, hash: &str, json: &str) -> anyhow::Result<()> {
+    let fresh = serde_json::to_string(&RolloutState::new())?;
+    storage
+        .ensure_rollout(&plan.id, &plan.title, hash, json, &fresh, now())
+        .await?;
+    Ok(())
+}
+
+/// Maps a started rollout onto its changed plan by stage id, recording the change in the
+/// audit log in the same transaction as the new state and plan; refuses to load a plan that
+/// dropped the stage the rollout is in. Another replica starting with the same new plan maps
+/// it once: the loser of the race finds the plan already recorded and takes the stored state.
+async fn reconcile_plan(
+    storage: &Storage,
+    (old, old_hash): (&Plan, &str),
+    (new, new_hash, new_json): (&Plan, &str, &str),
+    state: RolloutState,
+) -> anyhow::Result<RolloutState> {
+    use cutover_core::rollout::{Reconciled, reconcile};
+    match reconcile(old, new, &state, now())? {
+        Reconciled::Unchanged => Ok(state),
+        Reconciled::Changed(next, record) => {
+            tracing::warn!(rollout = %new.id, "{}", record.reason.as_deref().unwrap_or_default());
+            if storage
+                .commit_plan_change(
+                    &new.id,
+                    old_hash,
+                    new_hash,
+                    new_json,
+                    state.version,
+                    &next,
+                    &record,
+                )
+                .await?
+            {
+                return Ok(next);
+            }
+            match storage.stored_plan(&new.id).await? {
+                Some((hash, _)) if hash == new_hash => {
+                    Ok(storage.load_state(&new.id).await?.unwrap_or(next))
+                }
+                _ => anyhow::bail!(
+                    "rollout {} changed while its plan was being updated; start again",
+                    new.id
+                ),
+            }
+        }
     }
 }
 

@@ -57,7 +57,12 @@ async fn end_user_sessions(
 pub struct Session {
     pub user: User,
     pub csrf: String,
+    /// Opened with a stakeholder link: read-only, whatever the role may do.
+    pub shared: bool,
 }
+
+/// user, role, csrf, rollout, share id
+type SessionRow = (String, String, String, Option<String>, Option<String>);
 
 /// A share link as listed for admins (never the secret).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -119,7 +124,7 @@ impl std::fmt::Debug for Storage {
 }
 
 /// Tokens are stored as SHA-256 hashes: a leaked database does not leak credentials. They are
-/// 256-bit random, so a fast hash is enough (no password stretching needed).
+/// 192-bit random (`random_hex`), so a fast hash is enough (no password stretching needed).
 pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
@@ -129,6 +134,22 @@ fn new_token() -> String {
 }
 
 /// 192 random bits, hex-encoded: session ids, CSRF tokens, share secrets.
+/// A claim still unsettled after this long was left by a server that died mid-request.
+pub const STALE_CLAIM: Millis = 60_000;
+
+/// What became of an idempotency key's claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// This request holds the key: act, then remember the answer.
+    Claimed,
+    /// The same request was answered before: send this (status, JSON body) again.
+    Replay(u16, String),
+    /// The key was first used for a different request.
+    Mismatch,
+    /// The first request with this key is still running.
+    InProgress,
+}
+
 pub fn random_hex() -> String {
     let bytes: [u8; 24] = rand::random();
     hex::encode(bytes)
@@ -177,6 +198,18 @@ impl Storage {
     /// survive a power cut, which is what an acknowledged kill must do.
     async fn open_sqlite_file(path: &Path) -> anyhow::Result<Storage> {
         sqlx::any::install_default_drivers();
+        // The database holds token hashes, sessions and the audit log: owner only. A new file
+        // is created with these permissions; an existing one is tightened.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            let _ = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .mode(0o600)
+                .open(path);
+            let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        }
         let url = format!("sqlite://{}?mode=rwc", path.display());
         let pool = AnyPoolOptions::new()
             .max_connections(8)
@@ -232,16 +265,30 @@ impl Storage {
     /// Browser sessions signed in under another role end, so a demotion takes effect at once
     /// (after a leaked token, `revoke_user` ends every session).
     pub async fn upsert_user(&self, name: &str, role: Role, now: Millis) -> sqlx::Result<String> {
+        self.upsert_user_for(name, role, None, now).await
+    }
+
+    /// `upsert_user` for a user limited to one rollout (`Some`): an ingest token for one
+    /// service, say, that can neither push to nor read any other rollout.
+    pub async fn upsert_user_for(
+        &self,
+        name: &str,
+        role: Role,
+        rollout: Option<&str>,
+        now: Millis,
+    ) -> sqlx::Result<String> {
         let token = new_token();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT INTO users (name, role, token_hash, created_at) VALUES ($1, $2, $3, $4)
-             ON CONFLICT(name) DO UPDATE SET role = excluded.role, token_hash = excluded.token_hash",
+            "INSERT INTO users (name, role, token_hash, created_at, rollout) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT(name) DO UPDATE SET role = excluded.role, token_hash = excluded.token_hash,
+               rollout = excluded.rollout",
         )
         .bind(name)
         .bind(role.as_str())
         .bind(hash_token(&token))
         .bind(now)
+        .bind(rollout)
         .execute(&mut *tx)
         .await?;
         end_user_sessions(&mut tx, name, Some(role)).await?;
@@ -279,7 +326,7 @@ impl Storage {
     }
 
     pub async fn user_by_token(&self, token: &str) -> sqlx::Result<Option<User>> {
-        let row = sqlx::query("SELECT name, role FROM users WHERE token_hash = $1")
+        let row = sqlx::query("SELECT name, role, rollout FROM users WHERE token_hash = $1")
             .bind(hash_token(token))
             .fetch_optional(&self.pool)
             .await?;
@@ -289,32 +336,43 @@ impl Storage {
             Role::from_str(&role).ok().map(|role| User {
                 name: row.get("name"),
                 role,
-                only_rollout: None,
+                only_rollout: row.get("rollout"),
             })
         }))
     }
 
-    /// Records that a plan is loaded as a rollout; keeps existing state across restarts.
+    /// Registers a rollout (or updates its title and plan) under the plan it now runs.
     pub async fn ensure_rollout(
         &self,
         id: &str,
         title: &str,
         plan_hash: &str,
+        plan: &str,
         initial_state: &str,
         now: Millis,
     ) -> sqlx::Result<()> {
         sqlx::query(
-            "INSERT INTO rollouts (id, title, plan_hash, state, updated_at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT(id) DO UPDATE SET title = excluded.title, plan_hash = excluded.plan_hash",
+            "INSERT INTO rollouts (id, title, plan_hash, plan, state, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT(id) DO UPDATE SET title = excluded.title, plan_hash = excluded.plan_hash, plan = excluded.plan",
         )
         .bind(id)
         .bind(title)
         .bind(plan_hash)
+        .bind(plan)
         .bind(initial_state)
         .bind(now)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// The hash and JSON of the plan a rollout last ran under (`None` for a new rollout; the
+    /// JSON is empty for one registered before plans were kept).
+    pub async fn stored_plan(&self, id: &str) -> sqlx::Result<Option<(String, String)>> {
+        sqlx::query_as("SELECT plan_hash, plan FROM rollouts WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
     }
 
     pub async fn rollout_ids(&self) -> sqlx::Result<Vec<String>> {
@@ -360,6 +418,58 @@ impl Storage {
         if updated.rows_affected() != 1 {
             return Ok(None);
         }
+        let seq = self.audit_and_notify(&mut tx, id, record, evidence).await?;
+        tx.commit().await?;
+        Ok(Some(seq))
+    }
+
+    /// Maps a rollout onto a changed plan, in one transaction: the new state, the new plan
+    /// and the audit record, only if the stored plan is still `old_hash` and the state still
+    /// `expected_version`. False when another replica (or another start) got there first.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn commit_plan_change(
+        &self,
+        id: &str,
+        old_hash: &str,
+        new_hash: &str,
+        new_plan: &str,
+        expected_version: u64,
+        state: &RolloutState,
+        record: &AuditRecord,
+    ) -> anyhow::Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE rollouts SET state = $1, version = $2, updated_at = $3, plan_hash = $4, plan = $5
+             WHERE id = $6 AND version = $7 AND plan_hash = $8",
+        )
+        .bind(serde_json::to_string(state)?)
+        .bind(i64::try_from(state.version)?)
+        .bind(record.at)
+        .bind(new_hash)
+        .bind(new_plan)
+        .bind(id)
+        .bind(i64::try_from(expected_version)?)
+        .bind(old_hash)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        let evidence = serde_json::json!({ "plan": { "from": old_hash, "to": new_hash } });
+        self.audit_and_notify(&mut tx, id, record, &evidence)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Appends `record` to the audit log and, on PostgreSQL, tells every replica, inside `tx`.
+    async fn audit_and_notify(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        id: &str,
+        record: &AuditRecord,
+        evidence: &serde_json::Value,
+    ) -> anyhow::Result<i64> {
         let mut entry = serde_json::to_value(record)?;
         if let Some(map) = entry.as_object_mut() {
             map.insert("evidence".into(), evidence.clone());
@@ -374,18 +484,17 @@ impl Storage {
         .bind(record.actor.role.as_str())
         .bind(record.action.name())
         .bind(entry.to_string())
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut **tx)
         .await?;
         if self.backend == Backend::Postgres {
             // Delivered to every listening replica when (and only if) the transaction commits.
             sqlx::query("SELECT pg_notify($1, $2)")
                 .bind(CHANGES_CHANNEL)
                 .bind(id)
-                .execute(&mut *tx)
+                .execute(&mut **tx)
                 .await?;
         }
-        tx.commit().await?;
-        Ok(Some(seq))
+        Ok(seq)
     }
 
     /// Audit entries newest first, `limit` of them, older than `before` when given; with
@@ -426,35 +535,81 @@ impl Storage {
             .collect()
     }
 
-    /// The stored answer to an earlier request with this idempotency key.
-    pub async fn idempotent_response(&self, key: &str) -> anyhow::Result<Option<(u16, String)>> {
-        let row: Option<(i64, String)> =
-            sqlx::query_as("SELECT status, response FROM idempotency WHERE key = $1")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(|(status, body)| (u16::try_from(status).unwrap_or(200), body)))
-    }
-
-    pub async fn remember_response(
+    /// Claims `key` for a request whose fingerprint is `fingerprint`, atomically: of any
+    /// number of concurrent requests with one key, exactly one gets `Claimed`.
+    pub async fn claim_idempotency(
         &self,
         key: &str,
         rollout: &str,
-        status: u16,
-        body: &str,
+        fingerprint: &str,
         now: Millis,
-    ) -> anyhow::Result<()> {
-        sqlx::query(
-            "INSERT INTO idempotency (key, rollout, response, status, at) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT(key) DO NOTHING",
+    ) -> anyhow::Result<Claim> {
+        let inserted = sqlx::query(
+            "INSERT INTO idempotency (key, rollout, response, status, at, fingerprint)
+             VALUES ($1, $2, '', 0, $3, $4) ON CONFLICT(key) DO NOTHING",
         )
         .bind(key)
         .bind(rollout)
-        .bind(body)
-        .bind(i64::from(status))
         .bind(now)
+        .bind(fingerprint)
         .execute(&self.pool)
         .await?;
+        if inserted.rows_affected() == 1 {
+            return Ok(Claim::Claimed);
+        }
+        let row: Option<(i64, String, String)> =
+            sqlx::query_as("SELECT status, response, fingerprint FROM idempotency WHERE key = $1")
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(match row {
+            // Released between the insert and the select: the caller tries again.
+            None => Claim::InProgress,
+            Some((_, _, stored)) if stored != fingerprint => Claim::Mismatch,
+            Some((0, _, _)) => {
+                // A claim nobody settled (its server died mid-request) is taken over once
+                // it is older than any request may run; one taker wins the update.
+                let taken = sqlx::query(
+                    "UPDATE idempotency SET at = $1 WHERE key = $2 AND status = 0 AND at < $3",
+                )
+                .bind(now)
+                .bind(key)
+                .bind(now - STALE_CLAIM)
+                .execute(&self.pool)
+                .await?;
+                if taken.rows_affected() == 1 {
+                    Claim::Claimed
+                } else {
+                    Claim::InProgress
+                }
+            }
+            Some((status, body, _)) => Claim::Replay(u16::try_from(status).unwrap_or(200), body),
+        })
+    }
+
+    /// Stores the answer to the request that claimed `key`, for its retries.
+    pub async fn remember_response(
+        &self,
+        key: &str,
+        status: u16,
+        body: &str,
+    ) -> anyhow::Result<()> {
+        sqlx::query("UPDATE idempotency SET response = $1, status = $2 WHERE key = $3")
+            .bind(body)
+            .bind(i64::from(status))
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Gives up a claim whose request ended without an answer worth replaying (a server
+    /// fault, or a refusal the state may lift): a retry then decides afresh.
+    pub async fn release_idempotency(&self, key: &str) -> anyhow::Result<()> {
+        sqlx::query("DELETE FROM idempotency WHERE key = $1 AND status = 0")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -483,8 +638,8 @@ impl Storage {
 
     /// The live session for a cookie value: not expired, and its share link (if any) not revoked.
     pub async fn session(&self, id: &str, now: Millis) -> anyhow::Result<Option<Session>> {
-        let row: Option<(String, String, String, Option<String>)> = sqlx::query_as(
-            "SELECT s.user_name, s.role, s.csrf, s.rollout FROM sessions s
+        let row: Option<SessionRow> = sqlx::query_as(
+            "SELECT s.user_name, s.role, s.csrf, s.rollout, s.share_id FROM sessions s
              LEFT JOIN shares sh ON sh.id = s.share_id
              WHERE s.id = $1 AND s.expires_at > $2
                AND (s.share_id IS NULL OR (sh.revoked_at IS NULL AND sh.expires_at > $2))",
@@ -493,7 +648,7 @@ impl Storage {
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.and_then(|(name, role, csrf, rollout)| {
+        Ok(row.and_then(|(name, role, csrf, rollout, share)| {
             let role = Role::from_str(&role).ok()?;
             Some(Session {
                 user: User {
@@ -502,6 +657,7 @@ impl Storage {
                     only_rollout: rollout,
                 },
                 csrf,
+                shared: share.is_some(),
             })
         }))
     }
@@ -603,6 +759,47 @@ impl Storage {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    /// The rollout a share link opens, if the link exists.
+    pub async fn share_rollout(&self, id: &str) -> sqlx::Result<Option<String>> {
+        sqlx::query_scalar("SELECT rollout FROM shares WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// Deletes what no one can use any more: ended sessions, idempotency keys older than
+    /// `keys_before`, share links that expired before `shares_before`, and metric buckets that
+    /// started before `buckets_before`. Returns how many rows went.
+    pub async fn prune(
+        &self,
+        now: Millis,
+        keys_before: Millis,
+        shares_before: Millis,
+        buckets_before: Millis,
+    ) -> anyhow::Result<u64> {
+        let mut gone = 0;
+        for (sql, at) in [
+            ("DELETE FROM sessions WHERE expires_at < $1", now),
+            ("DELETE FROM idempotency WHERE at < $1", keys_before),
+            (
+                "DELETE FROM sessions WHERE share_id IN (SELECT id FROM shares WHERE expires_at < $1)",
+                shares_before,
+            ),
+            ("DELETE FROM shares WHERE expires_at < $1", shares_before),
+            (
+                "DELETE FROM metric_buckets WHERE start < $1",
+                buckets_before,
+            ),
+        ] {
+            gone += sqlx::query(sql)
+                .bind(at)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+        }
+        Ok(gone)
     }
 
     /// Every replica's metric buckets since `since`, oldest first; drops those older than it.

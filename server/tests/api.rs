@@ -301,6 +301,7 @@ async fn metrics_and_health_report_what_happened() {
     let metrics = app
         .http
         .get(format!("{}/metrics", app.url))
+        .bearer_auth(app.token(Role::Viewer))
         .send()
         .await
         .unwrap();
@@ -330,6 +331,7 @@ async fn metrics_and_health_report_what_happened() {
     let health: Value = app
         .http
         .get(format!("{}/health", app.url))
+        .bearer_auth(app.token(Role::Viewer))
         .send()
         .await
         .unwrap()
@@ -340,6 +342,14 @@ async fn metrics_and_health_report_what_happened() {
     let spiralogic = &health["metrics"]["spiralogic"];
     assert_eq!(spiralogic["phase"], "not_started");
     assert!(spiralogic["gates"].as_u64().unwrap() > 0, "{health}");
+    // Without a token: alive, and nothing about the rollouts.
+    let anonymous: Value = app.get_as(None, "/health").await.json().await.unwrap();
+    assert_eq!(anonymous["live"], true);
+    assert!(
+        anonymous.get("metrics").is_none() && anonymous.get("status").is_none(),
+        "{anonymous}"
+    );
+    assert_eq!(app.get_as(None, "/metrics").await.status().as_u16(), 401);
     app.stop().await;
 }
 

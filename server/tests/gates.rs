@@ -306,6 +306,7 @@ async fn health_and_metrics_report_gates_traffic_and_kills() {
     let health = || async {
         app.http
             .get(format!("{}/health", app.url))
+            .bearer_auth(app.token(Role::Viewer))
             .send()
             .await
             .unwrap()
@@ -316,6 +317,7 @@ async fn health_and_metrics_report_gates_traffic_and_kills() {
     let metrics = || async {
         app.http
             .get(format!("{}/metrics", app.url))
+            .bearer_auth(app.token(Role::Viewer))
             .send()
             .await
             .unwrap()

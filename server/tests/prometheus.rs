@@ -44,6 +44,20 @@ kind = "gauge"
 source = "prometheus"
 query = "sum(fixture_active_contexts)"
 
+[[metric]]
+id = "pods_ready"
+title = "pods ready"
+kind = "gauge"
+source = "prometheus"
+query = "fixture_pod_ready"
+
+[[gate]]
+id = "pods"
+expr = 'last(pods_ready) >= 1'
+window = "10s"
+hold = "10s"
+stages = ["canary"]
+
 [[gate]]
 id = "canary-errors"
 expr = 'last(error_ratio{variant="canary"}) < 5%'
@@ -82,6 +96,11 @@ async fn prometheus_metrics_drive_charts_and_gates_and_its_absence_is_no_data() 
     exporter.set("fixture_error_ratio{variant=\"baseline\"}", 0.01);
     exporter.set("fixture_active_contexts{shard=\"a\"}", 2.0);
     exporter.set("fixture_active_contexts{shard=\"b\"}", 1.0);
+    // More series than cutover keeps for one metric: a gate over them must say so, not judge
+    // whichever 64 arrived first.
+    for pod in 0..70 {
+        exporter.set(&format!("fixture_pod_ready{{pod=\"p{pod}\"}}"), 1.0);
+    }
     let target = exporter.serve().await;
     let mut prometheus = Prometheus::start(&[target]).await;
     prometheus.wait_for_data("fixture_active_contexts").await;
@@ -108,6 +127,18 @@ async fn prometheus_metrics_drive_charts_and_gates_and_its_absence_is_no_data() 
             .then_some(())
     })
     .await;
+
+    let (verdict, _, reason) = app
+        .wait_for("/api/rollouts/prom", "the 70-series gate to say why", |s| {
+            let pods = reading(s, "pods");
+            (pods.0 == "no_data" && pods.2.contains("series")).then_some(pods)
+        })
+        .await;
+    assert_eq!(verdict, "no_data");
+    assert!(
+        reason.contains("returned 70 series, more than the 64 cutover keeps per metric"),
+        "{reason}"
+    );
 
     // The chart has the summed gauge, including history from before cutover started.
     let snapshot = app.get("/api/rollouts/prom?series=15m&step=10s").await;
@@ -227,6 +258,7 @@ async fn cutover_metrics_pass_promtool() {
     let body = app
         .http
         .get(format!("{}/metrics", app.url))
+        .bearer_auth(app.token(Role::Viewer))
         .send()
         .await
         .unwrap()

@@ -93,6 +93,37 @@ async fn a_browser_session_needs_the_csrf_header_to_change_anything() {
     assert_eq!(after.status().as_u16(), 401, "signed out");
 }
 
+/// Opens a share link as a browser would: the session cookie it sets (after checking it
+/// redirects to its rollout's page) and who that session is.
+async fn open_share(app: &TestApp, path: &str, rollout: &str) -> (String, Value) {
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let opened = no_redirects
+        .get(format!("{}{path}", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opened.status().as_u16(), 303);
+    assert_eq!(
+        opened.headers()["location"],
+        format!("/r/{rollout}").as_str()
+    );
+    let cookie = session_cookie(&opened);
+    let me: Value = app
+        .http
+        .get(format!("{}/api/session", app.url))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (cookie, me)
+}
+
 #[tokio::test]
 async fn a_share_link_is_read_only_limited_to_its_rollout_and_revocable() {
     let data = tempfile::tempdir().unwrap();
@@ -113,31 +144,7 @@ async fn a_share_link_is_read_only_limited_to_its_rollout_and_revocable() {
         )
         .await;
     assert_eq!(status, 201);
-    let path = share["path"].as_str().unwrap();
-
-    let no_redirects = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let opened = no_redirects
-        .get(format!("{}{path}", app.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(opened.status().as_u16(), 303);
-    assert_eq!(opened.headers()["location"], "/r/spiralogic");
-    let cookie = session_cookie(&opened);
-
-    let me: Value = app
-        .http
-        .get(format!("{}/api/session", app.url))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (cookie, me) = open_share(&app, share["path"].as_str().unwrap(), "spiralogic").await;
     assert_eq!(
         (me["role"].as_str(), me["rollout"].as_str()),
         (Some("viewer"), Some("spiralogic"))
@@ -224,16 +231,8 @@ async fn a_share_link_is_read_only_limited_to_its_rollout_and_revocable() {
             "the revoked stakeholder's stream is still open"
         );
     }
-    assert_eq!(
-        no_redirects
-            .get(format!("{}{path}", app.url))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16(),
-        404
-    );
+    let reopened = app.get_as(None, share["path"].as_str().unwrap()).await;
+    assert_eq!(reopened.status().as_u16(), 404);
 }
 
 #[tokio::test]
@@ -256,4 +255,125 @@ async fn pages_carry_a_csp_that_allows_the_wasm_app_and_nothing_else() {
     );
     assert!(!csp.contains("unsafe-inline"), "{csp}");
     assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+}
+
+/// Even a plan that grants `viewer` the kill switch (one `plan check` refuses, built here by
+/// hand) cannot make a share link mutate: the link is read-only whatever the plan says.
+#[tokio::test]
+async fn a_share_link_cannot_kill_even_when_the_plan_lets_viewers_kill() {
+    let data = tempfile::tempdir().unwrap();
+    let mut plan = open_plan("lax", 2);
+    plan.permissions.kill.push(Role::Viewer);
+    plan.permissions.check.push(Role::Viewer);
+    let app = TestApp::start(data.path(), vec![plan]).await;
+    let (status, _) = app
+        .post(Some(Role::Operator), "/api/rollouts/lax/start", json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let (_, share) = app
+        .post(Some(Role::Lead), "/api/rollouts/lax/shares", json!({}))
+        .await;
+    let (cookie, me) = open_share(&app, share["path"].as_str().unwrap(), "lax").await;
+    let csrf = me["csrf"].as_str().unwrap();
+    let kill = app
+        .http
+        .post(format!("{}/api/rollouts/lax/kill", app.url))
+        .header(COOKIE, &cookie)
+        .header("X-CSRF-Token", csrf)
+        .json(&json!({"reason": "stakeholder click"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(kill.status().as_u16(), 403);
+    let body: Value = kill.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("read-only")
+    );
+    assert_eq!(
+        app.get("/api/rollouts/lax").await["state"]["phase"],
+        "running"
+    );
+    // A viewer's own token is not a share link: the plan's grant applies to it.
+    let (status, _) = app
+        .post(
+            Some(Role::Viewer),
+            "/api/rollouts/lax/kill",
+            json!({"reason": "drill"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // Signing out is still allowed to the link's session.
+    let out = app
+        .http
+        .delete(format!("{}/api/session", app.url))
+        .header(COOKIE, &cookie)
+        .header("X-CSRF-Token", csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status().as_u16(), 204);
+}
+
+/// Behind HTTPS (`--public-url https://...`) the session cookie is `__Host-` prefixed and
+/// `Secure`, every answer carries HSTS, and the cookie signs the browser in as before. API
+/// answers are never cached, and no page may use the camera, microphone or location.
+#[tokio::test]
+async fn behind_https_the_cookie_is_host_only_and_secure_and_hsts_is_sent() {
+    let data = tempfile::tempdir().unwrap();
+    let app = TestApp::start_public(
+        data.path(),
+        vec![open_plan("tls", 2)],
+        "https://cutover.example.com",
+    )
+    .await;
+    let signed_in = app
+        .http
+        .post(format!("{}/api/session", app.url))
+        .json(&json!({ "token": app.token(Role::Viewer) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status().as_u16(), 200);
+    let set = signed_in.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        set.starts_with("__Host-cutover_session=")
+            && set.contains("; Secure")
+            && set.contains("Path=/"),
+        "{set}"
+    );
+    assert!(!set.contains("Domain="), "{set}");
+    assert_eq!(
+        signed_in.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    assert_eq!(signed_in.headers()["cache-control"], "no-store");
+    assert!(
+        signed_in.headers()["permissions-policy"]
+            .to_str()
+            .unwrap()
+            .contains("camera=()")
+    );
+    let cookie = set.split(';').next().unwrap().to_string();
+    let me = app
+        .http
+        .get(format!("{}/api/session", app.url))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status().as_u16(), 200);
+
+    // Plain HTTP (the demo) keeps the plain cookie and sends no HSTS.
+    let plain_dir = tempfile::tempdir().unwrap();
+    let plain = TestApp::start(plain_dir.path(), vec![open_plan("plain", 2)]).await;
+    let page = plain.get_as(None, "/").await;
+    assert!(page.headers().get("strict-transport-security").is_none());
+    plain.stop().await;
+    app.stop().await;
 }

@@ -95,7 +95,7 @@ async fn users(s: &Storage) {
 }
 
 async fn rollouts_and_actions(s: &Storage) {
-    s.ensure_rollout("r1", "Rollout one", "h1", "{}", T0)
+    s.ensure_rollout("r1", "Rollout one", "h1", "", "{}", T0)
         .await
         .unwrap();
     assert_eq!(s.load_state("r1").await.unwrap(), None, "never written yet");
@@ -111,7 +111,7 @@ async fn rollouts_and_actions(s: &Storage) {
         .unwrap()
         .expect("first commit wins");
     // Loading the plan again (a restart, a new title) keeps the state.
-    s.ensure_rollout("r1", "Rollout one, renamed", "h2", "{}", T0 + 1)
+    s.ensure_rollout("r1", "Rollout one, renamed", "h2", "", "{}", T0 + 1)
         .await
         .unwrap();
     assert_eq!(s.load_state("r1").await.unwrap(), Some(state(1)));
@@ -172,7 +172,7 @@ async fn rollouts_and_actions(s: &Storage) {
 
 /// Many writers deciding on the same version at once: exactly one wins, whatever the engine.
 async fn racing_commits(s: &Storage) {
-    s.ensure_rollout("race", "Race", "h", "{}", T0)
+    s.ensure_rollout("race", "Race", "h", "", "{}", T0)
         .await
         .unwrap();
     let mut tasks = Vec::new();
@@ -199,17 +199,101 @@ async fn racing_commits(s: &Storage) {
 }
 
 async fn idempotency(s: &Storage) {
-    assert_eq!(s.idempotent_response("k1").await.unwrap(), None);
-    s.remember_response("k1", "r1", 200, "{\"ok\":true}", T0)
-        .await
-        .unwrap();
-    // The first answer stays: a second remember does not overwrite it.
-    s.remember_response("k1", "r1", 409, "{}", T0)
+    use cutover_server::storage::Claim;
+    assert_eq!(
+        s.claim_idempotency("k1", "r1", "fp-a", T0).await.unwrap(),
+        Claim::Claimed
+    );
+    // While the first request runs, the same request waits and a different one is refused.
+    assert_eq!(
+        s.claim_idempotency("k1", "r1", "fp-a", T0).await.unwrap(),
+        Claim::InProgress
+    );
+    assert_eq!(
+        s.claim_idempotency("k1", "r1", "fp-b", T0).await.unwrap(),
+        Claim::Mismatch
+    );
+    s.remember_response("k1", 200, "{\"ok\":true}")
         .await
         .unwrap();
     assert_eq!(
-        s.idempotent_response("k1").await.unwrap(),
-        Some((200, "{\"ok\":true}".to_string()))
+        s.claim_idempotency("k1", "r1", "fp-a", T0).await.unwrap(),
+        Claim::Replay(200, "{\"ok\":true}".to_string())
+    );
+    // A released claim (a refusal the state may lift) can be claimed again.
+    assert_eq!(
+        s.claim_idempotency("k2", "r1", "fp-a", T0).await.unwrap(),
+        Claim::Claimed
+    );
+    s.release_idempotency("k2").await.unwrap();
+    assert_eq!(
+        s.claim_idempotency("k2", "r1", "fp-a", T0).await.unwrap(),
+        Claim::Claimed
+    );
+    // Of twenty concurrent claims of one fresh key, exactly one wins.
+    let tasks: Vec<_> = (0..20)
+        .map(|_| {
+            let s = s.clone();
+            tokio::spawn(async move { s.claim_idempotency("k3", "r1", "fp", T0).await.unwrap() })
+        })
+        .collect();
+    let mut claimed = 0;
+    for t in tasks {
+        claimed += usize::from(t.await.unwrap() == Claim::Claimed);
+    }
+    assert_eq!(claimed, 1);
+    // A claim its server never settled (it died mid-request) is taken over once stale.
+    let stale = T0 + cutover_server::storage::STALE_CLAIM + 1;
+    assert_eq!(
+        s.claim_idempotency("k3", "r1", "fp", T0 + 1).await.unwrap(),
+        Claim::InProgress
+    );
+    assert_eq!(
+        s.claim_idempotency("k3", "r1", "fp", stale).await.unwrap(),
+        Claim::Claimed
+    );
+}
+
+async fn pruning(s: &Storage) {
+    use cutover_server::storage::Claim;
+    let later = T0 + 3 * cutover_core::time::DAY;
+    let token = s.upsert_user("carol", Role::Viewer, T0).await.unwrap();
+    let carol = s.user_by_token(&token).await.unwrap().unwrap();
+    let (old, _) = s.create_session(&carol, None, T0 + 1_000).await.unwrap();
+    let (fresh, _) = s.create_session(&carol, None, later + 1_000).await.unwrap();
+    s.claim_idempotency("old-key", "r1", "fp", T0)
+        .await
+        .unwrap();
+    s.claim_idempotency("new-key", "r1", "fp", later)
+        .await
+        .unwrap();
+    let gone = s
+        .prune(later, later - cutover_core::time::DAY, T0, T0)
+        .await
+        .unwrap();
+    assert!(gone >= 2, "{gone}");
+    assert_eq!(
+        s.session(&old, T0).await.unwrap(),
+        None,
+        "an ended session goes"
+    );
+    assert!(
+        s.session(&fresh, later).await.unwrap().is_some(),
+        "a live one stays"
+    );
+    assert_eq!(
+        s.claim_idempotency("old-key", "r1", "other", later)
+            .await
+            .unwrap(),
+        Claim::Claimed,
+        "a day-old key is forgotten"
+    );
+    assert_eq!(
+        s.claim_idempotency("new-key", "r1", "other", later)
+            .await
+            .unwrap(),
+        Claim::Mismatch,
+        "a recent key is kept"
     );
 }
 
@@ -422,6 +506,7 @@ async fn suite(s: &Storage) {
     buckets_and_evaluation(s).await;
     replicas(s).await;
     racing_leases(s).await;
+    pruning(s).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -429,6 +514,14 @@ async fn the_suite_passes_on_sqlite() {
     let dir = tempfile::tempdir().unwrap();
     let s = Storage::open_sqlite(dir.path()).await.unwrap();
     assert_eq!(s.backend(), Backend::Sqlite);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("cutover.db"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "the database is the owner's alone");
+    }
     suite(&s).await;
     // Reopening applies no migration twice and finds the data.
     drop(s);

@@ -122,6 +122,34 @@ fn a_gate_holds_after_an_hour_of_passing_and_says_what_it_still_needs() {
 }
 
 #[test]
+fn a_hold_does_not_grow_across_time_nobody_observed() {
+    let mut run = Run::new();
+    let e = run.minutes(0, 20, Some(600.0), "canary");
+    assert_eq!(gate(&e, "p95").held_for, Span(20 * MINUTE));
+    // The server is down from minute 20 to minute 50; evaluation resumes at 50.
+    run.memory.skip_unobserved(50 * MINUTE, 2 * MINUTE);
+    let e = run.minutes(50, 50, Some(600.0), "canary");
+    assert_eq!(
+        gate(&e, "p95").held_for,
+        Span(20 * MINUTE),
+        "the 30 minutes nobody saw do not count"
+    );
+    // A normal gap changes nothing, and the hold grows on from where it was.
+    run.memory.skip_unobserved(51 * MINUTE, 2 * MINUTE);
+    let e = run.minutes(51, 51, Some(600.0), "canary");
+    assert_eq!(gate(&e, "p95").held_for, Span(21 * MINUTE));
+    // A trigger episode is paused the same way.
+    let e = run.minutes(52, 58, Some(950.0), "canary");
+    let breach = e.triggers.iter().find(|t| t.id == "breach").unwrap();
+    assert_eq!(breach.true_for, Span(6 * MINUTE));
+    run.memory.skip_unobserved(80 * MINUTE, 2 * MINUTE);
+    let e = run.minutes(80, 80, Some(950.0), "canary");
+    let breach = e.triggers.iter().find(|t| t.id == "breach").unwrap();
+    assert_eq!(breach.true_for, Span(6 * MINUTE));
+    assert!(e.firings.is_empty(), "no kill for time nobody saw");
+}
+
+#[test]
 fn statuses_and_firings_read_in_the_metric_unit() {
     let mut run = Run::new();
     let e = run.minutes(0, 0, Some(600.0), "canary");

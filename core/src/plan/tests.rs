@@ -212,3 +212,15 @@ fn a_prometheus_metric_is_a_gauge_with_a_query() {
     let no_query = ok.replace("query = \"sum(rate(errors_total[1m]))\"\n", "");
     assert!(errors(&no_query)[0].contains("has source = \"prometheus\" but no query"));
 }
+
+#[test]
+fn a_mutating_permission_for_viewer_is_an_error() {
+    let text = format!("{MINIMAL}\n[permissions]\nkill = [\"operator\", \"viewer\"]\n");
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("kill cannot be given to viewer: viewer is the read-only role"),
+        "{}",
+        errs[0]
+    );
+}

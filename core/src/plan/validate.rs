@@ -394,6 +394,29 @@ fn permissions(raw: Option<&Spanned<RawPermissions>>, p: &mut Problems) -> Permi
     let mut out = Permissions::default();
     let Some(raw) = raw else { return out };
     let at = raw.span().start;
+    let r = raw.get_ref();
+    // viewer is the read-only role: stakeholders' share links sign in as it.
+    for (name, list) in [
+        ("progress", &r.progress),
+        ("pause", &r.pause),
+        ("resume", &r.resume),
+        ("kill", &r.kill),
+        ("override", &r.override_),
+        ("check", &r.check),
+        ("approve", &r.approve),
+    ] {
+        if list
+            .as_ref()
+            .is_some_and(|l| l.iter().any(|r| r == "viewer"))
+        {
+            p.push((
+                at,
+                format!(
+                    "{name} cannot be given to viewer: viewer is the read-only role (share links sign in as it); give it to operator, product or lead"
+                ),
+            ));
+        }
+    }
     let mut roles = |list: &Option<Vec<String>>, slot: &mut Vec<Role>| {
         if let Some(list) = list {
             let parsed: Vec<Role> = list
@@ -407,7 +430,6 @@ fn permissions(raw: Option<&Spanned<RawPermissions>>, p: &mut Problems) -> Permi
             *slot = parsed;
         }
     };
-    let r = raw.get_ref();
     roles(&r.progress, &mut out.progress);
     roles(&r.pause, &mut out.pause);
     roles(&r.resume, &mut out.resume);

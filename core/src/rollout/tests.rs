@@ -409,3 +409,69 @@ proptest! {
         prop_assert_eq!(blockers.is_empty(), result.is_ok(), "{:?} vs {:?}", blockers, result.err());
     }
 }
+
+fn running_at(stage: usize) -> RolloutState {
+    let mut state = RolloutState::new();
+    state.phase = Phase::Running;
+    state.stage = Some(stage);
+    state.version = 7;
+    state
+}
+
+#[test]
+fn a_plan_edit_maps_a_running_rollout_by_stage_id_and_says_so() {
+    let old = plan();
+    // A new first stage: index 0 is now "shadow", and the canary is #2.
+    let text = PLAN.replacen(
+        "[[stage]]\nid = \"canary\"",
+        "[[stage]]\nid = \"shadow\"\ntraffic = 0\n\n[[stage]]\nid = \"canary\"",
+        1,
+    );
+    let new = crate::plan::parse("t.toml", &text).unwrap();
+    let state = running_at(0);
+    let Ok(Reconciled::Changed(next, record)) = reconcile(&old, &new, &state, 5) else {
+        panic!("the canary moved: a change to record");
+    };
+    assert_eq!(next.stage, Some(1), "still the canary, by id");
+    assert_eq!(next.traffic(&new), 10.0, "traffic did not move");
+    assert_eq!(next.version, 8);
+    assert_eq!(record.action, Action::PlanChanged);
+    assert_eq!(record.actor.role, Role::System);
+    assert!(
+        record
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("stage canary moved from #1 to #2 of 3"),
+        "{record:?}"
+    );
+    // Mapping again onto the same plan changes nothing.
+    assert_eq!(reconcile(&new, &new, &next, 6), Ok(Reconciled::Unchanged));
+}
+
+#[test]
+fn a_plan_edit_that_changes_the_current_stage_traffic_is_recorded() {
+    let old = plan();
+    let new =
+        crate::plan::parse("t.toml", &PLAN.replacen("traffic = 10", "traffic = 25", 1)).unwrap();
+    let Ok(Reconciled::Changed(next, record)) = reconcile(&old, &new, &running_at(0), 5) else {
+        panic!("traffic changed: a change to record");
+    };
+    assert_eq!(next.stage, Some(0));
+    assert!(record.reason.unwrap().contains("from 10% to 25%"));
+    assert_eq!((record.before.traffic, record.after.traffic), (10.0, 25.0));
+}
+
+#[test]
+fn a_plan_that_drops_the_current_stage_is_refused_and_a_fresh_rollout_is_untouched() {
+    let old = plan();
+    let new = crate::plan::parse("t.toml", &PLAN.replace("canary", "pilot")).unwrap();
+    assert!(matches!(
+        reconcile(&old, &new, &running_at(0), 5),
+        Err(ReconcileError::StageRemoved { .. })
+    ));
+    assert_eq!(
+        reconcile(&old, &new, &RolloutState::new(), 5),
+        Ok(Reconciled::Unchanged)
+    );
+}

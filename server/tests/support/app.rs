@@ -16,6 +16,19 @@ use cutover_server::storage::Storage;
 use cutover_server::{AppState, serve};
 use serde_json::Value;
 
+/// A user per role (created, or re-keyed on a restart), with their tokens.
+async fn users(storage: &Storage) -> BTreeMap<Role, String> {
+    let mut tokens = BTreeMap::new();
+    for role in Role::ALL {
+        let token = storage
+            .upsert_user(&format!("test-{role}"), role, now())
+            .await
+            .unwrap();
+        tokens.insert(role, token);
+    }
+    tokens
+}
+
 pub struct TestApp {
     pub url: String,
     pub http: reqwest::Client,
@@ -31,6 +44,15 @@ impl TestApp {
         TestApp::start_on(storage, plans, None).await
     }
 
+    /// Starts a server reached at `public_url` (https:// turns on secure cookies and HSTS).
+    pub async fn start_public(data: &Path, plans: Vec<Plan>, public_url: &str) -> TestApp {
+        let storage = Storage::open_sqlite(data).await.unwrap();
+        let tokens = users(&storage).await;
+        let mut state = AppState::load(storage, plans).await.unwrap();
+        state.public_url = Some(public_url.into());
+        TestApp::serve_state(state, None, tokens).await
+    }
+
     /// Starts a server for `plans` on `storage` (SQLite or PostgreSQL), asking `prometheus`
     /// when given.
     pub async fn start_on(
@@ -38,14 +60,7 @@ impl TestApp {
         plans: Vec<Plan>,
         prometheus: Option<cutover_server::prometheus::PromConfig>,
     ) -> TestApp {
-        let mut tokens = BTreeMap::new();
-        for role in Role::ALL {
-            let token = storage
-                .upsert_user(&format!("test-{role}"), role, now())
-                .await
-                .unwrap();
-            tokens.insert(role, token);
-        }
+        let tokens = users(&storage).await;
         TestApp::launch(storage, plans, prometheus, tokens).await
     }
 
@@ -61,6 +76,14 @@ impl TestApp {
         tokens: BTreeMap<Role, String>,
     ) -> TestApp {
         let state = AppState::load(storage, plans).await.unwrap();
+        TestApp::serve_state(state, prometheus, tokens).await
+    }
+
+    async fn serve_state(
+        state: AppState,
+        prometheus: Option<cutover_server::prometheus::PromConfig>,
+        tokens: BTreeMap<Role, String>,
+    ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         // true: a crash (the evaluator lease is left to run out); false: a clean stop.
@@ -206,6 +229,20 @@ impl EventStream {
             let next = tokio::time::timeout(Duration::from_secs(5), self.stream.next()).await;
             let chunk = next.expect("no event for 5 s").unwrap().unwrap();
             self.buf.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// Whether the server ends the stream (or the connection) within 15 s, events before the
+    /// end being skipped.
+    pub async fn ended(&mut self) -> bool {
+        use futures::StreamExt;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                Err(_) => return false,
+                Ok(None) | Ok(Some(Err(_))) => return true,
+                Ok(Some(Ok(_))) => {}
+            }
         }
     }
 
