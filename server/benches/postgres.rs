@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use cutover_core::query::{Aggregate, MetricKind, MetricSource};
 use cutover_core::time::{HOUR, MINUTE};
 use cutover_core::window::{MetricStore, Sample, SampleValue, StoreConfig};
-use cutover_server::storage::Storage;
+use cutover_server::store::Storage;
 use rand::SeedableRng;
 use rand_distr::{Distribution, LogNormal};
 use sqlx::Connection;
@@ -43,7 +43,7 @@ async fn main() {
     let pg = pg::Postgres::start();
     let url = pg.database("bench").await;
     let storage = Storage::open_postgres(&url).await.unwrap();
-    let now = cutover_server::state::now();
+    let now = cutover_server::clock::now();
 
     // One hour of events, log-normal latencies (median ~150 ms, long tail).
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);

@@ -16,9 +16,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cutover_core::role::Role;
-use cutover_server::simulate::{Mix, Targets};
-use cutover_server::state::now;
-use cutover_server::storage::Storage;
+use cutover_server::clock::now;
+use cutover_server::sources::simulate::{Mix, Targets};
+use cutover_server::store::Storage;
 use cutover_server::{AppState, serve};
 use futures::StreamExt;
 

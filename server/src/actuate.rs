@@ -13,15 +13,14 @@
 //! them, and a kill must never be skipped as "older".
 
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use cutover_core::actuate::{ActuatorStatus, ApplyState, Desired};
 use cutover_core::plan::Actuator;
 use tokio::sync::watch;
 
-use crate::live::LiveEvent;
-use crate::state::{Rollout, lock, now};
+use crate::clock::{lock, now};
 
 /// How long to wait between attempts: the first wait, doubled after each failure up to the
 /// longest.
@@ -66,6 +65,31 @@ impl Handle {
         }
     }
 
+    /// Records how far the worker got with `target`.
+    pub fn set_status(
+        &self,
+        state: ApplyState,
+        target: &Desired,
+        attempts: u32,
+        error: Option<String>,
+    ) {
+        let mut status = lock(&self.status);
+        status.state = state;
+        status.version = target.version;
+        status.attempts = attempts;
+        status.error = error;
+        status.at = now();
+    }
+
+    /// A receiver of every desired state from now on, for this actuator's worker.
+    pub fn subscribe(&self) -> watch::Receiver<Desired> {
+        self.desired.subscribe()
+    }
+
+    pub fn spec(&self) -> &Actuator {
+        &self.spec
+    }
+
     pub fn status(&self) -> ActuatorStatus {
         lock(&self.status).clone()
     }
@@ -73,20 +97,6 @@ impl Handle {
     /// Asks the worker to apply `desired`; returns at once.
     pub fn apply(&self, desired: Desired) {
         self.desired.send_replace(desired);
-    }
-}
-
-/// Starts a worker per actuator of `rollout`. Workers hold the rollout weakly and stop when
-/// it is gone.
-pub fn spawn_workers(rollout: &Arc<Rollout>) {
-    for index in 0..rollout.actuators.len() {
-        let receiver = rollout.actuators[index].desired.subscribe();
-        let spec = rollout.actuators[index].spec.clone();
-        let sink = RolloutSink {
-            rollout: Arc::downgrade(rollout),
-            index,
-        };
-        tokio::spawn(converge(receiver, Applier::new(spec), sink, BACKOFF));
     }
 }
 
@@ -185,37 +195,6 @@ impl Deliver for Applier {
     }
 }
 
-/// The production `Progress`: the actuator's status on the rollout, shown to every viewer.
-struct RolloutSink {
-    rollout: Weak<Rollout>,
-    index: usize,
-}
-
-impl Progress for RolloutSink {
-    async fn report(
-        &self,
-        state: ApplyState,
-        target: &Desired,
-        attempts: u32,
-        error: Option<String>,
-    ) -> bool {
-        let Some(rollout) = self.rollout.upgrade() else {
-            return false;
-        };
-        {
-            let mut status = lock(&rollout.actuators[self.index].status);
-            status.state = state;
-            status.version = target.version;
-            status.attempts = attempts;
-            status.error = error;
-            status.at = now();
-        }
-        let snapshot = rollout.snapshot(now()).await;
-        rollout.live.send(LiveEvent::State(Box::new(snapshot)));
-        true
-    }
-}
-
 async fn apply(http: &reqwest::Client, spec: &Actuator, desired: &Desired) -> Result<(), String> {
     match spec {
         Actuator::Webhook {
@@ -234,9 +213,10 @@ async fn apply(http: &reqwest::Client, spec: &Actuator, desired: &Desired) -> Re
                     .map_err(|_| format!("environment variable {name} is not set"))?;
                 request = request.bearer_auth(secret);
             }
-            let response = request.send().await.map_err(|e| {
-                format!("cannot reach the webhook: {}", crate::error::root_cause(&e))
-            })?;
+            let response = request
+                .send()
+                .await
+                .map_err(|e| format!("cannot reach the webhook: {}", crate::net::root_cause(&e)))?;
             let status = response.status();
             if status.is_success() {
                 Ok(())
@@ -275,7 +255,7 @@ fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
     let tmp = dir.join(format!(
         ".{name}.cutover-{}-{}",
         std::process::id(),
-        crate::storage::random_hex()
+        crate::store::random_hex()
     ));
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -297,6 +277,7 @@ fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     /// A receiver that is up or down, takes `latency` per call, and keeps what it accepted.

@@ -275,7 +275,7 @@ async fn a_plan_edit_never_moves_a_running_rollout_silently() {
     );
     app.stop().await;
 
-    let storage = cutover_server::storage::Storage::open_sqlite(data.path())
+    let storage = cutover_server::store::Storage::open_sqlite(data.path())
         .await
         .unwrap();
     let dropped = "[[stage]]\nid = \"ga\"\ntraffic = 100\n";
@@ -384,10 +384,10 @@ async fn sigterm_drains_streams_and_releases_the_lease() {
     assert!(sent.elapsed() < Duration::from_secs(12));
     assert!(stream.ended().await, "the live stream ended");
 
-    let storage = cutover_server::storage::Storage::open_sqlite(data.path())
+    let storage = cutover_server::store::Storage::open_sqlite(data.path())
         .await
         .unwrap();
-    let now = cutover_server::state::now();
+    let now = cutover_server::clock::now();
     assert!(
         storage
             .acquire_lease("evaluator", "next-replica", now, 5_000)
@@ -459,7 +459,7 @@ async fn an_ingest_token_limited_to_one_rollout_cannot_push_to_another() {
         vec![open_plan("mine", 2), open_plan("theirs", 2)],
     )
     .await;
-    let storage = cutover_server::storage::Storage::open_sqlite(data.path())
+    let storage = cutover_server::store::Storage::open_sqlite(data.path())
         .await
         .unwrap();
     let token = storage
@@ -467,7 +467,7 @@ async fn an_ingest_token_limited_to_one_rollout_cannot_push_to_another() {
             "svc-mine",
             Role::Ingest,
             Some("mine"),
-            cutover_server::state::now(),
+            cutover_server::clock::now(),
         )
         .await
         .unwrap();

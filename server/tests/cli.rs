@@ -385,7 +385,7 @@ async fn actions_follow_the_same_rules_and_exit_codes_as_the_api() {
 async fn export_writes_rows_that_match_the_live_series_and_appends_without_duplicates() {
     let (app, data) = started().await;
     // Known traffic in three completed buckets: 10, 20 and 30 events of 100, 200, 300 ms.
-    let now = cutover_server::state::now();
+    let now = cutover_server::clock::now();
     let bucket = now - now.rem_euclid(10_000);
     let mut body = String::new();
     for i in 1..=3i64 {

@@ -11,8 +11,8 @@ mod prom;
 mod support;
 
 use cutover_core::role::Role;
-use cutover_server::prometheus::PromConfig;
-use cutover_server::storage::Storage;
+use cutover_server::sources::prometheus::PromConfig;
+use cutover_server::store::Storage;
 use prom::{Exporter, Prometheus};
 use serde_json::Value;
 use support::TestApp;
@@ -106,11 +106,11 @@ async fn prometheus_metrics_drive_charts_and_gates_and_its_absence_is_no_data() 
     prometheus.wait_for_data("fixture_active_contexts").await;
     // Let Prometheus hold history from before cutover starts, reaching into an earlier 10 s
     // chart bucket than the one cutover starts in.
-    let first = cutover_server::state::now() + 2_000;
+    let first = cutover_server::clock::now() + 2_000;
     let next_bucket = first - first.rem_euclid(10_000) + 10_000;
-    let wait = next_bucket + 1_500 - cutover_server::state::now();
+    let wait = next_bucket + 1_500 - cutover_server::clock::now();
     tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap())).await;
-    let started = cutover_server::state::now();
+    let started = cutover_server::clock::now();
 
     let plan = cutover_core::plan::parse("prom.toml", PLAN).unwrap();
     let data = tempfile::tempdir().unwrap();

@@ -14,7 +14,7 @@ use cutover_core::plan::Plan;
 use cutover_core::query::{Aggregate, MetricKind, MetricSource};
 use cutover_core::role::Role;
 use cutover_core::window::{MetricStore, Sample, SampleValue, StoreConfig};
-use cutover_server::storage::Storage;
+use cutover_server::store::Storage;
 use pg::Postgres;
 use serde_json::{Value, json};
 use support::{TestApp, open_plan};
@@ -157,7 +157,7 @@ async fn replicas_share_actions_races_events_and_evaluation() {
         StoreConfig::default(),
         [("latency_ms".to_string(), MetricKind::Distribution)],
     );
-    let at = cutover_server::state::now();
+    let at = cutover_server::clock::now();
     for (replica, base) in [(&a, 100.0), (&b, 600.0)] {
         let values: Vec<f64> = (0..200).map(|i| base + f64::from(i)).collect();
         let body: Vec<Value> = values

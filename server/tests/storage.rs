@@ -12,7 +12,7 @@ use cutover_core::query::{Aggregate, MetricKind};
 use cutover_core::role::Role;
 use cutover_core::rollout::{Action, Actor, AuditRecord, Phase, RolloutState, StateSummary};
 use cutover_core::window::{MetricStore, Sample, SampleValue, StoreConfig};
-use cutover_server::storage::{Backend, Storage, redact};
+use cutover_server::store::{Backend, Storage, redact};
 use pg::Postgres;
 
 const T0: i64 = 1_800_000_000_000;
@@ -199,7 +199,7 @@ async fn racing_commits(s: &Storage) {
 }
 
 async fn idempotency(s: &Storage) {
-    use cutover_server::storage::Claim;
+    use cutover_server::store::Claim;
     assert_eq!(
         s.claim_idempotency("k1", "r1", "fp-a", T0).await.unwrap(),
         Claim::Claimed
@@ -243,7 +243,7 @@ async fn idempotency(s: &Storage) {
     }
     assert_eq!(claimed, 1);
     // A claim its server never settled (it died mid-request) is taken over once stale.
-    let stale = T0 + cutover_server::storage::STALE_CLAIM + 1;
+    let stale = T0 + cutover_server::store::STALE_CLAIM + 1;
     assert_eq!(
         s.claim_idempotency("k3", "r1", "fp", T0 + 1).await.unwrap(),
         Claim::InProgress
@@ -255,7 +255,7 @@ async fn idempotency(s: &Storage) {
 }
 
 async fn pruning(s: &Storage) {
-    use cutover_server::storage::Claim;
+    use cutover_server::store::Claim;
     let later = T0 + 3 * cutover_core::time::DAY;
     let token = s.upsert_user("carol", Role::Viewer, T0).await.unwrap();
     let carol = s.user_by_token(&token).await.unwrap().unwrap();
@@ -314,7 +314,7 @@ async fn sessions_and_shares(s: &Storage) {
         (share_id.as_str(), "r1")
     );
     assert_eq!(s.share_by_secret(&secret, T0 + 5_000).await.unwrap(), None);
-    let viewer = cutover_server::storage::User {
+    let viewer = cutover_server::store::User {
         name: "share".into(),
         role: Role::Viewer,
         only_rollout: Some("r1".into()),

@@ -3,7 +3,7 @@
 
 use std::process::{Command, Output};
 
-use cutover_server::storage::Storage;
+use cutover_server::store::Storage;
 
 fn cutover(data: &std::path::Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_cutover"))

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use cutover_core::plan::Plan;
 use cutover_core::role::Role;
-use cutover_server::state::now;
-use cutover_server::storage::Storage;
+use cutover_server::clock::now;
+use cutover_server::store::Storage;
 use cutover_server::{AppState, serve};
 use serde_json::Value;
 
@@ -58,7 +58,7 @@ impl TestApp {
     pub async fn start_on(
         storage: Storage,
         plans: Vec<Plan>,
-        prometheus: Option<cutover_server::prometheus::PromConfig>,
+        prometheus: Option<cutover_server::sources::prometheus::PromConfig>,
     ) -> TestApp {
         let tokens = users(&storage).await;
         TestApp::launch(storage, plans, prometheus, tokens).await
@@ -72,7 +72,7 @@ impl TestApp {
     async fn launch(
         storage: Storage,
         plans: Vec<Plan>,
-        prometheus: Option<cutover_server::prometheus::PromConfig>,
+        prometheus: Option<cutover_server::sources::prometheus::PromConfig>,
         tokens: BTreeMap<Role, String>,
     ) -> TestApp {
         let state = AppState::load(storage, plans).await.unwrap();
@@ -81,15 +81,16 @@ impl TestApp {
 
     async fn serve_state(
         state: AppState,
-        prometheus: Option<cutover_server::prometheus::PromConfig>,
+        prometheus: Option<cutover_server::sources::prometheus::PromConfig>,
         tokens: BTreeMap<Role, String>,
     ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         // true: a crash (the evaluator lease is left to run out); false: a clean stop.
         let (tx, rx) = tokio::sync::oneshot::channel::<bool>();
-        let client = prometheus
-            .map(|c| std::sync::Arc::new(cutover_server::prometheus::PromClient::new(c).unwrap()));
+        let client = prometheus.map(|c| {
+            std::sync::Arc::new(cutover_server::sources::prometheus::PromClient::new(c).unwrap())
+        });
         let background = cutover_server::spawn_background(&state, client);
         let done = tokio::spawn(async move {
             let (crashed_tx, crashed_rx) = tokio::sync::oneshot::channel::<bool>();

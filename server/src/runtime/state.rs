@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
+
+use crate::clock::{lock, now};
 use cutover_core::actuate::Desired;
 use cutover_core::gates::{Compiled, Evaluated, Memory};
 use cutover_core::plan::Plan;
@@ -14,10 +15,10 @@ use cutover_core::snapshot::{Snapshot, Tick};
 use cutover_core::time::Millis;
 use cutover_core::window::{MetricStore, RecordError, StoreConfig};
 
-use crate::charts;
-use crate::ingest::{IngestReport, Record, Rejection};
-use crate::live::Live;
-use crate::storage::Storage;
+use crate::runtime::charts;
+use crate::runtime::live::Live;
+use crate::sources::ingest::{IngestReport, Record, Rejection};
+use crate::store::Storage;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -31,8 +32,6 @@ pub struct AppState {
     pub leader: Arc<std::sync::atomic::AtomicBool>,
     /// Set once when the server begins to shut down: live streams end so connections drain.
     pub closing: Arc<tokio::sync::watch::Sender<bool>>,
-    /// Exports and long chart ranges: off the async workers, bounded per caller.
-    pub heavy: Arc<crate::heavy::Heavy>,
     /// Where people reach this dashboard (`--public-url`), if said: `https://...` turns on
     /// `__Host-` secure cookies and HSTS.
     pub public_url: Option<Arc<str>>,
@@ -64,7 +63,7 @@ pub struct Rollout {
     pub metrics: Mutex<MetricStore>,
     pub evaluation: Mutex<Evaluation>,
     /// What Prometheus said last, for plans with Prometheus metrics or `promql(...)` gates.
-    pub prom: Mutex<crate::prometheus::PromStatus>,
+    pub prom: Mutex<crate::sources::prometheus::PromStatus>,
     pub live: Live,
     /// One per plan actuator, each with a worker applying the newest state.
     pub actuators: Vec<crate::actuate::Handle>,
@@ -75,12 +74,6 @@ pub struct Rollout {
 
 /// Records recorded per taking of the metrics lock.
 const RECORD_CHUNK: usize = 1_000;
-
-/// Locks a std mutex, recovering the data if a panicking thread poisoned it: every writer
-/// leaves the data consistent between statements, so the value is still good.
-pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 impl Rollout {
     pub fn new(plan: Plan, state: RolloutState) -> anyhow::Result<Rollout> {
@@ -94,7 +87,7 @@ impl Rollout {
             .iter()
             .map(|a| crate::actuate::Handle::new(a.clone(), desired.clone()))
             .collect();
-        let prom = crate::prometheus::PromStatus::waiting(
+        let prom = crate::sources::prometheus::PromStatus::waiting(
             plan.metrics
                 .iter()
                 .filter(|m| m.source == cutover_core::plan::MetricSourceKind::Prometheus)
@@ -225,7 +218,7 @@ impl AppState {
         let mut rollouts = BTreeMap::new();
         for plan in plans {
             let json = serde_json::to_string(&plan)?;
-            let hash = crate::storage::hash_token(&json);
+            let hash = crate::store::hash_token(&json);
             let previous = storage.stored_plan(&plan.id).await?;
             if previous.is_none() {
                 register(&storage, &plan, &hash, &json).await?;
@@ -272,16 +265,15 @@ impl AppState {
             }
             let rollout = Arc::new(rollout);
             // The world converges on the stored state after a restart, too.
-            crate::actuate::spawn_workers(&rollout);
+            crate::runtime::actuators::spawn_workers(&rollout);
             rollouts.insert(rollout.plan.id.clone(), rollout);
         }
         Ok(AppState {
             storage,
             rollouts: Arc::new(rollouts),
-            replica: crate::storage::random_hex()[..12].into(),
+            replica: crate::store::random_hex()[..12].into(),
             leader: Arc::default(),
             closing: Arc::new(tokio::sync::watch::channel(false).0),
-            heavy: Arc::default(),
             public_url: None,
         })
     }
@@ -348,11 +340,4 @@ async fn reconcile_plan(
             }
         }
     }
-}
-
-/// Wall-clock milliseconds. The server reads the clock here and passes it into core.
-pub fn now() -> Millis {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -1,17 +1,24 @@
 //! Every path the server answers, in one place.
 
-use axum::Router;
+use std::sync::Arc;
+
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
+use axum::{Extension, Router};
 use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::http::heavy::Heavy;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::state::AppState;
-use crate::{actions, assets, export, ingest, observe, rollouts, sessions};
+use crate::runtime::state::AppState;
+use crate::{
+    http::actions, http::assets, http::export, http::observe, http::rollouts, http::sessions,
+    sources::ingest,
+};
 
 /// How long any request but the live stream may take, body upload included.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -88,7 +95,9 @@ pub fn app(state: AppState) -> Router {
         .layer(TraceLayer::new_for_http())
         // A handler's bug answers 500 for that request; the connection, the other requests
         // and the kill switch go on.
-        .layer(CatchPanicLayer::custom(panic_response));
+        .layer(CatchPanicLayer::custom(panic_response))
+        // Exports and long chart ranges: off the async workers, bounded per caller.
+        .layer(Extension(Arc::new(Heavy::default())));
     // Served over HTTPS: browsers must never come back over plain HTTP.
     let router = if https {
         router.layer(SetResponseHeaderLayer::overriding(
@@ -108,7 +117,8 @@ fn panic_response(detail: Box<dyn std::any::Any + Send + 'static>) -> axum::resp
         .map(String::as_str)
         .or_else(|| detail.downcast_ref::<&str>().copied())
         .unwrap_or("a panic without a message");
-    crate::error::ApiError::Internal(anyhow::anyhow!("handler panicked: {detail}")).into_response()
+    crate::http::error::ApiError::Internal(anyhow::anyhow!("handler panicked: {detail}"))
+        .into_response()
 }
 
 #[cfg(test)]
@@ -128,7 +138,9 @@ mod tests {
                     parts[usize::from(parts.is_empty())].to_string()
                 }),
             )
-            .layer(CatchPanicLayer::custom(panic_response));
+            .layer(CatchPanicLayer::custom(panic_response))
+            // Exports and long chart ranges: off the async workers, bounded per caller.
+            .layer(Extension(Arc::new(Heavy::default())));
         let request = axum::http::Request::get("/boom")
             .body(axum::body::Body::empty())
             .unwrap();

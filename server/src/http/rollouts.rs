@@ -15,11 +15,12 @@ use cutover_core::snapshot::Summary;
 use futures::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::auth::Caller;
-use crate::error::ApiError;
-use crate::ingest::{self, IngestReport};
-use crate::live::{LiveEvent, Sent};
-use crate::state::{AppState, Rollout, now};
+use crate::clock::now;
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::runtime::live::{LiveEvent, Sent};
+use crate::runtime::state::{AppState, Rollout};
+use crate::sources::ingest::{self, IngestReport};
 
 /// `GET /api/rollouts`: every rollout the caller may see, with where it stands.
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Json<Vec<Summary>> {
@@ -129,7 +130,7 @@ pub async fn stream(
                 // (It only ever turns true, so any change is the one.)
                 _ = closing.changed() => return,
                 _ = recheck.tick() => {
-                    if crate::auth::still_signed_in(&app, &headers).await {
+                    if crate::http::auth::still_signed_in(&app, &headers).await {
                         continue;
                     }
                     // Said before closing, so a client knows not to expect a reconnect to work.

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 
-use crate::live::LiveEvent;
-use crate::state::{AppState, now};
-use crate::storage::{Backend, CHANGES_CHANNEL};
+use crate::clock::now;
+use crate::runtime::live::LiveEvent;
+use crate::runtime::state::AppState;
+use crate::store::{Backend, CHANGES_CHANNEL};
 
 /// Reloads rollout `id` if storage holds a newer state than this replica; tells viewers.
 pub async fn refresh(state: &AppState, id: &str) -> anyhow::Result<()> {

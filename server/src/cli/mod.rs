@@ -2,6 +2,10 @@
 //! side (talking to a server over HTTP): `status`, `export`, the actions, `gate-check`,
 //! `simulate`. Usage errors exit 2 (clap); client commands exit as `client::ClientError` says.
 
+pub mod client;
+pub mod config;
+mod demo;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -11,11 +15,12 @@ use clap::{Parser, Subcommand};
 use cutover_core::plan::{self, Plan};
 use cutover_core::role::Role;
 
-use crate::client::gate_check::Require;
-use crate::client::{self, Client, ClientError, Connection, act::Act};
-use crate::simulate::{Mix, Scenario};
-use crate::state::{AppState, now};
-use crate::storage::Storage;
+use crate::cli::client::gate_check::Require;
+use crate::clock::now;
+use crate::runtime::state::AppState;
+use crate::sources::simulate::{Mix, Scenario};
+use crate::store::Storage;
+use client::{Client, ClientError, Connection, act::Act};
 
 #[derive(Parser)]
 #[command(
@@ -269,7 +274,7 @@ struct Settings {
     addr: SocketAddr,
     data_dir: PathBuf,
     database: Option<String>,
-    prometheus: Option<crate::prometheus::PromConfig>,
+    prometheus: Option<crate::sources::prometheus::PromConfig>,
     plans: Option<PathBuf>,
     public_url: Option<String>,
 }
@@ -283,10 +288,10 @@ impl Settings {
 impl ServerArgs {
     fn settle(self, plans: Option<PathBuf>) -> Result<Settings, String> {
         let file = match &self.config {
-            Some(path) => crate::config::Config::load(path)?,
-            None => crate::config::Config::default(),
+            Some(path) => crate::cli::config::Config::load(path)?,
+            None => crate::cli::config::Config::default(),
         };
-        let default_addr: SocketAddr = crate::config::DEFAULT_ADDR
+        let default_addr: SocketAddr = crate::cli::config::DEFAULT_ADDR
             .parse()
             .map_err(|e| format!("{e}"))?;
         Ok(Settings {
@@ -294,14 +299,14 @@ impl ServerArgs {
             data_dir: self
                 .data_dir
                 .or(file.data_dir)
-                .unwrap_or_else(|| crate::config::DEFAULT_DATA_DIR.into()),
+                .unwrap_or_else(|| crate::cli::config::DEFAULT_DATA_DIR.into()),
             database: self.database.or(file.database),
             prometheus: self.prometheus.or(file.prometheus).map(|url| {
                 let interval = self
                     .prometheus_interval
                     .or(file.prometheus_interval.map(|d| d.0))
                     .unwrap_or(std::time::Duration::from_secs(10));
-                crate::prometheus::PromConfig::from_env(&url, interval)
+                crate::sources::prometheus::PromConfig::from_env(&url, interval)
             }),
             plans: plans.or(file.plans),
             public_url: self
@@ -770,8 +775,15 @@ async fn backfill(state: &AppState, span: std::time::Duration, rate: u32) -> any
         let rollout = rollout.clone();
         tasks.push(tokio::task::spawn_blocking(move || {
             let mut rng = rand::rng();
-            let mut store = crate::state::lock(&rollout.metrics);
-            crate::simulate::backfill(&rollout.plan, &mut store, span, now(), rate * 10, &mut rng)
+            let mut store = crate::clock::lock(&rollout.metrics);
+            crate::sources::simulate::backfill(
+                &rollout.plan,
+                &mut store,
+                span,
+                now(),
+                rate * 10,
+                &mut rng,
+            )
         }));
     }
     let mut samples = 0;
@@ -853,12 +865,12 @@ async fn start(
             println!("  {id:<16} {scenario}: {}", scenario.describe());
         }
         println!("  (change one with --scenario ROLLOUT=SCENARIO, or run `cutover simulate`)");
-        tokio::spawn(crate::simulate::run(state.clone(), demo.rate, demo.mixes));
+        tokio::spawn(demo::run(state.clone(), demo.rate, demo.mixes));
     }
     let prometheus = match &settings.prometheus {
-        Some(config) => Some(std::sync::Arc::new(crate::prometheus::PromClient::new(
-            config.clone(),
-        )?)),
+        Some(config) => Some(std::sync::Arc::new(
+            crate::sources::prometheus::PromClient::new(config.clone())?,
+        )),
         None => None,
     };
     let background = crate::spawn_background(&state, prometheus);

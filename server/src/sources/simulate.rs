@@ -16,8 +16,7 @@ use serde_json::{Map, Value, json};
 use cutover_core::time::{DAY, Millis};
 use cutover_core::window::MetricStore;
 
-use crate::ingest;
-use crate::state::{AppState, now};
+use crate::sources::ingest;
 
 /// Spread of simulated latencies (log-normal sigma).
 const SIGMA: f64 = 0.45;
@@ -453,41 +452,6 @@ pub fn backfill(
     history.compact(until);
     store.import(history.export_buckets(from, until - 1));
     recorded
-}
-
-/// Feeds every rollout `rate` events per second, each with its own mix (healthy when not
-/// named), until the task is dropped.
-pub async fn run(state: AppState, rate: u32, mixes: BTreeMap<String, Mix>) {
-    let targets: BTreeMap<String, Targets> = state
-        .rollouts
-        .iter()
-        .map(|(id, r)| (id.clone(), Targets::from_plan(&r.plan)))
-        .collect();
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    let per_tick = (rate / 5).max(1);
-    let started = tokio::time::Instant::now();
-    loop {
-        tick.tick().await;
-        let mut rng = rand::rng();
-        let warmth = warmth_after(started.elapsed());
-        for (id, rollout) in state.rollouts.iter() {
-            let Some(t) = targets.get(id) else { continue };
-            let mix = Mix {
-                warmth,
-                ..mixes.get(id).copied().unwrap_or_default()
-            };
-            if mix.scenario == Scenario::NoData {
-                continue;
-            }
-            let body: String = (0..per_tick)
-                .map(|_| t.event(&rollout.plan, mix, &mut rng).to_string() + "\n")
-                .collect();
-            let at = now();
-            if let Ok((records, mut report)) = ingest::parse_batch(&rollout.plan, &body, at) {
-                rollout.record(records, at, &mut report);
-            }
-        }
-    }
 }
 
 #[cfg(test)]

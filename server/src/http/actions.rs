@@ -2,23 +2,27 @@
 //! check or uncheck an item, approve. Each one: authenticate, decide in core, commit the new
 //! state and its audit record in one transaction, then tell every viewer.
 
-use axum::Json;
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use cutover_core::actuate::Desired;
-use cutover_core::rollout::{self, Action, Actor, Refusal, Request};
+use cutover_core::rollout::{Action, Actor, Request};
 use cutover_core::snapshot::Snapshot;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::Caller;
-use crate::error::ApiError;
-use crate::live::LiveEvent;
-use crate::rollouts::find;
-use crate::state::{AppState, Rollout, now};
-use crate::storage::Claim;
+use crate::clock::now;
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::http::heavy::Heavy;
+use crate::http::rollouts::find;
+use crate::runtime::commit::commit;
+use crate::runtime::state::{AppState, Rollout};
+use crate::store::Claim;
 
 /// The optional JSON body of an action.
 #[derive(Debug, Default, Deserialize)]
@@ -36,20 +40,6 @@ fn body(bytes: &Bytes) -> Result<ActionBody, ApiError> {
         return Ok(ActionBody::default());
     }
     serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("body: {e}")))
-}
-
-impl From<Refusal> for ApiError {
-    fn from(refusal: Refusal) -> Self {
-        let message = refusal.to_string();
-        match refusal {
-            Refusal::Forbidden { .. } => ApiError::Forbidden(message),
-            Refusal::ReasonRequired { .. } => ApiError::Unprocessable(message),
-            Refusal::Unknown(_) => ApiError::NotFound(message),
-            Refusal::WrongPhase { .. } | Refusal::NotReady { .. } | Refusal::Duplicate(_) => {
-                ApiError::Conflict(message)
-            }
-        }
-    }
 }
 
 /// The longest `Idempotency-Key` accepted.
@@ -91,7 +81,7 @@ async fn act(
         }
     };
     if let Some(key) = &key {
-        let fingerprint = crate::storage::hash_token(
+        let fingerprint = crate::store::hash_token(
             &serde_json::to_string(&json!({ "action": &action, "reason": &reason }))
                 .map_err(anyhow::Error::from)?,
         );
@@ -160,7 +150,9 @@ async fn settle(
     key: Option<&str>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let result = commit(state, rollout, request).await;
+    let result = commit(state, rollout, request)
+        .await
+        .map_err(ApiError::from);
     let Some(key) = key else {
         let snapshot = result?;
         let body = serde_json::to_string(&snapshot).map_err(anyhow::Error::from)?;
@@ -192,60 +184,6 @@ async fn settle(
             Ok(json_response(status, body))
         }
     }
-}
-
-/// Decides `request` in core against the latest gate readiness, commits the new state and its
-/// audit record (with every gate's verdict as evidence) in one transaction, and tells every
-/// viewer. Person or trigger, every action goes through here.
-pub async fn commit(
-    state: &AppState,
-    rollout: &Rollout,
-    request: Request,
-) -> Result<Snapshot, ApiError> {
-    let mut current = rollout.state.lock().await;
-    if state.storage.backend() == crate::storage::Backend::Postgres
-        && let Some(stored) = state.storage.load_state(&rollout.plan.id).await?
-        && stored.version > current.version
-    {
-        // Decide on the newest state, not on what this replica last heard of.
-        *current = stored;
-    }
-    // Another replica may have acted since this one last heard: a lost race reloads the state
-    // and decides again, so a kill still lands (and a progress is refused after a kill).
-    let mut attempts = 0;
-    let next = loop {
-        let readiness = rollout.readiness();
-        let (next, record) = rollout::apply(&rollout.plan, &current, &request, &readiness)?;
-        let evidence = {
-            let evaluation = crate::state::lock(&rollout.evaluation);
-            let last = evaluation.last.as_ref();
-            json!({ "gates": last.map(|e| &e.gates), "triggers": last.map(|e| &e.triggers) })
-        };
-        let committed = state
-            .storage
-            .commit_action(&rollout.plan.id, current.version, &next, &record, &evidence)
-            .await?;
-        if committed.is_some() {
-            break next;
-        }
-        attempts += 1;
-        match state.storage.load_state(&rollout.plan.id).await? {
-            Some(stored) if attempts < 5 && stored.version > current.version => *current = stored,
-            _ => {
-                return Err(ApiError::Conflict(
-                    "the rollout kept changing underneath this action; retry".into(),
-                ));
-            }
-        }
-    };
-    *current = next;
-    rollout.actuate(&current);
-    let snapshot = rollout.snapshot_of(&current, request.at);
-    drop(current);
-    rollout
-        .live
-        .send(LiveEvent::State(Box::new(snapshot.clone())));
-    Ok(snapshot)
 }
 
 macro_rules! simple_action {
@@ -327,9 +265,10 @@ pub struct SnapshotQuery {
 /// `GET /api/rollouts/{id}[?series=1h[&step=1m]]`: the snapshot, with chart series if asked.
 pub async fn snapshot(
     State(state): State<AppState>,
+    Extension(heavy): Extension<Arc<Heavy>>,
     Path(id): Path<String>,
     caller: Caller,
-    crate::error::ApiQuery(q): crate::error::ApiQuery<SnapshotQuery>,
+    crate::http::error::ApiQuery(q): crate::http::error::ApiQuery<SnapshotQuery>,
 ) -> Result<Json<Snapshot>, ApiError> {
     use cutover_core::time::{DAY, Span};
     caller.may_see(&id)?;
@@ -343,7 +282,7 @@ pub async fn snapshot(
                 .map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
         };
         let range = span("series", range)?;
-        if !(crate::charts::LIVE_STEP..=DAY).contains(&range) {
+        if !(crate::runtime::charts::LIVE_STEP..=DAY).contains(&range) {
             return Err(ApiError::BadRequest(
                 "series: between 10s and 24h".to_string(),
             ));
@@ -353,16 +292,28 @@ pub async fn snapshot(
             None => None,
         };
         // Whole buckets, and never more than 2,000 points.
-        let step =
-            cutover_core::time::step_within(range, step, crate::charts::LIVE_STEP, 360, 2000)
-                .map_err(|e| ApiError::BadRequest(format!("step: {e}")))?;
+        let step = cutover_core::time::step_within(
+            range,
+            step,
+            crate::runtime::charts::LIVE_STEP,
+            360,
+            2000,
+        )
+        .map_err(|e| ApiError::BadRequest(format!("step: {e}")))?;
         // Up to 2,000 points a series over a day of buckets: CPU work, off the async workers.
-        let frame = tokio::task::spawn_blocking(move || {
-            let store = crate::state::lock(&rollout.metrics);
-            crate::charts::frame(&rollout.plan, &rollout.gate_charts, &store, at, range, step)
-        })
-        .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("frame failed: {e}")))?;
+        let frame = heavy
+            .run_shared(move || {
+                let store = crate::clock::lock(&rollout.metrics);
+                crate::runtime::charts::frame(
+                    &rollout.plan,
+                    &rollout.gate_charts,
+                    &store,
+                    at,
+                    range,
+                    step,
+                )
+            })
+            .await?;
         snapshot.frame = Some(frame);
     }
     Ok(Json(snapshot))
@@ -382,7 +333,7 @@ pub async fn audit(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
-    crate::error::ApiQuery(q): crate::error::ApiQuery<AuditQuery>,
+    crate::http::error::ApiQuery(q): crate::http::error::ApiQuery<AuditQuery>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     caller.may_see(&id)?;
     find(&state, &id)?;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use cutover_core::snapshot::Snapshot;
 
 use super::{Client, ClientError, segment};
-use crate::simulate::{Mix, Scenario, Targets};
+use crate::sources::simulate::{Mix, Scenario, Targets};
 
 /// Events per request at most: well under the server's body limit.
 const MAX_BATCH: usize = 5_000;
@@ -107,7 +107,7 @@ pub async fn run(
             owed -= n as f64;
             let t0 = Instant::now();
             let mix = Mix {
-                warmth: crate::simulate::warmth_after(started.elapsed()),
+                warmth: crate::sources::simulate::warmth_after(started.elapsed()),
                 ..mix
             };
             let body: String = {

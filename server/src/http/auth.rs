@@ -8,9 +8,10 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method};
 use cutover_core::role::Role;
 
-use crate::error::ApiError;
-use crate::state::{AppState, now};
-use crate::storage::User;
+use crate::clock::now;
+use crate::http::error::ApiError;
+use crate::runtime::state::AppState;
+use crate::store::User;
 
 /// Name of the session cookie over plain HTTP (a loopback demo).
 pub const SESSION_COOKIE: &str = "cutover_session";

@@ -5,7 +5,10 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use cutover_core::rollout::Refusal;
 use serde_json::json;
+
+use crate::runtime::commit::CommitError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -76,6 +79,30 @@ where
     }
 }
 
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        let message = refusal.to_string();
+        match refusal {
+            Refusal::Forbidden { .. } => ApiError::Forbidden(message),
+            Refusal::ReasonRequired { .. } => ApiError::Unprocessable(message),
+            Refusal::Unknown(_) => ApiError::NotFound(message),
+            Refusal::WrongPhase { .. } | Refusal::NotReady { .. } | Refusal::Duplicate(_) => {
+                ApiError::Conflict(message)
+            }
+        }
+    }
+}
+
+impl From<CommitError> for ApiError {
+    fn from(e: CommitError) -> Self {
+        match e {
+            CommitError::Refused(refusal) => refusal.into(),
+            CommitError::Contended => ApiError::Conflict(e.to_string()),
+            CommitError::Store(e) => ApiError::Internal(e),
+        }
+    }
+}
+
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         ApiError::Internal(e.into())
@@ -91,14 +118,4 @@ impl IntoResponse for ApiError {
         let body = json!({ "error": { "code": code, "message": self.to_string() } });
         (status, Json(body)).into_response()
     }
-}
-
-/// The innermost error: "Connection refused" rather than "error sending request for url
-/// (...)", which repeats the whole URL with its query.
-pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
 }

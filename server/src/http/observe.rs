@@ -14,8 +14,9 @@ use cutover_core::rollout::Phase;
 use cutover_core::snapshot::Health;
 use serde_json::{Value, json};
 
-use crate::auth::{Caller, identify};
-use crate::state::{AppState, lock, now};
+use crate::clock::{lock, now};
+use crate::http::auth::{Caller, identify};
+use crate::runtime::state::AppState;
 
 /// To anyone: that this replica is alive, which one it is, and whether it evaluates. To a
 /// signed-in caller also the overall status, the worst of the rollouts' (`healthy` <

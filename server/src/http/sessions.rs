@@ -10,11 +10,12 @@ use cutover_core::time::{DAY, HOUR, MINUTE, Span};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::{Caller, SECURE_SESSION_COOKIE, SESSION_COOKIE, session_id};
-use crate::error::ApiError;
-use crate::rollouts::find;
-use crate::state::{AppState, now};
-use crate::storage::User;
+use crate::clock::now;
+use crate::http::auth::{Caller, SECURE_SESSION_COOKIE, SESSION_COOKIE, session_id};
+use crate::http::error::ApiError;
+use crate::http::rollouts::find;
+use crate::runtime::state::AppState;
+use crate::store::User;
 
 /// How long a signed-in browser stays signed in.
 const SESSION_LIFETIME: i64 = 12 * HOUR;

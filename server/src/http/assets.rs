@@ -4,7 +4,7 @@
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::error::ApiError;
+use crate::http::error::ApiError;
 
 #[derive(rust_embed::RustEmbed)]
 #[folder = "../dist"]

@@ -5,6 +5,9 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use std::sync::Arc;
+
+use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -13,11 +16,12 @@ use cutover_core::rollout::Phase;
 use cutover_core::time::{HOUR, MINUTE, Millis, SECOND, Span};
 use serde::Deserialize;
 
-use crate::auth::Caller;
-use crate::charts;
-use crate::error::ApiError;
-use crate::rollouts::find;
-use crate::state::{lock, now};
+use crate::clock::{lock, now};
+use crate::http::auth::Caller;
+use crate::http::error::ApiError;
+use crate::http::heavy::Heavy;
+use crate::http::rollouts::find;
+use crate::runtime::charts;
 
 /// More rows than this and the step widens: a day at 10 s is 8,640 rows.
 const MAX_ROWS: i64 = 10_000;
@@ -60,9 +64,10 @@ fn verdict_word(v: Verdict) -> &'static str {
 
 pub async fn csv(
     State(state): State<crate::AppState>,
+    Extension(heavy): Extension<Arc<Heavy>>,
     Path(id): Path<String>,
     caller: Caller,
-    crate::error::ApiQuery(q): crate::error::ApiQuery<ExportQuery>,
+    crate::http::error::ApiQuery(q): crate::http::error::ApiQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
     caller.may_see(&id)?;
     let rollout = find(&state, &id)?;
@@ -100,7 +105,7 @@ pub async fn csv(
     let armed = matches!(current.phase, Phase::Running | Phase::Paused);
     let after = q.after;
     let work = move || build(&rollout, stage.as_deref(), armed, since, step, after);
-    let body = state.heavy.run(&caller.0.name, work).await??;
+    let body = heavy.run(&caller.0.name, work).await??;
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
@@ -116,7 +121,7 @@ pub async fn csv(
 
 /// The CSV of `rollout` over `since` in rows of `step`: CPU work, run off the async workers.
 fn build(
-    rollout: &crate::state::Rollout,
+    rollout: &crate::runtime::state::Rollout,
     stage: Option<&str>,
     armed: bool,
     since: Millis,

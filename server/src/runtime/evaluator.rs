@@ -19,10 +19,11 @@ use cutover_core::rollout::{Action, Actor, Phase, Request};
 use cutover_core::snapshot::Tick;
 use cutover_core::time::{MINUTE, Millis, SECOND};
 
-use crate::actions::commit;
-use crate::charts;
-use crate::live::LiveEvent;
-use crate::state::{AppState, Rollout, lock, now};
+use crate::clock::{lock, now};
+use crate::runtime::charts;
+use crate::runtime::commit::commit;
+use crate::runtime::live::LiveEvent;
+use crate::runtime::state::{AppState, Rollout};
 
 /// Evaluates `rollout` at `at`, acts on firings and publishes a tick.
 pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
@@ -51,7 +52,7 @@ pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
         // After a restart or a gap with no evaluator, holds resume; they do not jump.
         evaluation.memory.skip_unobserved(at, gates::MAX_UNOBSERVED);
         let prom = lock(&rollout.prom);
-        let source = crate::prometheus::Source {
+        let source = crate::sources::prometheus::Source {
             store: &store,
             prom: &prom,
         };

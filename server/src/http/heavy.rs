@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::Semaphore;
 
-use crate::error::ApiError;
-use crate::state::lock;
+use crate::clock::lock;
+use crate::http::error::ApiError;
 
 /// Heavy reads one identity may have running at once; more is a 429.
 pub const PER_CALLER: usize = 2;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use cutover_core::time::DAY;
 
-use crate::state::{AppState, now};
+use crate::clock::now;
+use crate::runtime::state::AppState;
 
 pub const EVERY: Duration = Duration::from_secs(300);
 /// A retry later than this with the same key is a new request.
@@ -29,7 +30,7 @@ pub async fn run(state: AppState) {
 pub async fn sweep(state: &AppState) -> anyhow::Result<u64> {
     let at = now();
     let retention = state.rollouts.values().next().map_or(DAY, |r| {
-        crate::state::lock(&r.metrics).config().coarse_retention
+        crate::clock::lock(&r.metrics).config().coarse_retention
     });
     let gone = state
         .storage

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use cutover_core::snapshot::{Snapshot, Tick};
 use tokio::sync::broadcast;
 
-use crate::state::lock;
+use crate::clock::lock;
 
 /// Events a viewer may fall behind before it is resent the current state instead.
 pub const CLIENT_BUFFER: usize = 16;

@@ -10,7 +10,7 @@ pub mod status;
 
 use std::time::Duration;
 
-use crate::error::root_cause;
+use crate::net::root_cause;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 

@@ -1,0 +1,15 @@
+//! HTTP: the router and layers, one handler file per resource, who is calling, the one error
+//! shape, and the accept loop. Handlers parse, authorise and call the runtime; they decide
+//! nothing themselves.
+
+pub mod actions;
+pub mod assets;
+pub mod auth;
+pub mod error;
+pub mod export;
+pub mod heavy;
+pub mod observe;
+pub mod rollouts;
+pub mod router;
+pub mod serve;
+pub mod sessions;

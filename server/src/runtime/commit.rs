@@ -1,0 +1,78 @@
+//! The commit of an action: decide in core against the newest state and gate readiness, write
+//! the state and its audit record in one transaction, then hand the new state to the
+//! actuators and the viewers. Person (over HTTP) or trigger (the evaluator), every action
+//! goes through here; its errors are its own, mapped to HTTP answers in `http::error`.
+
+use cutover_core::rollout::{self, Refusal, Request};
+use cutover_core::snapshot::Snapshot;
+use serde_json::json;
+
+use crate::clock::lock;
+use crate::runtime::live::LiveEvent;
+use crate::runtime::state::{AppState, Rollout};
+
+/// Why an action was not committed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// The state machine refused it (role, phase, gates, reason...).
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    /// Other replicas kept committing first, five times over.
+    #[error("the rollout kept changing underneath this action; retry")]
+    Contended,
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] anyhow::Error),
+}
+
+/// Decides `request` in core against the latest gate readiness, commits the new state and its
+/// audit record (with every gate's verdict as evidence) in one transaction, and tells every
+/// viewer. Person or trigger, every action goes through here.
+pub async fn commit(
+    state: &AppState,
+    rollout: &Rollout,
+    request: Request,
+) -> Result<Snapshot, CommitError> {
+    let mut current = rollout.state.lock().await;
+    if state.storage.backend() == crate::store::Backend::Postgres
+        && let Some(stored) = state.storage.load_state(&rollout.plan.id).await?
+        && stored.version > current.version
+    {
+        // Decide on the newest state, not on what this replica last heard of.
+        *current = stored;
+    }
+    // Another replica may have acted since this one last heard: a lost race reloads the state
+    // and decides again, so a kill still lands (and a progress is refused after a kill).
+    let mut attempts = 0;
+    let next = loop {
+        let readiness = rollout.readiness();
+        let (next, record) = rollout::apply(&rollout.plan, &current, &request, &readiness)?;
+        let evidence = {
+            let evaluation = lock(&rollout.evaluation);
+            let last = evaluation.last.as_ref();
+            json!({ "gates": last.map(|e| &e.gates), "triggers": last.map(|e| &e.triggers) })
+        };
+        let committed = state
+            .storage
+            .commit_action(&rollout.plan.id, current.version, &next, &record, &evidence)
+            .await?;
+        if committed.is_some() {
+            break next;
+        }
+        attempts += 1;
+        match state.storage.load_state(&rollout.plan.id).await? {
+            Some(stored) if attempts < 5 && stored.version > current.version => *current = stored,
+            _ => {
+                return Err(CommitError::Contended);
+            }
+        }
+    };
+    *current = next;
+    rollout.actuate(&current);
+    let snapshot = rollout.snapshot_of(&current, request.at);
+    drop(current);
+    rollout
+        .live
+        .send(LiveEvent::State(Box::new(snapshot.clone())));
+    Ok(snapshot)
+}

@@ -1,0 +1,13 @@
+//! The loaded rollouts and what runs beside the handlers: the state of each rollout
+//! (`state`), the commit of an action (`commit`), the evaluator, chart frames, live fan-out,
+//! replicas on one database, and the janitor.
+
+pub mod actuators;
+pub mod charts;
+pub mod commit;
+pub mod evaluator;
+pub mod janitor;
+pub mod live;
+pub mod prometheus;
+pub mod replicas;
+pub mod state;
