@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-#[path = "support/app.rs"]
-mod support;
+use crate::support;
 
 use cutover_core::role::Role;
 use serde_json::Value;

@@ -4,8 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-#[path = "support/app.rs"]
-mod support;
+use crate::support;
 
 use cutover_core::role::Role;
 use serde_json::{Value, json};

@@ -2,8 +2,7 @@
 //! cookie), mutations from a cookie need the CSRF header, and a stakeholder link is read-only,
 //! limited to its rollout, and dies when revoked.
 
-#[path = "support/app.rs"]
-mod support;
+use crate::support;
 
 use cutover_core::role::Role;
 use reqwest::header::{COOKIE, SET_COOKIE};

@@ -5,10 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-#[path = "support/pg.rs"]
-mod pg;
-#[path = "support/app.rs"]
-mod support;
+use crate::pg;
+use crate::support;
 
 use cutover_core::plan::Plan;
 use cutover_core::query::{Aggregate, MetricKind, MetricSource};

@@ -5,10 +5,8 @@
 
 use std::time::Duration;
 
-#[path = "support/prom.rs"]
-mod prom;
-#[path = "support/app.rs"]
-mod support;
+use crate::prom;
+use crate::support;
 
 use cutover_core::role::Role;
 use cutover_server::sources::prometheus::PromConfig;

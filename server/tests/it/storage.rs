@@ -2,8 +2,7 @@
 //! PostgreSQL that the test starts itself. Every query `Storage` has is exercised here, so a
 //! query one engine reads differently fails on that engine.
 
-#[path = "support/pg.rs"]
-mod pg;
+use crate::pg;
 
 use std::collections::BTreeMap;
 

@@ -2,8 +2,7 @@
 //! (the refusal says how long it has held), and a kill trigger rolls the rollout back by itself,
 //! recorded in the audit log as the system; an alert trigger is recorded once per episode.
 
-#[path = "support/app.rs"]
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

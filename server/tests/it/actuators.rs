@@ -2,8 +2,7 @@
 //! succeeds, and an env file on disk. A kill answers at once while the webhook is down, and is
 //! retried until acknowledged; the snapshot shows how far each actuator has got.
 
-#[path = "support/app.rs"]
-mod support;
+use crate::support;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

@@ -1,8 +1,7 @@
 //! The client commands of the real `cutover` binary against a real server on a loopback port:
 //! what an on-call engineer sees in a terminal and what a CI job's exit code says.
 
-#[path = "support/app.rs"]
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

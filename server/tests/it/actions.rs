@@ -2,8 +2,7 @@
 //! machine refuses (409 with the reason), kill winning races, durability across a restart,
 //! idempotent retries, the audit log and the flags services poll.
 
-#[path = "support/app.rs"]
-mod support;
+use crate::support;
 
 use cutover_core::role::Role;
 use serde_json::{Value, json};

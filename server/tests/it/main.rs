@@ -1,0 +1,22 @@
+//! Every server integration test in one binary: one link instead of twelve, and the support
+//! modules (a real server, PostgreSQL, Prometheus) compiled once.
+
+#[path = "../support/pg.rs"]
+mod pg;
+#[path = "../support/prom.rs"]
+mod prom;
+#[path = "../support/app.rs"]
+mod support;
+
+mod abuse;
+mod actions;
+mod actuators;
+mod api;
+mod cli;
+mod gates;
+mod plan_check;
+mod prometheus;
+mod replicas;
+mod sessions;
+mod storage;
+mod users;
