@@ -1,0 +1,48 @@
+//! What an audit record marks on every chart's time axis.
+
+use serde::{Deserialize, Serialize};
+
+/// A labelled moment on every chart's time axis: a stage change, a kill, an override, an alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Marker {
+    pub at: crate::time::Millis,
+    pub label: String,
+    /// Kills (by a person or a trigger) are drawn as alarms.
+    pub alarm: bool,
+}
+
+/// The actions whose audit records put no marker on the charts ([`marker`]), by name: the
+/// server leaves them out when asked for markers only.
+pub const UNMARKED_ACTIONS: [&str; 3] = ["check", "uncheck", "approve"];
+
+/// The marker an audit record puts on the charts, if it is one that changes what the charts
+/// mean or calls attention to them (checks and approvals do neither).
+pub fn marker(record: &crate::rollout::AuditRecord) -> Option<Marker> {
+    use crate::rollout::Action;
+    let stage = || record.after.stage.clone().unwrap_or_default();
+    let label = match &record.action {
+        Action::Start => format!("start {}", stage()),
+        Action::Progress if record.after.phase == crate::rollout::Phase::Completed => {
+            "completed".to_string()
+        }
+        Action::Progress => format!("to {}", stage()),
+        Action::Pause => "pause".to_string(),
+        Action::Resume => "resume".to_string(),
+        Action::Kill if record.actor.role == crate::role::Role::System => {
+            format!("kill by {}", record.actor.name)
+        }
+        Action::Kill => "kill".to_string(),
+        Action::Override { gate } => format!("override {gate}"),
+        Action::Alert { trigger } => format!("alert {trigger}"),
+        Action::PlanChanged => "plan changed".to_string(),
+        Action::Check { .. } | Action::Uncheck { .. } | Action::Approve => return None,
+    };
+    Some(Marker {
+        at: record.at,
+        label,
+        alarm: matches!(
+            record.action,
+            Action::Kill | Action::Alert { .. } | Action::PlanChanged
+        ),
+    })
+}
