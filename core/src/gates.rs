@@ -360,7 +360,7 @@ pub fn evaluate(
                         format!(
                             "{} = {}",
                             c.left,
-                            crate::describe::quantity(c.left_value, c.unit.as_deref())
+                            crate::format::quantity(c.left_value, c.unit.as_deref())
                         )
                     })
                     .collect();

@@ -6,6 +6,8 @@ pub mod actuate;
 pub mod chart;
 pub mod describe;
 pub mod expr;
+pub mod flag;
+pub mod format;
 pub mod gates;
 pub mod plan;
 pub mod query;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{ArithOp, CmpOp, Expr, Kind, LogicOp};
-use crate::plan::FlagValue;
+use crate::flag::FlagValue;
 use crate::query::MetricSource;
 use crate::time::Millis;
 

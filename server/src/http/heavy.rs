@@ -70,21 +70,14 @@ impl Heavy {
                 caller: caller.to_string(),
             }
         };
-        let permit = self
-            .global
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
-        // The claim and the permit go with the work: a caller who hangs up does not get its
-        // share back while the work still runs.
-        tokio::task::spawn_blocking(move || {
+        // The claim goes with the work: a caller who hangs up does not get its share back
+        // while the work still runs.
+        self.run_shared(move || {
             let out = work();
-            drop((permit, claim));
+            drop(claim);
             out
         })
         .await
-        .map_err(|e| ApiError::Internal(anyhow::anyhow!("heavy read failed: {e}")))
     }
 
     /// Runs `work` off the async workers within the global limit only: for reads many
