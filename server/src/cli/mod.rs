@@ -775,15 +775,16 @@ async fn backfill(state: &AppState, span: std::time::Duration, rate: u32) -> any
         let rollout = rollout.clone();
         tasks.push(tokio::task::spawn_blocking(move || {
             let mut rng = rand::rng();
-            let mut store = crate::clock::lock(&rollout.metrics);
-            crate::sources::simulate::backfill(
-                &rollout.plan,
-                &mut store,
-                span,
-                now(),
-                rate * 10,
-                &mut rng,
-            )
+            rollout.with_metrics(|store| {
+                crate::sources::simulate::backfill(
+                    &rollout.plan,
+                    store,
+                    span,
+                    now(),
+                    rate * 10,
+                    &mut rng,
+                )
+            })
         }));
     }
     let mut samples = 0;

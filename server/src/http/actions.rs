@@ -302,17 +302,7 @@ pub async fn snapshot(
         .map_err(|e| ApiError::BadRequest(format!("step: {e}")))?;
         // Up to 2,000 points a series over a day of buckets: CPU work, off the async workers.
         let frame = heavy
-            .run_shared(move || {
-                let store = crate::clock::lock(&rollout.metrics);
-                crate::runtime::charts::frame(
-                    &rollout.plan,
-                    &rollout.gate_charts,
-                    &store,
-                    at,
-                    range,
-                    step,
-                )
-            })
+            .run_shared(move || rollout.frame(at, range, step))
             .await?;
         snapshot.frame = Some(frame);
     }
@@ -352,7 +342,7 @@ pub async fn flags(
 ) -> Result<Response, ApiError> {
     caller.may_see(&id)?;
     let rollout = find(&state, &id)?;
-    let current = rollout.state.lock().await.clone();
+    let current = rollout.state().await;
     let etag = format!("\"{}\"", current.version);
     if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         return Ok((StatusCode::NOT_MODIFIED, [("etag", etag)]).into_response());

@@ -16,7 +16,7 @@ use cutover_core::rollout::Phase;
 use cutover_core::time::{HOUR, MINUTE, Millis, SECOND, Span};
 use serde::Deserialize;
 
-use crate::clock::{lock, now};
+use crate::clock::now;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::heavy::Heavy;
@@ -97,7 +97,7 @@ pub async fn csv(
         MAX_ROWS,
     )
     .map_err(|e| ApiError::BadRequest(format!("step: {e}")))?;
-    let current = rollout.state.lock().await.clone();
+    let current = rollout.state().await;
     let stage = current
         .stage
         .and_then(|i| rollout.plan.stages.get(i))
@@ -131,14 +131,7 @@ fn build(
     let at = now();
     // The step containing `at` is still filling: stop before it.
     let last_complete = at - at.rem_euclid(step) - step;
-    let frame = charts::frame(
-        &rollout.plan,
-        &rollout.gate_charts,
-        &lock(&rollout.metrics),
-        last_complete,
-        since,
-        step,
-    );
+    let frame = rollout.frame(last_complete, since, step);
 
     let mut out = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["time".to_string(), "ts_ms".to_string()];
@@ -153,17 +146,19 @@ fn build(
         }
         // Each gate as its expression reads over the window ending with this row; a fresh
         // memory because holds are a property of the live evaluation, not of history.
-        let evaluated = gates::evaluate(
-            &rollout.plan,
-            &rollout.compiled,
-            &mut Memory::default(),
-            &*lock(&rollout.metrics),
-            stage,
-            armed,
-            // The window ending at the row's last millisecond: exactly the row's buckets
-            // when the window equals the step.
-            t + step - 1,
-        );
+        let evaluated = rollout.with_metrics(|store| {
+            gates::evaluate(
+                &rollout.plan,
+                &rollout.compiled,
+                &mut Memory::default(),
+                &*store,
+                stage,
+                armed,
+                // The window ending at the row's last millisecond: exactly the row's buckets
+                // when the window equals the step.
+                t + step - 1,
+            )
+        });
         let mut record = vec![rfc3339(t), t.to_string()];
         record.extend(frame.series.iter().map(|s| {
             s.points[row]

@@ -11,12 +11,12 @@ use axum::http::{HeaderMap, Method};
 use axum::response::IntoResponse;
 use cutover_core::gates::Verdict;
 use cutover_core::rollout::Phase;
-use cutover_core::snapshot::Health;
+use cutover_core::snapshot::{Health, Snapshot};
 use serde_json::{Value, json};
 
-use crate::clock::{lock, now};
+use crate::clock::now;
 use crate::http::auth::{Caller, identify};
-use crate::runtime::state::AppState;
+use crate::runtime::state::{AppState, Rollout};
 
 /// To anyone: that this replica is alive, which one it is, and whether it evaluates. To a
 /// signed-in caller also the overall status, the worst of the rollouts' (`healthy` <
@@ -76,144 +76,116 @@ fn escape(label: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// `GET /metrics`: Prometheus text format 0.0.4, for a signed-in caller (Prometheus scrapes
-/// with a token: `authorization: { credentials: ... }` in its scrape config).
-pub async fn metrics(State(state): State<AppState>, caller: Caller) -> impl IntoResponse {
-    let mut gates = String::new();
-    let mut held = String::new();
-    let mut traffic = String::new();
-    let mut killed = String::new();
-    let mut viewers = String::new();
-    let mut dropped = String::new();
-    let mut overflowed = String::new();
-    let mut ingested = String::new();
-    let mut rejected = String::new();
-    for (id, rollout) in state.rollouts.iter() {
-        if caller.may_see(id).is_err() {
-            continue;
-        }
-        let snapshot = rollout.snapshot(now()).await;
-        let r = escape(id);
+/// The families `/metrics` exposes, in order: name, help, type.
+const FAMILIES: [(&str, &str, &str); 9] = [
+    (
+        "cutover_gate_passing",
+        "1 when the gate passes now, 0 when it fails or has no data.",
+        "gauge",
+    ),
+    (
+        "cutover_gate_held_seconds",
+        "How long the gate has passed continuously.",
+        "gauge",
+    ),
+    (
+        "cutover_traffic_percent",
+        "Share of traffic on the new path.",
+        "gauge",
+    ),
+    ("cutover_killed", "1 while the rollout is killed.", "gauge"),
+    ("cutover_sse_clients", "Connected live viewers.", "gauge"),
+    (
+        "cutover_events_ingested_total",
+        "Event records accepted since the server started.",
+        "counter",
+    ),
+    (
+        "cutover_events_rejected_total",
+        "Event records rejected (invalid, too late, too far ahead) since the server started.",
+        "counter",
+    ),
+    (
+        "cutover_events_dropped_total",
+        "Samples refused as too late.",
+        "counter",
+    ),
+    (
+        "cutover_label_overflow_total",
+        "Samples kept under an overflow label set because their metric had no room for a new one.",
+        "counter",
+    ),
+];
+
+/// Prometheus text exposition being written: one body per family, joined in `FAMILIES` order.
+#[derive(Default)]
+struct Exposition {
+    bodies: std::collections::HashMap<&'static str, String>,
+}
+
+impl Exposition {
+    /// Adds one sample of `family`; `labels` are written as given, already escaped.
+    fn sample(&mut self, family: &'static str, labels: &str, value: impl std::fmt::Display) {
+        let body = self.bodies.entry(family).or_default();
+        let _ = writeln!(body, "{family}{{{labels}}} {value}");
+    }
+
+    /// Every family of one rollout, from its snapshot, counters and metric windows.
+    fn rollout(&mut self, id: &str, snapshot: &Snapshot, rollout: &Rollout) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let r = format!("rollout=\"{}\"", escape(id));
         // The snapshot carries every gate of the plan, "not evaluated yet" before the first
         // evaluation, so each is listed from the first scrape.
         for g in &snapshot.gates {
+            let labels = format!("{r},gate=\"{}\"", escape(&g.id));
             let pass = u8::from(g.verdict == Verdict::Pass);
-            let _ = writeln!(
-                gates,
-                "cutover_gate_passing{{rollout=\"{r}\",gate=\"{}\"}} {pass}",
-                escape(&g.id)
-            );
-            let _ = writeln!(
-                held,
-                "cutover_gate_held_seconds{{rollout=\"{r}\",gate=\"{}\"}} {}",
-                escape(&g.id),
-                g.held_for.0 as f64 / 1000.0
-            );
+            self.sample("cutover_gate_passing", &labels, pass);
+            let held = g.held_for.0 as f64 / 1000.0;
+            self.sample("cutover_gate_held_seconds", &labels, held);
         }
-        let _ = writeln!(
-            traffic,
-            "cutover_traffic_percent{{rollout=\"{r}\"}} {}",
-            snapshot.traffic
-        );
-        let _ = writeln!(
-            killed,
-            "cutover_killed{{rollout=\"{r}\"}} {}",
-            u8::from(snapshot.state.phase == Phase::Killed)
-        );
-        let _ = writeln!(
-            viewers,
-            "cutover_sse_clients{{rollout=\"{r}\"}} {}",
-            rollout.live.viewers()
-        );
-        use std::sync::atomic::Ordering::Relaxed;
-        let _ = writeln!(
-            ingested,
-            "cutover_events_ingested_total{{rollout=\"{r}\"}} {}",
-            rollout.ingested.load(Relaxed)
-        );
-        let _ = writeln!(
-            rejected,
-            "cutover_events_rejected_total{{rollout=\"{r}\"}} {}",
-            rollout.rejected.load(Relaxed)
-        );
-        let store = lock(&rollout.metrics);
-        for m in &rollout.plan.metrics {
-            let _ = writeln!(
-                dropped,
-                "cutover_events_dropped_total{{rollout=\"{r}\",metric=\"{}\"}} {}",
-                escape(&m.id),
-                store.dropped(&m.id)
-            );
-            let _ = writeln!(
-                overflowed,
-                "cutover_label_overflow_total{{rollout=\"{r}\",metric=\"{}\"}} {}",
-                escape(&m.id),
-                store.overflowed(&m.id)
-            );
+        self.sample("cutover_traffic_percent", &r, snapshot.traffic);
+        let killed = u8::from(snapshot.state.phase == Phase::Killed);
+        self.sample("cutover_killed", &r, killed);
+        self.sample("cutover_sse_clients", &r, rollout.live.viewers());
+        let ingested = rollout.ingested.load(Relaxed);
+        self.sample("cutover_events_ingested_total", &r, ingested);
+        let rejected = rollout.rejected.load(Relaxed);
+        self.sample("cutover_events_rejected_total", &r, rejected);
+        let counts: Vec<_> = rollout.with_metrics(|store| {
+            let plan = &rollout.plan.metrics;
+            plan.iter()
+                .map(|m| (escape(&m.id), store.dropped(&m.id), store.overflowed(&m.id)))
+                .collect()
+        });
+        for (metric, dropped, overflowed) in counts {
+            let labels = format!("{r},metric=\"{metric}\"");
+            self.sample("cutover_events_dropped_total", &labels, dropped);
+            self.sample("cutover_label_overflow_total", &labels, overflowed);
         }
     }
-    let mut out = String::new();
-    for (name, help, kind, body) in [
-        (
-            "cutover_gate_passing",
-            "1 when the gate passes now, 0 when it fails or has no data.",
-            "gauge",
-            gates,
-        ),
-        (
-            "cutover_gate_held_seconds",
-            "How long the gate has passed continuously.",
-            "gauge",
-            held,
-        ),
-        (
-            "cutover_traffic_percent",
-            "Share of traffic on the new path.",
-            "gauge",
-            traffic,
-        ),
-        (
-            "cutover_killed",
-            "1 while the rollout is killed.",
-            "gauge",
-            killed,
-        ),
-        (
-            "cutover_sse_clients",
-            "Connected live viewers.",
-            "gauge",
-            viewers,
-        ),
-        (
-            "cutover_events_ingested_total",
-            "Event records accepted since the server started.",
-            "counter",
-            ingested,
-        ),
-        (
-            "cutover_events_rejected_total",
-            "Event records rejected (invalid, too late, too far ahead) since the server started.",
-            "counter",
-            rejected,
-        ),
-        (
-            "cutover_events_dropped_total",
-            "Samples refused as too late.",
-            "counter",
-            dropped,
-        ),
-        (
-            "cutover_label_overflow_total",
-            "Samples kept under an overflow label set because their metric had no room for a new one.",
-            "counter",
-            overflowed,
-        ),
-    ] {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        out.push_str(&body);
+
+    fn render(mut self) -> String {
+        let mut out = String::new();
+        for (name, help, kind) in FAMILIES {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            out.push_str(&self.bodies.remove(name).unwrap_or_default());
+        }
+        out
+    }
+}
+
+/// `GET /metrics`: Prometheus text format 0.0.4, for a signed-in caller (Prometheus scrapes
+/// with a token: `authorization: { credentials: ... }` in its scrape config).
+pub async fn metrics(State(state): State<AppState>, caller: Caller) -> impl IntoResponse {
+    let mut exposition = Exposition::default();
+    for (id, rollout) in state.rollouts.iter() {
+        if caller.may_see(id).is_ok() {
+            let snapshot = rollout.snapshot(now()).await;
+            exposition.rollout(id, &snapshot, rollout);
+        }
     }
     (
         [(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
-        out,
+        exposition.render(),
     )
 }

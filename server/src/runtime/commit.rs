@@ -5,9 +5,7 @@
 
 use cutover_core::rollout::{self, Refusal, Request};
 use cutover_core::snapshot::Snapshot;
-use serde_json::json;
 
-use crate::clock::lock;
 use crate::runtime::live::LiveEvent;
 use crate::runtime::state::{AppState, Rollout};
 
@@ -33,7 +31,7 @@ pub async fn commit(
     rollout: &Rollout,
     request: Request,
 ) -> Result<Snapshot, CommitError> {
-    let mut current = rollout.state.lock().await;
+    let mut current = rollout.lock_state().await;
     if state.storage.backend() == crate::store::Backend::Postgres
         && let Some(stored) = state.storage.load_state(&rollout.plan.id).await?
         && stored.version > current.version
@@ -47,11 +45,7 @@ pub async fn commit(
     let next = loop {
         let readiness = rollout.readiness();
         let (next, record) = rollout::apply(&rollout.plan, &current, &request, &readiness)?;
-        let evidence = {
-            let evaluation = lock(&rollout.evaluation);
-            let last = evaluation.last.as_ref();
-            json!({ "gates": last.map(|e| &e.gates), "triggers": last.map(|e| &e.triggers) })
-        };
+        let evidence = rollout.evidence();
         let committed = state
             .storage
             .commit_action(&rollout.plan.id, current.version, &next, &record, &evidence)

@@ -17,13 +17,12 @@ use cutover_core::plan::TriggerAction;
 use cutover_core::role::Role;
 use cutover_core::rollout::{Action, Actor, Phase, Request};
 use cutover_core::snapshot::Tick;
-use cutover_core::time::{MINUTE, Millis, SECOND};
+use cutover_core::time::{Millis, SECOND};
 
-use crate::clock::{lock, now};
-use crate::runtime::charts;
+use crate::clock::now;
 use crate::runtime::commit::commit;
 use crate::runtime::live::LiveEvent;
-use crate::runtime::state::{AppState, Rollout};
+use crate::runtime::state::{AppState, Rollout, Unsaved};
 
 /// Evaluates `rollout` at `at`, acts on firings and publishes a tick.
 pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
@@ -32,7 +31,7 @@ pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
         tracing::warn!(rollout = %rollout.plan.id, "cannot read other replicas' metrics or timers: {e:#}");
     }
     let (stage, armed) = {
-        let current = rollout.state.lock().await;
+        let current = rollout.state().await;
         // Before start, gates are judged for the stage the start would enter.
         let stage = current
             .stage
@@ -45,37 +44,7 @@ pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
             matches!(current.phase, Phase::Running | Phase::Paused),
         )
     };
-    let (evaluated, frame) = {
-        let mut store = lock(&rollout.metrics);
-        store.compact(at);
-        let mut evaluation = lock(&rollout.evaluation);
-        // After a restart or a gap with no evaluator, holds resume; they do not jump.
-        evaluation.memory.skip_unobserved(at, gates::MAX_UNOBSERVED);
-        let prom = lock(&rollout.prom);
-        let source = crate::sources::prometheus::Source {
-            store: &store,
-            prom: &prom,
-        };
-        let evaluated = gates::evaluate(
-            &rollout.plan,
-            &rollout.compiled,
-            &mut evaluation.memory,
-            &source,
-            stage.as_deref(),
-            armed,
-            at,
-        );
-        evaluation.last = Some(evaluated.clone());
-        let frame = charts::frame(
-            &rollout.plan,
-            &rollout.gate_charts,
-            &store,
-            at,
-            charts::LIVE_RANGE,
-            charts::LIVE_STEP,
-        );
-        (evaluated, frame)
-    };
+    let (evaluated, frame) = rollout.evaluate(stage.as_deref(), armed, at);
     if let Err(e) = persist(state, rollout, at).await {
         tracing::error!(rollout = %rollout.plan.id, "cannot persist metrics or hold timers: {e:#}");
     }
@@ -103,23 +72,17 @@ const PULL_SLACK: Millis = 5 * SECOND;
 /// Merges the buckets other replicas wrote since the last look; a follower also takes the
 /// leader's latest hold timers and trigger episodes.
 async fn pull(state: &AppState, rollout: &Rollout, at: Millis, leader: bool) -> anyhow::Result<()> {
-    let since = lock(&rollout.evaluation).buckets_pulled_at - PULL_SLACK;
+    let since = rollout.pulled_at() - PULL_SLACK;
     let buckets = state
         .storage
         .buckets_changed(&rollout.plan.id, &state.replica, since)
         .await?;
-    lock(&rollout.metrics).import_remote(buckets);
     let memory = if leader {
         None
     } else {
         state.storage.load_evaluation(&rollout.plan.id).await?
     };
-    let mut evaluation = lock(&rollout.evaluation);
-    evaluation.buckets_pulled_at = at;
-    if let Some(memory) = memory {
-        evaluation.saved = Some(memory.clone());
-        evaluation.memory = memory;
-    }
+    rollout.merge_stored(buckets, memory, at);
     Ok(())
 }
 
@@ -143,26 +106,11 @@ fn memory_due(saved: Option<&gates::Memory>, now: &gates::Memory) -> bool {
 
 async fn persist(state: &AppState, rollout: &Rollout, at: Millis) -> anyhow::Result<()> {
     let leader = state.leader.load(Ordering::Relaxed);
-    let (memory, buckets, until) = {
-        let store = lock(&rollout.metrics);
-        let mut evaluation = lock(&rollout.evaluation);
-        // Only the leader's timers are the rollout's; a follower's are a copy for display.
-        let memory = (leader && memory_due(evaluation.saved.as_ref(), &evaluation.memory))
-            .then(|| evaluation.memory.clone());
-        if memory.is_some() {
-            evaluation.saved = memory.clone();
-        }
-        let due = at - evaluation.buckets_saved_at >= SAVE_EVERY;
-        let buckets = if due {
-            evaluation.buckets_saved_at = at;
-            // Everything before this was final when it was last written.
-            let open_since = at - store.config().max_lateness - MINUTE;
-            store.export_buckets(open_since, at)
-        } else {
-            Vec::new()
-        };
-        (memory, buckets, evaluation.buckets_saved_at)
-    };
+    let Unsaved {
+        memory,
+        buckets,
+        until,
+    } = rollout.unsaved(leader, memory_due, SAVE_EVERY, at);
     if let Some(memory) = memory {
         state
             .storage

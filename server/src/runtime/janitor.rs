@@ -29,9 +29,11 @@ pub async fn run(state: AppState) {
 /// One sweep at the present time.
 pub async fn sweep(state: &AppState) -> anyhow::Result<u64> {
     let at = now();
-    let retention = state.rollouts.values().next().map_or(DAY, |r| {
-        crate::clock::lock(&r.metrics).config().coarse_retention
-    });
+    let retention = state
+        .rollouts
+        .values()
+        .next()
+        .map_or(DAY, |r| r.metric_config().coarse_retention);
     let gone = state
         .storage
         .prune(at, at - KEYS_KEPT, at - SHARES_KEPT, at - retention)

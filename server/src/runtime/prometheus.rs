@@ -10,7 +10,7 @@ use cutover_core::plan::MetricSourceKind;
 use cutover_core::time::{HOUR, Millis};
 use cutover_core::window::{MetricStore, Sample, SampleValue, StoreConfig};
 
-use crate::clock::{lock, now};
+use crate::clock::now;
 use crate::runtime::state::{AppState, Rollout};
 use crate::sources::prometheus::{NOT_CONFIGURED, PromClient, PromStatus, Series};
 
@@ -56,7 +56,7 @@ async fn backfill(client: &PromClient, rollout: &Rollout, at: Millis) {
         };
         let config = StoreConfig {
             max_lateness: BACKFILL + HOUR,
-            ..*lock(&rollout.metrics).config()
+            ..rollout.metric_config()
         };
         let kinds = rollout.plan.metrics.iter().map(|m| (m.id.clone(), m.kind));
         let mut history = MetricStore::new(config, kinds);
@@ -64,19 +64,20 @@ async fn backfill(client: &PromClient, rollout: &Rollout, at: Millis) {
             let _ = history.record(&s, at);
         }
         // Only what the live windows lack: a bucket the poller already filled stays.
-        let mut store = lock(&rollout.metrics);
-        let have = store.export_buckets(at - BACKFILL, at);
-        let fresh = history
-            .export_buckets(at - BACKFILL, at)
-            .into_iter()
-            .filter(|b| {
-                !have
-                    .iter()
-                    .any(|h| h.metric == b.metric && h.labels == b.labels && h.start == b.start)
-            })
-            .collect();
-        store.import(fresh);
-        store.compact(at);
+        rollout.with_metrics(|store| {
+            let have = store.export_buckets(at - BACKFILL, at);
+            let fresh = history
+                .export_buckets(at - BACKFILL, at)
+                .into_iter()
+                .filter(|b| {
+                    !have
+                        .iter()
+                        .any(|h| h.metric == b.metric && h.labels == b.labels && h.start == b.start)
+                })
+                .collect();
+            store.import(fresh);
+            store.compact(at);
+        });
     }
 }
 
@@ -85,9 +86,9 @@ pub async fn poll(client: &PromClient, rollout: &Rollout, at: Millis) {
     let mut failing = HashMap::new();
     for (metric, query) in prom_metrics(rollout) {
         match client.query(&query, at).await {
-            Ok(series) if series.len() > lock(&rollout.metrics).config().max_series_per_metric => {
+            Ok(series) if series.len() > rollout.metric_config().max_series_per_metric => {
                 // Keeping some series would make a gate judge a subset without saying so.
-                let limit = lock(&rollout.metrics).config().max_series_per_metric;
+                let limit = rollout.metric_config().max_series_per_metric;
                 failing.insert(
                     metric,
                     format!(
@@ -97,12 +98,13 @@ pub async fn poll(client: &PromClient, rollout: &Rollout, at: Millis) {
                 );
             }
             Ok(series) => {
-                let mut store = lock(&rollout.metrics);
-                for s in samples(&metric, series) {
-                    if let Err(e) = store.record(&s, now()) {
-                        tracing::debug!(rollout = %rollout.plan.id, metric, "sample refused: {e}");
+                rollout.with_metrics(|store| {
+                    for s in samples(&metric, series) {
+                        if let Err(e) = store.record(&s, now()) {
+                            tracing::debug!(rollout = %rollout.plan.id, metric, "sample refused: {e}");
+                        }
                     }
-                }
+                });
             }
             Err(e) => {
                 failing.insert(metric, e);
@@ -124,9 +126,7 @@ pub async fn poll(client: &PromClient, rollout: &Rollout, at: Millis) {
             });
         instant.insert(query, answer);
     }
-    let mut status = lock(&rollout.prom);
-    status.failing = failing;
-    status.instant = instant;
+    rollout.set_prom(PromStatus { failing, instant });
 }
 
 fn uses_prometheus(rollout: &Rollout) -> bool {
@@ -148,7 +148,7 @@ pub async fn run(state: AppState, client: Option<Arc<PromClient>>) {
                 .into_iter()
                 .map(|q| (q, Err(NOT_CONFIGURED.to_string())))
                 .collect();
-            *lock(&rollout.prom) = status;
+            rollout.set_prom(status);
         }
         return;
     };

@@ -22,7 +22,7 @@ pub async fn refresh(state: &AppState, id: &str) -> anyhow::Result<()> {
     let Some(stored) = state.storage.load_state(id).await? else {
         return Ok(());
     };
-    let mut current = rollout.state.lock().await;
+    let mut current = rollout.lock_state().await;
     if stored.version <= current.version {
         return Ok(());
     }
@@ -39,7 +39,7 @@ async fn refresh_stale(state: &AppState) -> anyhow::Result<()> {
         let Some(rollout) = state.rollout(&id) else {
             continue;
         };
-        let behind = i64::try_from(rollout.state.lock().await.version)? < version;
+        let behind = i64::try_from(rollout.state().await.version)? < version;
         if behind {
             refresh(state, &id).await?;
         }

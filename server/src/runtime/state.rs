@@ -8,12 +8,13 @@ use anyhow::Context;
 
 use crate::clock::{lock, now};
 use cutover_core::actuate::Desired;
-use cutover_core::gates::{Compiled, Evaluated, Memory};
+use cutover_core::gates::{self, Compiled, Evaluated, Memory};
 use cutover_core::plan::Plan;
 use cutover_core::rollout::{Readiness, RolloutState};
+use cutover_core::series::Frame;
 use cutover_core::snapshot::{Snapshot, Tick};
 use cutover_core::time::Millis;
-use cutover_core::window::{MetricStore, RecordError, StoreConfig};
+use cutover_core::window::{MetricStore, PersistedBucket, RecordError, StoreConfig};
 
 use crate::runtime::charts;
 use crate::runtime::live::Live;
@@ -51,6 +52,14 @@ pub struct Evaluation {
 }
 
 /// One loaded plan: its durable state, its metrics, its latest evaluation, its viewers.
+///
+/// The rollout owns its locks; callers go through its methods. The lock order, which every
+/// method that takes more than one follows, is:
+///
+/// 1. `state` (async; held from an action's decision to its commit, never by a reader for
+///    longer than a copy),
+/// 2. `metrics`, 3. `evaluation`, 4. `prom` (std mutexes; taken only inside these methods,
+///    never across an `.await`, so no request can hold one while it waits on the network).
 pub struct Rollout {
     pub plan: Plan,
     pub compiled: Compiled,
@@ -59,17 +68,25 @@ pub struct Rollout {
     /// The last committed state. Actions hold this lock from decision to commit, so actions
     /// on one rollout are serialised: a kill and a progress can never both decide on the same
     /// state, and whichever runs second sees the first.
-    pub state: tokio::sync::Mutex<RolloutState>,
-    pub metrics: Mutex<MetricStore>,
-    pub evaluation: Mutex<Evaluation>,
+    state: tokio::sync::Mutex<RolloutState>,
+    metrics: Mutex<MetricStore>,
+    evaluation: Mutex<Evaluation>,
     /// What Prometheus said last, for plans with Prometheus metrics or `promql(...)` gates.
-    pub prom: Mutex<crate::sources::prometheus::PromStatus>,
+    prom: Mutex<crate::sources::prometheus::PromStatus>,
     pub live: Live,
     /// One per plan actuator, each with a worker applying the newest state.
     pub actuators: Vec<crate::actuate::Handle>,
     /// Records accepted and rejected since start, for `/metrics`.
     pub ingested: AtomicU64,
     pub rejected: AtomicU64,
+}
+
+/// What a rollout has not yet written to storage (`Rollout::unsaved`).
+pub struct Unsaved {
+    pub memory: Option<Memory>,
+    pub buckets: Vec<PersistedBucket>,
+    /// When the buckets were last written (now, if `buckets` is not empty).
+    pub until: Millis,
 }
 
 /// Records recorded per taking of the metrics lock.
@@ -142,16 +159,154 @@ impl Rollout {
             .fetch_add(report.rejected_total as u64, Ordering::Relaxed);
     }
 
-    /// The live charts now, with the latest gate and trigger statuses.
-    pub fn tick(&self, now: Millis) -> Tick {
-        let frame = charts::frame(
+    /// The state's committed value (a copy: the lock is released at once).
+    pub async fn state(&self) -> RolloutState {
+        self.state.lock().await.clone()
+    }
+
+    /// The state, locked from a decision to its commit (see the lock order above).
+    pub async fn lock_state(&self) -> tokio::sync::MutexGuard<'_, RolloutState> {
+        self.state.lock().await
+    }
+
+    /// Runs `f` on the metric windows. Keep it short: the evaluator and ingestion wait on it.
+    pub fn with_metrics<R>(&self, f: impl FnOnce(&mut MetricStore) -> R) -> R {
+        f(&mut lock(&self.metrics))
+    }
+
+    /// The metric windows' limits (retention, lateness, series per metric).
+    pub fn metric_config(&self) -> StoreConfig {
+        *lock(&self.metrics).config()
+    }
+
+    /// Replaces what Prometheus said last.
+    pub fn set_prom(&self, status: crate::sources::prometheus::PromStatus) {
+        *lock(&self.prom) = status;
+    }
+
+    /// The charts over `range` ending at `at` in steps of `step`.
+    pub fn frame(&self, at: Millis, range: Millis, step: Millis) -> Frame {
+        charts::frame(
             &self.plan,
             &self.gate_charts,
             &lock(&self.metrics),
-            now,
+            at,
+            range,
+            step,
+        )
+    }
+
+    /// Compacts the windows, evaluates every gate and trigger at `at` for `stage` (advancing
+    /// hold timers and episodes), keeps the result as the latest, and draws the live charts.
+    pub fn evaluate(&self, stage: Option<&str>, armed: bool, at: Millis) -> (Evaluated, Frame) {
+        let mut store = lock(&self.metrics);
+        store.compact(at);
+        let mut evaluation = lock(&self.evaluation);
+        // After a restart or a gap with no evaluator, holds resume; they do not jump.
+        evaluation.memory.skip_unobserved(at, gates::MAX_UNOBSERVED);
+        let prom = lock(&self.prom);
+        let source = crate::sources::prometheus::Source {
+            store: &store,
+            prom: &prom,
+        };
+        let evaluated = gates::evaluate(
+            &self.plan,
+            &self.compiled,
+            &mut evaluation.memory,
+            &source,
+            stage,
+            armed,
+            at,
+        );
+        evaluation.last = Some(evaluated.clone());
+        let frame = charts::frame(
+            &self.plan,
+            &self.gate_charts,
+            &store,
+            at,
             charts::LIVE_RANGE,
             charts::LIVE_STEP,
         );
+        (evaluated, frame)
+    }
+
+    /// Every gate's and trigger's latest verdict, as an action's evidence.
+    pub fn evidence(&self) -> serde_json::Value {
+        let evaluation = lock(&self.evaluation);
+        let last = evaluation.last.as_ref();
+        serde_json::json!({ "gates": last.map(|e| &e.gates), "triggers": last.map(|e| &e.triggers) })
+    }
+
+    /// When other replicas' buckets were last fetched.
+    pub fn pulled_at(&self) -> Millis {
+        lock(&self.evaluation).buckets_pulled_at
+    }
+
+    /// Merges buckets fetched from storage (other replicas', or this one's before a restart)
+    /// and, if given, takes `memory` as the hold timers; marks `at` as the time of the fetch.
+    pub fn merge_stored(&self, buckets: Vec<PersistedBucket>, memory: Option<Memory>, at: Millis) {
+        {
+            let mut store = lock(&self.metrics);
+            store.import_remote(buckets);
+        }
+        let mut evaluation = lock(&self.evaluation);
+        evaluation.buckets_pulled_at = at;
+        if let Some(memory) = memory {
+            evaluation.saved = Some(memory.clone());
+            evaluation.memory = memory;
+        }
+    }
+
+    /// Takes what storage kept across a restart: chart history and hold timers. What is
+    /// stored was written before: it is merged in, never written again.
+    fn restore(&self, buckets: Vec<PersistedBucket>, memory: Option<Memory>, at: Millis) {
+        {
+            let mut store = lock(&self.metrics);
+            store.import_remote(buckets);
+            store.compact(at);
+        }
+        let mut evaluation = lock(&self.evaluation);
+        evaluation.buckets_pulled_at = at;
+        if let Some(memory) = memory {
+            evaluation.memory = memory;
+        }
+    }
+
+    /// What must be written now: the hold timers if `leader` and they are `due`, and every
+    /// `save_every` the buckets that can still change (`open_for` back from `at`).
+    pub fn unsaved(
+        &self,
+        leader: bool,
+        due: impl FnOnce(Option<&Memory>, &Memory) -> bool,
+        save_every: Millis,
+        at: Millis,
+    ) -> Unsaved {
+        let store = lock(&self.metrics);
+        let mut evaluation = lock(&self.evaluation);
+        // Only the leader's timers are the rollout's; a follower's are a copy for display.
+        let memory = (leader && due(evaluation.saved.as_ref(), &evaluation.memory))
+            .then(|| evaluation.memory.clone());
+        if memory.is_some() {
+            evaluation.saved = memory.clone();
+        }
+        let buckets = if at - evaluation.buckets_saved_at >= save_every {
+            evaluation.buckets_saved_at = at;
+            // Everything before this was final when it was last written.
+            let open_since = at - store.config().max_lateness - cutover_core::time::MINUTE;
+            store.export_buckets(open_since, at)
+        } else {
+            Vec::new()
+        };
+        Unsaved {
+            memory,
+            buckets,
+            until: evaluation.buckets_saved_at,
+        }
+    }
+
+    /// The live charts now, with the latest gate and trigger statuses.
+    pub fn tick(&self, now: Millis) -> Tick {
+        let frame = self.frame(now, charts::LIVE_RANGE, charts::LIVE_STEP);
         let (gates, triggers) = match &lock(&self.evaluation).last {
             Some(e) => (e.gates.clone(), e.triggers.clone()),
             None => (Vec::new(), Vec::new()),
@@ -200,7 +355,7 @@ impl Rollout {
     }
 
     pub async fn snapshot(&self, now: Millis) -> Snapshot {
-        let state = self.state.lock().await.clone();
+        let state = self.state().await;
         self.snapshot_of(&state, now)
     }
 
@@ -252,17 +407,10 @@ impl AppState {
             // Chart history and hold timers survive a restart. What is stored was written by
             // other replicas or by this server before: it is merged in, never written again.
             let at = now();
-            let since = at - lock(&rollout.metrics).config().coarse_retention;
+            let since = at - rollout.metric_config().coarse_retention;
             let buckets = storage.load_buckets(&rollout.plan.id, since).await?;
-            {
-                let mut store = lock(&rollout.metrics);
-                store.import_remote(buckets);
-                store.compact(at);
-            }
-            lock(&rollout.evaluation).buckets_pulled_at = at;
-            if let Some(memory) = storage.load_evaluation(&rollout.plan.id).await? {
-                lock(&rollout.evaluation).memory = memory;
-            }
+            let memory = storage.load_evaluation(&rollout.plan.id).await?;
+            rollout.restore(buckets, memory, at);
             let rollout = Arc::new(rollout);
             // The world converges on the stored state after a restart, too.
             crate::runtime::actuators::spawn_workers(&rollout);
