@@ -1,10 +1,83 @@
 //! `cutover progress|pause|resume|kill|start|approve|check|override`: the same actions, rules
 //! and refusal messages as the API and the buttons, for a terminal or a script.
 
+use std::process::ExitCode;
+
 use cutover_core::snapshot::Snapshot;
 use serde_json::{Value, json};
 
-use super::{Client, ClientError, segment};
+use super::{Client, ClientError, Connection, segment};
+
+// The arguments of start, progress, pause, resume, kill and approve; their help is on their
+// `ClientCommand` variants, since one struct serves six commands.
+#[derive(clap::Args)]
+pub struct ActArgs {
+    rollout: String,
+    /// Why: goes in the audit log (required for kill, override, and resume after a kill).
+    #[arg(long)]
+    reason: Option<String>,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+/// Check (or --uncheck) a checklist item.
+///
+/// Example: cutover check spiralogic preflight backups --note "snapshot 02:10"
+#[derive(clap::Args)]
+pub struct CheckArgs {
+    rollout: String,
+    list: String,
+    item: String,
+    /// A note kept with the check.
+    #[arg(long)]
+    note: Option<String>,
+    #[arg(long)]
+    uncheck: bool,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+/// Override a failing gate for the current stage, with a reason.
+///
+/// Example: cutover override spiralogic p95-latency --reason "p95 skewed by a batch job"
+#[derive(clap::Args)]
+pub struct OverrideArgs {
+    rollout: String,
+    gate: String,
+    #[arg(long)]
+    reason: String,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+pub(super) async fn run(act: Act, args: ActArgs) -> Result<ExitCode, ClientError> {
+    send(&args.connection, &args.rollout, &act, args.reason).await
+}
+
+pub(super) async fn run_check(args: CheckArgs) -> Result<ExitCode, ClientError> {
+    let act = Act::Check {
+        list: args.list,
+        item: args.item,
+        uncheck: args.uncheck,
+    };
+    send(&args.connection, &args.rollout, &act, args.note).await
+}
+
+pub(super) async fn run_override(args: OverrideArgs) -> Result<ExitCode, ClientError> {
+    let act = Act::Override { gate: args.gate };
+    send(&args.connection, &args.rollout, &act, Some(args.reason)).await
+}
+
+async fn send(
+    connection: &Connection,
+    rollout: &str,
+    act: &Act,
+    reason: Option<String>,
+) -> Result<ExitCode, ClientError> {
+    let client = Client::new(connection)?;
+    println!("{}", post(&client, rollout, act, reason).await?);
+    Ok(ExitCode::SUCCESS)
+}
 
 /// An action on a rollout, as the command line names it.
 #[derive(Debug, Clone)]
@@ -66,7 +139,7 @@ impl Act {
 }
 
 /// Sends `act` with its reason (a note, for checks); returns the line to print.
-pub async fn run(
+pub async fn post(
     client: &Client,
     rollout: &str,
     act: &Act,

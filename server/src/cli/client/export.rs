@@ -3,10 +3,43 @@
 //! its last row (never a duplicate row), and refuses a file whose columns differ.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::time::Duration;
 
-use super::{Client, ClientError, segment};
+use super::{Client, ClientError, Connection, every, segment};
+
+/// Append a rollout's time series and gate verdicts to a CSV file.
+///
+/// One row per completed 10 s step (1 min beyond an hour). Appending continues after the
+/// file's last row, so repeated runs never duplicate a row.
+///
+/// Examples:
+///   cutover export spiralogic --csv baseline_metrics.csv --since 2h
+///   cutover export spiralogic --csv cutover_metrics.csv --watch --interval 60
+#[derive(clap::Args)]
+pub struct ExportArgs {
+    rollout: String,
+    #[arg(long, value_name = "FILE")]
+    csv: PathBuf,
+    /// How far back the first export reaches, e.g. 15m, 2h.
+    #[arg(long, default_value = "1h")]
+    since: String,
+    /// Keep appending every --interval seconds until interrupted.
+    #[arg(long)]
+    watch: bool,
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    interval: u64,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+pub(super) async fn run(args: ExportArgs) -> Result<ExitCode, ClientError> {
+    let client = Client::new(&args.connection)?;
+    let watch = every(args.watch, args.interval);
+    rounds(&client, &args.rollout, &args.csv, &args.since, watch).await?;
+    Ok(ExitCode::SUCCESS)
+}
 
 /// The header and the `ts_ms` of the last row of an existing export, if any.
 fn existing(path: &Path) -> Result<Option<(String, Option<i64>)>, ClientError> {
@@ -83,7 +116,7 @@ pub async fn append(
 }
 
 /// `--once` (default): one round. `--watch`: a round every `interval` until interrupted.
-pub async fn run(
+pub async fn rounds(
     client: &Client,
     rollout: &str,
     path: &Path,

@@ -2,9 +2,48 @@
 //! holds (or passes, with `--require passing`); otherwise each failing gate is printed and the
 //! exit code is 1. A killed rollout never passes.
 
+use std::process::ExitCode;
+
 use cutover_core::gates::Verdict;
 use cutover_core::rollout::Phase;
 use cutover_core::snapshot::Snapshot;
+
+use super::{Client, ClientError, Connection, segment};
+
+/// For CI: exit 0 only when the gates guarding a stage hold; print each failing gate.
+///
+/// Exit codes: 0 the gates hold, 1 they do not (or the rollout is killed), 2 usage,
+/// 3 server unreachable or token refused.
+///
+/// Example: cutover gate-check spiralogic --stage canary --require held
+#[derive(clap::Args)]
+pub struct GateCheckArgs {
+    rollout: String,
+    /// The stage whose gates to check (default: the current one).
+    #[arg(long)]
+    stage: Option<String>,
+    #[arg(long, value_enum, default_value_t = Require::Held)]
+    require: Require,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+pub(super) async fn run(args: GateCheckArgs) -> Result<ExitCode, ClientError> {
+    let client = Client::new(&args.connection)?;
+    let snapshot = client
+        .get_json(&format!("/api/rollouts/{}", segment(&args.rollout)))
+        .await?;
+    let outcome =
+        check(&snapshot, args.stage.as_deref(), args.require).map_err(ClientError::Refused)?;
+    for line in &outcome.lines {
+        println!("{line}");
+    }
+    Ok(if outcome.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
 
 /// What counts as good enough.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

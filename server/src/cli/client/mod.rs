@@ -8,11 +8,80 @@ pub mod gate_check;
 pub mod simulate;
 pub mod status;
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::net::root_cause;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+
+// The commands that talk to a server, flattened into the top-level `Command`. The actions that
+// share `ActArgs` carry their help on their variant; the others carry it on their own `Args`.
+#[derive(clap::Subcommand)]
+pub enum ClientCommand {
+    Status(status::StatusArgs),
+    Export(export::ExportArgs),
+    /// Start a rollout: enter its first stage.
+    ///
+    /// Example: cutover start spiralogic
+    Start(act::ActArgs),
+    /// Progress a rollout to its next stage (refused, with the reasons, until gates hold).
+    ///
+    /// Example: cutover progress spiralogic
+    Progress(act::ActArgs),
+    /// Pause a rollout: traffic stays where it is, progress stops.
+    ///
+    /// Example: cutover pause spiralogic --reason "investigating p99"
+    Pause(act::ActArgs),
+    /// Resume a paused or killed rollout (after a kill a reason is required).
+    ///
+    /// Example: cutover resume spiralogic --reason "fix deployed"
+    Resume(act::ActArgs),
+    /// Kill switch: traffic to 0 at once. A reason is required and goes in the audit log.
+    ///
+    /// Example: cutover kill spiralogic --reason "error rate 4% on canary"
+    Kill(act::ActArgs),
+    /// Approve the sign-off for the next stage.
+    ///
+    /// Example: cutover approve lens-v1
+    Approve(act::ActArgs),
+    Check(act::CheckArgs),
+    Override(act::OverrideArgs),
+    GateCheck(gate_check::GateCheckArgs),
+    Simulate(simulate::SimulateArgs),
+}
+
+impl ClientCommand {
+    /// Runs the command; prints its error and turns it into the documented exit code.
+    pub async fn run(self) -> ExitCode {
+        let result = match self {
+            ClientCommand::Status(args) => status::run(args).await,
+            ClientCommand::Export(args) => export::run(args).await,
+            ClientCommand::Start(args) => act::run(act::Act::Start, args).await,
+            ClientCommand::Progress(args) => act::run(act::Act::Progress, args).await,
+            ClientCommand::Pause(args) => act::run(act::Act::Pause, args).await,
+            ClientCommand::Resume(args) => act::run(act::Act::Resume, args).await,
+            ClientCommand::Kill(args) => act::run(act::Act::Kill, args).await,
+            ClientCommand::Approve(args) => act::run(act::Act::Approve, args).await,
+            ClientCommand::Check(args) => act::run_check(args).await,
+            ClientCommand::Override(args) => act::run_override(args).await,
+            ClientCommand::GateCheck(args) => gate_check::run(args).await,
+            ClientCommand::Simulate(args) => simulate::run(args).await,
+        };
+        match result {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(e.exit_code())
+            }
+        }
+    }
+}
+
+/// `--watch` with `--interval SECS` as a period; at least a second, so a typo cannot spin.
+fn every(watch: bool, interval: u64) -> Option<Duration> {
+    watch.then(|| Duration::from_secs(interval.max(1)))
+}
 
 /// Why a client command did not succeed, and so which exit code it ends with.
 #[derive(Debug, thiserror::Error)]

@@ -3,12 +3,67 @@
 //! was sent and accepted, and where the time went (making events or waiting for the server),
 //! so a load run says which side is the bottleneck.
 
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use cutover_core::snapshot::Snapshot;
 
-use super::{Client, ClientError, segment};
+use super::{Client, ClientError, Connection, segment};
 use crate::sources::simulate::{Mix, Scenario, Targets};
+
+/// Post realistic traffic for one rollout, healthy or in an incident scenario.
+///
+/// Scenarios: healthy, latency-spike (latencies x4), error-spike (error ratios at 3x their
+/// limit), fallback-storm (60% fallback mode), cache-cold (hit ratios at a third of their
+/// floor), no-data (nothing: gates turn `no data`). Incidents hit every event; use
+/// --canary-slowdown for a canary-only latency regression. Needs an `ingest` token.
+///
+/// Example: cutover simulate --plan spiralogic --rate 200/s --scenario latency-spike --duration 2m
+#[derive(clap::Args)]
+pub struct SimulateArgs {
+    /// The rollout (plan id) to feed.
+    #[arg(long)]
+    plan: String,
+    /// Events per second, e.g. 200/s.
+    #[arg(long, default_value = "50/s", value_parser = parse_rate)]
+    rate: f64,
+    #[arg(long, value_enum, default_value_t = Scenario::Healthy)]
+    scenario: Scenario,
+    /// Latency factor for events labelled canary (1.1: canary 10% slower than baseline).
+    #[arg(long, default_value_t = 1.0)]
+    canary_slowdown: f64,
+    /// Stop after this long, e.g. 90s, 5m (default: until interrupted).
+    #[arg(long)]
+    duration: Option<String>,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+pub(super) async fn run(args: SimulateArgs) -> Result<ExitCode, ClientError> {
+    let duration = args
+        .duration
+        .map(|d| {
+            cutover_core::time::Span::parse(&d)
+                .map(|s| Duration::from_millis(s.0.max(0) as u64))
+                .map_err(|e| ClientError::Refused(format!("--duration: {e}")))
+        })
+        .transpose()?;
+    let client = Client::new(&args.connection)?;
+    let mix = Mix {
+        scenario: args.scenario,
+        canary_slowdown: args.canary_slowdown,
+        ..Mix::default()
+    };
+    let report = tokio::select! {
+        r = post(&client, &args.plan, args.rate, mix, duration) => r?,
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("interrupted");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    println!("{report}");
+    Ok(ExitCode::SUCCESS)
+}
 
 /// Events per request at most: well under the server's body limit.
 const MAX_BATCH: usize = 5_000;
@@ -57,7 +112,7 @@ pub fn parse_rate(text: &str) -> Result<f64, String> {
 }
 
 /// Posts `rate` events a second of `mix` to `rollout` until `duration` has passed (or forever).
-pub async fn run(
+pub async fn post(
     client: &Client,
     rollout: &str,
     rate: f64,

@@ -5,6 +5,7 @@
 
 use std::fmt::Write;
 use std::io::IsTerminal;
+use std::process::ExitCode;
 use std::time::Duration;
 
 use cutover_core::gates::Verdict;
@@ -12,7 +13,52 @@ use cutover_core::rollout::Phase;
 use cutover_core::snapshot::{Health, Snapshot, Summary};
 use cutover_core::time::Span;
 
-use super::{Client, ClientError, segment};
+use super::{Client, ClientError, Connection, every, segment};
+
+/// Where every rollout stands: one line each, or the full view of one.
+///
+/// Examples:
+///   cutover status --compact --once
+///   cutover status spiralogic --watch --interval 5
+///   cutover status spiralogic --json | jq '.gates[] | {id, verdict}'
+#[derive(clap::Args)]
+pub struct StatusArgs {
+    /// One rollout (all when omitted; the full view needs one).
+    rollout: Option<String>,
+    /// One line per rollout: stage, traffic, health, gates passing, headline numbers.
+    #[arg(long)]
+    compact: bool,
+    /// Print once and exit (the default).
+    #[arg(long, conflicts_with = "watch")]
+    once: bool,
+    /// Redraw every --interval seconds until interrupted.
+    #[arg(long)]
+    watch: bool,
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    interval: u64,
+    /// Machine-readable: the snapshot (full view) or the summaries (compact).
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+pub(super) async fn run(args: StatusArgs) -> Result<ExitCode, ClientError> {
+    // `--once` is what happens without `--watch`; the flag exists to say so in a script.
+    let StatusArgs {
+        rollout,
+        compact,
+        once: _,
+        watch,
+        interval,
+        json,
+        connection,
+    } = args;
+    let client = Client::new(&connection)?;
+    let format = Format { compact, json };
+    show(&client, rollout.as_deref(), format, every(watch, interval)).await?;
+    Ok(ExitCode::SUCCESS)
+}
 
 /// ANSI colour, or nothing when the output is not a terminal.
 #[derive(Debug, Clone, Copy)]
@@ -280,7 +326,7 @@ fn to_json(value: &impl serde::Serialize) -> Result<String, ClientError> {
 
 /// `--once` prints and returns; `--watch` redraws every `interval` until interrupted, and keeps
 /// trying (showing the error) while the server is unreachable: a war-room terminal stays up.
-pub async fn run(
+pub async fn show(
     client: &Client,
     rollout: Option<&str>,
     format: Format,
