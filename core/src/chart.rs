@@ -4,21 +4,26 @@
 //! with the lines it compares and its moving limit. Pure, so the app only draws what this
 //! decides.
 
+mod direction;
 mod gate_charts;
 pub mod labels;
 mod limits;
 mod markers;
+mod naming;
 mod units;
 
+pub use direction::*;
 pub use gate_charts::*;
 pub use limits::*;
 pub use markers::*;
+pub use naming::*;
 pub use units::*;
 
 use serde::{Deserialize, Serialize};
 
 use crate::plan::Plan;
-use crate::query::{Aggregate, MetricKind};
+use crate::query::MetricKind;
+use crate::unit::Unit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Style {
@@ -36,8 +41,8 @@ pub struct ChartSpec {
     pub style: Style,
     /// Series ids in the frame, drawn in this order.
     pub series: Vec<String>,
-    /// `ms`, `%` (ratios, drawn as percentages), or the metric's unit.
-    pub unit: String,
+    /// What the values are in (a ratio is drawn as percentages).
+    pub unit: Unit,
     pub thresholds: Vec<Threshold>,
     /// What the legend calls each series, in `series` order.
     #[serde(default)]
@@ -47,45 +52,28 @@ pub struct ChartSpec {
     pub limits: Vec<String>,
 }
 
-/// The suffix of the frame series an aggregate reads, when the frame carries one.
-pub(super) fn series_suffix(aggregate: &Aggregate) -> Option<String> {
-    match aggregate {
-        Aggregate::Quantile(q) => {
-            let name = format!("p{}", (q * 100.0).round());
-            ["p50", "p95", "p99"]
-                .contains(&name.as_str())
-                .then_some(name)
-        }
-        Aggregate::Rate => Some("rate".into()),
-        Aggregate::Share(value) => Some(value.clone()),
-        Aggregate::Sum => Some("sum".into()),
-        Aggregate::Last => Some("last".into()),
-        _ => None,
-    }
-}
-
 /// The charts for `plan`, latency first, in the order a war room reads them.
 pub fn charts(plan: &Plan) -> Vec<ChartSpec> {
     let limits = thresholds(plan);
     let mut ranked: Vec<(u8, ChartSpec)> = Vec::new();
     for m in &plan.metrics {
-        let unit = m.unit.clone().unwrap_or_default();
+        let unit = m.unit();
         let (rank, title, style, series, unit) = match m.kind {
             MetricKind::Distribution => (
-                if unit == "ms" { 0 } else { 4 },
-                if unit == "ms" {
+                if unit == Unit::Ms { 0 } else { 4 },
+                if unit == Unit::Ms {
                     format!("{} (p50, p95, p99)", m.title)
                 } else {
                     format!("{} (p50, p95)", m.title)
                 },
                 Style::Lines,
-                if unit == "ms" {
+                if unit == Unit::Ms {
                     vec!["p50", "p95", "p99"]
                 } else {
                     vec!["p50", "p95"]
                 }
                 .into_iter()
-                .map(|s| format!("{}.{s}", m.id))
+                .map(|s| series_id(&m.id, s))
                 .collect(),
                 unit,
             ),
@@ -93,28 +81,33 @@ pub fn charts(plan: &Plan) -> Vec<ChartSpec> {
                 1,
                 format!("{} mix", m.title),
                 Style::StackedArea,
-                m.values.iter().map(|v| format!("{}.{v}", m.id)).collect(),
-                "%".to_string(),
+                m.values.iter().map(|v| series_id(&m.id, v)).collect(),
+                Unit::Ratio,
             ),
             MetricKind::Ratio => (
-                if m.id.contains("error") { 2 } else { 3 },
+                // Failure rates before the other ratios.
+                if better(plan, &m.id) == Some(Better::Lower) {
+                    2
+                } else {
+                    3
+                },
                 m.title.clone(),
                 Style::Lines,
-                vec![format!("{}.rate", m.id)],
-                "%".to_string(),
+                vec![series_id(&m.id, "rate")],
+                Unit::Ratio,
             ),
             MetricKind::Counter => (
                 5,
                 format!("{} per 10 s", m.title),
                 Style::Lines,
-                vec![format!("{}.sum", m.id)],
-                "count".to_string(),
+                vec![series_id(&m.id, "sum")],
+                Unit::Count,
             ),
             MetricKind::Gauge => (
                 5,
                 m.title.clone(),
                 Style::Lines,
-                vec![format!("{}.last", m.id)],
+                vec![series_id(&m.id, "last")],
                 unit,
             ),
         };
@@ -125,7 +118,7 @@ pub fn charts(plan: &Plan) -> Vec<ChartSpec> {
             .collect();
         let labels = series
             .iter()
-            .map(|id| id.rsplit('.').next().unwrap_or(id).to_string())
+            .map(|id| series_part(id).to_string())
             .collect();
         ranked.push((
             rank * 2,
@@ -158,9 +151,15 @@ pub fn charts(plan: &Plan) -> Vec<ChartSpec> {
 pub fn wall(plan: &Plan) -> Vec<ChartSpec> {
     let all = charts(plan);
     let picks = [
-        all.iter().position(|c| c.unit == "ms"),
+        all.iter().position(|c| c.unit == Unit::Ms),
         all.iter().position(|c| c.style == Style::StackedArea),
-        all.iter().position(|c| c.id.contains("error")),
+        // The first failure rate: the chart of a ratio metric that is better lower.
+        all.iter().position(|c| {
+            plan.metrics
+                .iter()
+                .any(|m| m.id == c.id && m.kind == MetricKind::Ratio)
+                && better(plan, &c.id) == Some(Better::Lower)
+        }),
     ];
     let mut chosen: Vec<usize> = picks.into_iter().flatten().collect();
     for i in 0..all.len() {

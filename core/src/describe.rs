@@ -17,20 +17,18 @@ impl Verdict {
     }
 }
 
-pub use crate::format::{number, quantity};
-
 /// Every comparison with both sides' values in their unit: `p95(latency_ms) = 612ms <= 800ms`.
 pub fn observed(comparisons: &[CmpTrace]) -> String {
     comparisons
         .iter()
         .map(|c| {
-            let unit = c.unit.as_deref();
+            let unit = c.unit.clone().unwrap_or_default();
             format!(
                 "{} = {} {} {}",
                 c.left,
-                quantity(c.left_value, unit),
+                unit.format(c.left_value),
                 c.op,
-                quantity(c.right_value, unit)
+                unit.format(c.right_value)
             )
         })
         .collect::<Vec<_>>()
@@ -103,6 +101,7 @@ impl TriggerStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::unit::Unit;
 
     #[test]
     fn a_trigger_over_its_line_breaches_only_where_it_is_armed() {
@@ -132,10 +131,10 @@ mod tests {
 
     #[test]
     fn numbers_keep_the_digits_that_matter() {
-        assert_eq!(number(Some(612.4)), "612");
-        assert_eq!(number(Some(1.5)), "1.50");
-        assert_eq!(number(Some(0.004)), "0.0040");
-        assert_eq!(number(None), "no data");
+        assert_eq!(Unit::None.format(Some(612.4)), "612");
+        assert_eq!(Unit::None.format(Some(1.5)), "1.50");
+        assert_eq!(Unit::None.format(Some(0.004)), "0.0040");
+        assert_eq!(Unit::None.format(None), "no data");
     }
 
     #[test]
@@ -154,7 +153,7 @@ mod tests {
             "p95(latency_ms) = 612 <= 800"
         );
         let ms = CmpTrace {
-            unit: Some("ms".into()),
+            unit: Some(Unit::Ms),
             ..c
         };
         assert_eq!(observed(&[ms]), "p95(latency_ms) = 612ms <= 800ms");
@@ -165,11 +164,11 @@ mod tests {
             right: "0.75%".into(),
             right_value: Some(0.0075),
             holds: Some(true),
-            unit: Some("%".into()),
+            unit: Some(Unit::Ratio),
         };
         assert_eq!(observed(&[ratio]), "rate(error) = 0.4% <= 0.75%");
-        assert_eq!(quantity(Some(0.246), Some("%")), "24.6%");
-        assert_eq!(quantity(Some(3.2), Some("GiB")), "3.20 GiB");
-        assert_eq!(quantity(None, Some("ms")), "no data");
+        assert_eq!(Unit::Ratio.format(Some(0.246)), "24.6%");
+        assert_eq!(Unit::Own("GiB".into()).format(Some(3.2)), "3.20 GiB");
+        assert_eq!(Unit::Ms.format(None), "no data");
     }
 }

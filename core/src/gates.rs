@@ -174,7 +174,7 @@ pub struct Compiled {
     triggers: Vec<Expr>,
     /// The unit of each comparison's left side, by its text: worked out once per plan, not
     /// on every evaluation.
-    units: BTreeMap<String, String>,
+    units: BTreeMap<String, crate::unit::Unit>,
 }
 
 impl Compiled {
@@ -360,7 +360,7 @@ pub fn evaluate(
                         format!(
                             "{} = {}",
                             c.left,
-                            crate::format::quantity(c.left_value, c.unit.as_deref())
+                            c.unit.clone().unwrap_or_default().format(c.left_value)
                         )
                     })
                     .collect();

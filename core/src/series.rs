@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::time::Millis;
+use crate::unit::Unit;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Point {
@@ -19,8 +20,9 @@ pub struct Series {
     pub id: String,
     /// What a person reads in the legend, e.g. `p95 latency`.
     pub label: String,
-    /// Unit of `v` (`ms`, `ratio`, `count`).
-    pub unit: String,
+    /// What `v` is in; a ratio is `ratio` on the wire, as it always was.
+    #[serde(with = "crate::unit::ratio_word")]
+    pub unit: Unit,
     pub points: Vec<Point>,
 }
 
@@ -51,7 +53,7 @@ mod tests {
         let s = Series {
             id: "x".into(),
             label: "x".into(),
-            unit: "ms".into(),
+            unit: Unit::Ms,
             points: vec![Point { t: 0, v: Some(1.0) }, Point { t: 10, v: None }],
         };
         assert_eq!(s.latest(), Some(Point { t: 0, v: Some(1.0) }));

@@ -8,6 +8,7 @@ use crate::plan::Plan;
 use crate::rollout::RolloutState;
 use crate::series::Frame;
 use crate::time::Millis;
+use crate::unit::Unit;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Snapshot {
@@ -99,37 +100,15 @@ pub struct Kpi {
     pub label: String,
     /// `None` when the window had no samples.
     pub value: Option<f64>,
-    /// `ms`, `ratio` (shown as %), or the metric's own unit.
-    pub unit: String,
+    /// What the value is in; a ratio is `ratio` on the wire, as it always was.
+    #[serde(with = "crate::unit::ratio_word")]
+    pub unit: Unit,
 }
 
 impl Kpi {
     /// `612ms`, `0.4%`, `n/a`: the value as a person reads it.
     pub fn display_value(&self) -> String {
-        match self.value {
-            None => "n/a".to_string(),
-            Some(v) if self.unit == "ratio" => format!("{}%", round_sig(v * 100.0)),
-            Some(v) if self.unit == "ms" => format!("{}ms", v.round()),
-            Some(v) => format!("{}{}", round_sig(v), self.unit),
-        }
-    }
-}
-
-/// Two significant digits, whole numbers from 10: `0.41`, `9.8`, `47`, `612`.
-fn round_sig(v: f64) -> String {
-    let a = v.abs();
-    let decimals = if a >= 10.0 || a == 0.0 {
-        0
-    } else if a >= 1.0 {
-        1
-    } else {
-        2
-    };
-    let s = format!("{v:.decimals$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
+        self.unit.headline(self.value)
     }
 }
 
@@ -216,7 +195,7 @@ mod tests {
         Kpi {
             label: "x".into(),
             value,
-            unit: unit.into(),
+            unit: Unit::parse(unit),
         }
         .display_value()
     }

@@ -59,13 +59,25 @@ impl Unit {
         }
     }
 
-    /// What an axis says beside its numbers: counts go unlabelled.
+    /// What an axis is labelled: `%` for shares, else the word.
     pub fn axis_word(&self) -> &str {
         match self {
-            Unit::Count => "",
             Unit::Ratio | Unit::Percent => "%",
             other => other.word(),
         }
+    }
+
+    /// What follows a number on a chart (`612ms`, `4.5%`): counts need nothing.
+    pub fn suffix(&self) -> &str {
+        match self {
+            Unit::Count => "",
+            other => other.axis_word(),
+        }
+    }
+
+    /// Whether values are shown as percentages, so an axis tops out at 100.
+    pub fn is_percent(&self) -> bool {
+        matches!(self, Unit::Ratio | Unit::Percent)
     }
 
     /// How much a value is multiplied by to be shown: a ratio 0..1 is shown as 0..100 %.

@@ -156,7 +156,7 @@ fn is_limit(spec: &ChartSpec, i: usize) -> bool {
 
 /// Ratios are drawn as percentages.
 fn scale(spec: &ChartSpec) -> f64 {
-    if spec.unit == "%" { 100.0 } else { 1.0 }
+    spec.unit.display_scale()
 }
 
 /// `700`, `42.5`, `3`, `0.25`: enough digits to read, no trailing zeros.
@@ -313,11 +313,7 @@ pub fn Chart(
                     .map(|(n, (_, s))| {
                         let v = s.as_ref().and_then(|s| s.points.get(i)).and_then(|p| p.v);
                         let v = v.map_or("no data".into(), |v| {
-                            format!(
-                                "{}{}",
-                                short(v * scale(spec)),
-                                spec.unit.replace("count", "")
-                            )
+                            format!("{}{}", short(v * scale(spec)), spec.unit.suffix())
                         });
                         format!("{} {v}", label(spec, n))
                     })
@@ -347,11 +343,7 @@ pub fn Chart(
             })
             .collect();
         for t in &spec.thresholds {
-            let value = format!(
-                "{}{}",
-                short(t.value * scale(spec)),
-                spec.unit.replace("count", "")
-            );
+            let value = format!("{}{}", short(t.value * scale(spec)), spec.unit.suffix());
             let (text, class) = match t.kind {
                 LimitKind::Gate => (format!("{} limit {value}", t.gate), "swatch dashed"),
                 LimitKind::Alert => (
@@ -432,7 +424,7 @@ fn draw(
                 .flat_map(|s| s.points.iter().filter_map(|p| p.v));
             let limits = spec.thresholds.iter().map(|t| t.value);
             let max = values.chain(limits).fold(0.0_f64, f64::max) * k;
-            if spec.unit == "%" {
+            if spec.unit.is_percent() {
                 (max * 1.15).clamp(1.0, 100.0)
             } else {
                 (max * 1.15).max(1.0)
@@ -454,7 +446,7 @@ fn draw(
         .label_style(("sans-serif", sizes.font).into_font().color(&colours.axis))
         .x_labels(7)
         .x_label_formatter(&|ms| ago(end - start - ms))
-        .y_desc(spec.unit.clone())
+        .y_desc(spec.unit.axis_word())
         .draw()?;
     match spec.style {
         Style::Lines => {
@@ -627,7 +619,7 @@ pub fn bench_draw(points: u32) -> f64 {
     let line = |name: &str, base: f64| Series {
         id: format!("latency_ms.{name}"),
         label: name.to_string(),
-        unit: "ms".into(),
+        unit: cutover_core::unit::Unit::Ms,
         points: (0..points)
             .map(|i| cutover_core::series::Point {
                 t: i64::from(i) * step,
@@ -645,7 +637,7 @@ pub fn bench_draw(points: u32) -> f64 {
         title: "latency".into(),
         style: Style::Lines,
         series: data.iter().flatten().map(|s| s.id.clone()).collect(),
-        unit: "ms".into(),
+        unit: cutover_core::unit::Unit::Ms,
         thresholds: vec![cutover_core::chart::Threshold {
             series: "latency_ms.p95".into(),
             value: 700.0,

@@ -30,7 +30,7 @@ pub fn better(plan: &Plan, metric: &str) -> Option<Better> {
             let Kind::Cmp(op, lhs, rhs) = &node.kind else {
                 return;
             };
-            if !lhs.read().is_some_and(|r| r.metric == metric) {
+            if lhs.read().is_none_or(|r| r.metric != metric) {
                 return;
             }
             let zero = matches!(rhs.kind, Kind::Number(n) if n == 0.0);
@@ -67,12 +67,13 @@ mod tests {
              [[metric]]\nid = \"oops\"\nkind = \"ratio\"\n[[metric]]\nid = \"good\"\nkind = \"ratio\"\n",
         );
         for (i, g) in gates.iter().enumerate() {
-            text += &format!(
-                "[[gate]]\nid = \"g{i}\"\nexpr = '{g}'\nwindow = \"1m\"\nhold = \"1m\"\n"
-            );
+            text +=
+                &format!("[[gate]]\nid = \"g{i}\"\nexpr = '{g}'\nwindow = \"1m\"\nhold = \"1m\"\n");
         }
         for (i, t) in triggers.iter().enumerate() {
-            text += &format!("[[trigger]]\nid = \"t{i}\"\nexpr = '{t}'\naction = \"alert\"\n");
+            text += &format!(
+                "[[trigger]]\nid = \"t{i}\"\nexpr = '{t}'\nfor = \"1m\"\naction = \"alert\"\n"
+            );
         }
         crate::plan::parse("d.toml", &text).unwrap()
     }
@@ -87,7 +88,10 @@ mod tests {
         assert_eq!(better(&p, "oops"), Some(Better::Lower));
         assert_eq!(better(&p, "good"), Some(Better::Higher));
         // None healthy.
-        assert_eq!(better(&plan(&["rate(oops) == 0"], &[]), "oops"), Some(Better::Lower));
+        assert_eq!(
+            better(&plan(&["rate(oops) == 0"], &[]), "oops"),
+            Some(Better::Lower)
+        );
     }
 
     #[test]

@@ -35,8 +35,8 @@ pub struct GateChart {
     pub title: String,
     /// The metric read first, whose chart this one follows.
     pub metric: Option<String>,
-    /// `ms`, `%` or the metric's unit, as [`ChartSpec::unit`].
-    pub unit: String,
+    /// As [`ChartSpec::unit`].
+    pub unit: Unit,
     pub lines: Vec<GateLine>,
     pub thresholds: Vec<Threshold>,
 }
@@ -165,7 +165,7 @@ pub fn gate_charts(plan: &Plan) -> Vec<GateChart> {
             for side in [lhs, rhs] {
                 side.visit(&mut |n| {
                     if let Some(read) = n.read()
-                        && expr_unit(plan, n).as_deref() == Some(chart.unit.as_str())
+                        && expr_unit(plan, n).as_ref() == Some(&chart.unit)
                     {
                         add(&mut chart, read_label(&read), n, false);
                     }
@@ -271,17 +271,13 @@ pub fn gate_series(
         .map(|(_, points)| points.iter().map(|p| p.t).collect())
         .unwrap_or_default();
     let no_flags = BTreeMap::new();
-    let series_unit = match chart.unit.as_str() {
-        "%" => "ratio".to_string(),
-        unit => unit.to_string(),
-    };
     chart
         .lines
         .iter()
         .map(|line| Series {
             id: line.id.clone(),
             label: line.label.clone(),
-            unit: series_unit.clone(),
+            unit: chart.unit.clone(),
             points: steps
                 .iter()
                 .enumerate()

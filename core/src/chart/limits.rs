@@ -94,7 +94,7 @@ pub fn thresholds(plan: &Plan) -> Vec<Threshold> {
             }
             if let Some(suffix) = series_suffix(aggregate) {
                 out.push(Threshold {
-                    series: format!("{metric}.{suffix}"),
+                    series: series_id(metric, &suffix),
                     value: limit,
                     gate: id.to_string(),
                     kind,

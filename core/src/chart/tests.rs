@@ -1,8 +1,9 @@
 //! Chart specs, limits, gate charts and markers against the example plans.
 
 use super::*;
-use crate::query::Selector;
+use crate::query::{Aggregate, Selector};
 use crate::time::Millis;
+use crate::unit::Unit;
 use crate::window::MetricStore;
 
 fn spiralogic() -> Plan {
@@ -29,7 +30,7 @@ fn every_metric_gets_a_chart_latency_first_and_the_mix_stacked() {
     let mode = &charts[2];
     assert_eq!(mode.style, Style::StackedArea);
     assert_eq!(mode.series, ["mode.full", "mode.lite", "mode.fallback"]);
-    assert_eq!(mode.unit, "%");
+    assert_eq!(mode.unit, Unit::Ratio);
     assert_eq!(
         charts[0].series,
         ["latency_ms.p50", "latency_ms.p95", "latency_ms.p99"]
@@ -161,10 +162,10 @@ fn a_canary_against_baseline_gate_gets_its_own_chart_with_the_moving_limit() {
     // With the latency charts, before the error and cache charts.
     let latency = all.iter().position(|c| c.id == "latency_ms").unwrap();
     assert!(latency < at);
-    assert!(all[latency..at].iter().all(|c| c.unit == "ms"));
+    assert!(all[latency..at].iter().all(|c| c.unit == Unit::Ms));
     assert!(all.iter().any(|c| c.id == "gate-tail-latency"));
     let chart = &all[at];
-    assert_eq!(chart.unit, "ms");
+    assert_eq!(chart.unit, Unit::Ms);
     assert_eq!(
         chart.labels,
         [
@@ -190,7 +191,7 @@ fn a_limit_on_one_variant_is_drawn_on_that_variant_not_on_every_event() {
         .iter()
         .find(|c| c.labels == ["baseline rate"])
         .expect("the baseline error gate's chart");
-    assert_eq!(gate.unit, "%");
+    assert_eq!(gate.unit, Unit::Ratio);
     assert_eq!(gate.thresholds.len(), 1);
     assert_eq!(gate.thresholds[0].series, gate.series[0]);
     assert_eq!(gate.thresholds[0].value, 0.01);
@@ -218,7 +219,7 @@ fn a_limit_on_a_ratio_of_counters_gets_a_chart_of_the_ratio_in_percent() {
                 .any(|l| l.label.starts_with("sum(queries_successful) /"))
         })
         .expect("the success-rate gate's chart");
-    assert_eq!(success.unit, "%");
+    assert_eq!(success.unit, Unit::Ratio);
     // The counts behind the ratio would flatten it: only the ratio is drawn.
     assert_eq!(success.lines.len(), 1);
     // The gate's limit, and the alert trigger's line on the same ratio.
@@ -409,4 +410,27 @@ fn gate_and_trigger_limits_become_lines_on_the_series_they_judge() {
     // fixed line: it moves with the baseline, on the gate's own chart.
     assert!(charts[5].thresholds.is_empty());
     assert_eq!(charts[6].limits.len(), 1);
+}
+
+/// A gauge the plan reports in percentage points (`unit = "%"`, headroom 65) is drawn and
+/// described as 65 %, not scaled again as if it were a 0..1 ratio (which read 6500 %).
+#[test]
+fn a_gauge_in_percent_points_is_not_scaled_like_a_ratio() {
+    let p = plan(
+        "hal9-shadow.toml",
+        include_str!("../../../plans/hal9-shadow.toml"),
+    );
+    let headroom = charts(&p)
+        .into_iter()
+        .find(|c| c.id == "cpu_headroom")
+        .unwrap();
+    assert_eq!(headroom.unit, Unit::Percent);
+    assert_eq!(headroom.unit.display_scale(), 1.0);
+    assert!(headroom.unit.is_percent());
+    assert_eq!(headroom.unit.format(Some(65.0)), "65%");
+    // A failure rate is ranked by what the plan bounds, not by its name.
+    assert_eq!(better(&p, "error"), Some(Better::Lower));
+    assert_eq!(better(&p, "response_match"), Some(Better::Higher));
+    let wall: Vec<String> = wall(&p).into_iter().map(|c| c.id).collect();
+    assert!(wall.contains(&"error".to_string()), "{wall:?}");
 }

@@ -41,7 +41,7 @@ pub struct CmpTrace {
     /// What the values are in (`ms`, `%` for ratios 0..1, a metric's unit), when the left
     /// side reads a metric of the plan: the gate board shows `0.4% <= 0.75%`, not `0.0040`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unit: Option<String>,
+    pub unit: Option<crate::unit::Unit>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

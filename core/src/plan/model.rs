@@ -193,6 +193,13 @@ pub enum Actuator {
     },
 }
 
+impl Metric {
+    /// What the metric's values are in.
+    pub fn unit(&self) -> crate::unit::Unit {
+        crate::unit::Unit::of_plan(self.unit.as_deref())
+    }
+}
+
 impl Actuator {
     pub fn id(&self) -> &str {
         match self {
@@ -266,6 +273,8 @@ pub struct Stage {
 pub struct Metric {
     pub id: String,
     pub kind: MetricKind,
+    /// The author's word for what the values are in (`ms`, `%` for percentage points, ...);
+    /// read it as a [`crate::unit::Unit`] with [`Metric::unit`].
     pub unit: Option<String>,
     pub title: String,
     /// The allowed values of a category metric, in display order.

@@ -2,12 +2,13 @@
 //! of ratios, shares of categories, sums of counters, levels of gauges, and the lines of each
 //! gate that compares variants.
 
-use cutover_core::chart::GateChart;
+use cutover_core::chart::{Better, GateChart, better, metric_series};
 use cutover_core::plan::Plan;
 use cutover_core::query::{Aggregate, MetricKind, MetricSource, Selector};
 use cutover_core::series::{Frame, Series};
 use cutover_core::snapshot::Kpi;
 use cutover_core::time::{MINUTE, Millis, SECOND};
+use cutover_core::unit::Unit;
 use cutover_core::window::MetricStore;
 
 /// How much history a live frame carries, and at what resolution.
@@ -27,52 +28,15 @@ pub fn frame(
 ) -> Frame {
     let (from, to) = (now - range + step, now);
     let all = Selector::new();
-    let mut series = Vec::new();
-    let mut push = |metric: &str, suffix: &str, label: String, unit: &str, aggregate: Aggregate| {
-        series.push(Series {
-            id: format!("{metric}.{suffix}"),
-            label,
-            unit: unit.to_string(),
-            points: store.series(metric, &all, &aggregate, from, to, step),
-        });
-    };
-    for m in &plan.metrics {
-        let unit = m.unit.clone().unwrap_or_default();
-        match m.kind {
-            MetricKind::Distribution => {
-                push(
-                    &m.id,
-                    "count",
-                    format!("{} events", m.title),
-                    "count",
-                    Aggregate::Count,
-                );
-                for (name, q) in [("p50", 0.5), ("p95", 0.95), ("p99", 0.99)] {
-                    push(
-                        &m.id,
-                        name,
-                        format!("{name} {}", m.title),
-                        &unit,
-                        Aggregate::Quantile(q),
-                    );
-                }
-            }
-            MetricKind::Ratio => push(&m.id, "rate", m.title.clone(), "ratio", Aggregate::Rate),
-            MetricKind::Counter => push(&m.id, "sum", m.title.clone(), "count", Aggregate::Sum),
-            MetricKind::Gauge => push(&m.id, "last", m.title.clone(), &unit, Aggregate::Last),
-            MetricKind::Category => {
-                for value in &m.values {
-                    push(
-                        &m.id,
-                        value,
-                        value.clone(),
-                        "ratio",
-                        Aggregate::Share(value.clone()),
-                    );
-                }
-            }
-        }
-    }
+    let mut series: Vec<Series> = metric_series(plan)
+        .into_iter()
+        .map(|s| Series {
+            points: store.series(&s.metric, &all, &s.aggregate, from, to, step),
+            id: s.id,
+            label: s.label,
+            unit: s.unit,
+        })
+        .collect();
     // Canary against baseline, and other comparisons no fixed threshold can show.
     for chart in gate_charts {
         series.extend(cutover_core::chart::gate_series(
@@ -93,7 +57,7 @@ pub const KPI_WINDOW: Millis = 5 * MINUTE;
 const MAX_KPIS: usize = 4;
 
 /// The headline numbers of a rollout over the last [`KPI_WINDOW`]: p95 of the first latency
-/// distribution, error rates, hit ratios, the share of the last (degraded) value of each
+/// distribution, failure rates, success rates (which way is better: `chart::better`), the share of the last (degraded) value of each
 /// category (e.g. `fallback`), then other ratios, up to [`MAX_KPIS`].
 pub fn kpis(plan: &Plan, store: &MetricStore, now: Millis) -> Vec<Kpi> {
     let all = Selector::new();
@@ -104,35 +68,35 @@ pub fn kpis(plan: &Plan, store: &MetricStore, now: Millis) -> Vec<Kpi> {
     if let Some(m) = plan
         .metrics
         .iter()
-        .find(|m| m.kind == MetricKind::Distribution && m.unit.as_deref() == Some("ms"))
+        .find(|m| m.kind == MetricKind::Distribution && m.unit() == Unit::Ms)
     {
         ranked.push((
             0,
             Kpi {
                 label: "p95".into(),
                 value: value(&m.id, Aggregate::Quantile(0.95)),
-                unit: "ms".into(),
+                unit: Unit::Ms,
             },
         ));
     }
     for m in &plan.metrics {
-        let rank = match m.kind {
-            MetricKind::Ratio if m.id.contains("error") => 1,
-            MetricKind::Ratio if m.id.contains("hit") => 2,
-            MetricKind::Category => 3,
-            MetricKind::Ratio => 4,
+        let rank = match (m.kind, better(plan, &m.id)) {
+            (MetricKind::Ratio, Some(Better::Lower)) => 1,
+            (MetricKind::Ratio, Some(Better::Higher)) => 2,
+            (MetricKind::Category, _) => 3,
+            (MetricKind::Ratio, None) => 4,
             _ => continue,
         };
         let kpi = match m.values.last() {
             Some(last) if m.kind == MetricKind::Category => Kpi {
                 label: last.clone(),
                 value: value(&m.id, Aggregate::Share(last.clone())),
-                unit: "ratio".into(),
+                unit: Unit::Ratio,
             },
             _ => Kpi {
                 label: m.id.clone(),
                 value: value(&m.id, Aggregate::Rate),
-                unit: "ratio".into(),
+                unit: Unit::Ratio,
             },
         };
         ranked.push((rank, kpi));

@@ -9,6 +9,7 @@ use std::time::Duration;
 use cutover_core::expr::{self, ArithOp, CmpOp, Expr, Kind};
 use cutover_core::plan::{Metric, Plan};
 use cutover_core::query::{Aggregate, MetricKind};
+use cutover_core::unit::Unit;
 use rand::Rng;
 use rand_distr::{Distribution, LogNormal};
 use serde_json::{Map, Value, json};
@@ -96,9 +97,7 @@ impl Scenario {
     fn hits(self, m: &Metric) -> bool {
         let id = m.id.as_str();
         match self {
-            Scenario::LatencySpike => {
-                m.kind == MetricKind::Distribution && m.unit.as_deref() == Some("ms")
-            }
+            Scenario::LatencySpike => m.kind == MetricKind::Distribution && m.unit() == Unit::Ms,
             Scenario::ErrorSpike => {
                 m.kind == MetricKind::Ratio
                     && ["error", "fail", "timeout"].iter().any(|w| id.contains(w))
@@ -285,7 +284,7 @@ impl Targets {
         let scenario = Some(mix.scenario).filter(|s| s.hits(metric));
         match metric.kind {
             MetricKind::Distribution => {
-                let default = if metric.unit.as_deref() == Some("ms") {
+                let default = if metric.unit() == Unit::Ms {
                     240.0
                 } else {
                     0.9
@@ -298,7 +297,7 @@ impl Targets {
                     .max(1e-6);
                 let dist = LogNormal::new(
                     median.ln(),
-                    if metric.unit.as_deref() == Some("ms") {
+                    if metric.unit() == Unit::Ms {
                         SIGMA
                     } else {
                         SCORE_SIGMA
@@ -306,7 +305,7 @@ impl Targets {
                 )
                 .unwrap_or_else(|_| LogNormal::new(0.0, 1.0).unwrap());
                 let mut v: f64 = dist.sample(rng);
-                if metric.unit.as_deref() == Some("ms") {
+                if metric.unit() == Unit::Ms {
                     v *= factor;
                 }
                 if scenario == Some(Scenario::LatencySpike) {
@@ -327,7 +326,6 @@ impl Targets {
                     Some((Some(lo), Some(hi))) => (lo + hi) / 2.0,
                     Some((None, Some(hi))) => 0.4 * hi,
                     Some((Some(lo), None)) => 1.0 - 0.4 * (1.0 - lo),
-                    _ if metric.id.contains("error") => 0.004,
                     _ => 0.5,
                 };
                 let p = match (scenario, self.bounds.get(&metric.id)) {

@@ -378,12 +378,12 @@ mod tests {
                 Kpi {
                     label: "p95".into(),
                     value: Some(611.6),
-                    unit: "ms".into(),
+                    unit: cutover_core::unit::Unit::Ms,
                 },
                 Kpi {
                     label: "error".into(),
                     value: Some(0.004),
-                    unit: "ratio".into(),
+                    unit: cutover_core::unit::Unit::Ratio,
                 },
             ],
             at: 1000,
