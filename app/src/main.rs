@@ -6,6 +6,7 @@ mod app;
 mod clock;
 mod components;
 mod live;
+mod pages;
 mod theme;
 
 fn main() {
