@@ -3,11 +3,11 @@
 pub mod action_bar;
 pub mod actuators;
 pub mod chart;
+pub mod charts;
 pub mod checklists;
 pub mod freshness;
 pub mod gate_board;
-pub mod overview;
+pub mod reason_dialog;
 pub mod share;
-pub mod sign_in;
 pub mod stage_bar;
 pub mod timeline;

@@ -6,6 +6,7 @@ mod app;
 mod clock;
 mod components;
 mod live;
+mod pages;
 mod theme;
 
 fn main() {
@@ -14,11 +15,8 @@ fn main() {
     // The module's linear memory, so the figures bench can watch it stay flat over hours.
     if let Some(window) = web_sys::window() {
         let _ = js_sys::Reflect::set(&window, &"cutoverMemory".into(), &wasm_bindgen::memory());
-        // And one chart draw over a given number of points, for its redraw figure.
-        let draw = wasm_bindgen::closure::Closure::<dyn Fn(u32) -> f64>::new(
-            components::chart::bench_draw,
-        );
-        let _ = js_sys::Reflect::set(&window, &"cutoverDrawBench".into(), draw.as_ref());
-        draw.forget();
     }
+    // One chart draw over a given number of points, for the bench's redraw figure.
+    #[cfg(feature = "draw-bench")]
+    components::chart::bench::install();
 }

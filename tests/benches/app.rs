@@ -4,15 +4,22 @@
 //!   navigation to DOMContentLoaded of the same load;
 //! - one chart redraw at 24h against one at the live 15 minutes;
 //! - one draw of a full day of 10 s points (8,640 per line) against one of the 360 points the
-//!   24h view draws (the app's `cutoverDrawBench`, on a detached canvas);
+//!   24h view draws (`window.cutoverDrawBench`, on a detached canvas). Only an app built with
+//!   its `draw-bench` feature has it, so the bench builds one with trunk into its own dist
+//!   (`draw-bench-dist` in the target dir) and serves that from a loopback file server;
 //! - wasm linear memory and JS heap after `CUTOVER_BENCH_MINUTES` (default 30) of 1/s ticks,
 //!   against the same after the first minute.
 //!
-//! Run: `./x test` once (builds the app and the binary), then
+//! Run: `./x test` once (builds the app and the binary, installs trunk and wasm-opt), then
 //! `CUTOVER_BIN=target/debug/cutover cargo bench -p cutover-e2e --bench app`.
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
 
 use cutover_e2e::{Browser, Demo};
 
@@ -85,6 +92,135 @@ async fn draw_samples(browser: &Browser, period: Duration) -> anyhow::Result<Vec
     Ok(out)
 }
 
+/// The workspace root.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Builds the app with its `draw-bench` feature into its own dist (the production `dist/`
+/// stays as it is), as `./x` builds the app: trunk, offline, wasm-opt from `.tools`.
+fn build_draw_bench_app() -> anyhow::Result<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"));
+    let dist = std::path::absolute(target.join("draw-bench-dist"))?;
+    let tools = root().join(".tools/npm/node_modules/.bin");
+    let path = std::env::join_paths(std::iter::once(tools).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))?;
+    let status = Command::new("trunk")
+        .args([
+            "build",
+            "--release",
+            "--offline",
+            "--features",
+            "draw-bench",
+            "--dist",
+        ])
+        .arg(&dist)
+        .current_dir(root())
+        .env("PATH", path)
+        .status()
+        .context("cannot run trunk (./x test installs it)")?;
+    if !status.success() {
+        bail!("trunk build --features draw-bench failed: {status}");
+    }
+    Ok(dist)
+}
+
+/// Serves the files under `dir` on a free loopback port; returns its URL. Enough for a
+/// browser to load the app (its API calls get 404, which the drawing figure does not need).
+fn serve_dir(dir: PathBuf) -> anyhow::Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let dir = dir.clone();
+            std::thread::spawn(move || answer(stream, &dir));
+        }
+    });
+    Ok(url)
+}
+
+/// Answers one HTTP/1.1 GET with the file it names (`/` is `index.html`) and closes.
+fn answer(mut stream: TcpStream, dir: &Path) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut request = String::new();
+    reader.read_line(&mut request)?;
+    let mut header = String::new();
+    while reader.read_line(&mut header)? > 2 {
+        header.clear();
+    }
+    let path = request.split_whitespace().nth(1).unwrap_or("/");
+    let name = path.split('?').next().unwrap_or("").trim_start_matches('/');
+    let name = if name.is_empty() { "index.html" } else { name };
+    let safe = name.split('/').all(|part| !part.is_empty() && part != "..");
+    let file = safe.then(|| std::fs::read(dir.join(name)).ok()).flatten();
+    let mime = match name.rsplit('.').next() {
+        Some("html") => "text/html; charset=utf-8",
+        Some("js") => "text/javascript",
+        Some("wasm") => "application/wasm",
+        Some("css") => "text/css",
+        Some("svg") => "image/svg+xml",
+        _ => "application/octet-stream",
+    };
+    let (status, body) = match file {
+        Some(body) => ("200 OK", body),
+        None => ("404 Not Found", Vec::new()),
+    };
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {mime}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )?;
+    stream.write_all(&body)
+}
+
+/// The same drawing code over a day of 10 s points, against the 24h view's 360 steps,
+/// alternated so both see the same machine: in a browser of its own, on the app built with
+/// `draw-bench`.
+async fn draw_figure(url: &str) -> anyhow::Result<()> {
+    let browser = Browser::start().await?;
+    browser.client.goto(url).await?;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let ready = browser
+            .client
+            .execute(
+                "return typeof window.cutoverDrawBench === 'function';",
+                vec![],
+            )
+            .await?;
+        if ready.as_bool() == Some(true) {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("window.cutoverDrawBench did not appear at {url}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (mut steps, mut full) = (Vec::new(), Vec::new());
+    for _ in 0..15 {
+        for (points, into) in [(360, &mut steps), (8640, &mut full)] {
+            let took = browser
+                .client
+                .execute(
+                    "return window.cutoverDrawBench(arguments[0]);",
+                    vec![serde_json::json!(points)],
+                )
+                .await?;
+            into.push(took.as_f64().unwrap_or(f64::NAN));
+        }
+    }
+    let (steps_ms, full_ms) = (median(steps), median(full));
+    println!(
+        "one latency chart draw of 24h at 10 s (8,640 points x 3 lines): {full_ms:.2} ms (median of 15) = {:.2}x the 24h view's 360 points {steps_ms:.2} ms",
+        full_ms / steps_ms
+    );
+    browser.close().await;
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let minutes: u64 = std::env::var("CUTOVER_BENCH_MINUTES")
@@ -116,6 +252,9 @@ async fn main() -> anyhow::Result<()> {
         gz as f64 / raw as f64,
         raw / 1024
     );
+
+    // The app with the drawing hook, built before anything is measured.
+    let draw_app = serve_dir(build_draw_bench_app()?)?;
 
     let demo = Demo::start()?;
     let browser = Browser::start_with(&["--enable-precise-memory-info"]).await?;
@@ -155,26 +294,7 @@ async fn main() -> anyhow::Result<()> {
     );
     browser.click("range-15m").await?;
 
-    // The same drawing code over a day of 10 s points, against the 24h view's 360 steps,
-    // alternated so both see the same machine.
-    let (mut steps, mut full) = (Vec::new(), Vec::new());
-    for _ in 0..15 {
-        for (points, into) in [(360, &mut steps), (8640, &mut full)] {
-            let took = browser
-                .client
-                .execute(
-                    "return window.cutoverDrawBench(arguments[0]);",
-                    vec![serde_json::json!(points)],
-                )
-                .await?;
-            into.push(took.as_f64().unwrap_or(f64::NAN));
-        }
-    }
-    let (steps_ms, full_ms) = (median(steps), median(full));
-    println!(
-        "one latency chart draw of 24h at 10 s (8,640 points x 3 lines): {full_ms:.2} ms (median of 15) = {:.2}x the 24h view's 360 points {steps_ms:.2} ms",
-        full_ms / steps_ms
-    );
+    draw_figure(&draw_app).await?;
 
     // Memory under live ticks: after the first minute, then after `minutes`.
     tokio::time::sleep(Duration::from_secs(60)).await;

@@ -2,7 +2,7 @@
 //! the rest anyway). Start and Progress are disabled while something blocks them, with the
 //! reasons in words (the same core rules the server applies); a permitted role may override a
 //! gate with a typed reason, and approve a sign-off. The kill switch, and a resume after a
-//! kill, ask for a reason first.
+//! kill, ask for a reason first (the one reason dialog, as the override does).
 //! A refusal from the server is shown as it came.
 
 use cutover_core::role::Role;
@@ -12,6 +12,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::api::{self, Me};
+use crate::components::reason_dialog::ReasonDialog;
 
 /// Start, progress, pause, resume and the kill switch.
 #[component]
@@ -26,32 +27,11 @@ pub fn ActionBar(
     tick: Signal<Option<Tick>>,
 ) -> impl IntoView {
     let error = RwSignal::new(None::<String>);
+    // Which reason dialog is open.
     let killing = RwSignal::new(false);
     let resuming = RwSignal::new(false);
-    let resume_reason = RwSignal::new(String::new());
-    // Each dialog takes the keyboard focus when it opens, so Escape and typing reach it.
-    let kill_box = NodeRef::<leptos::html::Textarea>::new();
-    let resume_box = NodeRef::<leptos::html::Textarea>::new();
-    let override_box = NodeRef::<leptos::html::Select>::new();
-    Effect::new(move |_| {
-        if let Some(el) = kill_box.get() {
-            let _ = el.focus();
-        }
-    });
-    Effect::new(move |_| {
-        if let Some(el) = resume_box.get() {
-            let _ = el.focus();
-        }
-    });
-    Effect::new(move |_| {
-        if let Some(el) = override_box.get() {
-            let _ = el.focus();
-        }
-    });
     let overriding = RwSignal::new(false);
     let override_gate = RwSignal::new(String::new());
-    let override_reason = RwSignal::new(String::new());
-    let reason = RwSignal::new(String::new());
     let me_name = me.name.clone();
     let busy = RwSignal::new(false);
     let role = me.role;
@@ -136,37 +116,29 @@ pub fn ActionBar(
                     killing.set(false);
                     overriding.set(false);
                     resuming.set(false);
-                    reason.set(String::new());
-                    override_reason.set(String::new());
-                    resume_reason.set(String::new());
                 }
                 Err(e) => error.set(Some(e)),
             }
         });
     };
-    let confirm_kill = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        run("kill".into(), Some(reason.get_untracked()));
-    };
-    let confirm_resume = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
-        run("resume".into(), Some(resume_reason.get_untracked()));
-    };
-    // Escape closes whichever dialog is open, as a modal should.
-    let escape = move |ev: leptos::ev::KeyboardEvent| {
-        if ev.key() == "Escape" {
-            killing.set(false);
-            overriding.set(false);
-            resuming.set(false);
-        }
-    };
-    let confirm_override = move |ev: leptos::ev::SubmitEvent| {
-        ev.prevent_default();
+    let kill = Callback::new(move |reason| run("kill".into(), Some(reason)));
+    let resume = Callback::new(move |reason| run("resume".into(), Some(reason)));
+    let override_ = Callback::new(move |reason| {
         let gate = override_gate.get_untracked();
-        run(
-            format!("gates/{gate}/override"),
-            Some(override_reason.get_untracked()),
-        );
+        run(format!("gates/{gate}/override"), Some(reason));
+    });
+    let resume_title = move || {
+        let stage = snapshot.get().and_then(|s| {
+            s.state
+                .stage
+                .and_then(|i| s.plan.stages.get(i).map(|st| (st.id.clone(), st.traffic)))
+        });
+        match stage {
+            Some((id, traffic)) => format!(
+                "Resume after the kill? Traffic returns to {id} ({traffic}%) and its gates must hold again."
+            ),
+            None => "Resume after the kill? The rollout returns to not started.".to_string(),
+        }
     };
     view! {
         <section class="panel actions" aria-label="Actions">
@@ -204,50 +176,43 @@ pub fn ActionBar(
                 <button class="kill" data-testid="kill" on:click=move |_| killing.set(true)>"KILL SWITCH"</button>
             </Show>
             <Show when=move || killing.get()>
-                <form class="kill-dialog" role="dialog" aria-modal="true" aria-labelledby="kill-title" on:submit=confirm_kill on:keydown=escape>
-                    <h2 id="kill-title">"Kill this rollout? Traffic goes to 0%."</h2>
-                    <label for="kill-reason">"Reason (required, goes in the audit log)"</label>
-                    <textarea id="kill-reason" data-testid="kill-reason" required node_ref=kill_box bind:value=reason></textarea>
-                    <div class="dialog-buttons">
-                        <button type="submit" class="kill" data-testid="kill-confirm" disabled=move || busy.get() || reason.get().trim().is_empty()>"Kill now"</button>
-                        <button type="button" data-testid="kill-cancel" on:click=move |_| killing.set(false)>"Cancel"</button>
-                    </div>
-                </form>
+                <ReasonDialog
+                    name="kill"
+                    title="Kill this rollout? Traffic goes to 0%."
+                    confirm="Kill now"
+                    danger=true
+                    busy=busy
+                    on_confirm=kill
+                    on_cancel=Callback::new(move |_| killing.set(false))
+                />
             </Show>
             <Show when=move || resuming.get()>
-                <form class="kill-dialog" role="dialog" aria-modal="true" aria-labelledby="resume-title" on:submit=confirm_resume on:keydown=escape>
-                    <h2 id="resume-title" data-testid="resume-title">{move || {
-                        let stage = snapshot.get().and_then(|s| s.state.stage.and_then(|i| s.plan.stages.get(i).map(|st| (st.id.clone(), st.traffic))));
-                        match stage {
-                            Some((id, traffic)) => format!("Resume after the kill? Traffic returns to {id} ({traffic}%) and its gates must hold again."),
-                            None => "Resume after the kill? The rollout returns to not started.".to_string(),
-                        }
-                    }}</h2>
-                    <label for="resume-reason">"Reason (required, goes in the audit log)"</label>
-                    <textarea id="resume-reason" data-testid="resume-reason" required node_ref=resume_box bind:value=resume_reason></textarea>
-                    <div class="dialog-buttons">
-                        <button type="submit" data-testid="resume-confirm" disabled=move || busy.get() || resume_reason.get().trim().is_empty()>"Resume"</button>
-                        <button type="button" data-testid="resume-cancel" on:click=move |_| resuming.set(false)>"Cancel"</button>
-                    </div>
-                </form>
+                <ReasonDialog
+                    name="resume"
+                    title=resume_title
+                    confirm="Resume"
+                    busy=busy
+                    on_confirm=resume
+                    on_cancel=Callback::new(move |_| resuming.set(false))
+                />
             </Show>
             <Show when=move || overriding.get()>
-                <form class="kill-dialog" role="dialog" aria-modal="true" aria-labelledby="override-title" on:submit=confirm_override on:keydown=escape>
-                    <h2 id="override-title">"Override a gate for this stage"</h2>
+                <ReasonDialog
+                    name="override"
+                    title="Override a gate for this stage"
+                    confirm="Override"
+                    busy=busy
+                    on_confirm=override_
+                    on_cancel=Callback::new(move |_| overriding.set(false))
+                >
                     <label for="override-gate">"Gate"</label>
-                    <select id="override-gate" data-testid="override-gate" node_ref=override_box on:change=move |ev| override_gate.set(event_target_value(&ev))>
+                    <select id="override-gate" data-testid="override-gate" on:change=move |ev| override_gate.set(event_target_value(&ev))>
                         {move || unheld.get().into_iter().map(|g| {
                             let selected = override_gate.get_untracked() == g;
                             view! { <option value=g.clone() selected=selected>{g.clone()}</option> }
                         }).collect_view()}
                     </select>
-                    <label for="override-reason">"Reason (required, goes in the audit log)"</label>
-                    <textarea id="override-reason" data-testid="override-reason" required bind:value=override_reason></textarea>
-                    <div class="dialog-buttons">
-                        <button type="submit" data-testid="override-confirm" disabled=move || busy.get() || override_reason.get().trim().is_empty()>"Override"</button>
-                        <button type="button" data-testid="override-cancel" on:click=move |_| overriding.set(false)>"Cancel"</button>
-                    </div>
-                </form>
+                </ReasonDialog>
             </Show>
             <Show when=move || !blockers.get().is_empty() && matches!(phase(), Some(Phase::NotStarted | Phase::Running))>
                 <div class="blockers" data-testid="progress-blockers">

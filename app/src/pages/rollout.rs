@@ -1,0 +1,109 @@
+//! One rollout's page: picked by the URL (`/r/{id}`), connected to its live stream, showing
+//! the live numbers and charts. The wall screen and share-link sessions get the same page
+//! without controls.
+
+use cutover_core::series::Series;
+use cutover_core::snapshot::Tick;
+use leptos::prelude::*;
+
+use crate::api::{self, Me};
+use crate::components::action_bar::ActionBar;
+use crate::components::actuators::Actuators;
+use crate::components::charts::Charts;
+use crate::components::checklists::Checklists;
+use crate::components::freshness::Freshness;
+use crate::components::gate_board::GateBoard;
+use crate::components::share::ShareLink;
+use crate::components::stage_bar::StageBar;
+use crate::components::timeline::Timeline;
+use crate::live::{self, Connection};
+
+/// The first series whose id ends with `suffix` (`.count`, `.p95`).
+/// The first series in the tick that draws `part` (`p95`, `count`) of a metric.
+fn series(tick: &Option<Tick>, part: &str) -> Option<Series> {
+    tick.as_ref()?
+        .frame
+        .series
+        .iter()
+        .find(|s| cutover_core::chart::series_part(&s.id) == part)
+        .cloned()
+}
+
+/// One rollout's live view: state, live numbers, chart, gate board, and (for roles that may)
+/// the actions.
+#[component]
+pub fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView {
+    let live = live::connect(id.clone());
+    // The audit log and the chart markers (stage changes, kills, overrides, alerts), both
+    // refetched on every new state version.
+    let audit = RwSignal::new(Vec::<serde_json::Value>::new());
+    let markers = RwSignal::new(Vec::<cutover_core::chart::Marker>::new());
+    let version = Memo::new(move |_| live.snapshot.get().map(|s| s.state.version));
+    {
+        let id = id.clone();
+        Effect::new(move |_| {
+            if version.get().is_some() {
+                let id = id.clone();
+                leptos::task::spawn_local(async move {
+                    if let Ok(list) = api::audit(&id).await {
+                        audit.set(list);
+                    }
+                    if let Ok(list) = api::chart_marks(&id).await
+                        && markers.with_untracked(|m| m != &list)
+                    {
+                        markers.set(list);
+                    }
+                });
+            }
+        });
+    }
+    let (tick, connection) = (live.tick, live.connection);
+    let requests = Memo::new(move |_| series(&tick.get(), "count"));
+    let p95 = Memo::new(move |_| series(&tick.get(), "p95"));
+    let latest = |s: Option<Series>| {
+        s.and_then(|s| s.points.last().and_then(|p| p.v))
+            .map_or("—".to_string(), |v| format!("{v:.0}"))
+    };
+    // Share-link sessions and the wall screen get no controls at all.
+    let controls = me.rollout.is_none() && !wall;
+    view! {
+        <header>
+            <h1>"cutover"</h1>
+            <span class="rollout" data-testid="rollout-title">{title}</span>
+            <span
+                data-testid="connection"
+                class=move || match connection.get() { Connection::Live => "conn live", _ => "conn down" }
+            >
+                {move || match connection.get() {
+                    Connection::Connecting => "connecting",
+                    Connection::Live => "live",
+                    Connection::Down => "reconnecting",
+                }}
+            </span>
+            <Freshness last_event=live.last_event />
+            {(me.rollout.is_some()).then(|| view! { <span class="readonly" data-testid="read-only">"read-only"</span> })}
+        </header>
+        <main class:wall=wall>
+            <StageBar snapshot=live.snapshot tick=live.tick />
+            {controls.then(|| view! { <ActionBar me=me.clone() snapshot=live.snapshot tick=live.tick /> })}
+            <div class="kpis">
+                <div class="kpi">
+                    <div class="label">"Requests, current 10 s"</div>
+                    <div class="value" data-testid="live-requests">{move || latest(requests.get())}</div>
+                </div>
+                <div class="kpi">
+                    <div class="label">"p95 latency, current 10 s (ms)"</div>
+                    <div class="value" data-testid="live-p95">{move || latest(p95.get())}</div>
+                </div>
+            </div>
+            <Charts id=id.clone() snapshot=live.snapshot tick=live.tick markers=markers wall=wall />
+            <GateBoard snapshot=live.snapshot tick=live.tick />
+            {(!wall).then(|| view! {
+                <Actuators snapshot=live.snapshot />
+                <Checklists me=controls.then(|| me.clone()) snapshot=live.snapshot tick=live.tick />
+                <Timeline entries=audit />
+                {controls.then(|| view! { <ShareLink me=me.clone() rollout=id.clone() /> })}
+            })}
+        </main>
+    }
+}

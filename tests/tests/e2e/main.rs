@@ -1,0 +1,9 @@
+//! Every end-to-end browser test in one binary: one link instead of five, and the harness
+//! (`cutover_e2e`) and its dependencies linked once. Each module starts its own `cutover demo`
+//! and headless Chromium.
+
+mod a11y;
+mod actions;
+mod browser;
+mod triggers;
+mod wall;
