@@ -2,19 +2,15 @@
 //! calls also send the session's CSRF token.
 
 use gloo_net::http::{Request, Response};
-use serde::Deserialize;
 
 pub use cutover_core::snapshot::Summary;
 
+use cutover_core::rollout::{AuditEntry, AuditPage};
+use cutover_core::route::ActionRoute;
 /// Who this browser is signed in as.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct Me {
-    pub name: String,
-    pub role: cutover_core::role::Role,
-    pub csrf: String,
-    /// Set for share-link sessions: the one rollout they may see.
-    pub rollout: Option<String>,
-}
+pub use cutover_core::session::SessionInfo as Me;
+/// A read-only link to one rollout, as the server made it.
+pub use cutover_core::session::ShareLink as Share;
 
 /// The server's error message, or a description of the failure.
 async fn error_text(response: Response) -> String {
@@ -96,15 +92,6 @@ async fn post(path: &str, body: &serde_json::Value, csrf: &str) -> Result<(), St
     post_for(path, body, csrf).await.map(|_| ())
 }
 
-/// A read-only link to one rollout, as the server made it.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct Share {
-    pub id: String,
-    /// `/s/<secret>`: shown once, never stored in the browser.
-    pub path: String,
-    pub expires_at: i64,
-}
-
 /// Makes a share link (lead or admin).
 pub async fn create_share(rollout: &str, csrf: &str) -> Result<Share, String> {
     let path = format!("/api/rollouts/{rollout}/shares");
@@ -126,16 +113,17 @@ async fn get<T: serde::de::DeserializeOwned>(path: &str) -> Result<T, String> {
     response.json().await.map_err(|e| e.to_string())
 }
 
-/// Posts an action (`start`, `progress`, `kill`, `approvals`, `gates/{id}/override`, ...) with
-/// an optional reason; returns the server's refusal message if it refuses.
+/// Posts an action (its route's parameters after the rollout, e.g. the gate of an override)
+/// with an optional reason; returns the server's refusal message if it refuses.
 pub async fn act(
     rollout: &str,
-    path: &str,
+    route: ActionRoute,
+    params: &[&str],
     reason: Option<String>,
     csrf: &str,
 ) -> Result<(), String> {
     let body = serde_json::json!({ "reason": reason });
-    post(&format!("/api/rollouts/{rollout}/{path}"), &body, csrf).await
+    post(&route.path(rollout, params), &body, csrf).await
 }
 
 /// Checks or unchecks a checklist item.
@@ -147,7 +135,7 @@ pub async fn check_item(
     note: Option<String>,
     csrf: &str,
 ) -> Result<(), String> {
-    let path = format!("/api/rollouts/{rollout}/checklists/{list}/items/{item}");
+    let path = ActionRoute::Check.path(rollout, &[list, item]);
     post(
         &path,
         &serde_json::json!({ "checked": checked, "note": note }),
@@ -157,28 +145,23 @@ pub async fn check_item(
 }
 
 /// The newest audit entries, newest first.
-pub async fn audit(rollout: &str) -> Result<Vec<serde_json::Value>, String> {
-    let body: serde_json::Value = get(&format!("/api/rollouts/{rollout}/audit?limit=50")).await?;
-    Ok(body["entries"].as_array().cloned().unwrap_or_default())
+pub async fn audit(rollout: &str) -> Result<Vec<AuditEntry>, String> {
+    let page: AuditPage = get(&format!("/api/rollouts/{rollout}/audit?limit=50")).await?;
+    Ok(page.entries)
 }
 
 /// The newest records that mark the charts (stage changes, kills, overrides, alerts): fetched
 /// apart from the timeline's 50 so a long checklist cannot push them off a 24h chart.
 pub async fn chart_marks(rollout: &str) -> Result<Vec<cutover_core::chart::Marker>, String> {
-    let body: serde_json::Value = get(&format!(
+    let page: AuditPage = get(&format!(
         "/api/rollouts/{rollout}/audit?marks=true&limit=500"
     ))
     .await?;
-    Ok(body["entries"]
-        .as_array()
-        .map(|entries| {
-            entries
-                .iter()
-                .filter_map(|e| serde_json::from_value(e.clone()).ok())
-                .filter_map(|r| cutover_core::chart::marker(&r))
-                .collect()
-        })
-        .unwrap_or_default())
+    Ok(page
+        .entries
+        .iter()
+        .filter_map(|e| cutover_core::chart::marker(&e.record))
+        .collect())
 }
 
 /// Chart series over `range` (`1h`, `6h`, `24h`) from the snapshot endpoint.

@@ -211,6 +211,27 @@ pub struct AuditRecord {
     pub after: StateSummary,
 }
 
+/// One audit log entry as the API lists it: the record, its place in the log, and the gate
+/// and trigger verdicts the decision was taken on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Its place in the rollout's log; pages go `before` it.
+    pub seq: i64,
+    #[serde(flatten)]
+    pub record: AuditRecord,
+    /// Every gate's and trigger's verdict when the action was decided.
+    #[serde(default)]
+    pub evidence: serde_json::Value,
+}
+
+/// A page of the audit log, newest first (`GET /api/rollouts/{id}/audit`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditPage {
+    pub entries: Vec<AuditEntry>,
+    /// The `before` of the next page, if this one was full.
+    pub next_before: Option<i64>,
+}
+
 /// Why an action was refused. `Forbidden` is the caller's role; the rest are the state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "snake_case")]

@@ -13,6 +13,7 @@ use leptos::task::spawn_local;
 
 use crate::api::{self, Me};
 use crate::components::reason_dialog::ReasonDialog;
+use cutover_core::route::ActionRoute;
 
 /// Start, progress, pause, resume and the kill switch.
 #[component]
@@ -104,12 +105,13 @@ pub fn ActionBar(
         ))
     });
     let id = move || snapshot.get().map(|s| s.plan.id).unwrap_or_default();
-    let run = move |path: String, with_reason: Option<String>| {
+    let run = move |route: ActionRoute, params: Vec<String>, with_reason: Option<String>| {
         let rollout = id();
         busy.set(true);
         error.set(None);
         spawn_local(async move {
-            let result = api::act(&rollout, &path, with_reason, &csrf.get_value()).await;
+            let params: Vec<&str> = params.iter().map(String::as_str).collect();
+            let result = api::act(&rollout, route, &params, with_reason, &csrf.get_value()).await;
             busy.set(false);
             match result {
                 Ok(()) => {
@@ -121,11 +123,11 @@ pub fn ActionBar(
             }
         });
     };
-    let kill = Callback::new(move |reason| run("kill".into(), Some(reason)));
-    let resume = Callback::new(move |reason| run("resume".into(), Some(reason)));
+    let kill = Callback::new(move |reason| run(ActionRoute::Kill, Vec::new(), Some(reason)));
+    let resume = Callback::new(move |reason| run(ActionRoute::Resume, Vec::new(), Some(reason)));
     let override_ = Callback::new(move |reason| {
         let gate = override_gate.get_untracked();
-        run(format!("gates/{gate}/override"), Some(reason));
+        run(ActionRoute::Override, vec![gate], Some(reason));
     });
     let resume_title = move || {
         let stage = snapshot.get().and_then(|s| {
@@ -143,13 +145,13 @@ pub fn ActionBar(
     view! {
         <section class="panel actions" aria-label="Actions">
             <Show when=move || may(|p| &p.progress) && phase() == Some(Phase::NotStarted)>
-                <button data-testid="start" disabled=move || busy.get() || !blockers.get().is_empty() on:click=move |_| run("start".into(), None)>"Start"</button>
+                <button data-testid="start" disabled=move || busy.get() || !blockers.get().is_empty() on:click=move |_| run(ActionRoute::Start, Vec::new(), None)>"Start"</button>
             </Show>
             <Show when=move || may(|p| &p.progress) && phase() == Some(Phase::Running)>
-                <button data-testid="progress" disabled=move || busy.get() || !blockers.get().is_empty() on:click=move |_| run("progress".into(), None)>"Progress to next stage"</button>
+                <button data-testid="progress" disabled=move || busy.get() || !blockers.get().is_empty() on:click=move |_| run(ActionRoute::Progress, Vec::new(), None)>"Progress to next stage"</button>
             </Show>
             <Show when=move || may(|p| &p.pause) && phase() == Some(Phase::Running)>
-                <button data-testid="pause" disabled=move || busy.get() on:click=move |_| run("pause".into(), None)>"Pause"</button>
+                <button data-testid="pause" disabled=move || busy.get() on:click=move |_| run(ActionRoute::Pause, Vec::new(), None)>"Pause"</button>
             </Show>
             <Show when=move || may(|p| &p.override_) && phase() == Some(Phase::Running) && !unheld.get().is_empty()>
                 <button data-testid="override" on:click=move |_| {
@@ -158,7 +160,7 @@ pub fn ActionBar(
                 }>"Override a gate…"</button>
             </Show>
             <Show when=move || pending_signoff.get().is_some_and(|(_, _, mine)| mine)>
-                <button data-testid="approve" disabled=move || busy.get() on:click=move |_| run("approvals".into(), None)>
+                <button data-testid="approve" disabled=move || busy.get() on:click=move |_| run(ActionRoute::Approve, Vec::new(), None)>
                     {move || pending_signoff.get().map(|(stage, _, _)| format!("Approve {stage}"))}
                 </button>
             </Show>
@@ -168,7 +170,7 @@ pub fn ActionBar(
                     if phase() == Some(Phase::Killed) {
                         resuming.set(true);
                     } else {
-                        run("resume".into(), None);
+                        run(ActionRoute::Resume, Vec::new(), None);
                     }
                 }>"Resume"</button>
             </Show>

@@ -1,38 +1,36 @@
 //! The audit log, newest first: who did what, in which role, why, and what changed.
 
+use cutover_core::rollout::{Action, AuditEntry, StateSummary};
 use leptos::prelude::*;
-use serde_json::Value;
 
-fn describe(state: &Value) -> String {
-    let phase = state["phase"].as_str().unwrap_or("").replace('_', " ");
-    match state["stage"].as_str() {
-        Some(stage) => format!("{phase} at {stage} ({}%)", state["traffic"]),
-        None => format!("{phase} ({}%)", state["traffic"]),
+fn describe(state: &StateSummary) -> String {
+    match &state.stage {
+        Some(stage) => format!("{} at {stage} ({}%)", state.phase, state.traffic),
+        None => format!("{} ({}%)", state.phase, state.traffic),
     }
 }
 
-fn entry(e: Value) -> impl IntoView {
-    let action = e["action"]["action"].as_str().unwrap_or("?").to_string();
-    let target = ["gate", "trigger", "list", "item"]
-        .iter()
-        .filter_map(|k| e["action"][k].as_str())
-        .collect::<Vec<_>>()
-        .join("/");
-    let who = format!(
-        "{} ({})",
-        e["actor"]["name"].as_str().unwrap_or("?"),
-        e["actor"]["role"].as_str().unwrap_or("?")
-    );
-    let reason = e["reason"]
-        .as_str()
-        .map(|r| format!("“{r}”"))
-        .unwrap_or_default();
-    let change = format!("{} → {}", describe(&e["before"]), describe(&e["after"]));
+/// What the action was about: a gate, a trigger, a checklist item.
+fn target(action: &Action) -> String {
+    match action {
+        Action::Override { gate } => gate.clone(),
+        Action::Alert { trigger } => trigger.clone(),
+        Action::Check { list, item } | Action::Uncheck { list, item } => format!("{list}/{item}"),
+        _ => String::new(),
+    }
+}
+
+fn entry(e: AuditEntry) -> impl IntoView {
+    let r = e.record;
+    let action = r.action.name();
+    let who = format!("{} ({})", r.actor.name, r.actor.role.as_str());
+    let reason = r.reason.map(|r| format!("“{r}”")).unwrap_or_default();
+    let change = format!("{} → {}", describe(&r.before), describe(&r.after));
     let class = format!("event {action}");
     view! {
         <li class=class>
-            <span class="when">{crate::clock::hms(e["at"].as_i64().unwrap_or(0))}</span>
-            <span class="what"><strong>{action}</strong> " " {target} " by " {who} " " {reason}</span>
+            <span class="when">{crate::clock::hms(r.at)}</span>
+            <span class="what"><strong>{action}</strong> " " {target(&r.action)} " by " {who} " " {reason}</span>
             <span class="change">{change}</span>
         </li>
     }
@@ -43,7 +41,7 @@ fn entry(e: Value) -> impl IntoView {
 pub fn Timeline(
     /// Newest first; refetched by the dashboard whenever the state version changes.
     #[prop(into)]
-    entries: Signal<Vec<Value>>,
+    entries: Signal<Vec<AuditEntry>>,
 ) -> impl IntoView {
     view! {
         <section class="panel">

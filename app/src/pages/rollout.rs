@@ -36,7 +36,7 @@ pub fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView
     let live = live::connect(id.clone());
     // The audit log and the chart markers (stage changes, kills, overrides, alerts), both
     // refetched on every new state version.
-    let audit = RwSignal::new(Vec::<serde_json::Value>::new());
+    let audit = RwSignal::new(Vec::<cutover_core::rollout::AuditEntry>::new());
     let markers = RwSignal::new(Vec::<cutover_core::chart::Marker>::new());
     let version = Memo::new(move |_| live.snapshot.get().map(|s| s.state.version));
     {

@@ -2,6 +2,9 @@
 
 use super::*;
 
+#[path = "../../../testdata/plans.rs"]
+mod fixtures;
+
 fn errors(text: &str) -> Vec<String> {
     match parse("bad.toml", text) {
         Ok(_) => vec![],
@@ -9,28 +12,13 @@ fn errors(text: &str) -> Vec<String> {
     }
 }
 
-const MINIMAL: &str = r#"
-[rollout]
-id = "demo"
-title = "Demo"
-
-[[stage]]
-id = "canary"
-traffic = 10
-
-[[stage]]
-id = "ga"
-traffic = 100
-
-[[metric]]
-id = "latency_ms"
-kind = "distribution"
-unit = "ms"
-"#;
+fn minimal() -> String {
+    fixtures::two_stage_plan("demo", "Demo", "")
+}
 
 #[test]
 fn a_minimal_plan_gets_defaults() {
-    let plan = parse("min.toml", MINIMAL).unwrap();
+    let plan = parse("min.toml", &minimal()).unwrap();
     assert_eq!(plan.id, "demo");
     assert_eq!(plan.stages.len(), 2);
     assert_eq!(plan.stages[0].title, "canary");
@@ -39,7 +27,7 @@ fn a_minimal_plan_gets_defaults() {
 
 #[test]
 fn unknown_keys_are_errors_with_their_position() {
-    let text = MINIMAL.replace("traffic = 10", "traffic = 10\ntrafic = 20");
+    let text = minimal().replace("traffic = 10", "traffic = 10\ntrafic = 20");
     let errs = errors(&text);
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(
@@ -51,14 +39,14 @@ fn unknown_keys_are_errors_with_their_position() {
 
 #[test]
 fn traffic_must_not_decrease_and_a_stage_must_change_something() {
-    let text = MINIMAL.replace("traffic = 100", "traffic = 5");
+    let text = minimal().replace("traffic = 100", "traffic = 5");
     assert_eq!(
         errors(&text),
         [
             "bad.toml:12:11: traffic must not decrease from stage to stage: 5% is less than the previous stage's 10%"
         ]
     );
-    let same = MINIMAL.replace("traffic = 100", "traffic = 10");
+    let same = minimal().replace("traffic = 100", "traffic = 10");
     assert_eq!(
         errors(&same),
         [
@@ -74,7 +62,7 @@ fn traffic_must_not_decrease_and_a_stage_must_change_something() {
 
 #[test]
 fn duplicate_ids_point_at_the_second() {
-    let text = MINIMAL.replace("id = \"ga\"", "id = \"canary\"");
+    let text = minimal().replace("id = \"ga\"", "id = \"canary\"");
     assert_eq!(
         errors(&text),
         ["bad.toml:11:6: duplicate stage id \"canary\""]
@@ -84,7 +72,8 @@ fn duplicate_ids_point_at_the_second() {
 #[test]
 fn hold_shorter_than_window_is_refused() {
     let text = format!(
-        "{MINIMAL}\n[[gate]]\nid = \"p95\"\nexpr = \"p95(latency_ms) <= 700ms\"\nwindow = \"10m\"\nhold = \"5m\"\n"
+        "{}\n[[gate]]\nid = \"p95\"\nexpr = \"p95(latency_ms) <= 700ms\"\nwindow = \"10m\"\nhold = \"5m\"\n",
+        minimal()
     );
     let errs = errors(&text);
     assert_eq!(errs.len(), 1, "{errs:?}");
@@ -98,7 +87,8 @@ fn hold_shorter_than_window_is_refused() {
 #[test]
 fn bad_durations_roles_and_references_are_all_reported() {
     let text = format!(
-        "{MINIMAL}\n[[gate]]\nid = \"p95\"\nexpr = \"x\"\nwindow = \"5 min\"\nhold = \"1h\"\nstages = [\"prod\"]\n\n[[checklist]]\nid = \"pre\"\ntitle = \"Pre\"\nitems = [{{ id = \"a\", text = \"A\", role = \"boss\", gate = \"nope\" }}]\n"
+        "{}\n[[gate]]\nid = \"p95\"\nexpr = \"x\"\nwindow = \"5 min\"\nhold = \"1h\"\nstages = [\"prod\"]\n\n[[checklist]]\nid = \"pre\"\ntitle = \"Pre\"\nitems = [{{ id = \"a\", text = \"A\", role = \"boss\", gate = \"nope\" }}]\n",
+        minimal()
     );
     let errs = errors(&text);
     let expected = [
@@ -117,7 +107,8 @@ fn bad_durations_roles_and_references_are_all_reported() {
 #[test]
 fn expression_errors_point_into_the_toml_string() {
     let text = format!(
-        "{MINIMAL}\n[[gate]]\nid = \"p95\"\nexpr = \"p95(latency_ms{{variant=\\\"canary\\\"}}) <= 700xs\"\nwindow = \"5m\"\nhold = \"1h\"\n\n[[trigger]]\nid = \"t\"\nexpr = \"rate(latency_ms) > 1%\"\nfor = \"5m\"\naction = \"kill\"\n"
+        "{}\n[[gate]]\nid = \"p95\"\nexpr = \"p95(latency_ms{{variant=\\\"canary\\\"}}) <= 700xs\"\nwindow = \"5m\"\nhold = \"1h\"\n\n[[trigger]]\nid = \"t\"\nexpr = \"rate(latency_ms) > 1%\"\nfor = \"5m\"\naction = \"kill\"\n",
+        minimal()
     );
     assert_eq!(
         errors(&text),
@@ -171,7 +162,8 @@ fn the_example_plans_validate() {
 #[test]
 fn actuators_are_checked_and_never_serialised() {
     let good = format!(
-        "{MINIMAL}\n[[actuator]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/h\"\nsecret_env = \"HOOK_SECRET\"\n\n[[actuator]]\nid = \"env\"\nkind = \"env_file\"\npath = \".env.demo\"\n"
+        "{}\n[[actuator]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:9/h\"\nsecret_env = \"HOOK_SECRET\"\n\n[[actuator]]\nid = \"env\"\nkind = \"env_file\"\npath = \".env.demo\"\n",
+        minimal()
     );
     let plan = parse("a.toml", &good).unwrap();
     assert_eq!(plan.actuators.len(), 2);
@@ -183,7 +175,8 @@ fn actuators_are_checked_and_never_serialised() {
     );
 
     let bad = format!(
-        "{MINIMAL}\n[[actuator]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"ftp://x\"\npath = \"p\"\n\n[[actuator]]\nid = \"hook\"\nkind = \"carrier-pigeon\"\n\n[[actuator]]\nid = \"env\"\nkind = \"env_file\"\n"
+        "{}\n[[actuator]]\nid = \"hook\"\nkind = \"webhook\"\nurl = \"ftp://x\"\npath = \"p\"\n\n[[actuator]]\nid = \"hook\"\nkind = \"carrier-pigeon\"\n\n[[actuator]]\nid = \"env\"\nkind = \"env_file\"\n",
+        minimal()
     );
     let errs = errors(&bad);
     let want = [
@@ -199,7 +192,8 @@ fn actuators_are_checked_and_never_serialised() {
 #[test]
 fn a_prometheus_metric_is_a_gauge_with_a_query() {
     let ok = format!(
-        "{MINIMAL}\n[[metric]]\nid = \"err\"\nkind = \"gauge\"\nsource = \"prometheus\"\nquery = \"sum(rate(errors_total[1m]))\"\n"
+        "{}\n[[metric]]\nid = \"err\"\nkind = \"gauge\"\nsource = \"prometheus\"\nquery = \"sum(rate(errors_total[1m]))\"\n",
+        minimal()
     );
     assert_eq!(errors(&ok), Vec::<String>::new());
     let ratio = ok.replace("kind = \"gauge\"", "kind = \"ratio\"");
@@ -215,7 +209,10 @@ fn a_prometheus_metric_is_a_gauge_with_a_query() {
 
 #[test]
 fn a_mutating_permission_for_viewer_is_an_error() {
-    let text = format!("{MINIMAL}\n[permissions]\nkill = [\"operator\", \"viewer\"]\n");
+    let text = format!(
+        "{}\n[permissions]\nkill = [\"operator\", \"viewer\"]\n",
+        minimal()
+    );
     let errs = errors(&text);
     assert_eq!(errs.len(), 1, "{errs:?}");
     assert!(

@@ -10,8 +10,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use cutover_core::actuate::Desired;
-use cutover_core::rollout::{Action, Actor, Request};
+use cutover_core::rollout::{Action, Actor, AuditPage, Request};
 use cutover_core::snapshot::Snapshot;
+use cutover_core::time::{DAY, Millis, Span};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -65,54 +66,11 @@ async fn act(
 ) -> Result<Response, ApiError> {
     caller.may_see(id)?;
     let rollout = find(state, id)?;
-    let key = match headers.get("idempotency-key") {
-        None => None,
-        Some(v) => {
-            let k = v
-                .to_str()
-                .ok()
-                .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
-                .ok_or_else(|| {
-                    ApiError::BadRequest(format!(
-                        "Idempotency-Key: 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
-                    ))
-                })?;
-            Some(format!("{}:{id}:{k}", caller.0.name))
-        }
-    };
-    if let Some(key) = &key {
-        let fingerprint = crate::store::hash_token(
-            &serde_json::to_string(&json!({ "action": &action, "reason": &reason }))
-                .map_err(anyhow::Error::from)?,
-        );
-        let deadline = tokio::time::Instant::now() + IN_PROGRESS_WAIT;
-        loop {
-            match state
-                .storage
-                .claim_idempotency(key, id, &fingerprint, now())
-                .await?
-            {
-                Claim::Claimed => break,
-                Claim::Replay(status, body) => {
-                    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-                    return Ok(json_response(status, body));
-                }
-                Claim::Mismatch => {
-                    return Err(ApiError::Unprocessable(
-                        "this Idempotency-Key was used for a different request; use a new key"
-                            .into(),
-                    ));
-                }
-                Claim::InProgress if tokio::time::Instant::now() < deadline => {
-                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-                }
-                Claim::InProgress => {
-                    return Err(ApiError::Conflict(
-                        "a request with this Idempotency-Key is still in progress; retry".into(),
-                    ));
-                }
-            }
-        }
+    let key = idempotency_key(headers, &caller, id)?;
+    if let Some(key) = &key
+        && let Some(replay) = claim(state, key, id, &action, &reason).await?
+    {
+        return Ok(replay);
     }
     let request = Request {
         actor: Actor {
@@ -139,6 +97,69 @@ async fn act(
             Err(ApiError::Internal(anyhow::anyhow!(
                 "action task failed: {e}"
             )))
+        }
+    }
+}
+
+/// The caller's `Idempotency-Key`, scoped to the caller and the rollout, if sent.
+fn idempotency_key(
+    headers: &HeaderMap,
+    caller: &Caller,
+    id: &str,
+) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "Idempotency-Key: 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+            ))
+        })?;
+    Ok(Some(format!("{}:{id}:{key}", caller.0.name)))
+}
+
+/// Claims `key` for this request: `None` when this request is to act, the first answer when
+/// it is a retry; refused when the key was used for another request or is still busy.
+async fn claim(
+    state: &AppState,
+    key: &str,
+    id: &str,
+    action: &Action,
+    reason: &Option<String>,
+) -> Result<Option<Response>, ApiError> {
+    let fingerprint = crate::store::hash_token(
+        &serde_json::to_string(&json!({ "action": action, "reason": reason }))
+            .map_err(anyhow::Error::from)?,
+    );
+    let deadline = tokio::time::Instant::now() + IN_PROGRESS_WAIT;
+    loop {
+        match state
+            .storage
+            .claim_idempotency(key, id, &fingerprint, now())
+            .await?
+        {
+            Claim::Claimed => return Ok(None),
+            Claim::Replay(status, body) => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                return Ok(Some(json_response(status, body)));
+            }
+            Claim::Mismatch => {
+                return Err(ApiError::Unprocessable(
+                    "this Idempotency-Key was used for a different request; use a new key".into(),
+                ));
+            }
+            Claim::InProgress if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Claim::InProgress => {
+                return Err(ApiError::Conflict(
+                    "a request with this Idempotency-Key is still in progress; retry".into(),
+                ));
+            }
         }
     }
 }
@@ -270,36 +291,11 @@ pub async fn snapshot(
     caller: Caller,
     crate::http::error::ApiQuery(q): crate::http::error::ApiQuery<SnapshotQuery>,
 ) -> Result<Json<Snapshot>, ApiError> {
-    use cutover_core::time::{DAY, Span};
     caller.may_see(&id)?;
     let rollout = find(&state, &id)?;
     let at = now();
     let mut snapshot = rollout.snapshot(at).await;
-    if let Some(range) = q.series.as_deref() {
-        let span = |field: &str, text: &str| {
-            Span::parse(text)
-                .map(|s| s.0)
-                .map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
-        };
-        let range = span("series", range)?;
-        if !(crate::runtime::charts::LIVE_STEP..=DAY).contains(&range) {
-            return Err(ApiError::BadRequest(
-                "series: between 10s and 24h".to_string(),
-            ));
-        }
-        let step = match q.step.as_deref() {
-            Some(text) => Some(span("step", text)?),
-            None => None,
-        };
-        // Whole buckets, and never more than 2,000 points.
-        let step = cutover_core::time::step_within(
-            range,
-            step,
-            crate::runtime::charts::LIVE_STEP,
-            360,
-            2000,
-        )
-        .map_err(|e| ApiError::BadRequest(format!("step: {e}")))?;
+    if let Some((range, step)) = q.chart_range()? {
         // Up to 2,000 points a series over a day of buckets: CPU work, off the async workers.
         let frame = heavy
             .run_shared(move || rollout.frame(at, range, step))
@@ -307,6 +303,30 @@ pub async fn snapshot(
         snapshot.frame = Some(frame);
     }
     Ok(Json(snapshot))
+}
+
+impl SnapshotQuery {
+    /// The chart range and step asked for, if any: at most a day, in whole buckets, never
+    /// more than 2,000 points.
+    fn chart_range(&self) -> Result<Option<(Millis, Millis)>, ApiError> {
+        use crate::runtime::charts::LIVE_STEP;
+        let Some(range) = self.series.as_deref() else {
+            return Ok(None);
+        };
+        let span = |field: &str, text: &str| {
+            Span::parse(text)
+                .map(|s| s.0)
+                .map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
+        };
+        let range = span("series", range)?;
+        if !(LIVE_STEP..=DAY).contains(&range) {
+            return Err(ApiError::BadRequest("series: between 10s and 24h".into()));
+        }
+        let step = self.step.as_deref().map(|t| span("step", t)).transpose()?;
+        let step = cutover_core::time::step_within(range, step, LIVE_STEP, 360, 2000)
+            .map_err(|e| ApiError::BadRequest(format!("step: {e}")))?;
+        Ok(Some((range, step)))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -324,13 +344,16 @@ pub async fn audit(
     Path(id): Path<String>,
     caller: Caller,
     crate::http::error::ApiQuery(q): crate::http::error::ApiQuery<AuditQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<AuditPage>, ApiError> {
     caller.may_see(&id)?;
     find(&state, &id)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let entries = state.storage.audit(&id, q.before, limit, q.marks).await?;
-    let next = entries.last().and_then(|e| e["seq"].as_i64());
-    Ok(Json(json!({ "entries": entries, "next_before": next })))
+    let next_before = entries.last().map(|e| e.seq);
+    Ok(Json(AuditPage {
+        entries,
+        next_before,
+    }))
 }
 
 /// `GET /api/rollouts/{id}/flags`: what services poll. ETag is the state version.

@@ -62,6 +62,34 @@ fn verdict_word(v: Verdict) -> &'static str {
     }
 }
 
+impl ExportQuery {
+    /// How far back, and the row width: `since` 1 s to 7 d; whole buckets (data older than
+    /// an hour is kept per minute, so a longer export uses minute rows rather than showing a
+    /// minute's events in one of six 10 s rows); at most `MAX_ROWS` rows.
+    fn rows(&self) -> Result<(Millis, Millis), ApiError> {
+        let since = span("since", self.since.as_deref(), HOUR)?;
+        if !(SECOND..=MAX_SINCE).contains(&since) {
+            return Err(ApiError::BadRequest(format!(
+                "since: between 1s and {}",
+                Span(MAX_SINCE).human()
+            )));
+        }
+        let floor = if since > HOUR {
+            MINUTE
+        } else {
+            charts::LIVE_STEP
+        };
+        let step = match self.step.as_deref() {
+            Some(_) => Some(span("step", self.step.as_deref(), 10 * SECOND)?),
+            None => None,
+        };
+        let step = step.or(Some((10 * SECOND).min(since)));
+        let step = cutover_core::time::step_within(since, step, floor, 360, MAX_ROWS)
+            .map_err(|e| ApiError::BadRequest(format!("step: {e}")))?;
+        Ok((since, step))
+    }
+}
+
 pub async fn csv(
     State(state): State<crate::AppState>,
     Extension(heavy): Extension<Arc<Heavy>>,
@@ -71,32 +99,7 @@ pub async fn csv(
 ) -> Result<Response, ApiError> {
     caller.may_see(&id)?;
     let rollout = find(&state, &id)?;
-    let since = span("since", q.since.as_deref(), HOUR)?;
-    if !(SECOND..=MAX_SINCE).contains(&since) {
-        return Err(ApiError::BadRequest(format!(
-            "since: between 1s and {}",
-            Span(MAX_SINCE).human()
-        )));
-    }
-    // Whole buckets only: data older than an hour is kept per minute, so a longer export
-    // uses minute rows rather than showing a minute's events in one of six 10 s rows.
-    let floor = if since > HOUR {
-        MINUTE
-    } else {
-        charts::LIVE_STEP
-    };
-    let step = match q.step.as_deref() {
-        Some(_) => Some(span("step", q.step.as_deref(), 10 * SECOND)?),
-        None => None,
-    };
-    let step = cutover_core::time::step_within(
-        since,
-        step.or(Some((10 * SECOND).min(since))),
-        floor,
-        360,
-        MAX_ROWS,
-    )
-    .map_err(|e| ApiError::BadRequest(format!("step: {e}")))?;
+    let (since, step) = q.rows()?;
     let current = rollout.state().await;
     let stage = current
         .stage

@@ -39,34 +39,39 @@ pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Json<V
             continue;
         }
         let snapshot = rollout.snapshot(now()).await;
-        let summary = snapshot.summary();
-        overall = overall.max(summary.health);
-        let values: serde_json::Map<String, Value> = snapshot
-            .gates
-            .iter()
-            .flat_map(|g| {
-                g.comparisons
-                    .first()
-                    .map(|c| (g.id.clone(), json!(c.left_value)))
-            })
-            .collect();
-        metrics.insert(
-            id.clone(),
-            json!({
-                "status": summary.health,
-                "phase": summary.phase,
-                "stage": summary.stage,
-                "traffic": summary.traffic,
-                "gates_passing": summary.gates_passing,
-                "gates": summary.gates_total,
-                "values": values,
-            }),
-        );
+        let (health, numbers) = key_numbers(&snapshot);
+        overall = overall.max(health);
+        metrics.insert(id.clone(), numbers);
     }
     let mut answer = liveness;
     answer["status"] = json!(overall);
     answer["metrics"] = Value::Object(metrics);
     Json(answer)
+}
+
+/// A rollout's health and its key numbers as `/health` lists them: phase, stage, traffic,
+/// gates passing, and each gate's first value.
+fn key_numbers(snapshot: &Snapshot) -> (Health, Value) {
+    let summary = snapshot.summary();
+    let values: serde_json::Map<String, Value> = snapshot
+        .gates
+        .iter()
+        .flat_map(|g| {
+            g.comparisons
+                .first()
+                .map(|c| (g.id.clone(), json!(c.left_value)))
+        })
+        .collect();
+    let numbers = json!({
+        "status": summary.health,
+        "phase": summary.phase,
+        "stage": summary.stage,
+        "traffic": summary.traffic,
+        "gates_passing": summary.gates_passing,
+        "gates": summary.gates_total,
+        "values": values,
+    });
+    (summary.health, numbers)
 }
 
 fn escape(label: &str) -> String {

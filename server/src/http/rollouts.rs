@@ -95,27 +95,59 @@ pub async fn stream(
     headers: HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     caller.may_see(&id)?;
-    let rollout = find(&state, &id)?;
+    let rollout = find(&state, &id)?.clone();
     // Subscribe before looking back, so nothing falls between the two; duplicates are
     // skipped by sequence number.
-    let mut receiver = rollout.live.subscribe();
+    let receiver = rollout.live.subscribe();
     let resumed = headers
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|last| rollout.live.since(last));
-    let app = state.clone();
-    let mut closing = state.closing.subscribe();
-    let stream = async_stream(move |tx| async move {
+    let viewer = Viewer {
+        closing: state.closing.subscribe(),
+        state,
+        headers,
+        rollout,
+        receiver,
+    };
+    let stream = async_stream(move |tx| viewer.serve(resumed, tx));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+type Sender = tokio::sync::mpsc::Sender<Result<Event, Infallible>>;
+
+/// One open stream: what it sends from, and what ends it.
+struct Viewer {
+    state: AppState,
+    headers: HeaderMap,
+    rollout: Arc<Rollout>,
+    receiver: tokio::sync::broadcast::Receiver<Sent>,
+    closing: tokio::sync::watch::Receiver<bool>,
+}
+
+/// What ends a stream or adds to it.
+enum Next {
+    Sent(Sent),
+    Lagged(u64),
+    End,
+    Ended,
+    Nothing,
+}
+
+impl Viewer {
+    /// Sends the missed events (or the current state and tick), then every new one, until
+    /// the viewer goes, the server closes, or the sign-in ends.
+    async fn serve(mut self, resumed: Option<Vec<Sent>>, tx: Sender) {
         let mut recheck = tokio::time::interval(RECHECK_SIGN_IN);
         recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         recheck.tick().await;
         let (mut pending, mut seen) = match resumed {
             Some(missed) => {
                 let seen = missed.last().map(|s| s.seq);
-                let events = missed.iter().map(|s| sse_event(&rollout, s)).collect();
+                let events = missed.iter().map(|s| sse_event(&self.rollout, s)).collect();
                 (events, seen.unwrap_or(0))
             }
-            None => current(&rollout).await,
+            None => current(&self.rollout).await,
         };
         loop {
             for event in pending.drain(..) {
@@ -123,47 +155,58 @@ pub async fn stream(
                     return;
                 }
             }
-            let received = tokio::select! {
-                received = receiver.recv() => received,
-                // The server is shutting down: end the stream; the browser reconnects to
-                // another replica or to this one once it is back.
-                // (It only ever turns true, so any change is the one.)
-                _ = closing.changed() => return,
-                _ = recheck.tick() => {
-                    if crate::http::auth::still_signed_in(&app, &headers).await {
-                        continue;
-                    }
-                    // Said before closing, so a client knows not to expect a reconnect to work.
-                    let ended = Event::default().event("ended").data(
-                        serde_json::json!({ "reason": "the session, token or share link was revoked or has expired" }).to_string(),
-                    );
-                    let _ = tx.send(Ok(ended)).await;
-                    return;
-                }
-            };
-            match received {
-                Ok(sent) if sent.seq > seen => {
+            match self.next(&mut recheck).await {
+                Next::Sent(sent) if sent.seq > seen => {
                     seen = sent.seq;
-                    pending.push(sse_event(&rollout, &sent));
+                    pending.push(sse_event(&self.rollout, &sent));
                 }
-                Ok(_) => {}
-                Err(RecvError::Lagged(missed)) => {
+                Next::Sent(_) | Next::Nothing => {}
+                Next::Lagged(missed) => {
                     // Said in the stream, so a client (and a person reading its log) knows
                     // why the next state is a whole one.
                     let reason = format!(
                         "this viewer fell {missed} events behind; they were dropped and a fresh state follows"
                     );
-                    let notice = Event::default()
-                        .event("resync")
-                        .data(serde_json::json!({ "reason": reason }).to_string());
-                    (pending, seen) = current(&rollout).await;
-                    pending.insert(0, Ok(notice));
+                    (pending, seen) = current(&self.rollout).await;
+                    pending.insert(0, Ok(notice("resync", &reason)));
                 }
-                Err(RecvError::Closed) => return,
+                Next::Ended => {
+                    // Said before closing, so a client knows not to expect a reconnect to work.
+                    let reason = "the session, token or share link was revoked or has expired";
+                    let _ = tx.send(Ok(notice("ended", reason))).await;
+                    return;
+                }
+                Next::End => return,
             }
         }
-    });
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    }
+
+    async fn next(&mut self, recheck: &mut tokio::time::Interval) -> Next {
+        tokio::select! {
+            received = self.receiver.recv() => match received {
+                Ok(sent) => Next::Sent(sent),
+                Err(RecvError::Lagged(missed)) => Next::Lagged(missed),
+                Err(RecvError::Closed) => Next::End,
+            },
+            // The server is shutting down: end the stream; the browser reconnects to another
+            // replica or to this one once it is back. (It only ever turns true.)
+            _ = self.closing.changed() => Next::End,
+            _ = recheck.tick() => {
+                if crate::http::auth::still_signed_in(&self.state, &self.headers).await {
+                    Next::Nothing
+                } else {
+                    Next::Ended
+                }
+            }
+        }
+    }
+}
+
+/// A named event whose data is `{"reason": ...}`.
+fn notice(name: &str, reason: &str) -> Event {
+    Event::default()
+        .event(name)
+        .data(serde_json::json!({ "reason": reason }).to_string())
 }
 
 /// What a viewer needs to draw the rollout from nothing: its state and a tick, labelled with

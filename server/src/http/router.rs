@@ -1,5 +1,6 @@
 //! Every path the server answers, in one place.
 
+use cutover_core::route::ActionRoute;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
@@ -31,20 +32,18 @@ pub fn app(state: AppState) -> Router {
         .route("/rollouts/{id}/audit", get(actions::audit))
         .route("/rollouts/{id}/flags", get(actions::flags))
         .route("/rollouts/{id}/export.csv", get(export::csv))
-        .route("/rollouts/{id}/start", post(actions::start))
-        .route("/rollouts/{id}/progress", post(actions::progress))
-        .route("/rollouts/{id}/pause", post(actions::pause))
-        .route("/rollouts/{id}/resume", post(actions::resume))
-        .route("/rollouts/{id}/kill", post(actions::kill))
-        .route("/rollouts/{id}/approvals", post(actions::approve))
+        // The action routes are written once, in core, for the CLI and the app too.
+        .route(ActionRoute::Start.pattern(), post(actions::start))
+        .route(ActionRoute::Progress.pattern(), post(actions::progress))
+        .route(ActionRoute::Pause.pattern(), post(actions::pause))
+        .route(ActionRoute::Resume.pattern(), post(actions::resume))
+        .route(ActionRoute::Kill.pattern(), post(actions::kill))
+        .route(ActionRoute::Approve.pattern(), post(actions::approve))
         .route(
-            "/rollouts/{id}/gates/{gate}/override",
+            ActionRoute::Override.pattern(),
             post(actions::override_gate),
         )
-        .route(
-            "/rollouts/{id}/checklists/{list}/items/{item}",
-            post(actions::check_item),
-        )
+        .route(ActionRoute::Check.pattern(), post(actions::check_item))
         .route("/rollouts/{id}/events", post(rollouts::ingest))
         .route("/rollouts/{id}/shares", post(sessions::create_share))
         .route("/shares/{share}", delete(sessions::revoke_share))

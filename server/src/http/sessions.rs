@@ -6,9 +6,9 @@ use axum::http::header::SET_COOKIE;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use cutover_core::role::Role;
+use cutover_core::session::{SessionInfo, ShareLink};
 use cutover_core::time::{DAY, HOUR, MINUTE, Span};
 use serde::Deserialize;
-use serde_json::json;
 
 use crate::clock::now;
 use crate::http::auth::{Caller, SECURE_SESSION_COOKIE, SESSION_COOKIE, session_id};
@@ -64,7 +64,12 @@ pub async fn sign_in(
         .storage
         .create_session(&user, None, now() + SESSION_LIFETIME)
         .await?;
-    let body = json!({ "name": user.name, "role": user.role, "csrf": csrf, "rollout": null });
+    let body = SessionInfo {
+        name: user.name,
+        role: user.role,
+        csrf,
+        rollout: None,
+    };
     Ok((
         [(
             SET_COOKIE,
@@ -79,19 +84,19 @@ pub async fn sign_in(
 pub async fn whoami(
     State(state): State<AppState>,
     headers: HeaderMap,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SessionInfo>, ApiError> {
     let id = session_id(&state, &headers)
         .ok_or_else(|| ApiError::Unauthenticated("not signed in".into()))?;
     let session =
         state.storage.session(&id, now()).await?.ok_or_else(|| {
             ApiError::Unauthenticated("the session has ended: sign in again".into())
         })?;
-    Ok(Json(json!({
-        "name": session.user.name,
-        "role": session.user.role,
-        "csrf": session.csrf,
-        "rollout": session.user.only_rollout,
-    })))
+    Ok(Json(SessionInfo {
+        name: session.user.name,
+        role: session.user.role,
+        csrf: session.csrf,
+        rollout: session.user.only_rollout,
+    }))
 }
 
 /// `DELETE /api/session`: signs out.
@@ -123,7 +128,7 @@ pub async fn create_share(
     Path(id): Path<String>,
     caller: Caller,
     body: Option<Json<NewShare>>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<ShareLink>), ApiError> {
     caller.require(&[Role::Lead, Role::Admin], "creating a share link")?;
     caller.may_see(&id)?;
     find(&state, &id)?;
@@ -148,7 +153,11 @@ pub async fn create_share(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "id": share, "path": format!("/s/{secret}"), "expires_at": at + life })),
+        Json(ShareLink {
+            id: share,
+            path: format!("/s/{secret}"),
+            expires_at: at + life,
+        }),
     ))
 }
 

@@ -1,7 +1,8 @@
 //! Rollout rows: registration and plans, the durable state, the audit log, evaluator memory.
 
+use anyhow::Context;
 use cutover_core::gates::Memory;
-use cutover_core::rollout::{AuditRecord, RolloutState};
+use cutover_core::rollout::{AuditEntry, AuditRecord, RolloutState};
 use cutover_core::time::Millis;
 
 use super::{Backend, CHANGES_CHANNEL, Storage};
@@ -172,7 +173,7 @@ impl Storage {
         before: Option<i64>,
         limit: i64,
         marks_only: bool,
-    ) -> anyhow::Result<Vec<serde_json::Value>> {
+    ) -> anyhow::Result<Vec<AuditEntry>> {
         // Built once: the action names are constants of core, not input.
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             let unmarked = cutover_core::chart::UNMARKED_ACTIONS
@@ -196,7 +197,7 @@ impl Storage {
                 if let Some(map) = v.as_object_mut() {
                     map.insert("seq".into(), seq.into());
                 }
-                Ok(v)
+                serde_json::from_value(v).with_context(|| format!("audit entry {seq} of {id}"))
             })
             .collect()
     }

@@ -1,6 +1,7 @@
 //! The client commands of the real `cutover` binary against a real server on a loopback port:
 //! what an on-call engineer sees in a terminal and what a CI job's exit code says.
 
+use crate::fixtures;
 use crate::support;
 
 use std::time::Duration;
@@ -9,24 +10,11 @@ use cutover_core::role::Role;
 use serde_json::{Value, json};
 use support::TestApp;
 
-const PLAN: &str = r#"
-[rollout]
-id = "cli"
-title = "CLI test"
-
-[[stage]]
-id = "canary"
-traffic = 10
-
-[[stage]]
-id = "ga"
-traffic = 100
-
-[[metric]]
-id = "latency_ms"
-kind = "distribution"
-unit = "ms"
-
+fn plan_text() -> String {
+    fixtures::two_stage_plan(
+        "cli",
+        "CLI test",
+        r#"
 [[metric]]
 id = "error"
 kind = "ratio"
@@ -74,10 +62,12 @@ items = [{ id = "backups", text = "Backups taken" }]
 stage = "ga"
 approvals = 1
 roles = ["lead"]
-"#;
+"#,
+    )
+}
 
 fn plan() -> cutover_core::plan::Plan {
-    cutover_core::plan::parse("cli.toml", PLAN).unwrap()
+    cutover_core::plan::parse("cli.toml", &plan_text()).unwrap()
 }
 
 struct Run {

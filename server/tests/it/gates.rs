@@ -2,6 +2,7 @@
 //! (the refusal says how long it has held), and a kill trigger rolls the rollout back by itself,
 //! recorded in the audit log as the system; an alert trigger is recorded once per episode.
 
+use crate::fixtures;
 use crate::support;
 
 use std::time::Duration;
@@ -10,24 +11,11 @@ use cutover_core::role::Role;
 use serde_json::{Value, json};
 use support::TestApp;
 
-const PLAN: &str = r#"
-[rollout]
-id = "fast"
-title = "Fast gates"
-
-[[stage]]
-id = "canary"
-traffic = 10
-
-[[stage]]
-id = "ga"
-traffic = 100
-
-[[metric]]
-id = "latency_ms"
-kind = "distribution"
-unit = "ms"
-
+fn plan_text() -> String {
+    fixtures::two_stage_plan(
+        "fast",
+        "Fast gates",
+        r#"
 [[gate]]
 id = "p95"
 expr = "p95(latency_ms) <= 700ms"
@@ -47,7 +35,9 @@ expr = "p95(latency_ms) > 2s"
 window = "10s"
 for = "2s"
 action = "kill"
-"#;
+"#,
+    )
+}
 
 async fn push(app: &TestApp, latency: f64, n: usize) {
     let body = format!("{{\"values\":{{\"latency_ms\":{latency}}}}}\n").repeat(n);
@@ -69,7 +59,7 @@ fn gate(snapshot: &Value) -> &Value {
 #[tokio::test]
 async fn progress_waits_for_the_gate_to_hold_then_goes_through() {
     let data = tempfile::tempdir().unwrap();
-    let plan = cutover_core::plan::parse("fast.toml", PLAN).unwrap();
+    let plan = cutover_core::plan::parse("fast.toml", &plan_text()).unwrap();
     let app = TestApp::start(data.path(), vec![plan]).await;
     let (status, _) = app
         .post(Some(Role::Operator), "/api/rollouts/fast/start", json!({}))
@@ -155,7 +145,7 @@ async fn progress_waits_for_the_gate_to_hold_then_goes_through() {
 #[tokio::test]
 async fn a_kill_trigger_rolls_back_by_itself_and_the_audit_says_so() {
     let data = tempfile::tempdir().unwrap();
-    let plan = cutover_core::plan::parse("fast.toml", PLAN).unwrap();
+    let plan = cutover_core::plan::parse("fast.toml", &plan_text()).unwrap();
     let app = TestApp::start(data.path(), vec![plan]).await;
     app.post(Some(Role::Operator), "/api/rollouts/fast/start", json!({}))
         .await;
@@ -210,7 +200,7 @@ fn actions(audit: &Value) -> Vec<String> {
 #[tokio::test]
 async fn an_alert_trigger_is_recorded_once_per_episode_and_changes_nothing() {
     let data = tempfile::tempdir().unwrap();
-    let plan = cutover_core::plan::parse("fast.toml", PLAN).unwrap();
+    let plan = cutover_core::plan::parse("fast.toml", &plan_text()).unwrap();
     let app = TestApp::start(data.path(), vec![plan]).await;
     app.post(Some(Role::Operator), "/api/rollouts/fast/start", json!({}))
         .await;
@@ -269,7 +259,7 @@ fn events_in(tick: &Value) -> f64 {
 #[tokio::test]
 async fn hold_timers_and_chart_history_survive_a_restart() {
     let data = tempfile::tempdir().unwrap();
-    let plan = || cutover_core::plan::parse("fast.toml", PLAN).unwrap();
+    let plan = || cutover_core::plan::parse("fast.toml", &plan_text()).unwrap();
     let app = TestApp::start(data.path(), vec![plan()]).await;
     app.post(Some(Role::Operator), "/api/rollouts/fast/start", json!({}))
         .await;
@@ -300,7 +290,7 @@ async fn hold_timers_and_chart_history_survive_a_restart() {
 #[tokio::test]
 async fn health_and_metrics_report_gates_traffic_and_kills() {
     let data = tempfile::tempdir().unwrap();
-    let plan = cutover_core::plan::parse("fast.toml", PLAN).unwrap();
+    let plan = cutover_core::plan::parse("fast.toml", &plan_text()).unwrap();
     let app = TestApp::start(data.path(), vec![plan]).await;
     let health = || async {
         app.http

@@ -1,6 +1,8 @@
 //! Every server integration test in one binary: one link instead of twelve, and the support
 //! modules (a real server, PostgreSQL, Prometheus) compiled once.
 
+#[path = "../../../testdata/plans.rs"]
+mod fixtures;
 #[path = "../support/pg.rs"]
 mod pg;
 #[path = "../support/prom.rs"]

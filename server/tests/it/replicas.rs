@@ -3,6 +3,7 @@
 //! race with progress across them; events posted to either count in both; and when the replica
 //! holding the evaluator lease dies, the other takes over and the hold timers carry on.
 
+use crate::fixtures;
 use std::time::{Duration, Instant};
 
 use crate::pg;
@@ -18,32 +19,17 @@ use serde_json::{Value, json};
 use support::{TestApp, open_plan};
 
 fn gated_plan() -> Plan {
-    cutover_core::plan::parse(
-        "rep.toml",
-        r#"
-[rollout]
-id = "rep"
-title = "Replicated"
-
-[[stage]]
-id = "canary"
-traffic = 10
-
-[[stage]]
-id = "ga"
-traffic = 100
-
-[[metric]]
-id = "latency_ms"
-kind = "distribution"
-
+    let rest = r#"
 [[gate]]
 id = "p95"
 expr = "p95(latency_ms) < 800"
 window = "1m"
 hold = "1m"
 stages = ["canary"]
-"#,
+"#;
+    cutover_core::plan::parse(
+        "rep.toml",
+        &fixtures::two_stage_plan("rep", "Replicated", rest),
     )
     .unwrap()
 }

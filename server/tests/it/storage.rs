@@ -155,17 +155,17 @@ async fn rollouts_and_actions(s: &Storage) {
 
     // Audit: newest first, paged by `before`, evidence kept.
     let page = s.audit("r1", None, 3, false).await.unwrap();
-    let got: Vec<i64> = page.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    let got: Vec<i64> = page.iter().map(|e| e.seq).collect();
     assert_eq!(got, vec![seqs[4], seqs[3], seqs[2]]);
     let rest = s.audit("r1", Some(seqs[2]), 10, false).await.unwrap();
-    let got: Vec<i64> = rest.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    let got: Vec<i64> = rest.iter().map(|e| e.seq).collect();
     assert_eq!(got, vec![seqs[1], seqs[0]]);
-    assert_eq!(rest[1]["evidence"]["p95"], 120);
-    assert_eq!(rest[1]["action"]["action"], "start");
-    assert_eq!(rest[1]["actor"]["name"], "alice");
+    assert_eq!(rest[1].evidence["p95"], 120);
+    assert_eq!(rest[1].record.action.name(), "start");
+    assert_eq!(rest[1].record.actor.name, "alice");
     // Markers only: the approvals are left out, whatever the engine.
     let marks = s.audit("r1", None, 10, true).await.unwrap();
-    let got: Vec<i64> = marks.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    let got: Vec<i64> = marks.iter().map(|e| e.seq).collect();
     assert_eq!(got, vec![seqs[4], seqs[1], seqs[0]]);
 }
 

@@ -2,6 +2,9 @@
 //! (`cutover_e2e`) and its dependencies linked once. Each module starts its own `cutover demo`
 //! and headless Chromium.
 
+#[path = "../../../testdata/plans.rs"]
+mod fixtures;
+
 mod a11y;
 mod actions;
 mod browser;

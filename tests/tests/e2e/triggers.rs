@@ -2,30 +2,18 @@
 //! trigger and why, every chart marks it on its time axis, the chart shows the line it
 //! watches, and the rollout runs on.
 
+use crate::fixtures;
 use std::time::Duration;
 
 use cutover_e2e::{Browser, Demo};
 
 /// A rehearsal plan whose alert fires within seconds of the start under the demo's
 /// error-spike traffic (20% errors against a 5% line).
-const DRILL: &str = r#"
-[rollout]
-id = "drill"
-title = "Alert drill"
-
-[[stage]]
-id = "canary"
-traffic = 10
-
-[[stage]]
-id = "ga"
-traffic = 100
-
-[[metric]]
-id = "latency_ms"
-kind = "distribution"
-unit = "ms"
-
+fn drill() -> String {
+    fixtures::two_stage_plan(
+        "drill",
+        "Alert drill",
+        r#"
 [[metric]]
 id = "error"
 kind = "ratio"
@@ -43,12 +31,14 @@ expr = "rate(error) > 5%"
 window = "10s"
 for = "3s"
 action = "alert"
-"#;
+"#,
+    )
+}
 
 #[tokio::test]
 async fn an_alert_is_marked_on_every_chart_and_in_the_timeline() -> anyhow::Result<()> {
     let plans = tempfile::tempdir()?;
-    std::fs::write(plans.path().join("drill.toml"), DRILL)?;
+    std::fs::write(plans.path().join("drill.toml"), drill())?;
     let dir = plans.path().to_string_lossy().to_string();
     let demo = Demo::start_with(&["--plans", &dir, "--scenario", "drill=error-spike"])?;
     let page = format!("{}/r/drill", demo.url);

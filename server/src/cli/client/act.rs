@@ -6,7 +6,9 @@ use std::process::ExitCode;
 use cutover_core::snapshot::Snapshot;
 use serde_json::{Value, json};
 
-use super::{Client, ClientError, Connection, segment};
+use cutover_core::route::ActionRoute;
+
+use super::{Client, ClientError, Connection};
 
 // The arguments of start, progress, pause, resume, kill and approve; their help is on their
 // `ClientCommand` variants, since one struct serves six commands.
@@ -100,20 +102,15 @@ pub enum Act {
 
 impl Act {
     fn path(&self, rollout: &str) -> String {
-        let base = format!("/api/rollouts/{}", segment(rollout));
         match self {
-            Act::Start => format!("{base}/start"),
-            Act::Progress => format!("{base}/progress"),
-            Act::Pause => format!("{base}/pause"),
-            Act::Resume => format!("{base}/resume"),
-            Act::Kill => format!("{base}/kill"),
-            Act::Approve => format!("{base}/approvals"),
-            Act::Check { list, item, .. } => format!(
-                "{base}/checklists/{}/items/{}",
-                segment(list),
-                segment(item)
-            ),
-            Act::Override { gate } => format!("{base}/gates/{}/override", segment(gate)),
+            Act::Start => ActionRoute::Start.path(rollout, &[]),
+            Act::Progress => ActionRoute::Progress.path(rollout, &[]),
+            Act::Pause => ActionRoute::Pause.path(rollout, &[]),
+            Act::Resume => ActionRoute::Resume.path(rollout, &[]),
+            Act::Kill => ActionRoute::Kill.path(rollout, &[]),
+            Act::Approve => ActionRoute::Approve.path(rollout, &[]),
+            Act::Check { list, item, .. } => ActionRoute::Check.path(rollout, &[list, item]),
+            Act::Override { gate } => ActionRoute::Override.path(rollout, &[gate]),
         }
     }
 
