@@ -316,3 +316,112 @@ impl Browser {
             .is_ok()
     }
 }
+
+/// Text an element must show, for [`Browser::watch_text`].
+#[derive(Debug, Clone, Copy)]
+pub enum Shows<'a> {
+    /// Exactly this text (trimmed).
+    Is(&'a str),
+    /// Text starting with this.
+    StartsWith(&'a str),
+}
+
+/// Notes, inside the page, the page's clock when the element first shows the text: a
+/// MutationObserver runs right after the DOM changes, so no ChromeDriver round trip is counted.
+const WATCH_TEXT: &str = r#"
+const [id, exact, text] = arguments;
+const seen = (window.__cutoverSeen ??= {});
+delete seen[id];
+const look = () => {
+  const el = document.querySelector(`[data-testid='${id}']`);
+  const t = el ? el.innerText.trim() : null;
+  if (t !== null && (exact ? t === text : t.startsWith(text))) {
+    seen[id] = Date.now();
+    return true;
+  }
+  return false;
+};
+if (!look()) {
+  const observer = new MutationObserver(() => { if (look()) observer.disconnect(); });
+  observer.observe(document.documentElement,
+    { subtree: true, childList: true, characterData: true, attributes: true });
+}
+"#;
+
+/// Notes, inside the page, the page's clock when the element matching a selector is next
+/// clicked (in the capture phase, before the page's own handlers).
+const WATCH_CLICK: &str = r#"
+const [css] = arguments;
+const clicks = (window.__cutoverClicks ??= {});
+delete clicks[css];
+const note = (e) => {
+  if (e.target instanceof Element && e.target.closest(css)) {
+    clicks[css] = Date.now();
+    document.removeEventListener("click", note, true);
+  }
+};
+document.addEventListener("click", note, true);
+"#;
+
+impl Browser {
+    /// From now on, notes inside the page when the element with `data-testid` shows `shows`;
+    /// read it with [`Browser::text_seen_at`]. For latency claims: the time is taken in the page
+    /// at the change, not when a poll through ChromeDriver happens to see it.
+    pub async fn watch_text(&self, testid: &str, shows: Shows<'_>) -> anyhow::Result<()> {
+        let (exact, text) = match shows {
+            Shows::Is(t) => (true, t),
+            Shows::StartsWith(t) => (false, t),
+        };
+        self.client
+            .execute(WATCH_TEXT, vec![testid.into(), exact.into(), text.into()])
+            .await?;
+        Ok(())
+    }
+
+    /// From now on, notes inside the page when the element matching `css` is next clicked;
+    /// read it with [`Browser::clicked_at`].
+    pub async fn watch_click(&self, css: &str) -> anyhow::Result<()> {
+        self.client.execute(WATCH_CLICK, vec![css.into()]).await?;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` (a guard, not the claim) until what [`Browser::watch_text`]
+    /// watches has shown; returns the page's clock (ms since the epoch) when it did.
+    pub async fn text_seen_at(&self, testid: &str, timeout: Duration) -> anyhow::Result<i64> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let seen = self
+                .client
+                .execute(
+                    "return (window.__cutoverSeen || {})[arguments[0]] ?? null;",
+                    vec![testid.into()],
+                )
+                .await?;
+            if let Some(at) = seen.as_f64() {
+                return Ok(at as i64);
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "[data-testid={testid}] never showed the text watched for in {timeout:?}; it shows {:?}",
+                    self.text(testid).await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// The page's clock (ms since the epoch) when what [`Browser::watch_click`] watches was
+    /// clicked.
+    pub async fn clicked_at(&self, css: &str) -> anyhow::Result<i64> {
+        let at = self
+            .client
+            .execute(
+                "return (window.__cutoverClicks || {})[arguments[0]] ?? null;",
+                vec![css.into()],
+            )
+            .await?;
+        at.as_f64()
+            .map(|at| at as i64)
+            .with_context(|| format!("{css} was not clicked since it was watched"))
+    }
+}

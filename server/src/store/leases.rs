@@ -29,6 +29,16 @@ impl Storage {
         Ok(won.as_deref() == Some(holder))
     }
 
+    /// Who holds the lease `name` and until when, if anyone took it and did not give it up.
+    pub async fn lease(&self, name: &str) -> anyhow::Result<Option<(String, Millis)>> {
+        Ok(
+            sqlx::query_as("SELECT holder, expires_at FROM leases WHERE name = $1")
+                .bind(name)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     /// Gives a lease up at once (a clean shutdown), so another replica need not wait it out.
     pub async fn release_lease(&self, name: &str, holder: &str) -> anyhow::Result<()> {
         sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")

@@ -420,13 +420,18 @@ async fn a_hold_does_not_count_the_time_the_server_was_down() {
     let held = |s: &Value| s["gates"][0]["held_for"].as_i64();
     let app = TestApp::start(data.path(), vec![plan()]).await;
     push(&app).await.unwrap();
-    // Metric buckets are written every 5 s (`SAVE_EVERY`), so a crash loses up to the last 5 s
-    // of events; a hold of 7 s means a write happened after the push, whatever its phase.
+    let pushed_at = cutover_server::clock::now();
     let before = app
         .wait_for("/api/rollouts/hold", "a hold of 7 s", |s| {
             held(s).filter(|h| *h >= 7_000)
         })
         .await;
+    // Metric buckets are written every 5 s (`SAVE_EVERY`), so a crash loses up to the last 5 s
+    // of events: crash only once a write made after the push is in the database (on a loaded
+    // machine a 7 s hold does not prove one happened).
+    support::wait_for_saved_buckets(data.path(), "hold", pushed_at).await;
+    // The hold just before the crash: it kept growing during that wait.
+    let before = held(&app.get("/api/rollouts/hold").await).map_or(before, |h| h.max(before));
     app.crash().await;
     tokio::time::sleep(Duration::from_secs(15)).await;
     let app = TestApp::start(data.path(), vec![plan()]).await;

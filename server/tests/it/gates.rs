@@ -67,9 +67,10 @@ async fn progress_waits_for_the_gate_to_hold_then_goes_through() {
     assert_eq!(status, 200);
 
     // No data yet: the gate says so and progress is refused for it.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let snapshot = app.get("/api/rollouts/fast").await;
-    assert_eq!(gate(&snapshot)["verdict"], "no_data");
+    app.wait_for("/api/rollouts/fast", "a no_data verdict", |s| {
+        (gate(s)["verdict"] == "no_data").then_some(())
+    })
+    .await;
     let (status, error) = app
         .post(
             Some(Role::Operator),
@@ -87,14 +88,17 @@ async fn progress_waits_for_the_gate_to_hold_then_goes_through() {
     );
 
     push(&app, 250.0, 50).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let snapshot = app.get("/api/rollouts/fast").await;
-    assert_eq!(gate(&snapshot)["verdict"], "pass");
+    let snapshot = app
+        .wait_for("/api/rollouts/fast", "a pass after the events", |s| {
+            (gate(s)["verdict"] == "pass").then(|| s.clone())
+        })
+        .await;
     assert!(
         gate(&snapshot)["comparisons"][0]["left_value"]
             .as_f64()
             .unwrap()
-            < 260.0
+            < 260.0,
+        "{snapshot}"
     );
     let (status, error) = app
         .post(
@@ -110,8 +114,9 @@ async fn progress_waits_for_the_gate_to_hold_then_goes_through() {
         "{message}"
     );
 
-    // Refused until the hold is complete, then accepted: poll as a CI job would.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    // Refused until the hold is complete, then accepted: poll as a CI job would. The deadline
+    // only guards against hanging (the claim is the refusal above): room for a slow machine.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     let snapshot = loop {
         // Traffic keeps flowing, as in a real canary: the 10 s window never runs dry before
         // the 10 s hold is complete (it sometimes did when the only events came first).
@@ -150,18 +155,15 @@ async fn a_kill_trigger_rolls_back_by_itself_and_the_audit_says_so() {
     app.post(Some(Role::Operator), "/api/rollouts/fast/start", json!({}))
         .await;
     push(&app, 3000.0, 40).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
-    let snapshot = loop {
-        let snapshot = app.get("/api/rollouts/fast").await;
-        if snapshot["state"]["phase"] == "killed" {
-            break snapshot;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "trigger never fired: {snapshot}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    // A guard, not a claim (`for = "2s"`): room for a slow machine.
+    let snapshot = app
+        .wait_for_within(
+            "/api/rollouts/fast",
+            "the trigger firing",
+            Duration::from_secs(20),
+            |s| (s["state"]["phase"] == "killed").then(|| s.clone()),
+        )
+        .await;
     assert_eq!(snapshot["traffic"], 0.0);
     assert_eq!(snapshot["state"]["killed"]["by"]["name"], "trigger breach");
     assert_eq!(snapshot["state"]["killed"]["by"]["role"], "system");
@@ -206,18 +208,15 @@ async fn an_alert_trigger_is_recorded_once_per_episode_and_changes_nothing() {
         .await;
     // Over the alert's 1 s, under the kill's 2 s.
     push(&app, 1500.0, 40).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
-    let audit = loop {
-        let audit = app.get("/api/rollouts/fast/audit").await;
-        if actions(&audit).contains(&"alert".to_string()) {
-            break audit;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the alert never fired: {audit}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    // A guard, not a claim (`for = "2s"`): room for a slow machine.
+    let audit = app
+        .wait_for_within(
+            "/api/rollouts/fast/audit",
+            "the alert firing",
+            Duration::from_secs(20),
+            |a| actions(a).contains(&"alert".to_string()).then(|| a.clone()),
+        )
+        .await;
     let entry = &audit["entries"][0];
     assert_eq!(entry["action"]["trigger"], "slow");
     assert_eq!(
@@ -264,10 +263,15 @@ async fn hold_timers_and_chart_history_survive_a_restart() {
     app.post(Some(Role::Operator), "/api/rollouts/fast/start", json!({}))
         .await;
     push(&app, 250.0, 40).await;
-    tokio::time::sleep(Duration::from_millis(6500)).await;
-    let before = app.get("/api/rollouts/fast").await;
-    let held_before = gate(&before)["held_for"].as_i64().unwrap();
-    assert!(held_before >= 4000, "{before}");
+    let pushed_at = cutover_server::clock::now();
+    let held_before = app
+        .wait_for("/api/rollouts/fast", "a hold of 4 s", |s| {
+            gate(s)["held_for"].as_i64().filter(|h| *h >= 4000)
+        })
+        .await;
+    // Metric buckets are saved every few seconds (`SAVE_EVERY`), not at each event: stop only
+    // once a save made after the push is in the database, or the chart loses the events.
+    support::wait_for_saved_buckets(data.path(), "fast", pushed_at).await;
     app.stop().await;
 
     let app = TestApp::start(data.path(), vec![plan()]).await;
@@ -277,9 +281,16 @@ async fn hold_timers_and_chart_history_survive_a_restart() {
         "chart history restored"
     );
     push(&app, 250.0, 10).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let after = app.get("/api/rollouts/fast").await;
-    let held_after = gate(&after)["held_for"].as_i64().unwrap();
+    // The first evaluation after the restart that passes: a timer that was reset would show
+    // less than before here.
+    let (after, held_after) = app
+        .wait_for("/api/rollouts/fast", "a pass after the restart", |s| {
+            (gate(s)["verdict"] == "pass")
+                .then(|| gate(s)["held_for"].as_i64())
+                .flatten()
+                .map(|h| (s.clone(), h))
+        })
+        .await;
     assert!(
         held_after > held_before,
         "hold timer kept: {held_before} then {held_after}"
@@ -314,19 +325,20 @@ async fn health_and_metrics_report_gates_traffic_and_kills() {
             .await
             .unwrap()
     };
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(
-        health().await["status"],
-        "degraded",
-        "no data is not healthy"
-    );
+    // No data is not healthy (once evaluated).
+    app.wait_for("/health", "degraded without data", |h| {
+        (h["status"] == "degraded").then_some(())
+    })
+    .await;
 
     app.post(Some(Role::Operator), "/api/rollouts/fast/start", json!({}))
         .await;
     push(&app, 250.0, 20).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let h = health().await;
-    assert_eq!(h["status"], "healthy", "{h}");
+    let h = app
+        .wait_for("/health", "healthy after the events", |h| {
+            (h["status"] == "healthy").then(|| h.clone())
+        })
+        .await;
     assert_eq!(h["metrics"]["fast"]["traffic"], 10.0);
     assert!(h["metrics"]["fast"]["values"]["p95"].as_f64().unwrap() < 300.0);
     let text = metrics().await;

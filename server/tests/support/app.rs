@@ -167,7 +167,20 @@ impl TestApp {
         what: &str,
         check: impl Fn(&Value) -> Option<T>,
     ) -> T {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        self.wait_for_within(path, what, Duration::from_secs(15), check)
+            .await
+    }
+
+    /// As `wait_for`, giving up after `within`: a guard against hanging, never the claim, so
+    /// make it generous (CI machines are slow and loaded).
+    pub async fn wait_for_within<T>(
+        &self,
+        path: &str,
+        what: &str,
+        within: Duration,
+        check: impl Fn(&Value) -> Option<T>,
+    ) -> T {
+        let deadline = tokio::time::Instant::now() + within;
         loop {
             let body = self.get(path).await;
             if let Some(found) = check(&body) {
@@ -187,6 +200,28 @@ impl TestApp {
             request = request.bearer_auth(self.token(role));
         }
         request.send().await.unwrap()
+    }
+}
+
+/// Waits (up to 30 s) until the server on the SQLite data dir `data` has saved metric buckets
+/// of `rollout` at `since` or later (they are saved every few seconds, not at each event), so
+/// that a stop or a crash after this keeps every event ingested before `since`. Reads the
+/// database itself: nothing in the API says when buckets were last saved.
+pub async fn wait_for_saved_buckets(data: &Path, rollout: &str, since: cutover_core::time::Millis) {
+    let storage = Storage::open_sqlite(data).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    // No replica is called "none": every replica's buckets count.
+    while storage
+        .buckets_changed(rollout, "none", since)
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no metric buckets of {rollout} saved since {since}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

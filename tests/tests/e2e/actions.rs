@@ -2,9 +2,13 @@
 //! action shows the server's reason; the kill switch asks for a reason, and a viewer's screen
 //! shows KILLED within two seconds, with no controls of its own.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use cutover_e2e::{Browser, Demo};
+use cutover_e2e::{Browser, Demo, Shows};
+
+/// Guard deadline for what follows an action and is not a timed claim: a loaded CI machine
+/// can take seconds per ChromeDriver round trip.
+const GUARD: Duration = Duration::from_secs(15);
 
 #[tokio::test]
 async fn the_kill_switch_reaches_every_viewer_within_two_seconds() -> anyhow::Result<()> {
@@ -53,12 +57,20 @@ async fn the_kill_switch_reaches_every_viewer_within_two_seconds() -> anyhow::Re
         "no kill without a reason"
     );
     operator.fill("kill-reason", "p95 breach in canary").await?;
-    let clicked = Instant::now();
+    // Timed in the pages (both browsers read this machine's clock): from the operator's click
+    // to each screen showing KILLED. Polling through ChromeDriver would time the polling.
+    let confirm = "[data-testid='kill-confirm']";
+    operator.watch_click(confirm).await?;
+    operator.watch_text("phase", Shows::Is("KILLED")).await?;
+    viewer.watch_text("phase", Shows::Is("KILLED")).await?;
     operator.click("kill-confirm").await?;
-    viewer
-        .wait_text("phase", Duration::from_secs(2), |t| t == "KILLED")
-        .await?;
-    println!("kill to viewer's screen: {:?}", clicked.elapsed());
+    let clicked = operator.clicked_at(confirm).await?;
+    let shown = viewer.text_seen_at("phase", GUARD).await? - clicked;
+    println!("kill to viewer's screen: {shown} ms");
+    assert!(
+        shown < 2_000,
+        "the viewer showed KILLED {shown} ms after the click"
+    );
     let by = viewer.text("killed-by").await.unwrap_or_default();
     assert!(
         by.starts_with("by demo-operator (operator) at ") && by.ends_with(": p95 breach in canary"),
@@ -67,19 +79,19 @@ async fn the_kill_switch_reaches_every_viewer_within_two_seconds() -> anyhow::Re
     assert_eq!(viewer.text("health").await.as_deref(), Some("✕ KILLED"));
     assert_eq!(viewer.text("traffic").await.as_deref(), Some("0% traffic"));
     viewer
-        .wait_text("timeline", Duration::from_secs(3), |t| {
+        .wait_text("timeline", GUARD, |t| {
             t.contains("kill by demo-operator (operator) “p95 breach in canary”")
         })
         .await?;
-    operator
-        .wait_text("phase", Duration::from_secs(2), |t| t == "KILLED")
-        .await?;
+    let own = operator.text_seen_at("phase", GUARD).await? - clicked;
+    assert!(
+        own < 2_000,
+        "the operator's own screen showed KILLED {own} ms after the click"
+    );
     assert!(!operator.has("kill").await, "nothing left to kill");
     // The kill is marked on the charts' time axis.
     viewer
-        .wait_text("marks-latency_ms", Duration::from_secs(5), |t| {
-            t.ends_with(" kill")
-        })
+        .wait_text("marks-latency_ms", GUARD, |t| t.ends_with(" kill"))
         .await?;
 
     operator.screenshot("rollout-killed").await?;
@@ -118,19 +130,25 @@ async fn a_checked_item_shows_who_checked_it_in_another_browser_within_two_secon
     operator
         .fill("item-preflight-migration-note", "migration 42 applied")
         .await?;
-    let clicked = Instant::now();
+    // Timed in the pages, as the kill above: from the click to the other screen's change.
+    let item = "#item-preflight-migration";
+    operator.watch_click(item).await?;
+    viewer
+        .watch_text(who, Shows::StartsWith("demo-operator · "))
+        .await?;
     operator
         .client
-        .find(fantoccini::Locator::Css("#item-preflight-migration"))
+        .find(fantoccini::Locator::Css(item))
         .await?
         .click()
         .await?;
-    viewer
-        .wait_text(who, Duration::from_secs(2), |t| {
-            t.starts_with("demo-operator · ")
-        })
-        .await?;
-    println!("check to the other browser: {:?}", clicked.elapsed());
+    let clicked = operator.clicked_at(item).await?;
+    let shown = viewer.text_seen_at(who, GUARD).await? - clicked;
+    println!("check to the other browser: {shown} ms");
+    assert!(
+        shown < 2_000,
+        "the other browser showed the check {shown} ms after the click"
+    );
     let note = viewer.text(who).await.unwrap_or_default();
     assert!(note.ends_with(" · migration 42 applied"), "{note}");
     let checklist = viewer.text("checklist-preflight").await.unwrap_or_default();
@@ -224,15 +242,15 @@ async fn progress_says_what_blocks_it_and_a_lead_overrides_kills_resumes_and_app
     lead.fill("override-reason", "p95 skewed by the nightly batch")
         .await?;
     lead.click("override-confirm").await?;
-    lead.wait_text("progress-blockers", Duration::from_secs(5), |t| {
+    lead.wait_text("progress-blockers", GUARD, |t| {
         !t.contains("p95-latency") && t.contains("p50-latency")
     })
     .await?;
-    lead.wait_text("timeline", Duration::from_secs(5), |t| {
+    lead.wait_text("timeline", GUARD, |t| {
         t.contains("p95 skewed by the nightly batch")
     })
     .await?;
-    lead.wait_text("marks-latency_ms", Duration::from_secs(5), |t| {
+    lead.wait_text("marks-latency_ms", GUARD, |t| {
         t.contains(" start canary · ") && t.ends_with(" override p95-latency")
     })
     .await?;
@@ -242,11 +260,10 @@ async fn progress_says_what_blocks_it_and_a_lead_overrides_kills_resumes_and_app
     lead.click("kill").await?;
     lead.fill("kill-reason", "drill").await?;
     lead.click("kill-confirm").await?;
-    lead.wait_text("phase", Duration::from_secs(5), |t| t == "KILLED")
-        .await?;
+    lead.wait_text("phase", GUARD, |t| t == "KILLED").await?;
     lead.click("resume").await?;
     let title = lead
-        .wait_text("resume-title", Duration::from_secs(2), |t| !t.is_empty())
+        .wait_text("resume-title", GUARD, |t| !t.is_empty())
         .await?;
     assert!(title.contains("returns to canary (10%)"), "{title}");
     let focused = lead.client.active_element().await?;
@@ -255,8 +272,14 @@ async fn progress_says_what_blocks_it_and_a_lead_overrides_kills_resumes_and_app
         Some("resume-reason")
     );
     focused.send_keys("\u{E00C}").await?;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!lead.has("resume-reason").await, "Escape closes the dialog");
+    let deadline = std::time::Instant::now() + GUARD;
+    while lead.has("resume-reason").await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Escape closes the dialog"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(lead.text("phase").await.as_deref(), Some("KILLED"));
     lead.click("resume").await?;
     let confirm = lead
@@ -266,9 +289,8 @@ async fn progress_says_what_blocks_it_and_a_lead_overrides_kills_resumes_and_app
     assert!(confirm.attr("disabled").await?.is_some(), "a reason first");
     lead.fill("resume-reason", "drill over").await?;
     lead.click("resume-confirm").await?;
-    lead.wait_text("phase", Duration::from_secs(5), |t| t == "RUNNING")
-        .await?;
-    lead.wait_text("timeline", Duration::from_secs(5), |t| {
+    lead.wait_text("phase", GUARD, |t| t == "RUNNING").await?;
+    lead.wait_text("timeline", GUARD, |t| {
         t.contains("resume by demo-lead (lead) “drill over”")
     })
     .await?;
@@ -317,7 +339,7 @@ async fn progress_says_what_blocks_it_and_a_lead_overrides_kills_resumes_and_app
     })
     .await?;
     lead.click("approve").await?;
-    lead.wait_text("signoff", Duration::from_secs(5), |t| {
+    lead.wait_text("signoff", GUARD, |t| {
         t.ends_with(": 1 of 1 approvals (demo-lead)")
     })
     .await?;

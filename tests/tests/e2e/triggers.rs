@@ -49,8 +49,9 @@ async fn an_alert_is_marked_on_every_chart_and_in_the_timeline() -> anyhow::Resu
         .await?;
     // Not armed before the start: errors alone record nothing.
     operator.click("start").await?;
+    // A guard, not a claim: a loaded CI machine can take seconds per ChromeDriver round trip.
     operator
-        .wait_text("phase", Duration::from_secs(5), |t| t == "RUNNING")
+        .wait_text("phase", Duration::from_secs(15), |t| t == "RUNNING")
         .await?;
     operator
         .wait_text("timeline", Duration::from_secs(20), |t| {
@@ -59,7 +60,7 @@ async fn an_alert_is_marked_on_every_chart_and_in_the_timeline() -> anyhow::Resu
         .await?;
     for chart in ["latency_ms", "error"] {
         let marks = operator
-            .wait_text(&format!("marks-{chart}"), Duration::from_secs(5), |t| {
+            .wait_text(&format!("marks-{chart}"), Duration::from_secs(15), |t| {
                 t.contains(" alert error-spike")
             })
             .await?;
