@@ -1,7 +1,8 @@
 //! What a rollout's state asks of the world, and how far the world has got: the same desired
 //! state is served at `GET .../flags`, posted to webhooks and written to env files, so every
-//! consumer sees one truth. Killed or not started, no stage flags apply: services fall back to
-//! their defaults.
+//! consumer sees one truth. Not started, no stage flags apply: services fall back to their
+//! defaults. Killed, the plan's rollback flags apply (`[rollback]`, with the killed stage's
+//! own over them): the known state the runbook returns to, not merely "everything off".
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -38,10 +39,14 @@ impl Desired {
             stage: stage.map(|s| s.id.clone()),
             traffic: state.traffic(plan),
             killed: state.phase == Phase::Killed,
-            flags: stage
-                .filter(|_| live)
-                .map(|s| s.flags.clone())
-                .unwrap_or_default(),
+            flags: if state.phase == Phase::Killed {
+                plan.rollback_flags(state.stage)
+            } else {
+                stage
+                    .filter(|_| live)
+                    .map(|s| s.flags.clone())
+                    .unwrap_or_default()
+            },
         }
     }
 
@@ -167,5 +172,45 @@ kind = "counter"
         assert_eq!(desired.traffic, 0.0);
         assert!(desired.flags.is_empty());
         assert!(desired.env_file().contains("CUTOVER_KILLED=true\n"));
+    }
+
+    /// A plan that says what a kill publishes gets exactly that (the killed stage's own
+    /// rollback flags over the plan's), not "every flag off".
+    #[test]
+    fn a_kill_publishes_the_plans_rollback_flags() {
+        let text = "[rollout]\nid = \"m\"\ntitle = \"M\"\n\
+             [rollback]\nflags = { MIRROR_ENABLED = false, MIRROR_SHADOW = true }\n\
+             [[stage]]\nid = \"canary\"\ntraffic = 10\nflags = { MIRROR_ENABLED = true }\n\
+             [[stage]]\nid = \"live\"\ntraffic = 100\nflags = { MIRROR_ENABLED = true }\n\
+             rollback_flags = { READONLY = true }\n\
+             [[metric]]\nid = \"reads\"\nkind = \"counter\"\n";
+        let plan = crate::plan::parse("m.toml", text).unwrap();
+        let mut state = RolloutState::new();
+        state.phase = Phase::Killed;
+        state.stage = Some(0);
+        let flags = |state: &RolloutState| {
+            Desired::of(&plan, state)
+                .flags
+                .into_iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            flags(&state),
+            ["MIRROR_ENABLED=false", "MIRROR_SHADOW=true"]
+        );
+        state.stage = Some(1);
+        assert_eq!(
+            flags(&state),
+            [
+                "MIRROR_ENABLED=false",
+                "MIRROR_SHADOW=true",
+                "READONLY=true"
+            ]
+        );
+        assert_eq!(Desired::of(&plan, &state).traffic, 0.0);
+        // Running again, the stage's own flags apply.
+        state.phase = Phase::Running;
+        assert_eq!(flags(&state), ["MIRROR_ENABLED=true"]);
     }
 }

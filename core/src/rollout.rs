@@ -111,6 +111,9 @@ pub enum Action {
     Pause,
     Resume,
     Kill,
+    /// Retreat to the previous stage (its traffic and flags), with a reason: the gentler
+    /// rollback, short of the kill switch.
+    StepBack,
     Override {
         gate: String,
     },
@@ -141,6 +144,7 @@ impl Action {
             Action::Pause => "pause",
             Action::Resume => "resume",
             Action::Kill => "kill",
+            Action::StepBack => "step_back",
             Action::Override { .. } => "override",
             Action::Check { .. } => "check",
             Action::Uncheck { .. } => "uncheck",
@@ -156,6 +160,7 @@ impl Action {
             Action::Pause => p.pause.clone(),
             Action::Resume => p.resume.clone(),
             Action::Kill => p.kill.clone(),
+            Action::StepBack => p.step_back.clone(),
             Action::Override { .. } => p.override_.clone(),
             Action::Check { .. } | Action::Uncheck { .. } => p.check.clone(),
             Action::Approve => p.approve.clone(),
@@ -244,6 +249,10 @@ pub enum Refusal {
     },
     #[error("{action} needs a reason")]
     ReasonRequired { action: String },
+    #[error(
+        "{stage} is the first stage: there is no earlier stage to step back to; kill to roll back fully"
+    )]
+    FirstStage { stage: String },
     #[error("cannot {action} while the rollout is {phase}")]
     WrongPhase { action: String, phase: String },
     #[error("not ready to enter {stage}: {}", .blockers.join("; "))]
@@ -278,8 +287,9 @@ pub fn apply(
 ) -> Result<(RolloutState, AuditRecord), Refusal> {
     let action = &request.action;
     let allowed = action.allowed_roles(&plan.permissions);
-    // A rollback trigger kills whatever the plan's permissions say: that is its whole point.
-    let automatic = request.actor.role == Role::System && *action == Action::Kill;
+    // A rollback trigger acts whatever the plan's permissions say: that is its whole point.
+    let automatic =
+        request.actor.role == Role::System && matches!(action, Action::Kill | Action::StepBack);
     if !automatic && !allowed.contains(&request.actor.role) {
         return Err(Refusal::Forbidden {
             action: action.name().into(),
@@ -298,7 +308,7 @@ pub fn apply(
         .filter(|r| !r.is_empty());
     let needs_reason = matches!(
         action,
-        Action::Kill | Action::Override { .. } | Action::Alert { .. }
+        Action::Kill | Action::StepBack | Action::Override { .. } | Action::Alert { .. }
     ) || (matches!(action, Action::Resume) && state.phase == Phase::Killed);
     if needs_reason && reason.is_none() {
         return Err(Refusal::ReasonRequired {
@@ -381,6 +391,24 @@ pub fn apply(
             }
             next.phase = Phase::Killed;
             next.killed = Some(mark.clone());
+        }
+        Action::StepBack => {
+            let current = match (state.phase, state.stage) {
+                (Phase::Running | Phase::Paused | Phase::Completed, Some(i)) => i,
+                _ => return Err(wrong_phase()),
+            };
+            let Some(previous) = current.checked_sub(1) else {
+                let stage = plan.stages.first().map_or("", |s| s.id.as_str());
+                return Err(Refusal::FirstStage {
+                    stage: stage.to_string(),
+                });
+            };
+            // The previous stage's clock starts again: its gates must hold before a new
+            // progress. A paused rollout stays paused; a completed one runs again.
+            enter(&mut next, previous, request.at);
+            if state.phase == Phase::Completed {
+                next.phase = Phase::Running;
+            }
         }
         Action::Override { gate } => {
             let current = match (state.phase, state.stage) {

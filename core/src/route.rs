@@ -12,6 +12,7 @@ pub enum ActionRoute {
     Pause,
     Resume,
     Kill,
+    StepBack,
     Approve,
     /// `{list}`, `{item}`.
     Check,
@@ -20,12 +21,13 @@ pub enum ActionRoute {
 }
 
 impl ActionRoute {
-    pub const ALL: [ActionRoute; 8] = [
+    pub const ALL: [ActionRoute; 9] = [
         ActionRoute::Start,
         ActionRoute::Progress,
         ActionRoute::Pause,
         ActionRoute::Resume,
         ActionRoute::Kill,
+        ActionRoute::StepBack,
         ActionRoute::Approve,
         ActionRoute::Check,
         ActionRoute::Override,
@@ -39,6 +41,7 @@ impl ActionRoute {
             ActionRoute::Pause => "/rollouts/{id}/pause",
             ActionRoute::Resume => "/rollouts/{id}/resume",
             ActionRoute::Kill => "/rollouts/{id}/kill",
+            ActionRoute::StepBack => "/rollouts/{id}/step-back",
             ActionRoute::Approve => "/rollouts/{id}/approvals",
             ActionRoute::Check => "/rollouts/{id}/checklists/{list}/items/{item}",
             ActionRoute::Override => "/rollouts/{id}/gates/{gate}/override",

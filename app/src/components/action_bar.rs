@@ -15,7 +15,7 @@ use crate::api::{self, Me};
 use crate::components::reason_dialog::ReasonDialog;
 use cutover_core::route::ActionRoute;
 
-/// Start, progress, pause, resume and the kill switch.
+/// Start, progress, pause, resume, step back and the kill switch.
 #[component]
 pub fn ActionBar(
     /// The signed-in user.
@@ -31,6 +31,7 @@ pub fn ActionBar(
     // Which reason dialog is open.
     let killing = RwSignal::new(false);
     let resuming = RwSignal::new(false);
+    let stepping_back = RwSignal::new(false);
     let overriding = RwSignal::new(false);
     let override_gate = RwSignal::new(String::new());
     let me_name = me.name.clone();
@@ -118,6 +119,7 @@ pub fn ActionBar(
                     killing.set(false);
                     overriding.set(false);
                     resuming.set(false);
+                    stepping_back.set(false);
                 }
                 Err(e) => error.set(Some(e)),
             }
@@ -125,6 +127,20 @@ pub fn ActionBar(
     };
     let kill = Callback::new(move |reason| run(ActionRoute::Kill, Vec::new(), Some(reason)));
     let resume = Callback::new(move |reason| run(ActionRoute::Resume, Vec::new(), Some(reason)));
+    let step_back =
+        Callback::new(move |reason| run(ActionRoute::StepBack, Vec::new(), Some(reason)));
+    // The stage a step back returns to, when there is one.
+    let previous_stage = move || {
+        let s = snapshot.get()?;
+        let i = s.state.stage?.checked_sub(1)?;
+        s.plan.stages.get(i).map(|st| (st.id.clone(), st.traffic))
+    };
+    let step_back_title = move || match previous_stage() {
+        Some((id, traffic)) => format!(
+            "Step back to {id}? Traffic returns to {traffic}% with that stage's flags, and its gates must hold again."
+        ),
+        None => String::new(),
+    };
     let override_ = Callback::new(move |reason| {
         let gate = override_gate.get_untracked();
         run(ActionRoute::Override, vec![gate], Some(reason));
@@ -174,6 +190,11 @@ pub fn ActionBar(
                     }
                 }>"Resume"</button>
             </Show>
+            <Show when=move || may(|p| &p.step_back) && matches!(phase(), Some(Phase::Running | Phase::Paused | Phase::Completed)) && previous_stage().is_some()>
+                <button data-testid="step-back" disabled=move || busy.get() on:click=move |_| stepping_back.set(true)>
+                    {move || previous_stage().map(|(id, _)| format!("Step back to {id}…"))}
+                </button>
+            </Show>
             <Show when=move || may(|p| &p.kill) && !matches!(phase(), Some(Phase::Killed | Phase::Completed) | None)>
                 <button class="kill" data-testid="kill" on:click=move |_| killing.set(true)>"KILL SWITCH"</button>
             </Show>
@@ -186,6 +207,16 @@ pub fn ActionBar(
                     busy=busy
                     on_confirm=kill
                     on_cancel=Callback::new(move |_| killing.set(false))
+                />
+            </Show>
+            <Show when=move || stepping_back.get()>
+                <ReasonDialog
+                    name="step-back"
+                    title=step_back_title
+                    confirm="Step back"
+                    busy=busy
+                    on_confirm=step_back
+                    on_cancel=Callback::new(move |_| stepping_back.set(false))
                 />
             </Show>
             <Show when=move || resuming.get()>

@@ -48,7 +48,8 @@ pub(super) fn limit_sources(plan: &Plan) -> impl Iterator<Item = (&str, &str, &s
     let triggers = plan.triggers.iter().map(|t| {
         let kind = match t.action {
             TriggerAction::Alert => LimitKind::Alert,
-            TriggerAction::Kill => LimitKind::Kill,
+            // A step back is a rollback too: drawn as one.
+            TriggerAction::Kill | TriggerAction::StepBack => LimitKind::Kill,
         };
         (t.id.as_str(), t.title.as_str(), t.expr.as_str(), kind)
     });

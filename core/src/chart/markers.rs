@@ -32,6 +32,10 @@ pub fn marker(record: &crate::rollout::AuditRecord) -> Option<Marker> {
             format!("kill by {}", record.actor.name)
         }
         Action::Kill => "kill".to_string(),
+        Action::StepBack if record.actor.role == crate::role::Role::System => {
+            format!("back to {} by {}", stage(), record.actor.name)
+        }
+        Action::StepBack => format!("back to {}", stage()),
         Action::Override { gate } => format!("override {gate}"),
         Action::Alert { trigger } => format!("alert {trigger}"),
         Action::PlanChanged => "plan changed".to_string(),
@@ -42,7 +46,7 @@ pub fn marker(record: &crate::rollout::AuditRecord) -> Option<Marker> {
         label,
         alarm: matches!(
             record.action,
-            Action::Kill | Action::Alert { .. } | Action::PlanChanged
+            Action::Kill | Action::StepBack | Action::Alert { .. } | Action::PlanChanged
         ),
     })
 }

@@ -16,6 +16,8 @@ use crate::time::Span;
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawPlan {
     pub rollout: RawRollout,
+    #[serde(default)]
+    pub rollback: Option<RawRollback>,
     #[serde(default, rename = "stage")]
     pub stages: Vec<RawStage>,
     #[serde(default, rename = "metric")]
@@ -47,6 +49,14 @@ pub(crate) struct RawActuator {
     pub path: Option<Spanned<String>>,
 }
 
+/// `[rollback]`: what a kill publishes instead of "every flag off".
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRollback {
+    #[serde(default)]
+    pub flags: BTreeMap<String, FlagValue>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRollout {
@@ -71,6 +81,9 @@ pub(crate) struct RawStage {
     pub min_duration: Option<Spanned<String>>,
     #[serde(default)]
     pub flags: BTreeMap<String, FlagValue>,
+    /// What a kill in this stage publishes where it differs from `[rollback]`.
+    #[serde(default)]
+    pub rollback_flags: BTreeMap<String, FlagValue>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,6 +174,7 @@ pub(crate) struct RawPermissions {
     pub override_: Option<Vec<String>>,
     pub check: Option<Vec<String>>,
     pub approve: Option<Vec<String>>,
+    pub step_back: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -191,6 +205,18 @@ pub enum Actuator {
         /// Relative paths are relative to the server's working directory.
         path: String,
     },
+}
+
+impl Plan {
+    /// What a kill in stage `stage` publishes: the plan's rollback flags, with the stage's
+    /// own over them.
+    pub fn rollback_flags(&self, stage: Option<usize>) -> BTreeMap<String, FlagValue> {
+        let mut flags = self.rollback_flags.clone();
+        if let Some(s) = stage.and_then(|i| self.stages.get(i)) {
+            flags.extend(s.rollback_flags.clone());
+        }
+        flags
+    }
 }
 
 impl Metric {
@@ -224,6 +250,8 @@ pub enum Severity {
 pub enum TriggerAction {
     /// Roll back: traffic to 0, the rollout is killed.
     Kill,
+    /// Retreat one stage: the previous stage's traffic and flags.
+    StepBack,
     /// Tell people; change nothing.
     Alert,
 }
@@ -252,6 +280,10 @@ pub struct Plan {
     pub checklists: Vec<Checklist>,
     pub permissions: Permissions,
     pub signoffs: Vec<Signoff>,
+    /// What a kill publishes (`[rollback] flags`): the known state to return to, e.g. the
+    /// old path read-only or shadow metrics kept, instead of every flag dropped.
+    #[serde(default)]
+    pub rollback_flags: BTreeMap<String, FlagValue>,
     /// Never sent to browsers: URLs can carry credentials, and viewers need only the status.
     #[serde(default, skip_serializing)]
     pub actuators: Vec<Actuator>,
@@ -267,6 +299,9 @@ pub struct Stage {
     pub shadow: bool,
     pub min_duration: Option<Span>,
     pub flags: BTreeMap<String, FlagValue>,
+    /// What a kill in this stage publishes over the plan's `[rollback]` flags.
+    #[serde(default)]
+    pub rollback_flags: BTreeMap<String, FlagValue>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -346,6 +381,12 @@ pub struct Permissions {
     pub override_: Vec<Role>,
     pub check: Vec<Role>,
     pub approve: Vec<Role>,
+    #[serde(default = "default_step_back")]
+    pub step_back: Vec<Role>,
+}
+
+fn default_step_back() -> Vec<Role> {
+    vec![Role::Operator, Role::Lead]
 }
 
 impl Default for Permissions {
@@ -359,6 +400,7 @@ impl Default for Permissions {
             override_: vec![Lead],
             check: vec![Operator, Lead],
             approve: vec![Product, Lead],
+            step_back: default_step_back(),
         }
     }
 }

@@ -221,3 +221,38 @@ fn a_mutating_permission_for_viewer_is_an_error() {
         errs[0]
     );
 }
+
+/// The rollback fields' mistakes point at their place: a misspelt key in `[rollback]`, a
+/// trigger action that does not exist, step back given to viewers.
+#[test]
+fn rollback_mistakes_are_errors_with_their_position() {
+    let text = format!("{}\n[rollback]\nflag = {{ X = 1 }}\n", minimal());
+    let errs = errors(&text);
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].starts_with("bad.toml:20:1: unknown field \"flag\""),
+        "{}",
+        errs[0]
+    );
+    let text = format!(
+        "{}\n[[trigger]]\nid = \"t\"\nexpr = \"p95(latency_ms) > 1s\"\nfor = \"1m\"\naction = \"step-back\"\n",
+        minimal()
+    );
+    let errs = errors(&text);
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("bad.toml:23:10: unknown variant \"step-back\"")),
+        "{errs:?}"
+    );
+    let text = format!("{}\n[permissions]\nstep_back = [\"viewer\"]\n", minimal());
+    let errs = errors(&text);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("step_back cannot be given to viewer")),
+        "{errs:?}"
+    );
+    // Written right, they parse; the kill publishes them.
+    let text = format!("{}\n[rollback]\nflags = {{ SHADOW = true }}\n", minimal());
+    let plan = parse("ok.toml", &text).unwrap();
+    assert_eq!(plan.rollback_flags(Some(0)).len(), 1);
+}

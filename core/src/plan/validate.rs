@@ -119,6 +119,7 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
         permissions,
         signoffs,
         actuators,
+        rollback_flags: raw.rollback.map(|r| r.flags).unwrap_or_default(),
     })
 }
 
@@ -203,6 +204,7 @@ fn stages(raw: &[RawStage], p: &mut Problems) -> Vec<Stage> {
             shadow: s.shadow,
             min_duration,
             flags: s.flags.clone(),
+            rollback_flags: s.rollback_flags.clone(),
         });
     }
     out
@@ -404,6 +406,7 @@ fn permissions(raw: Option<&Spanned<RawPermissions>>, p: &mut Problems) -> Permi
         ("override", &r.override_),
         ("check", &r.check),
         ("approve", &r.approve),
+        ("step_back", &r.step_back),
     ] {
         if list
             .as_ref()
@@ -437,6 +440,7 @@ fn permissions(raw: Option<&Spanned<RawPermissions>>, p: &mut Problems) -> Permi
     roles(&r.override_, &mut out.override_);
     roles(&r.check, &mut out.check);
     roles(&r.approve, &mut out.approve);
+    roles(&r.step_back, &mut out.step_back);
     if out.kill.is_empty() {
         p.push((
             at,

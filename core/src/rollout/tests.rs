@@ -320,6 +320,7 @@ fn arb_action() -> impl Strategy<Value = Action> {
         Just(Action::Pause),
         Just(Action::Resume),
         Just(Action::Kill),
+        Just(Action::StepBack),
         Just(Action::Approve),
         Just(Action::Override { gate: "p95".into() }),
         Just(Action::Alert {
@@ -354,7 +355,13 @@ proptest! {
                         prop_assert_eq!(&action, &Action::Resume, "only resume leaves killed");
                     }
                     if let (Some(a), Some(b)) = (state.stage, next.stage) {
-                        prop_assert!(b == a || b == a + 1, "stage {} -> {} skips", a, b);
+                        let back = action == Action::StepBack && b + 1 == a;
+                        prop_assert!(b == a || b == a + 1 || back, "stage {} -> {} skips", a, b);
+                    }
+                    if action == Action::StepBack {
+                        prop_assert!(state.stage.is_some_and(|a| a > 0), "step back from {:?}", state.stage);
+                        prop_assert!(state.phase != Phase::Killed, "step back out of a kill");
+                        prop_assert!(with_reason, "a step back without a reason");
                     }
                     prop_assert_eq!(next.version, state.version + 1);
                     if matches!(action, Action::Alert { .. }) {
@@ -378,6 +385,13 @@ proptest! {
             prop_assert!(state.traffic(&plan) <= stage_traffic);
             if state.phase == Phase::Killed {
                 prop_assert_eq!(state.traffic(&plan), 0.0);
+            }
+            // Whatever came before (step backs included), a kill with a reason still wins
+            // from any live phase.
+            if matches!(state.phase, Phase::Running | Phase::Paused) {
+                let kill = req(&actor("olga", Role::Operator), Action::Kill, Some("stop"), now);
+                let killed = apply(&plan, &state, &kill, &held(0));
+                prop_assert!(killed.is_ok_and(|(k, _)| k.phase == Phase::Killed));
             }
         }
         prop_assert_eq!(audit.len() as u64, state.version, "one audit record per accepted action");
@@ -474,4 +488,83 @@ fn a_plan_that_drops_the_current_stage_is_refused_and_a_fresh_rollout_is_untouch
         reconcile(&old, &new, &RolloutState::new(), 5),
         Ok(Reconciled::Unchanged)
     );
+}
+
+#[test]
+fn step_back_returns_to_the_previous_stage_and_its_clock_restarts() {
+    let plan = plan();
+    let op = actor("olga", Role::Operator);
+    let at = 90 * MINUTE;
+    let back = |state: &RolloutState| {
+        apply(
+            &plan,
+            state,
+            &req(&op, Action::StepBack, Some("recall dropped"), at),
+            &held(0),
+        )
+    };
+    let (next, record) = back(&running_at(1)).unwrap();
+    assert_eq!(
+        (next.phase, next.stage, next.stage_entered_at),
+        (Phase::Running, Some(0), Some(at))
+    );
+    assert_eq!(record.before.stage.as_deref(), Some("ga"));
+    assert_eq!(record.after.stage.as_deref(), Some("canary"));
+    assert_eq!(next.traffic(&plan), 10.0);
+    // A paused rollout stays paused; a completed one runs again in the stage before the last.
+    let mut paused = running_at(1);
+    paused.phase = Phase::Paused;
+    assert_eq!(back(&paused).unwrap().0.phase, Phase::Paused);
+    let mut completed = running_at(1);
+    completed.phase = Phase::Completed;
+    let (again, _) = back(&completed).unwrap();
+    assert_eq!((again.phase, again.stage), (Phase::Running, Some(0)));
+}
+
+#[test]
+fn step_back_is_refused_where_there_is_nothing_to_step_back_to() {
+    let plan = plan();
+    let op = actor("olga", Role::Operator);
+    let step = |state: &RolloutState, who: &Actor, reason: Option<&str>| {
+        apply(
+            &plan,
+            state,
+            &req(who, Action::StepBack, reason, 0),
+            &held(0),
+        )
+    };
+    assert!(matches!(
+        step(&running_at(0), &op, Some("r")),
+        Err(Refusal::FirstStage { stage }) if stage == "canary"
+    ));
+    let mut killed = running_at(1);
+    killed.phase = Phase::Killed;
+    assert!(matches!(
+        step(&killed, &op, Some("r")),
+        Err(Refusal::WrongPhase { .. })
+    ));
+    assert!(matches!(
+        step(&RolloutState::new(), &op, Some("r")),
+        Err(Refusal::WrongPhase { .. })
+    ));
+    assert!(matches!(
+        step(&running_at(1), &op, None),
+        Err(Refusal::ReasonRequired { .. })
+    ));
+    let viewer = actor("vic", Role::Viewer);
+    assert!(matches!(
+        step(&running_at(1), &viewer, Some("r")),
+        Err(Refusal::Forbidden { .. })
+    ));
+    // A trigger steps back whatever the permissions say, as it kills.
+    let mut locked = plan.clone();
+    locked.permissions.step_back = vec![Role::Lead];
+    let system = actor("trigger recall", Role::System);
+    let by_trigger = apply(
+        &locked,
+        &running_at(1),
+        &req(&system, Action::StepBack, Some("recall below 0.85"), 0),
+        &held(0),
+    );
+    assert_eq!(by_trigger.unwrap().0.stage, Some(0));
 }

@@ -86,9 +86,10 @@ impl From<Refusal> for ApiError {
             Refusal::Forbidden { .. } => ApiError::Forbidden(message),
             Refusal::ReasonRequired { .. } => ApiError::Unprocessable(message),
             Refusal::Unknown(_) => ApiError::NotFound(message),
-            Refusal::WrongPhase { .. } | Refusal::NotReady { .. } | Refusal::Duplicate(_) => {
-                ApiError::Conflict(message)
-            }
+            Refusal::WrongPhase { .. }
+            | Refusal::NotReady { .. }
+            | Refusal::Duplicate(_)
+            | Refusal::FirstStage { .. } => ApiError::Conflict(message),
         }
     }
 }

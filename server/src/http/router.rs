@@ -38,6 +38,7 @@ pub fn app(state: AppState) -> Router {
         .route(ActionRoute::Pause.pattern(), post(actions::pause))
         .route(ActionRoute::Resume.pattern(), post(actions::resume))
         .route(ActionRoute::Kill.pattern(), post(actions::kill))
+        .route(ActionRoute::StepBack.pattern(), post(actions::step_back))
         .route(ActionRoute::Approve.pattern(), post(actions::approve))
         .route(
             ActionRoute::Override.pattern(),

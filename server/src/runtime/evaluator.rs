@@ -135,6 +135,7 @@ async fn fire(state: &AppState, rollout: &Arc<Rollout>, firing: &Firing, at: Mil
             trigger: firing.trigger.clone(),
         },
         TriggerAction::Kill => Action::Kill,
+        TriggerAction::StepBack => Action::StepBack,
     };
     let request = Request {
         actor: Actor {

@@ -19,6 +19,7 @@ mod gates;
 mod plan_check;
 mod prometheus;
 mod replicas;
+mod rollback;
 mod sessions;
 mod storage;
 mod users;

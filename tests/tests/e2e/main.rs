@@ -8,5 +8,6 @@ mod fixtures;
 mod a11y;
 mod actions;
 mod browser;
+mod rollback;
 mod triggers;
 mod wall;

@@ -89,6 +89,7 @@ pub enum Act {
     Pause,
     Resume,
     Kill,
+    StepBack,
     Approve,
     Check {
         list: String,
@@ -108,6 +109,7 @@ impl Act {
             Act::Pause => ActionRoute::Pause.path(rollout, &[]),
             Act::Resume => ActionRoute::Resume.path(rollout, &[]),
             Act::Kill => ActionRoute::Kill.path(rollout, &[]),
+            Act::StepBack => ActionRoute::StepBack.path(rollout, &[]),
             Act::Approve => ActionRoute::Approve.path(rollout, &[]),
             Act::Check { list, item, .. } => ActionRoute::Check.path(rollout, &[list, item]),
             Act::Override { gate } => ActionRoute::Override.path(rollout, &[gate]),
@@ -121,6 +123,7 @@ impl Act {
             Act::Pause => "paused".into(),
             Act::Resume => "resumed".into(),
             Act::Kill => "KILLED".into(),
+            Act::StepBack => "stepped back".into(),
             Act::Approve => "approved".into(),
             Act::Check {
                 list,

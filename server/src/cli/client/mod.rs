@@ -41,6 +41,10 @@ pub enum ClientCommand {
     ///
     /// Example: cutover kill spiralogic --reason "error rate 4% on canary"
     Kill(act::ActArgs),
+    /// Step back to the previous stage (its traffic and flags). A reason is required.
+    ///
+    /// Example: cutover step-back lens-v1 --reason "recall dropped in canary-50"
+    StepBack(act::ActArgs),
     /// Approve the sign-off for the next stage.
     ///
     /// Example: cutover approve lens-v1
@@ -62,6 +66,7 @@ impl ClientCommand {
             ClientCommand::Pause(args) => act::run(act::Act::Pause, args).await,
             ClientCommand::Resume(args) => act::run(act::Act::Resume, args).await,
             ClientCommand::Kill(args) => act::run(act::Act::Kill, args).await,
+            ClientCommand::StepBack(args) => act::run(act::Act::StepBack, args).await,
             ClientCommand::Approve(args) => act::run(act::Act::Approve, args).await,
             ClientCommand::Check(args) => act::run_check(args).await,
             ClientCommand::Override(args) => act::run_override(args).await,
