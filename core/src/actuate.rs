@@ -30,7 +30,7 @@ impl Desired {
         let stage = state.stage.and_then(|i| plan.stages.get(i));
         let live = matches!(
             state.phase,
-            Phase::Running | Phase::Paused | Phase::Completed
+            Phase::Running | Phase::Paused | Phase::Hypercare | Phase::Completed
         );
         Desired {
             rollout: plan.id.clone(),

@@ -22,7 +22,18 @@ pub enum Phase {
     Paused,
     /// Rolled back: traffic 0 until a resume.
     Killed,
+    /// The last stage is done and the watch after launch is on: full traffic, triggers
+    /// armed, kill and step back still work, until a close.
+    Hypercare,
     Completed,
+}
+
+impl Phase {
+    /// Whether triggers act in this phase: while traffic is on the new path and someone is
+    /// responsible for it.
+    pub fn armed(self) -> bool {
+        matches!(self, Phase::Running | Phase::Paused | Phase::Hypercare)
+    }
 }
 
 /// Who did something, as the audit log and the UI show it.
@@ -55,6 +66,9 @@ pub struct RolloutState {
     pub approvals: BTreeMap<String, Vec<Mark>>,
     /// Gate id -> override for the current stage (cleared on every stage change).
     pub overrides: BTreeMap<String, Mark>,
+    /// When hypercare began, while in it.
+    #[serde(default)]
+    pub hypercare_since: Option<Millis>,
     /// Incremented by every accepted action.
     pub version: u64,
 }
@@ -70,6 +84,7 @@ impl RolloutState {
             checked: BTreeMap::new(),
             approvals: BTreeMap::new(),
             overrides: BTreeMap::new(),
+            hypercare_since: None,
             version: 0,
         }
     }
@@ -77,7 +92,7 @@ impl RolloutState {
     /// Share of traffic the new path serves now: 0 unless running or paused in a stage.
     pub fn traffic(&self, plan: &Plan) -> f64 {
         match self.phase {
-            Phase::Running | Phase::Paused | Phase::Completed => self
+            Phase::Running | Phase::Paused | Phase::Hypercare | Phase::Completed => self
                 .stage
                 .and_then(|i| plan.stages.get(i))
                 .map_or(0.0, |s| if s.shadow { 0.0 } else { s.traffic }),
@@ -114,6 +129,8 @@ pub enum Action {
     /// Retreat to the previous stage (its traffic and flags), with a reason: the gentler
     /// rollback, short of the kill switch.
     StepBack,
+    /// End the hypercare: the rollout is done.
+    Close,
     Override {
         gate: String,
     },
@@ -145,6 +162,7 @@ impl Action {
             Action::Resume => "resume",
             Action::Kill => "kill",
             Action::StepBack => "step_back",
+            Action::Close => "close",
             Action::Override { .. } => "override",
             Action::Check { .. } => "check",
             Action::Uncheck { .. } => "uncheck",
@@ -156,7 +174,7 @@ impl Action {
 
     fn allowed_roles(&self, p: &Permissions) -> Vec<Role> {
         match self {
-            Action::Start | Action::Progress => p.progress.clone(),
+            Action::Start | Action::Progress | Action::Close => p.progress.clone(),
             Action::Pause => p.pause.clone(),
             Action::Resume => p.resume.clone(),
             Action::Kill => p.kill.clone(),
@@ -273,6 +291,7 @@ impl fmt::Display for Phase {
             Phase::Running => "running",
             Phase::Paused => "paused",
             Phase::Killed => "killed",
+            Phase::Hypercare => "in hypercare",
             Phase::Completed => "completed",
         })
     }
@@ -351,7 +370,14 @@ pub fn apply(
                         blockers: stage_blockers,
                     });
                 }
-                next.phase = Phase::Completed;
+                // With a watch after launch the rollout stays live until a close; without
+                // one, completing the last stage is the close.
+                if plan.hypercare.is_some() {
+                    next.phase = Phase::Hypercare;
+                    next.hypercare_since = Some(request.at);
+                } else {
+                    next.phase = Phase::Completed;
+                }
             } else {
                 entry_blockers(plan, state, current + 1, readiness, &stage_blockers)?;
                 enter(&mut next, current + 1, request.at);
@@ -372,6 +398,16 @@ pub fn apply(
             // Back to the stage it was killed in, with its clock restarted: gates must hold
             // again before the next progress.
             Phase::Killed => {
+                let since = state.killed.as_ref().map_or(0, |k| k.at);
+                let blockers =
+                    checklist_blockers(plan, state, readiness, since, |c| c.required_to_resume);
+                if !blockers.is_empty() {
+                    return Err(Refusal::NotReady {
+                        stage: "resume after the kill".into(),
+                        blockers,
+                    });
+                }
+                next.hypercare_since = None;
                 next.phase = if state.stage.is_some() {
                     Phase::Running
                 } else {
@@ -394,7 +430,9 @@ pub fn apply(
         }
         Action::StepBack => {
             let current = match (state.phase, state.stage) {
-                (Phase::Running | Phase::Paused | Phase::Completed, Some(i)) => i,
+                (Phase::Running | Phase::Paused | Phase::Hypercare | Phase::Completed, Some(i)) => {
+                    i
+                }
                 _ => return Err(wrong_phase()),
             };
             let Some(previous) = current.checked_sub(1) else {
@@ -406,9 +444,24 @@ pub fn apply(
             // The previous stage's clock starts again: its gates must hold before a new
             // progress. A paused rollout stays paused; a completed one runs again.
             enter(&mut next, previous, request.at);
-            if state.phase == Phase::Completed {
+            if matches!(state.phase, Phase::Hypercare | Phase::Completed) {
                 next.phase = Phase::Running;
+                next.hypercare_since = None;
             }
+        }
+        Action::Close => {
+            if state.phase != Phase::Hypercare {
+                return Err(wrong_phase());
+            }
+            let blockers = close_blockers(plan, state, readiness, request.at);
+            if !blockers.is_empty() {
+                return Err(Refusal::NotReady {
+                    stage: "the close".into(),
+                    blockers,
+                });
+            }
+            next.phase = Phase::Completed;
+            next.hypercare_since = None;
         }
         Action::Override { gate } => {
             let current = match (state.phase, state.stage) {
@@ -694,6 +747,75 @@ fn stage_blockers(
             None => blockers.push(format!("gate {} has no data", gate.id)),
         }
     }
+    // Checklists that must be done before this stage is left; after the last stage with no
+    // watch after launch, leaving it closes the rollout.
+    let last_without_hypercare = current + 1 >= plan.stages.len() && plan.hypercare.is_none();
+    blockers.extend(checklist_blockers(plan, state, readiness, 0, |c| {
+        c.required_to_leave.as_deref() == Some(&stage.id)
+            || (last_without_hypercare && c.required_to_close)
+    }));
+    blockers
+}
+
+/// The open items of the checklists `pick` selects, one line per list. An item counts as
+/// done when checked at or after `since`, or when the gate it names passes.
+fn checklist_blockers(
+    plan: &Plan,
+    state: &RolloutState,
+    readiness: &Readiness,
+    since: Millis,
+    pick: impl Fn(&crate::plan::Checklist) -> bool,
+) -> Vec<String> {
+    let mut blockers = Vec::new();
+    for list in plan.checklists.iter().filter(|c| pick(c)) {
+        let open: Vec<&str> = list
+            .items
+            .iter()
+            .filter(|i| {
+                let by_gate = i
+                    .gate
+                    .as_ref()
+                    .is_some_and(|g| readiness.get(g).is_some_and(|r| r.passing));
+                let key = format!("{}/{}", list.id, i.id);
+                let checked = state.checked.get(&key).is_some_and(|m| m.at >= since);
+                !by_gate && !checked
+            })
+            .map(|i| i.id.as_str())
+            .collect();
+        if !open.is_empty() {
+            blockers.push(format!(
+                "checklist {} has {} open item(s): {}",
+                list.id,
+                open.len(),
+                open.join(", ")
+            ));
+        }
+    }
+    blockers
+}
+
+/// What keeps a rollout in hypercare from being closed: the watch's remaining time and the
+/// checklists required to close.
+pub fn close_blockers(
+    plan: &Plan,
+    state: &RolloutState,
+    readiness: &Readiness,
+    now: Millis,
+) -> Vec<String> {
+    let mut blockers = Vec::new();
+    if let (Some(watch), Some(since)) = (plan.hypercare, state.hypercare_since) {
+        let spent = Span(now.saturating_sub(since));
+        if spent < watch {
+            blockers.push(format!(
+                "hypercare has run {} of {}",
+                spent.human(),
+                watch.human()
+            ));
+        }
+    }
+    blockers.extend(checklist_blockers(plan, state, readiness, 0, |c| {
+        c.required_to_close
+    }));
     blockers
 }
 
@@ -710,32 +832,9 @@ fn entry_blockers(
         return Err(Refusal::Unknown("no such stage".into()));
     };
     let mut blockers = stage_blockers.to_vec();
-    for list in plan
-        .checklists
-        .iter()
-        .filter(|c| c.required_for.as_deref() == Some(&stage.id))
-    {
-        let open: Vec<&str> = list
-            .items
-            .iter()
-            .filter(|i| {
-                let by_gate = i
-                    .gate
-                    .as_ref()
-                    .is_some_and(|g| readiness.get(g).is_some_and(|r| r.passing));
-                !by_gate && !state.checked.contains_key(&format!("{}/{}", list.id, i.id))
-            })
-            .map(|i| i.id.as_str())
-            .collect();
-        if !open.is_empty() {
-            blockers.push(format!(
-                "checklist {} has {} open item(s): {}",
-                list.id,
-                open.len(),
-                open.join(", ")
-            ));
-        }
-    }
+    blockers.extend(checklist_blockers(plan, state, readiness, 0, |c| {
+        c.required_for.as_deref() == Some(&stage.id)
+    }));
     for signoff in plan.signoffs.iter().filter(|s| s.stage == stage.id) {
         let have = state.approvals.get(&stage.id).map_or(0, Vec::len);
         if have < signoff.approvals as usize {

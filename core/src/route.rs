@@ -13,6 +13,7 @@ pub enum ActionRoute {
     Resume,
     Kill,
     StepBack,
+    Close,
     Approve,
     /// `{list}`, `{item}`.
     Check,
@@ -21,13 +22,14 @@ pub enum ActionRoute {
 }
 
 impl ActionRoute {
-    pub const ALL: [ActionRoute; 9] = [
+    pub const ALL: [ActionRoute; 10] = [
         ActionRoute::Start,
         ActionRoute::Progress,
         ActionRoute::Pause,
         ActionRoute::Resume,
         ActionRoute::Kill,
         ActionRoute::StepBack,
+        ActionRoute::Close,
         ActionRoute::Approve,
         ActionRoute::Check,
         ActionRoute::Override,
@@ -42,6 +44,7 @@ impl ActionRoute {
             ActionRoute::Resume => "/rollouts/{id}/resume",
             ActionRoute::Kill => "/rollouts/{id}/kill",
             ActionRoute::StepBack => "/rollouts/{id}/step-back",
+            ActionRoute::Close => "/rollouts/{id}/close",
             ActionRoute::Approve => "/rollouts/{id}/approvals",
             ActionRoute::Check => "/rollouts/{id}/checklists/{list}/items/{item}",
             ActionRoute::Override => "/rollouts/{id}/gates/{gate}/override",

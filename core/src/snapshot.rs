@@ -125,13 +125,14 @@ impl Snapshot {
     }
 
     /// What stands between the rollout and its next step now; empty when it may progress.
+    /// What keeps the next step from being taken: the progress (or start), or in
+    /// hypercare the close.
     pub fn blockers(&self) -> Vec<String> {
-        crate::rollout::progress_blockers(
-            &self.plan,
-            &self.state,
-            &crate::gates::readiness(&self.gates),
-            self.at,
-        )
+        let readiness = crate::gates::readiness(&self.gates);
+        if self.state.phase == crate::rollout::Phase::Hypercare {
+            return crate::rollout::close_blockers(&self.plan, &self.state, &readiness, self.at);
+        }
+        crate::rollout::progress_blockers(&self.plan, &self.state, &readiness, self.at)
     }
 
     pub fn summary(&self) -> Summary {

@@ -166,6 +166,9 @@ pub fn ActionBar(
             <Show when=move || may(|p| &p.progress) && phase() == Some(Phase::Running)>
                 <button data-testid="progress" disabled=move || busy.get() || !blockers.get().is_empty() on:click=move |_| run(ActionRoute::Progress, Vec::new(), None)>"Progress to next stage"</button>
             </Show>
+            <Show when=move || may(|p| &p.progress) && phase() == Some(Phase::Hypercare)>
+                <button data-testid="close" disabled=move || busy.get() || !blockers.get().is_empty() on:click=move |_| run(ActionRoute::Close, Vec::new(), None)>"Close the rollout"</button>
+            </Show>
             <Show when=move || may(|p| &p.pause) && phase() == Some(Phase::Running)>
                 <button data-testid="pause" disabled=move || busy.get() on:click=move |_| run(ActionRoute::Pause, Vec::new(), None)>"Pause"</button>
             </Show>
@@ -190,7 +193,7 @@ pub fn ActionBar(
                     }
                 }>"Resume"</button>
             </Show>
-            <Show when=move || may(|p| &p.step_back) && matches!(phase(), Some(Phase::Running | Phase::Paused | Phase::Completed)) && previous_stage().is_some()>
+            <Show when=move || may(|p| &p.step_back) && matches!(phase(), Some(Phase::Running | Phase::Paused | Phase::Hypercare | Phase::Completed)) && previous_stage().is_some()>
                 <button data-testid="step-back" disabled=move || busy.get() on:click=move |_| stepping_back.set(true)>
                     {move || previous_stage().map(|(id, _)| format!("Step back to {id}…"))}
                 </button>
@@ -247,9 +250,13 @@ pub fn ActionBar(
                     </select>
                 </ReasonDialog>
             </Show>
-            <Show when=move || !blockers.get().is_empty() && matches!(phase(), Some(Phase::NotStarted | Phase::Running))>
+            <Show when=move || !blockers.get().is_empty() && matches!(phase(), Some(Phase::NotStarted | Phase::Running | Phase::Hypercare))>
                 <div class="blockers" data-testid="progress-blockers">
-                    <span class="blockers-title">{move || if phase() == Some(Phase::NotStarted) { "Start is blocked:" } else { "Progress is blocked:" }}</span>
+                    <span class="blockers-title">{move || match phase() {
+                        Some(Phase::NotStarted) => "Start is blocked:",
+                        Some(Phase::Hypercare) => "Close is blocked:",
+                        _ => "Progress is blocked:",
+                    }}</span>
                     <ul>{move || blockers.get().into_iter().map(|b| view! { <li>{b}</li> }).collect_view()}</ul>
                 </div>
             </Show>

@@ -53,11 +53,25 @@ pub fn StageBar(
         })
     };
     let in_stage = move || {
-        let phase = snapshot.get().map(|s| s.state.phase);
-        match (phase, health.get()) {
-            (Some(Phase::Running | Phase::Paused), Some((_, Some(span)))) => {
+        let Some(s) = snapshot.get() else {
+            return String::new();
+        };
+        match (s.state.phase, health.get()) {
+            (Phase::Running | Phase::Paused, Some((_, Some(span)))) => {
                 format!("in stage {}", span.human())
             }
+            // The watch after launch: how long is left before it may be closed.
+            (Phase::Hypercare, _) => match (s.plan.hypercare, s.state.hypercare_since) {
+                (Some(watch), Some(since)) => {
+                    let left = Span((since + watch.0 - s.at).max(0));
+                    if left.0 > 0 {
+                        format!("hypercare: {} left of {}", left.human(), watch.human())
+                    } else {
+                        format!("hypercare of {} done: ready to close", watch.human())
+                    }
+                }
+                _ => String::new(),
+            },
             _ => String::new(),
         }
     };
@@ -67,13 +81,14 @@ pub fn StageBar(
         Some(Phase::Running) => "RUNNING",
         Some(Phase::Paused) => "PAUSED",
         Some(Phase::Killed) => "KILLED",
+        Some(Phase::Hypercare) => "HYPERCARE",
         Some(Phase::Completed) => "COMPLETED",
         None => "…",
     };
     let phase_class = move || match phase() {
         Some(Phase::Killed) => "phase killed",
         Some(Phase::Paused) => "phase paused",
-        Some(Phase::Running | Phase::Completed) => "phase running",
+        Some(Phase::Running | Phase::Hypercare | Phase::Completed) => "phase running",
         _ => "phase",
     };
     let stages = move || {

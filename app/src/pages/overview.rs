@@ -23,6 +23,7 @@ fn stage_text(s: &Summary) -> String {
     match s.phase {
         Phase::NotStarted => "not started".to_string(),
         Phase::Completed => "completed".to_string(),
+        Phase::Hypercare => format!("hypercare at {}", s.stage.clone().unwrap_or_default()),
         Phase::Paused => format!("PAUSED at {}", s.stage.clone().unwrap_or_default()),
         _ => s.stage.clone().unwrap_or_default(),
     }

@@ -25,7 +25,11 @@ pub fn marker(record: &crate::rollout::AuditRecord) -> Option<Marker> {
         Action::Progress if record.after.phase == crate::rollout::Phase::Completed => {
             "completed".to_string()
         }
+        Action::Progress if record.after.phase == crate::rollout::Phase::Hypercare => {
+            "hypercare".to_string()
+        }
         Action::Progress => format!("to {}", stage()),
+        Action::Close => "closed".to_string(),
         Action::Pause => "pause".to_string(),
         Action::Resume => "resume".to_string(),
         Action::Kill if record.actor.role == crate::role::Role::System => {

@@ -66,6 +66,9 @@ pub(crate) struct RawRollout {
     pub description: String,
     #[serde(default)]
     pub runbook: Option<String>,
+    /// The watch after the last stage, e.g. `72h`.
+    #[serde(default)]
+    pub hypercare: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -147,6 +150,12 @@ pub(crate) struct RawChecklist {
     pub phase: Option<String>,
     #[serde(default)]
     pub required_for: Option<Spanned<String>>,
+    #[serde(default)]
+    pub required_to_leave: Option<Spanned<String>>,
+    #[serde(default)]
+    pub required_to_close: bool,
+    #[serde(default)]
+    pub required_to_resume: bool,
     pub items: Vec<RawItem>,
 }
 
@@ -284,6 +293,10 @@ pub struct Plan {
     /// old path read-only or shadow metrics kept, instead of every flag dropped.
     #[serde(default)]
     pub rollback_flags: BTreeMap<String, FlagValue>,
+    /// The watch after the last stage: completing it starts hypercare, which a close ends
+    /// once this long has passed (`None`: completing the last stage closes the rollout).
+    #[serde(default)]
+    pub hypercare: Option<Span>,
     /// Never sent to browsers: URLs can carry credentials, and viewers need only the status.
     #[serde(default, skip_serializing)]
     pub actuators: Vec<Actuator>,
@@ -355,6 +368,16 @@ pub struct Checklist {
     pub phase: Option<String>,
     /// Entering this stage requires every item checked.
     pub required_for: Option<String>,
+    /// Leaving this stage (a progress, or completing the last stage) requires every item.
+    #[serde(default)]
+    pub required_to_leave: Option<String>,
+    /// Closing the rollout after its hypercare requires every item.
+    #[serde(default)]
+    pub required_to_close: bool,
+    /// Resuming after a kill requires every item checked since the kill (the quick asserts
+    /// after a rollback).
+    #[serde(default)]
+    pub required_to_resume: bool,
     pub items: Vec<Item>,
 }
 

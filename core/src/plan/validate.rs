@@ -101,6 +101,11 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
     let permissions = permissions(raw.permissions.as_ref(), &mut p);
     let signoffs = signoffs(&raw.signoffs, &stage_ids, &mut p);
     let actuators = actuators(&raw.actuators, &mut p);
+    let hypercare = raw
+        .rollout
+        .hypercare
+        .as_ref()
+        .and_then(|d| super::duration(d).map_err(|e| p.push(e)).ok());
 
     if !p.is_empty() {
         p.sort_by_key(|(offset, _)| *offset);
@@ -120,6 +125,7 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
         signoffs,
         actuators,
         rollback_flags: raw.rollback.map(|r| r.flags).unwrap_or_default(),
+        hypercare,
     })
 }
 
@@ -352,13 +358,16 @@ fn checklists(
     raw.iter()
         .map(|c| {
             unique(c.items.iter().map(|i| &i.id), "item", p);
-            if let Some(stage) = &c.required_for
-                && !stage_ids.contains(stage.get_ref().as_str())
+            for stage in [&c.required_for, &c.required_to_leave]
+                .into_iter()
+                .flatten()
             {
-                p.push((
-                    stage.span().start,
-                    format!("unknown stage \"{}\"", stage.get_ref()),
-                ));
+                if !stage_ids.contains(stage.get_ref().as_str()) {
+                    p.push((
+                        stage.span().start,
+                        format!("unknown stage \"{}\"", stage.get_ref()),
+                    ));
+                }
             }
             let items = c
                 .items
@@ -386,6 +395,9 @@ fn checklists(
                 title: c.title.clone(),
                 phase: c.phase.clone(),
                 required_for: c.required_for.as_ref().map(|s| s.get_ref().clone()),
+                required_to_leave: c.required_to_leave.as_ref().map(|s| s.get_ref().clone()),
+                required_to_close: c.required_to_close,
+                required_to_resume: c.required_to_resume,
                 items,
             }
         })

@@ -60,6 +60,32 @@ fn plan() -> Plan {
     crate::plan::parse("t.toml", PLAN).unwrap()
 }
 
+/// The same plan with an hour of hypercare and checklists to leave canary, to close, and to
+/// resume after a kill.
+fn hypercare_plan() -> Plan {
+    let text = PLAN.replace("title = \"T\"\n", "title = \"T\"\nhypercare = \"1h\"\n")
+        + r#"
+[[checklist]]
+id = "watch"
+title = "Hypercare"
+required_to_close = true
+items = [{ id = "t180", text = "T+180 metrics reviewed" }]
+
+[[checklist]]
+id = "after-kill"
+title = "After a rollback"
+required_to_resume = true
+items = [{ id = "asserts", text = "Quick asserts pass" }]
+
+[[checklist]]
+id = "canary-done"
+title = "Canary done"
+required_to_leave = "canary"
+items = [{ id = "logs", text = "Logs reviewed" }]
+"#;
+    crate::plan::parse("h.toml", &text).unwrap()
+}
+
 fn actor(name: &str, role: Role) -> Actor {
     Actor {
         name: name.into(),
@@ -321,6 +347,7 @@ fn arb_action() -> impl Strategy<Value = Action> {
         Just(Action::Resume),
         Just(Action::Kill),
         Just(Action::StepBack),
+        Just(Action::Close),
         Just(Action::Approve),
         Just(Action::Override { gate: "p95".into() }),
         Just(Action::Alert {
@@ -340,9 +367,10 @@ fn arb_action() -> impl Strategy<Value = Action> {
 proptest! {
     #[test]
     fn random_sequences_keep_the_invariants(
-        steps in prop::collection::vec((arb_actor(), arb_action(), any::<bool>(), 0i64..100), 1..60)
+        steps in prop::collection::vec((arb_actor(), arb_action(), any::<bool>(), 0i64..100), 1..60),
+        hypercare in any::<bool>(),
     ) {
-        let plan = plan();
+        let plan = if hypercare { hypercare_plan() } else { plan() };
         let mut state = RolloutState::new();
         let mut audit = Vec::new();
         let mut now = 0;
@@ -386,9 +414,15 @@ proptest! {
             if state.phase == Phase::Killed {
                 prop_assert_eq!(state.traffic(&plan), 0.0);
             }
+            if state.phase == Phase::Hypercare {
+                // The watch after launch is at the last stage, armed, at its full traffic.
+                prop_assert!(hypercare && state.phase.armed());
+                prop_assert_eq!(state.stage, Some(plan.stages.len() - 1));
+                prop_assert_eq!(state.traffic(&plan), plan.stages[plan.stages.len() - 1].traffic);
+            }
             // Whatever came before (step backs included), a kill with a reason still wins
             // from any live phase.
-            if matches!(state.phase, Phase::Running | Phase::Paused) {
+            if matches!(state.phase, Phase::Running | Phase::Paused | Phase::Hypercare) {
                 let kill = req(&actor("olga", Role::Operator), Action::Kill, Some("stop"), now);
                 let killed = apply(&plan, &state, &kill, &held(0));
                 prop_assert!(killed.is_ok_and(|(k, _)| k.phase == Phase::Killed));
@@ -403,8 +437,9 @@ proptest! {
     fn progress_blockers_agree_with_apply(
         steps in prop::collection::vec((arb_actor(), arb_action(), any::<bool>()), 0..30),
         held_minutes in 0i64..100,
+        hypercare in any::<bool>(),
     ) {
-        let plan = plan();
+        let plan = if hypercare { hypercare_plan() } else { plan() };
         let mut state = RolloutState::new();
         let mut now = 0;
         for (who, action, with_reason) in steps {
@@ -567,4 +602,108 @@ fn step_back_is_refused_where_there_is_nothing_to_step_back_to() {
         &held(0),
     );
     assert_eq!(by_trigger.unwrap().0.stage, Some(0));
+}
+
+#[test]
+fn hypercare_keeps_the_rollout_live_until_a_close() {
+    let plan = hypercare_plan();
+    let lead = actor("lee", Role::Lead);
+    let op = actor("olga", Role::Operator);
+    let at = 10 * MINUTE;
+    let (care, record) = apply(
+        &plan,
+        &running_at(1),
+        &req(&lead, Action::Progress, None, at),
+        &held(99),
+    )
+    .unwrap();
+    assert_eq!(
+        (care.phase, care.hypercare_since),
+        (Phase::Hypercare, Some(at))
+    );
+    assert_eq!(record.after.phase, Phase::Hypercare);
+    assert!(care.phase.armed(), "triggers stay armed in hypercare");
+    assert_eq!(care.traffic(&plan), 100.0);
+    // Not before the watch has run and its checklist is done; the refusal says both.
+    let close = |state: &RolloutState, now: Millis| {
+        apply(
+            &plan,
+            state,
+            &req(&lead, Action::Close, None, now),
+            &held(99),
+        )
+    };
+    match close(&care, at) {
+        Err(Refusal::NotReady { blockers, .. }) => assert_eq!(
+            blockers,
+            [
+                "hypercare has run 0s of 1h 00m",
+                "checklist watch has 1 open item(s): t180"
+            ]
+        ),
+        other => panic!("{other:?}"),
+    }
+    let check = Action::Check {
+        list: "watch".into(),
+        item: "t180".into(),
+    };
+    let (checked, _) = apply(&plan, &care, &req(&op, check, None, at), &held(99)).unwrap();
+    assert!(close(&checked, at + 59 * MINUTE).is_err());
+    let (closed, _) = close(&checked, at + 61 * MINUTE).unwrap();
+    assert_eq!(
+        (closed.phase, closed.hypercare_since),
+        (Phase::Completed, None)
+    );
+    // Kill and step back still work during the watch.
+    let kill = req(&op, Action::Kill, Some("errors"), at);
+    assert_eq!(
+        apply(&plan, &care, &kill, &held(0)).unwrap().0.phase,
+        Phase::Killed
+    );
+    let back = req(&op, Action::StepBack, Some("p99"), at);
+    let (back, _) = apply(&plan, &care, &back, &held(0)).unwrap();
+    assert_eq!(
+        (back.phase, back.stage, back.hypercare_since),
+        (Phase::Running, Some(0), None)
+    );
+}
+
+#[test]
+fn a_checklist_can_be_required_to_leave_a_stage_and_to_resume_after_a_kill() {
+    let plan = hypercare_plan();
+    let mut state = running_at(0);
+    state.stage_entered_at = Some(0);
+    let blockers = progress_blockers(&plan, &state, &held(99), 31 * MINUTE);
+    assert!(
+        blockers.contains(&"checklist canary-done has 1 open item(s): logs".to_string()),
+        "{blockers:?}"
+    );
+    // Checked before the kill does not count: the asserts are for after the rollback.
+    let lead = actor("lee", Role::Lead);
+    let mut killed = running_at(0);
+    killed.phase = Phase::Killed;
+    killed.killed = Some(Mark {
+        by: lead.clone(),
+        at: 10 * MINUTE,
+        reason: Some("errors".into()),
+    });
+    let mark = |at| Mark {
+        by: actor("olga", Role::Operator),
+        at,
+        reason: None,
+    };
+    killed
+        .checked
+        .insert("after-kill/asserts".into(), mark(5 * MINUTE));
+    let resume = req(&lead, Action::Resume, Some("fixed"), 20 * MINUTE);
+    assert!(matches!(
+        apply(&plan, &killed, &resume, &held(0)),
+        Err(Refusal::NotReady { blockers, .. })
+            if blockers == ["checklist after-kill has 1 open item(s): asserts"]
+    ));
+    killed
+        .checked
+        .insert("after-kill/asserts".into(), mark(11 * MINUTE));
+    let (resumed, _) = apply(&plan, &killed, &resume, &held(0)).unwrap();
+    assert_eq!(resumed.phase, Phase::Running);
 }

@@ -228,6 +228,7 @@ simple_action!(pause, Action::Pause);
 simple_action!(resume, Action::Resume);
 simple_action!(kill, Action::Kill);
 simple_action!(step_back, Action::StepBack);
+simple_action!(close, Action::Close);
 simple_action!(approve, Action::Approve);
 
 /// `POST .../gates/{gate}/override` with a reason.

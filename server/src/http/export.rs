@@ -12,7 +12,6 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use cutover_core::gates::{self, Memory, Verdict};
-use cutover_core::rollout::Phase;
 use cutover_core::time::{HOUR, MINUTE, Millis, SECOND, Span};
 use serde::Deserialize;
 
@@ -105,7 +104,7 @@ pub async fn csv(
         .stage
         .and_then(|i| rollout.plan.stages.get(i))
         .map(|s| s.id.clone());
-    let armed = matches!(current.phase, Phase::Running | Phase::Paused);
+    let armed = current.phase.armed();
     let after = q.after;
     let work = move || build(&rollout, stage.as_deref(), armed, since, step, after);
     let body = heavy.run(&caller.0.name, work).await??;

@@ -39,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .route(ActionRoute::Resume.pattern(), post(actions::resume))
         .route(ActionRoute::Kill.pattern(), post(actions::kill))
         .route(ActionRoute::StepBack.pattern(), post(actions::step_back))
+        .route(ActionRoute::Close.pattern(), post(actions::close))
         .route(ActionRoute::Approve.pattern(), post(actions::approve))
         .route(
             ActionRoute::Override.pattern(),

@@ -39,10 +39,7 @@ pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
         let stage = stage
             .and_then(|i| rollout.plan.stages.get(i))
             .map(|s| s.id.clone());
-        (
-            stage,
-            matches!(current.phase, Phase::Running | Phase::Paused),
-        )
+        (stage, current.phase.armed())
     };
     let (evaluated, frame) = rollout.evaluate(stage.as_deref(), armed, at);
     if let Err(e) = persist(state, rollout, at).await {

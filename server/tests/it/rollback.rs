@@ -1,7 +1,7 @@
 //! Rollback to a known state: a kill publishes the plan's rollback flags (not "everything
 //! off") on `/flags` and to the env file; a step back returns to the previous stage's traffic
 //! and flags, with a reason, audited and marked on the charts; a `step_back` trigger retreats
-//! once per episode.
+//! once per episode. And the watch after launch: hypercare keeps triggers armed until a close.
 
 use std::time::Duration;
 
@@ -13,6 +13,11 @@ use crate::support::TestApp;
 /// Three stages with flags, a `[rollback]`, a stage with its own rollback flags, an env file
 /// and (if `trigger`) a step-back trigger on slow latency.
 fn plan(env_file: &std::path::Path, trigger: bool) -> cutover_core::plan::Plan {
+    plan_with(env_file, trigger, "")
+}
+
+/// As [`plan`], with `rollout` added to the `[rollout]` table (e.g. a hypercare).
+fn plan_with(env_file: &std::path::Path, trigger: bool, rollout: &str) -> cutover_core::plan::Plan {
     let trigger = if trigger {
         "[[trigger]]\nid = \"slow\"\nexpr = \"p95(latency_ms) > 2s\"\nfor = \"1s\"\naction = \"step_back\"\n"
     } else {
@@ -23,6 +28,7 @@ fn plan(env_file: &std::path::Path, trigger: bool) -> cutover_core::plan::Plan {
 [rollout]
 id = "back"
 title = "Step back"
+{rollout}
 
 [rollback]
 flags = {{ NEW_PATH = false, SHADOW = true }}
@@ -208,5 +214,81 @@ async fn a_step_back_trigger_retreats_once_per_episode() {
     assert_eq!(backs.len(), 1, "{audit}");
     assert_eq!(backs[0]["actor"]["name"], "trigger slow");
     assert_eq!(backs[0]["actor"]["role"], "system");
+    app.stop().await;
+}
+
+/// Through every stage into a 3 s hypercare.
+async fn into_hypercare(app: &TestApp) {
+    for action in ["start", "progress", "progress", "progress"] {
+        let (status, body) = act(app, Role::Operator, action, None).await;
+        assert_eq!(status, 200, "{action}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn hypercare_stays_live_and_armed_and_closes_once_its_watch_is_done() {
+    let data = tempfile::tempdir().unwrap();
+    let plan = plan_with(&data.path().join(".env"), false, "hypercare = \"3s\"");
+    let app = TestApp::start(data.path(), vec![plan]).await;
+    into_hypercare(&app).await;
+    let snapshot = app.get("/api/rollouts/back").await;
+    assert_eq!(snapshot["state"]["phase"], "hypercare");
+    let live = app.get("/api/rollouts/back/flags").await;
+    assert_eq!(flags(&live), ["MODE=\"ga\"", "NEW_PATH=true"]);
+    assert_eq!(
+        (live["traffic"].as_f64(), &live["killed"]),
+        (Some(100.0), &json!(false))
+    );
+    let (status, body) = act(&app, Role::Operator, "close", None).await;
+    assert_eq!(status, 409, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("hypercare has run"), "{message}");
+    // Once the 3 s watch has run the close goes through (the deadline is a guard).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let (status, body) = act(&app, Role::Operator, "close", None).await;
+        if status == 200 {
+            break body;
+        }
+        assert_eq!(status, 409, "{body}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never closed: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(body["state"]["phase"], "completed");
+    let audit = app.get("/api/rollouts/back/audit").await;
+    assert_eq!(audit["entries"][0]["action"]["action"], "close");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_trigger_still_acts_during_hypercare() {
+    let data = tempfile::tempdir().unwrap();
+    let plan = plan_with(&data.path().join(".env"), true, "hypercare = \"72h\"");
+    let app = TestApp::start(data.path(), vec![plan]).await;
+    into_hypercare(&app).await;
+    let slow = "{\"values\":{\"latency_ms\":3000}}\n".repeat(40);
+    let response = app
+        .http
+        .post(format!("{}/api/rollouts/back/events", app.url))
+        .bearer_auth(app.token(Role::Ingest))
+        .body(slow)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    // A guard, not a claim (`for = "1s"`): room for a slow machine.
+    let snapshot = app
+        .wait_for_within(
+            "/api/rollouts/back",
+            "the trigger stepping back out of hypercare",
+            Duration::from_secs(20),
+            |s| (s["state"]["phase"] == "running").then(|| s.clone()),
+        )
+        .await;
+    assert_eq!(snapshot["state"]["stage"], 1);
+    assert_eq!(snapshot["traffic"], 50.0);
     app.stop().await;
 }

@@ -90,6 +90,7 @@ pub enum Act {
     Resume,
     Kill,
     StepBack,
+    Close,
     Approve,
     Check {
         list: String,
@@ -110,6 +111,7 @@ impl Act {
             Act::Resume => ActionRoute::Resume.path(rollout, &[]),
             Act::Kill => ActionRoute::Kill.path(rollout, &[]),
             Act::StepBack => ActionRoute::StepBack.path(rollout, &[]),
+            Act::Close => ActionRoute::Close.path(rollout, &[]),
             Act::Approve => ActionRoute::Approve.path(rollout, &[]),
             Act::Check { list, item, .. } => ActionRoute::Check.path(rollout, &[list, item]),
             Act::Override { gate } => ActionRoute::Override.path(rollout, &[gate]),
@@ -124,6 +126,7 @@ impl Act {
             Act::Resume => "resumed".into(),
             Act::Kill => "KILLED".into(),
             Act::StepBack => "stepped back".into(),
+            Act::Close => "closed".into(),
             Act::Approve => "approved".into(),
             Act::Check {
                 list,

@@ -45,6 +45,10 @@ pub enum ClientCommand {
     ///
     /// Example: cutover step-back lens-v1 --reason "recall dropped in canary-50"
     StepBack(act::ActArgs),
+    /// Close a rollout in hypercare once its watch has run and its close checklists are done.
+    ///
+    /// Example: cutover close pags-cutover
+    Close(act::ActArgs),
     /// Approve the sign-off for the next stage.
     ///
     /// Example: cutover approve lens-v1
@@ -67,6 +71,7 @@ impl ClientCommand {
             ClientCommand::Resume(args) => act::run(act::Act::Resume, args).await,
             ClientCommand::Kill(args) => act::run(act::Act::Kill, args).await,
             ClientCommand::StepBack(args) => act::run(act::Act::StepBack, args).await,
+            ClientCommand::Close(args) => act::run(act::Act::Close, args).await,
             ClientCommand::Approve(args) => act::run(act::Act::Approve, args).await,
             ClientCommand::Check(args) => act::run_check(args).await,
             ClientCommand::Override(args) => act::run_override(args).await,

@@ -107,6 +107,7 @@ pub fn compact_line(s: &Summary, paint: Paint) -> String {
     let mut line = format!("{} {stage} {}% {}", s.id, s.traffic, paint.health(s.health));
     match s.phase {
         Phase::Paused => line.push_str(" PAUSED"),
+        Phase::Hypercare => line.push_str(" HYPERCARE"),
         Phase::Completed => line.push_str(" COMPLETED"),
         _ => {}
     }
