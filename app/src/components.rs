@@ -7,6 +7,7 @@ pub mod charts;
 pub mod checklists;
 pub mod freshness;
 pub mod gate_board;
+pub mod guidance;
 pub mod reason_dialog;
 pub mod share;
 pub mod stage_bar;

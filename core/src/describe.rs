@@ -98,6 +98,46 @@ impl TriggerStatus {
     }
 }
 
+/// What the runbook says to do now: each failing gate that guards the current stage and
+/// each alarming trigger, with the plan's guidance for it, where the plan gives some.
+pub fn guidance_now<'a>(
+    plan: &'a crate::plan::Plan,
+    gates: &[GateStatus],
+    triggers: &[TriggerStatus],
+) -> Vec<Advice<'a>> {
+    let failing = gates
+        .iter()
+        .filter(|g| g.guards_current && g.verdict == Verdict::Fail)
+        .filter_map(|g| {
+            let gate = plan.gates.iter().find(|p| p.id == g.id)?;
+            Some(Advice {
+                id: &gate.id,
+                title: &gate.title,
+                guidance: &gate.guidance,
+            })
+        });
+    let alarming = triggers.iter().filter(|t| t.alarming()).filter_map(|t| {
+        let trigger = plan.triggers.iter().find(|p| p.id == t.id)?;
+        Some(Advice {
+            id: &trigger.id,
+            title: &trigger.title,
+            guidance: &trigger.guidance,
+        })
+    });
+    failing
+        .chain(alarming)
+        .filter(|a| !a.guidance.is_empty())
+        .collect()
+}
+
+/// One gate's or trigger's guidance that applies now.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Advice<'a> {
+    pub id: &'a str,
+    pub title: &'a str,
+    pub guidance: &'a crate::plan::Guidance,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +210,39 @@ mod tests {
         assert_eq!(Unit::Ratio.format(Some(0.246)), "24.6%");
         assert_eq!(Unit::Own("GiB".into()).format(Some(3.2)), "3.20 GiB");
         assert_eq!(Unit::Ms.format(None), "no data");
+    }
+
+    /// Guidance shows for a failing gate that guards the stage and for an alarming trigger,
+    /// never for a passing gate or one that guards another stage.
+    #[test]
+    fn guidance_applies_to_what_fails_now() {
+        let text = "[rollout]\nid = \"g\"\ntitle = \"G\"\n[[stage]]\nid = \"a\"\ntraffic = 10\n\
+             [[metric]]\nid = \"latency_ms\"\nkind = \"distribution\"\n\
+             [[gate]]\nid = \"p95\"\nexpr = \"p95(latency_ms) <= 1ms\"\nwindow = \"1m\"\nhold = \"1m\"\naction = \"step back\"\n\
+             [[trigger]]\nid = \"slow\"\nexpr = \"p95(latency_ms) > 2ms\"\nfor = \"1m\"\naction = \"alert\"\nrespond = \"page on-call\"\n";
+        let plan = crate::plan::parse("g.toml", text).unwrap();
+        let mut gates = crate::gates::not_yet_evaluated(&plan, Some("a"));
+        gates[0].verdict = Verdict::Fail;
+        gates[0].guards_current = true;
+        let actions = |gates: &[GateStatus], triggers: &[TriggerStatus]| {
+            guidance_now(&plan, gates, triggers)
+                .into_iter()
+                .map(|a| {
+                    (
+                        a.id.to_string(),
+                        a.guidance.action.clone().unwrap_or_default(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            actions(&gates, &[]),
+            [("p95".to_string(), "step back".to_string())]
+        );
+        gates[0].guards_current = false;
+        assert!(actions(&gates, &[]).is_empty());
+        gates[0].guards_current = true;
+        gates[0].verdict = Verdict::Pass;
+        assert!(actions(&gates, &[]).is_empty());
     }
 }

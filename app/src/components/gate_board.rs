@@ -3,6 +3,9 @@
 //! the live range. Triggers below, with their state.
 
 use cutover_core::gates::{GateStatus, TriggerStatus, Verdict};
+use cutover_core::plan::Guidance;
+
+use crate::components::guidance::guidance_row;
 use cutover_core::series::Series;
 use cutover_core::snapshot::{Snapshot, Tick};
 use leptos::prelude::*;
@@ -77,7 +80,11 @@ fn verdict_class(v: Verdict) -> &'static str {
     }
 }
 
-fn gate_row(g: GateStatus, spark: Option<(Series, Option<f64>)>) -> impl IntoView {
+fn gate_row(
+    g: GateStatus,
+    spark: Option<(Series, Option<f64>)>,
+    guidance: Option<Guidance>,
+) -> impl IntoView {
     let (text, class) = (g.verdict.word(), verdict_class(g.verdict));
     let held = g.held_text();
     let detail = g.observed();
@@ -91,10 +98,11 @@ fn gate_row(g: GateStatus, spark: Option<(Series, Option<f64>)>) -> impl IntoVie
             <td class="gate-spark">{spark}</td>
             <td class="gate-held">{held}</td>
         </tr>
+        {guidance.map(|guide| guidance_row(&g.id, &guide, 5))}
     }
 }
 
-fn trigger_row(t: TriggerStatus) -> impl IntoView {
+fn trigger_row(t: TriggerStatus, guidance: Option<Guidance>) -> impl IntoView {
     let class = match (t.alarming(), t.verdict) {
         (true, _) => "verdict fail",
         // No data, or over its line where it is not armed: neither fine nor an alarm.
@@ -108,6 +116,7 @@ fn trigger_row(t: TriggerStatus) -> impl IntoView {
             <td class="gate-observed">{t.observed()}</td>
             <td class="gate-held">{t.state_text()}</td>
         </tr>
+        {guidance.map(|guide| guidance_row(&t.id, &guide, 4))}
     }
 }
 
@@ -120,7 +129,25 @@ pub fn GateBoard(
     /// The latest tick.
     #[prop(into)]
     tick: Signal<Option<Tick>>,
+    /// Whether to show the runbook's guidance under what fails (the wall shows action lines
+    /// instead).
+    guidance: bool,
 ) -> impl IntoView {
+    // The guidance for each gate and trigger that needs it now, by id.
+    let guides = Memo::new(move |_| {
+        let (Some(s), Some(t)) = (snapshot.get(), tick.get()) else {
+            return std::collections::BTreeMap::new();
+        };
+        cutover_core::describe::guidance_now(&s.plan, &t.gates, &t.triggers)
+            .into_iter()
+            .map(|a| (a.id.to_string(), a.guidance.clone()))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    });
+    let guide = move |id: &str| {
+        guidance
+            .then(|| guides.with(|m| m.get(id).cloned()))
+            .flatten()
+    };
     let sparks = Memo::new(move |_| {
         snapshot.with(|s| {
             s.as_ref()
@@ -165,11 +192,17 @@ pub fn GateBoard(
         <section class="panel">
             <h2>"Promotion gates " <span data-testid="gates-passing">{passing}</span></h2>
             <table class="board" data-testid="gate-board">
-                <tbody>{move || rows.get().into_iter().map(|(g, spark)| gate_row(g, spark)).collect::<Vec<_>>()}</tbody>
+                <tbody>{move || rows.get().into_iter().map(|(g, spark)| {
+                    let guidance = guide(&g.id);
+                    gate_row(g, spark, guidance)
+                }).collect::<Vec<_>>()}</tbody>
             </table>
             <h2>"Rollback triggers"</h2>
             <table class="board" data-testid="trigger-board">
-                <tbody>{move || triggers.get().into_iter().map(trigger_row).collect::<Vec<_>>()}</tbody>
+                <tbody>{move || triggers.get().into_iter().map(|t| {
+                    let guidance = guide(&t.id);
+                    trigger_row(t, guidance)
+                }).collect::<Vec<_>>()}</tbody>
             </table>
         </section>
     }

@@ -13,6 +13,7 @@ use crate::components::charts::Charts;
 use crate::components::checklists::Checklists;
 use crate::components::freshness::Freshness;
 use crate::components::gate_board::GateBoard;
+use crate::components::guidance::GuidanceNow;
 use crate::components::share::ShareLink;
 use crate::components::stage_bar::StageBar;
 use crate::components::timeline::Timeline;
@@ -85,6 +86,7 @@ pub fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView
         </header>
         <main class:wall=wall>
             <StageBar snapshot=live.snapshot tick=live.tick />
+            {wall.then(|| view! { <GuidanceNow snapshot=live.snapshot tick=live.tick /> })}
             {controls.then(|| view! { <ActionBar me=me.clone() snapshot=live.snapshot tick=live.tick /> })}
             <div class="kpis">
                 <div class="kpi">
@@ -97,7 +99,7 @@ pub fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView
                 </div>
             </div>
             <Charts id=id.clone() snapshot=live.snapshot tick=live.tick markers=markers wall=wall />
-            <GateBoard snapshot=live.snapshot tick=live.tick />
+            <GateBoard snapshot=live.snapshot tick=live.tick guidance=!wall />
             {(!wall).then(|| view! {
                 <Actuators snapshot=live.snapshot />
                 <Checklists me=controls.then(|| me.clone()) snapshot=live.snapshot tick=live.tick />

@@ -121,6 +121,17 @@ pub(crate) struct RawGate {
     pub severity: Severity,
     #[serde(default)]
     pub tolerate: u32,
+    /// The runbook's response, shown where the decision is made (see [`Guidance`]).
+    #[serde(default)]
+    pub cause: Option<String>,
+    #[serde(default)]
+    pub check: Option<String>,
+    #[serde(default)]
+    pub action: Option<String>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub runbook: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,6 +150,18 @@ pub(crate) struct RawTrigger {
     pub severity: Severity,
     #[serde(default)]
     pub stages: Option<Spanned<Vec<String>>>,
+    /// The runbook's response, shown when the trigger fires (see [`Guidance`]); `respond`
+    /// because `action` is what cutover itself does.
+    #[serde(default)]
+    pub cause: Option<String>,
+    #[serde(default)]
+    pub check: Option<String>,
+    #[serde(default)]
+    pub respond: Option<String>,
+    #[serde(default)]
+    pub owner: Option<String>,
+    #[serde(default)]
+    pub runbook: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -345,6 +368,30 @@ pub struct Gate {
     pub severity: Severity,
     /// Consecutive failed evaluations tolerated before the hold resets (flaky signals).
     pub tolerate: u32,
+    #[serde(default, skip_serializing_if = "Guidance::is_empty")]
+    pub guidance: Guidance,
+}
+
+/// What the runbook says to do when a gate fails or a trigger fires: shown on the gate board,
+/// the trigger list and the wall at the moment the decision is made.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Guidance {
+    /// What usually causes it.
+    pub cause: Option<String>,
+    /// The command or look that confirms it.
+    pub check: Option<String>,
+    /// What to do.
+    pub action: Option<String>,
+    /// Who decides.
+    pub owner: Option<String>,
+    /// Where the runbook says more (an http(s) link).
+    pub runbook: Option<String>,
+}
+
+impl Guidance {
+    pub fn is_empty(&self) -> bool {
+        *self == Guidance::default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -359,6 +406,8 @@ pub struct Trigger {
     pub severity: Severity,
     /// Stages in which the trigger is armed (all when the plan names none).
     pub stages: Vec<String>,
+    #[serde(default, skip_serializing_if = "Guidance::is_empty")]
+    pub guidance: Guidance,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -256,3 +256,27 @@ fn rollback_mistakes_are_errors_with_their_position() {
     let plan = parse("ok.toml", &text).unwrap();
     assert_eq!(plan.rollback_flags(Some(0)).len(), 1);
 }
+
+/// A gate's runbook response is kept; a runbook link with a scheme other than http(s) is
+/// refused at its place (it is shown as a link to every viewer).
+#[test]
+fn guidance_is_kept_and_a_runbook_link_must_be_http() {
+    let gate = "\n[[gate]]\nid = \"p95\"\nexpr = \"p95(latency_ms) <= 700ms\"\nwindow = \"5m\"\nhold = \"5m\"\n\
+                cause = \"cold cache\"\ncheck = \"curl /health\"\naction = \"step back\"\nowner = \"on-call\"\n";
+    let text = format!("{}{gate}runbook = \"https://wiki/p95\"\n", minimal());
+    let plan = parse("ok.toml", &text).unwrap();
+    let g = &plan.gates[0].guidance;
+    assert_eq!(
+        (g.cause.as_deref(), g.check.as_deref(), g.action.as_deref()),
+        (Some("cold cache"), Some("curl /health"), Some("step back"))
+    );
+    assert_eq!(g.runbook.as_deref(), Some("https://wiki/p95"));
+    let text = format!("{}{gate}runbook = \"javascript:alert(1)\"\n", minimal());
+    let errs = errors(&text);
+    assert!(
+        errs.iter().any(|e| e.starts_with(
+            "bad.toml:28:11: runbook \"javascript:alert(1)\" must be an http(s) link"
+        )),
+        "{errs:?}"
+    );
+}

@@ -311,6 +311,13 @@ fn gates(raw: &[RawGate], stage_ids: &BTreeSet<&str>, p: &mut Problems) -> Vec<G
                 stages: stage_list(g.stages.as_ref(), stage_ids, p),
                 severity: g.severity,
                 tolerate: g.tolerate,
+                guidance: Guidance {
+                    cause: g.cause.clone(),
+                    check: g.check.clone(),
+                    action: g.action.clone(),
+                    owner: g.owner.clone(),
+                    runbook: runbook_link(g.runbook.as_ref(), p),
+                },
             }
         })
         .collect()
@@ -337,9 +344,34 @@ fn triggers(raw: &[RawTrigger], stage_ids: &BTreeSet<&str>, p: &mut Problems) ->
                 action: t.action,
                 severity: t.severity,
                 stages: stage_list(t.stages.as_ref(), stage_ids, p),
+                guidance: Guidance {
+                    cause: t.cause.clone(),
+                    check: t.check.clone(),
+                    action: t.respond.clone(),
+                    owner: t.owner.clone(),
+                    runbook: runbook_link(t.runbook.as_ref(), p),
+                },
             }
         })
         .collect()
+}
+
+/// A runbook link is shown as a link to every viewer: an http(s) URL or a plain path, never
+/// a `javascript:` or other scheme.
+fn runbook_link(raw: Option<&Spanned<String>>, p: &mut Problems) -> Option<String> {
+    let raw = raw?;
+    let text = raw.get_ref().trim();
+    let scheme = text.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+    let plain_path = !text.contains(':');
+    if plain_path || matches!(scheme.as_deref(), Some("http" | "https")) {
+        Some(text.to_string())
+    } else {
+        p.push((
+            raw.span().start,
+            format!("runbook \"{text}\" must be an http(s) link or a path"),
+        ));
+        None
+    }
 }
 
 fn role(raw: &Spanned<String>, p: &mut Problems) -> Option<Role> {
