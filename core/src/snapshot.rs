@@ -135,6 +135,23 @@ impl Snapshot {
         crate::rollout::progress_blockers(&self.plan, &self.state, &readiness, self.at)
     }
 
+    /// Up to `max` headline numbers from the gates: each gate's left side as its board shows
+    /// it (e.g. `hit-rate=91%`), for plans whose metrics give no latency or ratio to show.
+    pub fn gate_headlines(&self, max: usize) -> Vec<Kpi> {
+        self.gates
+            .iter()
+            .filter_map(|g| {
+                let c = g.comparisons.first()?;
+                Some(Kpi {
+                    label: g.id.clone(),
+                    value: c.left_value,
+                    unit: c.unit.clone().unwrap_or_default(),
+                })
+            })
+            .take(max)
+            .collect()
+    }
+
     pub fn summary(&self) -> Summary {
         use crate::gates::Verdict;
         use crate::plan::{Severity, TriggerAction};
@@ -212,5 +229,27 @@ mod tests {
         assert_eq!(kpi(Some(0.0981), "ratio"), "9.8%");
         assert_eq!(kpi(Some(0.00414), "ratio"), "0.41%");
         assert_eq!(kpi(None, "ms"), "n/a");
+    }
+
+    /// A plan of counters (semantic-mirror) headlines its gates' values in their units.
+    #[test]
+    fn gate_values_are_the_headlines_of_a_counter_plan() {
+        let text = include_str!("../../plans/semantic-mirror.toml");
+        let plan = crate::plan::parse("semantic-mirror.toml", text).unwrap();
+        let mut gates = crate::gates::not_yet_evaluated(&plan, Some("shadow-soak"));
+        gates[0].comparisons = vec![crate::expr::CmpTrace {
+            left: "sum(queries_successful) / sum(reads_total)".into(),
+            left_value: Some(0.912),
+            op: ">=".into(),
+            right: "85%".into(),
+            right_value: Some(0.85),
+            holds: Some(true),
+            unit: Some(Unit::Ratio),
+        }];
+        let snapshot = Snapshot::new(&plan, &RolloutState::new(), gates, Vec::new(), 0);
+        let kpis = snapshot.gate_headlines(4);
+        assert_eq!(kpis[0].label, "hit-rate");
+        assert_eq!(kpis[0].display_value(), "91%");
+        assert!(kpis.len() <= 4);
     }
 }

@@ -54,7 +54,7 @@ pub fn frame(
 /// Window the headline numbers summarise.
 pub const KPI_WINDOW: Millis = 5 * MINUTE;
 /// At most this many headline numbers: one status line must stay one line.
-const MAX_KPIS: usize = 4;
+pub const MAX_KPIS: usize = 4;
 
 /// The headline numbers of a rollout over the last [`KPI_WINDOW`]: p95 of the first latency
 /// distribution, failure rates, success rates (which way is better: `chart::better`), the share of the last (degraded) value of each

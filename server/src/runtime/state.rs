@@ -361,8 +361,14 @@ impl Rollout {
 
     /// Where the rollout stands, with its headline numbers.
     pub async fn summary(&self, now: Millis) -> cutover_core::snapshot::Summary {
-        let mut summary = self.snapshot(now).await.summary();
+        let snapshot = self.snapshot(now).await;
+        let mut summary = snapshot.summary();
         summary.kpis = charts::kpis(&self.plan, &lock(&self.metrics), now);
+        // A plan of counters and gauges (semantic-mirror's hit and denial rates) has no
+        // latency or ratio to headline: its gates' values are the numbers people read.
+        if summary.kpis.is_empty() {
+            summary.kpis = snapshot.gate_headlines(charts::MAX_KPIS);
+        }
         summary
     }
 }
