@@ -557,6 +557,25 @@ pub fn apply(
                     request.actor.name, stage.id
                 )));
             }
+            // One approval per role when the sign-off asks each role: a second lead does
+            // not stand in for product.
+            if signoff.each && approvals.iter().any(|m| m.by.role == request.actor.role) {
+                return Err(Refusal::Duplicate(format!(
+                    "{} has already approved {} for the {} role; it needs each of {}",
+                    approvals
+                        .iter()
+                        .find(|m| m.by.role == request.actor.role)
+                        .map_or("someone", |m| m.by.name.as_str()),
+                    stage.id,
+                    request.actor.role.as_str(),
+                    signoff
+                        .roles
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
             approvals.push(mark.clone());
         }
     }
@@ -836,7 +855,27 @@ fn entry_blockers(
         c.required_for.as_deref() == Some(&stage.id)
     }));
     for signoff in plan.signoffs.iter().filter(|s| s.stage == stage.id) {
-        let have = state.approvals.get(&stage.id).map_or(0, Vec::len);
+        let marks = state
+            .approvals
+            .get(&stage.id)
+            .map_or(&[][..], Vec::as_slice);
+        if signoff.each {
+            let missing: Vec<&str> = signoff
+                .roles
+                .iter()
+                .filter(|r| !marks.iter().any(|m| m.by.role == **r))
+                .map(|r| r.as_str())
+                .collect();
+            if !missing.is_empty() {
+                blockers.push(format!(
+                    "sign-off for {} needs an approval from {}",
+                    stage.id,
+                    missing.join(" and ")
+                ));
+            }
+            continue;
+        }
+        let have = marks.len();
         if have < signoff.approvals as usize {
             blockers.push(format!(
                 "sign-off for {} has {have} of {} approvals",

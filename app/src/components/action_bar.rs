@@ -80,7 +80,10 @@ pub fn ActionBar(
             .get(&stage.id)
             .cloned()
             .unwrap_or_default();
-        let mine = marks.iter().any(|m| m.by.name == me_name);
+        // Done for me when I approved, or, when each role signs once, when my role has.
+        let mine = marks
+            .iter()
+            .any(|m| m.by.name == me_name || (signoff.each && m.by.role == role));
         let text = format!(
             "{}: {} of {} approvals{}",
             signoff.title,

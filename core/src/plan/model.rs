@@ -213,7 +213,11 @@ pub(crate) struct RawPermissions {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSignoff {
     pub stage: Spanned<String>,
-    pub approvals: Spanned<u32>,
+    /// How many approvals from any of `roles`; with `each`, one from every role instead.
+    #[serde(default)]
+    pub approvals: Option<Spanned<u32>>,
+    #[serde(default)]
+    pub each: bool,
     pub roles: Spanned<Vec<String>>,
     #[serde(default)]
     pub title: Option<String>,
@@ -483,6 +487,9 @@ pub struct Signoff {
     pub stage: String,
     pub approvals: u32,
     pub roles: Vec<Role>,
+    /// One approval from each of `roles` ("lead AND product"), not `approvals` from the pool.
+    #[serde(default)]
+    pub each: bool,
     pub title: String,
 }
 

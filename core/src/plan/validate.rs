@@ -504,11 +504,21 @@ fn signoffs(raw: &[RawSignoff], stage_ids: &BTreeSet<&str>, p: &mut Problems) ->
                     format!("unknown stage \"{}\"", s.stage.get_ref()),
                 ));
             }
-            if *s.approvals.get_ref() == 0 {
-                p.push((
-                    s.approvals.span().start,
-                    "approvals must be at least 1".to_string(),
-                ));
+            match (&s.approvals, s.each) {
+                (Some(n), false) if *n.get_ref() == 0 => {
+                    p.push((n.span().start, "approvals must be at least 1".to_string()));
+                }
+                (Some(n), true) => p.push((
+                    n.span().start,
+                    "approvals goes with a pool of roles; with each = true every role approves once"
+                        .to_string(),
+                )),
+                (None, false) => p.push((
+                    s.stage.span().start,
+                    "a sign-off needs approvals = N, or each = true for one approval per role"
+                        .to_string(),
+                )),
+                _ => {}
             }
             let roles: Vec<Role> = s
                 .roles
@@ -530,7 +540,12 @@ fn signoffs(raw: &[RawSignoff], stage_ids: &BTreeSet<&str>, p: &mut Problems) ->
             }
             Signoff {
                 stage: s.stage.get_ref().clone(),
-                approvals: *s.approvals.get_ref(),
+                approvals: if s.each {
+                    u32::try_from(roles.len()).unwrap_or(u32::MAX)
+                } else {
+                    s.approvals.as_ref().map_or(1, |n| *n.get_ref())
+                },
+                each: s.each,
                 roles,
                 title: s
                     .title

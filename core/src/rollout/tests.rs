@@ -707,3 +707,39 @@ fn a_checklist_can_be_required_to_leave_a_stage_and_to_resume_after_a_kill() {
     let (resumed, _) = apply(&plan, &killed, &resume, &held(0)).unwrap();
     assert_eq!(resumed.phase, Phase::Running);
 }
+
+/// "lead AND product": one approval from each role. Two leads never satisfy it, and the
+/// blocker names the role still missing.
+#[test]
+fn a_sign_off_by_each_role_needs_every_role() {
+    let text = PLAN.replace(
+        "approvals = 2\nroles = [\"product\", \"lead\"]",
+        "each = true\nroles = [\"product\", \"lead\"]",
+    );
+    let plan = crate::plan::parse("each.toml", &text).unwrap();
+    assert!(plan.signoffs[0].each);
+    let state = running_at(0);
+    let approve = |state: &RolloutState, who: &Actor| {
+        apply(&plan, state, &req(who, Action::Approve, None, 0), &held(99))
+    };
+    let (one, _) = approve(&state, &actor("lee", Role::Lead)).unwrap();
+    assert!(matches!(
+        approve(&one, &actor("lou", Role::Lead)),
+        Err(Refusal::Duplicate(m)) if m.contains("needs each of product, lead")
+    ));
+    let blockers = progress_blockers(&plan, &one, &held(99), 31 * MINUTE);
+    assert!(
+        blockers.contains(&"sign-off for ga needs an approval from product".to_string()),
+        "{blockers:?}"
+    );
+    let (both, _) = approve(&one, &actor("pam", Role::Product)).unwrap();
+    let blockers = progress_blockers(&plan, &both, &held(99), 31 * MINUTE);
+    assert!(
+        !blockers.iter().any(|b| b.contains("sign-off")),
+        "{blockers:?}"
+    );
+    // A plan must say how many, or that each role signs.
+    let neither = PLAN.replace("approvals = 2\n", "");
+    let errs = crate::plan::parse("n.toml", &neither).unwrap_err();
+    assert!(errs[0].to_string().contains("each = true"), "{errs:?}");
+}
