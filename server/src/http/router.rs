@@ -9,6 +9,8 @@ use axum::response::IntoResponse;
 use axum::routing::{delete, get, post};
 use axum::{Extension, Router};
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 
 use crate::http::heavy::Heavy;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -23,6 +25,9 @@ use crate::{
 
 /// How long any request but the live stream may take, body upload included.
 pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// API answers smaller than this go uncompressed: a packet either way, and less work.
+pub const MIN_COMPRESSED_BYTES: u16 = 1024;
 
 pub fn app(state: AppState) -> Router {
     let https = state.https();
@@ -61,6 +66,16 @@ pub fn app(state: AppState) -> Router {
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
         ))
+        // JSON (and CSV) answers compressed as the client accepts. Not the live stream below,
+        // which must flush each event as it happens, and not bodies too small to gain.
+        .layer(
+            CompressionLayer::new().compress_when(
+                SizeAbove::new(MIN_COMPRESSED_BYTES)
+                    .and(NotForContentType::SSE)
+                    .and(NotForContentType::GRPC)
+                    .and(NotForContentType::IMAGES),
+            ),
+        )
         .route("/rollouts/{id}/stream", get(rollouts::stream))
         .fallback(assets::api_not_found)
         // Answers depend on who asks and change every second: no cache keeps them.

@@ -307,3 +307,55 @@ async fn the_overview_shows_every_rollout_with_its_health_and_opens_one() -> any
     browser.close().await;
     Ok(())
 }
+
+/// The app's wasm and JS as the page loaded them: name, bytes on the wire and bytes decoded.
+const APP_TRANSFERS: &str = r#"
+return performance.getEntriesByType('resource')
+  .filter(e => /\/cutover-app-[0-9a-f]+(_bg\.wasm|\.js)$/.test(e.name))
+  .map(e => [e.name, e.encodedBodySize, e.decodedBodySize]);
+"#;
+
+/// The Content-Encoding the server sends the browser for `arguments[0]` (fetched afresh).
+const CONTENT_ENCODING: &str = r#"
+return fetch(arguments[0], { cache: 'no-store' })
+  .then(r => r.arrayBuffer().then(() => r.headers.get('content-encoding')));
+"#;
+
+#[tokio::test]
+async fn the_browser_gets_the_app_brotli_compressed_and_it_still_draws() -> anyhow::Result<()> {
+    let demo = Demo::start()?;
+    let browser = Browser::start().await?;
+    browser
+        .sign_in(&format!("{}/", demo.url), demo.token("viewer"))
+        .await?;
+    // The app runs: the overview shows a rollout and its health.
+    browser
+        .wait_text("health-spiralogic", Duration::from_secs(15), |t| {
+            ["HEALTHY", "DEGRADED", "CRITICAL", "KILLED"].contains(&t)
+        })
+        .await?;
+    let transfers = browser.client.execute(APP_TRANSFERS, vec![]).await?;
+    let transfers: Vec<(String, u64, u64)> = serde_json::from_value(transfers)?;
+    let wasm = transfers
+        .iter()
+        .find(|(name, ..)| name.ends_with("_bg.wasm"))
+        .unwrap_or_else(|| panic!("no wasm among {transfers:?}"));
+    let js = transfers
+        .iter()
+        .find(|(name, ..)| name.ends_with(".js"))
+        .unwrap_or_else(|| panic!("no JS among {transfers:?}"));
+    for (name, encoded, decoded) in [wasm, js] {
+        // Compressed on the wire: well under half (brotli makes about a third).
+        assert!(
+            *encoded > 0 && encoded * 2 < *decoded,
+            "{name}: {encoded} bytes on the wire for {decoded}"
+        );
+    }
+    let encoding = browser
+        .client
+        .execute(CONTENT_ENCODING, vec![wasm.0.clone().into()])
+        .await?;
+    assert_eq!(encoding.as_str(), Some("br"), "the wasm's Content-Encoding");
+    browser.close().await;
+    Ok(())
+}
