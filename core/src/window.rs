@@ -15,6 +15,7 @@
 
 mod bucket;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
@@ -67,6 +68,24 @@ pub enum SampleValue {
     Category(String),
 }
 
+/// A sample's value, borrowed: recording it allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Observation<'a> {
+    Number(f64),
+    Flag(bool),
+    Category(&'a str),
+}
+
+impl SampleValue {
+    pub fn observation(&self) -> Observation<'_> {
+        match self {
+            SampleValue::Number(v) => Observation::Number(*v),
+            SampleValue::Flag(b) => Observation::Flag(*b),
+            SampleValue::Category(c) => Observation::Category(c),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
     #[error("unknown metric \"{0}\"")]
@@ -95,7 +114,10 @@ struct SeriesData {
     coarse: BTreeMap<Millis, Bucket>,
 }
 
-type SeriesMap = HashMap<String, BTreeMap<BTreeMap<String, String>, SeriesData>>;
+/// A label set.
+type Labels = BTreeMap<String, String>;
+
+type SeriesMap = HashMap<String, BTreeMap<Labels, SeriesData>>;
 
 #[derive(Debug, Clone)]
 pub struct MetricStore {
@@ -171,69 +193,23 @@ impl MetricStore {
 
     /// Records one sample seen at server time `now`.
     pub fn record(&mut self, sample: &Sample, now: Millis) -> Result<(), RecordError> {
-        let kind = *self
-            .kinds
-            .get(&sample.metric)
-            .ok_or_else(|| RecordError::UnknownMetric(sample.metric.clone()))?;
-        let wrong = |reason: &str| RecordError::WrongValue {
-            metric: sample.metric.clone(),
-            reason: reason.into(),
-        };
-        match (&sample.value, kind) {
-            (SampleValue::Number(v), _) if !v.is_finite() => {
-                return Err(wrong("not a finite number"));
-            }
-            (SampleValue::Number(v), MetricKind::Distribution | MetricKind::Counter)
-                if *v < 0.0 =>
-            {
-                return Err(wrong("negative"));
-            }
-            (
-                SampleValue::Number(_),
-                MetricKind::Distribution | MetricKind::Counter | MetricKind::Gauge,
-            )
-            | (SampleValue::Flag(_), MetricKind::Ratio)
-            | (SampleValue::Category(_), MetricKind::Category) => {}
-            _ => return Err(wrong("value does not match the metric's kind")),
+        let mut recorder = self.recorder(now);
+        let slot = recorder.series(&sample.metric, &sample.labels)?;
+        recorder.add(slot, sample.ts, sample.value.observation())
+    }
+
+    /// Records many samples seen at server time `now`, each series looked up once: see
+    /// [`Recorder`]. What it holds is written when it is dropped.
+    pub fn recorder<'a>(&mut self, now: Millis) -> Recorder<'_, 'a> {
+        Recorder {
+            store: self,
+            now,
+            compacted: false,
+            slots: Vec::new(),
+            groups: Vec::new(),
+            targets: HashMap::new(),
+            claimed: HashMap::new(),
         }
-        if sample.ts > now.saturating_add(self.config.max_future) {
-            return Err(RecordError::Future {
-                ahead_ms: sample.ts.saturating_sub(now),
-            });
-        }
-        if sample.ts < now.saturating_sub(self.config.max_lateness) {
-            *self.dropped.entry(sample.metric.clone()).or_default() += 1;
-            return Err(RecordError::Dropped {
-                lateness_ms: self.config.max_lateness,
-            });
-        }
-        self.compact(now);
-        let full = self.series.get(&sample.metric).is_some_and(|by_labels| {
-            !by_labels.contains_key(&sample.labels)
-                && by_labels
-                    .keys()
-                    .filter(|l| !l.contains_key(OVERFLOW_LABEL))
-                    .count()
-                    >= self.config.max_series_per_metric
-        });
-        let labels = if full {
-            *self.overflowed.entry(sample.metric.clone()).or_default() += 1;
-            self.overflow_set(&sample.labels)
-        } else {
-            sample.labels.clone()
-        };
-        let by_labels = self.series.entry(sample.metric.clone()).or_default();
-        let data = by_labels.entry(labels).or_default();
-        let bucket = data
-            .fine
-            .entry(floor(sample.ts, self.config.fine))
-            .or_default();
-        match &sample.value {
-            SampleValue::Number(v) => bucket.add_number(sample.ts, *v, kind != MetricKind::Counter),
-            SampleValue::Flag(b) => bucket.add_flag(*b),
-            SampleValue::Category(c) => bucket.add_category(c),
-        }
-        Ok(())
     }
 
     /// Rolls fine buckets older than `fine_retention` into minutes and evicts what is older
@@ -379,6 +355,229 @@ impl MetricStore {
             .flatten()
             .min()
             .copied()
+    }
+}
+
+/// A (metric, label set) of a [`Recorder`], looked up once for all its samples.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SeriesSlot(usize);
+
+#[derive(Debug)]
+struct Slot<'a> {
+    metric: &'a str,
+    kind: MetricKind,
+    labels: &'a BTreeMap<String, String>,
+    /// The group its samples go to, once the first one is admitted; whether that group is an
+    /// overflow set standing in for `labels`.
+    target: Option<(usize, bool)>,
+}
+
+/// The samples headed for one stored series, in arrival order.
+#[derive(Debug)]
+struct Group<'a> {
+    metric: &'a str,
+    kind: MetricKind,
+    labels: Cow<'a, BTreeMap<String, String>>,
+    samples: Vec<(Millis, Observation<'a>)>,
+}
+
+/// Records a batch of samples into a [`MetricStore`] at one server time, exactly as
+/// [`MetricStore::record`] would one by one, but without a lookup or an allocation per sample:
+/// each (metric, label set) is resolved once ([`Recorder::series`]), admitted samples are
+/// grouped by the series they land in (in arrival order, so every bucket sees the same
+/// samples in the same order), and written when the recorder is dropped.
+///
+/// A series is claimed (or the overflow set chosen) when its first sample is admitted, as one
+/// by one recording would; a set claimed here counts against `max_series_per_metric` at once.
+#[derive(Debug)]
+pub struct Recorder<'s, 'a> {
+    store: &'s mut MetricStore,
+    now: Millis,
+    compacted: bool,
+    slots: Vec<Slot<'a>>,
+    groups: Vec<Group<'a>>,
+    /// metric -> stored label set -> group.
+    targets: HashMap<&'a str, HashMap<Cow<'a, Labels>, usize>>,
+    /// Label sets given a series of their own here (not yet in the store), per metric.
+    claimed: HashMap<&'a str, usize>,
+}
+
+impl<'a> Recorder<'_, 'a> {
+    /// The slot for samples of `metric` with `labels`; an unknown metric is refused.
+    pub fn series(
+        &mut self,
+        metric: &'a str,
+        labels: &'a BTreeMap<String, String>,
+    ) -> Result<SeriesSlot, RecordError> {
+        let kind = *self
+            .store
+            .kinds
+            .get(metric)
+            .ok_or_else(|| RecordError::UnknownMetric(metric.to_string()))?;
+        self.slots.push(Slot {
+            metric,
+            kind,
+            labels,
+            target: None,
+        });
+        Ok(SeriesSlot(self.slots.len() - 1))
+    }
+
+    /// Checks one sample of `slot` and, if it is admitted, queues it. A sample too late is
+    /// counted as dropped, as [`MetricStore::record`] counts it.
+    pub fn add(
+        &mut self,
+        slot: SeriesSlot,
+        ts: Millis,
+        value: Observation<'a>,
+    ) -> Result<(), RecordError> {
+        let s = &self.slots[slot.0];
+        let (metric, kind) = (s.metric, s.kind);
+        let wrong = |reason: &str| RecordError::WrongValue {
+            metric: metric.to_string(),
+            reason: reason.into(),
+        };
+        match (value, kind) {
+            (Observation::Number(v), _) if !v.is_finite() => {
+                return Err(wrong("not a finite number"));
+            }
+            (Observation::Number(v), MetricKind::Distribution | MetricKind::Counter) if v < 0.0 => {
+                return Err(wrong("negative"));
+            }
+            (
+                Observation::Number(_),
+                MetricKind::Distribution | MetricKind::Counter | MetricKind::Gauge,
+            )
+            | (Observation::Flag(_), MetricKind::Ratio)
+            | (Observation::Category(_), MetricKind::Category) => {}
+            _ => return Err(wrong("value does not match the metric's kind")),
+        }
+        let config = &self.store.config;
+        if ts > self.now.saturating_add(config.max_future) {
+            return Err(RecordError::Future {
+                ahead_ms: ts.saturating_sub(self.now),
+            });
+        }
+        if ts < self.now.saturating_sub(config.max_lateness) {
+            let lateness_ms = config.max_lateness;
+            bump(&mut self.store.dropped, metric);
+            return Err(RecordError::Dropped { lateness_ms });
+        }
+        let (group, overflow) = match s.target {
+            Some(target) => target,
+            None => self.resolve(slot),
+        };
+        if overflow {
+            bump(&mut self.store.overflowed, metric);
+        }
+        self.groups[group].samples.push((ts, value));
+        Ok(())
+    }
+
+    /// Where a slot's samples land, decided at its first admitted sample as
+    /// [`MetricStore::record`] decides: its own series if it has one or there is room for
+    /// one, else its overflow set.
+    fn resolve(&mut self, slot: SeriesSlot) -> (usize, bool) {
+        if !self.compacted {
+            self.compacted = true;
+            self.store.compact(self.now);
+        }
+        let Slot {
+            metric,
+            kind,
+            labels,
+            ..
+        } = self.slots[slot.0];
+        let mut target = (Cow::Borrowed(labels), false);
+        if self
+            .targets
+            .get(metric)
+            .is_none_or(|t| !t.contains_key(labels))
+        {
+            let stored = self.store.series.get(metric);
+            if !stored.is_some_and(|by_labels| by_labels.contains_key(labels)) {
+                let held = stored.map_or(0, |by_labels| {
+                    by_labels
+                        .keys()
+                        .filter(|l| !l.contains_key(OVERFLOW_LABEL))
+                        .count()
+                });
+                let claimed = self.claimed.get(metric).copied().unwrap_or(0);
+                if held + claimed >= self.store.config.max_series_per_metric {
+                    target = (Cow::Owned(self.store.overflow_set(labels)), true);
+                } else if !labels.contains_key(OVERFLOW_LABEL) {
+                    *self.claimed.entry(metric).or_default() += 1;
+                }
+            }
+        }
+        let (stored, overflow) = target;
+        let groups = &mut self.groups;
+        let group = *self
+            .targets
+            .entry(metric)
+            .or_default()
+            .entry(stored)
+            .or_insert_with_key(|labels| {
+                groups.push(Group {
+                    metric,
+                    kind,
+                    labels: labels.clone(),
+                    samples: Vec::new(),
+                });
+                groups.len() - 1
+            });
+        // A set that is its own overflow set exists from its first sample on: later ones
+        // land in it as in any existing set, without counting as overflowed.
+        let folded = overflow && *self.groups[group].labels != *labels;
+        self.slots[slot.0].target = Some((group, folded));
+        (group, overflow)
+    }
+}
+
+impl Drop for Recorder<'_, '_> {
+    /// Writes what was admitted, group by group.
+    fn drop(&mut self) {
+        let fine = self.store.config.fine;
+        for group in self.groups.drain(..) {
+            let by_labels = match self.store.series.get_mut(group.metric) {
+                Some(by_labels) => by_labels,
+                None => self
+                    .store
+                    .series
+                    .entry(group.metric.to_string())
+                    .or_default(),
+            };
+            let data = match by_labels.get_mut(group.labels.as_ref()) {
+                Some(data) => data,
+                None => by_labels.entry(group.labels.into_owned()).or_default(),
+            };
+            let sketched = group.kind != MetricKind::Counter;
+            let mut open: Option<(Millis, &mut Bucket)> = None;
+            for (ts, value) in group.samples {
+                let start = floor(ts, fine);
+                if open.as_ref().is_none_or(|(s, _)| *s != start) {
+                    open = Some((start, data.fine.entry(start).or_default()));
+                }
+                let Some((_, bucket)) = open.as_mut() else {
+                    continue;
+                };
+                match value {
+                    Observation::Number(v) => bucket.add_number(ts, v, sketched),
+                    Observation::Flag(b) => bucket.add_flag(b),
+                    Observation::Category(c) => bucket.add_category(c),
+                }
+            }
+        }
+    }
+}
+
+/// Adds one to `metric`'s count, allocating its name only the first time.
+fn bump(counts: &mut HashMap<String, u64>, metric: &str) {
+    match counts.get_mut(metric) {
+        Some(n) => *n += 1,
+        None => {
+            counts.insert(metric.to_string(), 1);
+        }
     }
 }
 

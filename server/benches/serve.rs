@@ -9,7 +9,9 @@
 //!   half-sent headers and 16 week-long CSV exports (16 viewers) are in flight, against the
 //!   same kill on the idle server.
 //!
-//! Run: `cargo bench -p cutover-server --bench serve`
+//! Run: `cargo bench -p cutover-server --bench serve`; only some parts:
+//! `BENCH=ingest cargo bench -p cutover-server --bench serve` (any of `ingest`, `fan-out`,
+//! `kill`, comma-separated).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -93,6 +95,38 @@ async fn ingestion() {
         }
     }
     let baseline = parsed as f64 / started.elapsed().as_secs_f64();
+
+    // Where the time goes, in process on this thread: validating alone, then recording too.
+    let rollout = cutover_server::runtime::state::Rollout::new(
+        plan.clone(),
+        cutover_core::rollout::RolloutState::new(),
+    )
+    .unwrap();
+    for record in [false, true] {
+        let started = Instant::now();
+        let mut done = 0usize;
+        while started.elapsed() < Duration::from_secs(2) {
+            for body in &bodies {
+                let at = now();
+                let (records, mut report) =
+                    cutover_server::sources::ingest::parse_batch(&rollout.plan, body, at).unwrap();
+                if record {
+                    rollout.record(records, at, &mut report);
+                }
+                done += report.accepted;
+            }
+        }
+        let rate = done as f64 / started.elapsed().as_secs_f64();
+        println!(
+            "ingest in process, {}: {rate:>10.0} events/s = {:.2} x serde_json parsing alone",
+            if record {
+                "parse + record"
+            } else {
+                "parse only"
+            },
+            rate / baseline
+        );
+    }
 
     let s = server(vec![plan]).await;
     let http = reqwest::Client::new();
@@ -318,10 +352,18 @@ async fn kill_under_abuse() {
 
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing special either way.
+    let only = std::env::var("BENCH").unwrap_or_default();
+    let run = |part: &str| only.is_empty() || only.split(',').any(|p| p.trim() == part);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        ingestion().await;
-        fan_out().await;
-        kill_under_abuse().await;
+        if run("ingest") {
+            ingestion().await;
+        }
+        if run("fan-out") {
+            fan_out().await;
+        }
+        if run("kill") {
+            kill_under_abuse().await;
+        }
     });
 }

@@ -84,7 +84,12 @@ impl Bucket {
 
     pub fn add_category(&mut self, value: &str) {
         self.count += 1;
-        *self.categories.entry(value.to_string()).or_default() += 1;
+        match self.categories.get_mut(value) {
+            Some(n) => *n += 1,
+            None => {
+                self.categories.insert(value.to_string(), 1);
+            }
+        }
     }
 
     /// Adds `other` into `self`: the result is what one bucket holding both sets of samples

@@ -464,3 +464,78 @@ fn earliest_is_the_oldest_bucket_own_or_imported() {
     s.import_remote(other.export_buckets(T0, T0 + MINUTE));
     assert_eq!(s.earliest(), Some(T0));
 }
+
+proptest! {
+    /// A recorder looks each series up once and writes at the end, yet leaves the store
+    /// exactly as recording the same samples one by one does: the same answers, the same
+    /// buckets (sums included, bit for bit), the same dropped and overflowed counts.
+    #[test]
+    fn a_recorder_records_exactly_as_one_by_one(
+        samples in proptest::collection::vec(
+            (0usize..5, 0usize..6, -400i64..20, 0u8..8),
+            0..120,
+        ),
+    ) {
+        let config = StoreConfig { max_series_per_metric: 2, ..StoreConfig::default() };
+        let metrics = ["latency_ms", "error", "mode", "reads", "contexts"];
+        let make = || {
+            MetricStore::new(config, store().kinds.clone())
+                .selecting([("variant".to_string(), "canary".to_string())])
+        };
+        let label_sets: Vec<BTreeMap<String, String>> = [
+            vec![],
+            vec![("variant", "canary")],
+            vec![("variant", "baseline")],
+            vec![("variant", "canary"), ("pod", "p1")],
+            vec![("pod", "p2")],
+            vec![(OVERFLOW_LABEL, "true")],
+        ]
+        .iter()
+        .map(|set| set.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        .collect();
+        let samples: Vec<Sample> = samples
+            .iter()
+            .map(|&(m, l, dt, v)| Sample {
+                metric: metrics[m].to_string(),
+                labels: label_sets[l].clone(),
+                ts: T0 + dt * SECOND,
+                value: match (m, v) {
+                    (1, _) => SampleValue::Flag(v % 2 == 0),
+                    (2, _) => SampleValue::Category(["full", "lite", "x"][usize::from(v % 3)].into()),
+                    (_, 7) => SampleValue::Flag(true),
+                    _ => SampleValue::Number(f64::from(v) * 1.1 - 2.0),
+                },
+            })
+            .collect();
+        let (mut one, mut many) = (make(), make());
+        // Some history first, so some sets exist before and some are claimed on the way.
+        for s in [&mut one, &mut many] {
+            s.record(&sample("latency_ms", T0 - MINUTE, SampleValue::Number(1.0)), T0).unwrap();
+        }
+        let expected: Vec<_> = samples.iter().map(|s| one.record(s, T0)).collect();
+        let mut got = Vec::new();
+        {
+            let mut recorder = many.recorder(T0);
+            let mut slots = HashMap::new();
+            for s in &samples {
+                let key = (s.metric.as_str(), &s.labels);
+                let slot = match slots.get(&key) {
+                    Some(slot) => *slot,
+                    None => {
+                        let slot = recorder.series(&s.metric, &s.labels).unwrap();
+                        slots.insert(key, slot);
+                        slot
+                    }
+                };
+                got.push(recorder.add(slot, s.ts, s.value.observation()));
+            }
+        }
+        prop_assert_eq!(got, expected);
+        let json = |s: &MetricStore| serde_json::to_string(&s.export_buckets(T0 - HOUR, T0 + MINUTE)).unwrap();
+        prop_assert_eq!(json(&many), json(&one));
+        for m in metrics {
+            prop_assert_eq!(many.dropped(m), one.dropped(m));
+            prop_assert_eq!(many.overflowed(m), one.overflowed(m));
+        }
+    }
+}

@@ -1,6 +1,6 @@
 //! Everything a handler needs, cheap to clone: storage and the loaded rollouts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -14,11 +14,11 @@ use cutover_core::rollout::{Readiness, RolloutState};
 use cutover_core::series::Frame;
 use cutover_core::snapshot::{Snapshot, Tick};
 use cutover_core::time::Millis;
-use cutover_core::window::{MetricStore, PersistedBucket, RecordError, StoreConfig};
+use cutover_core::window::{MetricStore, PersistedBucket, RecordError, SeriesSlot, StoreConfig};
 
 use crate::runtime::charts;
 use crate::runtime::live::Live;
-use crate::sources::ingest::{IngestReport, Record, Rejection};
+use crate::sources::ingest::{IngestReport, Records, Rejection};
 use crate::store::Storage;
 
 #[derive(Clone)]
@@ -128,16 +128,43 @@ impl Rollout {
 
     /// Records a batch's valid records at server time `now`. A record the metric windows
     /// refuse (too late) moves from accepted to rejected. The metrics lock is taken per chunk
-    /// of records, so a large batch never holds the evaluator or a viewer for long.
-    pub fn record(&self, records: Vec<Record>, now: Millis, report: &mut IngestReport) {
+    /// of records, so a large batch never holds the evaluator or a viewer for long; within a
+    /// chunk each (label set, metric) is looked up once.
+    pub fn record(&self, records: Records, now: Millis, report: &mut IngestReport) {
+        let metrics = &self.plan.metrics;
+        // Per chunk: label set -> its row of slots, one per plan metric.
+        let mut rows: HashMap<usize, usize> = HashMap::new();
+        let mut slots: Vec<Option<SeriesSlot>> = Vec::new();
         for chunk in records.chunks(RECORD_CHUNK) {
+            rows.clear();
+            slots.clear();
             let mut store = lock(&self.metrics);
+            let mut recorder = store.recorder(now);
             for record in chunk {
-                let Some(e) = record
-                    .samples
-                    .iter()
-                    .find_map(|s| store.record(s, now).err())
-                else {
+                let row = *rows.entry(record.labels).or_insert_with(|| {
+                    slots.resize(slots.len() + metrics.len(), None);
+                    slots.len() / metrics.len().max(1) - 1
+                });
+                let mut refused = None;
+                for sample in records.samples_of(record) {
+                    let Some(metric) = metrics.get(sample.metric) else {
+                        continue;
+                    };
+                    let cell = row * metrics.len() + sample.metric;
+                    let slot = match slots[cell] {
+                        Some(slot) => Ok(slot),
+                        None => recorder.series(&metric.id, records.labels_of(record)),
+                    };
+                    let added = slot.and_then(|slot| {
+                        slots[cell] = Some(slot);
+                        recorder.add(slot, record.ts, sample.value.observation(metric))
+                    });
+                    if let Err(e) = added {
+                        refused = Some(e);
+                        break;
+                    }
+                }
+                let Some(e) = refused else {
                     continue;
                 };
                 let field = match e {
@@ -151,6 +178,8 @@ impl Rollout {
                     reason: e.to_string(),
                 });
             }
+            // Written here, under the lock.
+            drop(recorder);
         }
         report.rejected.sort_by_key(|r| r.index);
         self.ingested

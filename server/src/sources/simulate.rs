@@ -441,8 +441,8 @@ pub fn backfill(
             .map(|_| targets.event(plan, mix, rng).to_string() + "\n")
             .collect();
         if let Ok((records, _)) = ingest::parse_batch(plan, &body, step) {
-            for sample in records.iter().flat_map(|r| &r.samples) {
-                recorded += usize::from(history.record(sample, step).is_ok());
+            for sample in records.samples(plan) {
+                recorded += usize::from(history.record(&sample, step).is_ok());
             }
         }
         step += config.fine;
@@ -493,10 +493,8 @@ mod tests {
             let body = targets.event(plan, mix, &mut rng).to_string();
             let (records, report) = ingest::parse_batch(plan, &body, at).unwrap();
             assert_eq!(report.accepted, 1, "{}: {:?}", plan.id, report.rejected);
-            for r in &records {
-                for s in &r.samples {
-                    store.record(s, at).unwrap();
-                }
+            for s in records.samples(plan) {
+                store.record(&s, at).unwrap();
             }
         }
         store
