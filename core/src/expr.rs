@@ -10,8 +10,10 @@
 //! atom     := NUMBER UNIT? | "true" | "false" | FLAG | call | "(" expr ")"
 //! call     := pNN "(" metric ")" | rate(metric) | share(metric, VALUE)
 //!           | mean(metric) | count(metric) | sum(metric) | max(metric) | last(metric)
-//!           | promql("raw PromQL")
-//! metric   := NAME ("{" NAME "=" STRING ("," NAME "=" STRING)* "}")?
+//!           | per_second(metric) | promql("raw PromQL")
+//!           | at_entry(sum)                the value when the current stage was entered
+//!           | fired(TRIGGER | STRING)      firings of a trigger in the current stage
+//! metric   := NAME ("{" NAME "=" STRING ("," NAME "=" STRING)* "}")? ("offset" DURATION)?
 //! UNIT     := ms | s | m | h (durations, normalised to ms) | % (x 0.01)
 //! ```
 //!
@@ -28,10 +30,13 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use check::{Resolve, Type, check};
-pub use eval::{CmpTrace, EvalContext, Evaluation, Outcome, evaluate, value};
+pub use eval::{
+    CmpTrace, EvalContext, Evaluation, Outcome, StageMemory, baseline_key, evaluate, value,
+};
 pub use parse::parse;
 
 use crate::query::{Aggregate, Selector};
+use crate::time::Millis;
 
 /// A parse or type error, at a 1-based character column of the expression.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
@@ -87,8 +92,16 @@ pub enum Kind {
         aggregate: Aggregate,
         metric: String,
         selector: Selector,
+        /// Read the window ending this long before the evaluation (`offset 24h`); 0 for now.
+        #[serde(default)]
+        offset: Millis,
     },
     PromQl(String),
+    /// The value of a numeric expression over the window ending when the current stage was
+    /// entered: a baseline captured once per stage.
+    AtEntry(Box<Expr>),
+    /// How many times a trigger fired in the current stage.
+    Fired(String),
     Neg(Box<Expr>),
     Not(Box<Expr>),
     Arith(ArithOp, Box<Expr>, Box<Expr>),
@@ -103,6 +116,7 @@ pub struct MetricRead {
     pub metric: String,
     pub selector: Selector,
     pub aggregate: Aggregate,
+    pub offset: Millis,
 }
 
 impl Expr {
@@ -113,10 +127,12 @@ impl Expr {
                 aggregate,
                 metric,
                 selector,
+                offset,
             } => Some(MetricRead {
                 metric: metric.clone(),
                 selector: selector.clone(),
                 aggregate: aggregate.clone(),
+                offset: *offset,
             }),
             _ => None,
         }
@@ -133,7 +149,7 @@ impl Expr {
     pub fn visit(&self, f: &mut impl FnMut(&Expr)) {
         f(self);
         match &self.kind {
-            Kind::Neg(a) | Kind::Not(a) => a.visit(f),
+            Kind::Neg(a) | Kind::Not(a) | Kind::AtEntry(a) => a.visit(f),
             Kind::Arith(_, a, b) | Kind::Cmp(_, a, b) | Kind::Logic(_, a, b) | Kind::When(a, b) => {
                 a.visit(f);
                 b.visit(f);
@@ -171,6 +187,17 @@ impl fmt::Display for CmpOp {
     }
 }
 
+/// A duration as the lexer reads it back, in the largest unit that divides it.
+fn duration_text(ms: Millis) -> String {
+    use crate::time::{HOUR, MINUTE, SECOND};
+    for (unit, name) in [(HOUR, "h"), (MINUTE, "m"), (SECOND, "s")] {
+        if ms % unit == 0 {
+            return format!("{}{name}", ms / unit);
+        }
+    }
+    format!("{ms}ms")
+}
+
 fn write_string(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
     f.write_str("\"")?;
     for c in s.chars() {
@@ -203,6 +230,7 @@ impl fmt::Display for Expr {
                 aggregate,
                 metric,
                 selector,
+                offset,
             } => {
                 let name = aggregate.name();
                 write!(f, "{name}({metric}")?;
@@ -217,10 +245,19 @@ impl fmt::Display for Expr {
                     }
                     f.write_str("}")?;
                 }
+                if *offset != 0 {
+                    write!(f, " offset {}", duration_text(*offset))?;
+                }
                 if let Aggregate::Share(v) = aggregate {
                     f.write_str(", ")?;
                     write_string(f, v)?;
                 }
+                f.write_str(")")
+            }
+            Kind::AtEntry(a) => write!(f, "at_entry({a})"),
+            Kind::Fired(trigger) => {
+                f.write_str("fired(")?;
+                write_string(f, trigger)?;
                 f.write_str(")")
             }
             Kind::PromQl(q) => {

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use crate::expr::{self, CmpTrace, EvalContext, Expr, Outcome};
+use crate::expr::{self, CmpTrace, EvalContext, Expr, Outcome, StageMemory};
 use crate::plan::{Plan, Severity, TriggerAction};
 use crate::query::MetricSource;
 use crate::rollout::{GateReadiness, Readiness};
@@ -30,6 +30,12 @@ pub enum Verdict {
 pub struct GateMemory {
     pub held_since: Option<Millis>,
     pub failures_in_a_row: u32,
+    /// For a gate counted in cycles: when the current window (cycle) began.
+    #[serde(default)]
+    pub cycle_from: Option<Millis>,
+    /// Consecutive cycles that ended passing.
+    #[serde(default)]
+    pub cycles: u32,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,7 +46,7 @@ pub struct TriggerMemory {
 }
 
 /// Everything carried between evaluations of one rollout.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Memory {
     pub gates: BTreeMap<String, GateMemory>,
     pub triggers: BTreeMap<String, TriggerMemory>,
@@ -48,6 +54,21 @@ pub struct Memory {
     /// is time nobody observed.
     #[serde(default)]
     pub observed_at: Option<Millis>,
+    /// The current stage's baselines and trigger firings.
+    #[serde(default)]
+    pub stage: StageMemory,
+}
+
+/// Where a rollout stands at one evaluation.
+#[derive(Debug, Clone, Copy)]
+pub struct Moment<'a> {
+    /// The current stage's id; before start, the stage a start would enter.
+    pub stage: Option<&'a str>,
+    /// When the current stage was entered (`None` before start).
+    pub entered_at: Option<Millis>,
+    /// Whether triggers may act (see [`crate::rollout::Phase::armed`]).
+    pub armed: bool,
+    pub at: Millis,
 }
 
 /// Evaluations come every second, and a leader handover pauses them for about 6 s; a longer
@@ -71,9 +92,10 @@ impl Memory {
                 *s = s.saturating_add(gap).min(at);
             }
         };
-        self.gates
-            .values_mut()
-            .for_each(|g| shift(&mut g.held_since));
+        for g in self.gates.values_mut() {
+            shift(&mut g.held_since);
+            shift(&mut g.cycle_from);
+        }
         self.triggers
             .values_mut()
             .for_each(|t| shift(&mut t.true_since));
@@ -100,6 +122,12 @@ pub struct GateStatus {
     pub severity: Severity,
     /// Whether it guards progress out of the current stage.
     pub guards_current: bool,
+    /// Windows that must end passing in a row (0: a continuous hold instead).
+    #[serde(default)]
+    pub cycles: u32,
+    /// Of those, how many have so far.
+    #[serde(default)]
+    pub cycles_passed: u32,
 }
 
 impl GateStatus {
@@ -264,6 +292,8 @@ pub fn not_yet_evaluated(plan: &Plan, stage: Option<&str>) -> Vec<GateStatus> {
             failures_in_a_row: 0,
             severity: gate.severity,
             guards_current: stage.is_some_and(|s| gate.stages.iter().any(|g| g == s)),
+            cycles: gate.cycles,
+            cycles_passed: 0,
         })
         .collect()
 }
@@ -277,64 +307,46 @@ fn verdict(outcome: &Outcome) -> (Verdict, Option<String>) {
     }
 }
 
-/// Evaluates every gate and trigger of `plan` at `at` and advances `memory`.
-/// `stage` is the current stage's id (None before start); `armed` says whether triggers may
-/// act (the rollout is running or paused).
+/// Evaluates every gate and trigger of `plan` at `now.at` and advances `memory`.
 pub fn evaluate(
     plan: &Plan,
     compiled: &Compiled,
     memory: &mut Memory,
     source: &dyn MetricSource,
-    stage: Option<&str>,
-    armed: bool,
-    at: Millis,
+    now: Moment<'_>,
 ) -> Evaluated {
+    let at = now.at;
     memory.observed_at = Some(memory.observed_at.map_or(at, |last| last.max(at)));
+    if memory.stage.entered_at != now.entered_at {
+        // A new stage: its baselines are read afresh and its firings start from none.
+        memory.stage = StageMemory {
+            entered_at: now.entered_at,
+            ..StageMemory::default()
+        };
+    }
     let empty = BTreeMap::new();
-    let flags = stage
+    let flags = now
+        .stage
         .and_then(|s| plan.stage(s))
         .map_or(&empty, |s| &s.flags);
-    let mut gates = Vec::new();
-    for (gate, e) in plan.gates.iter().zip(&compiled.gates) {
-        let cx = EvalContext {
-            source,
-            window: gate.window.0,
-            at,
-            flags,
-        };
-        let ev = expr::evaluate(e, &cx);
-        let (v, reason) = verdict(&ev.outcome);
-        let m = memory.gates.entry(gate.id.clone()).or_default();
-        match v {
-            Verdict::Pass | Verdict::NotApplicable => {
-                m.failures_in_a_row = 0;
-                m.held_since.get_or_insert(at);
-            }
-            Verdict::Fail | Verdict::NoData => {
-                m.failures_in_a_row = m.failures_in_a_row.saturating_add(1);
-                if m.failures_in_a_row > gate.tolerate {
-                    m.held_since = None;
-                }
-            }
-        }
-        let held_for = Span(m.held_since.map_or(0, |since| (at - since).max(0)));
-        gates.push(GateStatus {
-            id: gate.id.clone(),
-            title: gate.title.clone(),
-            expr: gate.expr.clone(),
-            verdict: v,
-            reason,
-            comparisons: compiled.with_units(ev.comparisons),
-            window: gate.window,
-            hold: gate.hold,
-            held_for,
-            needs: Span((gate.hold.0 - held_for.0).max(0)),
-            tolerate: gate.tolerate,
-            failures_in_a_row: m.failures_in_a_row,
-            severity: gate.severity,
-            guards_current: stage.is_some_and(|s| gate.stages.iter().any(|g| g == s)),
-        });
-    }
+    capture_baselines(plan, compiled, &mut memory.stage, source, flags);
+    let gates = plan
+        .gates
+        .iter()
+        .zip(&compiled.gates)
+        .map(|(gate, e)| {
+            let cx = EvalContext {
+                source,
+                window: gate.window.0,
+                at,
+                flags,
+                stage: &memory.stage,
+            };
+            let ev = expr::evaluate(e, &cx);
+            let m = memory.gates.entry(gate.id.clone()).or_default();
+            gate_status(gate, m, ev, compiled, now)
+        })
+        .collect();
     let mut triggers = Vec::new();
     let mut firings = Vec::new();
     for (trigger, e) in plan.triggers.iter().zip(&compiled.triggers) {
@@ -343,38 +355,20 @@ pub fn evaluate(
             window: trigger.window.0,
             at,
             flags,
+            stage: &memory.stage,
         };
         let mut ev = expr::evaluate(e, &cx);
         ev.comparisons = compiled.with_units(ev.comparisons);
         let (v, reason) = verdict(&ev.outcome);
-        let in_stage = stage.is_some_and(|s| trigger.stages.iter().any(|t| t == s));
+        let in_stage = now
+            .stage
+            .is_some_and(|s| trigger.stages.iter().any(|t| t == s));
         let m = memory.triggers.entry(trigger.id.clone()).or_default();
-        if v == Verdict::Pass && in_stage && armed {
+        if v == Verdict::Pass && in_stage && now.armed {
             let since = *m.true_since.get_or_insert(at);
             if at - since >= trigger.for_.0 && !m.fired {
                 m.fired = true;
-                let values: Vec<String> = ev
-                    .comparisons
-                    .iter()
-                    .map(|c| {
-                        format!(
-                            "{} = {}",
-                            c.left,
-                            c.unit.clone().unwrap_or_default().format(c.left_value)
-                        )
-                    })
-                    .collect();
-                firings.push(Firing {
-                    trigger: trigger.id.clone(),
-                    action: trigger.action,
-                    reason: format!(
-                        "trigger {} ({}) true for {}: {}",
-                        trigger.id,
-                        trigger.title,
-                        Span(at - since).human(),
-                        values.join(", ")
-                    ),
-                });
+                firings.push(firing(trigger, &ev.comparisons, Span(at - since)));
             }
         } else {
             // The episode is over: the next continuous breach is a new one.
@@ -391,9 +385,13 @@ pub fn evaluate(
             severity: trigger.severity,
             for_: trigger.for_,
             true_for: Span(m.true_since.map_or(0, |since| (at - since).max(0))),
-            armed: in_stage && armed,
+            armed: in_stage && now.armed,
             fired: m.fired,
         });
+    }
+    for f in &firings {
+        let n = memory.stage.fired.entry(f.trigger.clone()).or_default();
+        *n = n.saturating_add(1);
     }
     Evaluated {
         gates,
@@ -401,6 +399,141 @@ pub fn evaluate(
         firings,
     }
 }
+
+/// Advances one gate's hold (or its cycles) with this evaluation and says where it stands.
+fn gate_status(
+    gate: &crate::plan::Gate,
+    m: &mut GateMemory,
+    ev: expr::Evaluation,
+    compiled: &Compiled,
+    now: Moment<'_>,
+) -> GateStatus {
+    let at = now.at;
+    let (v, reason) = verdict(&ev.outcome);
+    let passing = matches!(v, Verdict::Pass | Verdict::NotApplicable);
+    if passing {
+        m.failures_in_a_row = 0;
+        m.held_since.get_or_insert(at);
+    } else {
+        m.failures_in_a_row = m.failures_in_a_row.saturating_add(1);
+        if m.failures_in_a_row > gate.tolerate {
+            m.held_since = None;
+        }
+    }
+    let (held_for, needs) = if gate.cycles == 0 {
+        let held = Span(m.held_since.map_or(0, |since| (at - since).max(0)));
+        (held, Span((gate.hold.0 - held.0).max(0)))
+    } else {
+        // A cycle is judged once, by the evaluation that closes its window: the expression
+        // already reads the whole window, so what happened inside it is in that verdict.
+        let from = *m.cycle_from.get_or_insert(at);
+        if at - from >= gate.window.0 {
+            m.cycles = if passing {
+                m.cycles.saturating_add(1).min(gate.cycles)
+            } else {
+                0
+            };
+            m.cycle_from = Some(at);
+        }
+        let window = gate.window.0;
+        let done = i64::from(m.cycles).saturating_mul(window);
+        let left = if m.cycles >= gate.cycles {
+            0
+        } else {
+            let this_cycle = (at - m.cycle_from.unwrap_or(at)).clamp(0, window);
+            (gate.hold.0 - done - this_cycle).max(0)
+        };
+        (Span(done), Span(left))
+    };
+    GateStatus {
+        id: gate.id.clone(),
+        title: gate.title.clone(),
+        expr: gate.expr.clone(),
+        verdict: v,
+        reason,
+        comparisons: compiled.with_units(ev.comparisons),
+        window: gate.window,
+        hold: gate.hold,
+        held_for,
+        needs,
+        tolerate: gate.tolerate,
+        failures_in_a_row: m.failures_in_a_row,
+        severity: gate.severity,
+        guards_current: now
+            .stage
+            .is_some_and(|s| gate.stages.iter().any(|g| g == s)),
+        cycles: gate.cycles,
+        cycles_passed: m.cycles,
+    }
+}
+
+/// A trigger's firing, with the values that made it fire.
+fn firing(trigger: &crate::plan::Trigger, comparisons: &[CmpTrace], true_for: Span) -> Firing {
+    let values: Vec<String> = comparisons
+        .iter()
+        .map(|c| {
+            format!(
+                "{} = {}",
+                c.left,
+                c.unit.clone().unwrap_or_default().format(c.left_value)
+            )
+        })
+        .collect();
+    Firing {
+        trigger: trigger.id.clone(),
+        action: trigger.action,
+        reason: format!(
+            "trigger {} ({}) true for {}: {}",
+            trigger.id,
+            trigger.title,
+            true_for.human(),
+            values.join(", ")
+        ),
+    }
+}
+
+/// Reads every `at_entry` baseline not yet captured for the current stage, over the window
+/// ending when it was entered. One with no data then is tried again at the next evaluation
+/// (late events may still fill it); once read it stays for the whole stage.
+fn capture_baselines(
+    plan: &Plan,
+    compiled: &Compiled,
+    stage: &mut StageMemory,
+    source: &dyn MetricSource,
+    flags: &BTreeMap<String, crate::flag::FlagValue>,
+) {
+    let Some(entered_at) = stage.entered_at else {
+        return;
+    };
+    let windows = plan
+        .gates
+        .iter()
+        .map(|g| g.window.0)
+        .chain(plan.triggers.iter().map(|t| t.window.0));
+    let mut found = Vec::new();
+    for (window, e) in windows.zip(compiled.gates.iter().chain(&compiled.triggers)) {
+        e.visit(&mut |node| {
+            if let expr::Kind::AtEntry(inner) = &node.kind {
+                let key = expr::baseline_key(window, inner);
+                if stage.baselines.contains_key(&key) {
+                    return;
+                }
+                let cx = EvalContext {
+                    source,
+                    window,
+                    at: entered_at,
+                    flags,
+                    stage,
+                };
+                if let Some(v) = expr::value(inner, &cx) {
+                    found.push((key, v));
+                }
+            }
+        });
+    }
+    stage.baselines.extend(found);
+}
+
 
 #[cfg(test)]
 mod tests;

@@ -12,6 +12,7 @@ pub mod plan;
 pub mod query;
 pub mod role;
 pub mod rollout;
+pub mod schedule;
 pub mod route;
 pub mod series;
 pub mod session;

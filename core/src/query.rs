@@ -44,6 +44,8 @@ pub enum Aggregate {
     Max,
     /// Latest value of a gauge.
     Last,
+    /// Events per second over the window (for a counter, its sum per second).
+    PerSecond,
 }
 
 impl Aggregate {
@@ -67,6 +69,7 @@ impl Aggregate {
             Aggregate::Sum => "sum".into(),
             Aggregate::Max => "max".into(),
             Aggregate::Last => "last".into(),
+            Aggregate::PerSecond => "per_second".into(),
         }
     }
 }

@@ -69,6 +69,18 @@ pub struct RolloutState {
     /// When hypercare began, while in it.
     #[serde(default)]
     pub hypercare_since: Option<Millis>,
+    /// T-0: scheduled ahead, or set by the start. Checklist phases such as `T-30m` are due
+    /// relative to it.
+    #[serde(default)]
+    pub t0: Option<Millis>,
+    /// `list/item` -> every day (UTC day number) it was checked on, for items that need
+    /// checks on several days.
+    #[serde(default)]
+    pub check_days: BTreeMap<String, Vec<i64>>,
+    /// The `stage_entered_at` of the stage whose timebox overrun has been acted on: once per
+    /// time a stage is entered.
+    #[serde(default)]
+    pub timebox_noted: Option<Millis>,
     /// Incremented by every accepted action.
     pub version: u64,
 }
@@ -85,6 +97,9 @@ impl RolloutState {
             approvals: BTreeMap::new(),
             overrides: BTreeMap::new(),
             hypercare_since: None,
+            t0: None,
+            check_days: BTreeMap::new(),
+            timebox_noted: None,
             version: 0,
         }
     }
@@ -112,6 +127,42 @@ impl RolloutState {
     }
 }
 
+impl RolloutState {
+    /// Days in a row the item has been checked, ending with its latest check (1 for an
+    /// ordinary checked item, 0 unchecked).
+    pub fn days_in_a_row(&self, list: &str, item: &str) -> u32 {
+        let key = format!("{list}/{item}");
+        match self.check_days.get(&key) {
+            Some(days) => {
+                let mut run = 0u32;
+                let mut expect = None;
+                for d in days.iter().rev() {
+                    if expect.is_some_and(|e| e != *d) {
+                        break;
+                    }
+                    run += 1;
+                    expect = Some(d - 1);
+                }
+                run
+            }
+            None => u32::from(self.checked.contains_key(&key)),
+        }
+    }
+
+    /// Whether an item is done: checked at or after `since`, and on enough days in a row
+    /// when it needs several.
+    pub fn item_done(
+        &self,
+        list: &crate::plan::Checklist,
+        item: &crate::plan::Item,
+        since: Millis,
+    ) -> bool {
+        let key = format!("{}/{}", list.id, item.id);
+        let recent = self.checked.get(&key).is_some_and(|m| m.at >= since);
+        recent && self.days_in_a_row(&list.id, &item.id) >= item.days.max(1)
+    }
+}
+
 impl Default for RolloutState {
     fn default() -> Self {
         RolloutState::new()
@@ -131,6 +182,15 @@ pub enum Action {
     StepBack,
     /// End the hypercare: the rollout is done.
     Close,
+    /// Set T-0 ahead of the start (milliseconds since the epoch).
+    Schedule {
+        t0: Millis,
+    },
+    /// A stage ran past its `max_duration`: recorded once per stage entry by the evaluator,
+    /// before the stage's `on_max_duration` action.
+    Timebox {
+        stage: String,
+    },
     Override {
         gate: String,
     },
@@ -163,6 +223,8 @@ impl Action {
             Action::Kill => "kill",
             Action::StepBack => "step_back",
             Action::Close => "close",
+            Action::Schedule { .. } => "schedule",
+            Action::Timebox { .. } => "timebox",
             Action::Override { .. } => "override",
             Action::Check { .. } => "check",
             Action::Uncheck { .. } => "uncheck",
@@ -174,7 +236,9 @@ impl Action {
 
     fn allowed_roles(&self, p: &Permissions) -> Vec<Role> {
         match self {
-            Action::Start | Action::Progress | Action::Close => p.progress.clone(),
+            Action::Start | Action::Progress | Action::Close | Action::Schedule { .. } => {
+                p.progress.clone()
+            }
             Action::Pause => p.pause.clone(),
             Action::Resume => p.resume.clone(),
             Action::Kill => p.kill.clone(),
@@ -182,7 +246,9 @@ impl Action {
             Action::Override { .. } => p.override_.clone(),
             Action::Check { .. } | Action::Uncheck { .. } => p.check.clone(),
             Action::Approve => p.approve.clone(),
-            Action::Alert { .. } | Action::PlanChanged => vec![Role::System],
+            Action::Alert { .. } | Action::PlanChanged | Action::Timebox { .. } => {
+                vec![Role::System]
+            }
         }
     }
 }
@@ -280,6 +346,9 @@ pub enum Refusal {
     },
     #[error("{0}")]
     Unknown(String),
+    /// A value in the request is out of bounds.
+    #[error("{0}")]
+    Invalid(String),
     #[error("{0}")]
     Duplicate(String),
 }
@@ -327,7 +396,11 @@ pub fn apply(
         .filter(|r| !r.is_empty());
     let needs_reason = matches!(
         action,
-        Action::Kill | Action::StepBack | Action::Override { .. } | Action::Alert { .. }
+        Action::Kill
+            | Action::StepBack
+            | Action::Override { .. }
+            | Action::Alert { .. }
+            | Action::Timebox { .. }
     ) || (matches!(action, Action::Resume) && state.phase == Phase::Killed);
     if needs_reason && reason.is_none() {
         return Err(Refusal::ReasonRequired {
@@ -352,6 +425,35 @@ pub fn apply(
             entry_blockers(plan, state, 0, readiness, &[])?;
             enter(&mut next, 0, request.at);
             next.phase = Phase::Running;
+            // A start at the scheduled time keeps it; one without a schedule is T-0.
+            next.t0.get_or_insert(request.at);
+        }
+        Action::Schedule { t0 } => {
+            if state.phase != Phase::NotStarted {
+                return Err(wrong_phase());
+            }
+            if t0.abs_diff(request.at) > crate::time::MAX_SCHEDULE.unsigned_abs() {
+                return Err(Refusal::Invalid(format!(
+                    "T-0 must be within {} of now",
+                    Span(crate::time::MAX_SCHEDULE).human()
+                )));
+            }
+            next.t0 = Some(*t0);
+        }
+        Action::Timebox { stage } => {
+            let current = state.stage.and_then(|i| plan.stages.get(i));
+            let over = crate::schedule::overrun(plan, state, request.at);
+            if current.is_none_or(|s| &s.id != stage) || over.is_none() {
+                return Err(Refusal::Unknown(format!(
+                    "stage {stage} is not past its max_duration"
+                )));
+            }
+            if state.timebox_noted.is_some() && state.timebox_noted == state.stage_entered_at {
+                return Err(Refusal::Duplicate(format!(
+                    "the overrun of {stage} is already recorded"
+                )));
+            }
+            next.timebox_noted = state.stage_entered_at;
         }
         Action::Progress => {
             let current = match (state.phase, state.stage) {
@@ -500,7 +602,26 @@ pub fn apply(
                 });
             }
             let key = format!("{list}/{item}");
-            if matches!(action, Action::Check { .. }) {
+            let day = request.at.div_euclid(crate::time::DAY);
+            let checking = matches!(action, Action::Check { .. });
+            if found.days > 1 {
+                // Several days' checks: one a day, each kept; an uncheck takes back the last.
+                let days = next.check_days.entry(key.clone()).or_default();
+                if checking {
+                    if days.last() == Some(&day) {
+                        return Err(Refusal::Duplicate(format!(
+                            "{key} is already checked today"
+                        )));
+                    }
+                    days.push(day);
+                    next.checked.insert(key, mark.clone());
+                } else if days.pop().is_none() {
+                    return Err(Refusal::Duplicate(format!("{key} is not checked")));
+                } else if days.is_empty() {
+                    next.check_days.remove(&key);
+                    next.checked.remove(&key);
+                }
+            } else if checking {
                 if state.checked.contains_key(&key) {
                     return Err(Refusal::Duplicate(format!("{key} is already checked")));
                 }
@@ -795,8 +916,7 @@ fn checklist_blockers(
                     .gate
                     .as_ref()
                     .is_some_and(|g| readiness.get(g).is_some_and(|r| r.passing));
-                let key = format!("{}/{}", list.id, i.id);
-                let checked = state.checked.get(&key).is_some_and(|m| m.at >= since);
+                let checked = state.item_done(list, i, since);
                 !by_gate && !checked
             })
             .map(|i| i.id.as_str())

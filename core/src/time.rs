@@ -10,6 +10,8 @@ pub const SECOND: Millis = 1_000;
 pub const MINUTE: Millis = 60 * SECOND;
 pub const HOUR: Millis = 60 * MINUTE;
 pub const DAY: Millis = 24 * HOUR;
+/// How far ahead (or back) a T-0 may be scheduled.
+pub const MAX_SCHEDULE: Millis = 366 * DAY;
 
 /// A span of time in milliseconds, written in plans as `10s`, `5m`, `24h`, `1h30m`, `250ms`.
 #[derive(
@@ -81,6 +83,33 @@ impl Span {
             (0, _) => format!("{m}m {s:02}s"),
             _ => format!("{h}h {m:02}m"),
         }
+    }
+}
+
+/// A time relative to a rollout's T-0 as runbooks write it: `T-60m`, `T+15m`, `T+2h`, `T+0`,
+/// `T-1d`. `None` for anything else (a phase such as "Launch Day" stays a label).
+pub fn t_offset(text: &str) -> Option<Millis> {
+    let rest = text.trim().strip_prefix('T')?;
+    let (sign, amount) = match rest.chars().next()? {
+        '+' => (1, &rest[1..]),
+        '-' => (-1, &rest[1..]),
+        _ => return None,
+    };
+    let amount = amount.trim();
+    let span = if amount == "0" {
+        Span(0)
+    } else {
+        Span::parse(amount).ok()?
+    };
+    Some(sign * span.0)
+}
+
+/// An offset from T-0 as a person reads it: `T-1h 00m`, `T+15m`, `T+0`.
+pub fn t_label(offset: Millis) -> String {
+    match offset {
+        0 => "T+0".to_string(),
+        o if o < 0 => format!("T-{}", Span(-o).human()),
+        o => format!("T+{}", Span(o).human()),
     }
 }
 

@@ -26,6 +26,10 @@ use crate::query::{Aggregate, MetricKind, MetricSource, Selector};
 use crate::series::Point;
 use crate::time::{DAY, HOUR, MINUTE, Millis, SECOND};
 
+/// How far back the store answers by default: a day, so `offset 24h` can compare with the
+/// same time yesterday, plus an hour for the window such a read covers.
+pub const LOOKBACK: Millis = DAY + HOUR;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreConfig {
     pub fine: Millis,
@@ -43,7 +47,7 @@ impl Default for StoreConfig {
             fine: 10 * SECOND,
             coarse: MINUTE,
             fine_retention: HOUR,
-            coarse_retention: DAY,
+            coarse_retention: LOOKBACK,
             max_lateness: 5 * MINUTE,
             max_future: 10 * SECOND,
             max_series_per_metric: 64,
@@ -630,6 +634,21 @@ impl MetricSource for MetricStore {
             .saturating_sub(window)
             .saturating_sub(self.config.fine)
             .saturating_add(1);
+        if *aggregate == Aggregate::PerSecond {
+            // Events (a counter: its sum) over the time the covered buckets span, the newest
+            // only up to `at`: between the window and one bucket more.
+            let kind = self.kinds.get(metric)?;
+            let total = if *kind == MetricKind::Counter {
+                Aggregate::Sum
+            } else {
+                Aggregate::Count
+            };
+            let covered = at.saturating_add(1) - floor(from, self.config.fine);
+            let value = self
+                .merged(metric, selector, from, at.saturating_add(1))
+                .aggregate(&total)?;
+            return Some(value * SECOND as f64 / covered.max(1) as f64);
+        }
         self.merged(metric, selector, from, at.saturating_add(1))
             .aggregate(aggregate)
     }

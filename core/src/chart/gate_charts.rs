@@ -87,7 +87,24 @@ pub(super) fn needs_gate_chart(op: CmpOp, lhs: &Expr, rhs: &Expr) -> bool {
     let derived = !left.is_empty() && !matches!(lhs.kind, Kind::Metric { .. });
     !matches!(op, CmpOp::Eq | CmpOp::Ne)
         && !promql
+        && !reads_the_past(lhs)
+        && !reads_the_past(rhs)
         && ((!left.is_empty() && !right.is_empty()) || selected || derived)
+}
+
+/// Whether `e` reads another time than the step's own (`offset`, `at_entry`) or the stage's
+/// history (`fired`): a chart drawn step by step from the live window cannot show it, and a
+/// line that looked right but was not would be worse than none.
+pub(super) fn reads_the_past(e: &Expr) -> bool {
+    let mut past = false;
+    e.visit(&mut |n| {
+        past |= match &n.kind {
+            Kind::Metric { offset, .. } => *offset != 0,
+            Kind::AtEntry(_) | Kind::Fired(_) => true,
+            _ => false,
+        }
+    });
+    past
 }
 
 /// A chart for each gate that no metric chart can show with a fixed line: canary against
@@ -271,6 +288,7 @@ pub fn gate_series(
         .map(|(_, points)| points.iter().map(|p| p.t).collect())
         .unwrap_or_default();
     let no_flags = BTreeMap::new();
+    let no_stage = expr::StageMemory::default();
     chart
         .lines
         .iter()
@@ -291,6 +309,7 @@ pub fn gate_series(
                         window: step,
                         at: t + step,
                         flags: &no_flags,
+                        stage: &no_stage,
                     };
                     Point {
                         t,

@@ -82,6 +82,7 @@ pub fn thresholds(plan: &Plan) -> Vec<Threshold> {
                     metric,
                     aggregate,
                     selector,
+                    offset: 0,
                 },
                 Some(limit),
             ) = (&lhs.kind, constant(rhs))
@@ -124,6 +125,7 @@ pub(super) fn constant(e: &Expr) -> Option<f64> {
         window: 0,
         at: 0,
         flags: &no_flags,
+        stage: &expr::StageMemory::default(),
     };
     expr::value(e, &cx)
 }

@@ -13,7 +13,7 @@ pub struct Marker {
 
 /// The actions whose audit records put no marker on the charts ([`marker`]), by name: the
 /// server leaves them out when asked for markers only.
-pub const UNMARKED_ACTIONS: [&str; 3] = ["check", "uncheck", "approve"];
+pub const UNMARKED_ACTIONS: [&str; 4] = ["check", "uncheck", "approve", "schedule"];
 
 /// The marker an audit record puts on the charts, if it is one that changes what the charts
 /// mean or calls attention to them (checks and approvals do neither).
@@ -43,14 +43,21 @@ pub fn marker(record: &crate::rollout::AuditRecord) -> Option<Marker> {
         Action::Override { gate } => format!("override {gate}"),
         Action::Alert { trigger } => format!("alert {trigger}"),
         Action::PlanChanged => "plan changed".to_string(),
-        Action::Check { .. } | Action::Uncheck { .. } | Action::Approve => return None,
+        Action::Timebox { stage } => format!("{stage} past its timebox"),
+        Action::Check { .. } | Action::Uncheck { .. } | Action::Approve | Action::Schedule { .. } => {
+            return None;
+        }
     };
     Some(Marker {
         at: record.at,
         label,
         alarm: matches!(
             record.action,
-            Action::Kill | Action::StepBack | Action::Alert { .. } | Action::PlanChanged
+            Action::Kill
+                | Action::StepBack
+                | Action::Alert { .. }
+                | Action::PlanChanged
+                | Action::Timebox { .. }
         ),
     })
 }

@@ -17,6 +17,8 @@ pub trait Resolve {
     fn metric(&self, name: &str) -> Option<(MetricKind, Vec<String>)>;
     /// The type of a stage flag, if some stage declares it.
     fn flag(&self, name: &str) -> Option<Type>;
+    /// Whether the plan has a trigger with this id.
+    fn trigger(&self, id: &str) -> bool;
 }
 
 fn err(e: &Expr, message: impl Into<String>) -> ExprError {
@@ -34,7 +36,7 @@ fn suits(aggregate: &Aggregate, kind: MetricKind) -> bool {
         }
         Aggregate::Rate => kind == Ratio,
         Aggregate::Share(_) => kind == Category,
-        Aggregate::Count => true,
+        Aggregate::Count | Aggregate::PerSecond => true,
         Aggregate::Sum => matches!(kind, Distribution | Gauge | Counter),
     }
 }
@@ -89,6 +91,25 @@ fn type_of(e: &Expr, r: &dyn Resolve) -> Result<Type, ExprError> {
             Ok(Type::Number)
         }
         Kind::Neg(a) => number(a, "\"-\"").map(|_| Type::Number),
+        Kind::AtEntry(a) => {
+            number(a, "at_entry")?;
+            let mut nested = false;
+            a.visit(&mut |n| nested |= matches!(n.kind, Kind::AtEntry(_) | Kind::Fired(_)));
+            if nested {
+                return Err(err(a, "at_entry reads metrics at stage entry: no at_entry or fired inside it"));
+            }
+            if a.metrics().is_empty() {
+                return Err(err(a, "at_entry needs a metric read, e.g. at_entry(p95(latency_ms))"));
+            }
+            Ok(Type::Number)
+        }
+        Kind::Fired(trigger) => {
+            if r.trigger(trigger) {
+                Ok(Type::Number)
+            } else {
+                Err(err(e, format!("unknown trigger \"{trigger}\" in fired(...)")))
+            }
+        }
         Kind::Arith(_, a, b) => {
             number(a, "arithmetic")?;
             number(b, "arithmetic")?;

@@ -11,12 +11,31 @@ use crate::flag::FlagValue;
 use crate::query::MetricSource;
 use crate::time::Millis;
 
-/// Everything evaluation reads: the metrics, the window, the time, the current stage's flags.
+/// Everything evaluation reads: the metrics, the window, the time, the current stage's flags,
+/// and what the current stage has carried since it was entered.
 pub struct EvalContext<'a> {
     pub source: &'a dyn MetricSource,
     pub window: Millis,
     pub at: Millis,
     pub flags: &'a BTreeMap<String, FlagValue>,
+    pub stage: &'a StageMemory,
+}
+
+/// What an evaluation remembers of the current stage: when it was entered, the `at_entry`
+/// baselines captured then, and how often each trigger fired in it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageMemory {
+    /// When the stage these values belong to was entered (`None` before start).
+    pub entered_at: Option<Millis>,
+    /// `at_entry` values by [`baseline_key`].
+    pub baselines: BTreeMap<String, f64>,
+    /// Firings per trigger id.
+    pub fired: BTreeMap<String, u32>,
+}
+
+/// Which captured baseline an `at_entry(inner)` over `window` reads.
+pub fn baseline_key(window: Millis, inner: &Expr) -> String {
+    format!("{window}|{inner}")
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,18 +101,25 @@ fn eval(e: &Expr, cx: &EvalContext<'_>, trace: &mut Vec<CmpTrace>) -> V {
             aggregate,
             metric,
             selector,
+            offset,
         } => {
             if let Some(reason) = cx.source.unavailable(metric) {
                 return V::NoData(format!("{metric}: {reason}"));
             }
-            match cx
-                .source
-                .aggregate(metric, selector, aggregate, cx.window, cx.at)
-            {
+            let at = cx.at.saturating_sub(*offset);
+            match cx.source.aggregate(metric, selector, aggregate, cx.window, at) {
                 Some(v) => number(v, || format!("{e} is not a number")),
                 None => V::NoData(format!("no samples for {e} in the window")),
             }
         }
+        Kind::AtEntry(inner) => match cx.stage.baselines.get(&baseline_key(cx.window, inner)) {
+            Some(v) => V::Num(*v),
+            None if cx.stage.entered_at.is_none() => {
+                V::NoData(format!("{e}: the stage has not been entered"))
+            }
+            None => V::NoData(format!("{e}: no data for {inner} when the stage was entered")),
+        },
+        Kind::Fired(trigger) => V::Num(cx.stage.fired.get(trigger).copied().unwrap_or(0) as f64),
         Kind::PromQl(q) => match cx.source.promql(q, cx.at) {
             Ok(Some(v)) => number(v, || "promql returned a non-finite value".into()),
             Ok(None) => V::NoData("promql returned no series".into()),

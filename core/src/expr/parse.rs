@@ -3,6 +3,11 @@
 
 use super::{ArithOp, CmpOp, Expr, ExprError, Kind, LogicOp};
 use crate::query::{Aggregate, Selector};
+use crate::time::{DAY, Millis};
+
+/// The longest offset the parser takes; how far back the store can answer is the plan
+/// checker's business.
+const MAX_OFFSET: Millis = 30 * DAY;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Tok {
@@ -386,8 +391,26 @@ impl Parser {
                 )),
             };
         }
+        if name == "at_entry" {
+            let inner = self.sum()?;
+            return Ok(Kind::AtEntry(Box::new(inner)));
+        }
+        if name == "fired" {
+            return match self.next() {
+                // Trigger ids may hold "-": quote those, fired("error-spike").
+                Some(Tok::Name(trigger) | Tok::Str(trigger)) => Ok(Kind::Fired(trigger)),
+                other => Err(err(
+                    column,
+                    format!(
+                        "fired( needs a trigger id, found {}",
+                        describe(other.as_ref())
+                    ),
+                )),
+            };
+        }
         let aggregate = match name {
             "rate" => Aggregate::Rate,
+            "per_second" => Aggregate::PerSecond,
             "share" => Aggregate::Share(String::new()),
             "mean" | "avg" => Aggregate::Mean,
             "count" => Aggregate::Count,
@@ -395,7 +418,7 @@ impl Parser {
             "max" => Aggregate::Max,
             "last" => Aggregate::Last,
             _ => Aggregate::Quantile(quantile(name).ok_or_else(|| {
-                err(column, format!("unknown function \"{name}\": use p50..p99, p999, rate, share, mean, count, sum, max, last or promql"))
+                err(column, format!("unknown function \"{name}\": use p50..p99, p999, rate, share, mean, count, sum, max, last, per_second, at_entry, fired or promql"))
             })?),
         };
         let metric_col = self.col();
@@ -412,6 +435,7 @@ impl Parser {
             }
         };
         let selector = self.selector()?;
+        let offset = self.offset()?;
         let aggregate = match aggregate {
             Aggregate::Share(_) => {
                 self.expect(
@@ -438,7 +462,29 @@ impl Parser {
             aggregate,
             metric,
             selector,
+            offset,
         })
+    }
+
+    /// `offset 24h` after a metric: how far back its window ends (0 without one).
+    fn offset(&mut self) -> Result<Millis, ExprError> {
+        if !self.is_word("offset") {
+            return Ok(0);
+        }
+        self.pos += 1;
+        let column = self.col();
+        match self.next() {
+            Some(Tok::Num(ms)) if ms >= 1.0 && ms.fract() == 0.0 && ms <= MAX_OFFSET as f64 => {
+                Ok(ms as Millis)
+            }
+            other => Err(err(
+                column,
+                format!(
+                    "offset takes a duration up to 30d such as 24h, found {}",
+                    describe(other.as_ref())
+                ),
+            )),
+        }
     }
 
     fn selector(&mut self) -> Result<Selector, ExprError> {

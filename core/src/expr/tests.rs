@@ -27,6 +27,7 @@ impl MetricSource for Fake {
                 aggregate: aggregate.clone(),
                 metric: metric.into(),
                 selector: selector.clone(),
+                offset: 0,
             },
             column: 1,
         };
@@ -72,6 +73,10 @@ impl Resolve for Plan {
     fn flag(&self, name: &str) -> Option<Type> {
         (name == "enabled").then_some(Type::Bool)
     }
+
+    fn trigger(&self, id: &str) -> bool {
+        id == "errors-spike"
+    }
 }
 
 fn run(src: &str, values: &[(&str, f64)], enabled: bool) -> Outcome {
@@ -86,6 +91,7 @@ fn run(src: &str, values: &[(&str, f64)], enabled: bool) -> Outcome {
             window: 300_000,
             at: 0,
             flags: &flags,
+            stage: &StageMemory::default(),
         },
     )
     .outcome
@@ -339,6 +345,7 @@ fn the_trace_shows_each_comparison_with_its_values() {
             window: 1,
             at: 0,
             flags: &flags,
+            stage: &StageMemory::default(),
         },
     );
     assert_eq!(ev.outcome, Outcome::Fail);
@@ -373,7 +380,7 @@ fn errors_name_the_column_and_what_is_wrong() {
         (
             "p1000(latency_ms) < 1",
             1,
-            "unknown function \"p1000\": use p50..p99, p999, rate, share, mean, count, sum, max, last or promql",
+            "unknown function \"p1000\": use p50..p99, p999, rate, share, mean, count, sum, max, last, per_second, at_entry, fired or promql",
         ),
         ("p95(latency) < 1", 1, "unknown metric \"latency\""),
         (
@@ -469,20 +476,25 @@ fn units_normalise_and_precedence_is_conventional() {
 fn arb_expr() -> impl Strategy<Value = Expr> {
     let leaf = prop_oneof![
         (0u32..10_000).prop_map(|n| Kind::Number(f64::from(n) / 4.0)),
-        prop::sample::select(vec!["p95", "p50", "p999", "rate", "mean", "last"]).prop_map(|f| {
-            Kind::Metric {
+        (
+            prop::sample::select(vec!["p95", "p50", "p999", "rate", "mean", "last", "per_second"]),
+            prop::sample::select(vec![0, 90_000, 1_500, 86_400_000]),
+        )
+            .prop_map(|(f, offset)| Kind::Metric {
                 aggregate: match f {
                     "p95" => Aggregate::Quantile(0.95),
                     "p50" => Aggregate::Quantile(0.5),
                     "p999" => Aggregate::Quantile(0.999),
                     "rate" => Aggregate::Rate,
                     "mean" => Aggregate::Mean,
+                    "per_second" => Aggregate::PerSecond,
                     _ => Aggregate::Last,
                 },
                 metric: "m".into(),
                 selector: Selector::from([("variant".to_string(), "canary".to_string())]),
-            }
-        }),
+                offset,
+            }),
+        Just(Kind::Fired("errors-spike".into())),
     ]
     .prop_map(|kind| Expr { kind, column: 1 });
     let num = leaf.prop_recursive(4, 24, 2, |inner| {
@@ -496,8 +508,12 @@ fn arb_expr() -> impl Strategy<Value = Expr> {
                     kind: Kind::Arith(op, Box::new(a), Box::new(b)),
                     column: 1
                 }),
-            inner.prop_map(|a| Expr {
+            inner.clone().prop_map(|a| Expr {
                 kind: Kind::Neg(Box::new(a)),
+                column: 1
+            }),
+            inner.prop_map(|a| Expr {
+                kind: Kind::AtEntry(Box::new(a)),
                 column: 1
             }),
         ]
@@ -570,7 +586,7 @@ proptest! {
     fn arithmetic_over_literals_is_exact((text, want) in arith(4)) {
         let e = parse(&format!("{text} == {want}")).unwrap();
         let flags = BTreeMap::new();
-        let ev = evaluate(&e, &EvalContext { source: &Fake(BTreeMap::new()), window: 1, at: 0, flags: &flags });
+        let ev = evaluate(&e, &EvalContext { source: &Fake(BTreeMap::new()), window: 1, at: 0, flags: &flags, stage: &StageMemory::default() });
         prop_assert_eq!(ev.outcome, Outcome::Pass, "{}", text);
     }
 

@@ -92,10 +92,8 @@ impl Run {
                 &self.compiled,
                 &mut self.memory,
                 &self.source,
-                Some(stage),
-                true,
-                m * MINUTE,
-            ));
+                Moment { stage: Some(stage), entered_at: None, armed: true, at: m * MINUTE },
+));
         }
         last.unwrap()
     }
@@ -260,10 +258,8 @@ fn a_trigger_is_disarmed_outside_its_stages_and_when_not_running() {
             &run.compiled,
             &mut run.memory,
             &run.source,
-            Some("canary"),
-            false,
-            m * MINUTE,
-        );
+            Moment { stage: Some("canary"), entered_at: None, armed: false, at: m * MINUTE },
+);
         fired += e.firings.len();
     }
     assert_eq!(fired, 0);

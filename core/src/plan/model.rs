@@ -34,6 +34,17 @@ pub(crate) struct RawPlan {
     pub signoffs: Vec<RawSignoff>,
     #[serde(default, rename = "actuator")]
     pub actuators: Vec<RawActuator>,
+    #[serde(default, rename = "role")]
+    pub roles: Vec<RawRole>,
+}
+
+/// `[[role]]`: a role of the plan's own, beyond the built-in ones.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRole {
+    pub id: Spanned<String>,
+    #[serde(default)]
+    pub title: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -69,6 +80,9 @@ pub(crate) struct RawRollout {
     /// The watch after the last stage, e.g. `72h`.
     #[serde(default)]
     pub hypercare: Option<Spanned<String>>,
+    /// Each stage's flags start from the previous stage's.
+    #[serde(default)]
+    pub inherit_flags: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +101,13 @@ pub(crate) struct RawStage {
     /// What a kill in this stage publishes where it differs from `[rollback]`.
     #[serde(default)]
     pub rollback_flags: BTreeMap<String, FlagValue>,
+    /// Overrides `[rollout] inherit_flags` for this stage.
+    #[serde(default)]
+    pub inherit_flags: Option<bool>,
+    #[serde(default)]
+    pub max_duration: Option<Spanned<String>>,
+    #[serde(default)]
+    pub on_max_duration: Option<TriggerAction>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,7 +135,11 @@ pub(crate) struct RawGate {
     pub title: Option<String>,
     pub expr: Spanned<String>,
     pub window: Spanned<String>,
-    pub hold: Spanned<String>,
+    #[serde(default)]
+    pub hold: Option<Spanned<String>>,
+    /// Consecutive windows that must end passing, instead of a continuous `hold`.
+    #[serde(default)]
+    pub cycles: Option<Spanned<u32>>,
     #[serde(default)]
     pub stages: Option<Spanned<Vec<String>>>,
     #[serde(default)]
@@ -193,6 +218,9 @@ pub(crate) struct RawItem {
     pub phase: Option<String>,
     #[serde(default)]
     pub gate: Option<Spanned<String>>,
+    /// Checked on this many consecutive days (nightly validations).
+    #[serde(default)]
+    pub days: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -327,6 +355,16 @@ pub struct Plan {
     /// Never sent to browsers: URLs can carry credentials, and viewers need only the status.
     #[serde(default, skip_serializing)]
     pub actuators: Vec<Actuator>,
+    /// Roles the plan defines beyond the built-in ones.
+    #[serde(default)]
+    pub roles: Vec<RoleDef>,
+}
+
+/// A plan's own role: its id (what `cutover user add --role` takes) and how people read it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleDef {
+    pub role: Role,
+    pub title: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -342,6 +380,16 @@ pub struct Stage {
     /// What a kill in this stage publishes over the plan's `[rollback]` flags.
     #[serde(default)]
     pub rollback_flags: BTreeMap<String, FlagValue>,
+    /// How long the stage should last at most (a timebox); past it the rollout says so and
+    /// `on_max_duration` fires once.
+    #[serde(default)]
+    pub max_duration: Option<Span>,
+    #[serde(default = "alert")]
+    pub on_max_duration: TriggerAction,
+}
+
+fn alert() -> TriggerAction {
+    TriggerAction::Alert
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -372,6 +420,10 @@ pub struct Gate {
     pub severity: Severity,
     /// Consecutive failed evaluations tolerated before the hold resets (flaky signals).
     pub tolerate: u32,
+    /// Windows that must end passing in a row instead of a continuous hold (0: a hold);
+    /// `hold` is then `cycles` windows long.
+    #[serde(default)]
+    pub cycles: u32,
     #[serde(default, skip_serializing_if = "Guidance::is_empty")]
     pub guidance: Guidance,
 }
@@ -434,6 +486,17 @@ pub struct Checklist {
     pub items: Vec<Item>,
 }
 
+impl Checklist {
+    /// When `item` is due, relative to T-0: its own phase (a label such as "Launch Day" is
+    /// no time), else the list's (`T-30m`).
+    pub fn due(&self, item: &Item) -> Option<crate::time::Millis> {
+        item.phase
+            .as_deref()
+            .or(self.phase.as_deref())
+            .and_then(crate::time::t_offset)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Item {
     pub id: String,
@@ -444,6 +507,9 @@ pub struct Item {
     pub phase: Option<String>,
     /// A gate that checks this item by itself while it passes.
     pub gate: Option<String>,
+    /// Done once checked on this many consecutive days (0 or 1: once).
+    #[serde(default)]
+    pub days: u32,
 }
 
 /// Which roles may take each action. Defaults follow the runbooks: operators progress and

@@ -95,7 +95,7 @@ fn bad_durations_roles_and_references_are_all_reported() {
         ":21:9: in this gate's expression: unknown flag \"x\"",
         ":22:10: `5 min` is not a duration",
         ":24:10: unknown stage \"prod\"",
-        ":29:41: unknown role `boss`",
+        ":29:41: unknown role \"boss\"",
         ":29:56: unknown gate \"nope\"",
     ];
     assert_eq!(errs.len(), expected.len(), "{errs:?}");
@@ -279,4 +279,51 @@ fn guidance_is_kept_and_a_runbook_link_must_be_http() {
         )),
         "{errs:?}"
     );
+}
+
+/// Every new field's mistakes, each at its file:line:col: a role nobody defined, an offset
+/// past what the store keeps, cycles where they mean nothing, a phase that is almost a time.
+#[test]
+fn clock_baseline_cycle_and_role_mistakes_point_at_the_value() {
+    let text = format!(
+        "{}\n[[role]]\nid = \"security_lead\"\n\n[[gate]]\nid = \"p95\"\nexpr = \"p95(latency_ms) <= p95(latency_ms offset 25h)\"\nwindow = \"5m\"\ncycles = 2\nhold = \"10m\"\n\n[[trigger]]\nid = \"t\"\nexpr = \"fired(nope) > 0\"\nfor = \"1m\"\naction = \"alert\"\n\n[[signoff]]\nstage = \"ga\"\neach = true\nroles = [\"lead\", \"db_lead\"]\n\n[[checklist]]\nid = \"pre\"\ntitle = \"Pre\"\nitems = [{{ id = \"a\", text = \"A\", phase = \"T+15x\" }}, {{ id = \"b\", text = \"B\", days = 40, role = \"security_lead\" }}]\n",
+        minimal()
+    );
+    let errs = errors(&text);
+    let expected = [
+        ":24:8: offset 25h 00m plus the window 5m reaches past the 25h 00m of data the store keeps: at most offset 24h 55m",
+        ":27:8: a gate takes hold (a continuous pass) or cycles",
+        ":31:9: in this trigger's expression: unknown trigger \"nope\"",
+        ":38:9: unknown role \"db_lead\"",
+        ":43:17: phase \"T+15x\" is not a time from T-0",
+        ":43:84: days must be 1 to 31",
+    ];
+    assert_eq!(errs.len(), expected.len(), "{errs:#?}");
+    for (err, want) in errs.iter().zip(expected) {
+        assert!(err.contains(want), "{err} should contain {want}");
+    }
+    let on_trigger = format!(
+        "{}\n[[trigger]]\nid = \"t\"\nexpr = \"rate(error) > 1%\"\nfor = \"1m\"\naction = \"alert\"\ncycles = 2\n",
+        minimal()
+    );
+    let errs = errors(&on_trigger);
+    assert!(errs.len() == 1 && errs[0].contains("unknown field \"cycles\""), "{errs:?}");
+}
+
+#[test]
+fn stages_inherit_flags_when_the_plan_says_so() {
+    let text = minimal()
+        .replace("title = \"Demo\"", "title = \"Demo\"\ninherit_flags = true")
+        .replace(
+            "traffic = 10\n",
+            "traffic = 10\nflags = { new_stack = true, canary_header = \"x\" }\n",
+        )
+        .replace("traffic = 100\n", "traffic = 100\nflags = { canary_header = \"y\" }\n");
+    let plan = parse("inherit.toml", &text).unwrap();
+    let ga = &plan.stages[1].flags;
+    assert_eq!(ga.get("new_stack"), Some(&FlagValue::Bool(true)), "kept from canary");
+    assert_eq!(ga.get("canary_header"), Some(&FlagValue::Text("y".into())));
+    let off = text.replace("traffic = 100\n", "traffic = 100\ninherit_flags = false\n");
+    let plan = parse("inherit.toml", &off).unwrap();
+    assert!(!plan.stages[1].flags.contains_key("new_stack"));
 }

@@ -1,7 +1,7 @@
 //! Turns a plan as written into a `Plan`, collecting every problem with the byte offset of
 //! the value at fault, so one run of `cutover plan check` lists them all.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 use toml::Spanned;
@@ -13,10 +13,11 @@ use crate::role::Role;
 
 type Problems = Vec<(usize, String)>;
 
-/// What a plan's expressions may name: its metrics and its stages' flags.
+/// What a plan's expressions may name: its metrics, its stages' flags, its triggers.
 struct PlanNames<'a> {
     metrics: &'a [Metric],
     stages: &'a [Stage],
+    triggers: BTreeSet<&'a str>,
 }
 
 impl crate::expr::Resolve for PlanNames<'_> {
@@ -39,6 +40,10 @@ impl crate::expr::Resolve for PlanNames<'_> {
             });
         let first = types.next()??;
         types.all(|t| t == Some(first)).then_some(first)
+    }
+
+    fn trigger(&self, id: &str) -> bool {
+        self.triggers.contains(id)
     }
 }
 
@@ -79,13 +84,16 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
     let mut p = Problems::new();
 
     check_slug(&raw.rollout.id, "rollout id", &mut p);
-    let stages = stages(&raw.stages, &mut p);
+    let stages = stages(&raw.stages, raw.rollout.inherit_flags, &mut p);
     let metrics = metrics(&raw.metrics, &mut p);
     let stage_ids: BTreeSet<&str> = stages.iter().map(|s| s.id.as_str()).collect();
     let resolver = PlanNames {
         metrics: &metrics,
         stages: &stages,
+        triggers: raw.triggers.iter().map(|t| t.id.get_ref().as_str()).collect(),
     };
+    let roles = roles(&raw.roles, &mut p);
+    let known = KnownRoles(roles.iter().map(|r| r.role).collect());
     for (expr, what) in raw
         .gates
         .iter()
@@ -97,9 +105,18 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
     let gates = gates(&raw.gates, &stage_ids, &mut p);
     let gate_ids: BTreeSet<&str> = gates.iter().map(|g| g.id.as_str()).collect();
     let triggers = triggers(&raw.triggers, &stage_ids, &mut p);
-    let checklists = checklists(&raw.checklists, &stage_ids, &gate_ids, &mut p);
-    let permissions = permissions(raw.permissions.as_ref(), &mut p);
-    let signoffs = signoffs(&raw.signoffs, &stage_ids, &mut p);
+    for (expr, window) in raw
+        .gates
+        .iter()
+        .zip(&gates)
+        .map(|(r, g)| (&r.expr, g.window))
+        .chain(raw.triggers.iter().zip(&triggers).map(|(r, t)| (&r.expr, t.window)))
+    {
+        check_lookback(expr, window, &mut p);
+    }
+    let checklists = checklists(&raw.checklists, &stage_ids, &gate_ids, &known, &mut p);
+    let permissions = permissions(raw.permissions.as_ref(), &known, &mut p);
+    let signoffs = signoffs(&raw.signoffs, &stage_ids, &known, &mut p);
     let actuators = actuators(&raw.actuators, &mut p);
     let hypercare = raw
         .rollout
@@ -126,7 +143,73 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
         actuators,
         rollback_flags: raw.rollback.map(|r| r.flags).unwrap_or_default(),
         hypercare,
+        roles,
     })
+}
+
+/// An `offset` reaches back only as far as the metric store keeps data: beyond it the read
+/// could only ever say "no data".
+fn check_lookback(expr: &Spanned<String>, window: crate::time::Span, p: &mut Problems) {
+    let Ok(e) = crate::expr::parse(expr.get_ref()) else {
+        return;
+    };
+    let keep = crate::window::LOOKBACK;
+    for read in e.metrics() {
+        if read.offset.saturating_add(window.0) > keep {
+            p.push((
+                expr.span().start,
+                format!(
+                    "offset {} plus the window {} reaches past the {} of data the store keeps: at most offset {}",
+                    crate::time::Span(read.offset).human(),
+                    window.human(),
+                    crate::time::Span(keep).human(),
+                    crate::time::Span((keep - window.0).max(0)).human(),
+                ),
+            ));
+        }
+    }
+}
+
+/// The plan's own roles: well-formed, not a built-in name, once each.
+fn roles(raw: &[RawRole], p: &mut Problems) -> Vec<RoleDef> {
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for r in raw {
+        let name = r.id.get_ref();
+        let at = r.id.span().start;
+        match Role::from_wire(name) {
+            Some(role @ Role::Named(_)) if seen.insert(role) => out.push(RoleDef {
+                role,
+                title: r.title.clone().unwrap_or_else(|| name.clone()),
+            }),
+            Some(Role::Named(_)) => p.push((at, format!("duplicate role id \"{name}\""))),
+            Some(_) => p.push((at, format!("\"{name}\" is a built-in role: define only new ones"))),
+            None => p.push((
+                at,
+                format!("role id \"{name}\" must be 1 to 32 lowercase letters, digits or \"_\", starting with a letter"),
+            )),
+        }
+    }
+    out
+}
+
+/// The built-in roles and the plan's own: what permissions, sign-offs and items may name.
+struct KnownRoles(BTreeSet<Role>);
+
+impl KnownRoles {
+    fn parse(&self, name: &str, at: usize, p: &mut Problems) -> Option<Role> {
+        match Role::from_str(name) {
+            Ok(role) if role.is_named() && !self.0.contains(&role) => {
+                p.push((at, format!("unknown role \"{name}\": built-in roles are viewer, operator, product, lead, admin; define a role of the plan's own with [[role]] id = \"{name}\"")));
+                None
+            }
+            Ok(role) => Some(role),
+            Err(e) => {
+                p.push((at, e.to_string()));
+                None
+            }
+        }
+    }
 }
 
 /// Ids appear in URLs and CLI arguments: lowercase letters, digits, `-` and `_`.
@@ -159,14 +242,21 @@ fn unique<'a>(ids: impl Iterator<Item = &'a Spanned<String>>, what: &str, p: &mu
     }
 }
 
-fn stages(raw: &[RawStage], p: &mut Problems) -> Vec<Stage> {
+fn stages(raw: &[RawStage], inherit_flags: bool, p: &mut Problems) -> Vec<Stage> {
     if raw.is_empty() {
         p.push((0, "a plan needs at least one [[stage]]".to_string()));
     }
     unique(raw.iter().map(|s| &s.id), "stage", p);
     let mut previous: Option<&RawStage> = None;
-    let mut out = Vec::new();
+    let mut out: Vec<Stage> = Vec::new();
     for s in raw {
+        // A stage that inherits starts from the previous stage's flags and sets what changes,
+        // so a later stage cannot drop the new stack by leaving a flag out.
+        let mut flags = match (s.inherit_flags.unwrap_or(inherit_flags), out.last()) {
+            (true, Some(before)) => before.flags.clone(),
+            _ => BTreeMap::new(),
+        };
+        flags.extend(s.flags.clone());
         let traffic = *s.traffic.get_ref();
         if !(0.0..=100.0).contains(&traffic) || traffic.is_nan() {
             p.push((
@@ -189,7 +279,7 @@ fn stages(raw: &[RawStage], p: &mut Problems) -> Vec<Stage> {
                     s.traffic.span().start,
                     format!("traffic must not decrease from stage to stage: {traffic}% is less than the previous stage's {was}%"),
                 ));
-            } else if traffic == was && s.flags == before.flags {
+            } else if traffic == was && out.last().is_some_and(|b| b.flags == flags) {
                 // Same traffic is fine when the stage changes something else (PAGS's T+60
                 // enables publishing gates at 100%); otherwise it is a stage that does nothing.
                 p.push((
@@ -203,14 +293,30 @@ fn stages(raw: &[RawStage], p: &mut Problems) -> Vec<Stage> {
             .min_duration
             .as_ref()
             .and_then(|d| duration(d).map_err(|e| p.push(e)).ok());
+        let max_duration = s
+            .max_duration
+            .as_ref()
+            .and_then(|d| duration(d).map_err(|e| p.push(e)).ok());
+        if let (Some(max), Some(raw_max)) = (max_duration, &s.max_duration) {
+            if max.0 <= 0 {
+                p.push((raw_max.span().start, "max_duration must be longer than zero".to_string()));
+            } else if min_duration.is_some_and(|min| min > max) {
+                p.push((raw_max.span().start, format!("max_duration {} is shorter than min_duration: the stage could never be left in time", raw_max.get_ref())));
+            }
+        }
+        if s.on_max_duration.is_some() && s.max_duration.is_none() {
+            p.push((s.id.span().start, format!("stage \"{}\" has on_max_duration but no max_duration", s.id.get_ref())));
+        }
         out.push(Stage {
             id: s.id.get_ref().clone(),
             title: s.title.clone().unwrap_or_else(|| s.id.get_ref().clone()),
             traffic,
             shadow: s.shadow,
             min_duration,
-            flags: s.flags.clone(),
+            flags,
             rollback_flags: s.rollback_flags.clone(),
+            max_duration,
+            on_max_duration: s.on_max_duration.unwrap_or(TriggerAction::Alert),
         });
     }
     out
@@ -291,17 +397,37 @@ fn gates(raw: &[RawGate], stage_ids: &BTreeSet<&str>, p: &mut Problems) -> Vec<G
     raw.iter()
         .map(|g| {
             let window = duration(&g.window).map_err(|e| p.push(e));
-            let hold = duration(&g.hold).map_err(|e| p.push(e));
             if window.is_ok_and(|w| w.0 <= 0) {
                 p.push((g.window.span().start, "window must be longer than zero".to_string()));
             }
-            let (window, hold) = (window.unwrap_or_default(), hold.unwrap_or_default());
-            if hold < window {
-                p.push((
-                    g.hold.span().start,
-                    format!("hold {} is shorter than the window {}: the gate could pass before one full window of data exists", g.hold.get_ref(), g.window.get_ref()),
-                ));
-            }
+            let window = window.unwrap_or_default();
+            let (hold, cycles) = match (&g.hold, &g.cycles) {
+                (Some(hold), None) => {
+                    let span = duration(hold).map_err(|e| p.push(e)).unwrap_or_default();
+                    if span < window {
+                        p.push((
+                            hold.span().start,
+                            format!("hold {} is shorter than the window {}: the gate could pass before one full window of data exists", hold.get_ref(), g.window.get_ref()),
+                        ));
+                    }
+                    (span, 0)
+                }
+                (None, Some(cycles)) => {
+                    let n = *cycles.get_ref();
+                    if !(1..=100).contains(&n) {
+                        p.push((cycles.span().start, "cycles must be 1 to 100 windows".to_string()));
+                    }
+                    (crate::time::Span(window.0.saturating_mul(i64::from(n))), n)
+                }
+                (Some(hold), Some(_)) => {
+                    p.push((hold.span().start, "a gate takes hold (a continuous pass) or cycles (windows that end passing), not both".to_string()));
+                    (window, 0)
+                }
+                (None, None) => {
+                    p.push((g.id.span().start, format!("gate \"{}\" needs hold = \"...\" or cycles = N", g.id.get_ref())));
+                    (window, 0)
+                }
+            };
             Gate {
                 id: g.id.get_ref().clone(),
                 title: g.title.clone().unwrap_or_else(|| g.id.get_ref().clone()),
@@ -311,6 +437,7 @@ fn gates(raw: &[RawGate], stage_ids: &BTreeSet<&str>, p: &mut Problems) -> Vec<G
                 stages: stage_list(g.stages.as_ref(), stage_ids, p),
                 severity: g.severity,
                 tolerate: g.tolerate,
+                cycles,
                 guidance: Guidance {
                     cause: g.cause.clone(),
                     check: g.check.clone(),
@@ -374,22 +501,29 @@ fn runbook_link(raw: Option<&Spanned<String>>, p: &mut Problems) -> Option<Strin
     }
 }
 
-fn role(raw: &Spanned<String>, p: &mut Problems) -> Option<Role> {
-    Role::from_str(raw.get_ref())
-        .map_err(|e| p.push((raw.span().start, e.to_string())))
-        .ok()
+/// A phase that starts like a time (`T+`, `T-`) must be one: a typo would silently make a
+/// due item a label.
+fn check_phase(phase: Option<&String>, at: usize, p: &mut Problems) {
+    if let Some(text) = phase
+        && (text.starts_with("T+") || text.starts_with("T-"))
+        && crate::time::t_offset(text).is_none()
+    {
+        p.push((at, format!("phase \"{text}\" is not a time from T-0: write T-60m, T+15m, T+2h or T+1d")));
+    }
 }
 
 fn checklists(
     raw: &[RawChecklist],
     stage_ids: &BTreeSet<&str>,
     gate_ids: &BTreeSet<&str>,
+    roles: &KnownRoles,
     p: &mut Problems,
 ) -> Vec<Checklist> {
     unique(raw.iter().map(|c| &c.id), "checklist", p);
     raw.iter()
         .map(|c| {
             unique(c.items.iter().map(|i| &i.id), "item", p);
+            check_phase(c.phase.as_ref(), c.id.span().start, p);
             for stage in [&c.required_for, &c.required_to_leave]
                 .into_iter()
                 .flatten()
@@ -413,12 +547,26 @@ fn checklists(
                             format!("unknown gate \"{}\"", gate.get_ref()),
                         ));
                     }
+                    check_phase(i.phase.as_ref(), i.id.span().start, p);
+                    let days = i.days.as_ref().map_or(0, |d| {
+                        if !(1..=31).contains(d.get_ref()) {
+                            p.push((d.span().start, "days must be 1 to 31".to_string()));
+                        }
+                        *d.get_ref()
+                    });
+                    if days > 1 && i.gate.is_some() {
+                        p.push((i.id.span().start, "an item a gate checks cannot also need several days of checks".to_string()));
+                    }
                     Item {
                         id: i.id.get_ref().clone(),
                         text: i.text.clone(),
-                        role: i.role.as_ref().and_then(|r| role(r, p)),
+                        role: i
+                            .role
+                            .as_ref()
+                            .and_then(|r| roles.parse(r.get_ref(), r.span().start, p)),
                         phase: i.phase.clone(),
                         gate: i.gate.as_ref().map(|g| g.get_ref().clone()),
+                        days,
                     }
                 })
                 .collect();
@@ -436,7 +584,11 @@ fn checklists(
         .collect()
 }
 
-fn permissions(raw: Option<&Spanned<RawPermissions>>, p: &mut Problems) -> Permissions {
+fn permissions(
+    raw: Option<&Spanned<RawPermissions>>,
+    known: &KnownRoles,
+    p: &mut Problems,
+) -> Permissions {
     let mut out = Permissions::default();
     let Some(raw) = raw else { return out };
     let at = raw.span().start;
@@ -468,11 +620,7 @@ fn permissions(raw: Option<&Spanned<RawPermissions>>, p: &mut Problems) -> Permi
         if let Some(list) = list {
             let parsed: Vec<Role> = list
                 .iter()
-                .filter_map(|r| {
-                    Role::from_str(r)
-                        .map_err(|e| p.push((at, e.to_string())))
-                        .ok()
-                })
+                .filter_map(|r| known.parse(r, at, p))
                 .collect();
             *slot = parsed;
         }
@@ -495,7 +643,12 @@ fn permissions(raw: Option<&Spanned<RawPermissions>>, p: &mut Problems) -> Permi
     out
 }
 
-fn signoffs(raw: &[RawSignoff], stage_ids: &BTreeSet<&str>, p: &mut Problems) -> Vec<Signoff> {
+fn signoffs(
+    raw: &[RawSignoff],
+    stage_ids: &BTreeSet<&str>,
+    known: &KnownRoles,
+    p: &mut Problems,
+) -> Vec<Signoff> {
     raw.iter()
         .map(|s| {
             if !stage_ids.contains(s.stage.get_ref().as_str()) {
@@ -524,11 +677,7 @@ fn signoffs(raw: &[RawSignoff], stage_ids: &BTreeSet<&str>, p: &mut Problems) ->
                 .roles
                 .get_ref()
                 .iter()
-                .filter_map(|r| {
-                    Role::from_str(r)
-                        .map_err(|e| p.push((s.roles.span().start, e.to_string())))
-                        .ok()
-                })
+                .filter_map(|r| known.parse(r, s.roles.span().start, p))
                 .collect();
             if roles.is_empty() && !s.roles.get_ref().is_empty() {
                 // Already reported per role above.

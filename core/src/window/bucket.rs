@@ -136,6 +136,8 @@ impl Bucket {
             Aggregate::Sum => self.sum,
             Aggregate::Max => self.max?,
             Aggregate::Last => self.last?.1,
+            // A rate needs the window's length: the store divides a count or a sum.
+            Aggregate::PerSecond => return None,
         };
         value.is_finite().then_some(value)
     }

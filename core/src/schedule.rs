@@ -1,0 +1,147 @@
+//! The rollout's clock: T-0, the checklist items due relative to it, and stages that run past
+//! their timebox. Pure: the time is always an argument, so the server, the CLI and the app
+//! agree on what is overdue at a given moment.
+
+use serde::{Deserialize, Serialize};
+
+use crate::plan::{Plan, TriggerAction};
+use crate::rollout::{Phase, RolloutState};
+use crate::time::{Millis, Span, t_label};
+
+/// Where an item with a due time stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DueStatus {
+    Done,
+    /// Not done and its time has not come.
+    Upcoming,
+    /// Not done and its time has passed.
+    Overdue,
+}
+
+/// A checklist item with a time from T-0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DueItem {
+    pub list: String,
+    pub item: String,
+    pub text: String,
+    /// Its offset from T-0 as written (`T-30m`).
+    pub label: String,
+    /// Offset from T-0 in milliseconds.
+    pub offset: Millis,
+    /// The wall time it is due, once T-0 is known.
+    pub due: Option<Millis>,
+    pub status: DueStatus,
+}
+
+/// A stage that has run past its `max_duration`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Overrun {
+    pub stage: String,
+    pub max: Span,
+    /// How long the stage has run.
+    pub ran: Span,
+    pub action: TriggerAction,
+}
+
+impl Overrun {
+    pub fn reason(&self) -> String {
+        format!(
+            "stage {} has run {}, past its max_duration {}",
+            self.stage,
+            self.ran.human(),
+            self.max.human()
+        )
+    }
+}
+
+/// The rollout's clock at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Clock {
+    pub t0: Option<Millis>,
+    /// Every item with a time from T-0, earliest first.
+    pub items: Vec<DueItem>,
+    pub overrun: Option<Overrun>,
+}
+
+impl Clock {
+    /// The first item not done yet (overdue ones come first: they are earliest).
+    pub fn next(&self) -> Option<&DueItem> {
+        self.items.iter().find(|i| i.status != DueStatus::Done)
+    }
+
+    pub fn overdue(&self) -> impl Iterator<Item = &DueItem> {
+        self.items
+            .iter()
+            .filter(|i| i.status == DueStatus::Overdue)
+    }
+
+    /// `T-12m 30s`, `T+1h 05m`: where `now` stands from T-0.
+    pub fn label(&self, now: Millis) -> Option<String> {
+        self.t0.map(|t0| t_label(now - t0))
+    }
+}
+
+/// The clock of `state` under `plan` at `now`.
+pub fn clock(plan: &Plan, state: &RolloutState, now: Millis) -> Clock {
+    let mut items = Vec::new();
+    for list in &plan.checklists {
+        for item in &list.items {
+            let Some(offset) = list.due(item) else {
+                continue;
+            };
+            let due = state.t0.map(|t0| t0.saturating_add(offset));
+            let status = if state.item_done(list, item, 0) {
+                DueStatus::Done
+            } else if due.is_some_and(|d| now > d) {
+                DueStatus::Overdue
+            } else {
+                DueStatus::Upcoming
+            };
+            items.push(DueItem {
+                list: list.id.clone(),
+                item: item.id.clone(),
+                text: item.text.clone(),
+                label: t_label(offset),
+                offset,
+                due,
+                status,
+            });
+        }
+    }
+    // Stable: items due at the same time keep the plan's order.
+    items.sort_by_key(|i| i.offset);
+    Clock {
+        t0: state.t0,
+        items,
+        overrun: overrun(plan, state, now),
+    }
+}
+
+/// The current stage's overrun at `now`, while someone is responsible for it (running or
+/// paused; not after the last stage is done).
+pub fn overrun(plan: &Plan, state: &RolloutState, now: Millis) -> Option<Overrun> {
+    if !matches!(state.phase, Phase::Running | Phase::Paused) {
+        return None;
+    }
+    let stage = plan.stages.get(state.stage?)?;
+    let max = stage.max_duration?;
+    let ran = Span(now.saturating_sub(state.stage_entered_at?));
+    (ran > max).then(|| Overrun {
+        stage: stage.id.clone(),
+        max,
+        ran,
+        action: stage.on_max_duration,
+    })
+}
+
+/// Whether the evaluator must act on an overrun now: past the timebox and not yet recorded
+/// for this entry into the stage.
+pub fn overrun_due(plan: &Plan, state: &RolloutState, now: Millis) -> Option<Overrun> {
+    let over = overrun(plan, state, now)?;
+    let noted = state.timebox_noted.is_some() && state.timebox_noted == state.stage_entered_at;
+    (!noted).then_some(over)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,211 @@
+use super::*;
+use crate::rollout::{Action, Actor, Request, apply};
+use crate::role::Role;
+use crate::time::{DAY, HOUR, MINUTE};
+
+const PLAN: &str = r#"
+[rollout]
+id = "clocked"
+title = "Clocked"
+
+[[stage]]
+id = "canary"
+traffic = 10
+max_duration = "2h"
+
+[[stage]]
+id = "full"
+traffic = 100
+max_duration = "1h"
+on_max_duration = "step_back"
+
+[[checklist]]
+id = "pre"
+title = "Before"
+phase = "T-60m"
+items = [
+  { id = "backup", text = "Backup taken" },
+  { id = "comms", text = "Comms sent", phase = "T-15m" },
+  { id = "label", text = "A label, not a time", phase = "Launch Day" },
+]
+
+[[checklist]]
+id = "after"
+title = "After"
+items = [{ id = "smoke", text = "Smoke test", phase = "T+15m" }]
+
+[[checklist]]
+id = "nightly"
+title = "Nightly"
+items = [{ id = "validate", text = "Nightly validation", days = 3 }]
+"#;
+
+fn plan() -> Plan {
+    crate::plan::parse("clocked.toml", PLAN).unwrap()
+}
+
+fn op(action: Action, at: Millis) -> Request {
+    Request {
+        actor: Actor {
+            name: "olga".into(),
+            role: Role::Operator,
+        },
+        action,
+        reason: None,
+        at,
+    }
+}
+
+fn run(plan: &Plan, state: RolloutState, action: Action, at: Millis) -> RolloutState {
+    apply(plan, &state, &op(action, at), &Default::default())
+        .unwrap()
+        .0
+}
+
+#[test]
+fn items_are_due_from_t0_and_overdue_once_past() {
+    let plan = plan();
+    let t0 = 100 * DAY;
+    let scheduled = run(&plan, RolloutState::new(), Action::Schedule { t0 }, t0 - 2 * HOUR);
+    let early = clock(&plan, &scheduled, t0 - 2 * HOUR);
+    let order: Vec<&str> = early.items.iter().map(|i| i.item.as_str()).collect();
+    assert_eq!(order, ["backup", "comms", "smoke"], "earliest first, labels left out");
+    assert!(early.items.iter().all(|i| i.status == DueStatus::Upcoming));
+    assert_eq!(early.label(t0 - 2 * HOUR).as_deref(), Some("T-2h 00m"));
+
+    let later = clock(&plan, &scheduled, t0 - 30 * MINUTE);
+    assert_eq!(
+        later.overdue().map(|i| i.item.as_str()).collect::<Vec<_>>(),
+        ["backup"]
+    );
+    assert_eq!(later.next().map(|i| i.item.as_str()), Some("backup"));
+
+    let checked = run(
+        &plan,
+        scheduled,
+        Action::Check {
+            list: "pre".into(),
+            item: "backup".into(),
+        },
+        t0 - 29 * MINUTE,
+    );
+    let after = clock(&plan, &checked, t0 - 10 * MINUTE);
+    assert_eq!(after.items[0].status, DueStatus::Done);
+    assert_eq!(after.items[1].status, DueStatus::Overdue, "comms was due at T-15m");
+    assert_eq!(after.next().map(|i| i.item.as_str()), Some("comms"));
+}
+
+#[test]
+fn without_a_t0_nothing_is_overdue_and_a_start_sets_it() {
+    let plan = plan();
+    let fresh = RolloutState::new();
+    let c = clock(&plan, &fresh, 5 * DAY);
+    assert!(c.t0.is_none() && c.overdue().count() == 0);
+    let started = run(&plan, fresh, Action::Start, 5 * DAY);
+    assert_eq!(started.t0, Some(5 * DAY));
+    let c = clock(&plan, &started, 5 * DAY + 16 * MINUTE);
+    // T-60m and T-15m items were due before a start that set T-0 on the spot; T+15m too.
+    assert_eq!(c.overdue().count(), 3);
+}
+
+#[test]
+fn a_schedule_is_bounded_and_only_before_start() {
+    let plan = plan();
+    let refused = apply(
+        &plan,
+        &RolloutState::new(),
+        &op(Action::Schedule { t0: 1000 * DAY }, DAY),
+        &Default::default(),
+    );
+    assert!(matches!(refused, Err(crate::rollout::Refusal::Invalid(_))));
+    let started = run(&plan, RolloutState::new(), Action::Start, DAY);
+    let refused = apply(
+        &plan,
+        &started,
+        &op(Action::Schedule { t0: 2 * DAY }, DAY),
+        &Default::default(),
+    );
+    assert!(matches!(
+        refused,
+        Err(crate::rollout::Refusal::WrongPhase { .. })
+    ));
+}
+
+#[test]
+fn an_overrun_is_acted_on_once_per_entry() {
+    let plan = plan();
+    let started = run(&plan, RolloutState::new(), Action::Start, DAY);
+    assert!(
+        overrun_due(&plan, &started, DAY + 2 * HOUR).is_none(),
+        "not past yet"
+    );
+    let over = overrun_due(&plan, &started, DAY + 2 * HOUR + 1).unwrap();
+    assert_eq!(
+        (over.stage.as_str(), over.action),
+        ("canary", TriggerAction::Alert)
+    );
+    let system = Request {
+        actor: Actor {
+            name: "timebox".into(),
+            role: Role::System,
+        },
+        action: Action::Timebox {
+            stage: "canary".into(),
+        },
+        reason: Some(over.reason()),
+        at: DAY + 2 * HOUR + 1,
+    };
+    let (noted, _) = apply(&plan, &started, &system, &Default::default()).unwrap();
+    assert!(overrun_due(&plan, &noted, DAY + 3 * HOUR).is_none());
+    assert!(overrun(&plan, &noted, DAY + 3 * HOUR).is_some(), "still says so");
+    assert!(
+        apply(&plan, &noted, &system, &Default::default()).is_err(),
+        "once"
+    );
+    let mut person = system.clone();
+    person.actor.role = Role::Lead;
+    assert!(
+        apply(&plan, &started, &person, &Default::default()).is_err(),
+        "system only"
+    );
+}
+
+#[test]
+fn a_nightly_item_needs_consecutive_days() {
+    let plan = plan();
+    let check = || Action::Check {
+        list: "nightly".into(),
+        item: "validate".into(),
+    };
+    let list = &plan.checklists[2];
+    let item = &list.items[0];
+    let mut s = run(&plan, RolloutState::new(), check(), 10 * DAY + HOUR);
+    assert!(!s.item_done(list, item, 0));
+    assert!(
+        apply(&plan, &s, &op(check(), 10 * DAY + 5 * HOUR), &Default::default()).is_err(),
+        "one check a day"
+    );
+    s = run(&plan, s, check(), 11 * DAY + HOUR);
+    // A day missed starts the run again.
+    s = run(&plan, s, check(), 13 * DAY + HOUR);
+    assert_eq!(s.days_in_a_row("nightly", "validate"), 1);
+    s = run(&plan, s, check(), 14 * DAY + HOUR);
+    s = run(&plan, s, check(), 15 * DAY + HOUR);
+    assert_eq!(s.days_in_a_row("nightly", "validate"), 3);
+    assert!(s.item_done(list, item, 0));
+    let s = run(
+        &plan,
+        s,
+        Action::Uncheck {
+            list: "nightly".into(),
+            item: "validate".into(),
+        },
+        15 * DAY + 2 * HOUR,
+    );
+    assert_eq!(
+        s.days_in_a_row("nightly", "validate"),
+        2,
+        "an uncheck takes back the last day"
+    );
+    assert!(!s.item_done(list, item, 0));
+}
