@@ -534,6 +534,5 @@ fn capture_baselines(
     stage.baselines.extend(found);
 }
 
-
 #[cfg(test)]
 mod tests;

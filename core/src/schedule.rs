@@ -71,9 +71,7 @@ impl Clock {
     }
 
     pub fn overdue(&self) -> impl Iterator<Item = &DueItem> {
-        self.items
-            .iter()
-            .filter(|i| i.status == DueStatus::Overdue)
+        self.items.iter().filter(|i| i.status == DueStatus::Overdue)
     }
 
     /// `T-12m 30s`, `T+1h 05m`: where `now` stands from T-0.

@@ -643,9 +643,14 @@ impl MetricSource for MetricStore {
             } else {
                 Aggregate::Count
             };
-            let covered = at.saturating_add(1) - floor(from, self.config.fine);
+            // Exactly the buckets that overlap (at - window, at].
+            let first = floor(
+                at.saturating_sub(window).saturating_add(1),
+                self.config.fine,
+            );
+            let covered = at.saturating_add(1) - first;
             let value = self
-                .merged(metric, selector, from, at.saturating_add(1))
+                .merged(metric, selector, first, at.saturating_add(1))
                 .aggregate(&total)?;
             return Some(value * SECOND as f64 / covered.max(1) as f64);
         }

@@ -44,7 +44,10 @@ pub fn marker(record: &crate::rollout::AuditRecord) -> Option<Marker> {
         Action::Alert { trigger } => format!("alert {trigger}"),
         Action::PlanChanged => "plan changed".to_string(),
         Action::Timebox { stage } => format!("{stage} past its timebox"),
-        Action::Check { .. } | Action::Uncheck { .. } | Action::Approve | Action::Schedule { .. } => {
+        Action::Check { .. }
+        | Action::Uncheck { .. }
+        | Action::Approve
+        | Action::Schedule { .. } => {
             return None;
         }
     };

@@ -107,7 +107,10 @@ fn eval(e: &Expr, cx: &EvalContext<'_>, trace: &mut Vec<CmpTrace>) -> V {
                 return V::NoData(format!("{metric}: {reason}"));
             }
             let at = cx.at.saturating_sub(*offset);
-            match cx.source.aggregate(metric, selector, aggregate, cx.window, at) {
+            match cx
+                .source
+                .aggregate(metric, selector, aggregate, cx.window, at)
+            {
                 Some(v) => number(v, || format!("{e} is not a number")),
                 None => V::NoData(format!("no samples for {e} in the window")),
             }
@@ -117,7 +120,9 @@ fn eval(e: &Expr, cx: &EvalContext<'_>, trace: &mut Vec<CmpTrace>) -> V {
             None if cx.stage.entered_at.is_none() => {
                 V::NoData(format!("{e}: the stage has not been entered"))
             }
-            None => V::NoData(format!("{e}: no data for {inner} when the stage was entered")),
+            None => V::NoData(format!(
+                "{e}: no data for {inner} when the stage was entered"
+            )),
         },
         Kind::Fired(trigger) => V::Num(cx.stage.fired.get(trigger).copied().unwrap_or(0) as f64),
         Kind::PromQl(q) => match cx.source.promql(q, cx.at) {

@@ -477,7 +477,15 @@ fn arb_expr() -> impl Strategy<Value = Expr> {
     let leaf = prop_oneof![
         (0u32..10_000).prop_map(|n| Kind::Number(f64::from(n) / 4.0)),
         (
-            prop::sample::select(vec!["p95", "p50", "p999", "rate", "mean", "last", "per_second"]),
+            prop::sample::select(vec![
+                "p95",
+                "p50",
+                "p999",
+                "rate",
+                "mean",
+                "last",
+                "per_second"
+            ]),
             prop::sample::select(vec![0, 90_000, 1_500, 86_400_000]),
         )
             .prop_map(|(f, offset)| Kind::Metric {

@@ -1,6 +1,7 @@
 //! Hold timers, tolerance, trigger episodes, as tables over a scripted metric.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 
 use super::*;
 use crate::query::{Aggregate, Selector};
@@ -92,8 +93,13 @@ impl Run {
                 &self.compiled,
                 &mut self.memory,
                 &self.source,
-                Moment { stage: Some(stage), entered_at: None, armed: true, at: m * MINUTE },
-));
+                Moment {
+                    stage: Some(stage),
+                    entered_at: None,
+                    armed: true,
+                    at: m * MINUTE,
+                },
+            ));
         }
         last.unwrap()
     }
@@ -258,8 +264,13 @@ fn a_trigger_is_disarmed_outside_its_stages_and_when_not_running() {
             &run.compiled,
             &mut run.memory,
             &run.source,
-            Moment { stage: Some("canary"), entered_at: None, armed: false, at: m * MINUTE },
-);
+            Moment {
+                stage: Some("canary"),
+                entered_at: None,
+                armed: false,
+                at: m * MINUTE,
+            },
+        );
         fired += e.firings.len();
     }
     assert_eq!(fired, 0);
@@ -284,4 +295,227 @@ fn before_the_first_evaluation_every_gate_is_no_data_and_nothing_is_healthy() {
     let state = crate::rollout::RolloutState::new();
     let snapshot = crate::snapshot::Snapshot::new(&plan, &state, gates, Vec::new(), 0);
     assert_ne!(snapshot.summary().health, crate::snapshot::Health::Healthy);
+}
+
+/// p95 by the minute a window ends in: what a store with history would answer.
+struct History(std::cell::RefCell<BTreeMap<i64, f64>>);
+
+impl MetricSource for History {
+    fn aggregate(
+        &self,
+        _: &str,
+        _: &Selector,
+        _: &Aggregate,
+        _: Millis,
+        at: Millis,
+    ) -> Option<f64> {
+        self.0.borrow().get(&at.div_euclid(MINUTE)).copied()
+    }
+}
+
+const PAST: &str = r#"
+[rollout]
+id = "past"
+title = "Past"
+
+[[stage]]
+id = "canary"
+traffic = 10
+
+[[stage]]
+id = "ga"
+traffic = 100
+
+[[metric]]
+id = "latency_ms"
+kind = "distribution"
+unit = "ms"
+
+[[gate]]
+id = "no-worse"
+expr = "p95(latency_ms) <= 1.1 * at_entry(p95(latency_ms))"
+window = "1m"
+hold = "1m"
+
+[[gate]]
+id = "vs-yesterday"
+expr = "p95(latency_ms) <= 1.5 * p95(latency_ms offset 24h)"
+window = "1m"
+hold = "1m"
+
+[[gate]]
+id = "cycled"
+expr = "p95(latency_ms) <= 700ms"
+window = "10m"
+cycles = 2
+
+[[gate]]
+id = "quiet"
+expr = "fired(slow) == 0"
+window = "1m"
+hold = "1m"
+
+[[trigger]]
+id = "slow"
+expr = "p95(latency_ms) > 900ms"
+for = "1m"
+action = "alert"
+"#;
+
+struct PastRun {
+    plan: Plan,
+    compiled: Compiled,
+    memory: Memory,
+    source: History,
+}
+
+impl PastRun {
+    fn new() -> PastRun {
+        let plan = crate::plan::parse("past.toml", PAST).unwrap();
+        PastRun {
+            compiled: Compiled::new(&plan).unwrap(),
+            plan,
+            memory: Memory::default(),
+            source: History(Default::default()),
+        }
+    }
+
+    fn set(&self, minute: i64, p95: f64) {
+        self.source.0.borrow_mut().insert(minute, p95);
+    }
+
+    fn at(&mut self, minute: i64, stage: &str, entered: Option<i64>) -> Evaluated {
+        evaluate(
+            &self.plan,
+            &self.compiled,
+            &mut self.memory,
+            &self.source,
+            Moment {
+                stage: Some(stage),
+                entered_at: entered.map(|m| m * MINUTE),
+                armed: true,
+                at: minute * MINUTE,
+            },
+        )
+    }
+}
+
+
+#[test]
+fn at_entry_is_the_value_when_the_stage_was_entered_and_never_passes_without_it() {
+    let mut run = PastRun::new();
+    run.set(5, 500.0);
+    let before = run.at(5, "canary", None);
+    assert_eq!(
+        gate(&before, "no-worse").verdict,
+        Verdict::NoData,
+        "not entered yet"
+    );
+    // Entered at minute 10, with nothing in the window then: no baseline, never a pass.
+    run.set(12, 500.0);
+    let e = run.at(12, "canary", Some(10));
+    assert_eq!(gate(&e, "no-worse").verdict, Verdict::NoData);
+    assert!(
+        gate(&e, "no-worse")
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("when the stage was entered")
+    );
+    // A late event fills the entry window: the baseline is read then, and kept.
+    run.set(10, 500.0);
+    run.set(13, 540.0);
+    assert_eq!(
+        gate(&run.at(13, "canary", Some(10)), "no-worse").verdict,
+        Verdict::Pass
+    );
+    run.set(10, 100.0);
+    run.set(14, 600.0);
+    assert_eq!(
+        gate(&run.at(14, "canary", Some(10)), "no-worse").verdict,
+        Verdict::Fail,
+        "600 > 1.1 x 500: the baseline stays what it was when read"
+    );
+    // A new stage reads its own baseline.
+    run.set(20, 580.0);
+    run.set(21, 600.0);
+    assert_eq!(
+        gate(&run.at(21, "ga", Some(20)), "no-worse").verdict,
+        Verdict::Pass
+    );
+}
+
+#[test]
+fn an_offset_reads_the_same_window_a_day_before_and_no_history_is_no_data() {
+    let mut run = PastRun::new();
+    let day = 24 * 60;
+    run.set(day + 5, 550.0);
+    let e = run.at(day + 5, "canary", Some(0));
+    assert_eq!(gate(&e, "vs-yesterday").verdict, Verdict::NoData);
+    run.set(5, 400.0);
+    assert_eq!(
+        gate(&run.at(day + 5, "canary", Some(0)), "vs-yesterday").verdict,
+        Verdict::Pass
+    );
+    run.set(6, 300.0);
+    run.set(day + 6, 550.0);
+    assert_eq!(
+        gate(&run.at(day + 6, "canary", Some(0)), "vs-yesterday").verdict,
+        Verdict::Fail
+    );
+}
+
+#[test]
+fn cycles_count_windows_that_end_passing() {
+    let mut run = PastRun::new();
+    for m in 0..=60 {
+        run.set(m, 500.0);
+    }
+    // A failure inside a window that has recovered by its end does not break the count.
+    run.set(15, 800.0);
+    let mut seen = Vec::new();
+    for m in 0..=30 {
+        let e = run.at(m, "canary", Some(0));
+        let g = gate(&e, "cycled");
+        seen.push((m, g.cycles_passed, g.needs.0 / MINUTE));
+    }
+    assert_eq!(seen[9], (9, 0, 11));
+    assert_eq!(seen[10], (10, 1, 10));
+    assert_eq!(seen[19], (19, 1, 1));
+    assert_eq!(seen[20], (20, 2, 0));
+    assert_eq!(seen[30], (30, 2, 0));
+    let held = gate(&run.at(30, "canary", Some(0)), "cycled").clone();
+    assert!(held.held(), "{held:?}");
+    // A window that ends failing starts the count again.
+    run.set(40, 800.0);
+    let e = run.at(40, "canary", Some(0));
+    assert_eq!(gate(&e, "cycled").cycles_passed, 0);
+    assert!(!gate(&e, "cycled").held());
+}
+
+#[test]
+fn fired_counts_a_triggers_firings_in_the_current_stage() {
+    let mut run = PastRun::new();
+    for m in 0..=10 {
+        run.set(m, 500.0);
+    }
+    assert_eq!(
+        gate(&run.at(1, "canary", Some(0)), "quiet").verdict,
+        Verdict::Pass
+    );
+    run.set(2, 950.0);
+    run.set(3, 950.0);
+    run.at(2, "canary", Some(0));
+    let fired = run.at(3, "canary", Some(0));
+    assert_eq!(fired.firings.len(), 1);
+    assert_eq!(
+        gate(&run.at(4, "canary", Some(0)), "quiet").verdict,
+        Verdict::Fail
+    );
+    assert_eq!(run.memory.stage.fired.get("slow"), Some(&1));
+    // The next stage starts with none.
+    assert_eq!(
+        gate(&run.at(5, "ga", Some(5)), "quiet").verdict,
+        Verdict::Pass
+    );
 }

@@ -307,7 +307,10 @@ fn clock_baseline_cycle_and_role_mistakes_point_at_the_value() {
         minimal()
     );
     let errs = errors(&on_trigger);
-    assert!(errs.len() == 1 && errs[0].contains("unknown field \"cycles\""), "{errs:?}");
+    assert!(
+        errs.len() == 1 && errs[0].contains("unknown field \"cycles\""),
+        "{errs:?}"
+    );
 }
 
 #[test]
@@ -318,10 +321,17 @@ fn stages_inherit_flags_when_the_plan_says_so() {
             "traffic = 10\n",
             "traffic = 10\nflags = { new_stack = true, canary_header = \"x\" }\n",
         )
-        .replace("traffic = 100\n", "traffic = 100\nflags = { canary_header = \"y\" }\n");
+        .replace(
+            "traffic = 100\n",
+            "traffic = 100\nflags = { canary_header = \"y\" }\n",
+        );
     let plan = parse("inherit.toml", &text).unwrap();
     let ga = &plan.stages[1].flags;
-    assert_eq!(ga.get("new_stack"), Some(&FlagValue::Bool(true)), "kept from canary");
+    assert_eq!(
+        ga.get("new_stack"),
+        Some(&FlagValue::Bool(true)),
+        "kept from canary"
+    );
     assert_eq!(ga.get("canary_header"), Some(&FlagValue::Text("y".into())));
     let off = text.replace("traffic = 100\n", "traffic = 100\ninherit_flags = false\n");
     let plan = parse("inherit.toml", &off).unwrap();

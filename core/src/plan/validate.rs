@@ -90,7 +90,11 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
     let resolver = PlanNames {
         metrics: &metrics,
         stages: &stages,
-        triggers: raw.triggers.iter().map(|t| t.id.get_ref().as_str()).collect(),
+        triggers: raw
+            .triggers
+            .iter()
+            .map(|t| t.id.get_ref().as_str())
+            .collect(),
     };
     let roles = roles(&raw.roles, &mut p);
     let known = KnownRoles(roles.iter().map(|r| r.role).collect());
@@ -110,7 +114,12 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
         .iter()
         .zip(&gates)
         .map(|(r, g)| (&r.expr, g.window))
-        .chain(raw.triggers.iter().zip(&triggers).map(|(r, t)| (&r.expr, t.window)))
+        .chain(
+            raw.triggers
+                .iter()
+                .zip(&triggers)
+                .map(|(r, t)| (&r.expr, t.window)),
+        )
     {
         check_lookback(expr, window, &mut p);
     }
@@ -299,13 +308,22 @@ fn stages(raw: &[RawStage], inherit_flags: bool, p: &mut Problems) -> Vec<Stage>
             .and_then(|d| duration(d).map_err(|e| p.push(e)).ok());
         if let (Some(max), Some(raw_max)) = (max_duration, &s.max_duration) {
             if max.0 <= 0 {
-                p.push((raw_max.span().start, "max_duration must be longer than zero".to_string()));
+                p.push((
+                    raw_max.span().start,
+                    "max_duration must be longer than zero".to_string(),
+                ));
             } else if min_duration.is_some_and(|min| min > max) {
                 p.push((raw_max.span().start, format!("max_duration {} is shorter than min_duration: the stage could never be left in time", raw_max.get_ref())));
             }
         }
         if s.on_max_duration.is_some() && s.max_duration.is_none() {
-            p.push((s.id.span().start, format!("stage \"{}\" has on_max_duration but no max_duration", s.id.get_ref())));
+            p.push((
+                s.id.span().start,
+                format!(
+                    "stage \"{}\" has on_max_duration but no max_duration",
+                    s.id.get_ref()
+                ),
+            ));
         }
         out.push(Stage {
             id: s.id.get_ref().clone(),
@@ -508,7 +526,10 @@ fn check_phase(phase: Option<&String>, at: usize, p: &mut Problems) {
         && (text.starts_with("T+") || text.starts_with("T-"))
         && crate::time::t_offset(text).is_none()
     {
-        p.push((at, format!("phase \"{text}\" is not a time from T-0: write T-60m, T+15m, T+2h or T+1d")));
+        p.push((
+            at,
+            format!("phase \"{text}\" is not a time from T-0: write T-60m, T+15m, T+2h or T+1d"),
+        ));
     }
 }
 
@@ -555,7 +576,11 @@ fn checklists(
                         *d.get_ref()
                     });
                     if days > 1 && i.gate.is_some() {
-                        p.push((i.id.span().start, "an item a gate checks cannot also need several days of checks".to_string()));
+                        p.push((
+                            i.id.span().start,
+                            "an item a gate checks cannot also need several days of checks"
+                                .to_string(),
+                        ));
                     }
                     Item {
                         id: i.id.get_ref().clone(),
@@ -618,10 +643,7 @@ fn permissions(
     }
     let mut roles = |list: &Option<Vec<String>>, slot: &mut Vec<Role>| {
         if let Some(list) = list {
-            let parsed: Vec<Role> = list
-                .iter()
-                .filter_map(|r| known.parse(r, at, p))
-                .collect();
+            let parsed: Vec<Role> = list.iter().filter_map(|r| known.parse(r, at, p)).collect();
             *slot = parsed;
         }
     };

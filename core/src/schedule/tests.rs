@@ -1,6 +1,6 @@
 use super::*;
-use crate::rollout::{Action, Actor, Request, apply};
 use crate::role::Role;
+use crate::rollout::{Action, Actor, Request, apply};
 use crate::time::{DAY, HOUR, MINUTE};
 
 const PLAN: &str = r#"
@@ -66,10 +66,19 @@ fn run(plan: &Plan, state: RolloutState, action: Action, at: Millis) -> RolloutS
 fn items_are_due_from_t0_and_overdue_once_past() {
     let plan = plan();
     let t0 = 100 * DAY;
-    let scheduled = run(&plan, RolloutState::new(), Action::Schedule { t0 }, t0 - 2 * HOUR);
+    let scheduled = run(
+        &plan,
+        RolloutState::new(),
+        Action::Schedule { t0 },
+        t0 - 2 * HOUR,
+    );
     let early = clock(&plan, &scheduled, t0 - 2 * HOUR);
     let order: Vec<&str> = early.items.iter().map(|i| i.item.as_str()).collect();
-    assert_eq!(order, ["backup", "comms", "smoke"], "earliest first, labels left out");
+    assert_eq!(
+        order,
+        ["backup", "comms", "smoke"],
+        "earliest first, labels left out"
+    );
     assert!(early.items.iter().all(|i| i.status == DueStatus::Upcoming));
     assert_eq!(early.label(t0 - 2 * HOUR).as_deref(), Some("T-2h 00m"));
 
@@ -91,7 +100,11 @@ fn items_are_due_from_t0_and_overdue_once_past() {
     );
     let after = clock(&plan, &checked, t0 - 10 * MINUTE);
     assert_eq!(after.items[0].status, DueStatus::Done);
-    assert_eq!(after.items[1].status, DueStatus::Overdue, "comms was due at T-15m");
+    assert_eq!(
+        after.items[1].status,
+        DueStatus::Overdue,
+        "comms was due at T-15m"
+    );
     assert_eq!(after.next().map(|i| i.item.as_str()), Some("comms"));
 }
 
@@ -157,7 +170,10 @@ fn an_overrun_is_acted_on_once_per_entry() {
     };
     let (noted, _) = apply(&plan, &started, &system, &Default::default()).unwrap();
     assert!(overrun_due(&plan, &noted, DAY + 3 * HOUR).is_none());
-    assert!(overrun(&plan, &noted, DAY + 3 * HOUR).is_some(), "still says so");
+    assert!(
+        overrun(&plan, &noted, DAY + 3 * HOUR).is_some(),
+        "still says so"
+    );
     assert!(
         apply(&plan, &noted, &system, &Default::default()).is_err(),
         "once"
@@ -182,7 +198,13 @@ fn a_nightly_item_needs_consecutive_days() {
     let mut s = run(&plan, RolloutState::new(), check(), 10 * DAY + HOUR);
     assert!(!s.item_done(list, item, 0));
     assert!(
-        apply(&plan, &s, &op(check(), 10 * DAY + 5 * HOUR), &Default::default()).is_err(),
+        apply(
+            &plan,
+            &s,
+            &op(check(), 10 * DAY + 5 * HOUR),
+            &Default::default()
+        )
+        .is_err(),
         "one check a day"
     );
     s = run(&plan, s, check(), 11 * DAY + HOUR);

@@ -539,3 +539,30 @@ proptest! {
         }
     }
 }
+
+/// `per_second` is events (a counter: its sum) over the time the window's buckets span, and
+/// no events is no data rather than a rate of zero from nowhere.
+#[test]
+fn per_second_counts_events_or_sums_a_counter_over_the_window() {
+    let mut s = store();
+    let at = T0 + 60 * SECOND - 1;
+    assert_eq!(
+        s.aggregate("latency_ms", &all(), &Aggregate::PerSecond, MINUTE, at),
+        None
+    );
+    // 10 events a second for the minute starting at T0 (a bucket boundary).
+    for i in 0..600 {
+        let ts = T0 + i * 100;
+        s.record(&latency(ts, 5.0), T0 + 60 * SECOND).unwrap();
+        s.record(&sample("reads", ts, SampleValue::Number(3.0)), T0 + 60 * SECOND)
+            .unwrap();
+    }
+    let rps = s
+        .aggregate("latency_ms", &all(), &Aggregate::PerSecond, MINUTE, at)
+        .unwrap();
+    assert!((rps - 10.0).abs() < 1e-9, "{rps}");
+    let reads = s
+        .aggregate("reads", &all(), &Aggregate::PerSecond, MINUTE, at)
+        .unwrap();
+    assert!((reads - 30.0).abs() < 1e-9, "{reads}");
+}
