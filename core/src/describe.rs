@@ -45,6 +45,14 @@ impl GateStatus {
 
     /// `held 1h`, or `held 41m of 1h, needs 19m`.
     pub fn held_text(&self) -> String {
+        if self.cycles > 0 {
+            return format!(
+                "{} of {} windows passed{}",
+                self.cycles_passed,
+                self.cycles,
+                if self.held() { "" } else { " in a row" }
+            );
+        }
         if self.held() {
             format!("held {}", self.held_for.human())
         } else {

@@ -19,10 +19,11 @@ pub enum ActionRoute {
     Check,
     /// `{gate}`.
     Override,
+    Schedule,
 }
 
 impl ActionRoute {
-    pub const ALL: [ActionRoute; 10] = [
+    pub const ALL: [ActionRoute; 11] = [
         ActionRoute::Start,
         ActionRoute::Progress,
         ActionRoute::Pause,
@@ -33,6 +34,7 @@ impl ActionRoute {
         ActionRoute::Approve,
         ActionRoute::Check,
         ActionRoute::Override,
+        ActionRoute::Schedule,
     ];
 
     /// The route under [`API`], with `{id}` for the rollout and the other parameters named.
@@ -48,6 +50,7 @@ impl ActionRoute {
             ActionRoute::Approve => "/rollouts/{id}/approvals",
             ActionRoute::Check => "/rollouts/{id}/checklists/{list}/items/{item}",
             ActionRoute::Override => "/rollouts/{id}/gates/{gate}/override",
+            ActionRoute::Schedule => "/rollouts/{id}/schedule",
         }
     }
 

@@ -400,7 +400,6 @@ impl PastRun {
     }
 }
 
-
 #[test]
 fn at_entry_is_the_value_when_the_stage_was_entered_and_never_passes_without_it() {
     let mut run = PastRun::new();

@@ -554,8 +554,11 @@ fn per_second_counts_events_or_sums_a_counter_over_the_window() {
     for i in 0..600 {
         let ts = T0 + i * 100;
         s.record(&latency(ts, 5.0), T0 + 60 * SECOND).unwrap();
-        s.record(&sample("reads", ts, SampleValue::Number(3.0)), T0 + 60 * SECOND)
-            .unwrap();
+        s.record(
+            &sample("reads", ts, SampleValue::Number(3.0)),
+            T0 + 60 * SECOND,
+        )
+        .unwrap();
     }
     let rps = s
         .aggregate("latency_ms", &all(), &Aggregate::PerSecond, MINUTE, at)

@@ -30,6 +30,9 @@ enum UserCommand {
         /// nor push to any other.
         #[arg(long, value_name = "ROLLOUT")]
         rollout: Option<String>,
+        /// Where the plans are: a role that is not built in must be one a plan defines.
+        #[arg(long, env = "CUTOVER_PLANS", default_value = "plans")]
+        plans: PathBuf,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -70,8 +73,33 @@ pub(super) async fn run(args: UserArgs) -> anyhow::Result<ExitCode> {
             name,
             role,
             rollout,
+            plans,
             store,
         } => {
+            if role.is_named() {
+                let defined: Vec<String> = match super::serve::load_plan_dir(&plans)? {
+                    Ok(plans) => plans
+                        .iter()
+                        .flat_map(|p| p.roles.iter().map(|r| r.role.to_string()))
+                        .collect(),
+                    Err(errors) => {
+                        errors.iter().for_each(|e| eprintln!("{e}"));
+                        return Ok(ExitCode::FAILURE);
+                    }
+                };
+                if !defined.contains(&role.to_string()) {
+                    eprintln!(
+                        "error: role \"{role}\" is neither built in (viewer, operator, product, lead, admin, ingest) nor defined by a plan in {} (plan roles: {})",
+                        plans.display(),
+                        if defined.is_empty() {
+                            "none".to_string()
+                        } else {
+                            defined.join(", ")
+                        }
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+            }
             let token = store
                 .open()
                 .await?

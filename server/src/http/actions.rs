@@ -34,6 +34,8 @@ pub struct ActionBody {
     pub checked: Option<bool>,
     /// For checklist items: a note kept with the check.
     pub note: Option<String>,
+    /// For a schedule: T-0, in milliseconds since the epoch.
+    pub t0: Option<Millis>,
 }
 
 fn body(bytes: &Bytes) -> Result<ActionBody, ApiError> {
@@ -230,6 +232,29 @@ simple_action!(kill, Action::Kill);
 simple_action!(step_back, Action::StepBack);
 simple_action!(close, Action::Close);
 simple_action!(approve, Action::Approve);
+
+/// `POST .../schedule` with `{"t0": ms}`: T-0 set ahead of the start.
+pub async fn schedule(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let body = body(&bytes)?;
+    let t0 = body.t0.ok_or_else(|| {
+        ApiError::BadRequest("body: t0 (milliseconds since the epoch) is required".into())
+    })?;
+    act(
+        &state,
+        &id,
+        caller,
+        &headers,
+        Action::Schedule { t0 },
+        body.reason,
+    )
+    .await
+}
 
 /// `POST .../gates/{gate}/override` with a reason.
 pub async fn override_gate(

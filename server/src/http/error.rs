@@ -84,7 +84,9 @@ impl From<Refusal> for ApiError {
         let message = refusal.to_string();
         match refusal {
             Refusal::Forbidden { .. } => ApiError::Forbidden(message),
-            Refusal::ReasonRequired { .. } => ApiError::Unprocessable(message),
+            Refusal::ReasonRequired { .. } | Refusal::Invalid(_) => {
+                ApiError::Unprocessable(message)
+            }
             Refusal::Unknown(_) => ApiError::NotFound(message),
             Refusal::WrongPhase { .. }
             | Refusal::NotReady { .. }

@@ -105,8 +105,17 @@ pub async fn csv(
         .and_then(|i| rollout.plan.stages.get(i))
         .map(|s| s.id.clone());
     let armed = current.phase.armed();
+    let entered_at = current.stage_entered_at;
     let after = q.after;
-    let work = move || build(&rollout, stage.as_deref(), armed, since, step, after);
+    let work = move || {
+        let moment = gates::Moment {
+            stage: stage.as_deref(),
+            entered_at,
+            armed,
+            at: 0,
+        };
+        build(&rollout, moment, since, step, after)
+    };
     let body = heavy.run(&caller.0.name, work).await??;
     Ok((
         [
@@ -124,8 +133,7 @@ pub async fn csv(
 /// The CSV of `rollout` over `since` in rows of `step`: CPU work, run off the async workers.
 fn build(
     rollout: &crate::runtime::state::Rollout,
-    stage: Option<&str>,
-    armed: bool,
+    moment: gates::Moment<'_>,
     since: Millis,
     step: Millis,
     after: Option<Millis>,
@@ -154,11 +162,12 @@ fn build(
                 &rollout.compiled,
                 &mut Memory::default(),
                 &*store,
-                stage,
-                armed,
                 // The window ending at the row's last millisecond: exactly the row's buckets
                 // when the window equals the step.
-                t + step - 1,
+                gates::Moment {
+                    at: t + step - 1,
+                    ..moment
+                },
             )
         });
         let mut record = vec![rfc3339(t), t.to_string()];

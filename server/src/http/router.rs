@@ -46,6 +46,7 @@ pub fn app(state: AppState) -> Router {
         .route(ActionRoute::StepBack.pattern(), post(actions::step_back))
         .route(ActionRoute::Close.pattern(), post(actions::close))
         .route(ActionRoute::Approve.pattern(), post(actions::approve))
+        .route(ActionRoute::Schedule.pattern(), post(actions::schedule))
         .route(
             ActionRoute::Override.pattern(),
             post(actions::override_gate),

@@ -16,6 +16,7 @@ use cutover_core::gates::{self, Firing};
 use cutover_core::plan::TriggerAction;
 use cutover_core::role::Role;
 use cutover_core::rollout::{Action, Actor, Phase, Request};
+use cutover_core::schedule::{self, Overrun};
 use cutover_core::snapshot::Tick;
 use cutover_core::time::{Millis, SECOND};
 
@@ -30,24 +31,28 @@ pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
     if let Err(e) = pull(state, rollout, at, leader).await {
         tracing::warn!(rollout = %rollout.plan.id, "cannot read other replicas' metrics or timers: {e:#}");
     }
-    let (stage, armed) = {
-        let current = rollout.state().await;
-        // Before start, gates are judged for the stage the start would enter.
-        let stage = current
-            .stage
-            .or((current.phase == Phase::NotStarted).then_some(0));
-        let stage = stage
-            .and_then(|i| rollout.plan.stages.get(i))
-            .map(|s| s.id.clone());
-        (stage, current.phase.armed())
-    };
-    let (evaluated, frame) = rollout.evaluate(stage.as_deref(), armed, at);
+    let current = rollout.state().await;
+    // Before start, gates are judged for the stage the start would enter.
+    let stage = current
+        .stage
+        .or((current.phase == Phase::NotStarted).then_some(0))
+        .and_then(|i| rollout.plan.stages.get(i))
+        .map(|s| s.id.clone());
+    let (evaluated, frame) = rollout.evaluate(gates::Moment {
+        stage: stage.as_deref(),
+        entered_at: current.stage_entered_at,
+        armed: current.phase.armed(),
+        at,
+    });
     if let Err(e) = persist(state, rollout, at).await {
         tracing::error!(rollout = %rollout.plan.id, "cannot persist metrics or hold timers: {e:#}");
     }
     if leader {
         for firing in &evaluated.firings {
             fire(state, rollout, firing, at).await;
+        }
+        if let Some(over) = schedule::overrun_due(&rollout.plan, &current, at) {
+            timebox(state, rollout, &over, at).await;
         }
     }
     let tick = Tick {
@@ -98,7 +103,7 @@ fn memory_due(saved: Option<&gates::Memory>, now: &gates::Memory) -> bool {
         (Some(a), Some(b)) => b.saturating_sub(a) >= OBSERVED_SAVE_EVERY,
         (a, b) => a != b,
     };
-    behind || saved.gates != now.gates || saved.triggers != now.triggers
+    behind || saved.gates != now.gates || saved.triggers != now.triggers || saved.stage != now.stage
 }
 
 async fn persist(state: &AppState, rollout: &Rollout, at: Millis) -> anyhow::Result<()> {
@@ -150,6 +155,36 @@ async fn fire(state: &AppState, rollout: &Arc<Rollout>, firing: &Firing, at: Mil
         Err(e) => {
             tracing::info!(rollout = %rollout.plan.id, trigger = %firing.trigger, "trigger fired, nothing recorded: {e}")
         }
+    }
+}
+
+/// A stage past its timebox: recorded once for this entry into the stage (so every screen
+/// says so), then the stage's `on_max_duration` acted on like a trigger's action.
+async fn timebox(state: &AppState, rollout: &Arc<Rollout>, over: &Overrun, at: Millis) {
+    let request = |action| Request {
+        actor: Actor {
+            name: format!("timebox of {}", over.stage),
+            role: Role::System,
+        },
+        action,
+        reason: Some(over.reason()),
+        at,
+    };
+    let noted = Action::Timebox {
+        stage: over.stage.clone(),
+    };
+    if let Err(e) = commit(state, rollout, request(noted)).await {
+        tracing::info!(rollout = %rollout.plan.id, stage = %over.stage, "timebox passed, nothing recorded: {e}");
+        return;
+    }
+    tracing::warn!(rollout = %rollout.plan.id, "{}", over.reason());
+    let action = match over.action {
+        TriggerAction::Alert => return,
+        TriggerAction::Kill => Action::Kill,
+        TriggerAction::StepBack => Action::StepBack,
+    };
+    if let Err(e) = commit(state, rollout, request(action)).await {
+        tracing::warn!(rollout = %rollout.plan.id, stage = %over.stage, "timebox action refused: {e}");
     }
 }
 

@@ -227,7 +227,8 @@ impl Rollout {
 
     /// Compacts the windows, evaluates every gate and trigger at `at` for `stage` (advancing
     /// hold timers and episodes), keeps the result as the latest, and draws the live charts.
-    pub fn evaluate(&self, stage: Option<&str>, armed: bool, at: Millis) -> (Evaluated, Frame) {
+    pub fn evaluate(&self, now: gates::Moment<'_>) -> (Evaluated, Frame) {
+        let at = now.at;
         let mut store = lock(&self.metrics);
         store.compact(at);
         let mut evaluation = lock(&self.evaluation);
@@ -243,9 +244,7 @@ impl Rollout {
             &self.compiled,
             &mut evaluation.memory,
             &source,
-            stage,
-            armed,
-            at,
+            now,
         );
         evaluation.last = Some(evaluated.clone());
         let frame = charts::frame(

@@ -511,9 +511,12 @@ mod tests {
             &compiled,
             &mut Memory::default(),
             store,
-            Some(stage),
-            true,
-            END + SECOND,
+            cutover_core::gates::Moment {
+                stage: Some(stage),
+                entered_at: None,
+                armed: true,
+                at: END + SECOND,
+            },
         )
     }
 

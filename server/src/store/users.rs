@@ -37,7 +37,7 @@ async fn end_user_sessions(
            AND ($2 IS NULL OR role <> $2)",
     )
     .bind(name)
-    .bind(keep.map(|r| r.as_str()))
+    .bind(keep.map(|r| r.as_str().to_string()))
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -52,6 +52,39 @@ pub struct OverrideArgs {
     connection: Connection,
 }
 
+/// Set T-0 ahead of the start: checklist phases such as T-30m become due times.
+///
+/// Example: cutover schedule pags-cutover --at 2026-12-01T14:00:00Z
+#[derive(clap::Args)]
+pub struct ScheduleArgs {
+    rollout: String,
+    /// T-0 as an RFC 3339 time (UTC), e.g. 2026-12-01T14:00:00Z.
+    #[arg(long, conflicts_with = "in_", required_unless_present = "in_")]
+    at: Option<String>,
+    /// T-0 this long from now, e.g. 45m.
+    #[arg(long = "in", id = "in_")]
+    in_: Option<String>,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+pub(super) async fn run_schedule(args: ScheduleArgs) -> Result<ExitCode, ClientError> {
+    let t0 = match (&args.at, &args.in_) {
+        (Some(at), _) => humantime::parse_rfc3339_weak(at)
+            .map_err(|e| ClientError::Local(format!("--at {at}: {e}")))?
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| ClientError::Local(format!("--at {at}: before 1970")))?
+            .as_millis() as cutover_core::time::Millis,
+        (None, Some(span)) => {
+            let span = cutover_core::time::Span::parse(span)
+                .map_err(|e| ClientError::Local(format!("--in: {e}")))?;
+            crate::clock::now().saturating_add(span.0)
+        }
+        (None, None) => return Err(ClientError::Local("give --at or --in".into())),
+    };
+    send(&args.connection, &args.rollout, &Act::Schedule { t0 }, None).await
+}
+
 pub(super) async fn run(act: Act, args: ActArgs) -> Result<ExitCode, ClientError> {
     send(&args.connection, &args.rollout, &act, args.reason).await
 }
@@ -100,6 +133,9 @@ pub enum Act {
     Override {
         gate: String,
     },
+    Schedule {
+        t0: cutover_core::time::Millis,
+    },
 }
 
 impl Act {
@@ -115,6 +151,7 @@ impl Act {
             Act::Approve => ActionRoute::Approve.path(rollout, &[]),
             Act::Check { list, item, .. } => ActionRoute::Check.path(rollout, &[list, item]),
             Act::Override { gate } => ActionRoute::Override.path(rollout, &[gate]),
+            Act::Schedule { .. } => ActionRoute::Schedule.path(rollout, &[]),
         }
     }
 
@@ -137,6 +174,7 @@ impl Act {
                 if *uncheck { "unchecked" } else { "checked" }
             ),
             Act::Override { gate } => format!("overrode gate {gate}"),
+            Act::Schedule { t0 } => format!("T-0 set to {}", super::status::clock_time(*t0)),
         }
     }
 }
@@ -155,6 +193,9 @@ pub async fn post(
             if let Some(note) = reason {
                 body.insert("note".into(), json!(note));
             }
+        }
+        Act::Schedule { t0 } => {
+            body.insert("t0".into(), json!(t0));
         }
         _ => {
             if let Some(reason) = reason {

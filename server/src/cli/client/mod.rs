@@ -55,6 +55,7 @@ pub enum ClientCommand {
     Approve(act::ActArgs),
     Check(act::CheckArgs),
     Override(act::OverrideArgs),
+    Schedule(act::ScheduleArgs),
     GateCheck(gate_check::GateCheckArgs),
     Simulate(simulate::SimulateArgs),
 }
@@ -75,6 +76,7 @@ impl ClientCommand {
             ClientCommand::Approve(args) => act::run(act::Act::Approve, args).await,
             ClientCommand::Check(args) => act::run_check(args).await,
             ClientCommand::Override(args) => act::run_override(args).await,
+            ClientCommand::Schedule(args) => act::run_schedule(args).await,
             ClientCommand::GateCheck(args) => gate_check::run(args).await,
             ClientCommand::Simulate(args) => simulate::run(args).await,
         };

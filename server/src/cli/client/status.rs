@@ -4,6 +4,8 @@
 //! meaning never rests on colour.
 
 use std::fmt::Write;
+
+use cutover_core::schedule::DueStatus;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -147,6 +149,7 @@ pub fn full_view(snapshot: &Snapshot, summary: Option<&Summary>, paint: Paint) -
         "state     {}, stage {stage_text}, traffic {}%{in_stage}",
         state.phase, snapshot.traffic
     );
+    clock_lines(&mut out, snapshot, paint);
     let stages: Vec<String> = plan
         .stages
         .iter()
@@ -260,7 +263,7 @@ pub fn full_view(snapshot: &Snapshot, summary: Option<&Summary>, paint: Paint) -
             let done = list
                 .items
                 .iter()
-                .filter(|i| state.checked.contains_key(&format!("{}/{}", list.id, i.id)))
+                .filter(|i| state.item_done(list, i, 0))
                 .count();
             let phase = list.phase.as_deref().unwrap_or("");
             let _ = writeln!(
@@ -272,6 +275,47 @@ pub fn full_view(snapshot: &Snapshot, summary: Option<&Summary>, paint: Paint) -
         }
     }
     out
+}
+
+/// T-0, what is overdue, what is due next and a timebox passed: the war room's clock.
+fn clock_lines(out: &mut String, snapshot: &Snapshot, paint: Paint) {
+    let at = snapshot.at;
+    let clock = cutover_core::schedule::clock(&snapshot.plan, &snapshot.state, at);
+    if let (Some(t0), Some(label)) = (clock.t0, clock.label(at)) {
+        let _ = writeln!(out, "clock     {label} (T-0 {})", clock_time(t0));
+    }
+    for item in clock.overdue() {
+        let late = item.due.map(|d| ago(d, at)).unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{} {}/{} \"{}\" was due {}, {late}",
+            paint.wrap("31;1", "OVERDUE  "),
+            item.list,
+            item.item,
+            item.text,
+            item.label
+        );
+    }
+    if let Some(next) = clock.next().filter(|i| i.status != DueStatus::Overdue) {
+        let when = next
+            .due
+            .map(|d| format!(" (in {})", Span((d - at).max(0)).human()))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "next due  {}/{} \"{}\" at {}{when}",
+            next.list, next.item, next.text, next.label
+        );
+    }
+    if let Some(over) = &clock.overrun {
+        let _ = writeln!(out, "{} {}", paint.wrap("31;1", "TIMEBOX  "), over.reason());
+    }
+}
+
+/// A wall time as people write it in a war room: `2026-12-01T14:00:00Z`.
+pub fn clock_time(at: i64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(at.max(0) as u64);
+    humantime::format_rfc3339_seconds(time).to_string()
 }
 
 /// How `cutover status` prints.
