@@ -40,6 +40,18 @@ pub fn Checklists(
                 .unwrap_or_default()
         })
     });
+    // Items past their due time, judged by core's clock at the newest tick's server time:
+    // like `passing`, the lists are rebuilt only when this set changes.
+    let overdue = Memo::new(move |_| {
+        let s = tick.with(|t| snapshot.get().map(|s| s.with_tick(t.as_ref())))?;
+        let clock = cutover_core::schedule::clock(&s.plan, &s.state, s.at);
+        Some(
+            clock
+                .overdue()
+                .map(|i| format!("{}/{}", i.list, i.item))
+                .collect::<std::collections::BTreeSet<String>>(),
+        )
+    });
     let item_view = move |list: &Checklist, item: &Item, s: &Snapshot| {
         let key = format!("{}/{}", list.id, item.id);
         let mark = s.state.checked.get(&key).cloned();
@@ -47,7 +59,24 @@ pub fn Checklists(
             .gate
             .as_ref()
             .filter(|g| passing.with_untracked(|p| p.contains(*g)));
-        let checked = mark.is_some() || by_gate.is_some();
+        // An item that needs several days is done only once checked on enough in a row.
+        let checked = s.state.item_done(list, item, 0) || by_gate.is_some();
+        let late = overdue.with_untracked(|o| o.as_ref().is_some_and(|o| o.contains(&key)));
+        let due = list.due(item).map(|offset| {
+            let label = cutover_core::time::t_label(offset);
+            if late {
+                format!("⚠ OVERDUE · due {label}")
+            } else {
+                format!("due {label}")
+            }
+        });
+        let days = (item.days > 1).then(|| {
+            format!(
+                "{} of {} days in a row",
+                s.state.days_in_a_row(&list.id, &item.id),
+                item.days
+            )
+        });
         let role = me.with_value(|m| m.as_ref().map(|m| m.role));
         // An item ticked by its gate is not a person's to untick.
         let may = (mark.is_some() || by_gate.is_none())
@@ -58,6 +87,9 @@ pub fn Checklists(
                         .is_none_or(|needed| needed == r || r == Role::Lead)
             });
         let who = match (&mark, by_gate) {
+            (Some(m), _) if !checked => {
+                format!("last by {} · {}", m.by.name, crate::clock::hm(m.at))
+            }
             (Some(m), _) => match &m.reason {
                 Some(note) => format!("{} · {} · {note}", m.by.name, crate::clock::hm(m.at)),
                 None => format!("{} · {}", m.by.name, crate::clock::hm(m.at)),
@@ -88,8 +120,10 @@ pub fn Checklists(
         let note_id = format!("{id}-note");
         let note_label = format!("Note for: {}", item.text);
         let (row_id, input_id) = (id.clone(), id.clone());
+        let due_id = format!("{id}-due");
+        let days_id = format!("{id}-days");
         view! {
-            <li class:checked=checked data-testid=row_id>
+            <li class:checked=checked class:overdue=late data-testid=row_id>
                 <input type="checkbox" id=input_id prop:checked=checked disabled=!may on:change=toggle />
                 <label for=id>{item.text.clone()}</label>
                 {(may && !checked).then(|| view! {
@@ -97,6 +131,8 @@ pub fn Checklists(
                         placeholder="note (optional)" aria-label=note_label maxlength="200" />
                 })}
                 <span class="who" data-testid=who_id>{who}</span>
+                {days.map(|d| view! { <span class="days" data-testid=days_id>{d}</span> })}
+                {due.map(|d| view! { <span class="due" data-testid=due_id>{d}</span> })}
             </li>
         }
     };
@@ -105,6 +141,7 @@ pub fn Checklists(
             return Vec::new();
         };
         passing.track();
+        overdue.track();
         s.plan
             .checklists
             .iter()
@@ -113,9 +150,7 @@ pub fn Checklists(
                     .items
                     .iter()
                     .filter(|i| {
-                        s.state
-                            .checked
-                            .contains_key(&format!("{}/{}", list.id, i.id))
+                        s.state.item_done(list, i, 0)
                             || i.gate
                                 .as_ref()
                                 .is_some_and(|g| passing.with_untracked(|p| p.contains(g)))

@@ -2,6 +2,7 @@
 //! and the state in words (never colour alone).
 
 use cutover_core::rollout::{Mark, Phase};
+use cutover_core::schedule::DueStatus;
 use cutover_core::snapshot::{Health, Snapshot, Tick};
 use cutover_core::time::Span;
 use leptos::prelude::*;
@@ -19,6 +20,47 @@ fn who(mark: &Mark) -> String {
         mark.by.role,
         crate::clock::hms(mark.at)
     )
+}
+
+/// The war room's clock: where now stands from T-0, what is overdue (a word and a shape, not
+/// colour alone), what is due next, and a stage past its timebox. Judged by core's
+/// `schedule::clock` at the server's time of the newest tick.
+#[component]
+fn ClockLine(
+    #[prop(into)] snapshot: Signal<Option<Snapshot>>,
+    #[prop(into)] tick: Signal<Option<Tick>>,
+) -> impl IntoView {
+    let clock = Memo::new(move |_| {
+        let s = tick.with(|t| snapshot.get().map(|s| s.with_tick(t.as_ref())))?;
+        let clock = cutover_core::schedule::clock(&s.plan, &s.state, s.at);
+        Some((clock.label(s.at), clock, s.at))
+    });
+    let t_label = move || clock.get().and_then(|(label, _, _)| label);
+    let overdue = move || {
+        let n = clock.get().map_or(0, |(_, c, _)| c.overdue().count());
+        (n > 0).then(|| format!("▲ {n} OVERDUE"))
+    };
+    let next = move || {
+        let (_, c, at) = clock.get()?;
+        let next = c.next().filter(|i| i.status == DueStatus::Upcoming)?;
+        let when = next
+            .due
+            .map(|d| format!(" (in {})", Span((d - at).max(0)).human()))
+            .unwrap_or_default();
+        Some(format!("next: {} at {}{when}", next.text, next.label))
+    };
+    let timebox = move || {
+        let over = clock.get()?.1.overrun?;
+        Some(format!("⏱ TIMEBOX: {}", over.reason()))
+    };
+    view! {
+        <div class="clock-line">
+            <span class="t-clock" data-testid="t-clock">{t_label}</span>
+            <span class="overdue-count" data-testid="overdue-count">{overdue}</span>
+            <span class="next-due" data-testid="next-due">{next}</span>
+            <span class="timebox" data-testid="timebox">{timebox}</span>
+        </div>
+    }
 }
 
 /// Stages, current stage, traffic, health and state; who killed or paused it, when and why;
@@ -142,6 +184,7 @@ pub fn StageBar(
                 <span class="killed-by" data-testid="killed-by">{killed}</span>
                 <span class="paused-by" data-testid="paused-by">{paused}</span>
             </div>
+            <ClockLine snapshot tick />
             <ol class="stages">{stages}</ol>
         </section>
     }

@@ -15,6 +15,7 @@ mod actions;
 mod actuators;
 mod api;
 mod cli;
+mod clock;
 mod compression;
 mod gates;
 mod plan_check;

@@ -403,8 +403,16 @@ async fn buckets_and_evaluation(s: &Storage) {
             GateMemory {
                 held_since: Some(T0),
                 failures_in_a_row: 2,
+                cycle_from: Some(T0),
+                cycles: 1,
             },
         )]),
+        // What a stage carries (baselines, firings) survives a restart too.
+        stage: cutover_core::expr::StageMemory {
+            entered_at: Some(T0),
+            baselines: BTreeMap::from([("60000|p95(latency_ms)".into(), 412.5)]),
+            fired: BTreeMap::from([("slow".into(), 2)]),
+        },
         ..Memory::default()
     };
     s.save_evaluation("r1", &memory).await.unwrap();
