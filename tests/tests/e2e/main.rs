@@ -8,6 +8,7 @@ mod fixtures;
 mod a11y;
 mod actions;
 mod browser;
+mod clock;
 mod guidance;
 mod rollback;
 mod triggers;
