@@ -135,9 +135,12 @@ fn bench(c: &mut Criterion) {
                     &compiled,
                     &mut memory,
                     &store,
-                    Some("stage-1"),
-                    true,
-                    T0,
+                    cutover_core::gates::Moment {
+                        stage: Some("stage-1"),
+                        entered_at: Some(T0),
+                        armed: true,
+                        at: T0,
+                    },
                 )
             })
         },

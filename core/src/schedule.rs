@@ -65,9 +65,9 @@ pub struct Clock {
 }
 
 impl Clock {
-    /// The first item not done yet (overdue ones come first: they are earliest).
+    /// The next item due: the earliest whose time has not come and that is not done.
     pub fn next(&self) -> Option<&DueItem> {
-        self.items.iter().find(|i| i.status != DueStatus::Done)
+        self.items.iter().find(|i| i.status == DueStatus::Upcoming)
     }
 
     pub fn overdue(&self) -> impl Iterator<Item = &DueItem> {

@@ -2,7 +2,6 @@
 //! and the state in words (never colour alone).
 
 use cutover_core::rollout::{Mark, Phase};
-use cutover_core::schedule::DueStatus;
 use cutover_core::snapshot::{Health, Snapshot, Tick};
 use cutover_core::time::Span;
 use leptos::prelude::*;
@@ -42,7 +41,7 @@ fn ClockLine(
     };
     let next = move || {
         let (_, c, at) = clock.get()?;
-        let next = c.next().filter(|i| i.status == DueStatus::Upcoming)?;
+        let next = c.next()?;
         let when = next
             .due
             .map(|d| format!(" (in {})", Span((d - at).max(0)).human()))

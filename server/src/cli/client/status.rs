@@ -5,7 +5,6 @@
 
 use std::fmt::Write;
 
-use cutover_core::schedule::DueStatus;
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -296,7 +295,7 @@ fn clock_lines(out: &mut String, snapshot: &Snapshot, paint: Paint) {
             item.label
         );
     }
-    if let Some(next) = clock.next().filter(|i| i.status != DueStatus::Overdue) {
+    if let Some(next) = clock.next() {
         let when = next
             .due
             .map(|d| format!(" (in {})", Span((d - at).max(0)).human()))
