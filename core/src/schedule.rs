@@ -85,7 +85,7 @@ pub fn clock(plan: &Plan, state: &RolloutState, now: Millis) -> Clock {
     let mut items = Vec::new();
     for list in &plan.checklists {
         for item in &list.items {
-            let Some(offset) = list.due(item) else {
+            let (Some(offset), Some(label)) = (list.due(item), list.due_phase(item)) else {
                 continue;
             };
             let due = state.t0.map(|t0| t0.saturating_add(offset));
@@ -100,7 +100,7 @@ pub fn clock(plan: &Plan, state: &RolloutState, now: Millis) -> Clock {
                 list: list.id.clone(),
                 item: item.id.clone(),
                 text: item.text.clone(),
-                label: t_label(offset),
+                label: label.to_string(),
                 offset,
                 due,
                 status,

@@ -62,8 +62,7 @@ pub fn Checklists(
         // An item that needs several days is done only once checked on enough in a row.
         let checked = s.state.item_done(list, item, 0) || by_gate.is_some();
         let late = overdue.with_untracked(|o| o.as_ref().is_some_and(|o| o.contains(&key)));
-        let due = list.due(item).map(|offset| {
-            let label = cutover_core::time::t_label(offset);
+        let due = list.due_phase(item).map(|label| {
             if late {
                 format!("⚠ OVERDUE · due {label}")
             } else {

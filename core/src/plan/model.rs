@@ -490,10 +490,16 @@ impl Checklist {
     /// When `item` is due, relative to T-0: its own phase (a label such as "Launch Day" is
     /// no time), else the list's (`T-30m`).
     pub fn due(&self, item: &Item) -> Option<crate::time::Millis> {
+        self.due_phase(item).and_then(crate::time::t_offset)
+    }
+
+    /// The phase `due` reads, as the plan writes it (`T-60m`), when it is a time.
+    pub fn due_phase<'a>(&'a self, item: &'a Item) -> Option<&'a str> {
         item.phase
             .as_deref()
             .or(self.phase.as_deref())
-            .and_then(crate::time::t_offset)
+            .filter(|p| crate::time::t_offset(p).is_some())
+            .map(str::trim)
     }
 }
 
