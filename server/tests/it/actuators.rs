@@ -56,6 +56,9 @@ fn plan(hook: &str, env_file: &std::path::Path) -> cutover_core::plan::Plan {
 id = "act"
 title = "Actuated"
 
+[rollback]
+flags = {{ NEW_PATH = false, READONLY = true }}
+
 [[stage]]
 id = "canary"
 traffic = 10
@@ -153,16 +156,18 @@ async fn a_kill_is_retried_until_the_webhook_acknowledges_it_and_the_env_file_fo
         assert_eq!(body["killed"], true);
         assert_eq!(body["traffic"], 0.0);
         assert_eq!(body["version"], version);
-        assert!(body["flags"].as_object().unwrap().is_empty());
+        assert_eq!(
+            body["flags"],
+            json!({ "NEW_PATH": false, "READONLY": true }),
+            "a kill publishes the plan's rollback flags, not the stage's and not nothing"
+        );
     }
 
     applied(&app, "env", version).await;
     let text = std::fs::read_to_string(&env_file).unwrap();
     assert!(text.contains("\nCUTOVER_KILLED=true\n"), "{text}");
-    assert!(
-        !text.contains("NEW_PATH"),
-        "no stage flags once killed: {text}"
-    );
+    assert!(text.contains("\nNEW_PATH=false\nREADONLY=true\n"), "{text}");
+    assert!(!text.contains("MODE"), "no stage flags once killed: {text}");
     app.stop().await;
 }
 
