@@ -156,6 +156,19 @@ impl Browser {
 
     /// A browser with extra Chromium flags (`--enable-precise-memory-info`).
     pub async fn start_with(extra: &[&str]) -> anyhow::Result<Browser> {
+        Browser::launch(extra, None).await
+    }
+
+    /// A phone: Chromium's mobile emulation at `width` x `height` CSS pixels (a touch screen
+    /// that honours the page's viewport meta, as a stakeholder's phone does).
+    pub async fn start_phone(width: u32, height: u32) -> anyhow::Result<Browser> {
+        let metrics = serde_json::json!({
+            "deviceMetrics": { "width": width, "height": height, "pixelRatio": 2.0, "touch": true },
+        });
+        Browser::launch(&[], Some(metrics)).await
+    }
+
+    async fn launch(extra: &[&str], mobile: Option<serde_json::Value>) -> anyhow::Result<Browser> {
         // Two TLS backends are linked (ring via reqwest, aws-lc via fantoccini); pick one.
         // Only plain loopback HTTP is ever spoken.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -183,9 +196,11 @@ impl Browser {
         .map(str::to_string)
         .collect();
         args.push(format!("--user-data-dir={}", profile.path().display()));
-        let caps = serde_json::json!({
-            "goog:chromeOptions": { "binary": "/usr/bin/chromium", "args": args }
-        });
+        let mut options = serde_json::json!({ "binary": "/usr/bin/chromium", "args": args });
+        if let Some(mobile) = mobile {
+            options["mobileEmulation"] = mobile;
+        }
+        let caps = serde_json::json!({ "goog:chromeOptions": options });
         let caps = match caps {
             serde_json::Value::Object(map) => map,
             _ => bail!("capabilities must be an object"),

@@ -20,6 +20,8 @@ pub mod bench;
 /// The canvas before it is laid out; afterwards it matches its box in device pixels.
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 260;
+/// The least height of a chart, in CSS pixels.
+const MIN_HEIGHT: f64 = 180.0;
 
 /// Lengths in canvas pixels: CSS pixels times the device pixel ratio, so text stays sharp
 /// and readable however far the canvas is scaled, and larger type on the wall.
@@ -274,7 +276,10 @@ pub fn Chart(
                 } else {
                     WIDTH
                 };
-                let height = (width as f64 * Sizes::aspect(wall)).round() as u32;
+                // On a phone the width alone would leave a strip too short to read.
+                let height = (width as f64 * Sizes::aspect(wall))
+                    .max(MIN_HEIGHT * sizes.px)
+                    .round() as u32;
                 if element.width() != width || element.height() != height {
                     element.set_width(width);
                     element.set_height(height);

@@ -10,6 +10,7 @@ mod actions;
 mod browser;
 mod clock;
 mod guidance;
+mod phone;
 mod rollback;
 mod triggers;
 mod wall;

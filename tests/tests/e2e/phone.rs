@@ -1,0 +1,102 @@
+//! A stakeholder's phone at 390 x 844: the share view and the rollout page fit the screen
+//! (nothing wider than it, no sideways scrolling), the header's words do not print over each
+//! other, and charts stay tall enough to read.
+
+use std::time::Duration;
+
+use cutover_e2e::{Browser, Demo};
+
+/// A guard, not a claim: a loaded CI machine can take seconds per ChromeDriver round trip.
+const GUARD: Duration = Duration::from_secs(20);
+
+/// What a person would see go wrong on a small screen, measured in the page: the viewport, the
+/// page's scroll width, every visible element that runs past the right edge, every pair of
+/// header text boxes that overlap, and the shortest chart.
+const LAYOUT: &str = r#"
+const W = innerWidth;
+const visible = (e) => {
+  const r = e.getBoundingClientRect();
+  const s = getComputedStyle(e);
+  return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && s.display !== 'none';
+};
+const wide = [];
+for (const e of document.querySelectorAll('body *')) {
+  if (!visible(e)) continue;
+  const r = e.getBoundingClientRect();
+  if (r.right > W + 1 || r.left < -1) wide.push(`${e.tagName}.${e.className} ${Math.round(r.left)}..${Math.round(r.right)}`);
+}
+const words = [...document.querySelectorAll('header *, div.who *')]
+  .filter((e) => visible(e) && e.children.length === 0 && e.textContent.trim() !== '');
+const overlaps = [];
+for (let i = 0; i < words.length; i++) {
+  for (let j = i + 1; j < words.length; j++) {
+    const a = words[i].getBoundingClientRect(), b = words[j].getBoundingClientRect();
+    const x = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+    const y = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+    if (x > 1 && y > 1) overlaps.push(`"${words[i].textContent.trim()}" / "${words[j].textContent.trim()}"`);
+  }
+}
+const charts = [...document.querySelectorAll('canvas')].map((c) => c.getBoundingClientRect().height);
+return { width: W, scroll: document.documentElement.scrollWidth, wide, overlaps,
+         shortest: charts.length ? Math.min(...charts) : null };
+"#;
+
+async fn check_fits(phone: &Browser, what: &str) -> anyhow::Result<()> {
+    let layout = phone.client.execute(LAYOUT, vec![]).await?;
+    assert_eq!(
+        layout["width"], 390,
+        "{what}: the page is laid out for the phone's width: {layout}"
+    );
+    assert_eq!(
+        layout["scroll"], 390,
+        "{what}: no sideways scrolling: {layout}"
+    );
+    assert_eq!(
+        layout["wide"],
+        serde_json::json!([]),
+        "{what}: nothing wider than the screen"
+    );
+    assert_eq!(
+        layout["overlaps"],
+        serde_json::json!([]),
+        "{what}: header words apart"
+    );
+    let shortest = layout["shortest"].as_f64().unwrap_or(0.0);
+    assert!(
+        shortest >= 170.0,
+        "{what}: charts tall enough to read: {layout}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_share_view_and_the_rollout_page_fit_a_phone() -> anyhow::Result<()> {
+    let demo = Demo::start()?;
+    let phone = Browser::start_phone(390, 844).await?;
+    phone.client.goto(demo.token("stakeholder")).await?;
+    phone
+        .wait_text("read-only", GUARD, |t| t == "read-only")
+        .await?;
+    phone.wait_text("health", GUARD, |t| !t.is_empty()).await?;
+    check_fits(&phone, "share view").await?;
+    phone.screenshot("phone-share-view").await?;
+    phone.close().await;
+
+    let operator = Browser::start_phone(390, 844).await?;
+    operator
+        .sign_in(
+            &format!("{}/r/spiralogic", demo.url),
+            demo.token("operator"),
+        )
+        .await?;
+    operator
+        .wait_text("phase", GUARD, |t| t == "NOT STARTED")
+        .await?;
+    operator
+        .wait_text("health", GUARD, |t| !t.is_empty())
+        .await?;
+    check_fits(&operator, "rollout page").await?;
+    operator.screenshot("phone-rollout").await?;
+    operator.close().await;
+    Ok(())
+}
