@@ -4,6 +4,9 @@ use std::cell::Cell;
 use std::collections::BTreeMap;
 
 use super::*;
+
+#[path = "../../../testdata/plans.rs"]
+mod fixtures;
 use crate::query::{Aggregate, Selector};
 use crate::time::MINUTE;
 
@@ -313,24 +316,8 @@ impl MetricSource for History {
     }
 }
 
+/// Two stages (canary, ga) and `latency_ms`, with gates that read the past.
 const PAST: &str = r#"
-[rollout]
-id = "past"
-title = "Past"
-
-[[stage]]
-id = "canary"
-traffic = 10
-
-[[stage]]
-id = "ga"
-traffic = 100
-
-[[metric]]
-id = "latency_ms"
-kind = "distribution"
-unit = "ms"
-
 [[gate]]
 id = "no-worse"
 expr = "p95(latency_ms) <= 1.1 * at_entry(p95(latency_ms))"
@@ -371,7 +358,8 @@ struct PastRun {
 
 impl PastRun {
     fn new() -> PastRun {
-        let plan = crate::plan::parse("past.toml", PAST).unwrap();
+        let text = fixtures::two_stage_plan("past", "Past", PAST);
+        let plan = crate::plan::parse("past.toml", &text).unwrap();
         PastRun {
             compiled: Compiled::new(&plan).unwrap(),
             plan,
