@@ -142,6 +142,12 @@ fn trimmed(v: f64, steps: &[(f64, usize)], otherwise: usize) -> String {
     }
 }
 
+/// An axis tick as a person writes it: `700`, `42.5`, `3`, `0.25`, never `1000.0` or `0.0`.
+pub fn tick(v: f64) -> String {
+    let text = trimmed(v, &[(100.0, 0), (10.0, 1)], 2);
+    if text == "-0" { "0".into() } else { text }
+}
+
 /// Two significant digits, whole numbers from 10: `0.41`, `9.8`, `47`, `612`.
 fn round_sig(v: f64) -> String {
     if v == 0.0 {
@@ -230,6 +236,14 @@ mod tests {
             }
         }
 
+        /// An axis tick never prints a trailing zero or point (`1000.0`, `0.50`, `3.`).
+        #[test]
+        fn ticks_have_no_trailing_zeros(v in -1e9f64..1e9) {
+            let t = tick(v);
+            prop_assert!(!(t.contains('.') && (t.ends_with('0') || t.ends_with('.'))), "{t}");
+            prop_assert!(t != "-0");
+        }
+
         /// A finite value always gives some text with no `NaN` or `inf` in it.
         #[test]
         fn finite_values_format(v in -1e12f64..1e12) {
@@ -238,5 +252,17 @@ mod tests {
                 prop_assert!(!text.is_empty() && !text.contains("NaN") && !text.contains("inf"));
             }
         }
+    }
+
+    #[test]
+    fn axis_ticks_read_like_a_person_writes_them() {
+        let ticks: Vec<String> = [1000.0, 800.0, 0.0, -0.0, 42.5, 0.25, 0.2, 12.0]
+            .into_iter()
+            .map(tick)
+            .collect();
+        assert_eq!(
+            ticks,
+            ["1000", "800", "0", "0", "42.5", "0.25", "0.2", "12"]
+        );
     }
 }

@@ -165,22 +165,6 @@ fn scale(spec: &ChartSpec) -> f64 {
     spec.unit.display_scale()
 }
 
-/// `700`, `42.5`, `3`, `0.25`: enough digits to read, no trailing zeros.
-fn short(v: f64) -> String {
-    let text = if v.abs() >= 100.0 {
-        format!("{v:.0}")
-    } else if v.abs() >= 10.0 {
-        format!("{v:.1}")
-    } else {
-        format!("{v:.2}")
-    };
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
-    }
-}
-
 /// The legend's name for series `i`: the spec's label, else the id's last part (`p95`).
 fn label(spec: &ChartSpec, i: usize) -> String {
     match (spec.labels.get(i), spec.series.get(i)) {
@@ -322,7 +306,11 @@ pub fn Chart(
                     .map(|(n, (_, s))| {
                         let v = s.as_ref().and_then(|s| s.points.get(i)).and_then(|p| p.v);
                         let v = v.map_or("no data".into(), |v| {
-                            format!("{}{}", short(v * scale(spec)), spec.unit.suffix())
+                            format!(
+                                "{}{}",
+                                cutover_core::unit::tick(v * scale(spec)),
+                                spec.unit.suffix()
+                            )
                         });
                         format!("{} {v}", label(spec, n))
                     })
@@ -352,7 +340,11 @@ pub fn Chart(
             })
             .collect();
         for t in &spec.thresholds {
-            let value = format!("{}{}", short(t.value * scale(spec)), spec.unit.suffix());
+            let value = format!(
+                "{}{}",
+                cutover_core::unit::tick(t.value * scale(spec)),
+                spec.unit.suffix()
+            );
             let (text, class) = match t.kind {
                 LimitKind::Gate => (format!("{} limit {value}", t.gate), "swatch dashed"),
                 LimitKind::Alert => (
@@ -451,6 +443,7 @@ fn draw(
         .light_line_style(TRANSPARENT)
         .bold_line_style(colours.grid)
         .y_labels(6)
+        .y_label_formatter(&|v| cutover_core::unit::tick(*v))
         .axis_style(colours.axis)
         .label_style(("sans-serif", sizes.font).into_font().color(&colours.axis))
         .x_labels(7)
