@@ -162,8 +162,20 @@ impl Browser {
     /// A phone: Chromium's mobile emulation at `width` x `height` CSS pixels (a touch screen
     /// that honours the page's viewport meta, as a stakeholder's phone does).
     pub async fn start_phone(width: u32, height: u32) -> anyhow::Result<Browser> {
+        Browser::start_screen(width, height, true).await
+    }
+
+    /// A screen of exactly `width` x `height` CSS pixels: a phone (`mobile`: touch, the
+    /// viewport meta honoured) or a wall display (pixel ratio 1).
+    pub async fn start_screen(width: u32, height: u32, mobile: bool) -> anyhow::Result<Browser> {
         let metrics = serde_json::json!({
-            "deviceMetrics": { "width": width, "height": height, "pixelRatio": 2.0, "touch": true },
+            "deviceMetrics": {
+                "width": width,
+                "height": height,
+                "pixelRatio": if mobile { 2.0 } else { 1.0 },
+                "mobile": mobile,
+                "touch": mobile,
+            },
         });
         Browser::launch(&[], Some(metrics)).await
     }

@@ -11,6 +11,8 @@ use cutover_core::snapshot::{Snapshot, Tick};
 use leptos::prelude::*;
 
 const SPARK_W: f64 = 120.0;
+/// The most gate rows the wall shows; the rest are counted.
+const WALL_ROWS: usize = 8;
 const SPARK_H: f64 = 24.0;
 
 /// The series as SVG polylines (one per run of values, so gaps stay gaps) and the y of the
@@ -132,6 +134,11 @@ pub fn GateBoard(
     /// Whether to show the runbook's guidance under what fails (the wall shows action lines
     /// instead).
     guidance: bool,
+    /// The wall: one screen whatever the number of gates, so gates that have held and quiet
+    /// triggers become a count with their shapes, what needs eyes comes first, and past
+    /// `WALL_ROWS` rows the rest is a count too.
+    #[prop(optional)]
+    wall: bool,
 ) -> impl IntoView {
     // The guidance for each gate and trigger that needs it now, by id.
     let guides = Memo::new(move |_| {
@@ -176,7 +183,55 @@ pub fn GateBoard(
             })
         })
     });
-    let triggers = Memo::new(move |_| tick.get().map(|t| t.triggers).unwrap_or_default());
+    let all_triggers = Memo::new(move |_| tick.get().map(|t| t.triggers).unwrap_or_default());
+    // On the wall: gates that need eyes (failing, no data, still holding) first, in that
+    // order; held gates only counted.
+    let shown_rows = Memo::new(move |_| {
+        let mut rows = rows.get();
+        if wall {
+            rows.retain(|(g, _)| !(g.held() && g.verdict == Verdict::Pass));
+            rows.sort_by_key(|(g, _)| match g.verdict {
+                Verdict::Fail => 0,
+                Verdict::NoData => 1,
+                _ => 2,
+            });
+            rows.truncate(WALL_ROWS);
+        }
+        rows
+    });
+    let triggers = Memo::new(move |_| {
+        let mut list = all_triggers.get();
+        if wall {
+            list.retain(|t| t.alarming() || t.fired || t.verdict != Verdict::Fail);
+            list.truncate(WALL_ROWS / 2);
+        }
+        list
+    });
+    // What the wall leaves out, as a line a person reads from across the room.
+    let left_out = move || {
+        if !wall {
+            return None;
+        }
+        let (held, more) = rows.with(|rows| {
+            let held = rows
+                .iter()
+                .filter(|(g, _)| g.held() && g.verdict == Verdict::Pass)
+                .count();
+            (held, rows.len() - held - shown_rows.with(Vec::len))
+        });
+        let quiet = all_triggers.with(Vec::len) - triggers.with(Vec::len);
+        let mut parts = Vec::new();
+        if held > 0 {
+            parts.push(format!("✓ {held} gates held"));
+        }
+        if more > 0 {
+            parts.push(format!("▲ {more} more holding or failing"));
+        }
+        if quiet > 0 {
+            parts.push(format!("● {quiet} triggers quiet"));
+        }
+        (!parts.is_empty()).then(|| parts.join(" · "))
+    };
     let passing = move || {
         rows.with(|rows| {
             format!(
@@ -189,14 +244,15 @@ pub fn GateBoard(
         })
     };
     view! {
-        <section class="panel">
+        <section class="panel board-panel">
             <h2>"Promotion gates " <span data-testid="gates-passing">{passing}</span></h2>
             <table class="board" data-testid="gate-board">
-                <tbody>{move || rows.get().into_iter().map(|(g, spark)| {
+                <tbody>{move || shown_rows.get().into_iter().map(|(g, spark)| {
                     let guidance = guide(&g.id);
                     gate_row(g, spark, guidance)
                 }).collect::<Vec<_>>()}</tbody>
             </table>
+            <p class="left-out" data-testid="board-left-out">{left_out}</p>
             <h2>"Rollback triggers"</h2>
             <table class="board" data-testid="trigger-board">
                 <tbody>{move || triggers.get().into_iter().map(|t| {

@@ -99,7 +99,7 @@ pub fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView
                 </div>
             </div>
             <Charts id=id.clone() snapshot=live.snapshot tick=live.tick markers=markers wall=wall />
-            <GateBoard snapshot=live.snapshot tick=live.tick guidance=!wall />
+            <GateBoard snapshot=live.snapshot tick=live.tick guidance=!wall wall=wall />
             {(!wall).then(|| view! {
                 <Actuators snapshot=live.snapshot />
                 <Checklists me=controls.then(|| me.clone()) snapshot=live.snapshot tick=live.tick />

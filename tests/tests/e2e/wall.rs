@@ -146,3 +146,54 @@ async fn a_wall_whose_session_ended_asks_for_a_sign_in() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Where anything visible ends below the screen, measured in the page.
+const BELOW_THE_FOLD: &str = r#"
+const H = innerHeight, low = [];
+for (const e of document.querySelectorAll('body *')) {
+  const r = e.getBoundingClientRect();
+  if (r.height > 0 && r.width > 0 && r.bottom > H + 1) low.push(`${e.tagName}.${e.className} ${Math.round(r.top)}..${Math.round(r.bottom)}`);
+}
+return { width: innerWidth, height: H, scroll: document.documentElement.scrollHeight, low };
+"#;
+
+/// The wall is one screen nobody touches: at 1080p and at 4K everything is above the fold,
+/// even for the plan with the most gates (lens-v1, 15), which it condenses into a count.
+#[tokio::test]
+async fn the_wall_fits_one_screen_at_1080p_and_4k() -> anyhow::Result<()> {
+    let demo = Demo::start()?;
+    for (width, height) in [(1920u32, 1080u32), (3840, 2160)] {
+        let wall = Browser::start_screen(width, height, false).await?;
+        wall.sign_in(
+            &format!("{}/r/lens-v1/wall", demo.url),
+            demo.token("viewer"),
+        )
+        .await?;
+        wall.wait_text("gates-passing", Duration::from_secs(20), |t| {
+            t.ends_with("of 15 gates passing")
+        })
+        .await?;
+        let left_out = wall
+            .wait_text("board-left-out", Duration::from_secs(10), |t| !t.is_empty())
+            .await?;
+        assert!(
+            left_out.contains("more holding or failing") || left_out.contains("gates held"),
+            "15 gates are condensed into a count: {left_out}"
+        );
+        let layout = wall.client.execute(BELOW_THE_FOLD, vec![]).await?;
+        assert_eq!(
+            (&layout["width"], &layout["height"]),
+            (&serde_json::json!(width), &serde_json::json!(height)),
+            "{layout}"
+        );
+        assert_eq!(layout["scroll"], height, "the wall never scrolls: {layout}");
+        assert_eq!(
+            layout["low"],
+            serde_json::json!([]),
+            "nothing below the fold at {width}x{height}"
+        );
+        wall.screenshot(&format!("wall-{width}x{height}")).await?;
+        wall.close().await;
+    }
+    Ok(())
+}
