@@ -35,7 +35,8 @@ pub async fn whoami() -> Result<Option<Me>, String> {
         .map_err(|e| e.to_string())?;
     match response.status() {
         200 => response.json().await.map(Some).map_err(|e| e.to_string()),
-        401 => Ok(None),
+        // No session brought (204), or one that has ended (401).
+        204 | 401 => Ok(None),
         _ => Err(error_text(response).await),
     }
 }

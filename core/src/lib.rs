@@ -20,3 +20,8 @@ pub mod snapshot;
 pub mod time;
 pub mod unit;
 pub mod window;
+
+/// Plan texts the tests of every crate share.
+#[cfg(test)]
+#[path = "../../testdata/plans.rs"]
+mod fixtures;

@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 
 use super::*;
 
-#[path = "../../../testdata/plans.rs"]
-mod fixtures;
+use crate::fixtures;
 use crate::query::{Aggregate, Selector};
 use crate::time::MINUTE;
 

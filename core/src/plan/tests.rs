@@ -2,8 +2,7 @@
 
 use super::*;
 
-#[path = "../../../testdata/plans.rs"]
-mod fixtures;
+use crate::fixtures;
 
 fn errors(text: &str) -> Vec<String> {
     match parse("bad.toml", text) {

@@ -80,13 +80,17 @@ pub async fn sign_in(
         .into_response())
 }
 
-/// `GET /api/session`: who this browser is signed in as, and its CSRF token.
+/// `GET /api/session`: who this browser is signed in as, and its CSRF token; 204 when it
+/// brings no session at all (a first visit is not an error, and a browser logs every 401 as
+/// one), 401 when the session it brings has ended.
 pub async fn whoami(
     State(state): State<AppState>,
     headers: HeaderMap,
-) -> Result<Json<SessionInfo>, ApiError> {
-    let id = session_id(&state, &headers)
-        .ok_or_else(|| ApiError::Unauthenticated("not signed in".into()))?;
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let Some(id) = session_id(&state, &headers) else {
+        return Ok(axum::http::StatusCode::NO_CONTENT.into_response());
+    };
     let session =
         state.storage.session(&id, now()).await?.ok_or_else(|| {
             ApiError::Unauthenticated("the session has ended: sign in again".into())
@@ -96,7 +100,8 @@ pub async fn whoami(
         role: session.user.role,
         csrf: session.csrf,
         rollout: session.user.only_rollout,
-    }))
+    })
+    .into_response())
 }
 
 /// `DELETE /api/session`: signs out.

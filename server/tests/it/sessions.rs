@@ -376,3 +376,27 @@ async fn behind_https_the_cookie_is_host_only_and_secure_and_hsts_is_sent() {
     plain.stop().await;
     app.stop().await;
 }
+
+/// Asking who is signed in without a session is not an error (a first visit): 204. A session
+/// that has ended is: 401.
+#[tokio::test]
+async fn no_session_is_204_and_an_ended_one_is_401() {
+    let data = tempfile::tempdir().unwrap();
+    let app = TestApp::start(data.path(), vec![open_plan("open", 2)]).await;
+    let first = app
+        .http
+        .get(format!("{}/api/session", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status().as_u16(), 204);
+    let ended = app
+        .http
+        .get(format!("{}/api/session", app.url))
+        .header(COOKIE, "cutover_session=0123456789abcdef")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status().as_u16(), 401);
+    app.stop().await;
+}

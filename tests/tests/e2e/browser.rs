@@ -359,3 +359,44 @@ async fn the_browser_gets_the_app_brotli_compressed_and_it_still_draws() -> anyh
     browser.close().await;
     Ok(())
 }
+
+/// A first visit is not an error: the page asks who is signed in and is told "nobody" without
+/// a failed request, so the browser's console stays clean (it logs every 4xx as an error).
+#[tokio::test]
+async fn a_first_visit_makes_no_request_that_fails() -> anyhow::Result<()> {
+    let demo = Demo::start()?;
+    let browser = Browser::start().await?;
+    browser.client.goto(&format!("{}/", demo.url)).await?;
+    browser
+        .wait_text("sign-in", Duration::from_secs(15), |t| t == "Sign in")
+        .await?;
+    let failed = browser
+        .client
+        .execute(
+            "return performance.getEntriesByType('resource')
+               .filter((e) => e.responseStatus >= 400)
+               .map((e) => `${e.responseStatus} ${e.name}`);",
+            vec![],
+        )
+        .await?;
+    assert_eq!(
+        failed,
+        serde_json::json!([]),
+        "requests that failed on a first visit"
+    );
+    let asked = browser
+        .client
+        .execute(
+            "return performance.getEntriesByType('resource')
+               .filter((e) => e.name.endsWith('/api/session')).map((e) => e.responseStatus);",
+            vec![],
+        )
+        .await?;
+    assert_eq!(
+        asked,
+        serde_json::json!([204]),
+        "it did ask who is signed in"
+    );
+    browser.close().await;
+    Ok(())
+}
