@@ -90,7 +90,29 @@ pub struct Summary {
     /// The few numbers a team quotes about this rollout (p95, error rate, ...), newest window.
     #[serde(default)]
     pub kpis: Vec<Kpi>,
+    /// Which stage it is in, 0-based (`None` before start), of how many.
+    #[serde(default)]
+    pub stage_index: Option<usize>,
+    #[serde(default)]
+    pub stages: usize,
+    /// The first thing that keeps the next step from being taken, if any.
+    #[serde(default)]
+    pub blocker: Option<String>,
+    /// Checklist items past their time from T-0.
+    #[serde(default)]
+    pub overdue: usize,
+    /// The headline metric minute by minute over the last 15 minutes, oldest first.
+    #[serde(default)]
+    pub trend: Option<Trend>,
     pub at: Millis,
+}
+
+/// A short history of one headline number, for a card's sparkline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trend {
+    /// What it is, e.g. `p95 latency_ms`.
+    pub label: String,
+    pub values: Vec<Option<f64>>,
 }
 
 /// A headline number: what one line of status shows, e.g. `p95=612ms`.
@@ -200,6 +222,18 @@ impl Snapshot {
             health,
             stage_entered_at: self.state.stage_entered_at,
             kpis: Vec::new(),
+            stage_index: self.state.stage,
+            stages: self.plan.stages.len(),
+            blocker: match self.state.phase {
+                crate::rollout::Phase::NotStarted
+                | crate::rollout::Phase::Running
+                | crate::rollout::Phase::Hypercare => self.blockers().into_iter().next(),
+                _ => None,
+            },
+            overdue: crate::schedule::clock(&self.plan, &self.state, self.at)
+                .overdue()
+                .count(),
+            trend: None,
             at: self.at,
         }
     }

@@ -29,6 +29,43 @@ fn stage_text(s: &Summary) -> String {
     }
 }
 
+/// A trend's polyline in a 120 x 24 box (gaps skipped), and ", now N" for its label.
+fn spark_points(values: &[Option<f64>]) -> (String, String) {
+    let known: Vec<f64> = values.iter().flatten().copied().collect();
+    let (lo, hi) = known
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(*v), hi.max(*v))
+        });
+    if !lo.is_finite() {
+        return (String::new(), String::new());
+    }
+    let span = if hi - lo > f64::EPSILON { hi - lo } else { 1.0 };
+    let last = values.len().saturating_sub(1).max(1) as f64;
+    let points = values
+        .iter()
+        .enumerate()
+        .filter_map(|(i, v)| {
+            v.map(|v| {
+                format!(
+                    "{:.1},{:.1}",
+                    i as f64 / last * 120.0,
+                    22.0 - (v - lo) / span * 20.0
+                )
+            })
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    let now = values
+        .iter()
+        .rev()
+        .flatten()
+        .next()
+        .map(|v| format!(", now {}", cutover_core::unit::tick(*v)))
+        .unwrap_or_default();
+    (now, points)
+}
+
 /// One rollout's card. The element stays while its numbers change, so a keyboard user's
 /// focus on it survives every refresh.
 fn card(id: String, list: RwSignal<Vec<Summary>>) -> impl IntoView {
@@ -51,6 +88,56 @@ fn card(id: String, list: RwSignal<Vec<Summary>>) -> impl IntoView {
             .collect::<Vec<_>>()
             .join(" · ")
     });
+    // Stage k of n, in words and as a bar of n steps (done, current, to come).
+    let progress = read(|s| match s.stage_index {
+        Some(i) => format!("stage {} of {}", i + 1, s.stages),
+        None => format!("{} stages", s.stages),
+    });
+    let steps = move || {
+        summary.with(|s| {
+            s.as_ref().map_or_else(Vec::new, |s| {
+                (0..s.stages)
+                    .map(|i| {
+                        let class = match s.stage_index {
+                            Some(c) if i < c => "step done",
+                            Some(c) if i == c => "step current",
+                            _ => "step",
+                        };
+                        view! { <span class=class></span> }
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+    };
+    let blocker = read(|s| {
+        s.blocker
+            .as_ref()
+            .map(|b| format!("blocked: {b}"))
+            .unwrap_or_default()
+    });
+    let overdue = read(|s| match s.overdue {
+        0 => String::new(),
+        n => format!("▲ {n} OVERDUE"),
+    });
+    let trend = move || {
+        summary.with(|s| {
+            let t = s.as_ref()?.trend.clone()?;
+            let (label, points) = spark_points(&t.values);
+            // The newest value as a dot: a line needs two minutes of data, the dot one.
+            let last = points.rsplit(' ').next().and_then(|p| p.split_once(','));
+            let (cx, cy) = last.map_or((String::new(), String::new()), |(x, y)| (x.into(), y.into()));
+            (!points.is_empty()).then(|| {
+                let label = format!("{} over the last 15 minutes{label}", t.label);
+                view! {
+                    <svg class="spark card-spark" viewBox="0 0 120 24" width="120" height="24"
+                        role="img" aria-label=label data-testid=format!("trend-{}", s.as_ref().map_or("", |s| s.id.as_str()))>
+                        <polyline class="spark-line" points=points></polyline>
+                        <circle class="spark-now" cx=cx cy=cy r="2.5"></circle>
+                    </svg>
+                }
+            })
+        })
+    };
     let in_stage = read(|s| {
         s.stage_entered_at
             .map(|t| format!("in stage {}", Span(s.at - t).human()))
@@ -68,6 +155,13 @@ fn card(id: String, list: RwSignal<Vec<Summary>>) -> impl IntoView {
                 </span>
             </div>
             <div class="card-stage">{stage} <strong>{traffic}</strong></div>
+            <div class="card-progress" data-testid=format!("progress-{id}")>
+                <span class="steps" aria-hidden="true">{steps}</span>
+                <span>{progress}</span>
+                {trend}
+            </div>
+            <div class="card-overdue" data-testid=format!("overdue-{id}")>{overdue}</div>
+            <div class="card-blocker" data-testid=format!("blocker-{id}")>{blocker}</div>
             <div class="card-gates">{gates}</div>
             <div class="card-kpis" data-testid=format!("kpis-{id}")>{kpis}</div>
             <div class="card-time">{in_stage}</div>

@@ -6,7 +6,7 @@ use cutover_core::chart::{Better, GateChart, better, metric_series};
 use cutover_core::plan::Plan;
 use cutover_core::query::{Aggregate, MetricKind, MetricSource, Selector};
 use cutover_core::series::{Frame, Series};
-use cutover_core::snapshot::Kpi;
+use cutover_core::snapshot::{Kpi, Trend};
 use cutover_core::time::{MINUTE, Millis, SECOND};
 use cutover_core::unit::Unit;
 use cutover_core::window::MetricStore;
@@ -59,6 +59,28 @@ pub const MAX_KPIS: usize = 4;
 /// The headline numbers of a rollout over the last [`KPI_WINDOW`]: p95 of the first latency
 /// distribution, failure rates, success rates (which way is better: `chart::better`), the share of the last (degraded) value of each
 /// category (e.g. `fallback`), then other ratios, up to [`MAX_KPIS`].
+/// The headline metric (p95 of the first latency in ms, else the first ratio's rate) minute
+/// by minute over the last 15 minutes: what an overview card draws as a sparkline.
+pub fn trend(plan: &Plan, store: &MetricStore, now: Millis) -> Option<Trend> {
+    let (metric, aggregate, label) = plan
+        .metrics
+        .iter()
+        .find(|m| m.kind == MetricKind::Distribution && m.unit() == Unit::Ms)
+        .map(|m| (m, Aggregate::Quantile(0.95), format!("p95 {}", m.title)))
+        .or_else(|| {
+            plan.metrics
+                .iter()
+                .find(|m| m.kind == MetricKind::Ratio)
+                .map(|m| (m, Aggregate::Rate, m.title.clone()))
+        })?;
+    let all = Selector::new();
+    let values = (0..15)
+        .rev()
+        .map(|i| store.aggregate(&metric.id, &all, &aggregate, MINUTE, now - i * MINUTE))
+        .collect();
+    Some(Trend { label, values })
+}
+
 pub fn kpis(plan: &Plan, store: &MetricStore, now: Millis) -> Vec<Kpi> {
     let all = Selector::new();
     let value = |metric: &str, aggregate: Aggregate| {

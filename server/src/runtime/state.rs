@@ -397,6 +397,7 @@ impl Rollout {
         if summary.kpis.is_empty() {
             summary.kpis = snapshot.gate_headlines(charts::MAX_KPIS);
         }
+        summary.trend = charts::trend(&self.plan, &lock(&self.metrics), now);
         summary
     }
 }

@@ -288,6 +288,28 @@ async fn the_overview_shows_every_rollout_with_its_health_and_opens_one() -> any
             t.contains("gates 7 of 7 passing")
         })
         .await?;
+    // What a war room scans on a card: where in the plan, what blocks it, the trend.
+    assert_eq!(
+        browser.text("progress-spiralogic").await.as_deref(),
+        Some("3 stages")
+    );
+    let blocker = browser.text("blocker-spiralogic").await.unwrap_or_default();
+    assert!(
+        blocker.starts_with("blocked: checklist preflight has 7 open item(s)"),
+        "{blocker}"
+    );
+    let trend = browser
+        .client
+        .wait()
+        .for_element(fantoccini::Locator::Css("[data-testid='trend-spiralogic']"))
+        .await?
+        .attr("aria-label")
+        .await?
+        .unwrap_or_default();
+    assert!(
+        trend.starts_with("p95 ") && trend.contains("over the last 15 minutes, now "),
+        "{trend}"
+    );
     browser.screenshot("overview").await?;
 
     browser.click("card-spiralogic").await?;

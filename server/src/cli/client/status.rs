@@ -430,6 +430,11 @@ mod tests {
                     unit: cutover_core::unit::Unit::Ratio,
                 },
             ],
+            stage_index: Some(0),
+            stages: 3,
+            blocker: None,
+            overdue: 0,
+            trend: None,
             at: 1000,
         }
     }
