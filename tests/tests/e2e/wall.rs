@@ -8,7 +8,8 @@ use cutover_e2e::{Browser, Demo, Shows};
 
 #[tokio::test]
 async fn the_wall_shows_kills_live_and_says_when_it_is_stale() -> anyhow::Result<()> {
-    let demo = Demo::start()?;
+    // Full windows from the start, so HEALTHY is not left to the chance of a few events.
+    let demo = Demo::start_with(&["--backfill", "10m"])?;
     let wall = Browser::start().await?;
     wall.sign_in(
         &format!("{}/r/spiralogic/wall", demo.url),
