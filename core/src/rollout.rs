@@ -442,7 +442,7 @@ pub fn apply(
         }
         Action::Timebox { stage } => {
             let current = state.stage.and_then(|i| plan.stages.get(i));
-            let over = crate::schedule::overrun(plan, state, request.at);
+            let over = overrun(plan, state, request.at);
             if current.is_none_or(|s| &s.id != stage) || over.is_none() {
                 return Err(Refusal::Unknown(format!(
                     "stage {stage} is not past its max_duration"
@@ -1011,6 +1011,44 @@ fn entry_blockers(
             blockers,
         })
     }
+}
+
+/// A stage that has run past its `max_duration`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Overrun {
+    pub stage: String,
+    pub max: Span,
+    /// How long the stage has run.
+    pub ran: Span,
+    pub action: crate::plan::TriggerAction,
+}
+
+impl Overrun {
+    pub fn reason(&self) -> String {
+        format!(
+            "stage {} has run {}, past its max_duration {}",
+            self.stage,
+            self.ran.human(),
+            self.max.human()
+        )
+    }
+}
+
+/// The current stage's overrun at `now`, while someone is responsible for it (running or
+/// paused; not after the last stage is done).
+pub fn overrun(plan: &Plan, state: &RolloutState, now: Millis) -> Option<Overrun> {
+    if !matches!(state.phase, Phase::Running | Phase::Paused) {
+        return None;
+    }
+    let stage = plan.stages.get(state.stage?)?;
+    let max = stage.max_duration?;
+    let ran = Span(now.saturating_sub(state.stage_entered_at?));
+    (ran > max).then(|| Overrun {
+        stage: stage.id.clone(),
+        max,
+        ran,
+        action: stage.on_max_duration,
+    })
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::plan::{Plan, TriggerAction};
-use crate::rollout::{Phase, RolloutState};
-use crate::time::{Millis, Span, t_label};
+use crate::rollout::RolloutState;
+pub use crate::rollout::{Overrun, overrun};
+use crate::time::{Millis, t_label};
 
 /// Where an item with a due time stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,27 +33,6 @@ pub struct DueItem {
     /// The wall time it is due, once T-0 is known.
     pub due: Option<Millis>,
     pub status: DueStatus,
-}
-
-/// A stage that has run past its `max_duration`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Overrun {
-    pub stage: String,
-    pub max: Span,
-    /// How long the stage has run.
-    pub ran: Span,
-    pub action: TriggerAction,
-}
-
-impl Overrun {
-    pub fn reason(&self) -> String {
-        format!(
-            "stage {} has run {}, past its max_duration {}",
-            self.stage,
-            self.ran.human(),
-            self.max.human()
-        )
-    }
 }
 
 /// The rollout's clock at one moment.
@@ -116,29 +96,28 @@ pub fn clock(plan: &Plan, state: &RolloutState, now: Millis) -> Clock {
     }
 }
 
-/// The current stage's overrun at `now`, while someone is responsible for it (running or
-/// paused; not after the last stage is done).
-pub fn overrun(plan: &Plan, state: &RolloutState, now: Millis) -> Option<Overrun> {
-    if !matches!(state.phase, Phase::Running | Phase::Paused) {
-        return None;
-    }
-    let stage = plan.stages.get(state.stage?)?;
-    let max = stage.max_duration?;
-    let ran = Span(now.saturating_sub(state.stage_entered_at?));
-    (ran > max).then(|| Overrun {
-        stage: stage.id.clone(),
-        max,
-        ran,
-        action: stage.on_max_duration,
-    })
-}
-
-/// Whether the evaluator must act on an overrun now: past the timebox and not yet recorded
+/// Whether the evaluator must record an overrun now: past the timebox and not yet recorded
 /// for this entry into the stage.
 pub fn overrun_due(plan: &Plan, state: &RolloutState, now: Millis) -> Option<Overrun> {
     let over = overrun(plan, state, now)?;
-    let noted = state.timebox_noted.is_some() && state.timebox_noted == state.stage_entered_at;
-    (!noted).then_some(over)
+    (!noted(state)).then_some(over)
+}
+
+/// An overrun recorded for this entry whose kill or step back has not happened yet (its
+/// commit failed after the record's): the evaluator takes it again until the state moves.
+pub fn overrun_action_pending(plan: &Plan, state: &RolloutState, now: Millis) -> Option<Overrun> {
+    let over = overrun(plan, state, now)?;
+    // A step back from the first stage is refused for good: not pending.
+    let possible = match over.action {
+        TriggerAction::Alert => false,
+        TriggerAction::StepBack => state.stage.is_some_and(|i| i > 0),
+        TriggerAction::Kill => true,
+    };
+    (noted(state) && possible).then_some(over)
+}
+
+fn noted(state: &RolloutState) -> bool {
+    state.timebox_noted.is_some() && state.timebox_noted == state.stage_entered_at
 }
 
 #[cfg(test)]

@@ -231,3 +231,41 @@ fn a_nightly_item_needs_consecutive_days() {
     );
     assert!(!s.item_done(list, item, 0));
 }
+
+/// A timebox recorded but whose step back never committed (the database failed between the
+/// two) is still pending, until the step back lands; an alert never is.
+#[test]
+fn a_recorded_overrun_whose_action_failed_is_still_pending() {
+    let plan = plan();
+    let mut s = run(&plan, RolloutState::new(), Action::Start, DAY);
+    s = run(&plan, s, Action::Progress, DAY + HOUR);
+    let late = DAY + 3 * HOUR;
+    assert!(
+        overrun_action_pending(&plan, &s, late).is_none(),
+        "not recorded yet"
+    );
+    let system = |action| Request {
+        actor: Actor {
+            name: "timebox".into(),
+            role: Role::System,
+        },
+        action,
+        reason: Some("late".into()),
+        at: late,
+    };
+    let timebox = Action::Timebox {
+        stage: "full".into(),
+    };
+    let (noted, _) = apply(&plan, &s, &system(timebox), &Default::default()).unwrap();
+    assert!(overrun_due(&plan, &noted, late).is_none());
+    let pending = overrun_action_pending(&plan, &noted, late).unwrap();
+    assert_eq!(pending.action, TriggerAction::StepBack);
+    let (back, _) = apply(
+        &plan,
+        &noted,
+        &system(Action::StepBack),
+        &Default::default(),
+    )
+    .unwrap();
+    assert!(overrun_action_pending(&plan, &back, late + MINUTE).is_none());
+}

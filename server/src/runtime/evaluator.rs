@@ -53,6 +53,9 @@ pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
         }
         if let Some(over) = schedule::overrun_due(&rollout.plan, &current, at) {
             timebox(state, rollout, &over, at).await;
+        } else if let Some(over) = schedule::overrun_action_pending(&rollout.plan, &current, at) {
+            // Recorded, but its kill or step back did not commit: take it again.
+            act_on_overrun(state, rollout, &over, at).await;
         }
     }
     let tick = Tick {
@@ -161,7 +164,32 @@ async fn fire(state: &AppState, rollout: &Arc<Rollout>, firing: &Firing, at: Mil
 /// A stage past its timebox: recorded once for this entry into the stage (so every screen
 /// says so), then the stage's `on_max_duration` acted on like a trigger's action.
 async fn timebox(state: &AppState, rollout: &Arc<Rollout>, over: &Overrun, at: Millis) {
-    let request = |action| Request {
+    let noted = Action::Timebox {
+        stage: over.stage.clone(),
+    };
+    if let Err(e) = commit(state, rollout, overrun_request(over, noted, at)).await {
+        tracing::info!(rollout = %rollout.plan.id, stage = %over.stage, "timebox passed, nothing recorded: {e}");
+        return;
+    }
+    tracing::warn!(rollout = %rollout.plan.id, "{}", over.reason());
+    act_on_overrun(state, rollout, over, at).await;
+}
+
+/// The stage's `on_max_duration` kill or step back, as the system (an alert is the record).
+async fn act_on_overrun(state: &AppState, rollout: &Arc<Rollout>, over: &Overrun, at: Millis) {
+    let action = match over.action {
+        TriggerAction::Alert => return,
+        TriggerAction::Kill => Action::Kill,
+        TriggerAction::StepBack => Action::StepBack,
+    };
+    if let Err(e) = commit(state, rollout, overrun_request(over, action, at)).await {
+        tracing::warn!(rollout = %rollout.plan.id, stage = %over.stage, "timebox action refused: {e}");
+    }
+}
+
+/// An overrun's action, taken by the system with the overrun as its reason.
+fn overrun_request(over: &Overrun, action: Action, at: Millis) -> Request {
+    Request {
         actor: Actor {
             name: format!("timebox of {}", over.stage),
             role: Role::System,
@@ -169,22 +197,6 @@ async fn timebox(state: &AppState, rollout: &Arc<Rollout>, over: &Overrun, at: M
         action,
         reason: Some(over.reason()),
         at,
-    };
-    let noted = Action::Timebox {
-        stage: over.stage.clone(),
-    };
-    if let Err(e) = commit(state, rollout, request(noted)).await {
-        tracing::info!(rollout = %rollout.plan.id, stage = %over.stage, "timebox passed, nothing recorded: {e}");
-        return;
-    }
-    tracing::warn!(rollout = %rollout.plan.id, "{}", over.reason());
-    let action = match over.action {
-        TriggerAction::Alert => return,
-        TriggerAction::Kill => Action::Kill,
-        TriggerAction::StepBack => Action::StepBack,
-    };
-    if let Err(e) = commit(state, rollout, request(action)).await {
-        tracing::warn!(rollout = %rollout.plan.id, stage = %over.stage, "timebox action refused: {e}");
     }
 }
 
