@@ -89,13 +89,22 @@ fn spawn_demo(
 }
 
 impl Demo {
-    /// Starts `cutover demo` on a free port and waits until it has printed its tokens.
+    /// Starts `cutover demo --fresh` (every rollout not started) on a free port and waits until
+    /// it has printed its tokens.
     pub fn start() -> anyhow::Result<Demo> {
         Demo::start_with(&[])
     }
 
-    /// Starts `cutover demo` with extra arguments, e.g. `--plans DIR --scenario ID=NAME`.
+    /// Starts `cutover demo --fresh` with extra arguments, e.g. `--plans DIR --scenario ID=NAME`.
     pub fn start_with(args: &[&str]) -> anyhow::Result<Demo> {
+        let mut all = vec!["--fresh"];
+        all.extend_from_slice(args);
+        Demo::start_in_flight(&all)
+    }
+
+    /// Starts `cutover demo` as a newcomer does: the example rollouts in flight, with their
+    /// history replayed (it takes a while in a debug build), plus `args`.
+    pub fn start_in_flight(args: &[&str]) -> anyhow::Result<Demo> {
         let data = tempfile::tempdir()?;
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let (child, url, tokens) = spawn_demo("127.0.0.1:0", data.path(), &args)?;

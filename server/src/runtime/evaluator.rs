@@ -31,6 +31,23 @@ pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
     if let Err(e) = pull(state, rollout, at, leader).await {
         tracing::warn!(rollout = %rollout.plan.id, "cannot read other replicas' metrics or timers: {e:#}");
     }
+    let tick = judge(state, rollout, at, leader).await;
+    if let Err(e) = persist(state, rollout, at).await {
+        tracing::error!(rollout = %rollout.plan.id, "cannot persist metrics or hold timers: {e:#}");
+    }
+    rollout.live.send(LiveEvent::Tick(Box::new(tick)));
+}
+
+/// Evaluates `rollout` at a past moment, as the leader would have then: `cutover demo` builds
+/// its rollouts' history of evaluations (holds, episodes, automatic actions) this way, with
+/// the live evaluator stopped. Nothing is saved or sent: the next live tick does both.
+pub async fn replay(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
+    judge(state, rollout, at, true).await;
+}
+
+/// Evaluates every gate and trigger at `at`; the leader also acts on firings and on a stage
+/// past its timebox.
+async fn judge(state: &AppState, rollout: &Arc<Rollout>, at: Millis, leader: bool) -> Tick {
     let current = rollout.state().await;
     // Before start, gates are judged for the stage the start would enter.
     let stage = current
@@ -44,9 +61,6 @@ pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
         armed: current.phase.armed(),
         at,
     });
-    if let Err(e) = persist(state, rollout, at).await {
-        tracing::error!(rollout = %rollout.plan.id, "cannot persist metrics or hold timers: {e:#}");
-    }
     if leader {
         for firing in &evaluated.firings {
             fire(state, rollout, firing, at).await;
@@ -58,12 +72,11 @@ pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
             act_on_overrun(state, rollout, &over, at).await;
         }
     }
-    let tick = Tick {
+    Tick {
         frame,
         gates: evaluated.gates,
         triggers: evaluated.triggers,
-    };
-    rollout.live.send(LiveEvent::Tick(Box::new(tick)));
+    }
 }
 
 /// How often the recent metric buckets are written.

@@ -15,7 +15,7 @@ use rand_distr::{Distribution, LogNormal};
 use serde_json::{Map, Value, json};
 
 use cutover_core::time::{DAY, Millis};
-use cutover_core::window::MetricStore;
+use cutover_core::window::{MetricStore, PersistedBucket, StoreConfig};
 
 use crate::sources::ingest;
 
@@ -73,7 +73,7 @@ impl Scenario {
                 "latencies x4 from the first event: latency gates fail within one gate window, latency triggers fire after their `for`"
             }
             Scenario::ErrorSpike => {
-                "error ratios at 3x their limit (at least 20%): error gates fail within one window, error triggers fire after their `for`"
+                "error ratios at 3x their limit (at least 40%): error gates fail within one window, error triggers fire after their `for`"
             }
             Scenario::FallbackStorm => {
                 "60% of requests in the fallback mode: fallback-share gates fail within one window, fallback triggers fire after their `for`"
@@ -329,8 +329,8 @@ impl Targets {
                     _ => 0.5,
                 };
                 let p = match (scenario, self.bounds.get(&metric.id)) {
-                    (Some(Scenario::ErrorSpike), Some((_, Some(hi)))) => (3.0 * hi).max(0.2),
-                    (Some(Scenario::ErrorSpike), _) => 0.2,
+                    (Some(Scenario::ErrorSpike), Some((_, Some(hi)))) => (3.0 * hi).max(0.4),
+                    (Some(Scenario::ErrorSpike), _) => 0.4,
                     (Some(Scenario::CacheCold), Some((Some(lo), _))) => lo / 3.0,
                     (Some(Scenario::CacheCold), _) => 0.05,
                     (None, bounds) if Scenario::CacheCold.hits(metric) => {
@@ -406,18 +406,41 @@ pub fn backfill(
     per_step: u32,
     rng: &mut impl Rng,
 ) -> usize {
-    let config = *store.config();
+    let (buckets, recorded) = history(
+        plan,
+        *store.config(),
+        store.earliest(),
+        span,
+        now,
+        per_step,
+        rng,
+    );
+    store.import(buckets);
+    recorded
+}
+
+/// The buckets `backfill` imports, built apart from the live store (so its lock is held only
+/// for the import, not for seconds of simulation): history before `earliest` (the oldest data
+/// the store holds) or `now`, ending at the 10 s bucket where the live data begins, so the
+/// charts run on without a hole. Returns them with the samples recorded.
+pub fn history(
+    plan: &Plan,
+    config: StoreConfig,
+    earliest: Option<Millis>,
+    span: Millis,
+    now: Millis,
+    per_step: u32,
+    rng: &mut impl Rng,
+) -> (Vec<PersistedBucket>, usize) {
     let align = |t: Millis, width: Millis| t - t.rem_euclid(width);
-    // Whole buckets only, ending where the store's own history (or the current bucket) begins.
-    let until = match store.earliest() {
-        Some(t) => align(t.min(now), config.coarse),
-        None => align(now, config.fine),
-    };
+    // Whole buckets only, up to the fine bucket where the store's own data begins: a rolled-up
+    // minute would replace the live buckets inside it.
+    let until = align(earliest.map_or(now, |t| t.min(now)), config.fine);
     let from = align(now - span.min(config.coarse_retention), config.coarse);
     if from >= until {
-        return 0;
+        return (Vec::new(), 0);
     }
-    // Built in a store of its own, so its roll-ups run on its own clock, then handed over.
+    // Built in a store of its own, so its roll-ups run on its own clock.
     let mut history = MetricStore::new(config, plan.metrics.iter().map(|m| (m.id.clone(), m.kind)));
     let targets = Targets::from_plan(plan);
     let mix = Mix {
@@ -448,15 +471,14 @@ pub fn backfill(
         step += config.fine;
     }
     history.compact(until);
-    store.import(history.export_buckets(from, until - 1));
-    recorded
+    (history.export_buckets(from, until - 1), recorded)
 }
 
 #[cfg(test)]
 mod tests {
     use cutover_core::gates::{Compiled, Memory, Verdict, evaluate};
     use cutover_core::time::Millis;
-    use cutover_core::time::{MINUTE, SECOND};
+    use cutover_core::time::{HOUR, MINUTE, SECOND};
     use cutover_core::window::{MetricStore, StoreConfig};
 
     use super::*;
@@ -600,6 +622,57 @@ mod tests {
         assert!(failing.is_empty(), "{failing:?}");
         assert_eq!(backfill(&plan, &mut store, DAY, END, 200, &mut rng), 0);
         assert_eq!(count(&store), day, "a second backfill counted twice");
+    }
+
+    /// Live traffic began mid-minute, then the history was made: the charts run from one into
+    /// the other without an empty step (the demo's mode-mix chart once showed a hole of up to
+    /// a minute there, where history stopped at the whole minute).
+    #[test]
+    fn history_runs_into_live_data_without_a_hole() {
+        use rand::SeedableRng;
+        let plan = example_plans()
+            .into_iter()
+            .find(|p| p.id == "spiralogic")
+            .unwrap();
+        let mut store = MetricStore::new(
+            StoreConfig::default(),
+            plan.metrics.iter().map(|m| (m.id.clone(), m.kind)),
+        );
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let targets = Targets::from_plan(&plan);
+        let live_from = END - 2 * MINUTE - 25 * SECOND;
+        let mut at = live_from;
+        while at <= END {
+            let body = targets.event(&plan, Mix::default(), &mut rng).to_string() + "\n";
+            let (records, _) = ingest::parse_batch(&plan, &body, at).unwrap();
+            for sample in records.samples(&plan) {
+                store.record(&sample, at).unwrap();
+            }
+            if at == live_from {
+                // The demo makes its history once the live traffic has begun.
+                assert!(backfill(&plan, &mut store, HOUR, at, 50, &mut rng) > 0);
+            }
+            at += SECOND;
+        }
+        store.compact(END);
+        let step = 10 * SECOND;
+        let series = store.series(
+            "mode",
+            &Default::default(),
+            &Aggregate::Count,
+            END - 10 * MINUTE,
+            END - step,
+            step,
+        );
+        let empty: Vec<Millis> = series
+            .iter()
+            .filter(|p| p.v.is_none_or(|v| v <= 0.0))
+            .map(|p| (p.t - END) / SECOND)
+            .collect();
+        assert!(
+            empty.is_empty(),
+            "empty steps at (s from the end) {empty:?}"
+        );
     }
 
     /// Caches warm up: a cold start has a lower hit ratio than a warm one, but still passes

@@ -10,6 +10,7 @@ mod actions;
 mod browser;
 mod clock;
 mod guidance;
+mod in_flight;
 mod phone;
 mod rollback;
 mod triggers;

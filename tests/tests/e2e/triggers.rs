@@ -8,7 +8,7 @@ use std::time::Duration;
 use cutover_e2e::{Browser, Demo};
 
 /// A rehearsal plan whose alert fires within seconds of the start under the demo's
-/// error-spike traffic (20% errors against a 5% line).
+/// error-spike traffic (40% errors against a 5% line).
 fn drill() -> String {
     fixtures::two_stage_plan(
         "drill",

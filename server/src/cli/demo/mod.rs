@@ -1,5 +1,8 @@
 //! `cutover demo`: `serve` on the example plans (or your own), with a token per role, a
-//! stakeholder link, optional backfilled history and live simulated traffic.
+//! stakeholder link, optional backfilled history and live simulated traffic. The example
+//! rollouts start in flight (see `scene`); `--fresh` starts them all not started.
+
+mod scene;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,7 +14,10 @@ use cutover_core::plan::{self, Plan};
 use cutover_core::role::Role;
 
 use crate::cli::serve::{self, ServerArgs};
+use cutover_core::time::{HOUR, Millis, Span};
+
 use crate::clock::now;
+use crate::runtime::evaluator::LEASE_TTL;
 use crate::runtime::state::AppState;
 use crate::sources::ingest;
 use crate::sources::simulate::{Mix, Scenario, Targets, warmth_after};
@@ -41,6 +47,13 @@ pub(super) struct DemoArgs {
     /// shows an incident; `--scenario lens-v1=healthy` turns it off.
     #[arg(long, value_name = "ROLLOUT=SCENARIO", value_parser = parse_scenario)]
     scenario: Vec<(String, Scenario)>,
+    /// Start every example rollout not started, with nothing ticked, instead of in flight.
+    #[arg(long)]
+    fresh: bool,
+    /// When the in-flight demo's moments come: lens-v1's incident begins this long after the
+    /// start, and spiralogic's canary hold completes at twice this.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, default_value = "45s")]
+    moment: Duration,
 }
 
 #[derive(rust_embed::RustEmbed)]
@@ -70,21 +83,41 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let storage = settings.storage().await?;
-    let scenario = if args.scenario.is_empty() && examples {
+    let moment = i64::try_from(args.moment.as_millis())
+        .unwrap_or(i64::MAX)
+        .min(HOUR / 4);
+    let scenes = if examples && !args.fresh {
+        scene::examples(moment)
+    } else {
+        Vec::new()
+    };
+    // The fresh examples show an incident from the start; the in-flight ones, their scenes'.
+    let scenario = if args.scenario.is_empty() && examples && scenes.is_empty() {
         vec![("lens-v1".to_string(), Scenario::ErrorSpike)]
     } else {
         args.scenario
     };
-    let mixes: BTreeMap<String, Mix> = scenario
+    let mut mixes: BTreeMap<String, Live> = scenario
         .into_iter()
         .map(|(id, scenario)| {
             let mix = Mix {
                 scenario,
                 ..Mix::default()
             };
-            (id, mix)
+            (id, Live { mix, after: 0 })
         })
         .collect();
+    for scene in &scenes {
+        if let Some((scenario, after)) = scene.incident {
+            let mix = Mix {
+                scenario,
+                ..Mix::default()
+            };
+            mixes
+                .entry(scene.rollout.to_string())
+                .or_insert(Live { mix, after });
+        }
+    }
 
     let bound = serve::bind(&settings, storage.clone(), plans).await?;
     let (addr, state) = (bound.addr, &bound.state);
@@ -110,18 +143,80 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("read-only stakeholder link for {first}:");
         println!("  stakeholder http://{addr}/s/{secret}");
     }
-    if let Some(span) = args.backfill {
+    // The scenes replay evaluations over simulated history: there must be enough of it.
+    let history = match (args.backfill, scenes.is_empty()) {
+        (span, true) => span,
+        (span, false) => {
+            let needed = Duration::from_millis(scene::history_needed(&scenes).unsigned_abs());
+            Some(span.map_or(needed, |s| s.max(needed)))
+        }
+    };
+    // Live traffic first: the history then ends where it begins, and the scenes' moments
+    // count from here.
+    let started = now();
+    tokio::spawn(traffic(
+        state.clone(),
+        args.rate,
+        mixes.clone(),
+        history.is_some(),
+    ));
+    if let Some(span) = history {
         backfill(state, span, args.rate).await?;
+    }
+    if !scenes.is_empty() {
+        play(state, &scenes, started).await?;
     }
     println!("simulated traffic, {} events/s per rollout:", args.rate);
     for id in state.rollouts.keys() {
-        let scenario = mixes.get(id).copied().unwrap_or_default().scenario;
-        println!("  {id:<16} {scenario}: {}", scenario.describe());
+        let live = mixes.get(id).copied().unwrap_or_default();
+        let scenario = live.mix.scenario;
+        let when = match live.after {
+            0 => String::new(),
+            after => format!(" (healthy for the first {})", Span(after).human()),
+        };
+        println!("  {id:<16} {scenario}{when}: {}", scenario.describe());
     }
     println!("  (change one with --scenario ROLLOUT=SCENARIO, or run `cutover simulate`)");
-    tokio::spawn(traffic(state.clone(), args.rate, mixes));
     serve::serve(&settings, bound).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Puts the rollouts that have no history yet where the scenes say (their moments counted from
+/// `started`), and says where to look.
+async fn play(state: &AppState, scenes: &[scene::Scene], started: Millis) -> anyhow::Result<()> {
+    let leader = state
+        .storage
+        .acquire_lease("evaluator", &state.replica, now(), LEASE_TTL)
+        .await?;
+    if !leader {
+        println!("another replica evaluates these rollouts: the demo leaves them as they are");
+        return Ok(());
+    }
+    let clock = std::time::Instant::now();
+    let played = scene::play(state, scenes, started).await?;
+    if played.is_empty() {
+        println!("the rollouts keep the history in the data directory (`--fresh` on a new one");
+        println!("starts them all not started; a new directory plays the launch in flight)");
+        return Ok(());
+    }
+    println!(
+        "a launch in flight (history replayed in {:.1} s); what to look at first:",
+        clock.elapsed().as_secs_f64()
+    );
+    for scene in scenes
+        .iter()
+        .filter(|s| played.iter().any(|p| p == s.rollout))
+    {
+        println!("  {:<16} {}", scene.rollout, scene.story(started, now()));
+    }
+    Ok(())
+}
+
+/// The live traffic of one rollout: its mix, from `after` milliseconds on (healthy before).
+#[derive(Debug, Clone, Copy, Default)]
+struct Live {
+    mix: Mix,
+    after: Millis,
 }
 
 /// `ROLLOUT=SCENARIO` for `demo --scenario`.
@@ -167,16 +262,21 @@ async fn backfill(state: &AppState, span: Duration, rate: u32) -> anyhow::Result
         let rollout = rollout.clone();
         tasks.push(tokio::task::spawn_blocking(move || {
             let mut rng = rand::rng();
-            rollout.with_metrics(|store| {
-                crate::sources::simulate::backfill(
-                    &rollout.plan,
-                    store,
-                    span,
-                    now(),
-                    rate * 10,
-                    &mut rng,
-                )
-            })
+            // The store's lock only to read where its data begins and to import: the live
+            // traffic and the pages go on meanwhile.
+            let (config, earliest) =
+                rollout.with_metrics(|store| (*store.config(), store.earliest()));
+            let (buckets, samples) = crate::sources::simulate::history(
+                &rollout.plan,
+                config,
+                earliest,
+                span,
+                now(),
+                rate * 10,
+                &mut rng,
+            );
+            rollout.with_metrics(|store| store.import(buckets));
+            samples
         }));
     }
     let mut samples = 0;
@@ -193,7 +293,8 @@ async fn backfill(state: &AppState, span: Duration, rate: u32) -> anyhow::Result
 
 /// The demo's live traffic: feeds every rollout `rate` events per second, as if services
 /// pushed them, each with its own mix (healthy when not named), until the task is dropped.
-async fn traffic(state: AppState, rate: u32, mixes: BTreeMap<String, Mix>) {
+/// Caches start cold unless there is history (`warm`): then they carry on as they were.
+async fn traffic(state: AppState, rate: u32, mixes: BTreeMap<String, Live>, warm: bool) {
     let targets: BTreeMap<String, Targets> = state
         .rollouts
         .iter()
@@ -205,12 +306,19 @@ async fn traffic(state: AppState, rate: u32, mixes: BTreeMap<String, Mix>) {
     loop {
         tick.tick().await;
         let mut rng = rand::rng();
-        let warmth = warmth_after(started.elapsed());
+        let elapsed = started.elapsed();
+        let warmth = if warm { 1.0 } else { warmth_after(elapsed) };
+        let elapsed = i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX);
         for (id, rollout) in state.rollouts.iter() {
             let Some(t) = targets.get(id) else { continue };
+            let live = mixes.get(id).copied().unwrap_or_default();
             let mix = Mix {
                 warmth,
-                ..mixes.get(id).copied().unwrap_or_default()
+                ..if elapsed >= live.after {
+                    live.mix
+                } else {
+                    Mix::default()
+                }
             };
             if mix.scenario == Scenario::NoData {
                 continue;

@@ -1,0 +1,112 @@
+//! A newcomer's first look: `cutover demo` (without `--fresh`) opens on a launch in flight,
+//! each example rollout where a war room finds one, with the history that makes it so, and
+//! things happen while they watch: a rollback trigger kills one rollout, a canary's hold
+//! completes.
+
+use std::time::Duration;
+
+use cutover_e2e::{Browser, Demo};
+
+/// A guard, not a claim: a loaded CI machine can take seconds per ChromeDriver round trip.
+const GUARD: Duration = Duration::from_secs(15);
+
+#[tokio::test]
+async fn the_demo_opens_on_a_launch_in_flight_and_things_happen() -> anyhow::Result<()> {
+    // The default pace: lens-v1's errors spike 45 s after the start, spiralogic's hold
+    // completes at 90 s.
+    let demo = Demo::start_in_flight(&[])?;
+    let browser = Browser::start().await?;
+    browser
+        .sign_in(&format!("{}/", demo.url), demo.token("operator"))
+        .await?;
+
+    // Every card where its scene put it.
+    browser
+        .wait_text("card-semantic-mirror", GUARD, |t| t.contains("completed"))
+        .await?;
+    assert_eq!(
+        browser.text("progress-semantic-mirror").await.as_deref(),
+        Some("stage 2 of 2")
+    );
+    let hal9 = browser.text("card-hal9-shadow").await.unwrap_or_default();
+    assert!(
+        hal9.contains("Shadow (mirrored, no user impact) · 0%"),
+        "{hal9}"
+    );
+    let soak = browser
+        .text("blocker-hal9-shadow")
+        .await
+        .unwrap_or_default();
+    assert!(
+        soak.starts_with("blocked: stage shadow has run 2h 0")
+            && soak.ends_with("of its minimum 24h 00m"),
+        "{soak}"
+    );
+    let pags = browser.text("card-pags-cutover").await.unwrap_or_default();
+    assert!(pags.contains("not started"), "{pags}");
+    let pending = browser
+        .text("blocker-pags-cutover")
+        .await
+        .unwrap_or_default();
+    assert_eq!(
+        pending, "blocked: checklist t-60 has 1 open item(s): shadow-review",
+        "the T-60 list ticked but for the lead's review"
+    );
+    let spiralogic = browser.text("card-spiralogic").await.unwrap_or_default();
+    assert!(spiralogic.contains("Canary (staff) · 10%"), "{spiralogic}");
+    assert_eq!(
+        browser.text("health-spiralogic").await.as_deref(),
+        Some("HEALTHY")
+    );
+
+    // The canary an hour in: the stage's minimum and its gates' 60-minute holds not yet met.
+    browser
+        .client
+        .goto(&format!("{}/r/spiralogic", demo.url))
+        .await?;
+    let blockers = browser
+        .wait_text("progress-blockers", GUARD, |t| {
+            t.contains("of its minimum 1h 00m")
+        })
+        .await?;
+    assert!(
+        blockers.contains("stage canary has run 5") || blockers.contains("stage canary has run 1h"),
+        "the canary began about an hour ago: {blockers}"
+    );
+    // The T+ clock counts from that start, an hour ago.
+    let clock = browser.text("t-clock").await.unwrap_or_default();
+    assert!(
+        clock.starts_with("T+5") || clock.starts_with("T+1h"),
+        "{clock}"
+    );
+    // While the newcomer watches, the hold completes and beta may start.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
+    while browser.has("progress-blockers").await {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the canary's hold never completed: {:?}",
+            browser.text("progress-blockers").await
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let progress = browser
+        .client
+        .find(fantoccini::Locator::Css("[data-testid='progress']"))
+        .await?;
+    assert!(progress.is_enabled().await?, "progress stays disabled");
+    browser.screenshot("in-flight-spiralogic").await?;
+
+    // The incident: lens-v1's errors spike and its error-storm trigger kills it.
+    browser
+        .client
+        .goto(&format!("{}/r/lens-v1", demo.url))
+        .await?;
+    browser
+        .wait_text("phase", Duration::from_secs(120), |t| t == "KILLED")
+        .await?;
+    let by = browser.text("killed-by").await.unwrap_or_default();
+    assert!(by.contains("by trigger error-storm (system)"), "{by}");
+    browser.screenshot("in-flight-lens-killed").await?;
+    browser.close().await;
+    Ok(())
+}
