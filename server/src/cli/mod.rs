@@ -3,6 +3,7 @@
 //! server over HTTP): `status`, `export`, the actions, `gate-check`, `simulate`. Usage errors
 //! exit 2 (clap); client commands exit as `client::ClientError` says.
 
+mod audit;
 pub mod client;
 pub mod config;
 mod demo;
@@ -37,6 +38,7 @@ enum Command {
     Client(client::ClientCommand),
     Plan(plan::PlanArgs),
     User(user::UserArgs),
+    Audit(audit::AuditArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -71,5 +73,6 @@ async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Client(command) => Ok(command.run().await),
         Command::Plan(args) => Ok(plan::run(args)),
         Command::User(args) => user::run(args).await,
+        Command::Audit(args) => audit::run(args).await,
     }
 }

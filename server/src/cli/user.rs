@@ -51,9 +51,9 @@ enum UserCommand {
     },
 }
 
-/// Where the server keeps its users: its data directory, or its PostgreSQL.
+/// Where the server keeps its data: its data directory, or its PostgreSQL.
 #[derive(clap::Args)]
-struct StoreArgs {
+pub(super) struct StoreArgs {
     #[arg(long, env = "CUTOVER_DATA_DIR", default_value = ".data/cutover")]
     data_dir: PathBuf,
     /// The server's PostgreSQL URL, when it runs on one.
@@ -62,7 +62,7 @@ struct StoreArgs {
 }
 
 impl StoreArgs {
-    async fn open(&self) -> anyhow::Result<Storage> {
+    pub(super) async fn open(&self) -> anyhow::Result<Storage> {
         Storage::open(self.database.as_deref(), &self.data_dir).await
     }
 }

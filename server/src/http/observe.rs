@@ -5,7 +5,7 @@
 use std::fmt::Write;
 
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderMap, Method};
 use axum::response::IntoResponse;
@@ -22,7 +22,12 @@ use crate::runtime::state::{AppState, Rollout};
 /// signed-in caller also the overall status, the worst of the rollouts' (`healthy` <
 /// `degraded` < `critical` < `killed`), and each rollout's key numbers (a share link sees
 /// only its own rollout): phases, traffic and gate values are not for the whole internet.
-pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Json<Value> {
+/// `?audit` adds each audit chain's verdict (`cutover audit verify` over HTTP).
+pub async fn health(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Json<Value> {
     let liveness = json!({
         "live": true,
         // Which replica answered, and whether it is the one evaluating holds and triggers.
@@ -46,7 +51,35 @@ pub async fn health(State(state): State<AppState>, headers: HeaderMap) -> Json<V
     let mut answer = liveness;
     answer["status"] = json!(overall);
     answer["metrics"] = Value::Object(metrics);
+    // `?audit`: each audit chain verified too (it reads every entry, so only when asked).
+    if query.is_some_and(|q| q.split('&').any(|p| p == "audit")) {
+        answer["audit"] = audit_chains(&state, &caller).await;
+    }
     Json(answer)
+}
+
+/// Each visible rollout's audit chain: the entries that hold and its head, or where it breaks.
+async fn audit_chains(state: &AppState, caller: &Caller) -> Value {
+    let mut chains = serde_json::Map::new();
+    for id in state.rollouts.keys() {
+        if caller.may_see(id).is_err() {
+            continue;
+        }
+        let verdict = match state.storage.verify_audit(id).await {
+            Ok(v) => match v.result {
+                Ok(entries) => json!({ "intact": true, "entries": entries, "head": v.head }),
+                Err(broken) => json!({
+                    "intact": false,
+                    "first_broken": broken.seq(),
+                    "problem": broken.to_string(),
+                    "head": v.head,
+                }),
+            },
+            Err(e) => json!({ "intact": Value::Null, "problem": format!("cannot read: {e:#}") }),
+        };
+        chains.insert(id.clone(), verdict);
+    }
+    Value::Object(chains)
 }
 
 /// A rollout's health and its key numbers as `/health` lists them: phase, stage, traffic,

@@ -5,7 +5,7 @@
 //!
 //! One file per concern, each with its own `impl Storage` block: `users` (users, tokens),
 //! `sessions` (browser sessions, share links), `rollouts` (state, plans, audit, evaluator
-//! memory), `idempotency` (action retries), `buckets` (metric buckets), `leases` (replica
+//! memory), `chain` (the audit log's hash chain), `idempotency` (action retries), `buckets` (metric buckets), `leases` (replica
 //! leases). This file opens the database and holds what several of them share.
 
 use std::path::Path;
@@ -18,6 +18,7 @@ use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
 
 mod buckets;
+mod chain;
 mod idempotency;
 mod leases;
 mod rollouts;
@@ -25,6 +26,7 @@ mod sessions;
 mod users;
 
 // The types stay at `crate::store::...`, where the rest of the crate names them.
+pub use chain::{Verified, verify_on};
 pub use idempotency::{Claim, STALE_CLAIM};
 pub use sessions::{Session, Share};
 pub use users::{User, UserEntry};
@@ -149,11 +151,13 @@ impl Storage {
             .await
             .with_context(|| format!("cannot open {}", path.display()))?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        Ok(Storage {
+        let storage = Storage {
             pool,
             backend: Backend::Sqlite,
             url: None,
-        })
+        };
+        storage.seal_unchained().await?;
+        Ok(storage)
     }
 
     /// Connects to PostgreSQL and applies its migrations. Several `cutover serve` processes
@@ -167,11 +171,13 @@ impl Storage {
             .await
             .with_context(|| format!("cannot connect to {}", redact(url)))?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Storage {
+        let storage = Storage {
             pool,
             backend: Backend::Postgres,
             url: Some(url.to_string()),
-        })
+        };
+        storage.seal_unchained().await?;
+        Ok(storage)
     }
 
     pub fn backend(&self) -> Backend {

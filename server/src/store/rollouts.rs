@@ -129,7 +129,8 @@ impl Storage {
         Ok(true)
     }
 
-    /// Appends `record` to the audit log and, on PostgreSQL, tells every replica, inside `tx`.
+    /// Appends `record` to the audit log's chain and, on PostgreSQL, tells every replica,
+    /// inside `tx`.
     async fn audit_and_notify(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
@@ -141,18 +142,16 @@ impl Storage {
         if let Some(map) = entry.as_object_mut() {
             map.insert("evidence".into(), evidence.clone());
         }
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO audit (rollout, at, actor, role, action, record) VALUES ($1, $2, $3, $4, $5, $6)
-             RETURNING seq",
-        )
-        .bind(id)
-        .bind(record.at)
-        .bind(&record.actor.name)
-        .bind(record.actor.role.as_str())
-        .bind(record.action.name())
-        .bind(entry.to_string())
-        .fetch_one(&mut **tx)
-        .await?;
+        let record_text = entry.to_string();
+        let link = super::chain::Entry {
+            rollout: id,
+            at: record.at,
+            actor: &record.actor.name,
+            role: record.actor.role.as_str(),
+            action: record.action.name(),
+            record: &record_text,
+        };
+        let seq = super::chain::append(tx, &link).await?;
         if self.backend == Backend::Postgres {
             // Delivered to every listening replica when (and only if) the transaction commits.
             sqlx::query("SELECT pg_notify($1, $2)")

@@ -372,6 +372,33 @@ async fn metrics_and_health_report_what_happened() {
     let spiralogic = &health["metrics"]["spiralogic"];
     assert_eq!(spiralogic["phase"], "not_started");
     assert!(spiralogic["gates"].as_u64().unwrap() > 0, "{health}");
+    assert!(health.get("audit").is_none(), "the chains only when asked");
+    // An action, then the audit chain verified on request.
+    let t0 = cutover_server::clock::now() + 3_600_000;
+    let (status, _) = app
+        .post(
+            Some(Role::Operator),
+            "/api/rollouts/spiralogic/schedule",
+            serde_json::json!({ "t0": t0 }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let audited: Value = app
+        .http
+        .get(format!("{}/health?audit", app.url))
+        .bearer_auth(app.token(Role::Viewer))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let chain = &audited["audit"]["spiralogic"];
+    assert_eq!(chain["intact"], true, "{audited}");
+    assert!(
+        chain["head"].as_str().is_some_and(|h| h.len() == 64),
+        "{audited}"
+    );
     // Without a token: alive, and nothing about the rollouts.
     let anonymous: Value = app.get_as(None, "/health").await.json().await.unwrap();
     assert_eq!(anonymous["live"], true);

@@ -14,6 +14,7 @@ mod abuse;
 mod actions;
 mod actuators;
 mod api;
+mod audit_chain;
 mod cli;
 mod clock;
 mod compression;

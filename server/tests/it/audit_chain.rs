@@ -1,0 +1,290 @@
+//! The audit log cannot be rewritten unseen: on SQLite and PostgreSQL, 1,000 random single
+//! edits, deletions and reorderings made straight in the database (as someone with the
+//! database file or a SQL prompt would) are each named at the first entry whose chain breaks;
+//! entries from before the chain are sealed once, and `cutover audit verify` says so in words
+//! and in its exit code.
+
+use std::process::Command;
+
+use cutover_core::chain::Break;
+use cutover_core::role::Role;
+use cutover_core::rollout::{Action, Actor, AuditRecord, Phase, RolloutState, StateSummary};
+use cutover_server::store::{Storage, verify_on};
+use rand::{Rng, SeedableRng};
+use sqlx::AnyPool;
+
+use crate::pg::Postgres;
+
+const T0: i64 = 1_800_000_000_000;
+const ENTRIES: u64 = 24;
+const CASES: usize = 1_000;
+
+fn record(i: u64) -> AuditRecord {
+    let summary = |phase| StateSummary {
+        phase,
+        stage: None,
+        traffic: 0.0,
+    };
+    AuditRecord {
+        at: T0 + i64::try_from(i).unwrap() * 1_000,
+        actor: Actor {
+            name: format!("person {}", i % 3),
+            role: Role::Operator,
+        },
+        action: if i.is_multiple_of(2) {
+            Action::Pause
+        } else {
+            Action::Resume
+        },
+        reason: Some(format!("reason {i}")),
+        before: summary(Phase::Running),
+        after: summary(Phase::Paused),
+    }
+}
+
+/// A rollout `id` with `ENTRIES` actions committed the way the server commits them.
+async fn committed(s: &Storage, id: &str) {
+    s.ensure_rollout(id, "Chained", "h", "", "{}", T0)
+        .await
+        .unwrap();
+    for v in 0..ENTRIES {
+        let state = RolloutState {
+            version: v + 1,
+            ..RolloutState::new()
+        };
+        s.commit_action(id, v, &state, &record(v), &serde_json::json!({"v": v}))
+            .await
+            .unwrap()
+            .expect("no race here");
+    }
+}
+
+/// One audit row's columns, to move between rows.
+type Row = (
+    i64,
+    String,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+);
+
+async fn row(tx: &mut sqlx::AnyConnection, seq: i64) -> Row {
+    sqlx::query_as(
+        "SELECT at, actor, role, action, record, prev_hash, hash FROM audit WHERE seq = $1",
+    )
+    .bind(seq)
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap()
+}
+
+async fn put(tx: &mut sqlx::AnyConnection, seq: i64, r: &Row) {
+    sqlx::query(
+        "UPDATE audit SET at = $1, actor = $2, role = $3, action = $4, record = $5, \
+         prev_hash = $6, hash = $7 WHERE seq = $8",
+    )
+    .bind(r.0)
+    .bind(&r.1)
+    .bind(&r.2)
+    .bind(&r.3)
+    .bind(&r.4)
+    .bind(&r.5)
+    .bind(&r.6)
+    .bind(seq)
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+}
+
+/// `CASES` tamperings of rollout `id`'s entries through `direct`, a connection of the tester's
+/// own, each rolled back after the chain is read inside it.
+async fn every_tampering_is_named(s: &Storage, direct: &AnyPool, id: &str) {
+    let verified = s.verify_audit(id).await.unwrap();
+    assert_eq!(verified.result, Ok(ENTRIES as usize));
+    let seqs: Vec<i64> =
+        sqlx::query_scalar("SELECT seq FROM audit WHERE rollout = $1 ORDER BY seq")
+            .bind(id)
+            .fetch_all(direct)
+            .await
+            .unwrap();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0xa0d17);
+    let mut kinds = [0usize; 6];
+    for case in 0..CASES {
+        let mut tx = direct.begin().await.unwrap();
+        let i = rng.random_range(0..seqs.len());
+        let seq = seqs[i];
+        let kind = rng.random_range(0..6);
+        kinds[kind] += 1;
+        let expected = match kind {
+            // An edited reason: what the runbook review would read.
+            0 => {
+                sqlx::query(
+                    "UPDATE audit SET record = replace(record, 'reason', 'excuse') WHERE seq = $1",
+                )
+                .bind(seq)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+                Some(seq)
+            }
+            // Who did it, or when.
+            1 => {
+                let sql = if rng.random_bool(0.5) {
+                    "UPDATE audit SET actor = 'someone else' WHERE seq = $1"
+                } else {
+                    "UPDATE audit SET at = at + 60000 WHERE seq = $1"
+                };
+                sqlx::query(sql).bind(seq).execute(&mut *tx).await.unwrap();
+                Some(seq)
+            }
+            // A deleted entry (a kill, say): named at the entry after it, or past the end.
+            2 => {
+                sqlx::query("DELETE FROM audit WHERE seq = $1")
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                seqs.get(i + 1).copied()
+            }
+            // Two entries trade places, hashes and all.
+            3 => {
+                let j = (i + rng.random_range(1..seqs.len())) % seqs.len();
+                let (a, b) = (seqs[i.min(j)], seqs[i.max(j)]);
+                let (ra, rb) = (row(&mut tx, a).await, row(&mut tx, b).await);
+                put(&mut tx, a, &rb).await;
+                put(&mut tx, b, &ra).await;
+                Some(a)
+            }
+            // A hash replaced.
+            4 => {
+                sqlx::query("UPDATE audit SET hash = $1 WHERE seq = $2")
+                    .bind(format!("{case:064x}"))
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                Some(seq)
+            }
+            // Hashes removed, as if the entry were from before the chain.
+            _ => {
+                sqlx::query("UPDATE audit SET prev_hash = NULL, hash = NULL WHERE seq = $1")
+                    .bind(seq)
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                Some(seq)
+            }
+        };
+        let found = verify_on(&mut tx, id).await.unwrap();
+        let broken = found.result.expect_err("tampering went unseen");
+        assert_eq!(
+            broken.seq(),
+            expected,
+            "case {case} (kind {kind}, entry {seq}): {broken}"
+        );
+        if expected.is_none() {
+            assert!(matches!(broken, Break::Truncated { .. }), "{broken}");
+        }
+        tx.rollback().await.unwrap();
+    }
+    assert!(
+        kinds.iter().all(|&k| k > 100),
+        "every kind tried: {kinds:?}"
+    );
+    // Rolled back every time: the chain holds again.
+    assert_eq!(
+        s.verify_audit(id).await.unwrap().result,
+        Ok(ENTRIES as usize)
+    );
+}
+
+#[tokio::test]
+async fn every_single_tampering_is_named_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::open_sqlite(dir.path()).await.unwrap();
+    committed(&s, "chained").await;
+    let url = format!("sqlite://{}", dir.path().join("cutover.db").display());
+    let direct = AnyPool::connect(&url).await.unwrap();
+    every_tampering_is_named(&s, &direct, "chained").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_single_tampering_is_named_on_postgres() {
+    let pg = Postgres::start();
+    let url = pg.database("chain").await;
+    let s = Storage::open_postgres(&url).await.unwrap();
+    committed(&s, "chained").await;
+    let direct = AnyPool::connect(&url).await.unwrap();
+    every_tampering_is_named(&s, &direct, "chained").await;
+}
+
+/// Entries written before the chain existed are chained when the database is opened, once;
+/// `cutover audit verify` then says the chain holds, and names an edit made afterwards (exit 1).
+#[tokio::test]
+async fn old_entries_are_sealed_once_and_audit_verify_names_an_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::open_sqlite(dir.path()).await.unwrap();
+    committed(&s, "old").await;
+    drop(s);
+    let url = format!("sqlite://{}", dir.path().join("cutover.db").display());
+    let direct = AnyPool::connect(&url).await.unwrap();
+    // As a database from before the chain: no hashes, no head.
+    sqlx::query("UPDATE audit SET prev_hash = NULL, hash = NULL")
+        .execute(&direct)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE rollouts SET audit_head = NULL")
+        .execute(&direct)
+        .await
+        .unwrap();
+    let s = Storage::open_sqlite(dir.path()).await.unwrap();
+    assert_eq!(
+        s.verify_audit("old").await.unwrap().result,
+        Ok(ENTRIES as usize)
+    );
+    drop(s);
+
+    let verify = || {
+        Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(["audit", "verify", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = verify();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.starts_with("old: 24 entries, the chain holds (head "),
+        "{text}"
+    );
+
+    // Someone softens a reason, and then hides the hashes to be "from before the chain".
+    let third: i64 = sqlx::query_scalar("SELECT seq FROM audit ORDER BY seq LIMIT 1 OFFSET 2")
+        .fetch_one(&direct)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE audit SET record = replace(record, 'reason', 'excuse'), prev_hash = NULL, hash = NULL WHERE seq = $1")
+        .bind(third)
+        .execute(&direct)
+        .await
+        .unwrap();
+    let s = Storage::open_sqlite(dir.path()).await.unwrap();
+    drop(s);
+    let out = verify();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("old: BROKEN: entry {third} carries no hash")),
+        "not resealed on open: {text}"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["audit", "verify", "nope", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("there is no rollout \"nope\""));
+}
