@@ -208,9 +208,36 @@ pub enum Action {
     Alert {
         trigger: String,
     },
+    /// A decision that changes no state (HAL9's decision log: proceed, extend, investigate),
+    /// recorded with its reason and the evidence of the moment.
+    Decide {
+        decision: Decision,
+    },
     /// The plan file changed under a started rollout and the state was mapped onto it by
     /// stage id (see [`reconcile`]). Recorded by the server at load, never requested.
     PlanChanged,
+}
+
+/// What a lead decides at a review point, in HAL9's decision log's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Go on as planned.
+    Proceed,
+    /// Stay at this stage longer before deciding again.
+    Extend,
+    /// Something needs looking into before going on.
+    Investigate,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Proceed => "proceed",
+            Decision::Extend => "extend",
+            Decision::Investigate => "investigate",
+        }
+    }
 }
 
 impl Action {
@@ -230,6 +257,7 @@ impl Action {
             Action::Uncheck { .. } => "uncheck",
             Action::Approve => "approve",
             Action::Alert { .. } => "alert",
+            Action::Decide { .. } => "decide",
             Action::PlanChanged => "plan_changed",
         }
     }
@@ -246,6 +274,7 @@ impl Action {
             Action::Override { .. } => p.override_.clone(),
             Action::Check { .. } | Action::Uncheck { .. } => p.check.clone(),
             Action::Approve => p.approve.clone(),
+            Action::Decide { .. } => p.decide.clone(),
             Action::Alert { .. } | Action::PlanChanged | Action::Timebox { .. } => {
                 vec![Role::System]
             }
@@ -401,6 +430,7 @@ pub fn apply(
             | Action::Override { .. }
             | Action::Alert { .. }
             | Action::Timebox { .. }
+            | Action::Decide { .. }
     ) || (matches!(action, Action::Resume) && state.phase == Phase::Killed);
     if needs_reason && reason.is_none() {
         return Err(Refusal::ReasonRequired {
@@ -635,6 +665,8 @@ pub fn apply(
                 "a plan change is recorded when the server loads the plan, not requested".into(),
             ));
         }
+        // Recorded as it is: the record and its evidence are the point.
+        Action::Decide { .. } => {}
         Action::Alert { trigger } => {
             let alerting = plan
                 .triggers

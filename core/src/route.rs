@@ -20,10 +20,12 @@ pub enum ActionRoute {
     /// `{gate}`.
     Override,
     Schedule,
+    /// A decision recorded: `{"decision": "proceed"|"extend"|"investigate", "reason": ...}`.
+    Decide,
 }
 
 impl ActionRoute {
-    pub const ALL: [ActionRoute; 11] = [
+    pub const ALL: [ActionRoute; 12] = [
         ActionRoute::Start,
         ActionRoute::Progress,
         ActionRoute::Pause,
@@ -35,6 +37,7 @@ impl ActionRoute {
         ActionRoute::Check,
         ActionRoute::Override,
         ActionRoute::Schedule,
+        ActionRoute::Decide,
     ];
 
     /// The route under [`API`], with `{id}` for the rollout and the other parameters named.
@@ -51,6 +54,7 @@ impl ActionRoute {
             ActionRoute::Check => "/rollouts/{id}/checklists/{list}/items/{item}",
             ActionRoute::Override => "/rollouts/{id}/gates/{gate}/override",
             ActionRoute::Schedule => "/rollouts/{id}/schedule",
+            ActionRoute::Decide => "/rollouts/{id}/decisions",
         }
     }
 

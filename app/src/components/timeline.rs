@@ -10,11 +10,12 @@ fn describe(state: &StateSummary) -> String {
     }
 }
 
-/// What the action was about: a gate, a trigger, a checklist item.
+/// What the action was about: a gate, a trigger, a checklist item, a decision.
 fn target(action: &Action) -> String {
     match action {
         Action::Override { gate } => gate.clone(),
         Action::Alert { trigger } => trigger.clone(),
+        Action::Decide { decision } => decision.as_str().to_string(),
         Action::Check { list, item } | Action::Uncheck { list, item } => format!("{list}/{item}"),
         _ => String::new(),
     }

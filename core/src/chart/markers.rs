@@ -44,6 +44,7 @@ pub fn marker(record: &crate::rollout::AuditRecord) -> Option<Marker> {
         Action::Alert { trigger } => format!("alert {trigger}"),
         Action::PlanChanged => "plan changed".to_string(),
         Action::Timebox { stage } => format!("{stage} past its timebox"),
+        Action::Decide { decision } => format!("decided: {}", decision.as_str()),
         Action::Check { .. }
         | Action::Uncheck { .. }
         | Action::Approve

@@ -235,6 +235,7 @@ pub(crate) struct RawPermissions {
     pub check: Option<Vec<String>>,
     pub approve: Option<Vec<String>>,
     pub step_back: Option<Vec<String>>,
+    pub decide: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -531,10 +532,17 @@ pub struct Permissions {
     pub approve: Vec<Role>,
     #[serde(default = "default_step_back")]
     pub step_back: Vec<Role>,
+    /// Who records a decision (proceed, extend, investigate) that changes no state.
+    #[serde(default = "default_decide")]
+    pub decide: Vec<Role>,
 }
 
 fn default_step_back() -> Vec<Role> {
     vec![Role::Operator, Role::Lead]
+}
+
+fn default_decide() -> Vec<Role> {
+    vec![Role::Lead]
 }
 
 impl Default for Permissions {
@@ -549,6 +557,7 @@ impl Default for Permissions {
             check: vec![Operator, Lead],
             approve: vec![Product, Lead],
             step_back: default_step_back(),
+            decide: default_decide(),
         }
     }
 }

@@ -628,6 +628,7 @@ fn permissions(
         ("check", &r.check),
         ("approve", &r.approve),
         ("step_back", &r.step_back),
+        ("decide", &r.decide),
     ] {
         if list
             .as_ref()
@@ -655,6 +656,7 @@ fn permissions(
     roles(&r.check, &mut out.check);
     roles(&r.approve, &mut out.approve);
     roles(&r.step_back, &mut out.step_back);
+    roles(&r.decide, &mut out.decide);
     if out.kill.is_empty() {
         p.push((
             at,

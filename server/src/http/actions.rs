@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use cutover_core::actuate::Desired;
-use cutover_core::rollout::{Action, Actor, AuditPage, Request};
+use cutover_core::rollout::{Action, Actor, AuditPage, Decision, Request};
 use cutover_core::snapshot::Snapshot;
 use cutover_core::time::{DAY, Millis, Span};
 use serde::Deserialize;
@@ -36,6 +36,8 @@ pub struct ActionBody {
     pub note: Option<String>,
     /// For a schedule: T-0, in milliseconds since the epoch.
     pub t0: Option<Millis>,
+    /// For a decision: proceed, extend or investigate.
+    pub decision: Option<Decision>,
 }
 
 fn body(bytes: &Bytes) -> Result<ActionBody, ApiError> {
@@ -251,6 +253,30 @@ pub async fn schedule(
         caller,
         &headers,
         Action::Schedule { t0 },
+        body.reason,
+    )
+    .await
+}
+
+/// `POST .../decisions` with `{"decision": "proceed"|"extend"|"investigate", "reason": ...}`:
+/// a lead's decision that changes no state, kept with the evidence of the moment.
+pub async fn decide(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let body = body(&bytes)?;
+    let decision = body.decision.ok_or_else(|| {
+        ApiError::BadRequest("body: decision (proceed, extend or investigate) is required".into())
+    })?;
+    act(
+        &state,
+        &id,
+        caller,
+        &headers,
+        Action::Decide { decision },
         body.reason,
     )
     .await

@@ -47,6 +47,7 @@ pub fn app(state: AppState) -> Router {
         .route(ActionRoute::Close.pattern(), post(actions::close))
         .route(ActionRoute::Approve.pattern(), post(actions::approve))
         .route(ActionRoute::Schedule.pattern(), post(actions::schedule))
+        .route(ActionRoute::Decide.pattern(), post(actions::decide))
         .route(
             ActionRoute::Override.pattern(),
             post(actions::override_gate),

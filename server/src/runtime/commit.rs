@@ -45,7 +45,7 @@ pub async fn commit(
     let next = loop {
         let readiness = rollout.readiness();
         let (next, record) = rollout::apply(&rollout.plan, &current, &request, &readiness)?;
-        let evidence = rollout.evidence();
+        let evidence = rollout.evidence(&current);
         let committed = state
             .storage
             .commit_action(&rollout.plan.id, current.version, &next, &record, &evidence)

@@ -258,11 +258,33 @@ impl Rollout {
         (evaluated, frame)
     }
 
-    /// Every gate's and trigger's latest verdict, as an action's evidence.
-    pub fn evidence(&self) -> serde_json::Value {
+    /// An action's evidence, as the action was decided on `state`: every gate's and
+    /// trigger's latest verdict (values, thresholds, held-for, samples) and each checklist's
+    /// done and open items.
+    pub fn evidence(&self, state: &RolloutState) -> serde_json::Value {
+        let checklists: serde_json::Map<String, serde_json::Value> = self
+            .plan
+            .checklists
+            .iter()
+            .map(|list| {
+                let (done, open): (Vec<_>, Vec<_>) = list
+                    .items
+                    .iter()
+                    .partition(|item| state.item_done(list, item, Millis::MIN));
+                let ids = |items: Vec<&cutover_core::plan::Item>| {
+                    items.into_iter().map(|i| i.id.clone()).collect::<Vec<_>>()
+                };
+                let entry = serde_json::json!({ "done": ids(done), "open": ids(open) });
+                (list.id.clone(), entry)
+            })
+            .collect();
         let evaluation = lock(&self.evaluation);
         let last = evaluation.last.as_ref();
-        serde_json::json!({ "gates": last.map(|e| &e.gates), "triggers": last.map(|e| &e.triggers) })
+        serde_json::json!({
+            "gates": last.map(|e| &e.gates),
+            "triggers": last.map(|e| &e.triggers),
+            "checklists": checklists,
+        })
     }
 
     /// When other replicas' buckets were last fetched.

@@ -18,6 +18,7 @@ mod audit_chain;
 mod cli;
 mod clock;
 mod compression;
+mod decisions;
 mod gates;
 mod plan_check;
 mod prometheus;

@@ -1,4 +1,4 @@
-//! `cutover progress|pause|resume|kill|start|approve|check|override`: the same actions, rules
+//! `cutover progress|pause|resume|kill|start|approve|check|override|schedule|decide`: the same actions, rules
 //! and refusal messages as the API and the buttons, for a terminal or a script.
 
 use std::process::ExitCode;
@@ -50,6 +50,28 @@ pub struct OverrideArgs {
     reason: String,
     #[command(flatten)]
     connection: Connection,
+}
+
+/// Record a decision that changes no state (proceed, extend, investigate), with a reason; it
+/// is kept with every gate's and trigger's verdict and the checklists of the moment.
+///
+/// Example: cutover decide hal9-shadow extend --reason "match rate dipped overnight; 12h more"
+#[derive(clap::Args)]
+pub struct DecideArgs {
+    rollout: String,
+    #[arg(value_parser = ["proceed", "extend", "investigate"])]
+    decision: String,
+    #[arg(long)]
+    reason: String,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+pub(super) async fn run_decide(args: DecideArgs) -> Result<ExitCode, ClientError> {
+    let act = Act::Decide {
+        decision: args.decision,
+    };
+    send(&args.connection, &args.rollout, &act, Some(args.reason)).await
 }
 
 /// Set T-0 ahead of the start: checklist phases such as T-30m become due times.
@@ -136,6 +158,9 @@ pub enum Act {
     Schedule {
         t0: cutover_core::time::Millis,
     },
+    Decide {
+        decision: String,
+    },
 }
 
 impl Act {
@@ -152,6 +177,7 @@ impl Act {
             Act::Check { list, item, .. } => ActionRoute::Check.path(rollout, &[list, item]),
             Act::Override { gate } => ActionRoute::Override.path(rollout, &[gate]),
             Act::Schedule { .. } => ActionRoute::Schedule.path(rollout, &[]),
+            Act::Decide { .. } => ActionRoute::Decide.path(rollout, &[]),
         }
     }
 
@@ -175,6 +201,7 @@ impl Act {
             ),
             Act::Override { gate } => format!("overrode gate {gate}"),
             Act::Schedule { t0 } => format!("T-0 set to {}", super::status::clock_time(*t0)),
+            Act::Decide { decision } => format!("decided: {decision}"),
         }
     }
 }
@@ -196,6 +223,10 @@ pub async fn post(
         }
         Act::Schedule { t0 } => {
             body.insert("t0".into(), json!(t0));
+        }
+        Act::Decide { decision } => {
+            body.insert("decision".into(), json!(decision));
+            body.insert("reason".into(), json!(reason));
         }
         _ => {
             if let Some(reason) = reason {

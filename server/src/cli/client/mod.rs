@@ -5,6 +5,7 @@
 pub mod act;
 pub mod export;
 pub mod gate_check;
+pub mod report;
 pub mod simulate;
 pub mod status;
 
@@ -56,6 +57,8 @@ pub enum ClientCommand {
     Check(act::CheckArgs),
     Override(act::OverrideArgs),
     Schedule(act::ScheduleArgs),
+    Decide(act::DecideArgs),
+    Report(report::ReportArgs),
     GateCheck(gate_check::GateCheckArgs),
     Simulate(simulate::SimulateArgs),
 }
@@ -77,6 +80,8 @@ impl ClientCommand {
             ClientCommand::Check(args) => act::run_check(args).await,
             ClientCommand::Override(args) => act::run_override(args).await,
             ClientCommand::Schedule(args) => act::run_schedule(args).await,
+            ClientCommand::Decide(args) => act::run_decide(args).await,
+            ClientCommand::Report(args) => report::run(args).await,
             ClientCommand::GateCheck(args) => gate_check::run(args).await,
             ClientCommand::Simulate(args) => simulate::run(args).await,
         };

@@ -1,0 +1,319 @@
+//! `cutover report ROLLOUT --format md|json`: the launch report a team pastes into its
+//! post-launch review: where the rollout stands, its timeline, every decision with the
+//! evidence it was taken on (each gate's value against its threshold, verdict and hold; the
+//! triggers breaching; the checklists still open), the alerts, and the final gate values.
+
+use std::fmt::Write;
+use std::process::ExitCode;
+
+use cutover_core::gates::{GateStatus, Verdict};
+use cutover_core::rollout::{Action, AuditEntry, AuditPage};
+use cutover_core::snapshot::Snapshot;
+use serde_json::{Value, json};
+
+use super::status::clock_time;
+use super::{Client, ClientError, Connection, segment};
+
+/// Write a rollout's launch report: timeline, decisions with their evidence, alerts, final
+/// gate values.
+///
+/// Examples:
+///   cutover report spiralogic > spiralogic-launch.md
+///   cutover report spiralogic --format json | jq '.decisions[] | .action'
+#[derive(clap::Args)]
+pub struct ReportArgs {
+    rollout: String,
+    #[arg(long, value_parser = ["md", "json"], default_value = "md")]
+    format: String,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+/// The most audit entries a report reads (pages of 500).
+const MAX_ENTRIES: usize = 100_000;
+
+pub(super) async fn run(args: ReportArgs) -> Result<ExitCode, ClientError> {
+    let client = Client::new(&args.connection)?;
+    let id = segment(&args.rollout);
+    let snapshot: Snapshot = client.get_json(&format!("/api/rollouts/{id}")).await?;
+    let mut entries: Vec<AuditEntry> = Vec::new();
+    let mut before: Option<i64> = None;
+    loop {
+        let path = match before {
+            Some(b) => format!("/api/rollouts/{id}/audit?limit=500&before={b}"),
+            None => format!("/api/rollouts/{id}/audit?limit=500"),
+        };
+        let page: AuditPage = client.get_json(&path).await?;
+        let full = page.entries.len() == 500;
+        entries.extend(page.entries);
+        match page.next_before {
+            Some(next) if full && entries.len() < MAX_ENTRIES => before = Some(next),
+            _ => break,
+        }
+    }
+    entries.reverse();
+    let report = Report {
+        snapshot: &snapshot,
+        entries: &entries,
+    };
+    match args.format.as_str() {
+        "json" => println!("{}", report.json()),
+        _ => print!("{}", report.markdown()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What a report is made of: the rollout now, and its audit log oldest first.
+pub struct Report<'a> {
+    pub snapshot: &'a Snapshot,
+    pub entries: &'a [AuditEntry],
+}
+
+/// Whether an entry is a decision (it moved the rollout, or a person judged it).
+fn is_decision(action: &Action) -> bool {
+    matches!(
+        action,
+        Action::Start
+            | Action::Progress
+            | Action::StepBack
+            | Action::Kill
+            | Action::Resume
+            | Action::Pause
+            | Action::Close
+            | Action::Override { .. }
+            | Action::Approve
+            | Action::Decide { .. }
+    )
+}
+
+fn what(action: &Action) -> String {
+    match action {
+        Action::Override { gate } => format!("override {gate}"),
+        Action::Decide { decision } => format!("decide: {}", decision.as_str()),
+        Action::Alert { trigger } => format!("alert {trigger}"),
+        Action::Check { list, item } => format!("check {list}/{item}"),
+        Action::Uncheck { list, item } => format!("uncheck {list}/{item}"),
+        Action::Timebox { stage } => format!("timebox of {stage}"),
+        other => other.name().replace('_', " "),
+    }
+}
+
+/// `p95(latency_ms) = 412 ms <= 700 ms`: each comparison of a gate, values as the board shows.
+fn comparisons(gate: &GateStatus) -> String {
+    let number = |v: Option<f64>, unit: &Option<cutover_core::unit::Unit>| {
+        unit.clone().unwrap_or_default().format(v)
+    };
+    gate.comparisons
+        .iter()
+        .map(|c| {
+            format!(
+                "{} = {} {} {}",
+                c.left,
+                number(c.left_value, &c.unit),
+                c.op,
+                number(c.right_value, &c.unit)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn verdict(gate: &GateStatus) -> String {
+    let word = match gate.verdict {
+        Verdict::Pass => "pass",
+        Verdict::Fail => "FAIL",
+        Verdict::NoData => "no data",
+        Verdict::NotApplicable => return "not applicable here".to_string(),
+    };
+    if gate.cycles > 0 {
+        format!("{word}, {} of {} windows", gate.cycles_passed, gate.cycles)
+    } else {
+        format!(
+            "{word}, held {} of {}",
+            gate.held_for.human(),
+            gate.hold.human()
+        )
+    }
+}
+
+impl Report<'_> {
+    fn decisions(&self) -> impl Iterator<Item = &AuditEntry> {
+        self.entries
+            .iter()
+            .filter(|e| is_decision(&e.record.action))
+    }
+
+    fn alerts(&self) -> impl Iterator<Item = &AuditEntry> {
+        self.entries.iter().filter(|e| {
+            matches!(
+                e.record.action,
+                Action::Alert { .. } | Action::Timebox { .. }
+            )
+        })
+    }
+
+    pub fn json(&self) -> Value {
+        let entry = |e: &AuditEntry| {
+            json!({
+                "seq": e.seq,
+                "at": e.record.at,
+                "time": clock_time(e.record.at),
+                "actor": e.record.actor.name,
+                "role": e.record.actor.role.as_str(),
+                "action": what(&e.record.action),
+                "reason": e.record.reason,
+                "phase_after": e.record.after.phase,
+            })
+        };
+        let s = self.snapshot;
+        json!({
+            "rollout": s.plan.id,
+            "title": s.plan.title,
+            "phase": s.state.phase,
+            "traffic": s.traffic,
+            "t0": s.state.t0,
+            "at": s.at,
+            "timeline": self.entries.iter().map(entry).collect::<Vec<_>>(),
+            "decisions": self.decisions().map(|e| {
+                let mut v = entry(e);
+                v["evidence"] = e.evidence.clone();
+                v
+            }).collect::<Vec<_>>(),
+            "alerts": self.alerts().map(entry).collect::<Vec<_>>(),
+            "final_gates": s.gates,
+        })
+    }
+
+    pub fn markdown(&self) -> String {
+        let s = self.snapshot;
+        let mut out = String::new();
+        let _ = writeln!(out, "# Launch report: {} ({})\n", s.plan.title, s.plan.id);
+        let stage = s
+            .state
+            .stage
+            .and_then(|i| s.plan.stages.get(i))
+            .map_or("no stage".to_string(), |st| st.title.clone());
+        let _ = writeln!(
+            out,
+            "- As of {}: **{}**, {stage}, {}% traffic",
+            clock_time(s.at),
+            s.state.phase,
+            s.traffic
+        );
+        if let Some(t0) = s.state.t0 {
+            let _ = writeln!(out, "- T-0: {}", clock_time(t0));
+        }
+        let _ = writeln!(out, "- {} audit entries\n", self.entries.len());
+
+        let _ = writeln!(out, "## Timeline\n");
+        let _ = writeln!(out, "| time (UTC) | who | action | reason |");
+        let _ = writeln!(out, "|---|---|---|---|");
+        for e in self.entries {
+            let _ = writeln!(
+                out,
+                "| {} | {} ({}) | {} | {} |",
+                clock_time(e.record.at),
+                cell(&e.record.actor.name),
+                e.record.actor.role,
+                cell(&what(&e.record.action)),
+                cell(e.record.reason.as_deref().unwrap_or(""))
+            );
+        }
+
+        let _ = writeln!(out, "\n## Decisions and their evidence\n");
+        for e in self.decisions() {
+            let _ = writeln!(
+                out,
+                "### {} · {} by {} ({})\n",
+                clock_time(e.record.at),
+                what(&e.record.action),
+                e.record.actor.name,
+                e.record.actor.role
+            );
+            if let Some(reason) = &e.record.reason {
+                let _ = writeln!(out, "Reason: {reason}\n");
+            }
+            let gates: Vec<GateStatus> = e
+                .evidence
+                .get("gates")
+                .cloned()
+                .and_then(|g| serde_json::from_value(g).ok())
+                .unwrap_or_default();
+            if !gates.is_empty() {
+                let _ = writeln!(out, "| gate | values | verdict |");
+                let _ = writeln!(out, "|---|---|---|");
+                for g in &gates {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} |",
+                        cell(&g.id),
+                        cell(&comparisons(g)),
+                        verdict(g)
+                    );
+                }
+                let _ = writeln!(out);
+            }
+            let breaching: Vec<String> = e
+                .evidence
+                .get("triggers")
+                .and_then(Value::as_array)
+                .map(|ts| {
+                    ts.iter()
+                        .filter(|t| t["verdict"] == "fail")
+                        .filter_map(|t| t["id"].as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !breaching.is_empty() {
+                let _ = writeln!(out, "Triggers breaching: {}\n", breaching.join(", "));
+            }
+            if let Some(lists) = e.evidence.get("checklists").and_then(Value::as_object) {
+                let open: Vec<String> = lists
+                    .iter()
+                    .filter_map(|(id, l)| {
+                        let n = l["open"].as_array().map_or(0, Vec::len);
+                        (n > 0).then(|| format!("{id} ({n} open)"))
+                    })
+                    .collect();
+                if !open.is_empty() {
+                    let _ = writeln!(out, "Checklists open: {}\n", open.join(", "));
+                }
+            }
+        }
+
+        let _ = writeln!(out, "## Alerts\n");
+        let mut any = false;
+        for e in self.alerts() {
+            any = true;
+            let _ = writeln!(
+                out,
+                "- {} {}: {}",
+                clock_time(e.record.at),
+                what(&e.record.action),
+                e.record.reason.as_deref().unwrap_or("")
+            );
+        }
+        if !any {
+            let _ = writeln!(out, "None.");
+        }
+
+        let _ = writeln!(out, "\n## Final gate values\n");
+        let _ = writeln!(out, "| gate | values | verdict |");
+        let _ = writeln!(out, "|---|---|---|");
+        for g in &s.gates {
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} |",
+                cell(&g.id),
+                cell(&comparisons(g)),
+                verdict(g)
+            );
+        }
+        out
+    }
+}
+
+/// Text safe in a markdown table cell.
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}

@@ -1,0 +1,163 @@
+//! Decisions on the record: a lead records proceed / extend / investigate with a reason,
+//! changing no state; every action keeps the evidence it was decided on (the gate values the
+//! screen showed, the checklists); `cutover report` lists every decision in order with it.
+
+use std::time::Duration;
+
+use crate::support;
+
+use cutover_core::role::Role;
+use serde_json::{Value, json};
+use support::{TestApp, spiralogic};
+
+async fn report(app: &TestApp, format: &str) -> (i32, String) {
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(["report", "spiralogic", "--format", format])
+            .env("CUTOVER_SERVER", &app.url)
+            .env("CUTOVER_TOKEN", &app.tokens[&Role::Viewer])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("cutover report hung")
+    .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Each gate's values as a person reads them on the board: (id, left value, threshold).
+fn values(gates: &Value) -> Vec<(String, Value, Value)> {
+    gates
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            let c = &g["comparisons"][0];
+            (
+                g["id"].as_str().unwrap().to_string(),
+                c["left_value"].clone(),
+                c["right_value"].clone(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn decisions_keep_the_evidence_seen_and_the_report_lists_them_in_order() {
+    let data = tempfile::tempdir().unwrap();
+    let app = TestApp::start(data.path(), vec![spiralogic()]).await;
+    // Traffic, so the gates have values to keep.
+    let body = "{\"values\":{\"latency_ms\":120}}\n{\"values\":{\"latency_ms\":480}}\n".repeat(20);
+    let pushed = app
+        .http
+        .post(format!("{}/api/rollouts/spiralogic/events", app.url))
+        .bearer_auth(&app.tokens[&Role::Ingest])
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pushed.status(), 200);
+    // What the lead's screen shows once the evaluator has judged those events.
+    let seen = app
+        .wait_for("/api/rollouts/spiralogic", "gates judged", |s| {
+            let has = values(&s["gates"])
+                .iter()
+                .any(|(id, v, _)| id == "p95-latency" && v.is_number());
+            has.then(|| s.clone())
+        })
+        .await;
+    let version = seen["state"]["version"].as_u64().unwrap();
+
+    let decide =
+        |role: Role, body: Value| app.post(Some(role), "/api/rollouts/spiralogic/decisions", body);
+    let (status, refused) = decide(
+        Role::Operator,
+        json!({"decision": "proceed", "reason": "looks fine"}),
+    )
+    .await;
+    assert_eq!(status, 403, "a lead's call: {refused}");
+    let (status, _) = decide(Role::Lead, json!({"decision": "proceed"})).await;
+    assert_eq!(status, 422, "a decision needs its reason");
+    let (status, _) = decide(Role::Lead, json!({"decision": "ship it", "reason": "x"})).await;
+    assert_eq!(status, 400, "only proceed, extend or investigate");
+    for (decision, reason) in [
+        ("investigate", "p95 jumped at 14:02; checking the batch job"),
+        ("extend", "hold the canary 30m more"),
+        ("proceed", "batch job confirmed; numbers steady"),
+    ] {
+        let (status, after) =
+            decide(Role::Lead, json!({"decision": decision, "reason": reason})).await;
+        assert_eq!(status, 200, "{after}");
+        // Recorded, and nothing else changed.
+        assert_eq!(after["state"]["phase"], "not_started");
+    }
+
+    let page = app.get("/api/rollouts/spiralogic/audit").await;
+    let entries = page["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "one entry per decision: {page}");
+    let newest = &entries[0];
+    assert_eq!(
+        newest["action"],
+        json!({"action": "decide", "decision": "proceed"})
+    );
+    assert_eq!(newest["actor"]["role"], "lead");
+    // The evidence kept is what the screen showed: the same gates with the same values
+    // against the same thresholds (the same events in the same windows).
+    assert_eq!(values(&newest["evidence"]["gates"]), values(&seen["gates"]));
+    let lists = newest["evidence"]["checklists"].as_object().unwrap();
+    assert!(
+        lists
+            .values()
+            .all(|l| l["open"].is_array() && l["done"].is_array()),
+        "{lists:?}"
+    );
+    let now = app.get("/api/rollouts/spiralogic").await;
+    assert_eq!(now["state"]["version"].as_u64().unwrap(), version + 3);
+
+    let (code, md) = report(&app, "md").await;
+    assert_eq!(code, 0, "{md}");
+    assert!(md.starts_with("# Launch report: "), "{md}");
+    let at = |text: &str| {
+        md.find(text)
+            .unwrap_or_else(|| panic!("{text:?} missing from\n{md}"))
+    };
+    let decisions = at("## Decisions and their evidence");
+    let (investigate, extend, proceed) = (
+        at("decide: investigate by test-lead (lead)"),
+        at("decide: extend by test-lead (lead)"),
+        at("decide: proceed by test-lead (lead)"),
+    );
+    assert!(
+        decisions < investigate && investigate < extend && extend < proceed,
+        "decisions in the order taken:\n{md}"
+    );
+    assert!(
+        md.contains("Reason: batch job confirmed; numbers steady"),
+        "{md}"
+    );
+    assert!(md.contains("| p95-latency | p95(latency_ms) = "), "{md}");
+    assert!(md.contains("## Final gate values"), "{md}");
+
+    let (code, text) = report(&app, "json").await;
+    assert_eq!(code, 0, "{text}");
+    let json: Value = serde_json::from_str(&text).unwrap();
+    let actions: Vec<&str> = json["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        ["decide: investigate", "decide: extend", "decide: proceed"]
+    );
+    assert_eq!(
+        values(&json["decisions"][2]["evidence"]["gates"]),
+        values(&seen["gates"])
+    );
+    app.stop().await;
+}
