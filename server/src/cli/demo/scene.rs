@@ -52,8 +52,8 @@ pub struct Scene {
     pending: &'static [(&'static str, &'static str)],
     /// The live traffic turns to this incident this long after the demo starts.
     pub incident: Option<(Scenario, Millis)>,
-    /// Something that happens soon after the scene is played, and when (relative to the
-    /// moment it was played), for the printout.
+    /// Something that happens soon after the scene is played (`{in}` says when), and when
+    /// (relative to the moment it was played), for the printout.
     soon: Option<(&'static str, Millis)>,
 }
 
@@ -101,7 +101,7 @@ pub fn examples(moment: Millis) -> Vec<Scene> {
             evaluate_from: -canary_entered,
             pending: &[],
             incident: None,
-            soon: Some(("the hold completes and beta may start", 2 * moment)),
+            soon: Some(("the hold completes {in}, and beta may start", 2 * moment)),
         },
         Scene {
             rollout: "lens-v1",
@@ -111,7 +111,7 @@ pub fn examples(moment: Millis) -> Vec<Scene> {
             pending: &[],
             incident: Some((Scenario::ErrorSpike, moment)),
             soon: Some((
-                "errors spike (the error-storm trigger kills it a minute later)",
+                "errors spike {in}; its error-storm trigger kills it about a minute later",
                 moment,
             )),
         },
