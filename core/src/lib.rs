@@ -9,6 +9,7 @@ pub mod describe;
 pub mod expr;
 pub mod flag;
 pub mod gates;
+pub mod notify;
 pub mod plan;
 pub mod query;
 pub mod role;

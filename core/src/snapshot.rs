@@ -21,6 +21,9 @@ pub struct Snapshot {
     /// How far each actuator has got with applying the state.
     #[serde(default)]
     pub actuators: Vec<crate::actuate::ActuatorStatus>,
+    /// How each `[[notify]]` channel's deliveries go.
+    #[serde(default)]
+    pub channels: Vec<crate::notify::ChannelStatus>,
     /// Chart series, when asked for (`GET .../{id}?series=1h`); live updates carry their own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame: Option<Frame>,
@@ -43,6 +46,7 @@ impl Snapshot {
             gates,
             triggers,
             actuators: Vec::new(),
+            channels: Vec::new(),
             frame: None,
             at,
         }

@@ -6,6 +6,7 @@
 //! - `store`: durable state in SQLite or PostgreSQL;
 //! - `sources`: where metrics come from (push ingestion, Prometheus, the demo's traffic);
 //! - `actuate`: what progress and kill do in the world (webhooks, env files);
+//! - `notify`: telling people (Slack-compatible and signed webhook channels, retried);
 //! - `cli`: the `cutover` binary's commands;
 //! - `clock`: the wall clock and lock recovery, a leaf every layer may use.
 //!
@@ -16,6 +17,7 @@ pub mod cli;
 pub mod clock;
 pub mod http;
 pub mod net;
+pub mod notify;
 pub mod runtime;
 pub mod sources;
 pub mod store;

@@ -9,6 +9,7 @@ use leptos::prelude::*;
 use crate::api::{self, Me};
 use crate::components::action_bar::ActionBar;
 use crate::components::actuators::Actuators;
+use crate::components::channels::Channels;
 use crate::components::charts::Charts;
 use crate::components::checklists::Checklists;
 use crate::components::freshness::Freshness;
@@ -102,6 +103,7 @@ pub fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView
             <GateBoard snapshot=live.snapshot tick=live.tick guidance=!wall wall=wall />
             {(!wall).then(|| view! {
                 <Actuators snapshot=live.snapshot />
+                <Channels snapshot=live.snapshot />
                 <Checklists me=controls.then(|| me.clone()) snapshot=live.snapshot tick=live.tick />
                 <Timeline entries=audit />
                 {controls.then(|| view! { <ShareLink me=me.clone() rollout=id.clone() /> })}

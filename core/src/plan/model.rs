@@ -36,6 +36,28 @@ pub(crate) struct RawPlan {
     pub actuators: Vec<RawActuator>,
     #[serde(default, rename = "role")]
     pub roles: Vec<RawRole>,
+    #[serde(default, rename = "notify")]
+    pub channels: Vec<RawNotify>,
+}
+
+/// `[[notify]]`: a channel people are told on.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNotify {
+    pub id: Spanned<String>,
+    pub kind: Spanned<String>,
+    #[serde(default)]
+    pub url: Option<Spanned<String>>,
+    #[serde(default)]
+    pub url_env: Option<Spanned<String>>,
+    #[serde(default)]
+    pub secret_env: Option<Spanned<String>>,
+    #[serde(default)]
+    pub events: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub min_severity: Option<Severity>,
+    #[serde(default)]
+    pub escalate_after: Option<Spanned<String>>,
 }
 
 /// `[[role]]`: a role of the plan's own, beyond the built-in ones.
@@ -291,6 +313,52 @@ impl Metric {
     }
 }
 
+/// A `[[notify]]` channel: where events go, which ones, and when an unacknowledged alert moves
+/// on to the next channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Channel {
+    pub id: String,
+    pub kind: ChannelKind,
+    pub url: ChannelUrl,
+    /// Environment variable holding the key a webhook's body is signed with (HMAC-SHA256).
+    pub secret_env: Option<String>,
+    /// The events it takes (empty: all).
+    pub events: Vec<crate::notify::EventKind>,
+    /// The lightest severity it takes.
+    pub min_severity: Severity,
+    /// An alert nobody acknowledged this long goes to the next channel.
+    pub escalate_after: Option<Span>,
+}
+
+/// What a channel's body looks like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelKind {
+    /// Slack-compatible incoming webhook JSON (`{"text": ...}`; Mattermost and Rocket.Chat
+    /// take it too).
+    Slack,
+    /// cutover's own JSON, signed: `X-Cutover-Signature: sha256=<hex HMAC of the body>`.
+    Webhook,
+}
+
+impl ChannelKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelKind::Slack => "slack",
+            ChannelKind::Webhook => "webhook",
+        }
+    }
+}
+
+/// Where a channel posts: written in the plan, or (a secret, as Slack's URLs are) read from
+/// the environment when sending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelUrl {
+    Url(String),
+    Env(String),
+}
+
 impl Actuator {
     pub fn id(&self) -> &str {
         match self {
@@ -359,6 +427,9 @@ pub struct Plan {
     /// Roles the plan defines beyond the built-in ones.
     #[serde(default)]
     pub roles: Vec<RoleDef>,
+    /// Where people are told (`[[notify]]`). Never sent to browsers, like actuators.
+    #[serde(default, skip_serializing)]
+    pub channels: Vec<Channel>,
 }
 
 /// A plan's own role: its id (what `cutover user add --role` takes) and how people read it.

@@ -127,6 +127,7 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
     let permissions = permissions(raw.permissions.as_ref(), &known, &mut p);
     let signoffs = signoffs(&raw.signoffs, &stage_ids, &known, &mut p);
     let actuators = actuators(&raw.actuators, &mut p);
+    let channels = channels(&raw.channels, &mut p);
     let hypercare = raw
         .rollout
         .hypercare
@@ -153,6 +154,7 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
         rollback_flags: raw.rollback.map(|r| r.flags).unwrap_or_default(),
         hypercare,
         roles,
+        channels,
     })
 }
 
@@ -727,6 +729,97 @@ fn signoffs(
             }
         })
         .collect()
+}
+
+/// `[[notify]]` channels: a kind, one place to post (a URL in the plan or an environment
+/// variable holding it), the events they take, and an escalation delay that needs a next
+/// channel to escalate to.
+fn channels(raw: &[RawNotify], p: &mut Problems) -> Vec<Channel> {
+    unique(raw.iter().map(|c| &c.id), "notify channel", p);
+    let mut out = Vec::new();
+    for (i, c) in raw.iter().enumerate() {
+        let id = c.id.get_ref().clone();
+        let at = c.id.span().start;
+        let kind = match c.kind.get_ref().as_str() {
+            "slack" => ChannelKind::Slack,
+            "webhook" => ChannelKind::Webhook,
+            other => {
+                p.push((
+                    c.kind.span().start,
+                    format!("unknown notify kind \"{other}\" (slack or webhook)"),
+                ));
+                continue;
+            }
+        };
+        let url = match (&c.url, &c.url_env) {
+            (Some(url), None) => {
+                let text = url.get_ref();
+                if !(text.starts_with("http://") || text.starts_with("https://")) {
+                    p.push((
+                        url.span().start,
+                        format!("url \"{text}\" must start with http:// or https://"),
+                    ));
+                }
+                ChannelUrl::Url(text.clone())
+            }
+            (None, Some(name)) => ChannelUrl::Env(name.get_ref().clone()),
+            _ => {
+                p.push((
+                    at,
+                    format!(
+                        "notify channel \"{id}\" needs one of url or url_env (an environment variable holding a secret URL)"
+                    ),
+                ));
+                continue;
+            }
+        };
+        if kind == ChannelKind::Slack
+            && let Some(secret) = &c.secret_env
+        {
+            p.push((
+                secret.span().start,
+                "secret_env signs webhook bodies; a slack channel's secret is its URL (url_env)"
+                    .to_string(),
+            ));
+        }
+        let mut events = Vec::new();
+        if let Some(list) = &c.events {
+            for name in list.get_ref() {
+                match crate::notify::EventKind::parse(name) {
+                    Some(kind) => events.push(kind),
+                    None => p.push((
+                        list.span().start,
+                        format!(
+                            "unknown event \"{name}\" (one of: {})",
+                            crate::notify::EventKind::ALL.map(|k| k.as_str()).join(", ")
+                        ),
+                    )),
+                }
+            }
+        }
+        let escalate_after = c
+            .escalate_after
+            .as_ref()
+            .and_then(|d| super::duration(d).map_err(|e| p.push(e)).ok());
+        if let (Some(d), true) = (&c.escalate_after, i + 1 == raw.len()) {
+            p.push((
+                d.span().start,
+                format!(
+                    "escalate_after on \"{id}\", the last channel: an escalation goes to the next [[notify]]"
+                ),
+            ));
+        }
+        out.push(Channel {
+            id,
+            kind,
+            url,
+            secret_env: c.secret_env.as_ref().map(|s| s.get_ref().clone()),
+            events,
+            min_severity: c.min_severity.unwrap_or(Severity::Info),
+            escalate_after,
+        });
+    }
+    out
 }
 
 fn actuators(raw: &[RawActuator], p: &mut Problems) -> Vec<Actuator> {

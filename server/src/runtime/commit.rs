@@ -1,6 +1,6 @@
 //! The commit of an action: decide in core against the newest state and gate readiness, write
 //! the state and its audit record in one transaction, then hand the new state to the
-//! actuators and the viewers. Person (over HTTP) or trigger (the evaluator), every action
+//! actuators, the viewers and the notify channels. Person (over HTTP) or trigger (the evaluator), every action
 //! goes through here; its errors are its own, mapped to HTTP answers in `http::error`.
 
 use cutover_core::rollout::{self, Refusal, Request};
@@ -42,7 +42,7 @@ pub async fn commit(
     // Another replica may have acted since this one last heard: a lost race reloads the state
     // and decides again, so a kill still lands (and a progress is refused after a kill).
     let mut attempts = 0;
-    let next = loop {
+    let (next, record) = loop {
         let readiness = rollout.readiness();
         let (next, record) = rollout::apply(&rollout.plan, &current, &request, &readiness)?;
         let evidence = rollout.evidence(&current);
@@ -51,7 +51,7 @@ pub async fn commit(
             .commit_action(&rollout.plan.id, current.version, &next, &record, &evidence)
             .await?;
         if committed.is_some() {
-            break next;
+            break (next, record);
         }
         attempts += 1;
         match state.storage.load_state(&rollout.plan.id).await? {
@@ -63,6 +63,11 @@ pub async fn commit(
     };
     *current = next;
     rollout.actuate(&current);
+    // People are told; queuing never waits on a channel.
+    if let Some(event) = cutover_core::notify::of_record(&rollout.plan, &record) {
+        let page = crate::runtime::evaluator::page(state, &rollout.plan.id);
+        rollout.channels.tell(&rollout.plan, &event, page);
+    }
     let snapshot = rollout.snapshot_of(&current, request.at);
     drop(current);
     rollout

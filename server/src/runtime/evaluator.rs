@@ -55,13 +55,19 @@ async fn judge(state: &AppState, rollout: &Arc<Rollout>, at: Millis, leader: boo
         .or((current.phase == Phase::NotStarted).then_some(0))
         .and_then(|i| rollout.plan.stages.get(i))
         .map(|s| s.id.clone());
-    let (evaluated, frame) = rollout.evaluate(gates::Moment {
+    let (evaluated, events, frame) = rollout.evaluate(gates::Moment {
         stage: stage.as_deref(),
         entered_at: current.stage_entered_at,
         armed: current.phase.armed(),
         at,
     });
     if leader {
+        // Told by the leader alone, as it alone acts.
+        for event in &events {
+            rollout
+                .channels
+                .tell(&rollout.plan, event, page(state, &rollout.plan.id));
+        }
         for firing in &evaluated.firings {
             fire(state, rollout, firing, at).await;
         }
@@ -77,6 +83,17 @@ async fn judge(state: &AppState, rollout: &Arc<Rollout>, at: Millis, leader: boo
         gates: evaluated.gates,
         triggers: evaluated.triggers,
     }
+}
+
+/// The rollout page's address, when the server knows where people reach it.
+pub fn page(state: &AppState, rollout: &str) -> Option<String> {
+    state.public_url.as_deref().map(|base| {
+        format!(
+            "{}/r/{}",
+            base.trim_end_matches('/'),
+            cutover_core::route::segment(rollout)
+        )
+    })
 }
 
 /// How often the recent metric buckets are written.

@@ -76,6 +76,8 @@ pub struct Rollout {
     pub live: Live,
     /// One per plan actuator, each with a worker applying the newest state.
     pub actuators: Vec<crate::actuate::Handle>,
+    /// One per `[[notify]]` channel, each with a worker delivering its queue.
+    pub channels: crate::notify::Channels,
     /// Records accepted and rejected since start, for `/metrics`.
     pub ingested: AtomicU64,
     pub rejected: AtomicU64,
@@ -111,7 +113,9 @@ impl Rollout {
                 .map(|m| m.id.clone()),
             "waiting for the first Prometheus answer",
         );
+        let channels = crate::notify::Channels::new(&plan);
         Ok(Rollout {
+            channels,
             gate_charts: cutover_core::chart::gate_charts(&plan),
             plan,
             compiled,
@@ -227,7 +231,12 @@ impl Rollout {
 
     /// Compacts the windows, evaluates every gate and trigger at `at` for `stage` (advancing
     /// hold timers and episodes), keeps the result as the latest, and draws the live charts.
-    pub fn evaluate(&self, now: gates::Moment<'_>) -> (Evaluated, Frame) {
+    /// Also returns what people are told of since the previous evaluation (a lost hold, a
+    /// resolved alert, silence).
+    pub fn evaluate(
+        &self,
+        now: gates::Moment<'_>,
+    ) -> (Evaluated, Vec<cutover_core::notify::Event>, Frame) {
         let at = now.at;
         let mut store = lock(&self.metrics);
         store.compact(at);
@@ -246,7 +255,12 @@ impl Rollout {
             &source,
             now,
         );
-        evaluation.last = Some(evaluated.clone());
+        let events = match evaluation.last.replace(evaluated.clone()) {
+            Some(before) => {
+                cutover_core::notify::of_evaluations(&self.plan, &before, &evaluated, at)
+            }
+            None => Vec::new(),
+        };
         let frame = charts::frame(
             &self.plan,
             &self.gate_charts,
@@ -255,7 +269,7 @@ impl Rollout {
             charts::LIVE_RANGE,
             charts::LIVE_STEP,
         );
-        (evaluated, frame)
+        (evaluated, events, frame)
     }
 
     /// An action's evidence, as the action was decided on `state`: every gate's and
@@ -394,6 +408,7 @@ impl Rollout {
         };
         let mut snapshot = Snapshot::new(&self.plan, state, gates, triggers, now);
         snapshot.actuators = self.actuators.iter().map(|a| a.status()).collect();
+        snapshot.channels = self.channels.statuses();
         snapshot
     }
 
@@ -471,6 +486,7 @@ impl AppState {
             let rollout = Arc::new(rollout);
             // The world converges on the stored state after a restart, too.
             crate::runtime::actuators::spawn_workers(&rollout);
+            rollout.channels.spawn_workers(&rollout.plan.id);
             rollouts.insert(rollout.plan.id.clone(), rollout);
         }
         Ok(AppState {

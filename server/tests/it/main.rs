@@ -20,6 +20,7 @@ mod clock;
 mod compression;
 mod decisions;
 mod gates;
+mod notify;
 mod plan_check;
 mod prometheus;
 mod replicas;

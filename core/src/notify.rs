@@ -1,0 +1,315 @@
+//! What the war room is told: events derived from committed actions (an alert fired, a kill,
+//! a step back, a stage entered, a launch completed) and from successive evaluations (a gate
+//! that was holding turns failing, an alert that resolves, data gone stale), each routed to the
+//! plan's `[[notify]]` channels by kind and severity, with one line of what happened and the
+//! values against their thresholds. Pure: the server delivers them.
+
+use serde::{Deserialize, Serialize};
+
+use crate::gates::{Evaluated, GateStatus, Verdict};
+use crate::plan::{Channel, Plan, Severity};
+use crate::rollout::{Action, AuditRecord, Phase};
+use crate::time::Millis;
+
+/// What happened, as a channel's `events` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    AlertFired,
+    AlertResolved,
+    Kill,
+    StepBack,
+    StageEntered,
+    Completed,
+    GateFailing,
+    Stale,
+    Timebox,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 9] = [
+        EventKind::AlertFired,
+        EventKind::AlertResolved,
+        EventKind::Kill,
+        EventKind::StepBack,
+        EventKind::StageEntered,
+        EventKind::Completed,
+        EventKind::GateFailing,
+        EventKind::Stale,
+        EventKind::Timebox,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::AlertFired => "alert_fired",
+            EventKind::AlertResolved => "alert_resolved",
+            EventKind::Kill => "kill",
+            EventKind::StepBack => "step_back",
+            EventKind::StageEntered => "stage_entered",
+            EventKind::Completed => "completed",
+            EventKind::GateFailing => "gate_failing",
+            EventKind::Stale => "stale",
+            EventKind::Timebox => "timebox",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+/// One thing to tell people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub kind: EventKind,
+    pub severity: Severity,
+    pub rollout: String,
+    /// One line: what happened.
+    pub title: String,
+    /// The values against their thresholds, the reason, who.
+    pub lines: Vec<String>,
+    /// Names the episode: the same key is delivered once per channel.
+    pub key: String,
+    pub at: Millis,
+}
+
+/// How a channel's deliveries go, as the rollout page shows it beside the actuators.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelStatus {
+    pub id: String,
+    pub kind: String,
+    pub delivered: u64,
+    /// Messages waiting (the oldest is being tried).
+    pub pending: usize,
+    /// Messages dropped because the queue was full.
+    pub dropped: u64,
+    /// The last attempt failed; it is being retried.
+    pub failing: bool,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub last_delivered_at: Option<Millis>,
+}
+
+/// How much a severity weighs: a channel takes events at least as heavy as its floor.
+pub fn weight(s: Severity) -> u8 {
+    match s {
+        Severity::Info => 0,
+        Severity::Warning => 1,
+        Severity::Critical => 2,
+    }
+}
+
+/// The event a committed action makes, if it is one people are told of.
+pub fn of_record(plan: &Plan, record: &AuditRecord) -> Option<Event> {
+    let who = format!("{} ({})", record.actor.name, record.actor.role);
+    let mut lines: Vec<String> = record.reason.iter().cloned().collect();
+    let event = |kind, severity, title: String, key: String, lines: Vec<String>| Event {
+        kind,
+        severity,
+        rollout: plan.id.clone(),
+        title,
+        lines,
+        key,
+        at: record.at,
+    };
+    let stage = record.after.stage.clone().unwrap_or_default();
+    match &record.action {
+        Action::Alert { trigger } => {
+            let spec = plan.triggers.iter().find(|t| &t.id == trigger);
+            let severity = spec.map_or(Severity::Warning, |t| t.severity);
+            let title = spec.map_or(trigger.as_str(), |t| t.title.as_str());
+            Some(event(
+                EventKind::AlertFired,
+                severity,
+                format!("{}: ALERT {title}", plan.title),
+                format!("alert:{trigger}:{}", record.at),
+                lines,
+            ))
+        }
+        Action::Kill => {
+            lines.push(format!("by {who}; traffic now 0%"));
+            Some(event(
+                EventKind::Kill,
+                Severity::Critical,
+                format!("{}: KILLED at {stage}", plan.title),
+                format!("kill:{}", record.at),
+                lines,
+            ))
+        }
+        Action::StepBack => {
+            lines.push(format!("by {who}; traffic now {}%", record.after.traffic));
+            Some(event(
+                EventKind::StepBack,
+                Severity::Warning,
+                format!("{}: stepped back to {stage}", plan.title),
+                format!("step_back:{}", record.at),
+                lines,
+            ))
+        }
+        Action::Timebox { stage } => Some(event(
+            EventKind::Timebox,
+            Severity::Warning,
+            format!("{}: stage {stage} past its timebox", plan.title),
+            format!("timebox:{stage}:{}", record.at),
+            lines,
+        )),
+        Action::Start | Action::Progress | Action::Close | Action::Resume => {
+            match record.after.phase {
+                Phase::Completed | Phase::Hypercare
+                    if record.before.phase != record.after.phase =>
+                {
+                    let watch = if record.after.phase == Phase::Hypercare {
+                        "; hypercare begins"
+                    } else {
+                        ""
+                    };
+                    lines.push(format!("by {who}"));
+                    Some(event(
+                        EventKind::Completed,
+                        Severity::Info,
+                        format!(
+                            "{}: completed at {}%{watch}",
+                            plan.title, record.after.traffic
+                        ),
+                        format!("completed:{}", record.at),
+                        lines,
+                    ))
+                }
+                Phase::Running if record.before.stage != record.after.stage => {
+                    lines.push(format!("by {who}"));
+                    Some(event(
+                        EventKind::StageEntered,
+                        Severity::Info,
+                        format!(
+                            "{}: entered {stage} at {}%",
+                            plan.title, record.after.traffic
+                        ),
+                        format!("stage:{stage}:{}", record.at),
+                        lines,
+                    ))
+                }
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+/// `p95(latency_ms) = 812 ms > 700 ms`: a gate's or trigger's comparisons, as the board shows.
+fn values(comparisons: &[crate::expr::CmpTrace]) -> Vec<String> {
+    comparisons
+        .iter()
+        .map(|c| {
+            let unit = c.unit.clone().unwrap_or_default();
+            format!(
+                "{} = {} (limit {} {})",
+                c.left,
+                unit.format(c.left_value),
+                c.op,
+                unit.format(c.right_value)
+            )
+        })
+        .collect()
+}
+
+fn was_holding(g: &GateStatus) -> bool {
+    g.verdict == Verdict::Pass && g.held_for.0 > 0 && g.guards_current
+}
+
+/// What changed between two evaluations that people are told of: a gate guarding the stage
+/// that was holding turns failing (its hold is lost), an alert trigger that had fired stops
+/// breaching, and every gate going without data at once (the events stopped).
+pub fn of_evaluations(plan: &Plan, before: &Evaluated, now: &Evaluated, at: Millis) -> Vec<Event> {
+    let mut events = Vec::new();
+    let event = |kind, severity, title: String, key: String, lines: Vec<String>| Event {
+        kind,
+        severity,
+        rollout: plan.id.clone(),
+        title,
+        lines,
+        key,
+        at,
+    };
+    for gate in &now.gates {
+        let Some(old) = before.gates.iter().find(|g| g.id == gate.id) else {
+            continue;
+        };
+        if was_holding(old) && gate.verdict == Verdict::Fail {
+            let mut lines = values(&gate.comparisons);
+            lines.push(format!(
+                "it had held {} of {}",
+                old.held_for.human(),
+                gate.hold.human()
+            ));
+            events.push(event(
+                EventKind::GateFailing,
+                gate.severity,
+                format!("{}: gate {} failing", plan.title, gate.title),
+                format!("gate:{}:{at}", gate.id),
+                lines,
+            ));
+        }
+    }
+    for trigger in &now.triggers {
+        let Some(old) = before.triggers.iter().find(|t| t.id == trigger.id) else {
+            continue;
+        };
+        let breaching = |t: &crate::gates::TriggerStatus| t.verdict == Verdict::Pass;
+        if old.fired && breaching(old) && !breaching(trigger) {
+            events.push(event(
+                EventKind::AlertResolved,
+                Severity::Info,
+                format!("{}: resolved: {}", plan.title, trigger.title),
+                format!("resolved:{}:{at}", trigger.id),
+                values(&trigger.comparisons),
+            ));
+        }
+    }
+    let had_data = before
+        .gates
+        .iter()
+        .any(|g| matches!(g.verdict, Verdict::Pass | Verdict::Fail));
+    let none_now = !now.gates.is_empty() && now.gates.iter().all(|g| g.verdict == Verdict::NoData);
+    if had_data && none_now {
+        events.push(event(
+            EventKind::Stale,
+            Severity::Warning,
+            format!("{}: no data: every gate's window is empty", plan.title),
+            format!("stale:{at}"),
+            vec!["the service stopped sending events, or its ingest token is failing".into()],
+        ));
+    }
+    events
+}
+
+/// The channels (by index in the plan) that take `event`.
+pub fn routes(plan: &Plan, event: &Event) -> Vec<usize> {
+    plan.channels
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| takes(c, event))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn takes(channel: &Channel, event: &Event) -> bool {
+    (channel.events.is_empty() || channel.events.contains(&event.kind))
+        && weight(event.severity) >= weight(channel.min_severity)
+}
+
+/// The message text: the title, each line, and the rollout page's address when known.
+pub fn text(event: &Event, page: Option<&str>) -> String {
+    let mut out = event.title.clone();
+    for line in &event.lines {
+        out.push_str("\n• ");
+        out.push_str(line);
+    }
+    if let Some(page) = page {
+        out.push('\n');
+        out.push_str(page);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,260 @@
+use super::*;
+use crate::fixtures;
+use crate::gates::TriggerStatus;
+use crate::plan::ChannelUrl;
+use crate::role::Role;
+use crate::rollout::{Actor, StateSummary};
+use crate::time::{MINUTE, Span};
+
+const CHANNELS: &str = r#"
+[[gate]]
+id = "p95"
+title = "p95 under 700ms"
+expr = "p95(latency_ms) <= 700ms"
+window = "5m"
+hold = "30m"
+
+[[trigger]]
+id = "slow"
+title = "p95 over 900ms"
+expr = "p95(latency_ms) > 900ms"
+window = "5m"
+for = "0s"
+action = "alert"
+severity = "warning"
+
+[[notify]]
+id = "war-room"
+kind = "slack"
+url_env = "WAR_ROOM_SLACK"
+escalate_after = "10m"
+
+[[notify]]
+id = "on-call"
+kind = "webhook"
+url = "http://127.0.0.1:9/page"
+secret_env = "PAGER_HMAC"
+events = ["kill", "alert_fired"]
+min_severity = "critical"
+"#;
+
+fn plan() -> Plan {
+    crate::plan::parse(
+        "n.toml",
+        &fixtures::two_stage_plan("n", "Notify drill", CHANNELS),
+    )
+    .unwrap()
+}
+
+fn record(
+    action: Action,
+    before: (Phase, Option<&str>),
+    after: (Phase, Option<&str>),
+) -> AuditRecord {
+    let summary = |(phase, stage): (Phase, Option<&str>), traffic| StateSummary {
+        phase,
+        stage: stage.map(str::to_string),
+        traffic,
+    };
+    AuditRecord {
+        at: 1_000,
+        actor: Actor {
+            name: "trigger slow".into(),
+            role: Role::System,
+        },
+        action,
+        reason: Some("p95(latency_ms) = 950ms".into()),
+        before: summary(before, 10.0),
+        after: summary(after, 0.0),
+    }
+}
+
+#[test]
+fn channels_parse_with_their_routes_and_bad_ones_are_refused_in_words() {
+    let plan = plan();
+    assert_eq!(plan.channels.len(), 2);
+    assert_eq!(
+        plan.channels[0].url,
+        ChannelUrl::Env("WAR_ROOM_SLACK".into())
+    );
+    assert_eq!(plan.channels[0].escalate_after, Some(Span(10 * MINUTE)));
+    assert_eq!(
+        plan.channels[1].events,
+        [EventKind::Kill, EventKind::AlertFired]
+    );
+    let bad = |rest: &str| {
+        crate::plan::parse("b.toml", &fixtures::two_stage_plan("b", "B", rest))
+            .unwrap_err()
+            .iter()
+            .map(|e| e.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let e = bad("[[notify]]\nid = \"x\"\nkind = \"pager\"\nurl = \"http://h\"\n");
+    assert!(e.contains("unknown notify kind \"pager\""), "{e}");
+    let e = bad("[[notify]]\nid = \"x\"\nkind = \"slack\"\n");
+    assert!(e.contains("needs one of url or url_env"), "{e}");
+    let e = bad("[[notify]]\nid = \"x\"\nkind = \"webhook\"\nurl = \"h\"\nevents = [\"kil\"]\n");
+    assert!(
+        e.contains("must start with http") && e.contains("unknown event \"kil\""),
+        "{e}"
+    );
+    let e = bad(
+        "[[notify]]\nid = \"x\"\nkind = \"slack\"\nurl = \"http://h\"\nescalate_after = \"5m\"\n",
+    );
+    assert!(e.contains("the last channel"), "{e}");
+}
+
+#[test]
+fn a_kill_goes_everywhere_and_an_alert_only_where_its_severity_is_taken() {
+    let plan = plan();
+    let kill = of_record(
+        &plan,
+        &record(
+            Action::Kill,
+            (Phase::Running, Some("canary")),
+            (Phase::Killed, Some("canary")),
+        ),
+    )
+    .unwrap();
+    assert_eq!(kill.kind, EventKind::Kill);
+    assert_eq!(kill.title, "Notify drill: KILLED at canary");
+    assert!(
+        kill.lines
+            .iter()
+            .any(|l| l == "by trigger slow (system); traffic now 0%")
+    );
+    assert_eq!(routes(&plan, &kill), [0, 1]);
+    let alert = of_record(
+        &plan,
+        &record(
+            Action::Alert {
+                trigger: "slow".into(),
+            },
+            (Phase::Running, Some("canary")),
+            (Phase::Running, Some("canary")),
+        ),
+    )
+    .unwrap();
+    assert_eq!(alert.severity, Severity::Warning);
+    assert_eq!(routes(&plan, &alert), [0], "on-call takes critical only");
+    let text = text(&alert, Some("https://cutover.example/r/n"));
+    assert_eq!(
+        text,
+        "Notify drill: ALERT p95 over 900ms\n• p95(latency_ms) = 950ms\nhttps://cutover.example/r/n"
+    );
+    // A check or an approval tells nobody.
+    let check = record(
+        Action::Check {
+            list: "l".into(),
+            item: "i".into(),
+        },
+        (Phase::Running, Some("canary")),
+        (Phase::Running, Some("canary")),
+    );
+    assert_eq!(of_record(&plan, &check), None);
+    let entered = of_record(
+        &plan,
+        &record(
+            Action::Progress,
+            (Phase::Running, Some("canary")),
+            (Phase::Running, Some("ga")),
+        ),
+    )
+    .unwrap();
+    assert_eq!(entered.kind, EventKind::StageEntered);
+    let done = of_record(
+        &plan,
+        &record(
+            Action::Progress,
+            (Phase::Running, Some("ga")),
+            (Phase::Completed, Some("ga")),
+        ),
+    )
+    .unwrap();
+    assert_eq!(done.kind, EventKind::Completed);
+}
+
+fn gate(verdict: Verdict, held: i64) -> GateStatus {
+    GateStatus {
+        id: "p95".into(),
+        title: "p95 under 700ms".into(),
+        expr: "p95(latency_ms) <= 700ms".into(),
+        verdict,
+        reason: None,
+        comparisons: vec![],
+        window: Span(5 * MINUTE),
+        hold: Span(30 * MINUTE),
+        held_for: Span(held),
+        needs: Span(30 * MINUTE - held),
+        tolerate: 0,
+        failures_in_a_row: 0,
+        severity: Severity::Critical,
+        guards_current: true,
+        cycles: 0,
+        cycles_passed: 0,
+    }
+}
+
+fn trigger(verdict: Verdict, fired: bool) -> TriggerStatus {
+    TriggerStatus {
+        id: "slow".into(),
+        title: "p95 over 900ms".into(),
+        expr: "p95(latency_ms) > 900ms".into(),
+        verdict,
+        reason: None,
+        comparisons: vec![],
+        action: crate::plan::TriggerAction::Alert,
+        severity: Severity::Warning,
+        for_: Span(0),
+        true_for: Span(0),
+        armed: true,
+        fired,
+    }
+}
+
+fn evaluated(gates: Vec<GateStatus>, triggers: Vec<TriggerStatus>) -> Evaluated {
+    Evaluated {
+        gates,
+        triggers,
+        firings: vec![],
+    }
+}
+
+#[test]
+fn a_lost_hold_a_resolved_alert_and_silence_are_told_once_at_the_change() {
+    let plan = plan();
+    let holding = evaluated(
+        vec![gate(Verdict::Pass, 20 * MINUTE)],
+        vec![trigger(Verdict::Pass, true)],
+    );
+    let failing = evaluated(
+        vec![gate(Verdict::Fail, 0)],
+        vec![trigger(Verdict::Fail, false)],
+    );
+    let events = of_evaluations(&plan, &holding, &failing, 5_000);
+    let kinds: Vec<EventKind> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EventKind::GateFailing, EventKind::AlertResolved]);
+    assert!(
+        events[0]
+            .lines
+            .iter()
+            .any(|l| l == "it had held 20m of 30m"),
+        "{:?}",
+        events[0].lines
+    );
+    // Still failing: nothing new.
+    assert!(of_evaluations(&plan, &failing, &failing, 6_000).is_empty());
+    // A gate that never held turning red is the board's business, not a message.
+    let fresh = evaluated(vec![gate(Verdict::Pass, 0)], vec![]);
+    assert!(
+        of_evaluations(&plan, &fresh, &failing, 7_000)
+            .iter()
+            .all(|e| e.kind != EventKind::GateFailing)
+    );
+    let silent = evaluated(vec![gate(Verdict::NoData, 0)], vec![]);
+    let stale = of_evaluations(&plan, &failing, &silent, 8_000);
+    assert_eq!(stale.len(), 1);
+    assert_eq!(stale[0].kind, EventKind::Stale);
+    assert!(of_evaluations(&plan, &silent, &silent, 9_000).is_empty());
+}

@@ -1,0 +1,352 @@
+//! The war room is told: a real `cutover serve` with `[[notify]]` channels posting to a
+//! receiver on loopback. Slack-compatible text and signed webhook JSON arrive for a stage
+//! entered, an alert fired by a trigger and a kill, with the values and the page's link; the
+//! HMAC verifies; a receiver that fails three times then recovers gets the kill once; a kill
+//! with one channel down still commits at once, and each channel's status is on the snapshot.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+/// What the receiver got: path, signature header, body, and when.
+#[derive(Debug, Clone)]
+struct Got {
+    path: String,
+    signature: Option<String>,
+    body: Vec<u8>,
+    status: u16,
+    at: Instant,
+}
+
+#[derive(Clone, Default)]
+struct Receiver {
+    got: Arc<Mutex<Vec<Got>>>,
+}
+
+async fn receive(
+    State(r): State<Receiver>,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> StatusCode {
+    let mut got = r.got.lock().unwrap();
+    let tries = got.iter().filter(|g| g.path == path).count();
+    // The flaky receiver fails its first three calls, then recovers.
+    let status = if path == "flaky" && tries < 3 {
+        503
+    } else {
+        200
+    };
+    got.push(Got {
+        path,
+        signature: headers
+            .get("x-cutover-signature")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        body: body.to_vec(),
+        status,
+        at: Instant::now(),
+    });
+    StatusCode::from_u16(status).unwrap()
+}
+
+impl Receiver {
+    async fn start() -> (Receiver, String) {
+        let r = Receiver::default();
+        let app = axum::Router::new()
+            .route("/{path}", axum::routing::post(receive))
+            .with_state(r.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (r, base)
+    }
+
+    fn bodies(&self, path: &str) -> Vec<Got> {
+        let got = self.got.lock().unwrap();
+        got.iter().filter(|g| g.path == path).cloned().collect()
+    }
+
+    /// Waits (a guard, not a claim) until `path` got a body that `check` accepts.
+    async fn wait(&self, path: &str, check: impl Fn(&Value) -> bool) -> Got {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(g) = self.bodies(path).into_iter().find(|g| {
+                g.status == 200 && serde_json::from_slice(&g.body).is_ok_and(|v: Value| check(&v))
+            }) {
+                return g;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{path} never got it: {:?}",
+                self.bodies(path)
+                    .iter()
+                    .map(|g| String::from_utf8_lossy(&g.body).into_owned())
+                    .collect::<Vec<_>>()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn plan(base: &str) -> String {
+    format!(
+        r#"
+[rollout]
+id = "drill"
+title = "Notify drill"
+
+[[stage]]
+id = "canary"
+traffic = 10
+
+[[stage]]
+id = "ga"
+traffic = 100
+
+[[metric]]
+id = "latency_ms"
+kind = "distribution"
+unit = "ms"
+
+[[trigger]]
+id = "slow"
+title = "p95 over 500ms"
+expr = "p95(latency_ms) > 500ms"
+window = "1m"
+for = "0s"
+action = "alert"
+severity = "critical"
+
+[[notify]]
+id = "war-room"
+kind = "slack"
+url = "{base}/slack"
+
+[[notify]]
+id = "pager"
+kind = "webhook"
+url = "{base}/hook"
+secret_env = "DRILL_HMAC"
+events = ["alert_fired", "kill"]
+
+[[notify]]
+id = "flaky"
+kind = "webhook"
+url = "{base}/flaky"
+events = ["kill"]
+
+[[notify]]
+id = "down"
+kind = "webhook"
+url = "http://127.0.0.1:1/nothing"
+events = ["kill"]
+"#
+    )
+}
+
+/// `cutover serve` on the plan, with a user per role; returns the child, its URL and tokens.
+async fn serve(
+    dir: &std::path::Path,
+    plans: &std::path::Path,
+) -> (tokio::process::Child, String, String) {
+    let bin = env!("CARGO_BIN_EXE_cutover");
+    let add = |role: &str| {
+        std::process::Command::new(bin)
+            .args(["user", "add", role, "--role", role, "--data-dir"])
+            .arg(dir)
+            .output()
+            .unwrap()
+    };
+    let operator = String::from_utf8(add("operator").stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let ingest = String::from_utf8(add("ingest").stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let mut child = tokio::process::Command::new(bin)
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--public-url",
+            "http://cutover.example",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .arg("--plans")
+        .arg(plans)
+        .env("DRILL_HMAC", "drill-secret")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncBufReadExt;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let url = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("serve printed nothing")
+            .unwrap()
+            .expect("serve ended");
+        if let Some(rest) = line.split("at http://").nth(1) {
+            break format!("http://{}", rest.trim());
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, url, format!("{operator}\n{ingest}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_war_room_is_told_signed_retried_and_never_in_the_way() {
+    let (receiver, base) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let plans = tempfile::tempdir().unwrap();
+    std::fs::write(plans.path().join("drill.toml"), plan(&base)).unwrap();
+    let (_child, url, tokens) = serve(dir.path(), plans.path()).await;
+    let (operator, ingest) = tokens.split_once('\n').unwrap();
+    let http = reqwest::Client::new();
+    let post = |path: &str, token: &str, body: Value| {
+        http.post(format!("{url}/api/rollouts/drill/{path}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+
+    // A stage entered: the Slack channel hears of it, with the page's link.
+    assert_eq!(
+        post("start", operator, json!({})).await.unwrap().status(),
+        200
+    );
+    let entered = receiver
+        .wait("slack", |v| {
+            v["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("entered canary"))
+        })
+        .await;
+    let text: Value = serde_json::from_slice(&entered.body).unwrap();
+    let text = text["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("Notify drill: entered canary at 10%"),
+        "{text}"
+    );
+    assert!(text.ends_with("http://cutover.example/r/drill"), "{text}");
+    assert!(
+        receiver.bodies("hook").is_empty(),
+        "the pager takes alerts and kills only"
+    );
+
+    // Slow traffic: the trigger fires an alert; both channels hear of it, with the value.
+    let slow = "{\"values\":{\"latency_ms\":900}}\n".repeat(50);
+    let pushed_at = Instant::now();
+    let pushed = http
+        .post(format!("{url}/api/rollouts/drill/events"))
+        .bearer_auth(ingest)
+        .body(slow)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pushed.status(), 200);
+    let alert = receiver.wait("hook", |v| v["event"] == "alert_fired").await;
+    let body: Value = serde_json::from_slice(&alert.body).unwrap();
+    assert_eq!(body["severity"], "critical");
+    assert_eq!(body["title"], "Notify drill: ALERT p95 over 500ms");
+    assert!(
+        body["lines"][0]
+            .as_str()
+            .is_some_and(|l| l.contains("p95(latency_ms) = ")),
+        "{body}"
+    );
+    // The signature is the HMAC of exactly the body received, under the shared secret.
+    assert_eq!(
+        alert.signature.as_deref(),
+        Some(cutover_server::notify::signature(b"drill-secret", &alert.body).as_str())
+    );
+    assert_ne!(
+        alert.signature.as_deref(),
+        Some(cutover_server::notify::signature(b"other-secret", &alert.body).as_str())
+    );
+    receiver
+        .wait("slack", |v| {
+            v["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("ALERT p95 over 500ms"))
+        })
+        .await;
+
+    // A kill with one channel down (nothing listens) and one failing: it commits at once.
+    let asked = Instant::now();
+    let killed = post("kill", operator, json!({"reason": "error budget gone"}))
+        .await
+        .unwrap();
+    let took = asked.elapsed();
+    assert_eq!(killed.status(), 200);
+    let snapshot: Value = killed.json().await.unwrap();
+    assert_eq!(snapshot["state"]["phase"], "killed");
+    assert!(
+        took < Duration::from_secs(2),
+        "the kill waited on its channels: {took:?}"
+    );
+    let kill = receiver.wait("hook", |v| v["event"] == "kill").await;
+    let body: Value = serde_json::from_slice(&kill.body).unwrap();
+    assert!(
+        body["lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l == "error budget gone"),
+        "{body}"
+    );
+    println!(
+        "kill: answered in {} ms, webhook arrived {} ms after it was asked",
+        took.as_millis(),
+        kill.at.duration_since(asked).as_millis()
+    );
+    println!(
+        "alert: webhook arrived {} ms after the events that fired it were sent",
+        alert.at.duration_since(pushed_at).as_millis()
+    );
+
+    // The flaky receiver: three failures, then the kill once, and nothing after.
+    receiver.wait("flaky", |v| v["event"] == "kill").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let flaky = receiver.bodies("flaky");
+    let statuses: Vec<u16> = flaky.iter().map(|g| g.status).collect();
+    assert_eq!(
+        statuses,
+        [503, 503, 503, 200],
+        "retried until taken, then once"
+    );
+
+    // Each channel's status is on the rollout's snapshot, the failing one with its reason.
+    let snapshot: Value = http
+        .get(format!("{url}/api/rollouts/drill"))
+        .bearer_auth(operator)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let channels = snapshot["channels"].as_array().unwrap();
+    let of = |id: &str| channels.iter().find(|c| c["id"] == id).unwrap().clone();
+    assert_eq!(of("war-room")["delivered"], 3, "{channels:?}");
+    assert_eq!(of("pager")["delivered"], 2);
+    assert_eq!(of("flaky")["delivered"], 1);
+    let down = of("down");
+    assert_eq!(down["failing"], true);
+    assert_eq!(down["pending"], 1);
+    assert!(
+        down["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot reach the channel"),
+        "{down}"
+    );
+}
