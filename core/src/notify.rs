@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::gates::{Evaluated, GateStatus, Verdict};
 use crate::plan::{Channel, Plan, Severity};
-use crate::rollout::{Action, AuditRecord, Phase};
+use crate::rollout::{Action, AuditRecord, OpenAlert, OpenAlertKind, Phase, RolloutState};
 use crate::time::Millis;
 
 /// What happened, as a channel's `events` names it.
@@ -280,6 +280,63 @@ pub fn of_evaluations(plan: &Plan, before: &Evaluated, now: &Evaluated, at: Mill
         ));
     }
     events
+}
+
+/// The event an open alert was told as (its key the same, so an escalation of it is one
+/// episode): for escalating it.
+pub fn open_alert_event(plan: &Plan, id: &str, open: &OpenAlert, now: Millis) -> Event {
+    let (kind, severity, title, key) = match open.kind {
+        OpenAlertKind::Kill => (
+            EventKind::Kill,
+            Severity::Critical,
+            format!("{}: KILLED by {}, unacknowledged", plan.title, open.by),
+            format!("kill:{}", open.since),
+        ),
+        OpenAlertKind::Alert => {
+            let spec = plan.triggers.iter().find(|t| t.id == id);
+            (
+                EventKind::AlertFired,
+                spec.map_or(Severity::Warning, |t| t.severity),
+                format!(
+                    "{}: ALERT {}, unacknowledged",
+                    plan.title,
+                    spec.map_or(id, |t| t.title.as_str())
+                ),
+                format!("alert:{id}:{}", open.since),
+            )
+        }
+    };
+    Event {
+        kind,
+        severity,
+        rollout: plan.id.clone(),
+        title,
+        lines: vec![format!(
+            "unacknowledged for {}; acknowledge it in the app or with: cutover ack {} {id}",
+            crate::time::Span(now.saturating_sub(open.since)).human(),
+            plan.id
+        )],
+        key,
+        at: open.since,
+    }
+}
+
+/// The escalations due at `now`: for each open alert and each channel with `escalate_after`
+/// that has passed since the alert opened, (that channel's index, the alert's id). The
+/// next channel hears of it; the notifier sends each once.
+pub fn escalations(plan: &Plan, state: &RolloutState, now: Millis) -> Vec<(usize, String)> {
+    let mut due = Vec::new();
+    for (id, open) in &state.open_alerts {
+        for (i, channel) in plan.channels.iter().enumerate() {
+            let Some(after) = channel.escalate_after else {
+                continue;
+            };
+            if i + 1 < plan.channels.len() && now.saturating_sub(open.since) >= after.0 {
+                due.push((i, id.clone()));
+            }
+        }
+    }
+    due
 }
 
 /// The channels (by index in the plan) that take `event`.

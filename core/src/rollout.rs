@@ -81,9 +81,32 @@ pub struct RolloutState {
     /// time a stage is entered.
     #[serde(default)]
     pub timebox_noted: Option<Millis>,
+    /// Alerts fired and automatic kills nobody has acknowledged yet, by alert id (the
+    /// trigger's id; `kill` for an automatic kill).
+    #[serde(default)]
+    pub open_alerts: BTreeMap<String, OpenAlert>,
     /// Incremented by every accepted action.
     pub version: u64,
 }
+
+/// An alert (or an automatic kill) waiting for someone to say they are on it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenAlert {
+    pub since: Millis,
+    /// What fired it: `trigger error-spike`.
+    pub by: String,
+    pub kind: OpenAlertKind,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpenAlertKind {
+    Alert,
+    Kill,
+}
+
+/// The id an automatic kill is acknowledged by.
+pub const KILL_ALERT: &str = "kill";
 
 impl RolloutState {
     pub fn new() -> RolloutState {
@@ -100,6 +123,7 @@ impl RolloutState {
             t0: None,
             check_days: BTreeMap::new(),
             timebox_noted: None,
+            open_alerts: BTreeMap::new(),
             version: 0,
         }
     }
@@ -208,6 +232,11 @@ pub enum Action {
     Alert {
         trigger: String,
     },
+    /// Someone is on an open alert (or an automatic kill, `kill`): it stops being open and
+    /// stops escalating.
+    Ack {
+        alert: String,
+    },
     /// A decision that changes no state (HAL9's decision log: proceed, extend, investigate),
     /// recorded with its reason and the evidence of the moment.
     Decide {
@@ -258,6 +287,7 @@ impl Action {
             Action::Approve => "approve",
             Action::Alert { .. } => "alert",
             Action::Decide { .. } => "decide",
+            Action::Ack { .. } => "ack",
             Action::PlanChanged => "plan_changed",
         }
     }
@@ -275,6 +305,7 @@ impl Action {
             Action::Check { .. } | Action::Uncheck { .. } => p.check.clone(),
             Action::Approve => p.approve.clone(),
             Action::Decide { .. } => p.decide.clone(),
+            Action::Ack { .. } => p.ack.clone(),
             Action::Alert { .. } | Action::PlanChanged | Action::Timebox { .. } => {
                 vec![Role::System]
             }
@@ -559,6 +590,16 @@ pub fn apply(
             }
             next.phase = Phase::Killed;
             next.killed = Some(mark.clone());
+            // A kill nobody pressed is open until a person says they are on it.
+            if request.actor.role == Role::System {
+                next.open_alerts
+                    .entry(KILL_ALERT.to_string())
+                    .or_insert(OpenAlert {
+                        since: request.at,
+                        by: request.actor.name.clone(),
+                        kind: OpenAlertKind::Kill,
+                    });
+            }
         }
         Action::StepBack => {
             let current = match (state.phase, state.stage) {
@@ -667,6 +708,19 @@ pub fn apply(
         }
         // Recorded as it is: the record and its evidence are the point.
         Action::Decide { .. } => {}
+        Action::Ack { alert } => {
+            if next.open_alerts.remove(alert).is_none() {
+                let open: Vec<&str> = state.open_alerts.keys().map(String::as_str).collect();
+                return Err(Refusal::Unknown(format!(
+                    "no open alert \"{alert}\" (open: {})",
+                    if open.is_empty() {
+                        "none".to_string()
+                    } else {
+                        open.join(", ")
+                    }
+                )));
+            }
+        }
         Action::Alert { trigger } => {
             let alerting = plan
                 .triggers
@@ -675,6 +729,14 @@ pub fn apply(
             if !alerting {
                 return Err(Refusal::Unknown(format!("no alert trigger \"{trigger}\"")));
             }
+            // Open until acknowledged; a firing while open keeps the first time.
+            next.open_alerts
+                .entry(trigger.clone())
+                .or_insert(OpenAlert {
+                    since: request.at,
+                    by: request.actor.name.clone(),
+                    kind: OpenAlertKind::Alert,
+                });
         }
         Action::Approve => {
             let target = match (state.phase, state.stage) {

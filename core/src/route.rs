@@ -22,10 +22,12 @@ pub enum ActionRoute {
     Schedule,
     /// A decision recorded: `{"decision": "proceed"|"extend"|"investigate", "reason": ...}`.
     Decide,
+    /// `{alert}`: an open alert acknowledged.
+    Ack,
 }
 
 impl ActionRoute {
-    pub const ALL: [ActionRoute; 12] = [
+    pub const ALL: [ActionRoute; 13] = [
         ActionRoute::Start,
         ActionRoute::Progress,
         ActionRoute::Pause,
@@ -38,6 +40,7 @@ impl ActionRoute {
         ActionRoute::Override,
         ActionRoute::Schedule,
         ActionRoute::Decide,
+        ActionRoute::Ack,
     ];
 
     /// The route under [`API`], with `{id}` for the rollout and the other parameters named.
@@ -55,6 +58,7 @@ impl ActionRoute {
             ActionRoute::Override => "/rollouts/{id}/gates/{gate}/override",
             ActionRoute::Schedule => "/rollouts/{id}/schedule",
             ActionRoute::Decide => "/rollouts/{id}/decisions",
+            ActionRoute::Ack => "/rollouts/{id}/alerts/{alert}/ack",
         }
     }
 

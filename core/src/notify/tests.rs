@@ -258,3 +258,135 @@ fn a_lost_hold_a_resolved_alert_and_silence_are_told_once_at_the_change() {
     assert_eq!(stale[0].kind, EventKind::Stale);
     assert!(of_evaluations(&plan, &silent, &silent, 9_000).is_empty());
 }
+
+fn request(role: Role, action: Action, at: Millis) -> crate::rollout::Request {
+    crate::rollout::Request {
+        actor: Actor {
+            name: format!("someone ({role})"),
+            role,
+        },
+        action,
+        reason: Some("on it".into()),
+        at,
+    }
+}
+
+/// An alert and an automatic kill stay open until a person acknowledges them; while open,
+/// each channel's `escalate_after` sends them on to the next channel, once the delay has
+/// passed, and never after the acknowledgement.
+#[test]
+fn open_alerts_escalate_after_their_delay_until_acknowledged() {
+    use crate::rollout::{OpenAlertKind, RolloutState, apply};
+    let plan = plan();
+    let ready = Default::default();
+    let mut state = RolloutState::new();
+    for (role, action) in [
+        (Role::Operator, Action::Start),
+        (
+            Role::System,
+            Action::Alert {
+                trigger: "slow".into(),
+            },
+        ),
+    ] {
+        state = apply(&plan, &state, &request(role, action, MINUTE), &ready)
+            .unwrap()
+            .0;
+    }
+    assert_eq!(state.open_alerts["slow"].kind, OpenAlertKind::Alert);
+    assert_eq!(state.open_alerts["slow"].since, MINUTE);
+    assert!(
+        escalations(&plan, &state, MINUTE + 10 * MINUTE - 1).is_empty(),
+        "not yet"
+    );
+    assert_eq!(
+        escalations(&plan, &state, 11 * MINUTE),
+        [(0, "slow".to_string())],
+        "war-room's 10m have passed: on to on-call"
+    );
+    let event = open_alert_event(&plan, "slow", &state.open_alerts["slow"], 11 * MINUTE);
+    assert_eq!(
+        event.key,
+        format!("alert:slow:{MINUTE}"),
+        "the same episode as the firing"
+    );
+    assert!(
+        event.lines[0].starts_with("unacknowledged for 10m"),
+        "{:?}",
+        event.lines
+    );
+
+    // A viewer cannot acknowledge; an unknown alert is refused in words.
+    assert!(
+        apply(
+            &plan,
+            &state,
+            &request(
+                Role::Viewer,
+                Action::Ack {
+                    alert: "slow".into()
+                },
+                2 * MINUTE
+            ),
+            &ready
+        )
+        .is_err()
+    );
+    let unknown = apply(
+        &plan,
+        &state,
+        &request(
+            Role::Operator,
+            Action::Ack {
+                alert: "fast".into(),
+            },
+            2 * MINUTE,
+        ),
+        &ready,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        unknown.contains("no open alert \"fast\" (open: slow)"),
+        "{unknown}"
+    );
+    let acked = apply(
+        &plan,
+        &state,
+        &request(
+            Role::Operator,
+            Action::Ack {
+                alert: "slow".into(),
+            },
+            2 * MINUTE,
+        ),
+        &ready,
+    )
+    .unwrap()
+    .0;
+    assert!(acked.open_alerts.is_empty());
+    assert!(
+        escalations(&plan, &acked, 60 * MINUTE).is_empty(),
+        "acknowledged: no escalation"
+    );
+
+    // A kill by a trigger is open too; one by a person is not.
+    let by_trigger = apply(
+        &plan,
+        &acked,
+        &request(Role::System, Action::Kill, 3 * MINUTE),
+        &ready,
+    )
+    .unwrap()
+    .0;
+    assert_eq!(by_trigger.open_alerts["kill"].kind, OpenAlertKind::Kill);
+    let by_person = apply(
+        &plan,
+        &acked,
+        &request(Role::Operator, Action::Kill, 3 * MINUTE),
+        &ready,
+    )
+    .unwrap()
+    .0;
+    assert!(by_person.open_alerts.is_empty());
+}

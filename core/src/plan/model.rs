@@ -258,6 +258,7 @@ pub(crate) struct RawPermissions {
     pub approve: Option<Vec<String>>,
     pub step_back: Option<Vec<String>>,
     pub decide: Option<Vec<String>>,
+    pub ack: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -606,6 +607,13 @@ pub struct Permissions {
     /// Who records a decision (proceed, extend, investigate) that changes no state.
     #[serde(default = "default_decide")]
     pub decide: Vec<Role>,
+    /// Who acknowledges an open alert or automatic kill.
+    #[serde(default = "default_ack")]
+    pub ack: Vec<Role>,
+}
+
+fn default_ack() -> Vec<Role> {
+    vec![Role::Operator, Role::Product, Role::Lead]
 }
 
 fn default_step_back() -> Vec<Role> {
@@ -629,6 +637,7 @@ impl Default for Permissions {
             approve: vec![Product, Lead],
             step_back: default_step_back(),
             decide: default_decide(),
+            ack: default_ack(),
         }
     }
 }

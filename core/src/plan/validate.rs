@@ -631,6 +631,7 @@ fn permissions(
         ("approve", &r.approve),
         ("step_back", &r.step_back),
         ("decide", &r.decide),
+        ("ack", &r.ack),
     ] {
         if list
             .as_ref()
@@ -659,6 +660,7 @@ fn permissions(
     roles(&r.approve, &mut out.approve);
     roles(&r.step_back, &mut out.step_back);
     roles(&r.decide, &mut out.decide);
+    roles(&r.ack, &mut out.ack);
     if out.kill.is_empty() {
         p.push((
             at,

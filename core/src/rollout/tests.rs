@@ -353,6 +353,12 @@ fn arb_action() -> impl Strategy<Value = Action> {
         Just(Action::Alert {
             trigger: "slow".into()
         }),
+        Just(Action::Ack {
+            alert: "slow".into()
+        }),
+        Just(Action::Ack {
+            alert: "kill".into()
+        }),
         Just(Action::Check {
             list: "pre".into(),
             item: "db".into()
@@ -392,11 +398,27 @@ proptest! {
                         prop_assert!(with_reason, "a step back without a reason");
                     }
                     prop_assert_eq!(next.version, state.version + 1);
+                    // Besides the open alerts, nothing else of the state.
+                    let rest = |s: &RolloutState| RolloutState {
+                        version: state.version,
+                        open_alerts: Default::default(),
+                        ..s.clone()
+                    };
                     if matches!(action, Action::Alert { .. }) {
-                        // An alert is a record, not a change.
+                        // An alert is a record that opens an alert, not a change.
                         prop_assert_eq!(who.role, Role::System);
                         prop_assert_eq!(&record.before, &record.after);
-                        prop_assert_eq!(&RolloutState { version: state.version, ..next.clone() }, &state);
+                        prop_assert!(next.open_alerts.contains_key("slow"));
+                        prop_assert_eq!(rest(&next), rest(&state));
+                    }
+                    if let Action::Ack { alert } = &action {
+                        // Only what was open can be acknowledged, and it closes.
+                        prop_assert!(state.open_alerts.contains_key(alert));
+                        prop_assert!(!next.open_alerts.contains_key(alert));
+                        prop_assert_eq!(rest(&next), rest(&state));
+                    }
+                    if action == Action::Kill && who.role == Role::System {
+                        prop_assert!(next.open_alerts.contains_key("kill"), "an automatic kill opens");
                     }
                     prop_assert_eq!(&record.after, &next.summary(&plan));
                     audit.push(record);

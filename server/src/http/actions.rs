@@ -302,6 +302,26 @@ pub async fn override_gate(
     .await
 }
 
+/// `POST .../alerts/{alert}/ack`: someone is on an open alert (or `kill`, an automatic kill).
+pub async fn ack(
+    State(state): State<AppState>,
+    Path((id, alert)): Path<(String, String)>,
+    caller: Caller,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let body = body(&bytes)?;
+    act(
+        &state,
+        &id,
+        caller,
+        &headers,
+        Action::Ack { alert },
+        body.reason,
+    )
+    .await
+}
+
 /// `POST .../checklists/{list}/items/{item}` with `{"checked": true|false, "note": ...}`.
 pub async fn check_item(
     State(state): State<AppState>,

@@ -48,6 +48,7 @@ pub fn app(state: AppState) -> Router {
         .route(ActionRoute::Approve.pattern(), post(actions::approve))
         .route(ActionRoute::Schedule.pattern(), post(actions::schedule))
         .route(ActionRoute::Decide.pattern(), post(actions::decide))
+        .route(ActionRoute::Ack.pattern(), post(actions::ack))
         .route(
             ActionRoute::Override.pattern(),
             post(actions::override_gate),

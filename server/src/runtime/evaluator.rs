@@ -71,6 +71,15 @@ async fn judge(state: &AppState, rollout: &Arc<Rollout>, at: Millis, leader: boo
         for firing in &evaluated.firings {
             fire(state, rollout, firing, at).await;
         }
+        // Open alerts nobody acknowledged go on to the next channel (each once).
+        for (from, id) in cutover_core::notify::escalations(&rollout.plan, &current, at) {
+            if let Some(open) = current.open_alerts.get(&id) {
+                let event = cutover_core::notify::open_alert_event(&rollout.plan, &id, open, at);
+                rollout
+                    .channels
+                    .escalate(from, &event, page(state, &rollout.plan.id));
+            }
+        }
         if let Some(over) = schedule::overrun_due(&rollout.plan, &current, at) {
             timebox(state, rollout, &over, at).await;
         } else if let Some(over) = schedule::overrun_action_pending(&rollout.plan, &current, at) {

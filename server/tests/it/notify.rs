@@ -350,3 +350,122 @@ async fn the_war_room_is_told_signed_retried_and_never_in_the_way() {
         "{down}"
     );
 }
+
+fn escalating_plan(id: &str, base: &str) -> String {
+    format!(
+        r#"
+[rollout]
+id = "{id}"
+title = "Escalation drill {id}"
+
+[[stage]]
+id = "canary"
+traffic = 10
+
+[[metric]]
+id = "latency_ms"
+kind = "distribution"
+unit = "ms"
+
+[[trigger]]
+id = "slow"
+title = "p95 over 500ms"
+expr = "p95(latency_ms) > 500ms"
+window = "1m"
+for = "0s"
+action = "alert"
+severity = "warning"
+
+[[notify]]
+id = "first"
+kind = "slack"
+url = "{base}/{id}-first"
+escalate_after = "3s"
+
+[[notify]]
+id = "second"
+kind = "webhook"
+url = "{base}/{id}-second"
+events = ["kill"]
+"#
+    )
+}
+
+/// An alert nobody acknowledges reaches the next channel after its channel's delay; one
+/// acknowledged in time never does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unacknowledged_alert_escalates_and_an_acknowledged_one_does_not() {
+    let (receiver, base) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let plans = tempfile::tempdir().unwrap();
+    for id in ["ignored", "handled"] {
+        std::fs::write(
+            plans.path().join(format!("{id}.toml")),
+            escalating_plan(id, &base),
+        )
+        .unwrap();
+    }
+    let (_child, url, tokens) = serve(dir.path(), plans.path()).await;
+    let (operator, ingest) = tokens.split_once('\n').unwrap();
+    let http = reqwest::Client::new();
+    for id in ["ignored", "handled"] {
+        let started = http
+            .post(format!("{url}/api/rollouts/{id}/start"))
+            .bearer_auth(operator)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(started.status(), 200);
+        let pushed = http
+            .post(format!("{url}/api/rollouts/{id}/events"))
+            .bearer_auth(ingest)
+            .body("{\"values\":{\"latency_ms\":900}}\n".repeat(50))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(pushed.status(), 200);
+    }
+    // Both alerts reach their first channel.
+    for id in ["ignored", "handled"] {
+        receiver
+            .wait(&format!("{id}-first"), |v| {
+                v["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("ALERT p95 over 500ms"))
+            })
+            .await;
+    }
+    // Someone is on the "handled" one at once.
+    let acked = http
+        .post(format!("{url}/api/rollouts/handled/alerts/slow/ack"))
+        .bearer_auth(operator)
+        .json(&json!({"reason": "looking at it"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acked.status(), 200);
+    let state: Value = acked.json().await.unwrap();
+    assert_eq!(state["state"]["open_alerts"], json!({}));
+    let again = http
+        .post(format!("{url}/api/rollouts/handled/alerts/slow/ack"))
+        .bearer_auth(operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 404, "nothing open to acknowledge");
+
+    // The ignored one moves on to the second channel after its 3 s, marked as escalated.
+    let escalated = receiver
+        .wait("ignored-second", |v| v["escalated_from"] == "first")
+        .await;
+    let body: Value = serde_json::from_slice(&escalated.body).unwrap();
+    assert_eq!(body["event"], "alert_fired");
+    assert!(
+        body["title"].as_str().unwrap().ends_with("unacknowledged"),
+        "{body}"
+    );
+    // Once, and the handled one never.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(receiver.bodies("ignored-second").len(), 1);
+    assert!(receiver.bodies("handled-second").is_empty());
+}

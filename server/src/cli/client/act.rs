@@ -74,6 +74,25 @@ pub(super) async fn run_decide(args: DecideArgs) -> Result<ExitCode, ClientError
     send(&args.connection, &args.rollout, &act, Some(args.reason)).await
 }
 
+/// Acknowledge an open alert (a trigger's id, or `kill` for an automatic kill): it stops
+/// escalating and leaves the top of the overview and the wall.
+///
+/// Example: cutover ack spiralogic latency-budget --reason "looking at the batch job"
+#[derive(clap::Args)]
+pub struct AckArgs {
+    rollout: String,
+    alert: String,
+    #[arg(long)]
+    reason: Option<String>,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+pub(super) async fn run_ack(args: AckArgs) -> Result<ExitCode, ClientError> {
+    let act = Act::Ack { alert: args.alert };
+    send(&args.connection, &args.rollout, &act, args.reason).await
+}
+
 /// Set T-0 ahead of the start: checklist phases such as T-30m become due times.
 ///
 /// Example: cutover schedule pags-cutover --at 2026-12-01T14:00:00Z
@@ -161,6 +180,9 @@ pub enum Act {
     Decide {
         decision: String,
     },
+    Ack {
+        alert: String,
+    },
 }
 
 impl Act {
@@ -178,6 +200,7 @@ impl Act {
             Act::Override { gate } => ActionRoute::Override.path(rollout, &[gate]),
             Act::Schedule { .. } => ActionRoute::Schedule.path(rollout, &[]),
             Act::Decide { .. } => ActionRoute::Decide.path(rollout, &[]),
+            Act::Ack { alert } => ActionRoute::Ack.path(rollout, &[alert]),
         }
     }
 
@@ -202,6 +225,7 @@ impl Act {
             Act::Override { gate } => format!("overrode gate {gate}"),
             Act::Schedule { t0 } => format!("T-0 set to {}", super::status::clock_time(*t0)),
             Act::Decide { decision } => format!("decided: {decision}"),
+            Act::Ack { alert } => format!("acknowledged {alert}"),
         }
     }
 }

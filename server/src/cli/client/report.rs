@@ -90,6 +90,7 @@ fn what(action: &Action) -> String {
     match action {
         Action::Override { gate } => format!("override {gate}"),
         Action::Decide { decision } => format!("decide: {}", decision.as_str()),
+        Action::Ack { alert } => format!("ack {alert}"),
         Action::Alert { trigger } => format!("alert {trigger}"),
         Action::Check { list, item } => format!("check {list}/{item}"),
         Action::Uncheck { list, item } => format!("uncheck {list}/{item}"),
@@ -148,7 +149,20 @@ impl Report<'_> {
             matches!(
                 e.record.action,
                 Action::Alert { .. } | Action::Timebox { .. }
-            )
+            ) || (matches!(e.record.action, Action::Kill)
+                && e.record.actor.role == cutover_core::role::Role::System)
+        })
+    }
+
+    /// Who acknowledged the alert `entry` opened, and when: the first ack after it.
+    fn acknowledged(&self, entry: &AuditEntry) -> Option<&AuditEntry> {
+        let id = match &entry.record.action {
+            Action::Alert { trigger } => trigger.as_str(),
+            Action::Kill => cutover_core::rollout::KILL_ALERT,
+            _ => return None,
+        };
+        self.entries.iter().find(|e| {
+            e.seq > entry.seq && matches!(&e.record.action, Action::Ack { alert } if alert == id)
         })
     }
 
@@ -179,7 +193,11 @@ impl Report<'_> {
                 v["evidence"] = e.evidence.clone();
                 v
             }).collect::<Vec<_>>(),
-            "alerts": self.alerts().map(entry).collect::<Vec<_>>(),
+            "alerts": self.alerts().map(|e| {
+                let mut v = entry(e);
+                v["acknowledged"] = self.acknowledged(e).map(entry).unwrap_or(Value::Null);
+                v
+            }).collect::<Vec<_>>(),
             "final_gates": s.gates,
         })
     }
@@ -285,9 +303,19 @@ impl Report<'_> {
         let mut any = false;
         for e in self.alerts() {
             any = true;
+            let ack = match self.acknowledged(e) {
+                Some(a) => format!(
+                    " (acknowledged by {} ({}) after {})",
+                    a.record.actor.name,
+                    a.record.actor.role,
+                    cutover_core::time::Span(a.record.at - e.record.at).human()
+                ),
+                None if matches!(e.record.action, Action::Timebox { .. }) => String::new(),
+                None => " (never acknowledged)".to_string(),
+            };
             let _ = writeln!(
                 out,
-                "- {} {}: {}",
+                "- {} {}: {}{ack}",
                 clock_time(e.record.at),
                 what(&e.record.action),
                 e.record.reason.as_deref().unwrap_or("")
