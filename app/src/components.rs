@@ -9,6 +9,7 @@ pub mod checklists;
 pub mod freshness;
 pub mod gate_board;
 pub mod guidance;
+pub mod open_alerts;
 pub mod reason_dialog;
 pub mod share;
 pub mod stage_bar;

@@ -108,6 +108,11 @@ pub struct Summary {
     /// The headline metric minute by minute over the last 15 minutes, oldest first.
     #[serde(default)]
     pub trend: Option<Trend>,
+    /// Alerts and automatic kills nobody has acknowledged, and since when the oldest is open.
+    #[serde(default)]
+    pub open_alerts: Vec<String>,
+    #[serde(default)]
+    pub open_since: Option<Millis>,
     pub at: Millis,
 }
 
@@ -238,6 +243,8 @@ impl Snapshot {
                 .overdue()
                 .count(),
             trend: None,
+            open_alerts: self.state.open_alerts.keys().cloned().collect(),
+            open_since: self.state.open_alerts.values().map(|o| o.since).min(),
             at: self.at,
         }
     }

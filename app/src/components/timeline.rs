@@ -10,12 +10,13 @@ fn describe(state: &StateSummary) -> String {
     }
 }
 
-/// What the action was about: a gate, a trigger, a checklist item, a decision.
+/// What the action was about: a gate, a trigger, a checklist item, a decision, an alert.
 fn target(action: &Action) -> String {
     match action {
         Action::Override { gate } => gate.clone(),
         Action::Alert { trigger } => trigger.clone(),
         Action::Decide { decision } => decision.as_str().to_string(),
+        Action::Ack { alert } => alert.clone(),
         Action::Check { list, item } | Action::Uncheck { list, item } => format!("{list}/{item}"),
         _ => String::new(),
     }

@@ -119,6 +119,14 @@ fn card(id: String, list: RwSignal<Vec<Summary>>) -> impl IntoView {
         0 => String::new(),
         n => format!("▲ {n} OVERDUE"),
     });
+    let alerts = read(|s| match (s.open_alerts.as_slice(), s.open_since) {
+        ([], _) | (_, None) => String::new(),
+        (ids, Some(since)) => format!(
+            "⚠ OPEN, UNACKNOWLEDGED: {} · {}",
+            ids.join(", "),
+            Span((s.at - since).max(0)).human()
+        ),
+    });
     let trend = move || {
         summary.with(|s| {
             let t = s.as_ref()?.trend.clone()?;
@@ -160,6 +168,7 @@ fn card(id: String, list: RwSignal<Vec<Summary>>) -> impl IntoView {
                 <span>{progress}</span>
                 {trend}
             </div>
+            <div class="card-alerts" data-testid=format!("alerts-{id}")>{alerts}</div>
             <div class="card-overdue" data-testid=format!("overdue-{id}")>{overdue}</div>
             <div class="card-blocker" data-testid=format!("blocker-{id}")>{blocker}</div>
             <div class="card-gates">{gates}</div>
@@ -190,7 +199,18 @@ pub fn Overview(
     if let Ok(handle) = set_interval_with_handle(refresh, std::time::Duration::from_secs(2)) {
         on_cleanup(move || handle.clear());
     }
-    let ids = move || list.with(|l| l.iter().map(|s| s.id.clone()).collect::<Vec<_>>());
+    // Rollouts with open, unacknowledged alerts first (oldest alert first), then as listed.
+    let ids = move || {
+        list.with(|l| {
+            let mut order: Vec<(Option<i64>, usize, String)> = l
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s.open_since, i, s.id.clone()))
+                .collect();
+            order.sort_by_key(|(since, i, _)| (since.is_none(), *since, *i));
+            order.into_iter().map(|(_, _, id)| id).collect::<Vec<_>>()
+        })
+    };
     view! {
         <header>
             <h1>"cutover"</h1>

@@ -15,6 +15,7 @@ use crate::components::checklists::Checklists;
 use crate::components::freshness::Freshness;
 use crate::components::gate_board::GateBoard;
 use crate::components::guidance::GuidanceNow;
+use crate::components::open_alerts::OpenAlerts;
 use crate::components::share::ShareLink;
 use crate::components::stage_bar::StageBar;
 use crate::components::timeline::Timeline;
@@ -86,6 +87,7 @@ pub fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView
             {(me.rollout.is_some()).then(|| view! { <span class="readonly" data-testid="read-only">"read-only"</span> })}
         </header>
         <main class:wall=wall>
+            <OpenAlerts me=controls.then(|| me.clone()) snapshot=live.snapshot tick=live.tick />
             <StageBar snapshot=live.snapshot tick=live.tick />
             {wall.then(|| view! { <GuidanceNow snapshot=live.snapshot tick=live.tick /> })}
             {controls.then(|| view! { <ActionBar me=me.clone() snapshot=live.snapshot tick=live.tick /> })}

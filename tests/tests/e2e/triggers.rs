@@ -74,3 +74,102 @@ async fn an_alert_is_marked_on_every_chart_and_in_the_timeline() -> anyhow::Resu
     operator.close().await;
     Ok(())
 }
+
+/// A fired alert is open until someone acknowledges it: the wall and the overview show it
+/// first, with how long it has been open; a viewer has no Acknowledge button; the operator's
+/// clears it everywhere.
+#[tokio::test]
+async fn an_open_alert_shows_on_the_wall_and_overview_until_acknowledged() -> anyhow::Result<()> {
+    let plans = tempfile::tempdir()?;
+    std::fs::write(plans.path().join("drill.toml"), drill())?;
+    let dir = plans.path().to_string_lossy().to_string();
+    let demo = Demo::start_with(&["--plans", &dir, "--scenario", "drill=error-spike"])?;
+    let guard = Duration::from_secs(20);
+    let operator = Browser::start().await?;
+    operator
+        .sign_in(&format!("{}/r/drill", demo.url), demo.token("operator"))
+        .await?;
+    operator
+        .wait_text("phase", guard, |t| t == "NOT STARTED")
+        .await?;
+    assert!(
+        !operator.has("open-alerts").await,
+        "nothing open before the start"
+    );
+    operator.click("start").await?;
+    let open = operator
+        .wait_text("open-alert-error-spike", guard, |t| {
+            t.contains("ALERT error-spike")
+        })
+        .await?;
+    assert!(
+        open.contains("· open ") && open.contains("by trigger error-spike · unacknowledged"),
+        "{open}"
+    );
+
+    // The wall: the open alert first, no button.
+    let wall = Browser::start_screen(1920, 1080, false).await?;
+    wall.sign_in(&format!("{}/r/drill/wall", demo.url), demo.token("viewer"))
+        .await?;
+    wall.wait_text("open-alert-error-spike", guard, |t| {
+        t.contains("unacknowledged")
+    })
+    .await?;
+    assert!(
+        !wall.has("ack-error-spike").await,
+        "the wall has no buttons"
+    );
+    let first = wall
+        .client
+        .execute(
+            "return document.querySelector('main').firstElementChild.dataset.testid",
+            vec![],
+        )
+        .await?;
+    assert_eq!(first, "open-alerts", "first thing on the wall");
+    wall.screenshot("wall-open-alert").await?;
+
+    // A viewer's rollout page: the alert, no button. The overview: the card says so.
+    let viewer = Browser::start().await?;
+    viewer
+        .sign_in(&format!("{}/r/drill", demo.url), demo.token("viewer"))
+        .await?;
+    viewer
+        .wait_text("open-alert-error-spike", guard, |t| {
+            t.contains("unacknowledged")
+        })
+        .await?;
+    assert!(
+        !viewer.has("ack-error-spike").await,
+        "a viewer cannot acknowledge"
+    );
+    viewer.client.goto(&format!("{}/", demo.url)).await?;
+    viewer
+        .wait_text("alerts-drill", guard, |t| {
+            t.starts_with("⚠ OPEN, UNACKNOWLEDGED: error-spike · ")
+        })
+        .await?;
+
+    // The operator acknowledges: gone from the page, the wall and the overview.
+    operator.click("ack-error-spike").await?;
+    operator
+        .wait_text("timeline", guard, |t| {
+            t.contains("ack error-spike by demo-operator")
+        })
+        .await?;
+    let deadline = tokio::time::Instant::now() + guard;
+    while operator.has("open-alerts").await || wall.has("open-alerts").await {
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the acknowledged alert stayed open"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    viewer
+        .wait_text("alerts-drill", guard, |t| t.is_empty())
+        .await?;
+    operator.close().await;
+    wall.close().await;
+    viewer.close().await;
+    Ok(())
+}

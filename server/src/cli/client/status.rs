@@ -283,6 +283,16 @@ fn clock_lines(out: &mut String, snapshot: &Snapshot, paint: Paint) {
     if let (Some(t0), Some(label)) = (clock.t0, clock.label(at)) {
         let _ = writeln!(out, "clock     {label} (T-0 {})", clock_time(t0));
     }
+    for (id, open) in &snapshot.state.open_alerts {
+        let _ = writeln!(
+            out,
+            "{} {id} by {}, opened {}: cutover ack {} {id}",
+            paint.wrap("31;1", "OPEN ALERT"),
+            open.by,
+            ago(open.since, at),
+            snapshot.plan.id
+        );
+    }
     for item in clock.overdue() {
         let late = item.due.map(|d| ago(d, at)).unwrap_or_default();
         let _ = writeln!(
@@ -435,6 +445,8 @@ mod tests {
             blocker: None,
             overdue: 0,
             trend: None,
+            open_alerts: vec![],
+            open_since: None,
             at: 1000,
         }
     }
