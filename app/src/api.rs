@@ -153,16 +153,25 @@ pub async fn audit(rollout: &str) -> Result<Vec<AuditEntry>, String> {
 
 /// The newest records that mark the charts (stage changes, kills, overrides, alerts): fetched
 /// apart from the timeline's 50 so a long checklist cannot push them off a 24h chart.
-pub async fn chart_marks(rollout: &str) -> Result<Vec<cutover_core::chart::Marker>, String> {
+/// Each marker knows its entry (`seq`), and the entries come too: the record behind a marker.
+pub async fn chart_marks(
+    rollout: &str,
+) -> Result<(Vec<cutover_core::chart::Marker>, Vec<AuditEntry>), String> {
     let page: AuditPage = get(&format!(
         "/api/rollouts/{rollout}/audit?marks=true&limit=500"
     ))
     .await?;
-    Ok(page
+    let marks = page
         .entries
         .iter()
-        .filter_map(|e| cutover_core::chart::marker(&e.record))
-        .collect())
+        .filter_map(|e| {
+            cutover_core::chart::marker(&e.record).map(|m| cutover_core::chart::Marker {
+                seq: Some(e.seq),
+                ..m
+            })
+        })
+        .collect();
+    Ok((marks, page.entries))
 }
 
 /// Chart series over `range` (`1h`, `6h`, `24h`) from the snapshot endpoint.

@@ -11,6 +11,7 @@ pub mod gate_board;
 pub mod guidance;
 pub mod open_alerts;
 pub mod reason_dialog;
+pub mod record;
 pub mod share;
 pub mod stage_bar;
 pub mod timeline;

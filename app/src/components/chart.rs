@@ -197,6 +197,9 @@ pub fn Chart(
     /// On the wall: larger type, taller charts.
     #[prop(optional)]
     wall: bool,
+    /// A marker picked in the list under the chart: its audit entry's seq.
+    #[prop(optional)]
+    on_mark: Option<Callback<i64>>,
 ) -> impl IntoView {
     let spec = StoredValue::new(spec);
     let canvas = NodeRef::<Canvas>::new();
@@ -385,13 +388,19 @@ pub fn Chart(
             <div class="legend">{legend}</div>
             <div class="hover" data-testid=format!("hover-{id}")>{move || hover.get().unwrap_or_default()}</div>
             <div class="marks" data-testid=format!("marks-{id}")>{move || {
-                in_range.with(|marks| {
-                    marks
-                        .iter()
-                        .map(|m| format!("{} {}", crate::clock::hm(m.at), m.label))
-                        .collect::<Vec<_>>()
-                        .join(" · ")
-                })
+                // Each marker a button that opens the record behind it (what was seen then).
+                in_range.get().into_iter().enumerate().map(|(i, m)| {
+                    let text = format!("{} {}", crate::clock::hm(m.at), m.label);
+                    let sep = (i > 0).then_some(" · ");
+                    let seq = m.seq;
+                    view! {
+                        {sep}
+                        <button class="link mark" title="the record behind this marker"
+                            on:click=move |_| if let (Some(seq), Some(cb)) = (seq, on_mark) { cb.run(seq) }>
+                            {text}
+                        </button>
+                    }
+                }).collect_view()
             }}</div>
         </section>
     }

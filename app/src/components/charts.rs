@@ -21,6 +21,8 @@ pub fn Charts(
     #[prop(into)] tick: Signal<Option<Tick>>,
     #[prop(into)] markers: Signal<Vec<Marker>>,
     wall: bool,
+    /// A marker picked: its audit entry's seq.
+    on_mark: Callback<i64>,
 ) -> impl IntoView {
     let specs = Memo::new(move |_| {
         snapshot.with(|s| {
@@ -101,7 +103,7 @@ pub fn Charts(
             </div>
         })}
         <div class="charts">
-            <For each=shown key=|c| c.id.clone() children=move |spec| view! { <Chart spec frame markers wall /> } />
+            <For each=shown key=|c| c.id.clone() children=move |spec| view! { <Chart spec frame markers wall on_mark /> } />
         </div>
     }
 }

@@ -16,6 +16,7 @@ use crate::components::freshness::Freshness;
 use crate::components::gate_board::GateBoard;
 use crate::components::guidance::GuidanceNow;
 use crate::components::open_alerts::OpenAlerts;
+use crate::components::record::Record;
 use crate::components::share::ShareLink;
 use crate::components::stage_bar::StageBar;
 use crate::components::timeline::Timeline;
@@ -41,6 +42,9 @@ pub fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView
     // refetched on every new state version.
     let audit = RwSignal::new(Vec::<cutover_core::rollout::AuditEntry>::new());
     let markers = RwSignal::new(Vec::<cutover_core::chart::Marker>::new());
+    // The entries behind the markers, and the one whose record is open.
+    let marked = RwSignal::new(Vec::<cutover_core::rollout::AuditEntry>::new());
+    let shown = RwSignal::new(None::<i64>);
     let version = Memo::new(move |_| live.snapshot.get().map(|s| s.state.version));
     {
         let id = id.clone();
@@ -51,10 +55,11 @@ pub fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView
                     if let Ok(list) = api::audit(&id).await {
                         audit.set(list);
                     }
-                    if let Ok(list) = api::chart_marks(&id).await
+                    if let Ok((list, entries)) = api::chart_marks(&id).await
                         && markers.with_untracked(|m| m != &list)
                     {
                         markers.set(list);
+                        marked.set(entries);
                     }
                 });
             }
@@ -101,7 +106,8 @@ pub fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView
                     <div class="value" data-testid="live-p95">{move || latest(p95.get())}</div>
                 </div>
             </div>
-            <Charts id=id.clone() snapshot=live.snapshot tick=live.tick markers=markers wall=wall />
+            <Charts id=id.clone() snapshot=live.snapshot tick=live.tick markers=markers wall=wall on_mark=Callback::new(move |seq| shown.set(Some(seq))) />
+            <Record entries=marked shown=shown />
             <GateBoard snapshot=live.snapshot tick=live.tick guidance=!wall wall=wall />
             {(!wall).then(|| view! {
                 <Actuators snapshot=live.snapshot />

@@ -9,6 +9,9 @@ pub struct Marker {
     pub label: String,
     /// Kills (by a person or a trigger) are drawn as alarms.
     pub alarm: bool,
+    /// The audit entry behind it, when known: the page opens its record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
 }
 
 /// The actions whose audit records put no marker on the charts ([`marker`]), by name: the
@@ -54,6 +57,7 @@ pub fn marker(record: &crate::rollout::AuditRecord) -> Option<Marker> {
         }
     };
     Some(Marker {
+        seq: None,
         at: record.at,
         label,
         alarm: matches!(

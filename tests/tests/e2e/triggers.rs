@@ -69,6 +69,38 @@ async fn an_alert_is_marked_on_every_chart_and_in_the_timeline() -> anyhow::Resu
     // The line the alert watches is on the chart, and the legend says what it does.
     let panel = operator.text("panel-error").await.unwrap_or_default();
     assert!(panel.contains("error-spike alerts past 5%"), "{panel}");
+    // The marker opens the record behind it: who, why, and what the gates said then.
+    let marks = operator
+        .client
+        .find_all(fantoccini::Locator::Css(
+            "[data-testid='marks-error'] button",
+        ))
+        .await?;
+    let mut alert_mark = None;
+    for mark in marks {
+        if mark.text().await?.contains("alert error-spike") {
+            alert_mark = Some(mark);
+        }
+    }
+    alert_mark
+        .ok_or_else(|| anyhow::anyhow!("no alert marker button"))?
+        .click()
+        .await?;
+    let record = operator
+        .wait_text("record", Duration::from_secs(10), |t| {
+            t.contains("alert error-spike by trigger error-spike (system)")
+        })
+        .await?;
+    assert!(
+        record.contains("p95(latency_ms) = "),
+        "the gate values then: {record}"
+    );
+    assert!(
+        record.contains("Triggers breaching then: error-spike"),
+        "{record}"
+    );
+    operator.click("record-close").await?;
+    assert!(!operator.has("record").await);
     assert_eq!(operator.text("phase").await.as_deref(), Some("RUNNING"));
     operator.screenshot("rollout-alert").await?;
     operator.close().await;

@@ -71,11 +71,13 @@ fn bench_draw(points: u32) -> f64 {
             at: end / 3,
             label: "to beta".into(),
             alarm: false,
+            seq: None,
         },
         Marker {
             at: end / 3 + step,
             label: "alert latency-budget".into(),
             alarm: true,
+            seq: None,
         },
     ];
     let Some(clock) = window.performance() else {

@@ -1,0 +1,83 @@
+//! The record behind a chart marker: who did what and why, and the evidence it was decided on
+//! (each gate's values against its thresholds, the triggers breaching, the checklists still
+//! open), as stored when it was taken, not as things are now.
+
+use cutover_core::gates::GateStatus;
+use cutover_core::rollout::AuditEntry;
+use leptos::prelude::*;
+
+#[component]
+pub fn Record(
+    #[prop(into)] entries: Signal<Vec<AuditEntry>>,
+    /// The entry to show (`seq`), set by a marker; closing clears it.
+    shown: RwSignal<Option<i64>>,
+) -> impl IntoView {
+    move || {
+        let seq = shown.get()?;
+        let entry = entries.with(|e| e.iter().find(|e| e.seq == seq).cloned())?;
+        let r = &entry.record;
+        let what =
+            cutover_core::chart::marker(r).map_or_else(|| r.action.name().to_string(), |m| m.label);
+        let head = format!(
+            "{} {what} by {} ({})",
+            crate::clock::hms(r.at),
+            r.actor.name,
+            r.actor.role.as_str()
+        );
+        let reason = r.reason.clone().map(|r| format!("“{r}”"));
+        let gates: Vec<GateStatus> = entry
+            .evidence
+            .get("gates")
+            .cloned()
+            .and_then(|g| serde_json::from_value(g).ok())
+            .unwrap_or_default();
+        let rows = gates
+            .into_iter()
+            .map(|g| {
+                view! {
+                    <tr>
+                        <td class="gate-title">{g.id.clone()}</td>
+                        <td>{g.verdict.word()}</td>
+                        <td class="gate-observed">{g.observed()}</td>
+                        <td class="gate-held">{g.held_text()}</td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        let breaching: Vec<String> = entry
+            .evidence
+            .get("triggers")
+            .and_then(|t| t.as_array())
+            .map(|ts| {
+                ts.iter()
+                    .filter(|t| t["verdict"] == "pass")
+                    .filter_map(|t| t["id"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let open: Vec<String> = entry
+            .evidence
+            .get("checklists")
+            .and_then(|c| c.as_object())
+            .map(|lists| {
+                lists
+                    .iter()
+                    .filter_map(|(id, l)| {
+                        let n = l["open"].as_array().map_or(0, Vec::len);
+                        (n > 0).then(|| format!("{id} ({n} open)"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(view! {
+            <section class="panel record" data-testid="record">
+                <h2>"Record behind the marker"</h2>
+                <p><strong>{head}</strong> " " {reason}</p>
+                <table class="gates"><tbody>{rows}</tbody></table>
+                <p>"Triggers breaching then: " {if breaching.is_empty() { "none".to_string() } else { breaching.join(", ") }}</p>
+                <p>"Checklists open then: " {if open.is_empty() { "none".to_string() } else { open.join(", ") }}</p>
+                <button data-testid="record-close" on:click=move |_| shown.set(None)>"Close"</button>
+            </section>
+        })
+    }
+}
