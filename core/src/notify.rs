@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::actuate::{ActuatorStatus, ApplyState};
 use crate::gates::{Evaluated, GateStatus, Verdict};
 use crate::plan::{Channel, Plan, Severity};
 use crate::rollout::{Action, AuditRecord, OpenAlert, OpenAlertKind, Phase, RolloutState};
@@ -24,10 +25,11 @@ pub enum EventKind {
     GateFailing,
     Stale,
     Timebox,
+    ActuatorFailing,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 9] = [
+    pub const ALL: [EventKind; 10] = [
         EventKind::AlertFired,
         EventKind::AlertResolved,
         EventKind::Kill,
@@ -37,6 +39,7 @@ impl EventKind {
         EventKind::GateFailing,
         EventKind::Stale,
         EventKind::Timebox,
+        EventKind::ActuatorFailing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -50,6 +53,7 @@ impl EventKind {
             EventKind::GateFailing => "gate_failing",
             EventKind::Stale => "stale",
             EventKind::Timebox => "timebox",
+            EventKind::ActuatorFailing => "actuator_failing",
         }
     }
 
@@ -337,6 +341,34 @@ pub fn escalations(plan: &Plan, state: &RolloutState, now: Millis) -> Vec<(usize
         }
     }
     due
+}
+
+/// Failed attempts in a row after which an actuator "keeps failing".
+pub const ACTUATOR_FAILURES: u32 = 3;
+
+/// Actuators that keep failing to apply a state version: a kill the world has not heard of is
+/// something people must know. Once per actuator and version (the key), whatever the retries.
+pub fn of_actuators(plan: &Plan, statuses: &[ActuatorStatus], at: Millis) -> Vec<Event> {
+    statuses
+        .iter()
+        .filter(|a| a.state == ApplyState::Failed && a.attempts >= ACTUATOR_FAILURES)
+        .map(|a| Event {
+            kind: EventKind::ActuatorFailing,
+            severity: Severity::Critical,
+            rollout: plan.id.clone(),
+            title: format!(
+                "{}: actuator {} keeps failing to apply version {}",
+                plan.title, a.id, a.version
+            ),
+            lines: vec![format!(
+                "{} attempts: {}",
+                a.attempts,
+                a.error.as_deref().unwrap_or("no answer")
+            )],
+            key: format!("actuator:{}:{}", a.id, a.version),
+            at,
+        })
+        .collect()
 }
 
 /// The channels (by index in the plan) that take `event`.

@@ -390,3 +390,32 @@ fn open_alerts_escalate_after_their_delay_until_acknowledged() {
     .0;
     assert!(by_person.open_alerts.is_empty());
 }
+
+#[test]
+fn an_actuator_that_keeps_failing_is_told_once_per_version() {
+    use crate::actuate::{ActuatorStatus, ApplyState};
+    let plan = plan();
+    let status = |attempts, state| ActuatorStatus {
+        id: "flags".into(),
+        kind: "webhook".into(),
+        state,
+        version: 4,
+        attempts,
+        error: Some("cannot reach the webhook".into()),
+        at: 0,
+    };
+    assert!(
+        of_actuators(&plan, &[status(2, ApplyState::Failed)], 0).is_empty(),
+        "not yet"
+    );
+    assert!(of_actuators(&plan, &[status(9, ApplyState::Applied)], 0).is_empty());
+    let events = of_actuators(&plan, &[status(3, ApplyState::Failed)], 0);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].kind, EventKind::ActuatorFailing);
+    assert_eq!(events[0].key, "actuator:flags:4", "one episode per version");
+    assert_eq!(events[0].lines, ["3 attempts: cannot reach the webhook"]);
+    assert_eq!(
+        of_actuators(&plan, &[status(7, ApplyState::Failed)], 9)[0].key,
+        events[0].key
+    );
+}

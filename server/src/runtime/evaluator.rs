@@ -63,7 +63,9 @@ async fn judge(state: &AppState, rollout: &Arc<Rollout>, at: Millis, leader: boo
     });
     if leader {
         // Told by the leader alone, as it alone acts.
-        for event in &events {
+        let statuses: Vec<_> = rollout.actuators.iter().map(|a| a.status()).collect();
+        let failing = cutover_core::notify::of_actuators(&rollout.plan, &statuses, at);
+        for event in events.iter().chain(&failing) {
             rollout
                 .channels
                 .tell(&rollout.plan, event, page(state, &rollout.plan.id));

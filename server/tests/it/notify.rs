@@ -469,3 +469,70 @@ async fn an_unacknowledged_alert_escalates_and_an_acknowledged_one_does_not() {
     assert_eq!(receiver.bodies("ignored-second").len(), 1);
     assert!(receiver.bodies("handled-second").is_empty());
 }
+
+/// An actuator that cannot reach its webhook: after three failed attempts at a version the
+/// channel hears it keeps failing, once, with the error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_actuator_that_keeps_failing_is_told_once() {
+    let (receiver, base) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let plans = tempfile::tempdir().unwrap();
+    let plan = format!(
+        r#"
+[rollout]
+id = "stuck"
+title = "Stuck actuator"
+
+[[stage]]
+id = "canary"
+traffic = 10
+
+[[metric]]
+id = "latency_ms"
+kind = "distribution"
+unit = "ms"
+
+[[actuator]]
+id = "flags"
+kind = "webhook"
+url = "http://127.0.0.1:1/flags"
+
+[[notify]]
+id = "ops"
+kind = "webhook"
+url = "{base}/ops"
+events = ["actuator_failing"]
+"#
+    );
+    std::fs::write(plans.path().join("stuck.toml"), plan).unwrap();
+    let (_child, url, tokens) = serve(dir.path(), plans.path()).await;
+    let (operator, _) = tokens.split_once('\n').unwrap();
+    let started = reqwest::Client::new()
+        .post(format!("{url}/api/rollouts/stuck/start"))
+        .bearer_auth(operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 200);
+    let told = receiver
+        .wait("ops", |v| v["event"] == "actuator_failing")
+        .await;
+    let body: Value = serde_json::from_slice(&told.body).unwrap();
+    assert!(
+        body["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("Stuck actuator: actuator flags keeps failing to apply version"),
+        "{body}"
+    );
+    assert!(
+        body["lines"][0]
+            .as_str()
+            .unwrap()
+            .contains("cannot reach the webhook"),
+        "{body}"
+    );
+    // It keeps failing (retried with backoff), and the channel heard of it once.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.bodies("ops").len(), 1);
+}
