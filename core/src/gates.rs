@@ -128,6 +128,10 @@ pub struct GateStatus {
     /// Of those, how many have so far.
     #[serde(default)]
     pub cycles_passed: u32,
+    /// Samples in the window behind the verdict: the most any of its metric reads saw (a
+    /// verdict on 12 samples weighs less than one on 12,000).
+    #[serde(default)]
+    pub samples: u64,
 }
 
 impl GateStatus {
@@ -294,8 +298,28 @@ pub fn not_yet_evaluated(plan: &Plan, stage: Option<&str>) -> Vec<GateStatus> {
             guards_current: stage.is_some_and(|s| gate.stages.iter().any(|g| g == s)),
             cycles: gate.cycles,
             cycles_passed: 0,
+            samples: 0,
         })
         .collect()
+}
+
+/// The samples behind a verdict on `e` over `window` at `at`: the most any metric read of it
+/// saw in its window.
+fn samples(e: &Expr, source: &dyn MetricSource, window: Millis, at: Millis) -> u64 {
+    e.metrics()
+        .iter()
+        .filter_map(|read| {
+            source.aggregate(
+                &read.metric,
+                &read.selector,
+                &crate::query::Aggregate::Count,
+                window,
+                at - read.offset,
+            )
+        })
+        .map(|n| n.max(0.0) as u64)
+        .max()
+        .unwrap_or(0)
 }
 
 fn verdict(outcome: &Outcome) -> (Verdict, Option<String>) {
@@ -344,7 +368,9 @@ pub fn evaluate(
             };
             let ev = expr::evaluate(e, &cx);
             let m = memory.gates.entry(gate.id.clone()).or_default();
-            gate_status(gate, m, ev, compiled, now)
+            let mut status = gate_status(gate, m, ev, compiled, now);
+            status.samples = samples(e, source, gate.window.0, at);
+            status
         })
         .collect();
     let mut triggers = Vec::new();
@@ -464,6 +490,7 @@ fn gate_status(
             .is_some_and(|s| gate.stages.iter().any(|g| g == s)),
         cycles: gate.cycles,
         cycles_passed: m.cycles,
+        samples: 0,
     }
 }
 

@@ -39,7 +39,7 @@ pub fn Record(
                         <td class="gate-title">{g.id.clone()}</td>
                         <td>{g.verdict.word()}</td>
                         <td class="gate-observed">{g.observed()}</td>
-                        <td class="gate-held">{g.held_text()}</td>
+                        <td class="gate-held">{g.held_text()} ", " {g.samples} " samples"</td>
                     </tr>
                 }
             })

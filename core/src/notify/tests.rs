@@ -193,6 +193,7 @@ fn gate(verdict: Verdict, held: i64) -> GateStatus {
         guards_current: true,
         cycles: 0,
         cycles_passed: 0,
+        samples: 0,
     }
 }
 

@@ -108,6 +108,17 @@ async fn decisions_keep_the_evidence_seen_and_the_report_lists_them_in_order() {
     // The evidence kept is what the screen showed: the same gates with the same values
     // against the same thresholds (the same events in the same windows).
     assert_eq!(values(&newest["evidence"]["gates"]), values(&seen["gates"]));
+    // With the samples behind each verdict: the 40 latencies pushed, none for the others.
+    let samples = |id: &str| {
+        newest["evidence"]["gates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|g| g["id"] == id)
+            .map(|g| g["samples"].clone())
+    };
+    assert_eq!(samples("p95-latency"), Some(json!(40)));
+    assert_eq!(samples("error-rate"), Some(json!(0)));
     let lists = newest["evidence"]["checklists"].as_object().unwrap();
     assert!(
         lists
@@ -140,6 +151,7 @@ async fn decisions_keep_the_evidence_seen_and_the_report_lists_them_in_order() {
         "{md}"
     );
     assert!(md.contains("| p95-latency | p95(latency_ms) = "), "{md}");
+    assert!(md.contains(", 40 samples |"), "{md}");
     assert!(md.contains("## Final gate values"), "{md}");
 
     let (code, text) = report(&app, "json").await;

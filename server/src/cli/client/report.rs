@@ -126,15 +126,12 @@ fn verdict(gate: &GateStatus) -> String {
         Verdict::NoData => "no data",
         Verdict::NotApplicable => return "not applicable here".to_string(),
     };
-    if gate.cycles > 0 {
-        format!("{word}, {} of {} windows", gate.cycles_passed, gate.cycles)
+    let held = if gate.cycles > 0 {
+        format!("{} of {} windows", gate.cycles_passed, gate.cycles)
     } else {
-        format!(
-            "{word}, held {} of {}",
-            gate.held_for.human(),
-            gate.hold.human()
-        )
-    }
+        format!("held {} of {}", gate.held_for.human(), gate.hold.human())
+    };
+    format!("{word}, {held}, {} samples", gate.samples)
 }
 
 impl Report<'_> {
