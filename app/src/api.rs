@@ -116,6 +116,17 @@ async fn get<T: serde::de::DeserializeOwned>(path: &str) -> Result<T, String> {
 
 /// Posts an action (its route's parameters after the rollout, e.g. the gate of an override)
 /// with an optional reason; returns the server's refusal message if it refuses.
+/// A lead's decision (proceed, extend, investigate) with its reason: recorded, changes nothing.
+pub async fn decide(
+    rollout: &str,
+    decision: &str,
+    reason: String,
+    csrf: &str,
+) -> Result<(), String> {
+    let body = serde_json::json!({ "decision": decision, "reason": reason });
+    post(&ActionRoute::Decide.path(rollout, &[]), &body, csrf).await
+}
+
 pub async fn act(
     rollout: &str,
     route: ActionRoute,

@@ -33,6 +33,8 @@ pub fn ActionBar(
     let resuming = RwSignal::new(false);
     let stepping_back = RwSignal::new(false);
     let overriding = RwSignal::new(false);
+    let deciding = RwSignal::new(false);
+    let decision = RwSignal::new("proceed".to_string());
     let override_gate = RwSignal::new(String::new());
     let me_name = me.name.clone();
     let busy = RwSignal::new(false);
@@ -144,6 +146,20 @@ pub fn ActionBar(
         ),
         None => String::new(),
     };
+    let decide = Callback::new(move |reason: String| {
+        let rollout = id();
+        let choice = decision.get_untracked();
+        busy.set(true);
+        error.set(None);
+        spawn_local(async move {
+            let result = api::decide(&rollout, &choice, reason, &csrf.get_value()).await;
+            busy.set(false);
+            match result {
+                Ok(()) => deciding.set(false),
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    });
     let override_ = Callback::new(move |reason| {
         let gate = override_gate.get_untracked();
         run(ActionRoute::Override, vec![gate], Some(reason));
@@ -201,6 +217,9 @@ pub fn ActionBar(
                     {move || previous_stage().map(|(id, _)| format!("Step back to {id}…"))}
                 </button>
             </Show>
+            <Show when=move || may(|p| &p.decide)>
+                <button data-testid="decide" disabled=move || busy.get() on:click=move |_| deciding.set(true)>"Record a decision…"</button>
+            </Show>
             <Show when=move || may(|p| &p.kill) && !matches!(phase(), Some(Phase::Killed | Phase::Completed) | None)>
                 <button class="kill" data-testid="kill" on:click=move |_| killing.set(true)>"KILL SWITCH"</button>
             </Show>
@@ -234,6 +253,23 @@ pub fn ActionBar(
                     on_confirm=resume
                     on_cancel=Callback::new(move |_| resuming.set(false))
                 />
+            </Show>
+            <Show when=move || deciding.get()>
+                <ReasonDialog
+                    name="decide"
+                    title="Record a decision: it changes nothing, and keeps what the gates say now"
+                    confirm="Record"
+                    busy=busy
+                    on_confirm=decide
+                    on_cancel=Callback::new(move |_| deciding.set(false))
+                >
+                    <label for="decision">"Decision"</label>
+                    <select id="decision" data-testid="decision" on:change=move |ev| decision.set(event_target_value(&ev))>
+                        <option value="proceed">"Proceed"</option>
+                        <option value="extend">"Extend"</option>
+                        <option value="investigate">"Investigate"</option>
+                    </select>
+                </ReasonDialog>
             </Show>
             <Show when=move || overriding.get()>
                 <ReasonDialog

@@ -225,6 +225,24 @@ async fn progress_says_what_blocks_it_and_a_lead_overrides_kills_resumes_and_app
         .await?;
     assert!(progress.attr("disabled").await?.is_some());
 
+    // A decision changes nothing and is kept with its reason (HAL9's decision log).
+    lead.click("decide").await?;
+    lead.client
+        .find(fantoccini::Locator::Css(
+            "[data-testid='decision'] option[value='extend']",
+        ))
+        .await?
+        .click()
+        .await?;
+    lead.fill("decide-reason", "hold the canary 30m more")
+        .await?;
+    lead.click("decide-confirm").await?;
+    lead.wait_text("timeline", Duration::from_secs(10), |t| {
+        t.contains("decide extend by demo-lead (lead) “hold the canary 30m more”")
+    })
+    .await?;
+    assert_eq!(lead.text("phase").await.as_deref(), Some("RUNNING"));
+
     // The lead overrides p95-latency with a reason; its blocker goes, the timeline keeps why.
     lead.click("override").await?;
     lead.client
