@@ -64,6 +64,25 @@ pub fn parse(file: &str, text: &str) -> Result<Plan, Vec<PlanError>> {
     })
 }
 
+/// The `[[notify]]` tables of a server's config file, checked as a plan's are: the channels
+/// every plan without its own gets. Other keys of the file are the config's business.
+pub fn parse_channels(file: &str, text: &str) -> Result<Vec<Channel>, Vec<PlanError>> {
+    #[derive(serde::Deserialize)]
+    struct Only {
+        #[serde(default, rename = "notify")]
+        channels: Vec<model::RawNotify>,
+    }
+    let located = |offset: usize, message: String| PlanError {
+        file: file.to_string(),
+        location: Location::of_offset(text, offset),
+        message,
+    };
+    let raw: Only = toml::from_str(text)
+        .map_err(|e| vec![located(e.span().map_or(0, |s| s.start), toml_message(&e))])?;
+    validate::channels_only(&raw.channels)
+        .map_err(|errors| errors.into_iter().map(|(o, m)| located(o, m)).collect())
+}
+
 /// toml's messages end with a newline and sometimes restate the position; keep one sentence.
 fn toml_message(e: &toml::de::Error) -> String {
     let message = e.message().trim().trim_end_matches('.');

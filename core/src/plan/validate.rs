@@ -733,6 +733,13 @@ fn signoffs(
         .collect()
 }
 
+/// Channels alone (a server config's defaults), with their problems.
+pub(crate) fn channels_only(raw: &[RawNotify]) -> Result<Vec<Channel>, Problems> {
+    let mut p = Problems::new();
+    let out = channels(raw, &mut p);
+    if p.is_empty() { Ok(out) } else { Err(p) }
+}
+
 /// `[[notify]]` channels: a kind, one place to post (a URL in the plan or an environment
 /// variable holding it), the events they take, and an escalation delay that needs a next
 /// channel to escalate to.

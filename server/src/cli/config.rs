@@ -27,6 +27,12 @@ pub struct Config {
     pub plans: Option<PathBuf>,
     /// Where people reach the dashboard; `https://...` turns on secure cookies and HSTS.
     pub public_url: Option<String>,
+    /// `[[notify]]` channels for every plan that declares none (checked by
+    /// `cutover_core::plan::parse_channels`, which reads them from the same text).
+    #[serde(default, rename = "notify")]
+    pub notify_tables: Vec<toml::Table>,
+    #[serde(skip)]
+    pub notify: Vec<cutover_core::plan::Channel>,
 }
 
 impl Config {
@@ -36,6 +42,13 @@ impl Config {
         let text =
             std::fs::read_to_string(path).map_err(|e| format!("{name}: cannot read: {e}"))?;
         let mut config = Config::parse(&name, &text)?;
+        config.notify = cutover_core::plan::parse_channels(&name, &text).map_err(|errors| {
+            errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        })?;
         let base = path.parent().unwrap_or(Path::new(""));
         for p in [&mut config.data_dir, &mut config.plans]
             .into_iter()
@@ -93,6 +106,46 @@ mod tests {
             e.starts_with("c.toml:1:23: `often` is not a duration"),
             "{e}"
         );
+    }
+
+    /// `[[notify]]` in the config file: checked like a plan's, with the line of a mistake;
+    /// plans without channels of their own get them, plans with some keep theirs.
+    #[test]
+    fn notify_channels_in_the_config_are_checked_and_are_the_plans_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cutover.toml");
+        std::fs::write(
+            &path,
+            "addr = \"127.0.0.1:9000\"\n\n[[notify]]\nid = \"ops\"\nkind = \"slack\"\nurl_env = \"OPS_SLACK\"\n",
+        )
+        .unwrap();
+        let config = Config::load(&path).unwrap();
+        assert_eq!(config.notify.len(), 1);
+        assert_eq!(config.notify[0].id, "ops");
+        let defaults = config.notify.clone();
+        std::fs::write(
+            &path,
+            "[[notify]]\nid = \"ops\"\nkind = \"pager\"\nurl = \"http://h\"\n",
+        )
+        .unwrap();
+        let e = Config::load(&path).unwrap_err();
+        assert!(
+            e.ends_with(":3:8: unknown notify kind \"pager\" (slack or webhook)"),
+            "{e}"
+        );
+
+        let plan = |rest: &str| {
+            cutover_core::plan::parse(
+                "p.toml",
+                &format!("[rollout]\nid = \"p\"\ntitle = \"P\"\n[[stage]]\nid = \"s\"\ntraffic = 10\n{rest}"),
+            )
+            .unwrap()
+        };
+        let own = "[[notify]]\nid = \"mine\"\nkind = \"slack\"\nurl = \"http://h\"\n";
+        let mut plans = vec![plan(""), plan(own)];
+        crate::cli::serve::with_default_channels(&mut plans, &defaults);
+        assert_eq!(plans[0].channels[0].id, "ops");
+        assert_eq!(plans[1].channels[0].id, "mine");
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub(super) struct Settings {
     prometheus: Option<PromConfig>,
     plans: Option<PathBuf>,
     public_url: Option<String>,
+    /// Channels for plans that declare none (the config file's `[[notify]]`).
+    pub(super) notify: Vec<cutover_core::plan::Channel>,
 }
 
 impl Settings {
@@ -105,6 +107,7 @@ impl ServerArgs {
                 .public_url
                 .or(file.public_url)
                 .map(|u| u.trim_end_matches('/').to_string()),
+            notify: file.notify,
         })
     }
 }
@@ -130,10 +133,19 @@ pub(super) async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    let mut plans = plans;
+    with_default_channels(&mut plans, &settings.notify);
     let storage = settings.storage().await?;
     let bound = bind(&settings, storage, plans).await?;
     serve(&settings, bound).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Plans that declare no `[[notify]]` channel get the config file's.
+pub(super) fn with_default_channels(plans: &mut [Plan], defaults: &[cutover_core::plan::Channel]) {
+    for plan in plans.iter_mut().filter(|p| p.channels.is_empty()) {
+        plan.channels = defaults.to_vec();
+    }
 }
 
 /// Every `*.toml` in `dir`, parsed; a bad plan stops start-up with its errors.

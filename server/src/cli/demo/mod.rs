@@ -82,6 +82,8 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    let mut plans = plans;
+    serve::with_default_channels(&mut plans, &settings.notify);
     let storage = settings.storage().await?;
     let moment = i64::try_from(args.moment.as_millis())
         .unwrap_or(i64::MAX)
