@@ -122,6 +122,10 @@ pub fn of_record(plan: &Plan, record: &AuditRecord) -> Option<Event> {
             let spec = plan.triggers.iter().find(|t| &t.id == trigger);
             let severity = spec.map_or(Severity::Warning, |t| t.severity);
             let title = spec.map_or(trigger.as_str(), |t| t.title.as_str());
+            // The reason has the value; the condition says the line it crossed.
+            if let Some(t) = spec {
+                lines.push(format!("fires when {} over {}", t.expr, t.window.human()));
+            }
             Some(event(
                 EventKind::AlertFired,
                 severity,

@@ -141,7 +141,7 @@ fn a_kill_goes_everywhere_and_an_alert_only_where_its_severity_is_taken() {
     let text = text(&alert, Some("https://cutover.example/r/n"));
     assert_eq!(
         text,
-        "Notify drill: ALERT p95 over 900ms\n• p95(latency_ms) = 950ms\nhttps://cutover.example/r/n"
+        "Notify drill: ALERT p95 over 900ms\n• p95(latency_ms) = 950ms\n• fires when p95(latency_ms) > 900ms over 5m\nhttps://cutover.example/r/n"
     );
     // A check or an approval tells nobody.
     let check = record(

@@ -536,3 +536,88 @@ events = ["actuator_failing"]
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(receiver.bodies("ops").len(), 1);
 }
+
+/// Every channel down: the kill still answers at once, killed, and the channels say they are
+/// failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_with_every_channel_down_commits_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let plans = tempfile::tempdir().unwrap();
+    let plan = r#"
+[rollout]
+id = "alone"
+title = "Nobody listening"
+
+[[stage]]
+id = "canary"
+traffic = 10
+
+[[metric]]
+id = "latency_ms"
+kind = "distribution"
+unit = "ms"
+
+[[notify]]
+id = "refused"
+kind = "webhook"
+url = "http://127.0.0.1:1/refused"
+
+[[notify]]
+id = "unset"
+kind = "slack"
+url_env = "CUTOVER_TEST_NEVER_SET"
+"#;
+    std::fs::write(plans.path().join("alone.toml"), plan).unwrap();
+    let (_child, url, tokens) = serve(dir.path(), plans.path()).await;
+    let (operator, _) = tokens.split_once('\n').unwrap();
+    let http = reqwest::Client::new();
+    let started = http
+        .post(format!("{url}/api/rollouts/alone/start"))
+        .bearer_auth(operator)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 200);
+    let asked = Instant::now();
+    let killed = http
+        .post(format!("{url}/api/rollouts/alone/kill"))
+        .bearer_auth(operator)
+        .json(&json!({"reason": "drill"}))
+        .send()
+        .await
+        .unwrap();
+    let took = asked.elapsed();
+    assert_eq!(killed.status(), 200);
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let snapshot: Value = http
+            .get(format!("{url}/api/rollouts/alone"))
+            .bearer_auth(operator)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(snapshot["state"]["phase"], "killed");
+        let channels = snapshot["channels"].as_array().unwrap().clone();
+        let failing = |id: &str, why: &str| {
+            channels.iter().any(|c| {
+                c["id"] == id
+                    && c["failing"] == true
+                    && c["error"].as_str().is_some_and(|e| e.contains(why))
+            })
+        };
+        if failing("refused", "cannot reach the channel")
+            && failing(
+                "unset",
+                "environment variable CUTOVER_TEST_NEVER_SET is not set",
+            )
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{channels:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
