@@ -93,25 +93,11 @@ impl Receiver {
 }
 
 fn plan(base: &str) -> String {
-    format!(
-        r#"
-[rollout]
-id = "drill"
-title = "Notify drill"
-
-[[stage]]
-id = "canary"
-traffic = 10
-
-[[stage]]
-id = "ga"
-traffic = 100
-
-[[metric]]
-id = "latency_ms"
-kind = "distribution"
-unit = "ms"
-
+    crate::fixtures::two_stage_plan(
+        "drill",
+        "Notify drill",
+        &format!(
+            r#"
 [[trigger]]
 id = "slow"
 title = "p95 over 500ms"
@@ -145,6 +131,7 @@ kind = "webhook"
 url = "http://127.0.0.1:1/nothing"
 events = ["kill"]
 "#
+        ),
     )
 }
 
@@ -352,21 +339,11 @@ async fn the_war_room_is_told_signed_retried_and_never_in_the_way() {
 }
 
 fn escalating_plan(id: &str, base: &str) -> String {
-    format!(
-        r#"
-[rollout]
-id = "{id}"
-title = "Escalation drill {id}"
-
-[[stage]]
-id = "canary"
-traffic = 10
-
-[[metric]]
-id = "latency_ms"
-kind = "distribution"
-unit = "ms"
-
+    crate::fixtures::two_stage_plan(
+        id,
+        &format!("Escalation drill {id}"),
+        &format!(
+            r#"
 [[trigger]]
 id = "slow"
 title = "p95 over 500ms"
@@ -388,6 +365,7 @@ kind = "webhook"
 url = "{base}/{id}-second"
 events = ["kill"]
 "#
+        ),
     )
 }
 
@@ -477,21 +455,11 @@ async fn an_actuator_that_keeps_failing_is_told_once() {
     let (receiver, base) = Receiver::start().await;
     let dir = tempfile::tempdir().unwrap();
     let plans = tempfile::tempdir().unwrap();
-    let plan = format!(
-        r#"
-[rollout]
-id = "stuck"
-title = "Stuck actuator"
-
-[[stage]]
-id = "canary"
-traffic = 10
-
-[[metric]]
-id = "latency_ms"
-kind = "distribution"
-unit = "ms"
-
+    let plan = crate::fixtures::two_stage_plan(
+        "stuck",
+        "Stuck actuator",
+        &format!(
+            r#"
 [[actuator]]
 id = "flags"
 kind = "webhook"
@@ -503,6 +471,7 @@ kind = "webhook"
 url = "{base}/ops"
 events = ["actuator_failing"]
 "#
+        ),
     );
     std::fs::write(plans.path().join("stuck.toml"), plan).unwrap();
     let (_child, url, tokens) = serve(dir.path(), plans.path()).await;
@@ -543,20 +512,10 @@ events = ["actuator_failing"]
 async fn a_kill_with_every_channel_down_commits_at_once() {
     let dir = tempfile::tempdir().unwrap();
     let plans = tempfile::tempdir().unwrap();
-    let plan = r#"
-[rollout]
-id = "alone"
-title = "Nobody listening"
-
-[[stage]]
-id = "canary"
-traffic = 10
-
-[[metric]]
-id = "latency_ms"
-kind = "distribution"
-unit = "ms"
-
+    let plan = crate::fixtures::two_stage_plan(
+        "alone",
+        "Nobody listening",
+        r#"
 [[notify]]
 id = "refused"
 kind = "webhook"
@@ -566,7 +525,8 @@ url = "http://127.0.0.1:1/refused"
 id = "unset"
 kind = "slack"
 url_env = "CUTOVER_TEST_NEVER_SET"
-"#;
+"#,
+    );
     std::fs::write(plans.path().join("alone.toml"), plan).unwrap();
     let (_child, url, tokens) = serve(dir.path(), plans.path()).await;
     let (operator, _) = tokens.split_once('\n').unwrap();
