@@ -12,55 +12,7 @@ use crate::plan::{Channel, Plan, Severity};
 use crate::rollout::{Action, AuditRecord, OpenAlert, OpenAlertKind, Phase, RolloutState};
 use crate::time::Millis;
 
-/// What happened, as a channel's `events` names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    AlertFired,
-    AlertResolved,
-    Kill,
-    StepBack,
-    StageEntered,
-    Completed,
-    GateFailing,
-    Stale,
-    Timebox,
-    ActuatorFailing,
-}
-
-impl EventKind {
-    pub const ALL: [EventKind; 10] = [
-        EventKind::AlertFired,
-        EventKind::AlertResolved,
-        EventKind::Kill,
-        EventKind::StepBack,
-        EventKind::StageEntered,
-        EventKind::Completed,
-        EventKind::GateFailing,
-        EventKind::Stale,
-        EventKind::Timebox,
-        EventKind::ActuatorFailing,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::AlertFired => "alert_fired",
-            EventKind::AlertResolved => "alert_resolved",
-            EventKind::Kill => "kill",
-            EventKind::StepBack => "step_back",
-            EventKind::StageEntered => "stage_entered",
-            EventKind::Completed => "completed",
-            EventKind::GateFailing => "gate_failing",
-            EventKind::Stale => "stale",
-            EventKind::Timebox => "timebox",
-            EventKind::ActuatorFailing => "actuator_failing",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<EventKind> {
-        EventKind::ALL.into_iter().find(|k| k.as_str() == text)
-    }
-}
+pub use crate::plan::EventKind;
 
 /// One thing to tell people.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -203,20 +155,11 @@ pub fn of_record(plan: &Plan, record: &AuditRecord) -> Option<Event> {
     }
 }
 
-/// `p95(latency_ms) = 812 ms > 700 ms`: a gate's or trigger's comparisons, as the board shows.
+/// Each comparison of a gate or trigger, as the board shows it: `p95(latency_ms) = 812ms > 700ms`.
 fn values(comparisons: &[crate::expr::CmpTrace]) -> Vec<String> {
     comparisons
         .iter()
-        .map(|c| {
-            let unit = c.unit.clone().unwrap_or_default();
-            format!(
-                "{} = {} (limit {} {})",
-                c.left,
-                unit.format(c.left_value),
-                c.op,
-                unit.format(c.right_value)
-            )
-        })
+        .map(|c| crate::describe::observed(std::slice::from_ref(c)))
         .collect()
 }
 

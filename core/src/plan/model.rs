@@ -324,11 +324,61 @@ pub struct Channel {
     /// Environment variable holding the key a webhook's body is signed with (HMAC-SHA256).
     pub secret_env: Option<String>,
     /// The events it takes (empty: all).
-    pub events: Vec<crate::notify::EventKind>,
+    pub events: Vec<EventKind>,
     /// The lightest severity it takes.
     pub min_severity: Severity,
     /// An alert nobody acknowledged this long goes to the next channel.
     pub escalate_after: Option<Span>,
+}
+
+/// What happened, as a `[[notify]]` channel's `events` names it (`core::notify` makes them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    AlertFired,
+    AlertResolved,
+    Kill,
+    StepBack,
+    StageEntered,
+    Completed,
+    GateFailing,
+    Stale,
+    Timebox,
+    ActuatorFailing,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 10] = [
+        EventKind::AlertFired,
+        EventKind::AlertResolved,
+        EventKind::Kill,
+        EventKind::StepBack,
+        EventKind::StageEntered,
+        EventKind::Completed,
+        EventKind::GateFailing,
+        EventKind::Stale,
+        EventKind::Timebox,
+        EventKind::ActuatorFailing,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::AlertFired => "alert_fired",
+            EventKind::AlertResolved => "alert_resolved",
+            EventKind::Kill => "kill",
+            EventKind::StepBack => "step_back",
+            EventKind::StageEntered => "stage_entered",
+            EventKind::Completed => "completed",
+            EventKind::GateFailing => "gate_failing",
+            EventKind::Stale => "stale",
+            EventKind::Timebox => "timebox",
+            EventKind::ActuatorFailing => "actuator_failing",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<EventKind> {
+        EventKind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
 }
 
 /// What a channel's body looks like.

@@ -794,13 +794,13 @@ fn channels(raw: &[RawNotify], p: &mut Problems) -> Vec<Channel> {
         let mut events = Vec::new();
         if let Some(list) = &c.events {
             for name in list.get_ref() {
-                match crate::notify::EventKind::parse(name) {
+                match EventKind::parse(name) {
                     Some(kind) => events.push(kind),
                     None => p.push((
                         list.span().start,
                         format!(
                             "unknown event \"{name}\" (one of: {})",
-                            crate::notify::EventKind::ALL.map(|k| k.as_str()).join(", ")
+                            EventKind::ALL.map(|k| k.as_str()).join(", ")
                         ),
                     )),
                 }
