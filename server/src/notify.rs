@@ -186,7 +186,24 @@ async fn deliver_forever(
                     status.last_delivered_at = Some(now());
                     break;
                 }
-                Err(e) => {
+                Err(Failure {
+                    message: e,
+                    refused: true,
+                }) => {
+                    // The receiver says this message will never do (400, 404, 413...): retrying
+                    // it would hold every newer one, a kill included, behind it forever.
+                    tracing::warn!(%rollout, channel = %handle.spec.id, attempts, "notification refused, dropped: {e}");
+                    let mut queue = lock(&handle.queue);
+                    queue.messages.pop_front();
+                    let mut status = lock(&handle.status);
+                    status.dropped += 1;
+                    status.pending = queue.messages.len();
+                    status.failing = false;
+                    status.attempts = attempts;
+                    status.error = Some(format!("dropped a message the channel refused: {e}"));
+                    break;
+                }
+                Err(Failure { message: e, .. }) => {
                     tracing::warn!(%rollout, channel = %handle.spec.id, attempts, "notification not delivered: {e}");
                     let mut status = lock(&handle.status);
                     status.failing = true;
@@ -232,7 +249,23 @@ pub fn signature(key: &[u8], body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-async fn deliver(http: &reqwest::Client, spec: &Channel, message: &Message) -> Result<(), String> {
+/// Why a delivery failed, and whether the receiver refused the message itself (a client
+/// error other than a timeout or rate limit), so that retrying it is pointless.
+struct Failure {
+    message: String,
+    refused: bool,
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure {
+            message,
+            refused: false,
+        }
+    }
+}
+
+async fn deliver(http: &reqwest::Client, spec: &Channel, message: &Message) -> Result<(), Failure> {
     let url = match &spec.url {
         ChannelUrl::Url(url) => url.clone(),
         ChannelUrl::Env(name) => {
@@ -260,7 +293,11 @@ async fn deliver(http: &reqwest::Client, spec: &Channel, message: &Message) -> R
     } else {
         let text = response.text().await.unwrap_or_default();
         let text: String = text.chars().take(200).collect();
-        Err(format!("the channel answered {status}: {}", text.trim()))
+        let refused = status.is_client_error() && !matches!(status.as_u16(), 408 | 425 | 429);
+        Err(Failure {
+            message: format!("the channel answered {status}: {}", text.trim()),
+            refused,
+        })
     }
 }
 

@@ -34,9 +34,13 @@ async fn receive(
 ) -> StatusCode {
     let mut got = r.got.lock().unwrap();
     let tries = got.iter().filter(|g| g.path == path).count();
-    // The flaky receiver fails its first three calls, then recovers.
+    // The flaky receiver fails its first three calls, then recovers; the picky one refuses
+    // the stage-entered message for good (a 400) and takes the rest.
+    let poison = path == "picky" && String::from_utf8_lossy(&body).contains("entered canary");
     let status = if path == "flaky" && tries < 3 {
         503
+    } else if poison {
+        400
     } else {
         200
     };
@@ -130,6 +134,12 @@ id = "down"
 kind = "webhook"
 url = "http://127.0.0.1:1/nothing"
 events = ["kill"]
+
+[[notify]]
+id = "picky"
+kind = "slack"
+url = "{base}/picky"
+events = ["stage_entered", "kill"]
 "#
         ),
     )
@@ -326,6 +336,17 @@ async fn the_war_room_is_told_signed_retried_and_never_in_the_way() {
     assert_eq!(of("war-room")["delivered"], 3, "{channels:?}");
     assert_eq!(of("pager")["delivered"], 2);
     assert_eq!(of("flaky")["delivered"], 1);
+    // A message the receiver refuses is dropped, not retried forever ahead of the kill.
+    receiver
+        .wait("picky", |v| {
+            v["text"].as_str().is_some_and(|t| t.contains("KILLED"))
+        })
+        .await;
+    let picky = of("picky");
+    assert_eq!(
+        (picky["delivered"].clone(), picky["dropped"].clone()),
+        (json!(1), json!(1))
+    );
     let down = of("down");
     assert_eq!(down["failing"], true);
     assert_eq!(down["pending"], 1);
