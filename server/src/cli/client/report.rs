@@ -99,26 +99,6 @@ fn what(action: &Action) -> String {
     }
 }
 
-/// `p95(latency_ms) = 412 ms <= 700 ms`: each comparison of a gate, values as the board shows.
-fn comparisons(gate: &GateStatus) -> String {
-    let number = |v: Option<f64>, unit: &Option<cutover_core::unit::Unit>| {
-        unit.clone().unwrap_or_default().format(v)
-    };
-    gate.comparisons
-        .iter()
-        .map(|c| {
-            format!(
-                "{} = {} {} {}",
-                c.left,
-                number(c.left_value, &c.unit),
-                c.op,
-                number(c.right_value, &c.unit)
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
 fn verdict(gate: &GateStatus) -> String {
     let word = match gate.verdict {
         Verdict::Pass => "pass",
@@ -262,7 +242,7 @@ impl Report<'_> {
                         out,
                         "| {} | {} | {} |",
                         cell(&g.id),
-                        cell(&comparisons(g)),
+                        cell(&cutover_core::describe::observed(&g.comparisons)),
                         verdict(g)
                     );
                 }
@@ -330,7 +310,7 @@ impl Report<'_> {
                 out,
                 "| {} | {} | {} |",
                 cell(&g.id),
-                cell(&comparisons(g)),
+                cell(&cutover_core::describe::observed(&g.comparisons)),
                 verdict(g)
             );
         }
