@@ -5,6 +5,7 @@
 pub mod actuate;
 pub mod chain;
 pub mod chart;
+pub mod delta;
 pub mod describe;
 pub mod expr;
 pub mod flag;

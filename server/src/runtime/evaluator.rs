@@ -90,6 +90,7 @@ async fn judge(state: &AppState, rollout: &Arc<Rollout>, at: Millis, leader: boo
         }
     }
     Tick {
+        seq: 0,
         frame,
         gates: evaluated.gates,
         triggers: evaluated.triggers,

@@ -376,6 +376,7 @@ impl Rollout {
             None => (Vec::new(), Vec::new()),
         };
         Tick {
+            seq: 0,
             frame,
             gates,
             triggers,
