@@ -1,10 +1,15 @@
 //! The one live connection to a rollout's stream: its events become signals (the state after
 //! every action, the tick every second), it reports whether the connection is up, and it
 //! reconnects with backoff when the browser's EventSource gives up.
+//!
+//! The stream sends one whole tick, then each second a delta against the tick before
+//! (`cutover_core::delta`). A delta for a tick this page does not hold (an event lost or out
+//! of order) is a gap: the page says so and opens the stream again, which starts whole.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use cutover_core::delta::{self, TickDelta};
 use cutover_core::snapshot::{Snapshot, Tick};
 use futures::StreamExt;
 use futures::stream::select;
@@ -29,6 +34,8 @@ pub struct LiveRollout {
     pub connection: RwSignal<Connection>,
     /// Browser time (ms) when the last event arrived, for "last update N s ago".
     pub last_event: RwSignal<f64>,
+    /// The newest resync: browser time (ms) and why the page started again from whole data.
+    pub resync: RwSignal<Option<(f64, String)>>,
 }
 
 /// Opens the stream for `rollout`.
@@ -38,6 +45,7 @@ pub fn connect(rollout: String) -> LiveRollout {
         tick: RwSignal::new(None),
         connection: RwSignal::new(Connection::Connecting),
         last_event: RwSignal::new(0.0),
+        resync: RwSignal::new(None),
     };
     // The EventSource does not report a dead server to named-event listeners, so watch the
     // clock: ticks come every second, and none for five means the connection is down.
@@ -64,12 +72,22 @@ pub fn connect(rollout: String) -> LiveRollout {
         // error status (a proxy's 502 during a deploy, a 401 once the session ends). Then this
         // opens a new one, waiting 1, 2, 4 ... up to 30 s between tries.
         let mut backoff_ms = 1_000;
+        // When the stream was last opened again at once after a gap: at most once in 10 s, so
+        // a stream that keeps gapping backs off like any other failure.
+        let mut reopened_at = f64::MIN;
         while !stopped.load(Ordering::Relaxed) {
             let opened = EventSource::new(&url).ok().and_then(|mut source| {
                 let states = source.subscribe("state").ok()?;
                 let ticks = source.subscribe("tick").ok()?;
-                Some((source, select(states, ticks)))
+                let deltas = source.subscribe("delta").ok()?;
+                let resyncs = source.subscribe("resync").ok()?;
+                Some((
+                    source,
+                    select(select(states, ticks), select(deltas, resyncs)),
+                ))
             });
+            // Set on a gap: open the stream again at once, without backing off.
+            let mut gap = false;
             if let Some((source, mut events)) = opened {
                 loop {
                     if stopped.load(Ordering::Relaxed) || source.state() == ReadyState::Closed {
@@ -89,25 +107,21 @@ pub fn connect(rollout: String) -> LiveRollout {
                             let Some(text) = event.data().as_string() else {
                                 continue;
                             };
-                            // Only what parses counts as fresh: a server speaking a newer format
-                            // than this page must not look live over frozen numbers.
-                            let fresh = if kind == "state" {
-                                serde_json::from_str::<Snapshot>(&text)
-                                    .map(|s| live.snapshot.set(Some(s)))
-                                    .is_ok()
-                            } else {
-                                serde_json::from_str::<Tick>(&text)
-                                    .map(|t| live.tick.set(Some(t)))
-                                    .is_ok()
-                            };
-                            if fresh {
-                                live.connection.set(Connection::Live);
-                                live.last_event.set(js_sys::Date::now());
-                                backoff_ms = 1_000;
-                            } else {
-                                leptos::logging::warn!(
+                            match receive(live, &kind, &text) {
+                                Received::Fresh => {
+                                    live.connection.set(Connection::Live);
+                                    live.last_event.set(js_sys::Date::now());
+                                    backoff_ms = 1_000;
+                                }
+                                Received::Unreadable => leptos::logging::warn!(
                                     "cannot read a {kind} event: reload the page"
-                                );
+                                ),
+                                Received::Gap(reason) => {
+                                    leptos::logging::warn!("resync: {reason}");
+                                    live.resync.set(Some((js_sys::Date::now(), reason)));
+                                    gap = true;
+                                    break;
+                                }
                             }
                         }
                         // Between connections: the EventSource is retrying, or has given up.
@@ -117,6 +131,10 @@ pub fn connect(rollout: String) -> LiveRollout {
                 source.close();
                 if stopped.load(Ordering::Relaxed) {
                     break;
+                }
+                if gap && js_sys::Date::now() - reopened_at > 10_000.0 {
+                    reopened_at = js_sys::Date::now();
+                    continue;
                 }
             }
             live.connection.set(Connection::Down);
@@ -132,4 +150,59 @@ pub fn connect(rollout: String) -> LiveRollout {
         }
     });
     live
+}
+
+enum Received {
+    Fresh,
+    Unreadable,
+    /// The stream must start again whole, for this reason.
+    Gap(String),
+}
+
+/// Applies one event to the signals. Only what parses counts as fresh: a server speaking a
+/// newer format than this page must not look live over frozen numbers.
+fn receive(live: LiveRollout, kind: &str, text: &str) -> Received {
+    match kind {
+        "state" => match serde_json::from_str::<Snapshot>(text) {
+            Ok(s) => {
+                live.snapshot.set(Some(s));
+                Received::Fresh
+            }
+            Err(_) => Received::Unreadable,
+        },
+        "tick" => match serde_json::from_str::<Tick>(text) {
+            Ok(t) => {
+                live.tick.set(Some(t));
+                Received::Fresh
+            }
+            Err(_) => Received::Unreadable,
+        },
+        "delta" => {
+            let Ok(d) = serde_json::from_str::<TickDelta>(text) else {
+                return Received::Unreadable;
+            };
+            let mut applied = Err(format!(
+                "a change for tick {} arrived before any whole tick",
+                d.base
+            ));
+            live.tick.update(|tick| {
+                if let Some(tick) = tick {
+                    applied = delta::apply(tick, &d).map_err(|gap| gap.to_string());
+                }
+            });
+            match applied {
+                Ok(()) => Received::Fresh,
+                Err(reason) => Received::Gap(reason),
+            }
+        }
+        // The server dropped events this page was too slow for; a whole state follows.
+        _ => {
+            let reason = serde_json::from_str::<serde_json::Value>(text)
+                .ok()
+                .and_then(|v| v["reason"].as_str().map(str::to_string))
+                .unwrap_or_else(|| "the server started this stream again".into());
+            live.resync.set(Some((js_sys::Date::now(), reason)));
+            Received::Fresh
+        }
+    }
 }

@@ -5,6 +5,8 @@ use leptos::prelude::*;
 
 /// Seconds without an event before the screen says it is stale (ticks come every second).
 const STALE_AFTER_SECS: f64 = 5.0;
+/// How long "resynced" stays beside the freshness after the stream started again whole.
+const RESYNC_SHOWN_MS: f64 = 15_000.0;
 
 /// How fresh the live data is.
 #[component]
@@ -12,6 +14,9 @@ pub fn Freshness(
     /// Browser time (ms) of the last event; 0 before the first.
     #[prop(into)]
     last_event: Signal<f64>,
+    /// The newest resync of a live stream (browser time, ms, and why), if any.
+    #[prop(optional, into)]
+    resync: Option<Signal<Option<(f64, String)>>>,
 ) -> impl IntoView {
     let now = RwSignal::new(js_sys::Date::now());
     if let Ok(handle) = set_interval_with_handle(
@@ -25,6 +30,12 @@ pub fn Freshness(
         (last > 0.0).then(|| ((now.get() - last) / 1000.0).max(0.0))
     };
     let stale = move || age().is_none_or(|a| a > STALE_AFTER_SECS);
+    // A resync is said for a while after it happens, with its reason on hover.
+    let resynced = move || {
+        resync
+            .and_then(|r| r.get())
+            .filter(|(at, _)| now.get() - at < RESYNC_SHOWN_MS)
+    };
     view! {
         <span class="freshness" class:stale=stale data-testid="freshness">
             {move || match age() {
@@ -32,6 +43,14 @@ pub fn Freshness(
                 Some(a) if a > STALE_AFTER_SECS => format!("STALE: last update {a:.0} s ago"),
                 Some(a) => format!("last update {a:.0} s ago"),
             }}
+            {move || resynced().map(|(_, reason)| {
+                let title = reason.clone();
+                view! {
+                    <span class="resynced" title=title data-testid="resynced">
+                        " · resynced: " {reason}
+                    </span>
+                }
+            })}
         </span>
     }
 }

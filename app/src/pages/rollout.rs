@@ -88,7 +88,7 @@ pub fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView
                     Connection::Down => "reconnecting",
                 }}
             </span>
-            <Freshness last_event=live.last_event />
+            <Freshness last_event=live.last_event resync=live.resync />
             {(me.rollout.is_some()).then(|| view! { <span class="readonly" data-testid="read-only">"read-only"</span> })}
         </header>
         <main class:wall=wall>

@@ -104,6 +104,18 @@ pub async fn still_signed_in(state: &AppState, headers: &HeaderMap) -> bool {
     found.unwrap_or(true)
 }
 
+/// The headers [`still_signed_in`] reads (authorization and cookies), kept by an open stream
+/// instead of every header its request sent.
+pub fn credentials(headers: &HeaderMap) -> HeaderMap {
+    let mut kept = HeaderMap::new();
+    for name in [AUTHORIZATION, COOKIE] {
+        for value in headers.get_all(&name) {
+            kept.append(name.clone(), value.clone());
+        }
+    }
+    kept
+}
+
 /// Compares two secrets in time that depends only on their length, so a guess's timing does
 /// not say how many of its first characters were right.
 fn same_secret(a: &str, b: &str) -> bool {

@@ -1,24 +1,26 @@
 //! Handlers for `/api/rollouts/...`: list, ingest, live stream. Thin: parse, authorise, call
 //! into core or `live`, answer.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
+use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
+use axum::http::header;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use cutover_core::snapshot::Summary;
-use futures::Stream;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::clock::now;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::runtime::live::{LiveEvent, Sent};
+use crate::runtime::live::{self, Sent};
 use crate::runtime::state::{AppState, Rollout};
 use crate::sources::ingest::{self, IngestReport};
 
@@ -91,19 +93,25 @@ pub async fn ingest(
 
 /// How often an open stream checks that its viewer is still signed in.
 const RECHECK_SIGN_IN: Duration = Duration::from_secs(5);
+/// How often a quiet stream sends a comment, so proxies keep it open.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
-/// `GET /api/rollouts/{id}/stream`: the state and a tick now, then a tick every second and
-/// the state after every action, each with an id. A viewer reconnecting with `Last-Event-ID`
-/// gets exactly the events it missed while they are still held, else a fresh state and tick.
-/// A viewer that falls more than the buffer behind skips the backlog and gets the current
-/// state and tick instead: it never slows the others. A viewer whose sign-in is revoked or
-/// expires gets an `ended` event and the stream closes.
+/// `GET /api/rollouts/{id}/stream`: the state and the newest tick now, then a tick's changes
+/// every second (`delta`, against the tick before) and the state after every action, each
+/// with an id. A viewer reconnecting with `Last-Event-ID` gets exactly the events it missed
+/// while they are still held, else a fresh state and the newest tick whole. A viewer that
+/// falls more than the buffer behind skips the backlog and gets the current state and tick
+/// instead: it never slows the others. A viewer whose sign-in is revoked or expires gets an
+/// `ended` event and the stream closes.
+///
+/// Every event is bytes rendered once for all viewers (`live::Sent`); a stream is this body
+/// alone, with no task or channel of its own.
 pub async fn stream(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
     headers: HeaderMap,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+) -> Result<Response, ApiError> {
     caller.may_see(&id)?;
     let rollout = find(&state, &id)?.clone();
     // Subscribe before looking back, so nothing falls between the two; duplicates are
@@ -113,26 +121,57 @@ pub async fn stream(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|last| rollout.live.since(last));
+    let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
+    keep_alive.reset();
+    let mut recheck = tokio::time::interval(RECHECK_SIGN_IN);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    recheck.reset();
     let viewer = Viewer {
         closing: state.closing.subscribe(),
         state,
-        headers,
+        // Only the credentials are kept, to check the sign-in again: not every header.
+        credentials: crate::http::auth::credentials(&headers),
         rollout,
         receiver,
+        recheck,
+        keep_alive,
+        pending: VecDeque::new(),
+        seen: 0,
+        started: false,
+        resumed,
+        done: false,
     };
-    let stream = async_stream(move |tx| viewer.serve(resumed, tx));
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+    let body = Body::from_stream(futures::stream::unfold(viewer, |mut v| async move {
+        let bytes = v.next_bytes().await?;
+        Some((Ok::<_, Infallible>(bytes), v))
+    }));
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response())
 }
-
-type Sender = tokio::sync::mpsc::Sender<Result<Event, Infallible>>;
 
 /// One open stream: what it sends from, and what ends it.
 struct Viewer {
     state: AppState,
-    headers: HeaderMap,
+    credentials: HeaderMap,
     rollout: Arc<Rollout>,
     receiver: tokio::sync::broadcast::Receiver<Sent>,
     closing: tokio::sync::watch::Receiver<bool>,
+    recheck: tokio::time::Interval,
+    keep_alive: tokio::time::Interval,
+    /// Events to send before waiting again.
+    pending: VecDeque<Bytes>,
+    /// The newest sequence number this viewer has been sent (or is level with).
+    seen: u64,
+    started: bool,
+    resumed: Option<Vec<Sent>>,
+    /// Set once the stream's last event is queued: it ends after `pending` empties.
+    done: bool,
 }
 
 /// What ends a stream or adds to it.
@@ -141,57 +180,73 @@ enum Next {
     Lagged(u64),
     End,
     Ended,
+    KeepAlive,
     Nothing,
 }
 
 impl Viewer {
-    /// Sends the missed events (or the current state and tick), then every new one, until
-    /// the viewer goes, the server closes, or the sign-in ends.
-    async fn serve(mut self, resumed: Option<Vec<Sent>>, tx: Sender) {
-        let mut recheck = tokio::time::interval(RECHECK_SIGN_IN);
-        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        recheck.tick().await;
-        let (mut pending, mut seen) = match resumed {
-            Some(missed) => {
-                let seen = missed.last().map(|s| s.seq);
-                let events = missed.iter().map(|s| sse_event(&self.rollout, s)).collect();
-                (events, seen.unwrap_or(0))
-            }
-            None => current(&self.rollout).await,
-        };
-        loop {
-            for event in pending.drain(..) {
-                if tx.send(event).await.is_err() {
-                    return;
+    /// The next bytes to send: the missed events (or the current state and tick) first, then
+    /// every new one, until the viewer goes, the server closes, or the sign-in ends.
+    async fn next_bytes(&mut self) -> Option<Bytes> {
+        if !self.started {
+            self.started = true;
+            match self.resumed.take() {
+                Some(missed) => {
+                    self.seen = missed.last().map_or(0, |s| s.seq);
+                    self.pending.extend(missed.into_iter().map(|s| s.bytes));
                 }
+                None => self.start_over().await,
             }
-            match self.next(&mut recheck).await {
-                Next::Sent(sent) if sent.seq > seen => {
-                    seen = sent.seq;
-                    pending.push(sse_event(&self.rollout, &sent));
+        }
+        loop {
+            if let Some(bytes) = self.pending.pop_front() {
+                return Some(bytes);
+            }
+            if self.done {
+                return None;
+            }
+            match self.next().await {
+                Next::Sent(sent) if sent.seq > self.seen => {
+                    self.seen = sent.seq;
+                    return Some(sent.bytes);
                 }
                 Next::Sent(_) | Next::Nothing => {}
+                Next::KeepAlive => return Some(Bytes::from_static(b":\n\n")),
                 Next::Lagged(missed) => {
                     // Said in the stream, so a client (and a person reading its log) knows
                     // why the next state is a whole one.
                     let reason = format!(
                         "this viewer fell {missed} events behind; they were dropped and a fresh state follows"
                     );
-                    (pending, seen) = current(&self.rollout).await;
-                    pending.insert(0, Ok(notice("resync", &reason)));
+                    self.pending.push_back(live::notice("resync", &reason));
+                    self.start_over().await;
                 }
                 Next::Ended => {
                     // Said before closing, so a client knows not to expect a reconnect to work.
                     let reason = "the session, token or share link was revoked or has expired";
-                    let _ = tx.send(Ok(notice("ended", reason))).await;
-                    return;
+                    self.pending.push_back(live::notice("ended", reason));
+                    self.done = true;
                 }
-                Next::End => return,
+                Next::End => return None,
             }
         }
     }
 
-    async fn next(&mut self, recheck: &mut tokio::time::Interval) -> Next {
+    /// Queues what a viewer needs to draw the rollout from nothing: its state and the newest
+    /// tick whole, labelled with the newest event id sent before they were taken.
+    async fn start_over(&mut self) {
+        let live = &self.rollout.live;
+        let (tick, seq) = live.newest_tick();
+        let snapshot = self.rollout.snapshot(now()).await;
+        self.pending.push_back(live.state_event(&snapshot, seq));
+        // Before the evaluator's first tick, one made now (numbered 0: the evaluator's first
+        // comes whole, not as a delta against it).
+        let tick = tick.unwrap_or_else(|| live.tick_event(&self.rollout.tick(now()), seq));
+        self.pending.push_back(tick);
+        self.seen = seq;
+    }
+
+    async fn next(&mut self) -> Next {
         tokio::select! {
             received = self.receiver.recv() => match received {
                 Ok(sent) => Next::Sent(sent),
@@ -201,8 +256,9 @@ impl Viewer {
             // The server is shutting down: end the stream; the browser reconnects to another
             // replica or to this one once it is back. (It only ever turns true.)
             _ = self.closing.changed() => Next::End,
-            _ = recheck.tick() => {
-                if crate::http::auth::still_signed_in(&self.state, &self.headers).await {
+            _ = self.keep_alive.tick() => Next::KeepAlive,
+            _ = self.recheck.tick() => {
+                if crate::http::auth::still_signed_in(&self.state, &self.credentials).await {
                     Next::Nothing
                 } else {
                     Next::Ended
@@ -210,51 +266,4 @@ impl Viewer {
             }
         }
     }
-}
-
-/// A named event whose data is `{"reason": ...}`.
-fn notice(name: &str, reason: &str) -> Event {
-    Event::default()
-        .event(name)
-        .data(serde_json::json!({ "reason": reason }).to_string())
-}
-
-/// What a viewer needs to draw the rollout from nothing: its state and a tick, labelled with
-/// the newest event id sent before they were taken (they are at least that new).
-async fn current(rollout: &Rollout) -> (Vec<Result<Event, Infallible>>, u64) {
-    let seq = rollout.live.latest();
-    let at = now();
-    let snapshot = LiveEvent::State(Box::new(rollout.snapshot(at).await));
-    let tick = LiveEvent::Tick(Box::new(rollout.tick(at)));
-    let events = [snapshot, tick]
-        .iter()
-        .map(|e| {
-            let event = Event::default().event(e.name()).data(e.json());
-            Ok(if seq > 0 {
-                event.id(rollout.live.id(seq))
-            } else {
-                event
-            })
-        })
-        .collect();
-    (events, seq)
-}
-
-fn sse_event(rollout: &Rollout, sent: &Sent) -> Result<Event, Infallible> {
-    Ok(Event::default()
-        .event(sent.name)
-        .id(rollout.live.id(sent.seq))
-        .data(&*sent.data))
-}
-
-/// Runs `producer` feeding a small channel and exposes it as a stream; the producer stops
-/// when the client goes away.
-fn async_stream<F, Fut>(producer: F) -> impl Stream<Item = Result<Event, Infallible>>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<Event, Infallible>>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel(4);
-    tokio::spawn(producer(tx));
-    tokio_stream::wrappers::ReceiverStream::new(rx)
 }

@@ -7,7 +7,6 @@ use cutover_core::actuate::{ApplyState, Desired};
 
 use crate::actuate::{Applier, BACKOFF, Progress, converge};
 use crate::clock::now;
-use crate::runtime::live::LiveEvent;
 use crate::runtime::state::Rollout;
 
 /// Starts a worker per actuator of `rollout`. Workers hold the rollout weakly and stop when
@@ -43,7 +42,7 @@ impl Progress for RolloutSink {
         };
         rollout.actuators[self.index].set_status(state, target, attempts, error);
         let snapshot = rollout.snapshot(now()).await;
-        rollout.live.send(LiveEvent::State(Box::new(snapshot)));
+        rollout.live.send_state(&snapshot);
         true
     }
 }

@@ -6,7 +6,6 @@
 use cutover_core::rollout::{self, Refusal, Request};
 use cutover_core::snapshot::Snapshot;
 
-use crate::runtime::live::LiveEvent;
 use crate::runtime::state::{AppState, Rollout};
 
 /// Why an action was not committed.
@@ -70,8 +69,6 @@ pub async fn commit(
     }
     let snapshot = rollout.snapshot_of(&current, request.at);
     drop(current);
-    rollout
-        .live
-        .send(LiveEvent::State(Box::new(snapshot.clone())));
+    rollout.live.send_state(&snapshot);
     Ok(snapshot)
 }

@@ -22,7 +22,6 @@ use cutover_core::time::{Millis, SECOND};
 
 use crate::clock::now;
 use crate::runtime::commit::commit;
-use crate::runtime::live::LiveEvent;
 use crate::runtime::state::{AppState, Rollout, Unsaved};
 
 /// Evaluates `rollout` at `at`, acts on firings and publishes a tick.
@@ -35,7 +34,7 @@ pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
     if let Err(e) = persist(state, rollout, at).await {
         tracing::error!(rollout = %rollout.plan.id, "cannot persist metrics or hold timers: {e:#}");
     }
-    rollout.live.send(LiveEvent::Tick(Box::new(tick)));
+    rollout.live.send_tick(tick);
 }
 
 /// Evaluates `rollout` at a past moment, as the leader would have then: `cutover demo` builds

@@ -1,12 +1,17 @@
 //! Fan-out of a rollout's live events to every viewer on a bounded broadcast channel: a
 //! viewer that falls behind loses the backlog (and gets a fresh snapshot), never slows others.
-//! Each event is serialised once, however many viewers there are, and the last few are kept
-//! so a viewer that reconnects with `Last-Event-ID` gets exactly what it missed.
+//! Each event is rendered once, as the SSE bytes every viewer is sent (no copy per viewer),
+//! and the last few are kept so a viewer that reconnects with `Last-Event-ID` gets exactly
+//! what it missed.
+//!
+//! Ticks go out as deltas (`core::delta`): each names the tick before it, which every viewer
+//! holds. The newest tick is kept whole for viewers that connect or fall behind.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
+use axum::body::Bytes;
+use cutover_core::delta;
 use cutover_core::snapshot::{Snapshot, Tick};
 use tokio::sync::broadcast;
 
@@ -17,45 +22,35 @@ pub const CLIENT_BUFFER: usize = 16;
 /// Events kept for resuming viewers: about a minute of ticks.
 pub const HISTORY: usize = 64;
 
-/// What the stream carries: a tick every second, the rollout's state on every action.
-#[derive(Debug, Clone)]
-pub enum LiveEvent {
-    Tick(Box<Tick>),
-    State(Box<Snapshot>),
-}
-
-impl LiveEvent {
-    /// The SSE event name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            LiveEvent::Tick(_) => "tick",
-            LiveEvent::State(_) => "state",
-        }
-    }
-
-    pub fn json(&self) -> String {
-        match self {
-            LiveEvent::Tick(t) => serde_json::to_string(t),
-            LiveEvent::State(s) => serde_json::to_string(s),
-        }
-        .unwrap_or_default()
-    }
-}
-
-/// An event as sent: its sequence number, SSE name and JSON, shared by every viewer.
+/// An event as sent: its sequence number and the SSE bytes every viewer gets.
 #[derive(Debug, Clone)]
 pub struct Sent {
     pub seq: u64,
-    pub name: &'static str,
-    pub data: Arc<str>,
+    pub bytes: Bytes,
+}
+
+/// The newest tick, whole: what a viewer starts from.
+struct Newest {
+    tick: Tick,
+    /// The event sequence number it (or its delta) went out under.
+    seq: u64,
+    /// Its SSE bytes, rendered the first time a viewer needs them.
+    rendered: Option<Bytes>,
+}
+
+struct History {
+    events: VecDeque<Sent>,
+    next_seq: u64,
 }
 
 pub struct Live {
     sender: broadcast::Sender<Sent>,
-    next_seq: AtomicU64,
     /// Names this process's ids: an id from before a restart never matches.
     epoch: u64,
-    history: Mutex<VecDeque<Sent>>,
+    history: Mutex<History>,
+    /// Held while a tick is made into a delta and sent, so ticks go out one at a time. Never
+    /// held by an action's state event: a kill waits on nothing here.
+    newest: Mutex<Option<Newest>>,
 }
 
 impl Default for Live {
@@ -63,32 +58,110 @@ impl Default for Live {
         let (sender, _) = broadcast::channel(CLIENT_BUFFER);
         Live {
             sender,
-            next_seq: AtomicU64::new(1),
             epoch: rand::random::<u32>() as u64,
-            history: Mutex::new(VecDeque::with_capacity(HISTORY)),
+            history: Mutex::new(History {
+                events: VecDeque::with_capacity(HISTORY),
+                next_seq: 1,
+            }),
+            newest: Mutex::new(None),
         }
     }
 }
 
+/// Renders an SSE event: `data` is JSON, which holds no raw newline.
+fn render(id: Option<&str>, name: &str, data: &str) -> Bytes {
+    let mut out = String::with_capacity(data.len() + name.len() + 48);
+    if let Some(id) = id {
+        out.push_str("id: ");
+        out.push_str(id);
+        out.push('\n');
+    }
+    out.push_str("event: ");
+    out.push_str(name);
+    out.push_str("\ndata: ");
+    out.push_str(data);
+    out.push_str("\n\n");
+    Bytes::from(out)
+}
+
+/// A named notice whose data is `{"reason": ...}`, sent to one viewer.
+pub fn notice(name: &str, reason: &str) -> Bytes {
+    render(
+        None,
+        name,
+        &serde_json::json!({ "reason": reason }).to_string(),
+    )
+}
+
 impl Live {
-    /// Sends an event to every viewer; returns its sequence number.
-    pub fn send(&self, event: LiveEvent) -> u64 {
-        let data: Arc<str> = event.json().into();
-        // The history lock also orders sequence numbers with the history.
+    /// Sends the rollout's state to every viewer; returns its sequence number.
+    pub fn send_state(&self, snapshot: &Snapshot) -> u64 {
+        let json = serde_json::to_string(snapshot).unwrap_or_default();
+        self.publish("state", &json)
+    }
+
+    /// Sends a tick to every viewer, as a delta against the one before when it can be said
+    /// so, else whole; returns its sequence number. Ticks are numbered in the order sent.
+    pub fn send_tick(&self, mut tick: Tick) -> u64 {
+        let mut newest = lock(&self.newest);
+        tick.seq = newest.as_ref().map_or(1, |n| n.tick.seq + 1);
+        let delta = newest.as_ref().and_then(|n| delta::diff(&n.tick, &tick));
+        let (name, json) = match &delta {
+            Some(d) => ("delta", serde_json::to_string(d)),
+            None => ("tick", serde_json::to_string(&tick)),
+        };
+        let json = json.unwrap_or_default();
+        let seq = self.publish(name, &json);
+        let rendered = delta.is_none().then(|| self.rendered("tick", seq, &json));
+        *newest = Some(Newest {
+            tick,
+            seq,
+            rendered,
+        });
+        seq
+    }
+
+    fn rendered(&self, name: &str, seq: u64, json: &str) -> Bytes {
+        render(Some(&self.id(seq)), name, json)
+    }
+
+    fn publish(&self, name: &str, json: &str) -> u64 {
+        // The history lock orders sequence numbers with the history.
         let mut history = lock(&self.history);
-        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let seq = history.next_seq;
+        history.next_seq += 1;
         let sent = Sent {
             seq,
-            name: event.name(),
-            data,
+            bytes: self.rendered(name, seq, json),
         };
-        if history.len() == HISTORY {
-            history.pop_front();
+        if history.events.len() == HISTORY {
+            history.events.pop_front();
         }
-        history.push_back(sent.clone());
+        history.events.push_back(sent.clone());
         // No receivers is fine: nobody is watching.
         let _ = self.sender.send(sent);
         seq
+    }
+
+    /// The newest tick whole, as an SSE event under the sequence number it was sent with, or
+    /// `None` before the first. With it, the newest sequence number sent, read together:
+    /// every later event (delta or state) comes after it.
+    pub fn newest_tick(&self) -> (Option<Bytes>, u64) {
+        let mut newest = lock(&self.newest);
+        let latest = self.latest();
+        let Some(n) = newest.as_mut() else {
+            return (None, latest);
+        };
+        if n.rendered.is_none() {
+            let json = serde_json::to_string(&n.tick).unwrap_or_default();
+            n.rendered = Some(self.rendered("tick", n.seq, &json));
+        }
+        (n.rendered.clone(), latest)
+    }
+
+    /// The newest tick, whole (for a snapshot between actions).
+    pub fn tick(&self) -> Option<Tick> {
+        lock(&self.newest).as_ref().map(|n| n.tick.clone())
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Sent> {
@@ -97,12 +170,27 @@ impl Live {
 
     /// The sequence number of the newest event sent (0 before the first).
     pub fn latest(&self) -> u64 {
-        lock(&self.history).back().map_or(0, |s| s.seq)
+        lock(&self.history).next_seq - 1
     }
 
     /// The SSE id for sequence number `seq`.
     pub fn id(&self, seq: u64) -> String {
         format!("{:x}-{seq}", self.epoch)
+    }
+
+    /// The SSE event of a tick made for one viewer (before the evaluator's first), whole.
+    pub fn tick_event(&self, tick: &Tick, seq: u64) -> Bytes {
+        let json = serde_json::to_string(tick).unwrap_or_default();
+        let id = (seq > 0).then(|| self.id(seq));
+        render(id.as_deref(), "tick", &json)
+    }
+
+    /// The SSE event of a state taken now, labelled with the newest sequence number sent
+    /// before it was taken (it is at least that new).
+    pub fn state_event(&self, snapshot: &Snapshot, seq: u64) -> Bytes {
+        let json = serde_json::to_string(snapshot).unwrap_or_default();
+        let id = (seq > 0).then(|| self.id(seq));
+        render(id.as_deref(), "state", &json)
     }
 
     /// The events after `last_event_id`, if it is one of this process's ids and nothing after
@@ -114,13 +202,20 @@ impl Live {
         }
         let seq: u64 = seq.parse().ok()?;
         let history = lock(&self.history);
-        let newest = history.back().map_or(0, |s| s.seq);
-        let oldest = history.front().map_or(newest + 1, |s| s.seq);
+        let newest = history.next_seq - 1;
+        let oldest = history.events.front().map_or(newest + 1, |s| s.seq);
         // Resumable when the next event after `seq` is still held (or nothing came since).
         if seq > newest || seq + 1 < oldest {
             return None;
         }
-        Some(history.iter().filter(|s| s.seq > seq).cloned().collect())
+        Some(
+            history
+                .events
+                .iter()
+                .filter(|s| s.seq > seq)
+                .cloned()
+                .collect(),
+        )
     }
 
     pub fn viewers(&self) -> usize {
@@ -139,11 +234,16 @@ mod tests {
             step: 10,
             series: vec![],
         };
-        live.send(LiveEvent::Tick(Box::new(Tick {
+        live.send_tick(Tick {
+            seq: 0,
             frame,
             gates: vec![],
             triggers: vec![],
-        })))
+        })
+    }
+
+    fn text(bytes: &Bytes) -> &str {
+        std::str::from_utf8(bytes).unwrap()
     }
 
     #[test]
@@ -164,5 +264,28 @@ mod tests {
         assert!(live.since(&live.id(7)).is_none(), "forgotten: start again");
         let oldest = live.latest() - HISTORY as u64;
         assert_eq!(live.since(&live.id(oldest)).unwrap().len(), HISTORY);
+    }
+
+    /// The first tick goes out whole, the next as a delta naming it; a viewer starting now
+    /// gets the newest tick whole under the id its delta went out with.
+    #[test]
+    fn ticks_after_the_first_are_deltas_and_a_newcomer_gets_the_newest_whole() {
+        let live = Live::default();
+        let mut receiver = live.subscribe();
+        assert_eq!(live.newest_tick(), (None, 0));
+        tick(&live);
+        let first = receiver.try_recv().unwrap();
+        assert!(text(&first.bytes).contains("event: tick\ndata: {\"seq\":1,"));
+        tick(&live);
+        let second = receiver.try_recv().unwrap();
+        let second = text(&second.bytes);
+        assert!(second.starts_with(&format!("id: {}\nevent: delta\n", live.id(2))));
+        assert!(second.contains("\"seq\":2,\"base\":1,"), "{second}");
+        assert!(second.ends_with("}\n\n"));
+        let (whole, latest) = live.newest_tick();
+        let whole = whole.unwrap();
+        assert_eq!(latest, 2);
+        assert!(text(&whole).starts_with(&format!("id: {}\nevent: tick\n", live.id(2))));
+        assert!(text(&whole).contains("{\"seq\":2,"));
     }
 }

@@ -10,7 +10,6 @@ use std::time::Duration;
 use sqlx::postgres::PgListener;
 
 use crate::clock::now;
-use crate::runtime::live::LiveEvent;
 use crate::runtime::state::AppState;
 use crate::store::{Backend, CHANGES_CHANNEL};
 
@@ -30,7 +29,7 @@ pub async fn refresh(state: &AppState, id: &str) -> anyhow::Result<()> {
     rollout.actuate(&current);
     let snapshot = rollout.snapshot_of(&current, now());
     drop(current);
-    rollout.live.send(LiveEvent::State(Box::new(snapshot)));
+    rollout.live.send_state(&snapshot);
     Ok(())
 }
 

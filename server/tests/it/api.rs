@@ -159,6 +159,74 @@ async fn the_stream_sends_state_and_a_tick_first_then_reflects_new_events() {
     );
 }
 
+/// After the first whole tick, each second is a delta of a few hundred bytes, and the tick
+/// a viewer builds from them holds what a frame fetched fresh holds.
+#[tokio::test]
+async fn ticks_after_the_first_are_small_deltas_that_add_up_to_the_fresh_frame() {
+    let (app, _data) = start().await;
+    let body = "{\"values\":{\"latency_ms\":120,\"error\":false}}\n".repeat(50);
+    assert_eq!(post_events(&app, Some(Role::Ingest), body).await.0, 200);
+    let mut stream = app.stream("spiralogic").await;
+    stream.next_named("tick").await;
+    let mut sizes = Vec::new();
+    while sizes.len() < 3 {
+        let (name, data) = stream.next_raw().await;
+        if name == "delta" {
+            sizes.push(data.to_string().len());
+            assert_eq!(
+                data["base"].as_u64().unwrap() + 1,
+                data["seq"].as_u64().unwrap()
+            );
+            let delta = serde_json::from_value(data).unwrap();
+            let tick = stream.tick.as_mut().unwrap();
+            cutover_core::delta::apply(tick, &delta).unwrap();
+        }
+        assert_ne!(name, "tick", "one whole tick, then deltas");
+    }
+    let whole = serde_json::to_string(stream.tick.as_ref().unwrap())
+        .unwrap()
+        .len();
+    assert!(
+        sizes.iter().all(|&n| n * 10 < whole),
+        "deltas {sizes:?} against a whole tick of {whole} bytes"
+    );
+
+    // Nothing new arrives now, so the applied tick and a fresh frame agree on every bucket
+    // both cover (the fresh one may have moved on by a bucket).
+    let held = stream.tick.clone().unwrap().frame;
+    let fresh: cutover_core::series::Frame = serde_json::from_value(
+        app.get("/api/rollouts/spiralogic?series=15m&step=10s")
+            .await["frame"]
+            .clone(),
+    )
+    .unwrap();
+    assert_eq!(held.series.len(), fresh.series.len());
+    let mut compared = 0;
+    for (a, b) in held.series.iter().zip(&fresh.series) {
+        assert_eq!(a.id, b.id);
+        for p in &a.points {
+            if let Some(q) = b.points.iter().find(|q| q.t == p.t) {
+                assert_eq!(p.v, q.v, "{} at {}", a.id, p.t);
+                compared += 1;
+            }
+        }
+    }
+    assert!(
+        compared > 80 * held.series.len(),
+        "{compared} points compared"
+    );
+    let counted: f64 = held
+        .series
+        .iter()
+        .find(|s| s.id == "latency_ms.count")
+        .unwrap()
+        .points
+        .iter()
+        .filter_map(|p| p.v)
+        .sum();
+    assert_eq!(counted, 50.0);
+}
+
 /// The sequence number in an event id `epoch-seq`.
 fn seq(id: &str) -> u64 {
     id.split_once('-').unwrap().1.parse().unwrap()

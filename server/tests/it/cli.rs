@@ -424,7 +424,16 @@ async fn export_writes_rows_that_match_the_live_series_and_appends_without_dupli
     assert!(rows.len() >= 11, "2 minutes of 10 s rows: {}", rows.len());
 
     // Each row agrees with the chart series the live stream sends for the same bucket.
-    let tick = app.stream("cli").await.next_named("tick").await;
+    // A viewer starts from the newest tick, up to a second old: read on to one made after
+    // the export.
+    let exported = cutover_server::clock::now();
+    let mut stream = app.stream("cli").await;
+    let tick = loop {
+        let tick = stream.next_named("tick").await;
+        if tick["frame"]["at"].as_i64().unwrap() >= exported {
+            break tick;
+        }
+    };
     let series = tick["frame"]["series"].as_array().unwrap();
     let live = |id: &str, t: i64| -> Option<f64> {
         let s = series.iter().find(|s| s["id"] == id).unwrap();

@@ -225,12 +225,17 @@ pub async fn wait_for_saved_buckets(data: &Path, rollout: &str, since: cutover_c
     }
 }
 
-/// A live stream being read: Server-Sent Events parsed one at a time.
+/// A live stream being read: Server-Sent Events parsed one at a time. Like the app, it holds
+/// the newest tick and applies each delta to it, so a test reads ticks whole.
 pub struct EventStream {
     stream: Pin<Box<dyn futures::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
     buf: String,
     /// The `id:` of the last event read, if it had one.
     pub last_id: Option<String>,
+    /// The tick as applied so far.
+    pub tick: Option<cutover_core::snapshot::Tick>,
+    /// Deltas applied to it.
+    pub deltas: usize,
 }
 
 impl EventStream {
@@ -239,12 +244,34 @@ impl EventStream {
             stream: Box::pin(response.bytes_stream()),
             buf: String::new(),
             last_id: None,
+            tick: None,
+            deltas: 0,
         }
     }
 
-    /// The next event's name and JSON data (comments and keep-alives skipped); panics after
-    /// 5 s of silence.
+    /// The next event's name and JSON data (comments and keep-alives skipped); a delta comes
+    /// out as the `tick` it makes (or as itself while no tick is held). Panics after 5 s of
+    /// silence, and on a delta that does not apply.
     pub async fn next(&mut self) -> (String, Value) {
+        let (name, data) = self.next_raw().await;
+        match name.as_str() {
+            "tick" => self.tick = Some(serde_json::from_value(data.clone()).unwrap()),
+            "delta" => {
+                let Some(tick) = self.tick.as_mut() else {
+                    return (name, data);
+                };
+                let delta = serde_json::from_value(data).unwrap();
+                cutover_core::delta::apply(tick, &delta).expect("a delta for the tick held");
+                self.deltas += 1;
+                return ("tick".into(), serde_json::to_value(&*tick).unwrap());
+            }
+            _ => {}
+        }
+        (name, data)
+    }
+
+    /// The next event's name and JSON data as sent.
+    pub async fn next_raw(&mut self) -> (String, Value) {
         use futures::StreamExt;
         loop {
             if let Some(end) = self.buf.find("\n\n") {
