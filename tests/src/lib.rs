@@ -245,6 +245,18 @@ impl Browser {
         })
     }
 
+    /// Runs `source` in every page this browser opens from now on, before the page's own
+    /// scripts (Chrome DevTools' `Page.addScriptToEvaluateOnNewDocument`): how a test puts
+    /// itself between the app and a browser API, e.g. to lose an event on the way.
+    pub async fn before_every_page(&self, source: &str) -> anyhow::Result<()> {
+        let command = Cdp {
+            cmd: "Page.addScriptToEvaluateOnNewDocument",
+            params: serde_json::json!({ "source": source }),
+        };
+        self.client.issue_cmd(command).await?;
+        Ok(())
+    }
+
     /// Text of the element with `data-testid`, or None if it is not on the page (yet).
     pub async fn text(&self, testid: &str) -> Option<String> {
         let element = self
@@ -459,5 +471,30 @@ impl Browser {
         at.as_f64()
             .map(|at| at as i64)
             .with_context(|| format!("{css} was not clicked since it was watched"))
+    }
+}
+
+/// A Chrome DevTools command sent through ChromeDriver.
+#[derive(Debug)]
+struct Cdp {
+    cmd: &'static str,
+    params: serde_json::Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        let body = serde_json::json!({ "cmd": self.cmd, "params": self.params });
+        (http::Method::POST, Some(body.to_string()))
     }
 }

@@ -43,13 +43,8 @@ pub fn Freshness(
                 Some(a) if a > STALE_AFTER_SECS => format!("STALE: last update {a:.0} s ago"),
                 Some(a) => format!("last update {a:.0} s ago"),
             }}
-            {move || resynced().map(|(_, reason)| {
-                let title = reason.clone();
-                view! {
-                    <span class="resynced" title=title data-testid="resynced">
-                        " · resynced: " {reason}
-                    </span>
-                }
+            {move || resynced().map(|(_, reason)| view! {
+                <span class="resynced" title=reason data-testid="resynced">" · resynced"</span>
             })}
         </span>
     }

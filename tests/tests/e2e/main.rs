@@ -11,6 +11,7 @@ mod browser;
 mod clock;
 mod guidance;
 mod in_flight;
+mod live;
 mod phone;
 mod rollback;
 mod triggers;
