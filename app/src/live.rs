@@ -2,15 +2,15 @@
 //! every action, the tick every second), it reports whether the connection is up, and it
 //! reconnects with backoff when the browser's EventSource gives up.
 //!
-//! The stream sends one whole tick, then each second a delta against the tick before
-//! (`cutover_core::delta`). A delta for a tick this page does not hold (an event lost or out
+//! The stream sends one whole state and tick, then each second a delta against the tick before
+//! (`cutover_core::delta`) and after each action an update (the state without the plan). A delta for a tick this page does not hold (an event lost or out
 //! of order) is a gap: the page says so and opens the stream again, which starts whole.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use cutover_core::delta::{self, TickDelta};
-use cutover_core::snapshot::{Snapshot, Tick};
+use cutover_core::snapshot::{Snapshot, Tick, Update as StateUpdate};
 use futures::StreamExt;
 use futures::stream::select;
 use gloo_net::eventsource::State as ReadyState;
@@ -170,6 +170,23 @@ fn receive(live: LiveRollout, kind: &str, text: &str) -> Received {
             }
             Err(_) => Received::Unreadable,
         },
+        // The state after an action, without the plan this page holds.
+        "update" => {
+            let Ok(update) = serde_json::from_str::<StateUpdate>(text) else {
+                return Received::Unreadable;
+            };
+            let mut applied = false;
+            live.snapshot.update(|snapshot| {
+                if let Some(snapshot) = snapshot {
+                    applied = snapshot.apply(update);
+                }
+            });
+            if applied {
+                Received::Fresh
+            } else {
+                Received::Gap("a state change arrived before the whole state".into())
+            }
+        }
         "tick" => match serde_json::from_str::<Tick>(text) {
             Ok(t) => {
                 live.tick.set(Some(t));

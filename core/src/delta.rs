@@ -23,6 +23,8 @@ pub struct TickDelta {
     pub gates: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub triggers: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<Value>,
 }
 
 /// What changed in a frame. Each series keeps its points in `[from, to]`, then takes the
@@ -62,6 +64,7 @@ pub fn diff(old: &Tick, new: &Tick) -> Option<TickDelta> {
         frame,
         gates: diff_json(&old.gates, &new.gates)?,
         triggers: diff_json(&old.triggers, &new.triggers)?,
+        replicas: diff_json(&old.replicas, &new.replicas)?,
     };
     let mut check = old.clone();
     (apply(&mut check, &delta).is_ok() && check == *new).then_some(delta)
@@ -85,6 +88,7 @@ pub fn apply(tick: &mut Tick, delta: &TickDelta) -> Result<(), Gap> {
     }
     let gates = patched(&tick.gates, delta.gates.as_ref())?;
     let triggers = patched(&tick.triggers, delta.triggers.as_ref())?;
+    let replicas = patched(&tick.replicas, delta.replicas.as_ref())?;
     for series in &mut tick.frame.series {
         series.points.retain(|p| p.t >= f.from && p.t <= f.to);
     }
@@ -102,6 +106,9 @@ pub fn apply(tick: &mut Tick, delta: &TickDelta) -> Result<(), Gap> {
     }
     if let Some(triggers) = triggers {
         tick.triggers = triggers;
+    }
+    if let Some(replicas) = replicas {
+        tick.replicas = replicas;
     }
     tick.seq = delta.seq;
     Ok(())

@@ -53,6 +53,55 @@ impl Snapshot {
     }
 }
 
+/// What an action changes, as the live stream sends it: the snapshot without its plan, which
+/// is two thirds of it. A viewer holds the plan from the stream's first (whole) state, and a
+/// rollout's plan does not change while a server runs; a new process starts streams whole.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Update {
+    /// The rollout it is for, checked against the snapshot it is applied to.
+    pub rollout: String,
+    pub state: RolloutState,
+    pub traffic: f64,
+    pub gates: Vec<GateStatus>,
+    pub triggers: Vec<TriggerStatus>,
+    #[serde(default)]
+    pub actuators: Vec<crate::actuate::ActuatorStatus>,
+    #[serde(default)]
+    pub channels: Vec<crate::notify::ChannelStatus>,
+    pub at: Millis,
+}
+
+impl Snapshot {
+    /// This snapshot as an [`Update`].
+    pub fn update(&self) -> Update {
+        Update {
+            rollout: self.plan.id.clone(),
+            state: self.state.clone(),
+            traffic: self.traffic,
+            gates: self.gates.clone(),
+            triggers: self.triggers.clone(),
+            actuators: self.actuators.clone(),
+            channels: self.channels.clone(),
+            at: self.at,
+        }
+    }
+
+    /// Takes `update` if it is for this rollout; returns whether it was.
+    pub fn apply(&mut self, update: Update) -> bool {
+        if update.rollout != self.plan.id {
+            return false;
+        }
+        self.state = update.state;
+        self.traffic = update.traffic;
+        self.gates = update.gates;
+        self.triggers = update.triggers;
+        self.actuators = update.actuators;
+        self.channels = update.channels;
+        self.at = update.at;
+        true
+    }
+}
+
 /// The once-a-second live update: chart series and every gate and trigger as evaluated now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tick {
@@ -63,6 +112,36 @@ pub struct Tick {
     pub frame: Frame,
     pub gates: Vec<GateStatus>,
     pub triggers: Vec<TriggerStatus>,
+    /// The other replicas whose metric buckets this server merges into every window, and
+    /// when each last wrote one: how fresh their share of the numbers is.
+    #[serde(default)]
+    pub replicas: Vec<ReplicaFreshness>,
+}
+
+/// Another replica's metric buckets as merged here.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaFreshness {
+    pub replica: String,
+    /// Server time of its newest bucket write seen.
+    pub as_of: Millis,
+}
+
+/// How long a replica may go without writing before it no longer counts as serving: it
+/// stopped, or restarted under a new name.
+pub const REPLICA_GONE_AFTER: Millis = 5 * crate::time::MINUTE;
+
+impl Tick {
+    /// The oldest data among the replicas still writing, and how many they are: the numbers
+    /// may lack up to that much of their events.
+    pub fn replica_lag(&self) -> Option<(Millis, usize)> {
+        let ages: Vec<Millis> = self
+            .replicas
+            .iter()
+            .map(|r| self.frame.at.saturating_sub(r.as_of).max(0))
+            .filter(|age| *age < REPLICA_GONE_AFTER)
+            .collect();
+        Some((*ages.iter().max()?, ages.len()))
+    }
 }
 
 /// A rollout's health at a glance, for cards and `/health`. Shown as a word, not colour alone.
@@ -278,6 +357,63 @@ mod tests {
         assert_eq!(kpi(Some(0.0981), "ratio"), "9.8%");
         assert_eq!(kpi(Some(0.00414), "ratio"), "0.41%");
         assert_eq!(kpi(None, "ms"), "n/a");
+    }
+
+    /// The other replicas' lag counts those still writing, by the server's own clock.
+    #[test]
+    fn replica_lag_is_the_oldest_share_still_written() {
+        let at = 10 * crate::time::MINUTE;
+        let tick = Tick {
+            seq: 1,
+            frame: Frame {
+                rollout: "r".into(),
+                at,
+                step: 10_000,
+                series: vec![],
+            },
+            gates: vec![],
+            triggers: vec![],
+            replicas: [
+                ("b", at - 2_000),
+                ("c", at - 4_500),
+                ("gone", at - 6 * crate::time::MINUTE),
+            ]
+            .into_iter()
+            .map(|(r, as_of)| ReplicaFreshness {
+                replica: r.into(),
+                as_of,
+            })
+            .collect(),
+        };
+        assert_eq!(tick.replica_lag(), Some((4_500, 2)));
+        let alone = Tick {
+            replicas: vec![],
+            ..tick
+        };
+        assert_eq!(alone.replica_lag(), None);
+    }
+
+    /// An update carries everything but the plan: applied, it gives the snapshot it came from.
+    #[test]
+    fn an_update_applied_gives_back_the_snapshot() {
+        let text = include_str!("../../plans/semantic-mirror.toml");
+        let plan = crate::plan::parse("semantic-mirror.toml", text).unwrap();
+        let gates = crate::gates::not_yet_evaluated(&plan, Some("shadow-soak"));
+        let old = Snapshot::new(&plan, &RolloutState::new(), Vec::new(), Vec::new(), 1);
+        let mut state = RolloutState::new();
+        state.version = 7;
+        let new = Snapshot::new(&plan, &state, gates, Vec::new(), 2);
+        let update = new.update();
+        let whole = serde_json::to_string(&new).unwrap().len();
+        assert!(serde_json::to_string(&update).unwrap().len() * 2 < whole);
+        let mut held = old.clone();
+        assert!(held.apply(update.clone()));
+        assert_eq!(held, new);
+        let mut other = old;
+        other.plan.id = "another".into();
+        let before = other.clone();
+        assert!(!other.apply(update), "an update for another rollout");
+        assert_eq!(other, before);
     }
 
     /// A plan of counters (semantic-mirror) headlines its gates' values in their units.

@@ -123,15 +123,33 @@ type Labels = BTreeMap<String, String>;
 
 type SeriesMap = HashMap<String, BTreeMap<Labels, SeriesData>>;
 
+/// Buckets imported from one other replica, and how fresh they are.
+#[derive(Debug, Clone, Default)]
+struct Remote {
+    series: SeriesMap,
+    /// When that replica last wrote any bucket imported here.
+    as_of: Millis,
+}
+
+/// Another replica's buckets as fetched from storage: whose, when it last wrote any of them.
+#[derive(Debug, Clone)]
+pub struct ReplicaBuckets {
+    pub replica: String,
+    pub as_of: Millis,
+    pub buckets: Vec<PersistedBucket>,
+}
+
 #[derive(Debug, Clone)]
 pub struct MetricStore {
     config: StoreConfig,
     kinds: HashMap<String, MetricKind>,
     /// metric -> label set -> buckets, from samples recorded here.
     series: SeriesMap,
-    /// The same, from buckets other replicas wrote (or this server before a restart): merged
-    /// into every query, never exported again, so nothing is written or counted twice.
-    remote: SeriesMap,
+    /// The same, from buckets other replicas wrote (or this server before a restart), kept
+    /// apart per replica (two replicas write a bucket of the same start; one must not replace
+    /// the other): merged into every query, never exported again, so nothing is written or
+    /// counted twice.
+    remote: BTreeMap<String, Remote>,
     dropped: HashMap<String, u64>,
     /// Label pairs the plan's queries select on (`variant="canary"`): kept when a sample is
     /// folded into an overflow set, so every query the plan makes stays exact.
@@ -157,7 +175,7 @@ impl MetricStore {
             config,
             kinds: metrics.into_iter().collect(),
             series: HashMap::new(),
-            remote: HashMap::new(),
+            remote: BTreeMap::new(),
             dropped: HashMap::new(),
             selected: BTreeSet::new(),
             overflowed: HashMap::new(),
@@ -226,7 +244,9 @@ impl MetricStore {
         let cutoff = floor(now - self.config.fine_retention, self.config.coarse);
         let evict = now - self.config.coarse_retention;
         let coarse = self.config.coarse;
-        for by_labels in self.series.values_mut().chain(self.remote.values_mut()) {
+        let layers = std::iter::once(&mut self.series)
+            .chain(self.remote.values_mut().map(|r| &mut r.series));
+        for by_labels in layers.flat_map(|layer| layer.values_mut()) {
             for data in by_labels.values_mut() {
                 let keep = data.fine.split_off(&cutoff);
                 let old = std::mem::replace(&mut data.fine, keep);
@@ -240,13 +260,16 @@ impl MetricStore {
             }
             by_labels.retain(|_, d| !d.fine.is_empty() || !d.coarse.is_empty());
         }
+        // A replica whose every bucket has aged out (it stopped, or restarted as another).
+        self.remote
+            .retain(|_, r| r.series.values().any(|by_labels| !by_labels.is_empty()));
     }
 
     /// All buckets of `metric` matching `selector` whose start lies in `[from, to)`, merged.
     fn merged(&self, metric: &str, selector: &Selector, from: Millis, to: Millis) -> Bucket {
         let mut out = Bucket::default();
-        let layers = [self.series.get(metric), self.remote.get(metric)];
-        for (labels, data) in layers.into_iter().flatten().flatten() {
+        let layers = self.layers().filter_map(|layer| layer.get(metric));
+        for (labels, data) in layers.flatten() {
             if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
                 continue;
             }
@@ -323,8 +346,24 @@ impl MetricStore {
     /// the same replacing rule: queries merge them with this store's own samples (DDSketch
     /// merges exactly), `export_buckets` leaves them out. Importing the same bucket again, or a
     /// newer version of it, never counts anything twice.
-    pub fn import_remote(&mut self, buckets: Vec<PersistedBucket>) {
-        import_into(&mut self.remote, &self.kinds, &self.config, buckets);
+    pub fn import_remote(&mut self, from: ReplicaBuckets) {
+        let remote = self.remote.entry(from.replica).or_default();
+        remote.as_of = remote.as_of.max(from.as_of);
+        import_into(&mut remote.series, &self.kinds, &self.config, from.buckets);
+    }
+
+    /// Each replica whose buckets were imported, with when it last wrote one: how fresh the
+    /// other replicas' share of every window is.
+    pub fn remote_as_of(&self) -> Vec<(String, Millis)> {
+        self.remote
+            .iter()
+            .map(|(replica, r)| (replica.clone(), r.as_of))
+            .collect()
+    }
+
+    /// This store's own series, then each replica's imported ones.
+    fn layers(&self) -> impl Iterator<Item = &SeriesMap> {
+        std::iter::once(&self.series).chain(self.remote.values().map(|r| &r.series))
     }
 
     /// Samples of `metric` refused as too late or beyond the cardinality limit.
@@ -333,17 +372,15 @@ impl MetricStore {
     }
 
     pub fn series_count(&self) -> usize {
-        self.series
-            .values()
-            .chain(self.remote.values())
+        self.layers()
+            .flat_map(HashMap::values)
             .map(BTreeMap::len)
             .sum()
     }
 
     pub fn bucket_count(&self) -> usize {
-        self.series
-            .values()
-            .chain(self.remote.values())
+        self.layers()
+            .flat_map(HashMap::values)
             .flat_map(BTreeMap::values)
             .map(|d| d.fine.len() + d.coarse.len())
             .sum()
@@ -351,9 +388,8 @@ impl MetricStore {
 
     /// Start of the oldest bucket held, own or imported: where history begins.
     pub fn earliest(&self) -> Option<Millis> {
-        self.series
-            .values()
-            .chain(self.remote.values())
+        self.layers()
+            .flat_map(HashMap::values)
             .flat_map(BTreeMap::values)
             .flat_map(|d| [d.fine.keys().next(), d.coarse.keys().next()])
             .flatten()

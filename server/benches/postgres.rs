@@ -1,7 +1,9 @@
-//! p95 over an hour, two ways, on one real PostgreSQL (started here, as the tests do):
+//! p95 over an hour, three ways, on one real PostgreSQL (started here, as the tests do):
 //!
-//! - cutover's way: the minute and 10 s DDSketch buckets two replicas persisted, loaded and
-//!   merged (`load_buckets` + `import_remote` + one window query);
+//! - cutover's way, as every replica answers it: from memory, where it keeps the buckets it
+//!   imports from the others every second (one window query over the merged sketches);
+//! - the same from cold: the minute and 10 s DDSketch buckets two replicas persisted, loaded
+//!   and merged (`load_buckets` + `import_remote` + one window query), as after a restart;
 //! - the runbook way (spiralogic computes it so): `percentile_disc(0.95) WITHIN GROUP (ORDER BY
 //!   latency_ms)` over the raw events in the same database.
 //!
@@ -116,12 +118,33 @@ async fn main() {
         let buckets = storage.load_buckets("bench", now - HOUR).await.unwrap();
         rows = buckets.len();
         let mut merged = store(StoreConfig::default());
-        merged.import_remote(buckets);
+        for from in buckets {
+            merged.import_remote(from);
+        }
         sketch_answer = merged
             .aggregate("latency_ms", &BTreeMap::new(), &p95, HOUR, now)
             .unwrap();
         sketch_runs.push(started.elapsed());
     }
+
+    // A replica as it runs: the others' buckets already imported by its pulls.
+    let mut replica = store(StoreConfig::default());
+    for from in storage.load_buckets("bench", now - HOUR).await.unwrap() {
+        replica.import_remote(from);
+    }
+    let mut memory_answer = 0.0;
+    let mut memory_runs = Vec::new();
+    for _ in 0..101 {
+        let started = Instant::now();
+        memory_answer = replica
+            .aggregate("latency_ms", &BTreeMap::new(), &p95, HOUR, now)
+            .unwrap();
+        memory_runs.push(started.elapsed());
+    }
+    assert_eq!(
+        memory_answer, sketch_answer,
+        "the same sketches, the same answer"
+    );
 
     let mut sql_answer = 0.0;
     let mut sql_runs = Vec::new();
@@ -137,15 +160,24 @@ async fn main() {
         sql_runs.push(started.elapsed());
     }
 
-    let (sketch, sql) = (median(sketch_runs), median(sql_runs));
+    let (sketch, sql, memory) = (median(sketch_runs), median(sql_runs), median(memory_runs));
     println!("p95 over 1 h of {EVENTS} events, PostgreSQL 15 on loopback:");
     println!(
         "  merged persisted sketches ({rows} bucket rows, 2 replicas): {sketch_answer:.3} ms in {sketch:?}"
+    );
+    println!(
+        "  merged sketches in a replica's memory:          {memory_answer:.3} ms in {memory:?}"
     );
     println!("  percentile_disc over the raw events:            {sql_answer:.3} ms in {sql:?}");
     println!(
         "  relative difference {:.3}%; sketches take {:.4}x the time of percentile_disc",
         (sketch_answer - sql_answer).abs() / sql_answer * 100.0,
         sketch.as_secs_f64() / sql.as_secs_f64()
+    );
+    println!(
+        "ROW | p95 over 1 h, merged sketches in memory (replicas) | {:.1} us | percentile_disc {:.0} ms | {:.5}x | <= 0.001x",
+        memory.as_secs_f64() * 1e6,
+        sql.as_secs_f64() * 1e3,
+        memory.as_secs_f64() / sql.as_secs_f64()
     );
 }

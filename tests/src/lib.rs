@@ -117,6 +117,11 @@ impl Demo {
         })
     }
 
+    /// The server's process id (to pin it to a core, or read its memory).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the server process (the data stays).
     pub fn stop(&mut self) {
         let _ = self.child.kill();
@@ -249,12 +254,22 @@ impl Browser {
     /// scripts (Chrome DevTools' `Page.addScriptToEvaluateOnNewDocument`): how a test puts
     /// itself between the app and a browser API, e.g. to lose an event on the way.
     pub async fn before_every_page(&self, source: &str) -> anyhow::Result<()> {
-        let command = Cdp {
-            cmd: "Page.addScriptToEvaluateOnNewDocument",
-            params: serde_json::json!({ "source": source }),
-        };
-        self.client.issue_cmd(command).await?;
+        self.cdp(
+            "Page.addScriptToEvaluateOnNewDocument",
+            serde_json::json!({ "source": source }),
+        )
+        .await?;
         Ok(())
+    }
+
+    /// Sends a Chrome DevTools command (e.g. `Network.emulateNetworkConditions`) through
+    /// ChromeDriver; returns its answer.
+    pub async fn cdp(
+        &self,
+        cmd: &'static str,
+        params: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        Ok(self.client.issue_cmd(Cdp { cmd, params }).await?)
     }
 
     /// Text of the element with `data-testid`, or None if it is not on the page (yet).

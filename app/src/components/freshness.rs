@@ -17,6 +17,9 @@ pub fn Freshness(
     /// The newest resync of a live stream (browser time, ms, and why), if any.
     #[prop(optional, into)]
     resync: Option<Signal<Option<(f64, String)>>>,
+    /// How old the other replicas' share of the numbers is (ms), and how many they are.
+    #[prop(optional, into)]
+    replicas: Option<Signal<Option<(i64, usize)>>>,
 ) -> impl IntoView {
     let now = RwSignal::new(js_sys::Date::now());
     if let Ok(handle) = set_interval_with_handle(
@@ -43,6 +46,14 @@ pub fn Freshness(
                 Some(a) if a > STALE_AFTER_SECS => format!("STALE: last update {a:.0} s ago"),
                 Some(a) => format!("last update {a:.0} s ago"),
             }}
+            {move || replicas.and_then(|r| r.get()).map(|(age, n)| {
+                let whose = if n == 1 { "1 other replica".to_string() } else { format!("{n} other replicas") };
+                view! {
+                    <span class="replicas" data-testid="replicas">
+                        {format!(" · {whose}: data {:.0} s old", age as f64 / 1000.0)}
+                    </span>
+                }
+            })}
             {move || resynced().map(|(_, reason)| view! {
                 <span class="resynced" title=reason data-testid="resynced">" · resynced"</span>
             })}

@@ -88,7 +88,7 @@ pub fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView
                     Connection::Down => "reconnecting",
                 }}
             </span>
-            <Freshness last_event=live.last_event resync=live.resync />
+            <Freshness last_event=live.last_event resync=live.resync replicas=Signal::derive(move || tick.with(|t| t.as_ref().and_then(Tick::replica_lag))) />
             {(me.rollout.is_some()).then(|| view! { <span class="readonly" data-testid="read-only">"read-only"</span> })}
         </header>
         <main class:wall=wall>

@@ -49,6 +49,10 @@ fn fresh_named(
         },
         gates: gates.to_vec(),
         triggers: vec![],
+        replicas: vec![crate::snapshot::ReplicaFreshness {
+            replica: "b".into(),
+            as_of: now - now % 5_000,
+        }],
     }
 }
 

@@ -396,36 +396,53 @@ proptest! {
     /// event; and neither exports the other's buckets.
     #[test]
     fn replicas_importing_each_others_buckets_answer_as_one_store(
-        values in prop::collection::vec((0.5f64..5_000.0, 0i64..300, any::<bool>()), 2..400),
+        values in prop::collection::vec((0.5f64..5_000.0, 0i64..300, 0..3usize), 2..400),
     ) {
-        let (mut a, mut b, mut one) = (store(), store(), store());
+        // Three replicas: each takes some events, all write buckets of the same starts.
+        let mut replicas = [store(), store(), store()];
+        let mut one = store();
+        let names = ["a", "b", "c"];
+        let poll = |replicas: &mut [MetricStore; 3], at: Millis| {
+            let exports: Vec<_> = replicas.iter().map(|r| r.export_buckets(T0 - HOUR, T0)).collect();
+            for (i, r) in replicas.iter_mut().enumerate() {
+                for (j, buckets) in exports.iter().enumerate() {
+                    if i != j {
+                        r.import_remote(ReplicaBuckets {
+                            replica: names[j].into(),
+                            as_of: at,
+                            buckets: buckets.clone(),
+                        });
+                    }
+                }
+            }
+        };
         let half = values.len() / 2;
-        for (i, (v, age, to_a)) in values.iter().enumerate() {
+        for (i, (v, age, to)) in values.iter().enumerate() {
             let x = latency(T0 - age * SECOND, *v);
             one.record(&x, T0).unwrap();
-            if *to_a { a.record(&x, T0).unwrap() } else { b.record(&x, T0).unwrap() }
+            replicas[*to].record(&x, T0).unwrap();
             if i == half {
                 // A poll in the middle: older versions of buckets that change later.
-                a.import_remote(b.export_buckets(T0 - HOUR, T0));
-                b.import_remote(a.export_buckets(T0 - HOUR, T0));
+                poll(&mut replicas, T0 - SECOND);
             }
         }
-        for _ in 0..2 {
-            a.import_remote(b.export_buckets(T0 - HOUR, T0));
-            b.import_remote(a.export_buckets(T0 - HOUR, T0));
-        }
+        poll(&mut replicas, T0);
+        poll(&mut replicas, T0);
         for agg in [Aggregate::Quantile(0.5), Aggregate::Quantile(0.95), Aggregate::Count, Aggregate::Max, Aggregate::Last] {
             let want = one.aggregate("latency_ms", &all(), &agg, 10 * MINUTE, T0);
-            prop_assert_eq!(a.aggregate("latency_ms", &all(), &agg, 10 * MINUTE, T0), want);
-            prop_assert_eq!(b.aggregate("latency_ms", &all(), &agg, 10 * MINUTE, T0), want);
+            for r in &replicas {
+                prop_assert_eq!(r.aggregate("latency_ms", &all(), &agg, 10 * MINUTE, T0), want);
+            }
         }
-        let own: usize = values.iter().filter(|(_, _, to_a)| *to_a).count();
-        let exported: f64 = a
+        let own: usize = values.iter().filter(|(_, _, to)| *to == 0).count();
+        let exported: f64 = replicas[0]
             .export_buckets(T0 - HOUR, T0)
             .iter()
             .filter_map(|p| p.bucket.aggregate(&Aggregate::Count))
             .sum();
         prop_assert_eq!(exported as usize, own);
+        let fresh: Vec<_> = replicas[0].remote_as_of();
+        prop_assert_eq!(fresh, vec![("b".to_string(), T0), ("c".to_string(), T0)]);
     }
 
     #[test]
@@ -461,7 +478,11 @@ fn earliest_is_the_oldest_bucket_own_or_imported() {
     other
         .record(&latency(T0 + 5 * SECOND, 100.0), T0 + 5 * SECOND)
         .unwrap();
-    s.import_remote(other.export_buckets(T0, T0 + MINUTE));
+    s.import_remote(ReplicaBuckets {
+        replica: "other".into(),
+        as_of: T0 + 5 * SECOND,
+        buckets: other.export_buckets(T0, T0 + MINUTE),
+    });
     assert_eq!(s.earliest(), Some(T0));
 }
 

@@ -93,6 +93,7 @@ async fn judge(state: &AppState, rollout: &Arc<Rollout>, at: Millis, leader: boo
         frame,
         gates: evaluated.gates,
         triggers: evaluated.triggers,
+        replicas: rollout.replicas(),
     }
 }
 

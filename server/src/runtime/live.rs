@@ -5,7 +5,8 @@
 //! what it missed.
 //!
 //! Ticks go out as deltas (`core::delta`): each names the tick before it, which every viewer
-//! holds. The newest tick is kept whole for viewers that connect or fall behind.
+//! holds. The newest tick is kept whole for viewers that connect or fall behind. States after
+//! actions go out as `update`s, without the plan every viewer got in its first state.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -94,10 +95,11 @@ pub fn notice(name: &str, reason: &str) -> Bytes {
 }
 
 impl Live {
-    /// Sends the rollout's state to every viewer; returns its sequence number.
+    /// Sends the rollout's state to every viewer, without the plan they hold (an `update`);
+    /// returns its sequence number.
     pub fn send_state(&self, snapshot: &Snapshot) -> u64 {
-        let json = serde_json::to_string(snapshot).unwrap_or_default();
-        self.publish("state", &json)
+        let json = serde_json::to_string(&snapshot.update()).unwrap_or_default();
+        self.publish("update", &json)
     }
 
     /// Sends a tick to every viewer, as a delta against the one before when it can be said
@@ -239,6 +241,7 @@ mod tests {
             frame,
             gates: vec![],
             triggers: vec![],
+            replicas: vec![],
         })
     }
 

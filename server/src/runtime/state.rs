@@ -14,7 +14,9 @@ use cutover_core::rollout::{Readiness, RolloutState};
 use cutover_core::series::Frame;
 use cutover_core::snapshot::{Snapshot, Tick};
 use cutover_core::time::Millis;
-use cutover_core::window::{MetricStore, PersistedBucket, RecordError, SeriesSlot, StoreConfig};
+use cutover_core::window::{
+    MetricStore, PersistedBucket, RecordError, ReplicaBuckets, SeriesSlot, StoreConfig,
+};
 
 use crate::runtime::charts;
 use crate::runtime::live::Live;
@@ -301,6 +303,15 @@ impl Rollout {
         })
     }
 
+    /// The other replicas whose buckets are merged here, and when each last wrote one.
+    pub fn replicas(&self) -> Vec<cutover_core::snapshot::ReplicaFreshness> {
+        lock(&self.metrics)
+            .remote_as_of()
+            .into_iter()
+            .map(|(replica, as_of)| cutover_core::snapshot::ReplicaFreshness { replica, as_of })
+            .collect()
+    }
+
     /// When other replicas' buckets were last fetched.
     pub fn pulled_at(&self) -> Millis {
         lock(&self.evaluation).buckets_pulled_at
@@ -308,10 +319,12 @@ impl Rollout {
 
     /// Merges buckets fetched from storage (other replicas', or this one's before a restart)
     /// and, if given, takes `memory` as the hold timers; marks `at` as the time of the fetch.
-    pub fn merge_stored(&self, buckets: Vec<PersistedBucket>, memory: Option<Memory>, at: Millis) {
+    pub fn merge_stored(&self, buckets: Vec<ReplicaBuckets>, memory: Option<Memory>, at: Millis) {
         {
             let mut store = lock(&self.metrics);
-            store.import_remote(buckets);
+            for from in buckets {
+                store.import_remote(from);
+            }
         }
         let mut evaluation = lock(&self.evaluation);
         evaluation.buckets_pulled_at = at;
@@ -323,10 +336,12 @@ impl Rollout {
 
     /// Takes what storage kept across a restart: chart history and hold timers. What is
     /// stored was written before: it is merged in, never written again.
-    fn restore(&self, buckets: Vec<PersistedBucket>, memory: Option<Memory>, at: Millis) {
+    fn restore(&self, buckets: Vec<ReplicaBuckets>, memory: Option<Memory>, at: Millis) {
         {
             let mut store = lock(&self.metrics);
-            store.import_remote(buckets);
+            for from in buckets {
+                store.import_remote(from);
+            }
             store.compact(at);
         }
         let mut evaluation = lock(&self.evaluation);
@@ -380,6 +395,7 @@ impl Rollout {
             frame,
             gates,
             triggers,
+            replicas: self.replicas(),
         }
     }
 

@@ -1,20 +1,33 @@
 //! Metric buckets each replica persists, so windows survive restarts and merge across replicas.
 
+use std::collections::BTreeMap;
+
 use cutover_core::time::Millis;
-use cutover_core::window::PersistedBucket;
+use cutover_core::window::{PersistedBucket, ReplicaBuckets};
 
 use super::Storage;
 
-fn bucket_of_row(
-    (metric, labels, start, width, bucket): (String, String, i64, i64, String),
-) -> anyhow::Result<PersistedBucket> {
-    Ok(PersistedBucket {
-        metric,
-        labels: serde_json::from_str(&labels)?,
-        start,
-        width,
-        bucket: serde_json::from_str(&bucket)?,
-    })
+type Row = (String, String, i64, i64, String, String, i64);
+
+/// Rows grouped by the replica that wrote them, each group with its newest write.
+fn by_replica(rows: Vec<Row>) -> anyhow::Result<Vec<ReplicaBuckets>> {
+    let mut out: BTreeMap<String, ReplicaBuckets> = BTreeMap::new();
+    for (metric, labels, start, width, bucket, replica, updated_at) in rows {
+        let group = out.entry(replica.clone()).or_insert(ReplicaBuckets {
+            replica,
+            as_of: updated_at,
+            buckets: Vec::new(),
+        });
+        group.as_of = group.as_of.max(updated_at);
+        group.buckets.push(PersistedBucket {
+            metric,
+            labels: serde_json::from_str(&labels)?,
+            start,
+            width,
+            bucket: serde_json::from_str(&bucket)?,
+        });
+    }
+    Ok(out.into_values().collect())
 }
 
 impl Storage {
@@ -49,36 +62,38 @@ impl Storage {
         Ok(())
     }
 
-    /// Every replica's metric buckets since `since`, oldest first; drops those older than it.
+    /// Every replica's metric buckets since `since`, oldest first, by replica; drops those
+    /// older than it.
     pub async fn load_buckets(
         &self,
         rollout: &str,
         since: Millis,
-    ) -> anyhow::Result<Vec<PersistedBucket>> {
+    ) -> anyhow::Result<Vec<ReplicaBuckets>> {
         sqlx::query("DELETE FROM metric_buckets WHERE rollout = $1 AND start < $2")
             .bind(rollout)
             .bind(since)
             .execute(&self.pool)
             .await?;
-        let rows: Vec<(String, String, i64, i64, String)> = sqlx::query_as(
-            "SELECT metric, labels, start, width, bucket FROM metric_buckets
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT metric, labels, start, width, bucket, replica, updated_at FROM metric_buckets
              WHERE rollout = $1 ORDER BY start, width",
         )
         .bind(rollout)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter().map(bucket_of_row).collect()
+        by_replica(rows)
     }
 
-    /// Buckets other replicas wrote or rewrote at `updated_since` or later, for merging.
+    /// Buckets other replicas wrote or rewrote at `updated_since` or later, by replica, for
+    /// merging.
     pub async fn buckets_changed(
         &self,
         rollout: &str,
         except_replica: &str,
         updated_since: Millis,
-    ) -> anyhow::Result<Vec<PersistedBucket>> {
-        let rows: Vec<(String, String, i64, i64, String)> = sqlx::query_as(
-            "SELECT metric, labels, start, width, bucket FROM metric_buckets
+    ) -> anyhow::Result<Vec<ReplicaBuckets>> {
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT metric, labels, start, width, bucket, replica, updated_at FROM metric_buckets
              WHERE rollout = $1 AND updated_at >= $2 AND replica <> $3 ORDER BY start, width",
         )
         .bind(rollout)
@@ -86,6 +101,6 @@ impl Storage {
         .bind(except_replica)
         .fetch_all(&self.pool)
         .await?;
-        rows.into_iter().map(bucket_of_row).collect()
+        by_replica(rows)
     }
 }

@@ -186,6 +186,21 @@ async fn replicas_share_actions_races_events_and_evaluation() {
             .await;
     }
 
+    // Each replica says how fresh the other's share of the numbers is: when it last wrote.
+    let (ha, hb) = (health(&a).await, health(&b).await);
+    for (reader, other) in [(&a, &hb), (&b, &ha)] {
+        let tick = reader.stream("rep").await.next_named("tick").await;
+        let seen = tick["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["replica"] == other["replica"])
+            .unwrap_or_else(|| panic!("no {} in {}", other["replica"], tick["replicas"]))
+            .clone();
+        let age = tick["frame"]["at"].as_i64().unwrap() - seen["as_of"].as_i64().unwrap();
+        assert!((0..15_000).contains(&age), "{seen} is {age} ms old");
+    }
+
     // 4. The leader dies; the other replica takes over evaluation and the hold carries on.
     let (ha, hb) = (health(&a).await, health(&b).await);
     assert_ne!(ha["replica"], hb["replica"]);

@@ -377,10 +377,13 @@ async fn buckets_and_evaluation(s: &Storage) {
     s.save_buckets("r1", "replica-a", &exported, now)
         .await
         .unwrap();
-    let loaded = s.load_buckets("r1", T0).await.unwrap();
-    assert_eq!(loaded.len(), exported.len());
+    let mut loaded = s.load_buckets("r1", T0).await.unwrap();
+    assert_eq!(loaded.len(), 1, "one replica's");
+    let loaded = loaded.remove(0);
+    assert_eq!((loaded.replica.as_str(), loaded.as_of), ("replica-a", now));
+    assert_eq!(loaded.buckets.len(), exported.len());
     let mut restored = store();
-    restored.import(loaded);
+    restored.import(loaded.buckets);
     let p95 = Aggregate::Quantile(0.95);
     let all = BTreeMap::new();
     assert_eq!(
@@ -388,10 +391,15 @@ async fn buckets_and_evaluation(s: &Storage) {
         live.series("latency_ms", &all, &p95, T0, now, 60_000)
     );
     // Loading since a later time drops what is older, for good.
-    let later = s.load_buckets("r1", T0 + 50_000).await.unwrap();
+    let later = s
+        .load_buckets("r1", T0 + 50_000)
+        .await
+        .unwrap()
+        .remove(0)
+        .buckets;
     assert!(!later.is_empty() && later.iter().all(|b| b.start >= T0 + 50_000));
     assert_eq!(
-        s.load_buckets("r1", T0).await.unwrap().len(),
+        s.load_buckets("r1", T0).await.unwrap()[0].buckets.len(),
         later.len(),
         "older rows deleted"
     );
@@ -434,10 +442,15 @@ async fn replicas(s: &Storage) {
         .unwrap();
     assert_eq!(s.load_buckets("r2", T0).await.unwrap().len(), 2);
     // What changed since a moment, written by someone else.
-    let for_a = s.buckets_changed("r2", "a", now).await.unwrap();
-    assert_eq!(for_a.len(), 1);
+    let mut for_a = s.buckets_changed("r2", "a", now).await.unwrap();
+    assert_eq!(for_a.len(), 1, "one replica's");
+    assert_eq!(
+        (for_a[0].replica.as_str(), for_a[0].as_of),
+        ("b", now + 1_000)
+    );
+    assert_eq!(for_a[0].buckets.len(), 1);
     let mut merged = a.clone();
-    merged.import_remote(for_a);
+    merged.import_remote(for_a.remove(0));
     let all = BTreeMap::new();
     let count = merged.series("latency_ms", &all, &Aggregate::Count, T0, T0, 10_000);
     assert_eq!(count[0].v, Some(2.0));

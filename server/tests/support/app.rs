@@ -234,6 +234,8 @@ pub struct EventStream {
     pub last_id: Option<String>,
     /// The tick as applied so far.
     pub tick: Option<cutover_core::snapshot::Tick>,
+    /// The state as updated so far.
+    pub state: Option<cutover_core::snapshot::Snapshot>,
     /// Deltas applied to it.
     pub deltas: usize,
 }
@@ -245,16 +247,26 @@ impl EventStream {
             buf: String::new(),
             last_id: None,
             tick: None,
+            state: None,
             deltas: 0,
         }
     }
 
     /// The next event's name and JSON data (comments and keep-alives skipped); a delta comes
-    /// out as the `tick` it makes (or as itself while no tick is held). Panics after 5 s of
-    /// silence, and on a delta that does not apply.
+    /// out as the `tick` it makes, an update as the `state` (each as itself while there is
+    /// nothing to apply it to). Panics after 5 s of silence, and on a delta that does not
+    /// apply.
     pub async fn next(&mut self) -> (String, Value) {
         let (name, data) = self.next_raw().await;
         match name.as_str() {
+            "state" => self.state = Some(serde_json::from_value(data.clone()).unwrap()),
+            "update" => {
+                let Some(state) = self.state.as_mut() else {
+                    return (name, data);
+                };
+                assert!(state.apply(serde_json::from_value(data).unwrap()));
+                return ("state".into(), serde_json::to_value(&*state).unwrap());
+            }
             "tick" => self.tick = Some(serde_json::from_value(data.clone()).unwrap()),
             "delta" => {
                 let Some(tick) = self.tick.as_mut() else {

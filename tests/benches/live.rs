@@ -1,0 +1,502 @@
+//! The costs of a live screen, each against a baseline measured in the same run, on the real
+//! binary (`CUTOVER_BIN`, a release build under `./x bench`) serving `cutover demo --fresh`
+//! with its simulated traffic. The server is pinned to the first core and this client to the
+//! second when `taskset` can (the machine has two).
+//!
+//! - stream bytes per idle viewer per second, against the same stream sending whole ticks
+//!   (the first tick's size, once a second);
+//! - server memory per open stream at 1,000 and 10,000 streams, against an idle keep-alive
+//!   connection's;
+//! - one action (a checklist item ticked) to 1,000 and 10,000 streams, p50/p99, against a
+//!   loopback `GET /health` round trip;
+//! - the app's bytes on the wire (wasm + JS as served with `Accept-Encoding: br`), against
+//!   their raw size;
+//! - a share link to the first chart drawn, on loopback and under Chromium's 4G emulation (9
+//!   Mbps, 85 ms round trip), against the navigation's DOMContentLoaded.
+//!
+//! Each figure is printed as a `ROW |` line that `./x bench` gathers into one table.
+//!
+//! Run: `./x bench` (all of issue 18's table), or after a build,
+//! `CUTOVER_BIN=target/release/cutover cargo bench -p cutover-e2e --bench live`.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+use cutover_e2e::{Browser, Demo};
+
+/// One line of the table: what, the figure, its baseline, the ratio, the goal.
+fn row(measure: &str, value: &str, baseline: &str, ratio: f64, goal: &str) {
+    println!("ROW | {measure} | {value} | {baseline} | {ratio:.3}x | {goal}");
+}
+
+fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * q).round() as usize]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Pins `pid` (every thread) to `cpu`; says so if it cannot.
+fn pin(pid: u32, cpu: usize) {
+    let pinned = std::process::Command::new("taskset")
+        .args(["-a", "-cp", &cpu.to_string(), &pid.to_string()])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !pinned {
+        println!("(could not pin process {pid} to cpu {cpu}: figures are unpinned)");
+    }
+}
+
+/// Resident memory of `pid`, in KiB.
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .context("no VmRSS")
+}
+
+/// A connection from `source` (a loopback address of its own: the server allows 4,096
+/// connections per peer address) with `request` sent.
+async fn connect(addr: SocketAddr, source: Ipv4Addr, request: &str) -> anyhow::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from((source, 0)))?;
+    let mut stream = socket.connect(addr).await?;
+    stream.write_all(request.as_bytes()).await?;
+    Ok(stream)
+}
+
+/// The loopback source address of connection `i`: 2,000 to an address.
+fn source(i: usize) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 1 + (i / 2_000) as u8, 1)
+}
+
+/// Waits until memory stops growing (it settles within a few seconds), then reads it.
+async fn settled_rss(pid: u32) -> anyhow::Result<u64> {
+    let mut last = rss_kib(pid)?;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = rss_kib(pid)?;
+        if now.abs_diff(last) < 256 {
+            return Ok(now);
+        }
+        last = now;
+    }
+    Ok(last)
+}
+
+/// Reads `stream` to its end: counts bytes, and reports each `"version":N` it sees (the state
+/// event of the Nth change) with the moment it arrived.
+fn read_stream(
+    mut stream: TcpStream,
+    bytes: Arc<AtomicUsize>,
+    versions: Option<tokio::sync::mpsc::UnboundedSender<(u64, Instant)>>,
+    ready: Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut tail = String::new();
+        let mut started = false;
+        loop {
+            let n = match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            };
+            let at = Instant::now();
+            bytes.fetch_add(n, Ordering::Relaxed);
+            tail.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if !started && tail.contains("event: tick") {
+                started = true;
+                ready.fetch_add(1, Ordering::Relaxed);
+            }
+            if let Some(versions) = &versions {
+                let mut rest = tail.as_str();
+                while let Some(i) = rest.find("\"version\":") {
+                    let digits: String = rest[i + 10..]
+                        .chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect();
+                    if let Ok(v) = digits.parse() {
+                        let _ = versions.send((v, at));
+                    }
+                    rest = &rest[i + 10..];
+                }
+            }
+            // Keep a little, so a marker split across reads is still found.
+            let keep = tail.len().saturating_sub(64);
+            let cut = (keep..=tail.len())
+                .find(|&i| tail.is_char_boundary(i))
+                .unwrap_or(tail.len());
+            tail.drain(..cut);
+        }
+    })
+}
+
+/// Readers of open streams; they stop (and close their connections) when this is dropped.
+struct Readers(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for Readers {
+    fn drop(&mut self) {
+        for reader in &self.0 {
+            reader.abort();
+        }
+    }
+}
+
+fn stream_request(token: &str) -> String {
+    format!(
+        "GET /api/rollouts/spiralogic/stream HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {token}\r\n\r\n"
+    )
+}
+
+/// Bytes per second one idle viewer is sent, against whole ticks.
+async fn stream_bytes(addr: SocketAddr, token: &str) -> anyhow::Result<()> {
+    let mut stream = connect(addr, Ipv4Addr::LOCALHOST, &stream_request(token)).await?;
+    // The response head, the state and the first (whole) tick.
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut first = String::new();
+    let whole_tick = loop {
+        if let Some(at) = first.find("event: tick")
+            && let Some(end) = first[at..].find("\n\n")
+        {
+            break end + 2;
+        }
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            bail!("the stream ended");
+        }
+        first.push_str(&String::from_utf8_lossy(&buf[..n]));
+    };
+    let started = Instant::now();
+    let mut sent = 0usize;
+    let (mut deltas, mut wholes) = (0, 0);
+    while started.elapsed() < Duration::from_secs(20) {
+        let Ok(read) = tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buf)).await
+        else {
+            continue;
+        };
+        let n = read?;
+        if n == 0 {
+            bail!("the stream ended");
+        }
+        let text = String::from_utf8_lossy(&buf[..n]);
+        deltas += text.matches("event: delta").count();
+        wholes += text.matches("event: tick").count();
+        sent += n;
+    }
+    let per_second = sent as f64 / started.elapsed().as_secs_f64();
+    println!(
+        "stream over 20 s: {deltas} deltas, {wholes} whole ticks, a whole tick {whole_tick} B"
+    );
+    row(
+        "stream bytes per idle viewer",
+        &format!("{:.2} KB/s", per_second / 1000.0),
+        &format!("whole ticks {:.1} KB/s", whole_tick as f64 / 1000.0),
+        per_second / whole_tick as f64,
+        "<= 2 KB/s",
+    );
+    Ok(())
+}
+
+/// Opens `n` idle streams (or plain keep-alive connections) and returns the server's memory
+/// growth per connection, in KiB. They close when this returns.
+async fn memory_per(
+    pid: u32,
+    addr: SocketAddr,
+    n: usize,
+    request: &str,
+    streams: bool,
+) -> anyhow::Result<f64> {
+    let before = settled_rss(pid).await?;
+    let mut held = Vec::with_capacity(n);
+    let mut readers = Readers(Vec::with_capacity(n));
+    let ready = Arc::new(AtomicUsize::new(0));
+    for i in 0..n {
+        let stream = connect(addr, source(i), request).await?;
+        if streams {
+            let bytes = Arc::new(AtomicUsize::new(0));
+            readers
+                .0
+                .push(read_stream(stream, bytes, None, ready.clone()));
+        } else {
+            held.push(stream);
+        }
+    }
+    if streams {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while ready.load(Ordering::Relaxed) < n {
+            if Instant::now() > deadline {
+                bail!("{} of {n} streams started", ready.load(Ordering::Relaxed));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let after = settled_rss(pid).await?;
+    drop((held, readers));
+    // Give the server a moment to close them before the next figure.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Ok(after.saturating_sub(before) as f64 / n as f64)
+}
+
+/// One action to `n` open streams: when each sees the new state, p50 and p99.
+async fn fan_out(
+    http: &reqwest::Client,
+    url: &str,
+    addr: SocketAddr,
+    viewer: &str,
+    lead: &str,
+    n: usize,
+) -> anyhow::Result<(Duration, Duration)> {
+    let (tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let ready = Arc::new(AtomicUsize::new(0));
+    let request = stream_request(viewer);
+    let mut readers = Readers(Vec::with_capacity(n));
+    for i in 0..n {
+        let stream = connect(addr, source(i), &request).await?;
+        let bytes = Arc::new(AtomicUsize::new(0));
+        readers
+            .0
+            .push(read_stream(stream, bytes, Some(tx.clone()), ready.clone()));
+    }
+    drop(tx);
+    while ready.load(Ordering::Relaxed) < n {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    while seen.try_recv().is_ok() {}
+    let mut latencies = Vec::new();
+    for round in 0..6 {
+        let item = format!("{url}/api/rollouts/spiralogic/checklists/preflight/items/migration");
+        let sent_at = Instant::now();
+        let response = http
+            .post(&item)
+            .bearer_auth(lead)
+            .json(&serde_json::json!({ "checked": round % 2 == 0 }))
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            bail!("ticking a checklist item: {}", response.status());
+        }
+        let body: serde_json::Value = response.json().await?;
+        let version = body["state"]["version"]
+            .as_u64()
+            .context("no state version in the answer")?;
+        let mut arrived = 0;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while arrived < n && Instant::now() < deadline {
+            match tokio::time::timeout(Duration::from_secs(5), seen.recv()).await {
+                Ok(Some((v, at))) if v == version => {
+                    latencies.push(at.saturating_duration_since(sent_at));
+                    arrived += 1;
+                }
+                Ok(Some(_)) => {}
+                _ => break,
+            }
+        }
+        if arrived < n {
+            bail!("round {round}: {arrived} of {n} streams saw version {version}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    drop(readers);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    latencies.sort();
+    Ok((percentile(&latencies, 0.5), percentile(&latencies, 0.99)))
+}
+
+async fn health_trips(http: &reqwest::Client, url: &str) -> anyhow::Result<Vec<Duration>> {
+    let mut trips = Vec::new();
+    for _ in 0..200 {
+        let t0 = Instant::now();
+        http.get(format!("{url}/health"))
+            .send()
+            .await?
+            .bytes()
+            .await?;
+        trips.push(t0.elapsed());
+    }
+    trips.sort();
+    Ok(trips)
+}
+
+/// The wasm and JS as the server sends them to a browser that takes brotli.
+async fn app_bytes(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
+    let index = http.get(format!("{url}/")).send().await?.text().await?;
+    let (mut raw, mut wire) = (0usize, 0usize);
+    for asset in index
+        .split('"')
+        .filter(|s| s.ends_with(".wasm") || s.ends_with(".js"))
+        .map(str::to_string)
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let path = format!("{url}/{}", asset.trim_start_matches('/'));
+        let plain = http.get(&path).send().await?.bytes().await?.len();
+        let sent = http
+            .get(&path)
+            .header("accept-encoding", "br")
+            .send()
+            .await?;
+        let encoding = sent
+            .headers()
+            .get("content-encoding")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("none")
+            .to_string();
+        let compressed = sent.bytes().await?.len();
+        println!("{asset}: {plain} B raw, {compressed} B as {encoding}");
+        raw += plain;
+        wire += compressed;
+    }
+    row(
+        "app transfer (wasm + js)",
+        &format!("{:.0} KB on the wire", wire as f64 / 1000.0),
+        &format!("{:.0} KB raw", raw as f64 / 1000.0),
+        wire as f64 / raw as f64,
+        "<= 150 KB",
+    );
+    Ok(())
+}
+
+/// Navigation start to the first frame with latency line pixels, and to DOMContentLoaded.
+const FIRST_CHART: &str = r#"
+const done = arguments[arguments.length - 1];
+const seen = () => {
+  const c = document.querySelector("[data-testid='chart-latency_ms']");
+  if (!c) return false;
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    if (Math.abs(d[i] - 56) < 24 && Math.abs(d[i + 1] - 189) < 24 && Math.abs(d[i + 2] - 248) < 24) n++;
+  }
+  return n >= 12;
+};
+const poll = () => {
+  if (seen()) {
+    const nav = performance.getEntriesByType('navigation')[0];
+    done([performance.now(), nav.domContentLoadedEventEnd]);
+  } else {
+    requestAnimationFrame(poll);
+  }
+};
+poll();
+"#;
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// A stakeholder opens the share link: first chart drawn, on loopback then on 4G.
+async fn share_link(demo: &Demo) -> anyhow::Result<()> {
+    let link = demo.token("stakeholder").to_string();
+    let browser = Browser::start().await?;
+    browser.client.goto(&link).await?;
+    browser
+        .wait_text("rollout-title", Duration::from_secs(20), |t| !t.is_empty())
+        .await?;
+    let page = browser.client.current_url().await?.to_string();
+    for (name, conditions) in [
+        ("loopback", None),
+        (
+            "4G (9 Mbps, 85 ms RTT)",
+            Some(serde_json::json!({
+                "offline": false,
+                "latency": 85,
+                "downloadThroughput": 9_000_000 / 8,
+                "uploadThroughput": 9_000_000 / 8,
+            })),
+        ),
+    ] {
+        if let Some(conditions) = conditions {
+            browser
+                .cdp("Network.emulateNetworkConditions", conditions)
+                .await?;
+        }
+        let (mut chart, mut dcl) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            // A first visit: nothing cached.
+            browser
+                .cdp("Network.clearBrowserCache", serde_json::json!({}))
+                .await?;
+            browser.client.goto(&page).await?;
+            let found = browser.client.execute_async(FIRST_CHART, vec![]).await?;
+            chart.push(found[0].as_f64().unwrap_or(f64::NAN));
+            dcl.push(found[1].as_f64().unwrap_or(f64::NAN));
+        }
+        let (chart, dcl) = (median(chart), median(dcl));
+        row(
+            &format!("share link to first chart, {name}"),
+            &format!("{chart:.0} ms"),
+            &format!("DOMContentLoaded {dcl:.0} ms"),
+            chart / dcl,
+            if name == "loopback" {
+                "<= 250 ms"
+            } else {
+                "(no goal)"
+            },
+        );
+    }
+    browser.close().await;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let demo = Demo::start()?;
+    let pid = demo.pid();
+    pin(pid, 0);
+    pin(std::process::id(), 1);
+    let addr: SocketAddr = demo.url.trim_start_matches("http://").parse()?;
+    let http = reqwest::Client::new();
+    let viewer = demo.token("viewer").to_string();
+    let lead = demo.token("lead").to_string();
+    // Let the simulated traffic fill the charts.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+
+    stream_bytes(addr, &viewer).await?;
+
+    let idle = "GET /health HTTP/1.1\r\nHost: bench\r\n\r\n";
+    for n in [1_000, 10_000] {
+        let connection = memory_per(pid, addr, n, idle, false).await?;
+        let stream = memory_per(pid, addr, n, &stream_request(&viewer), true).await?;
+        row(
+            &format!("server memory per open stream, {n} streams"),
+            &format!("{stream:.1} KiB"),
+            &format!("idle connection {connection:.1} KiB"),
+            stream / connection.max(0.1),
+            "<= 10 KiB",
+        );
+    }
+
+    let trips = health_trips(&http, &demo.url).await?;
+    let (b50, b99) = (percentile(&trips, 0.5), percentile(&trips, 0.99));
+    for n in [1_000, 10_000] {
+        let (p50, p99) = fan_out(&http, &demo.url, addr, &viewer, &lead, n).await?;
+        row(
+            &format!("one action to {n} streams, p50"),
+            &ms(p50),
+            &format!("GET /health {}", ms(b50)),
+            p50.as_secs_f64() / b50.as_secs_f64(),
+            "",
+        );
+        row(
+            &format!("one action to {n} streams, p99"),
+            &ms(p99),
+            &format!("GET /health {}", ms(b99)),
+            p99.as_secs_f64() / b99.as_secs_f64(),
+            if n == 10_000 { "<= 100 ms" } else { "" },
+        );
+    }
+
+    app_bytes(&http, &demo.url).await?;
+    share_link(&demo).await?;
+    Ok(())
+}
