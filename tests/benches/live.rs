@@ -403,6 +403,8 @@ async fn share_link(demo: &Demo) -> anyhow::Result<()> {
         .wait_text("rollout-title", Duration::from_secs(20), |t| !t.is_empty())
         .await?;
     let page = browser.client.current_url().await?.to_string();
+    // Emulated conditions apply once the network domain is on.
+    browser.cdp("Network.enable", serde_json::json!({})).await?;
     for (name, conditions) in [
         ("loopback", None),
         (
