@@ -78,9 +78,11 @@ pub fn connect(rollout: String) -> LiveRollout {
         while !stopped.load(Ordering::Relaxed) {
             let opened = EventSource::new(&url).ok().and_then(|mut source| {
                 let states = source.subscribe("state").ok()?;
+                let updates = source.subscribe("update").ok()?;
                 let ticks = source.subscribe("tick").ok()?;
                 let deltas = source.subscribe("delta").ok()?;
                 let resyncs = source.subscribe("resync").ok()?;
+                let states = select(states, updates);
                 Some((
                     source,
                     select(select(states, ticks), select(deltas, resyncs)),

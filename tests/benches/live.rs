@@ -94,50 +94,69 @@ async fn settled_rss(pid: u32) -> anyhow::Result<u64> {
 }
 
 /// Reads `stream` to its end: counts bytes, and reports each `"version":N` it sees (the state
-/// event of the Nth change) with the moment it arrived.
+/// event of the Nth change) with the moment it arrived. Scans bytes in place: the client
+/// shares a core with nothing but itself, and must not be what is measured.
 fn read_stream(
     mut stream: TcpStream,
     bytes: Arc<AtomicUsize>,
     versions: Option<tokio::sync::mpsc::UnboundedSender<(u64, Instant)>>,
     ready: Arc<AtomicUsize>,
 ) -> tokio::task::JoinHandle<()> {
+    const TAIL: usize = 32;
     tokio::spawn(async move {
-        let mut buf = vec![0u8; 16 * 1024];
-        let mut tail = String::new();
+        // The last bytes of the previous read stay in front, so a marker split across two
+        // reads is still found.
+        let mut buf = vec![0u8; TAIL + 16 * 1024];
+        let mut kept = 0;
         let mut started = false;
+        // Versions only grow on a stream: one seen again in the kept bytes is not news.
+        let mut newest = 0u64;
         loop {
-            let n = match stream.read(&mut buf).await {
+            let n = match stream.read(&mut buf[kept..]).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => n,
             };
             let at = Instant::now();
             bytes.fetch_add(n, Ordering::Relaxed);
-            tail.push_str(&String::from_utf8_lossy(&buf[..n]));
-            if !started && tail.contains("event: tick") {
+            let text = &buf[..kept + n];
+            if !started && find(text, b"event: tick").is_some() {
                 started = true;
                 ready.fetch_add(1, Ordering::Relaxed);
             }
             if let Some(versions) = &versions {
-                let mut rest = tail.as_str();
-                while let Some(i) = rest.find("\"version\":") {
-                    let digits: String = rest[i + 10..]
-                        .chars()
-                        .take_while(char::is_ascii_digit)
-                        .collect();
-                    if let Ok(v) = digits.parse() {
+                let mut rest = text;
+                while let Some(i) = find(rest, b"\"version\":") {
+                    rest = &rest[i + 10..];
+                    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+                    // A number cut off at the end of the read is read whole next time.
+                    if digits < rest.len()
+                        && let Ok(v) = std::str::from_utf8(&rest[..digits]).unwrap_or("").parse()
+                        && v > newest
+                    {
+                        newest = v;
                         let _ = versions.send((v, at));
                     }
-                    rest = &rest[i + 10..];
                 }
             }
-            // Keep a little, so a marker split across reads is still found.
-            let keep = tail.len().saturating_sub(64);
-            let cut = (keep..=tail.len())
-                .find(|&i| tail.is_char_boundary(i))
-                .unwrap_or(tail.len());
-            tail.drain(..cut);
+            let end = kept + n;
+            kept = end.min(TAIL);
+            buf.copy_within(end - kept..end, 0);
         }
     })
+}
+
+/// Where `needle` first occurs in `hay`.
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let first = needle[0];
+    let mut from = 0;
+    while let Some(i) = hay[from..].iter().position(|&b| b == first) {
+        let at = from + i;
+        if hay[at..].starts_with(needle) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// Readers of open streams; they stop (and close their connections) when this is dropped.
