@@ -105,7 +105,7 @@ impl Snapshot {
 /// The once-a-second live update: chart series and every gate and trigger as evaluated now.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tick {
-    /// Its number on the live stream, which the next [`crate::delta::TickDelta`] names as its
+    /// Its number on the live stream, which the next delta on the stream names as its
     /// base (0 when it was made for one reader, not sent on a stream).
     #[serde(default)]
     pub seq: u64,
