@@ -28,7 +28,7 @@ use anyhow::{Context, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use cutover_e2e::{Browser, Demo};
+use cutover_e2e::{Browser, Demo, FIRST_CHART};
 
 /// One line of the table: what, the figure, its baseline, the ratio, the goal.
 fn row(measure: &str, value: &str, baseline: &str, ratio: f64, goal: &str) {
@@ -383,30 +383,6 @@ async fn app_bytes(http: &reqwest::Client, url: &str) -> anyhow::Result<()> {
     );
     Ok(())
 }
-
-/// Navigation start to the first frame with latency line pixels, and to DOMContentLoaded.
-const FIRST_CHART: &str = r#"
-const done = arguments[arguments.length - 1];
-const seen = () => {
-  const c = document.querySelector("[data-testid='chart-latency_ms']");
-  if (!c) return false;
-  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  let n = 0;
-  for (let i = 0; i < d.length; i += 4) {
-    if (Math.abs(d[i] - 56) < 24 && Math.abs(d[i + 1] - 189) < 24 && Math.abs(d[i + 2] - 248) < 24) n++;
-  }
-  return n >= 12;
-};
-const poll = () => {
-  if (seen()) {
-    const nav = performance.getEntriesByType('navigation')[0];
-    done([performance.now(), nav.domContentLoadedEventEnd]);
-  } else {
-    requestAnimationFrame(poll);
-  }
-};
-poll();
-"#;
 
 fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);

@@ -513,3 +513,28 @@ impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
         (http::Method::POST, Some(body.to_string()))
     }
 }
+
+/// For `execute_async`: navigation start to the first frame with latency line pixels, and to
+/// DOMContentLoaded (the benches' first-chart figure).
+pub const FIRST_CHART: &str = r#"
+const done = arguments[arguments.length - 1];
+const seen = () => {
+  const c = document.querySelector("[data-testid='chart-latency_ms']");
+  if (!c) return false;
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  let n = 0;
+  for (let i = 0; i < d.length; i += 4) {
+    if (Math.abs(d[i] - 56) < 24 && Math.abs(d[i + 1] - 189) < 24 && Math.abs(d[i + 2] - 248) < 24) n++;
+  }
+  return n >= 12;
+};
+const poll = () => {
+  if (seen()) {
+    const nav = performance.getEntriesByType('navigation')[0];
+    done([performance.now(), nav.domContentLoadedEventEnd]);
+  } else {
+    requestAnimationFrame(poll);
+  }
+};
+poll();
+"#;
