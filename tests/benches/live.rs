@@ -17,7 +17,8 @@
 //! Each figure is printed as a `ROW |` line that `./x bench` gathers into one table.
 //!
 //! Run: `./x bench` (all of issue 18's table), or after a build,
-//! `CUTOVER_BIN=target/release/cutover cargo bench -p cutover-e2e --bench live`.
+//! `CUTOVER_BIN=target/release/cutover cargo bench -p cutover-e2e --bench live`
+//! (`LIVE_BENCH=share` for the share link's figures alone).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -428,6 +429,16 @@ async fn share_link(demo: &Demo) -> anyhow::Result<()> {
             chart.push(found[0].as_f64().unwrap_or(f64::NAN));
             dcl.push(found[1].as_f64().unwrap_or(f64::NAN));
         }
+        // Where the time of the last load went: each request's start and end.
+        let requests = browser
+            .client
+            .execute(
+                "return performance.getEntriesByType('resource').map(e => \
+                 `${e.name.split('/').slice(3).join('/').slice(0, 40)} ${Math.round(e.startTime)}-${Math.round(e.responseEnd)} ms`);",
+                vec![],
+            )
+            .await?;
+        println!("{name}, the last load's requests: {requests}");
         let (chart, dcl) = (median(chart), median(dcl));
         row(
             &format!("share link to first chart, {name}"),
@@ -453,6 +464,11 @@ async fn main() -> anyhow::Result<()> {
     pin(std::process::id(), 1);
     let addr: SocketAddr = demo.url.trim_start_matches("http://").parse()?;
     let http = reqwest::Client::new();
+    // `LIVE_BENCH=share`: only the share link's figures (the others take minutes).
+    if std::env::var("LIVE_BENCH").is_ok_and(|only| only == "share") {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        return share_link(&demo).await;
+    }
     let viewer = demo.token("viewer").to_string();
     let lead = demo.token("lead").to_string();
     // Let the simulated traffic fill the charts.
