@@ -75,6 +75,9 @@ pub fn connect(rollout: String) -> LiveRollout {
         // When the stream was last opened again at once after a gap: at most once in 10 s, so
         // a stream that keeps gapping backs off like any other failure.
         let mut reopened_at = f64::MIN;
+        // Gaps with no change applied between them: a page that cannot follow the server's
+        // changes (a newer server's format) reloads instead of resyncing forever.
+        let mut gaps_in_a_row = 0u32;
         while !stopped.load(Ordering::Relaxed) {
             let opened = EventSource::new(&url).ok().and_then(|mut source| {
                 let states = source.subscribe("state").ok()?;
@@ -113,13 +116,29 @@ pub fn connect(rollout: String) -> LiveRollout {
                                 Received::Fresh => {
                                     live.connection.set(Connection::Live);
                                     live.last_event.set(js_sys::Date::now());
-                                    backoff_ms = 1_000;
+                                    // Whole data arrives after every reopen; only a change
+                                    // applied shows the stream can be followed.
+                                    if kind == "delta" || kind == "update" {
+                                        gaps_in_a_row = 0;
+                                    }
+                                    if gaps_in_a_row == 0 {
+                                        backoff_ms = 1_000;
+                                    }
                                 }
                                 Received::Unreadable => leptos::logging::warn!(
                                     "cannot read a {kind} event: reload the page"
                                 ),
                                 Received::Gap(reason) => {
                                     leptos::logging::warn!("resync: {reason}");
+                                    gaps_in_a_row += 1;
+                                    if gaps_in_a_row >= 3 {
+                                        leptos::logging::warn!(
+                                            "three gaps in a row: reloading the page"
+                                        );
+                                        if let Some(window) = web_sys::window() {
+                                            let _ = window.location().reload();
+                                        }
+                                    }
                                     live.resync.set(Some((js_sys::Date::now(), reason)));
                                     gap = true;
                                     break;

@@ -86,10 +86,15 @@ impl Snapshot {
         }
     }
 
-    /// Takes `update` if it is for this rollout; returns whether it was.
+    /// Takes `update` if it is for this rollout; returns whether it was. An update older than
+    /// the state held (two commits' updates crossing) is for it but changes nothing: a page
+    /// never steps back to an older state.
     pub fn apply(&mut self, update: Update) -> bool {
         if update.rollout != self.plan.id {
             return false;
+        }
+        if update.state.version < self.state.version {
+            return true;
         }
         self.state = update.state;
         self.traffic = update.traffic;
@@ -408,6 +413,11 @@ mod tests {
         assert!(serde_json::to_string(&update).unwrap().len() * 2 < whole);
         let mut held = old.clone();
         assert!(held.apply(update.clone()));
+        assert_eq!(held, new);
+        // One that crossed a newer one on the way changes nothing.
+        let mut older = new.clone();
+        older.state.version = 6;
+        assert!(held.apply(older.update()));
         assert_eq!(held, new);
         let mut other = old;
         other.plan.id = "another".into();

@@ -247,16 +247,17 @@ impl Viewer {
     }
 
     async fn next(&mut self) -> Next {
+        let closing = &mut self.closing;
+        // The server is shutting down (also when it already was as this stream opened): end
+        // the stream; the browser reconnects to another replica or to this one once it is
+        // back. (The guard `wait_for` returns is dropped inside, so the stream stays `Send`.)
+        let shutdown = async move {
+            let _ = closing.wait_for(|closing| *closing).await;
+        };
+        // Biased: a shutdown or an ended sign-in wins over an event ready at the same time.
         tokio::select! {
-            received = self.receiver.recv() => match received {
-                Ok(sent) => Next::Sent(sent),
-                Err(RecvError::Lagged(missed)) => Next::Lagged(missed),
-                Err(RecvError::Closed) => Next::End,
-            },
-            // The server is shutting down: end the stream; the browser reconnects to another
-            // replica or to this one once it is back. (It only ever turns true.)
-            _ = self.closing.changed() => Next::End,
-            _ = self.keep_alive.tick() => Next::KeepAlive,
+            biased;
+            _ = shutdown => Next::End,
             _ = self.recheck.tick() => {
                 if crate::http::auth::still_signed_in(&self.state, &self.credentials).await {
                     Next::Nothing
@@ -264,6 +265,12 @@ impl Viewer {
                     Next::Ended
                 }
             }
+            received = self.receiver.recv() => match received {
+                Ok(sent) => Next::Sent(sent),
+                Err(RecvError::Lagged(missed)) => Next::Lagged(missed),
+                Err(RecvError::Closed) => Next::End,
+            },
+            _ = self.keep_alive.tick() => Next::KeepAlive,
         }
     }
 }

@@ -93,7 +93,7 @@ async fn judge(state: &AppState, rollout: &Arc<Rollout>, at: Millis, leader: boo
         frame,
         gates: evaluated.gates,
         triggers: evaluated.triggers,
-        replicas: rollout.replicas(),
+        replicas: rollout.replicas(at),
     }
 }
 

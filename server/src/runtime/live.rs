@@ -106,7 +106,11 @@ impl Live {
     /// so, else whole; returns its sequence number. Ticks are numbered in the order sent.
     pub fn send_tick(&self, mut tick: Tick) -> u64 {
         let mut newest = lock(&self.newest);
-        tick.seq = newest.as_ref().map_or(1, |n| n.tick.seq + 1);
+        // Numbered from this process's epoch: a delta can never name a tick another
+        // process (a restart, another replica) sent under the same number.
+        tick.seq = newest
+            .as_ref()
+            .map_or((self.epoch << 32) | 1, |n| n.tick.seq + 1);
         let delta = newest.as_ref().and_then(|n| delta::diff(&n.tick, &tick));
         let (name, json) = match &delta {
             Some(d) => ("delta", serde_json::to_string(d)),
@@ -159,11 +163,6 @@ impl Live {
             n.rendered = Some(self.rendered("tick", n.seq, &json));
         }
         (n.rendered.clone(), latest)
-    }
-
-    /// The newest tick, whole (for a snapshot between actions).
-    pub fn tick(&self) -> Option<Tick> {
-        lock(&self.newest).as_ref().map(|n| n.tick.clone())
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Sent> {
@@ -278,17 +277,19 @@ mod tests {
         assert_eq!(live.newest_tick(), (None, 0));
         tick(&live);
         let first = receiver.try_recv().unwrap();
-        assert!(text(&first.bytes).contains("event: tick\ndata: {\"seq\":1,"));
+        let first_seq = (live.epoch << 32) | 1;
+        assert!(text(&first.bytes).contains(&format!("event: tick\ndata: {{\"seq\":{first_seq},")));
         tick(&live);
         let second = receiver.try_recv().unwrap();
         let second = text(&second.bytes);
         assert!(second.starts_with(&format!("id: {}\nevent: delta\n", live.id(2))));
-        assert!(second.contains("\"seq\":2,\"base\":1,"), "{second}");
+        let numbers = format!("\"seq\":{},\"base\":{first_seq},", first_seq + 1);
+        assert!(second.contains(&numbers), "{second}");
         assert!(second.ends_with("}\n\n"));
         let (whole, latest) = live.newest_tick();
         let whole = whole.unwrap();
         assert_eq!(latest, 2);
         assert!(text(&whole).starts_with(&format!("id: {}\nevent: tick\n", live.id(2))));
-        assert!(text(&whole).contains("{\"seq\":2,"));
+        assert!(text(&whole).contains(&format!("{{\"seq\":{},", first_seq + 1)));
     }
 }

@@ -303,12 +303,16 @@ impl Rollout {
         })
     }
 
-    /// The other replicas whose buckets are merged here, and when each last wrote one.
-    pub fn replicas(&self) -> Vec<cutover_core::snapshot::ReplicaFreshness> {
+    /// The other replicas whose buckets are merged here and that wrote within
+    /// `REPLICA_GONE_AFTER` of `now`, with when each last wrote. (One that stopped, or this
+    /// server before a restart, keeps its buckets in the windows but is not listed.)
+    pub fn replicas(&self, now: Millis) -> Vec<cutover_core::snapshot::ReplicaFreshness> {
+        use cutover_core::snapshot::{REPLICA_GONE_AFTER, ReplicaFreshness};
         lock(&self.metrics)
             .remote_as_of()
             .into_iter()
-            .map(|(replica, as_of)| cutover_core::snapshot::ReplicaFreshness { replica, as_of })
+            .filter(|(_, as_of)| now.saturating_sub(*as_of) < REPLICA_GONE_AFTER)
+            .map(|(replica, as_of)| ReplicaFreshness { replica, as_of })
             .collect()
     }
 
@@ -395,7 +399,7 @@ impl Rollout {
             frame,
             gates,
             triggers,
-            replicas: self.replicas(),
+            replicas: self.replicas(now),
         }
     }
 
