@@ -184,6 +184,13 @@ impl Storage {
         self.backend
     }
 
+    /// Closes every connection and waits until they are closed. Dropping a `Storage` closes
+    /// them later, on sqlx's own threads: on SQLite, another process opening the file in
+    /// that moment can read a half-checkpointed log (a stale read or "disk I/O error").
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
     pub fn url(&self) -> Option<&str> {
         self.url.as_deref()
     }

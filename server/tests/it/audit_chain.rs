@@ -227,7 +227,7 @@ async fn old_entries_are_sealed_once_and_audit_verify_names_an_edit() {
     let dir = tempfile::tempdir().unwrap();
     let s = Storage::open_sqlite(dir.path()).await.unwrap();
     committed(&s, "old").await;
-    drop(s);
+    s.close().await;
     let url = format!("sqlite://{}", dir.path().join("cutover.db").display());
     let direct = AnyPool::connect(&url).await.unwrap();
     // As a database from before the chain: no hashes, no head.
@@ -239,12 +239,15 @@ async fn old_entries_are_sealed_once_and_audit_verify_names_an_edit() {
         .execute(&direct)
         .await
         .unwrap();
+    // Closed before another process opens the file: an open pool in this process beside the
+    // CLI's has read as a stale chain (or "disk I/O error") under load.
+    direct.close().await;
     let s = Storage::open_sqlite(dir.path()).await.unwrap();
     assert_eq!(
         s.verify_audit("old").await.unwrap().result,
         Ok(ENTRIES as usize)
     );
-    drop(s);
+    s.close().await;
 
     let verify = || {
         Command::new(env!("CARGO_BIN_EXE_cutover"))
@@ -262,6 +265,7 @@ async fn old_entries_are_sealed_once_and_audit_verify_names_an_edit() {
     );
 
     // Someone softens a reason, and then hides the hashes to be "from before the chain".
+    let direct = AnyPool::connect(&url).await.unwrap();
     let third: i64 = sqlx::query_scalar("SELECT seq FROM audit ORDER BY seq LIMIT 1 OFFSET 2")
         .fetch_one(&direct)
         .await
@@ -271,8 +275,9 @@ async fn old_entries_are_sealed_once_and_audit_verify_names_an_edit() {
         .execute(&direct)
         .await
         .unwrap();
+    direct.close().await;
     let s = Storage::open_sqlite(dir.path()).await.unwrap();
-    drop(s);
+    s.close().await;
     let out = verify();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
