@@ -99,7 +99,7 @@ impl Live {
     /// returns its sequence number.
     pub fn send_state(&self, snapshot: &Snapshot) -> u64 {
         let json = serde_json::to_string(&snapshot.update()).unwrap_or_default();
-        self.publish("update", &json)
+        self.publish("update", &json).seq
     }
 
     /// Sends a tick to every viewer, as a delta against the one before when it can be said
@@ -116,22 +116,24 @@ impl Live {
             Some(d) => ("delta", serde_json::to_string(d)),
             None => ("tick", serde_json::to_string(&tick)),
         };
-        let json = json.unwrap_or_default();
-        let seq = self.publish(name, &json);
-        let rendered = delta.is_none().then(|| self.rendered("tick", seq, &json));
+        let sent = self.publish(name, &json.unwrap_or_default());
+        // A whole tick went out as the very event a newcomer needs: keep its bytes.
+        let rendered = delta.is_none().then(|| sent.bytes.clone());
         *newest = Some(Newest {
             tick,
-            seq,
+            seq: sent.seq,
             rendered,
         });
-        seq
+        sent.seq
     }
 
+    /// The SSE bytes of an event; `seq` 0 (nothing sent yet) gives it no id.
     fn rendered(&self, name: &str, seq: u64, json: &str) -> Bytes {
-        render(Some(&self.id(seq)), name, json)
+        let id = (seq > 0).then(|| self.id(seq));
+        render(id.as_deref(), name, json)
     }
 
-    fn publish(&self, name: &str, json: &str) -> u64 {
+    fn publish(&self, name: &str, json: &str) -> Sent {
         // The history lock orders sequence numbers with the history.
         let mut history = lock(&self.history);
         let seq = history.next_seq;
@@ -145,8 +147,8 @@ impl Live {
         }
         history.events.push_back(sent.clone());
         // No receivers is fine: nobody is watching.
-        let _ = self.sender.send(sent);
-        seq
+        let _ = self.sender.send(sent.clone());
+        sent
     }
 
     /// The newest tick whole, as an SSE event under the sequence number it was sent with, or
@@ -181,17 +183,21 @@ impl Live {
 
     /// The SSE event of a tick made for one viewer (before the evaluator's first), whole.
     pub fn tick_event(&self, tick: &Tick, seq: u64) -> Bytes {
-        let json = serde_json::to_string(tick).unwrap_or_default();
-        let id = (seq > 0).then(|| self.id(seq));
-        render(id.as_deref(), "tick", &json)
+        self.rendered(
+            "tick",
+            seq,
+            &serde_json::to_string(tick).unwrap_or_default(),
+        )
     }
 
     /// The SSE event of a state taken now, labelled with the newest sequence number sent
     /// before it was taken (it is at least that new).
     pub fn state_event(&self, snapshot: &Snapshot, seq: u64) -> Bytes {
-        let json = serde_json::to_string(snapshot).unwrap_or_default();
-        let id = (seq > 0).then(|| self.id(seq));
-        render(id.as_deref(), "state", &json)
+        self.rendered(
+            "state",
+            seq,
+            &serde_json::to_string(snapshot).unwrap_or_default(),
+        )
     }
 
     /// The events after `last_event_id`, if it is one of this process's ids and nothing after
