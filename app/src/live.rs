@@ -79,6 +79,7 @@ pub fn connect(rollout: String) -> LiveRollout {
         // changes (a newer server's format) reloads instead of resyncing forever.
         let mut gaps_in_a_row = 0u32;
         while !stopped.load(Ordering::Relaxed) {
+            mark_first("cutover:stream-opened");
             let opened = EventSource::new(&url).ok().and_then(|mut source| {
                 let states = source.subscribe("state").ok()?;
                 let updates = source.subscribe("update").ok()?;
@@ -93,6 +94,9 @@ pub fn connect(rollout: String) -> LiveRollout {
             });
             // Set on a gap: open the stream again at once, without backing off.
             let mut gap = false;
+            // A whole state waits here for the whole tick the server sends right after it, so
+            // the page renders and lays out both at once, not twice (a first chart sooner).
+            let mut held: Option<Snapshot> = None;
             if let Some((source, mut events)) = opened {
                 loop {
                     if stopped.load(Ordering::Relaxed) || source.state() == ReadyState::Closed {
@@ -100,19 +104,28 @@ pub fn connect(rollout: String) -> LiveRollout {
                     }
                     // Wake at least every 2 s to notice a closed source or a page that has gone.
                     let next = events.next();
-                    let timeout = TimeoutFuture::new(2_000);
+                    let timeout =
+                        TimeoutFuture::new(if held.is_some() { HOLD_STATE_MS } else { 2_000 });
                     futures::pin_mut!(next);
                     let message = match futures::future::select(next, timeout).await {
                         futures::future::Either::Left((Some(message), _)) => message,
                         futures::future::Either::Left((None, _)) => break,
-                        futures::future::Either::Right(_) => continue,
+                        futures::future::Either::Right(_) => {
+                            show_held(live, &mut held);
+                            continue;
+                        }
                     };
                     match message {
                         Ok((kind, event)) => {
+                            mark_first(if kind == "state" {
+                                "cutover:state-received"
+                            } else {
+                                "cutover:event-received"
+                            });
                             let Some(text) = event.data().as_string() else {
                                 continue;
                             };
-                            match receive(live, &kind, &text) {
+                            match receive(live, &kind, &text, &mut held) {
                                 Received::Fresh => {
                                     live.connection.set(Connection::Live);
                                     live.last_event.set(js_sys::Date::now());
@@ -150,6 +163,7 @@ pub fn connect(rollout: String) -> LiveRollout {
                     }
                 }
                 source.close();
+                show_held(live, &mut held);
                 if stopped.load(Ordering::Relaxed) {
                     break;
                 }
@@ -173,6 +187,36 @@ pub fn connect(rollout: String) -> LiveRollout {
     live
 }
 
+/// Marks the first time this page reaches `name` (`cutover:state`, `cutover:tick`) on the
+/// browser's performance timeline, where the share-link bench reads where a first load spends
+/// its time. Once per name and page: a wall screen open for days keeps no growing list.
+pub fn mark_first(name: &'static str) {
+    thread_local! {
+        static MARKED: std::cell::RefCell<Vec<&'static str>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let first = MARKED.with_borrow_mut(|marked| {
+        let first = !marked.contains(&name);
+        if first {
+            marked.push(name);
+        }
+        first
+    });
+    if first && let Some(performance) = web_sys::window().and_then(|w| w.performance()) {
+        let _ = performance.mark(name);
+    }
+}
+
+/// How long a whole state waits for the tick that follows it before it is shown alone.
+const HOLD_STATE_MS: u32 = 100;
+
+/// Shows a whole state held for its tick, if one is.
+fn show_held(live: LiveRollout, held: &mut Option<Snapshot>) {
+    if let Some(snapshot) = held.take() {
+        live.snapshot.set(Some(snapshot));
+        mark_first("cutover:state-shown");
+    }
+}
+
 enum Received {
     Fresh,
     Unreadable,
@@ -180,17 +224,23 @@ enum Received {
     Gap(String),
 }
 
-/// Applies one event to the signals. Only what parses counts as fresh: a server speaking a
-/// newer format than this page must not look live over frozen numbers.
-fn receive(live: LiveRollout, kind: &str, text: &str) -> Received {
-    match kind {
-        "state" => match serde_json::from_str::<Snapshot>(text) {
+/// Applies one event to the signals; a whole state goes to `held` until the next event, which
+/// shows it first. Only what parses counts as fresh: a server speaking a newer format than
+/// this page must not look live over frozen numbers.
+fn receive(live: LiveRollout, kind: &str, text: &str, held: &mut Option<Snapshot>) -> Received {
+    if kind == "state" {
+        return match serde_json::from_str::<Snapshot>(text) {
             Ok(s) => {
-                live.snapshot.set(Some(s));
+                mark_first("cutover:state-parsed");
+                // A newer whole state replaces one still held.
+                *held = Some(s);
                 Received::Fresh
             }
             Err(_) => Received::Unreadable,
-        },
+        };
+    }
+    show_held(live, held);
+    match kind {
         // The state after an action, without the plan this page holds.
         "update" => {
             let Ok(update) = serde_json::from_str::<StateUpdate>(text) else {
@@ -210,7 +260,9 @@ fn receive(live: LiveRollout, kind: &str, text: &str) -> Received {
         }
         "tick" => match serde_json::from_str::<Tick>(text) {
             Ok(t) => {
+                mark_first("cutover:tick-parsed");
                 live.tick.set(Some(t));
+                mark_first("cutover:tick-shown");
                 Received::Fresh
             }
             Err(_) => Received::Unreadable,

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use cutover_e2e::{Browser, Demo, FIRST_CHART};
+use cutover_e2e::{Browser, Demo, FIRST_CHART, FIRST_CHART_WATCH};
 
 fn gzipped(bytes: &[u8]) -> usize {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -234,6 +234,7 @@ async fn main() -> anyhow::Result<()> {
 
     let demo = Demo::start()?;
     let browser = Browser::start_with(&["--enable-precise-memory-info"]).await?;
+    browser.before_every_page(FIRST_CHART_WATCH).await?;
     let page = format!("{}/r/spiralogic", demo.url);
     browser.sign_in(&page, demo.token("viewer")).await?;
     browser

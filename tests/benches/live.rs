@@ -18,7 +18,8 @@
 //!
 //! Run: `./x bench` (all of issue 18's table), or after a build,
 //! `CUTOVER_BIN=target/release/cutover cargo bench -p cutover-e2e --bench live`
-//! (`LIVE_BENCH=share` for the share link's figures alone).
+//! (`LIVE_BENCH=share,memory` for some parts alone: `bytes`, `memory`, `fan-out`, `app`,
+//! `share`, `ingest`).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -29,7 +30,7 @@ use anyhow::{Context, bail};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
-use cutover_e2e::{Browser, Demo, FIRST_CHART};
+use cutover_e2e::{Browser, Demo, FIRST_CHART, FIRST_CHART_WATCH};
 
 /// One line of the table: what, the figure, its baseline, the ratio, the goal.
 fn row(measure: &str, value: &str, baseline: &str, ratio: f64, goal: &str) {
@@ -394,6 +395,7 @@ fn median(mut values: Vec<f64>) -> f64 {
 async fn share_link(demo: &Demo) -> anyhow::Result<()> {
     let link = demo.token("stakeholder").to_string();
     let browser = Browser::start().await?;
+    browser.before_every_page(FIRST_CHART_WATCH).await?;
     browser.client.goto(&link).await?;
     browser
         .wait_text("rollout-title", Duration::from_secs(20), |t| !t.is_empty())
@@ -439,6 +441,34 @@ async fn share_link(demo: &Demo) -> anyhow::Result<()> {
             )
             .await?;
         println!("{name}, the last load's requests: {requests}");
+        let draws = browser
+            .client
+            .execute(
+                "return [...document.querySelectorAll('canvas[data-draw-ms]')].map(c => c.dataset.drawMs + ' ms');",
+                vec![],
+            )
+            .await?;
+        println!("{name}, each chart's last draw: {draws}");
+        let marks = browser
+            .client
+            .execute(
+                "return performance.getEntriesByType('mark').map(m => `${m.name.replace('cutover:', '')} ${Math.round(m.startTime)} ms`);",
+                vec![],
+            )
+            .await?;
+        println!("{name}, the last load's steps: {marks}");
+        let frames = browser
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1]; \
+                 new PerformanceObserver(l => done(l.getEntries().map(f => \
+                 `${Math.round(f.startTime)}+${Math.round(f.duration)} render@${Math.round(f.renderStart)} layout@${Math.round(f.styleAndLayoutStart)} ` + \
+                 f.scripts.map(s => `[${s.invoker} ${Math.round(s.startTime)}+${Math.round(s.duration)}]`).join('')))) \
+                 .observe({type: 'long-animation-frame', buffered: true});",
+                vec![],
+            )
+            .await?;
+        println!("{name}, long frames: {frames}");
         let (chart, dcl) = (median(chart), median(dcl));
         row(
             &format!("share link to first chart, {name}"),
@@ -464,20 +494,20 @@ async fn main() -> anyhow::Result<()> {
     pin(std::process::id(), 1);
     let addr: SocketAddr = demo.url.trim_start_matches("http://").parse()?;
     let http = reqwest::Client::new();
-    // `LIVE_BENCH=share`: only the share link's figures (the others take minutes).
-    if std::env::var("LIVE_BENCH").is_ok_and(|only| only == "share") {
-        tokio::time::sleep(Duration::from_secs(10)).await;
-        return share_link(&demo).await;
-    }
+    // `LIVE_BENCH=share,memory`: only those parts (all of them take minutes).
+    let only = std::env::var("LIVE_BENCH").unwrap_or_default();
+    let run = |part: &str| only.is_empty() || only.split(',').any(|p| p.trim() == part);
     let viewer = demo.token("viewer").to_string();
     let lead = demo.token("lead").to_string();
     // Let the simulated traffic fill the charts.
     tokio::time::sleep(Duration::from_secs(10)).await;
 
-    stream_bytes(addr, &viewer).await?;
+    if run("bytes") {
+        stream_bytes(addr, &viewer).await?;
+    }
 
     let idle = "GET /health HTTP/1.1\r\nHost: bench\r\n\r\n";
-    for n in [1_000, 10_000] {
+    for n in [1_000, 10_000].into_iter().filter(|_| run("memory")) {
         let connection = memory_per(pid, addr, n, idle, false).await?;
         let stream = memory_per(pid, addr, n, &stream_request(&viewer), true).await?;
         row(
@@ -491,7 +521,7 @@ async fn main() -> anyhow::Result<()> {
 
     let trips = health_trips(&http, &demo.url).await?;
     let (b50, b99) = (percentile(&trips, 0.5), percentile(&trips, 0.99));
-    for n in [1_000, 10_000] {
+    for n in [1_000, 10_000].into_iter().filter(|_| run("fan-out")) {
         let (p50, p99) = fan_out(&http, &demo.url, addr, &viewer, &lead, n).await?;
         row(
             &format!("one action to {n} streams, p50"),
@@ -509,7 +539,11 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
-    app_bytes(&http, &demo.url).await?;
-    share_link(&demo).await?;
+    if run("app") {
+        app_bytes(&http, &demo.url).await?;
+    }
+    if run("share") {
+        share_link(&demo).await?;
+    }
     Ok(())
 }

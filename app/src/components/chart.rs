@@ -273,6 +273,7 @@ pub fn Chart(
                 }
                 // A failed draw leaves the previous picture; there is nothing better to show.
                 let _ = spec.with_value(|spec| draw(element.clone(), spec, d, &marks, c, sizes));
+                crate::live::mark_first("cutover:chart-drawn");
                 // How long the last draw took, for the figures bench (and a curious person).
                 if let (Some(p), Some(t0)) = (clock, started) {
                     let _ = element.set_attribute("data-draw-ms", &format!("{:.2}", p.now() - t0));

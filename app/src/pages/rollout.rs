@@ -36,7 +36,14 @@ fn series(tick: &Option<Tick>, part: &str) -> Option<Series> {
 /// One rollout's live view: state, live numbers, chart, gate board, and (for roles that may)
 /// the actions.
 #[component]
-pub fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView {
+pub fn Dashboard(
+    id: String,
+    /// The title from the list of rollouts, if the page had it; else the stream's says it.
+    title: Option<String>,
+    me: Me,
+    wall: bool,
+) -> impl IntoView {
+    crate::live::mark_first("cutover:dashboard");
     let live = live::connect(id.clone());
     // The audit log and the chart markers (stage changes, kills, overrides, alerts), both
     // refetched on every new state version.
@@ -77,7 +84,12 @@ pub fn Dashboard(id: String, title: String, me: Me, wall: bool) -> impl IntoView
     view! {
         <header>
             <h1>"cutover"</h1>
-            <span class="rollout" data-testid="rollout-title">{title}</span>
+            <span class="rollout" data-testid="rollout-title">{move || {
+                live.snapshot
+                    .with(|s| s.as_ref().map(|s| s.plan.title.clone()))
+                    .or_else(|| title.clone())
+                    .unwrap_or_default()
+            }}</span>
             <span
                 data-testid="connection"
                 class=move || match connection.get() { Connection::Live => "conn live", _ => "conn down" }
