@@ -56,6 +56,23 @@ fn pin(pid: u32, cpu: usize) {
     }
 }
 
+/// CPU time `pid` has used so far, in user space and in the kernel, in ms.
+fn cpu_ms(pid: u32) -> anyhow::Result<(f64, f64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // After the command's name in parentheses: utime and stime are the 12th and 13th fields.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .context("no command name")?
+        .1
+        .split_whitespace()
+        .collect();
+    // Linux counts in clock ticks of 10 ms (USER_HZ is 100 wherever this runs).
+    Ok((
+        fields[11].parse::<f64>()? * 10.0,
+        fields[12].parse::<f64>()? * 10.0,
+    ))
+}
+
 /// Resident memory of `pid`, in KiB.
 fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
@@ -275,6 +292,7 @@ async fn fan_out(
     viewer: &str,
     lead: &str,
     n: usize,
+    pid: u32,
 ) -> anyhow::Result<(Duration, Duration)> {
     let (tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
     let ready = Arc::new(AtomicUsize::new(0));
@@ -292,6 +310,16 @@ async fn fan_out(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // What the streams cost the server with no action at all: each second's delta to every one.
+    let ((user, system), started) = (cpu_ms(pid)?, Instant::now());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (user_now, system_now) = cpu_ms(pid)?;
+    let share = |ms: f64| ms / started.elapsed().as_secs_f64() / 10.0;
+    println!(
+        "{n} idle streams: the server busy {:.0}% of its core ({:.0}% in the kernel), a delta a second to each",
+        share(user_now - user + system_now - system),
+        share(system_now - system),
+    );
     while seen.try_recv().is_ok() {}
     let mut latencies = Vec::new();
     for round in 0..6 {
@@ -522,7 +550,7 @@ async fn main() -> anyhow::Result<()> {
     let trips = health_trips(&http, &demo.url).await?;
     let (b50, b99) = (percentile(&trips, 0.5), percentile(&trips, 0.99));
     for n in [1_000, 10_000].into_iter().filter(|_| run("fan-out")) {
-        let (p50, p99) = fan_out(&http, &demo.url, addr, &viewer, &lead, n).await?;
+        let (p50, p99) = fan_out(&http, &demo.url, addr, &viewer, &lead, n, pid).await?;
         row(
             &format!("one action to {n} streams, p50"),
             &ms(p50),

@@ -244,6 +244,21 @@ async fn a_wrong_token_is_refused_and_a_stakeholder_link_opens_read_only() -> an
             .path()
             .ends_with("/r/spiralogic")
     );
+    // The link's session is bound to its rollout: the page opens on the stream alone, its
+    // title from the stream, without first waiting on the list of rollouts.
+    let listed = browser
+        .client
+        .execute(
+            "return performance.getEntriesByType('resource') \
+             .filter(e => new URL(e.name).pathname === '/api/rollouts').length;",
+            vec![],
+        )
+        .await?;
+    assert_eq!(
+        listed,
+        serde_json::json!(0),
+        "the share page fetched the rollouts list"
+    );
     browser.close().await;
     Ok(())
 }
