@@ -515,8 +515,9 @@ impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
 }
 
 /// The watch behind [`FIRST_CHART`]: from the page's first moment, looks at every animation
-/// frame for the latency chart's line pixels and keeps the start of the first frame that
-/// shows them in `window.__cutoverFirstChart`.
+/// frame for the latency chart's line pixels and keeps when the first frame that shows them
+/// is laid out in `window.__cutoverFirstChart`. The pixels are read back only once the app has
+/// drawn (`data-draw-ms`): a readback costs milliseconds of the page's own time.
 macro_rules! first_chart_watch {
     () => {
         r#"
@@ -534,10 +535,13 @@ macro_rules! first_chart_watch {
     }
     return n >= 12;
   };
-  // The frame's own start time: this check's cost is not the page's.
-  const poll = (frame) => {
+  const poll = () => {
     if (seen()) {
-      window.__cutoverFirstChart = frame;
+      // This frame shows the line: lay it out now and take the time, so the figure counts
+      // the frame's own rendering (but not the work the page queues after it) and this
+      // last check's cost.
+      document.body.getBoundingClientRect();
+      window.__cutoverFirstChart = performance.now();
     } else {
       requestAnimationFrame(poll);
     }

@@ -2,6 +2,8 @@
 //! the live numbers and charts. The wall screen and share-link sessions get the same page
 //! without controls.
 
+use std::time::Duration;
+
 use cutover_core::series::Series;
 use cutover_core::snapshot::Tick;
 use leptos::prelude::*;
@@ -79,6 +81,15 @@ pub fn Dashboard(
         s.and_then(|s| s.points.last().and_then(|p| p.v))
             .map_or("—".to_string(), |v| format!("{v:.0}"))
     };
+    // What sits below the charts is built once the first frame with the charts has been drawn,
+    // not in that frame: a first visit (a share link on a phone) sees its charts sooner.
+    let below = RwSignal::new(false);
+    Effect::new(move |_| {
+        if tick.with(Option::is_some) && !below.get_untracked() {
+            // A task queued from a frame's callbacks runs after that frame has rendered.
+            request_animation_frame(move || set_timeout(move || below.set(true), Duration::ZERO));
+        }
+    });
     // Share-link sessions and the wall screen get no controls at all.
     let controls = me.rollout.is_none() && !wall;
     view! {
@@ -119,6 +130,7 @@ pub fn Dashboard(
                 </div>
             </div>
             <Charts id=id.clone() snapshot=live.snapshot tick=live.tick markers=markers wall=wall on_mark=Callback::new(move |seq| shown.set(Some(seq))) />
+            <Show when=move || below.get()>
             <Record entries=marked shown=shown />
             <GateBoard snapshot=live.snapshot tick=live.tick guidance=!wall wall=wall />
             {(!wall).then(|| view! {
@@ -128,6 +140,7 @@ pub fn Dashboard(
                 <Timeline entries=audit />
                 {controls.then(|| view! { <ShareLink me=me.clone() rollout=id.clone() /> })}
             })}
+            </Show>
         </main>
     }
 }
