@@ -19,7 +19,7 @@
 //! Run: `./x bench` (all of issue 18's table), or after a build,
 //! `CUTOVER_BIN=target/release/cutover cargo bench -p cutover-e2e --bench live`
 //! (`LIVE_BENCH=share,memory` for some parts alone: `bytes`, `memory`, `fan-out`, `app`,
-//! `share`, `ingest`).
+//! `share`).
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -459,32 +459,26 @@ async fn share_link(demo: &Demo) -> anyhow::Result<()> {
             chart.push(found[0].as_f64().unwrap_or(f64::NAN));
             dcl.push(found[1].as_f64().unwrap_or(f64::NAN));
         }
-        // Where the time of the last load went: each request's start and end.
-        let requests = browser
-            .client
-            .execute(
+        // Where the time of the last load went: each request's start and end, each chart's
+        // draw, the app's own steps (`cutover:` marks).
+        for (what, script) in [
+            (
+                "requests",
                 "return performance.getEntriesByType('resource').map(e => \
                  `${e.name.split('/').slice(3).join('/').slice(0, 40)} ${Math.round(e.startTime)}-${Math.round(e.responseEnd)} ms`);",
-                vec![],
-            )
-            .await?;
-        println!("{name}, the last load's requests: {requests}");
-        let draws = browser
-            .client
-            .execute(
+            ),
+            (
+                "chart draws",
                 "return [...document.querySelectorAll('canvas[data-draw-ms]')].map(c => c.dataset.drawMs + ' ms');",
-                vec![],
-            )
-            .await?;
-        println!("{name}, each chart's last draw: {draws}");
-        let marks = browser
-            .client
-            .execute(
+            ),
+            (
+                "steps",
                 "return performance.getEntriesByType('mark').map(m => `${m.name.replace('cutover:', '')} ${Math.round(m.startTime)} ms`);",
-                vec![],
-            )
-            .await?;
-        println!("{name}, the last load's steps: {marks}");
+            ),
+        ] {
+            let found = browser.client.execute(script, vec![]).await?;
+            println!("{name}, the last load's {what}: {found}");
+        }
         let frames = browser
             .client
             .execute_async(
