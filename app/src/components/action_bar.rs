@@ -299,6 +299,16 @@ pub fn ActionBar(
                     <ul>{move || blockers.get().into_iter().map(|b| view! { <li>{b}</li> }).collect_view()}</ul>
                 </div>
             </Show>
+            // After a kill, someone who may not resume had an empty bar: say who can.
+            <Show when=move || phase() == Some(Phase::Killed) && !may(|p| &p.resume)>
+                <p class="blockers" data-testid="killed-note">{move || {
+                    let who = snapshot
+                        .get()
+                        .map(|s| s.plan.permissions.resume.iter().map(ToString::to_string).collect::<Vec<_>>().join(" or "))
+                        .unwrap_or_default();
+                    format!("Killed: traffic is at 0%. Only a {who} can resume it.")
+                }}</p>
+            </Show>
             <Show when=move || pending_signoff.get().is_some()>
                 <p class="signoff" data-testid="signoff">{move || pending_signoff.get().map(|(_, text, _)| text)}</p>
             </Show>

@@ -89,6 +89,13 @@ async fn the_kill_switch_reaches_every_viewer_within_two_seconds() -> anyhow::Re
         "the operator's own screen showed KILLED {own} ms after the click"
     );
     assert!(!operator.has("kill").await, "nothing left to kill");
+    // An operator may not resume (the plan gives that to a lead): the bar says who can,
+    // rather than standing empty.
+    operator
+        .wait_text("killed-note", GUARD, |t| {
+            t.contains("Only a lead can resume")
+        })
+        .await?;
     // The kill is marked on the charts' time axis.
     viewer
         .wait_text("marks-latency_ms", GUARD, |t| t.ends_with(" kill"))
