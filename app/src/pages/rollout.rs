@@ -84,10 +84,26 @@ pub fn Dashboard(
     // What sits below the charts is built once the first frame with the charts has been drawn,
     // not in that frame: a first visit (a share link on a phone) sees its charts sooner.
     let below = RwSignal::new(false);
+    let snapshot = live.snapshot;
     Effect::new(move |_| {
-        if tick.with(Option::is_some) && !below.get_untracked() {
+        let data = tick.with(Option::is_some) || snapshot.with(Option::is_some);
+        if data && !below.get_untracked() {
             // A task queued from a frame's callbacks runs after that frame has rendered.
-            request_animation_frame(move || set_timeout(move || below.set(true), Duration::ZERO));
+            request_animation_frame(move || {
+                set_timeout(
+                    move || {
+                        below.try_set(true);
+                    },
+                    Duration::ZERO,
+                )
+            });
+            // A hidden tab draws no frames: the rest comes anyway.
+            set_timeout(
+                move || {
+                    below.try_set(true);
+                },
+                Duration::from_millis(500),
+            );
         }
     });
     // Share-link sessions and the wall screen get no controls at all.
