@@ -2,6 +2,7 @@
 //! calls also send the session's CSRF token.
 
 use gloo_net::http::{Request, Response};
+use wasm_bindgen::JsCast;
 
 pub use cutover_core::snapshot::Summary;
 
@@ -29,10 +30,23 @@ pub async fn rollouts() -> Result<Vec<Summary>, String> {
 
 /// `None` when not signed in.
 pub async fn whoami() -> Result<Option<Me>, String> {
-    let response = Request::get("/api/session")
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    let response = match crate::boot::session() {
+        // The page's boot script asked before the app started.
+        Some(asked) => wasm_bindgen_futures::JsFuture::from(asked)
+            .await
+            .and_then(|raw| raw.dyn_into::<web_sys::Response>())
+            .map(Response::from)
+            .map_err(|e| {
+                e.dyn_ref::<js_sys::Error>().map_or_else(
+                    || "the request failed".to_string(),
+                    |e| String::from(e.message()),
+                )
+            })?,
+        None => Request::get("/api/session")
+            .send()
+            .await
+            .map_err(|e| e.to_string())?,
+    };
     match response.status() {
         200 => response.json().await.map(Some).map_err(|e| e.to_string()),
         // No session brought (204), or one that has ended (401).

@@ -12,12 +12,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use cutover_core::delta::{self, TickDelta};
 use cutover_core::snapshot::{Snapshot, Tick, Update as StateUpdate};
 use futures::StreamExt;
-use futures::stream::select;
-use gloo_net::eventsource::State as ReadyState;
-use gloo_net::eventsource::futures::EventSource;
 use gloo_timers::future::TimeoutFuture;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+
+use source::{Event, EventStream};
+
+pub mod source;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Connection {
@@ -66,6 +67,9 @@ pub fn connect(rollout: String) -> LiveRollout {
         let stopped = stopped.clone();
         on_cleanup(move || stopped.store(true, Ordering::Relaxed));
     }
+    // The stream the page's boot script opened before the app started, already holding the
+    // first events: the first chart needs no round trip of its own.
+    let mut early = crate::boot::stream(&rollout);
     spawn_local(async move {
         let url = format!("/api/rollouts/{rollout}/stream");
         // The browser retries a dropped connection by itself, but gives up for good on an
@@ -79,27 +83,24 @@ pub fn connect(rollout: String) -> LiveRollout {
         // changes (a newer server's format) reloads instead of resyncing forever.
         let mut gaps_in_a_row = 0u32;
         while !stopped.load(Ordering::Relaxed) {
-            mark_first("cutover:stream-opened");
-            let opened = EventSource::new(&url).ok().and_then(|mut source| {
-                let states = source.subscribe("state").ok()?;
-                let updates = source.subscribe("update").ok()?;
-                let ticks = source.subscribe("tick").ok()?;
-                let deltas = source.subscribe("delta").ok()?;
-                let resyncs = source.subscribe("resync").ok()?;
-                let states = select(states, updates);
-                Some((
-                    source,
-                    select(select(states, ticks), select(deltas, resyncs)),
-                ))
-            });
+            let opened = match early.take() {
+                Some(stream) => {
+                    mark_first("cutover:stream-adopted");
+                    Some(stream)
+                }
+                None => {
+                    mark_first("cutover:stream-opened");
+                    EventStream::open(&url)
+                }
+            };
             // Set on a gap: open the stream again at once, without backing off.
             let mut gap = false;
             // A whole state waits here for the whole tick the server sends right after it, so
             // the page renders and lays out both at once, not twice (a first chart sooner).
             let mut held: Option<Snapshot> = None;
-            if let Some((source, mut events)) = opened {
+            if let Some(mut events) = opened {
                 loop {
-                    if stopped.load(Ordering::Relaxed) || source.state() == ReadyState::Closed {
+                    if stopped.load(Ordering::Relaxed) || events.is_closed() {
                         break;
                     }
                     // Wake at least every 2 s to notice a closed source or a page that has gone.
@@ -116,15 +117,12 @@ pub fn connect(rollout: String) -> LiveRollout {
                         }
                     };
                     match message {
-                        Ok((kind, event)) => {
+                        Event::Message(kind, text) => {
                             mark_first(if kind == "state" {
                                 "cutover:state-received"
                             } else {
                                 "cutover:event-received"
                             });
-                            let Some(text) = event.data().as_string() else {
-                                continue;
-                            };
                             match receive(live, &kind, &text, &mut held) {
                                 Received::Fresh => {
                                     live.connection.set(Connection::Live);
@@ -159,10 +157,10 @@ pub fn connect(rollout: String) -> LiveRollout {
                             }
                         }
                         // Between connections: the EventSource is retrying, or has given up.
-                        Err(_) => live.connection.set(Connection::Down),
+                        Event::Error => live.connection.set(Connection::Down),
                     }
                 }
-                source.close();
+                drop(events);
                 show_held(live, &mut held);
                 if stopped.load(Ordering::Relaxed) {
                     break;

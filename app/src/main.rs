@@ -3,6 +3,7 @@
 
 mod api;
 mod app;
+mod boot;
 mod clock;
 mod components;
 mod live;

@@ -259,6 +259,23 @@ async fn a_wrong_token_is_refused_and_a_stakeholder_link_opens_read_only() -> an
         serde_json::json!(0),
         "the share page fetched the rollouts list"
     );
+    // Who is signed in and the stream were asked for by the page's boot script while the app
+    // downloaded; the app took both over instead of asking again.
+    let asked = browser
+        .client
+        .execute(
+            "return [performance.getEntriesByType('resource') \
+               .filter(e => new URL(e.name).pathname === '/api/session').length, \
+             performance.getEntriesByType('mark').map(m => m.name) \
+               .filter(n => n.startsWith('cutover:stream-'))];",
+            vec![],
+        )
+        .await?;
+    assert_eq!(
+        asked,
+        serde_json::json!([1, ["cutover:stream-adopted"]]),
+        "session requests, and how the stream was opened"
+    );
     browser.close().await;
     Ok(())
 }
