@@ -1,7 +1,8 @@
 //! The costs of a live screen, each against a baseline measured in the same run, on the real
 //! binary (`CUTOVER_BIN`, a release build under `./x bench`) serving `cutover demo --fresh`
-//! with its simulated traffic. The server is pinned to the first core and this client to the
-//! second when `taskset` can (the machine has two).
+//! with its simulated traffic. The server runs on the first core from its start (so its
+//! runtime has one worker, as on a machine of one core) and this client on the second, when
+//! `taskset` can (the machine has two).
 //!
 //! - stream bytes per idle viewer per second, against the same stream sending whole ticks
 //!   (the first tick's size, once a second);
@@ -670,9 +671,10 @@ async fn main() -> anyhow::Result<()> {
     if let Ok(spec) = std::env::var(FLOOR_WRITER) {
         return floor_writer(&spec);
     }
-    let demo = Demo::start()?;
+    // Given one core from the start, the server's runtime has one worker, as on a machine of
+    // one core; pinned after it started, two workers would take turns on that core.
+    let demo = Demo::start_on_cpu(0)?;
     let pid = demo.pid();
-    pin(pid, 0);
     pin(std::process::id(), 1);
     let addr: SocketAddr = demo.url.trim_start_matches("http://").parse()?;
     let http = reqwest::Client::new();

@@ -41,18 +41,30 @@ pub struct Demo {
     pub tokens: BTreeMap<String, String>,
     /// Extra `cutover demo` arguments, kept for a restart.
     args: Vec<String>,
+    /// The one core the server is given, if it was.
+    cpu: Option<usize>,
     _data: tempfile::TempDir,
 }
 
-/// Runs `cutover demo` on `addr` over `data`; returns the process, its URL and what it printed
-/// per role.
+/// Runs `cutover demo` on `addr` over `data` (on one core, `cpu`, if given: `taskset` runs it
+/// there from the start, so its runtime sizes itself to that core); returns the process, its
+/// URL and what it printed per role.
 fn spawn_demo(
     addr: &str,
     data: &Path,
     args: &[String],
+    cpu: Option<usize>,
 ) -> anyhow::Result<(Child, String, BTreeMap<String, String>)> {
     let bin = cutover_bin();
-    let mut child = Command::new(&bin)
+    let mut command = match cpu {
+        Some(cpu) => {
+            let mut taskset = Command::new("taskset");
+            taskset.arg("-c").arg(cpu.to_string()).arg(&bin);
+            taskset
+        }
+        None => Command::new(&bin),
+    };
+    let mut child = command
         .args(["demo", "--addr", addr, "--data-dir"])
         .arg(data)
         .args(args)
@@ -105,14 +117,25 @@ impl Demo {
     /// Starts `cutover demo` as a newcomer does: the example rollouts in flight, with their
     /// history replayed (it takes a while in a debug build), plus `args`.
     pub fn start_in_flight(args: &[&str]) -> anyhow::Result<Demo> {
+        Demo::spawn(args, None)
+    }
+
+    /// Starts `cutover demo --fresh` given one core, `cpu`, as a server on a machine of one
+    /// core would be (the benches' "server on one core").
+    pub fn start_on_cpu(cpu: usize) -> anyhow::Result<Demo> {
+        Demo::spawn(&["--fresh"], Some(cpu))
+    }
+
+    fn spawn(args: &[&str], cpu: Option<usize>) -> anyhow::Result<Demo> {
         let data = tempfile::tempdir()?;
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let (child, url, tokens) = spawn_demo("127.0.0.1:0", data.path(), &args)?;
+        let (child, url, tokens) = spawn_demo("127.0.0.1:0", data.path(), &args, cpu)?;
         Ok(Demo {
             child,
             url,
             tokens,
             args,
+            cpu,
             _data: data,
         })
     }
@@ -132,7 +155,7 @@ impl Demo {
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.stop();
         let addr = self.url.trim_start_matches("http://").to_string();
-        let (child, url, tokens) = spawn_demo(&addr, self._data.path(), &self.args)?;
+        let (child, url, tokens) = spawn_demo(&addr, self._data.path(), &self.args, self.cpu)?;
         self.child = child;
         self.url = url;
         self.tokens = tokens;
