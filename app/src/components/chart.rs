@@ -17,6 +17,19 @@ use crate::theme::Theme;
 #[cfg(feature = "draw-bench")]
 pub mod bench;
 
+/// The page's root font size in CSS pixels (the wall's scales with its screen), 16 if unknown.
+fn root_font_px() -> f64 {
+    web_sys::window()
+        .and_then(|w| {
+            let root = w.document()?.document_element()?;
+            w.get_computed_style(&root).ok().flatten()
+        })
+        .and_then(|style| style.get_property_value("font-size").ok())
+        .and_then(|size| size.trim_end_matches("px").parse::<f64>().ok())
+        .filter(|size| *size >= 8.0)
+        .unwrap_or(16.0)
+}
+
 /// The canvas before it is laid out; afterwards it matches its box in device pixels.
 const WIDTH: u32 = 960;
 const HEIGHT: u32 = 260;
@@ -24,10 +37,12 @@ const HEIGHT: u32 = 260;
 const MIN_HEIGHT: f64 = 180.0;
 
 /// Lengths in canvas pixels: CSS pixels times the device pixel ratio, so text stays sharp
-/// and readable however far the canvas is scaled, and larger type on the wall.
+/// and readable however far the canvas is scaled, and larger type on the wall, which grows
+/// with its screen as the rest of the wall does (`zoom`).
 #[derive(Debug, Clone, Copy)]
 struct Sizes {
     px: f64,
+    zoom: f64,
     font: f64,
 }
 
@@ -37,14 +52,16 @@ impl Sizes {
             .map(|w| w.device_pixel_ratio())
             .filter(|r| *r >= 1.0)
             .unwrap_or(1.0);
+        let zoom = if wall { root_font_px() / 16.0 } else { 1.0 };
         Sizes {
             px,
-            font: if wall { 20.0 } else { 13.0 } * px,
+            zoom,
+            font: if wall { 20.0 } else { 13.0 } * px * zoom,
         }
     }
 
     fn margin(self) -> f64 {
-        12.0 * self.px
+        12.0 * self.px * self.zoom
     }
 
     fn x_labels(self) -> f64 {
@@ -56,7 +73,7 @@ impl Sizes {
     }
 
     fn line(self) -> u32 {
-        (2.0 * self.px).round() as u32
+        (2.0 * self.px * self.zoom).round() as u32
     }
 
     /// Height over width: taller on the wall, where three charts share the width.

@@ -148,14 +148,18 @@ async fn a_wall_whose_session_ended_asks_for_a_sign_in() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Where anything visible ends below the screen, measured in the page.
+/// Where anything visible ends below the screen, where the lowest text ends, and how tall the
+/// traffic figure's type is, measured in the page.
 const BELOW_THE_FOLD: &str = r#"
 const H = innerHeight, low = [];
+let used = 0;
 for (const e of document.querySelectorAll('body *')) {
   const r = e.getBoundingClientRect();
   if (r.height > 0 && r.width > 0 && r.bottom > H + 1) low.push(`${e.tagName}.${e.className} ${Math.round(r.top)}..${Math.round(r.bottom)}`);
+  if (r.height > 0 && [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) used = Math.max(used, r.bottom);
 }
-return { width: innerWidth, height: H, scroll: document.documentElement.scrollHeight, low };
+const traffic = parseFloat(getComputedStyle(document.querySelector('.traffic')).fontSize);
+return { width: innerWidth, height: H, scroll: document.documentElement.scrollHeight, low, used: used / H, traffic: traffic / H };
 "#;
 
 /// The wall is one screen nobody touches: at 1080p and at 4K everything is above the fold,
@@ -192,6 +196,18 @@ async fn the_wall_fits_one_screen_at_1080p_and_4k() -> anyhow::Result<()> {
             layout["low"],
             serde_json::json!([]),
             "nothing below the fold at {width}x{height}"
+        );
+        // Read from across the room, the wall grows with its screen: at 4K as at 1080p its
+        // text reaches most of the way down, and the traffic figure is as large a share of it.
+        let used = layout["used"].as_f64().unwrap_or(0.0);
+        assert!(
+            used > 0.75,
+            "the wall uses {used:.2} of the height at {width}x{height}"
+        );
+        let traffic = layout["traffic"].as_f64().unwrap_or(0.0);
+        assert!(
+            traffic > 0.035,
+            "the traffic figure is {traffic:.3} of the height at {width}x{height}"
         );
         wall.screenshot(&format!("wall-{width}x{height}")).await?;
         wall.close().await;
