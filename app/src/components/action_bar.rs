@@ -304,7 +304,7 @@ pub fn ActionBar(
                 <p class="blockers" data-testid="killed-note">{move || {
                     let who = snapshot
                         .get()
-                        .map(|s| s.plan.permissions.resume.iter().map(ToString::to_string).collect::<Vec<_>>().join(" or "))
+                        .map(|s| s.plan.permissions.resume.iter().map(|r| s.plan.role_title(r).to_string()).collect::<Vec<_>>().join(" or "))
                         .unwrap_or_default();
                     format!("Killed: traffic is at 0%. Only a {who} can resume it.")
                 }}</p>

@@ -94,7 +94,10 @@ pub fn Checklists(
                 None => format!("{} · {}", m.by.name, crate::clock::hm(m.at)),
             },
             (None, Some(g)) => format!("auto: gate {g} passing"),
-            (None, None) => item.role.map(|r| format!("needs {r}")).unwrap_or_default(),
+            (None, None) => item
+                .role
+                .map(|r| format!("needs {}", s.plan.role_title(&r)))
+                .unwrap_or_default(),
         };
         let (rollout, list_id, item_id) = (s.plan.id.clone(), list.id.clone(), item.id.clone());
         // An optional note goes with a check (a snapshot id, a ticket): typed before ticking.

@@ -4,6 +4,7 @@
 
 use cutover_core::gates::GateStatus;
 use cutover_core::rollout::AuditEntry;
+use cutover_core::snapshot::Snapshot;
 use leptos::prelude::*;
 
 #[component]
@@ -11,6 +12,9 @@ pub fn Record(
     #[prop(into)] entries: Signal<Vec<AuditEntry>>,
     /// The entry to show (`seq`), set by a marker; closing clears it.
     shown: RwSignal<Option<i64>>,
+    /// For the plan's titles of its own roles.
+    #[prop(into)]
+    snapshot: Signal<Option<Snapshot>>,
 ) -> impl IntoView {
     move || {
         let seq = shown.get()?;
@@ -22,7 +26,10 @@ pub fn Record(
             "{} {what} by {} ({})",
             crate::clock::hms(r.at),
             r.actor.name,
-            r.actor.role.as_str()
+            snapshot.with(|s| s.as_ref().map_or_else(
+                || r.actor.role.as_str().to_string(),
+                |s| s.plan.role_title(&r.actor.role).to_string()
+            ))
         );
         let reason = r.reason.clone().map(|r| format!("“{r}”"));
         let gates: Vec<GateStatus> = entry

@@ -1,13 +1,14 @@
 //! The rollout's position: every stage in order with its traffic, the current one marked,
 //! and the state in words (never colour alone).
 
+use cutover_core::plan::Plan;
 use cutover_core::rollout::{Mark, Phase};
 use cutover_core::snapshot::{Health, Snapshot, Tick};
 use cutover_core::time::Span;
 use leptos::prelude::*;
 
 /// `by lee (lead) at 14:02:11: reason`.
-fn who(mark: &Mark) -> String {
+fn who(plan: &Plan, mark: &Mark) -> String {
     let reason = mark
         .reason
         .as_deref()
@@ -16,7 +17,7 @@ fn who(mark: &Mark) -> String {
     format!(
         "by {} ({}) at {}{reason}",
         mark.by.name,
-        mark.by.role,
+        plan.role_title(&mark.by.role),
         crate::clock::hms(mark.at)
     )
 }
@@ -164,12 +165,12 @@ pub fn StageBar(
     let killed = move || {
         snapshot
             .get()
-            .and_then(|s| s.state.killed.as_ref().map(who))
+            .and_then(|s| s.state.killed.as_ref().map(|m| who(&s.plan, m)))
     };
     let paused = move || {
         snapshot
             .get()
-            .and_then(|s| s.state.paused.as_ref().map(who))
+            .and_then(|s| s.state.paused.as_ref().map(|m| who(&s.plan, m)))
     };
     view! {
         <section class="panel stagebar">

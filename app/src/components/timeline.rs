@@ -1,6 +1,7 @@
 //! The audit log, newest first: who did what, in which role, why, and what changed.
 
 use cutover_core::rollout::{Action, AuditEntry, StateSummary};
+use cutover_core::snapshot::Snapshot;
 use leptos::prelude::*;
 
 fn describe(state: &StateSummary) -> String {
@@ -22,10 +23,16 @@ fn target(action: &Action) -> String {
     }
 }
 
-fn entry(e: AuditEntry) -> impl IntoView {
+fn entry(e: AuditEntry, snapshot: Signal<Option<Snapshot>>) -> impl IntoView {
     let r = e.record;
     let action = r.action.name();
-    let who = format!("{} ({})", r.actor.name, r.actor.role.as_str());
+    let role = snapshot.with_untracked(|s| {
+        s.as_ref().map_or_else(
+            || r.actor.role.as_str().to_string(),
+            |s| s.plan.role_title(&r.actor.role).to_string(),
+        )
+    });
+    let who = format!("{} ({role})", r.actor.name);
     let reason = r.reason.map(|r| format!("“{r}”")).unwrap_or_default();
     let change = format!("{} → {}", describe(&r.before), describe(&r.after));
     let class = format!("event {action}");
@@ -44,12 +51,15 @@ pub fn Timeline(
     /// Newest first; refetched by the dashboard whenever the state version changes.
     #[prop(into)]
     entries: Signal<Vec<AuditEntry>>,
+    /// For the plan's titles of its own roles.
+    #[prop(into)]
+    snapshot: Signal<Option<Snapshot>>,
 ) -> impl IntoView {
     view! {
         <section class="panel">
             <h2>"Timeline"</h2>
             <ol class="timeline" data-testid="timeline">
-                {move || entries.get().into_iter().map(entry).collect::<Vec<_>>()}
+                {move || entries.get().into_iter().map(|e| entry(e, snapshot)).collect::<Vec<_>>()}
             </ol>
         </section>
     }

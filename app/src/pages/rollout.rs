@@ -147,13 +147,13 @@ pub fn Dashboard(
             </div>
             <Charts id=id.clone() snapshot=live.snapshot tick=live.tick markers=markers wall=wall on_mark=Callback::new(move |seq| shown.set(Some(seq))) />
             <Show when=move || below.get()>
-            <Record entries=marked shown=shown />
+            <Record entries=marked shown=shown snapshot=live.snapshot />
             <GateBoard snapshot=live.snapshot tick=live.tick guidance=!wall wall=wall />
             {(!wall).then(|| view! {
                 <Actuators snapshot=live.snapshot />
                 <Channels snapshot=live.snapshot />
                 <Checklists me=controls.then(|| me.clone()) snapshot=live.snapshot tick=live.tick />
-                <Timeline entries=audit />
+                <Timeline entries=audit snapshot=live.snapshot />
                 {controls.then(|| view! { <ShareLink me=me.clone() rollout=id.clone() /> })}
             })}
             </Show>

@@ -712,4 +712,13 @@ impl Plan {
     pub fn metric(&self, id: &str) -> Option<&Metric> {
         self.metrics.iter().find(|m| m.id == id)
     }
+
+    /// How people read `role`: a plan role's title ("Database lead"), else its id or the
+    /// built-in role's word ("lead").
+    pub fn role_title<'a>(&'a self, role: &'a Role) -> &'a str {
+        self.roles
+            .iter()
+            .find(|def| def.role == *role)
+            .map_or(role.as_str(), |def| def.title.as_str())
+    }
 }

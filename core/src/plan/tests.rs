@@ -336,3 +336,19 @@ fn stages_inherit_flags_when_the_plan_says_so() {
     let plan = parse("inherit.toml", &off).unwrap();
     assert!(!plan.stages[1].flags.contains_key("new_stack"));
 }
+
+/// People read a plan's own role by its title; a built-in role by its word.
+#[test]
+fn a_plan_role_reads_as_its_title() {
+    let text = format!(
+        "{}\n[[role]]\nid = \"db_lead\"\ntitle = \"Database lead\"\n",
+        minimal()
+    );
+    let plan = parse("roles.toml", &text).unwrap();
+    use crate::role::{Role, RoleName};
+    let named = Role::Named(RoleName::new("db_lead").unwrap());
+    assert_eq!(plan.role_title(&named), "Database lead");
+    assert_eq!(plan.role_title(&Role::Lead), "lead");
+    let other = Role::Named(RoleName::new("security").unwrap());
+    assert_eq!(plan.role_title(&other), "security");
+}

@@ -373,3 +373,22 @@ async fn progress_says_what_blocks_it_and_a_lead_overrides_kills_resumes_and_app
     lead.close().await;
     Ok(())
 }
+
+/// A plan's own role is shown by the title the plan gives it, as people say it.
+#[tokio::test]
+async fn a_plan_role_is_shown_by_its_title() -> anyhow::Result<()> {
+    let demo = Demo::start()?;
+    let viewer = Browser::start().await?;
+    viewer
+        .sign_in(&format!("{}/r/lens-v1", demo.url), demo.token("viewer"))
+        .await?;
+    viewer
+        .wait_text(
+            "item-before-rc-security-who",
+            Duration::from_secs(15),
+            |t| t == "needs Security team",
+        )
+        .await?;
+    viewer.close().await;
+    Ok(())
+}
