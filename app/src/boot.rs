@@ -4,8 +4,14 @@
 
 use js_sys::Reflect;
 use wasm_bindgen::{JsCast, JsValue};
+use web_sys::EventSource;
 
-use crate::live::source::EventStream;
+/// The stream the boot script opened: its source, and the object through which it hands
+/// events on (`{queue, to}`: the events held so far, and where to send the next).
+pub struct EarlyStream {
+    pub source: EventSource,
+    pub handoff: JsValue,
+}
 
 /// Removes `field` from `window.cutoverBoot` and returns it, if it was there.
 fn take(field: &str) -> Option<JsValue> {
@@ -26,16 +32,16 @@ pub fn session() -> Option<js_sys::Promise> {
 
 /// The boot script's stream, if it is `rollout`'s and the browser has not given up on it;
 /// closed otherwise.
-pub fn stream(rollout: &str) -> Option<EventStream> {
-    let stream = take("stream")?;
-    let source: web_sys::EventSource = Reflect::get(&stream, &"source".into())
+pub fn stream(rollout: &str) -> Option<EarlyStream> {
+    let handoff = take("stream")?;
+    let source: EventSource = Reflect::get(&handoff, &"source".into())
         .ok()?
         .dyn_into()
         .ok()?;
-    let theirs = Reflect::get(&stream, &"rollout".into()).ok()?.as_string();
-    if theirs.as_deref() != Some(rollout) || source.ready_state() == web_sys::EventSource::CLOSED {
+    let theirs = Reflect::get(&handoff, &"rollout".into()).ok()?.as_string();
+    if theirs.as_deref() != Some(rollout) || source.ready_state() == EventSource::CLOSED {
         source.close();
         return None;
     }
-    Some(EventStream::adopt(source, &stream))
+    Some(EarlyStream { source, handoff })
 }

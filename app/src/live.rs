@@ -69,7 +69,7 @@ pub fn connect(rollout: String) -> LiveRollout {
     }
     // The stream the page's boot script opened before the app started, already holding the
     // first events: the first chart needs no round trip of its own.
-    let mut early = crate::boot::stream(&rollout);
+    let mut early = crate::boot::stream(&rollout).map(EventStream::adopt);
     spawn_local(async move {
         let url = format!("/api/rollouts/{rollout}/stream");
         // The browser retries a dropped connection by itself, but gives up for good on an

@@ -197,24 +197,33 @@ fn stream_request(token: &str) -> String {
     )
 }
 
-/// Bytes per second one idle viewer is sent, against whole ticks.
-async fn stream_bytes(addr: SocketAddr, token: &str) -> anyhow::Result<()> {
-    let mut stream = connect(addr, Ipv4Addr::LOCALHOST, &stream_request(token)).await?;
-    // The response head, the state and the first (whole) tick.
+/// Reads `stream` until the first whole event of `kind` has come: its size in bytes.
+async fn event_size(stream: &mut TcpStream, kind: &str) -> anyhow::Result<usize> {
+    let marker = format!("event: {kind}");
     let mut buf = vec![0u8; 256 * 1024];
-    let mut first = String::new();
-    let whole_tick = loop {
-        if let Some(at) = first.find("event: tick")
-            && let Some(end) = first[at..].find("\n\n")
+    let mut text = String::new();
+    loop {
+        if let Some(at) = text.find(&marker)
+            && let Some(end) = text[at..].find("\n\n")
         {
-            break end + 2;
+            return Ok(end + 2);
         }
-        let n = stream.read(&mut buf).await?;
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
+            .await
+            .with_context(|| format!("no {kind} event within 10 s"))??;
         if n == 0 {
             bail!("the stream ended");
         }
-        first.push_str(&String::from_utf8_lossy(&buf[..n]));
-    };
+        text.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+}
+
+/// Bytes per second one idle viewer is sent, against whole ticks.
+async fn stream_bytes(addr: SocketAddr, token: &str) -> anyhow::Result<()> {
+    let mut stream = connect(addr, Ipv4Addr::LOCALHOST, &stream_request(token)).await?;
+    // After the response head and the state, the first tick is whole.
+    let whole_tick = event_size(&mut stream, "tick").await?;
+    let mut buf = vec![0u8; 256 * 1024];
     let started = Instant::now();
     let mut sent = 0usize;
     let (mut deltas, mut wholes) = (0, 0);
@@ -286,6 +295,36 @@ async fn memory_per(
     Ok(after.saturating_sub(before) as f64 / n as f64)
 }
 
+/// Opens `n` connections to `addr` with `request` sent and reads each until it ends; returns
+/// once every one has had its first tick, with the `(version, when)` each reader sees.
+async fn watch_versions(
+    addr: SocketAddr,
+    n: usize,
+    request: &str,
+) -> anyhow::Result<(
+    Readers,
+    tokio::sync::mpsc::UnboundedReceiver<(u64, Instant)>,
+)> {
+    let (tx, seen) = tokio::sync::mpsc::unbounded_channel();
+    let ready = Arc::new(AtomicUsize::new(0));
+    let mut readers = Readers(Vec::with_capacity(n));
+    for i in 0..n {
+        let stream = connect(addr, source(i), request).await?;
+        let bytes = Arc::new(AtomicUsize::new(0));
+        readers
+            .0
+            .push(read_stream(stream, bytes, Some(tx.clone()), ready.clone()));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ready.load(Ordering::Relaxed) < n {
+        if Instant::now() > deadline {
+            bail!("{} of {n} readers started", ready.load(Ordering::Relaxed));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok((readers, seen))
+}
+
 /// One action to `n` open streams: when each sees the new state, p50 and p99.
 async fn fan_out(
     http: &reqwest::Client,
@@ -296,21 +335,7 @@ async fn fan_out(
     n: usize,
     pid: u32,
 ) -> anyhow::Result<(Duration, Duration)> {
-    let (tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
-    let ready = Arc::new(AtomicUsize::new(0));
-    let request = stream_request(viewer);
-    let mut readers = Readers(Vec::with_capacity(n));
-    for i in 0..n {
-        let stream = connect(addr, source(i), &request).await?;
-        let bytes = Arc::new(AtomicUsize::new(0));
-        readers
-            .0
-            .push(read_stream(stream, bytes, Some(tx.clone()), ready.clone()));
-    }
-    drop(tx);
-    while ready.load(Ordering::Relaxed) < n {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (readers, mut seen) = watch_versions(addr, n, &stream_request(viewer)).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
     // What the streams cost the server with no action at all: each second's delta to every one.
     let ((user, system), started) = (cpu_ms(pid)?, Instant::now());
@@ -381,27 +406,7 @@ async fn floor(n: usize, size: usize) -> anyhow::Result<(Duration, Duration)> {
     said.read_line(&mut port)?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port.trim().parse::<u16>()?));
     let mut go = writer.stdin.take().context("no stdin")?;
-    let (tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
-    let ready = Arc::new(AtomicUsize::new(0));
-    let mut readers = Readers(Vec::with_capacity(n));
-    for i in 0..n {
-        let stream = connect(addr, source(i), "").await?;
-        let bytes = Arc::new(AtomicUsize::new(0));
-        readers
-            .0
-            .push(read_stream(stream, bytes, Some(tx.clone()), ready.clone()));
-    }
-    drop(tx);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while ready.load(Ordering::Relaxed) < n {
-        if Instant::now() > deadline {
-            bail!(
-                "{} of {n} floor sockets started",
-                ready.load(Ordering::Relaxed)
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (readers, mut seen) = watch_versions(addr, n, "").await?;
     let mut latencies = Vec::new();
     for version in 1..=6 {
         let sent_at = Instant::now();
@@ -474,22 +479,7 @@ async fn update_size(
     let mut stream = connect(addr, Ipv4Addr::LOCALHOST, &stream_request(viewer)).await?;
     let item = format!("{url}/api/rollouts/spiralogic/checklists/preflight/items/migration");
     tick_item(http, &item, lead, true).await?;
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut text = String::new();
-    let size = loop {
-        if let Some(at) = text.find("event: update")
-            && let Some(end) = text[at..].find("\n\n")
-        {
-            break end + 2;
-        }
-        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
-            .await
-            .context("no update event within 10 s")??;
-        if n == 0 {
-            bail!("the stream ended");
-        }
-        text.push_str(&String::from_utf8_lossy(&buf[..n]));
-    };
+    let size = event_size(&mut stream, "update").await?;
     // Unticked again: the fan-out's rounds start from the state they expect.
     tick_item(http, &item, lead, false).await?;
     Ok(size)

@@ -12,6 +12,8 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{EventSource, MessageEvent};
 
+use crate::boot::EarlyStream;
+
 /// The named events a rollout's stream sends, and `error`, which the browser fires when the
 /// connection fails (it is retrying, or has given up and closed).
 const KINDS: [&str; 6] = ["state", "update", "tick", "delta", "resync", "error"];
@@ -57,9 +59,11 @@ impl EventStream {
         })
     }
 
-    /// Takes over the boot script's `stream` (`{source, queue, to}`): first the events it
-    /// queued, then each one as it comes, through `to`.
-    pub fn adopt(source: EventSource, stream: &JsValue) -> Self {
+    /// Takes over the boot script's stream: first the events it held, then each one as it
+    /// comes, through the hand-off's `to`.
+    pub fn adopt(early: EarlyStream) -> Self {
+        let EarlyStream { source, handoff } = early;
+        let stream = &handoff;
         let (sender, events) = unbounded();
         if let Ok(queue) = Reflect::get(stream, &"queue".into()) {
             for item in Array::from(&queue).iter() {
