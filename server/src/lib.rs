@@ -37,5 +37,6 @@ pub fn spawn_background(
         tokio::spawn(runtime::prometheus::run(state.clone(), prometheus)),
         tokio::spawn(runtime::replicas::follow(state.clone())),
         tokio::spawn(runtime::janitor::run(state.clone())),
+        tokio::spawn(runtime::viewers::run(state.clone())),
     ]
 }

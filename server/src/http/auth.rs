@@ -11,6 +11,7 @@ use cutover_core::role::Role;
 use crate::clock::now;
 use crate::http::error::ApiError;
 use crate::runtime::state::AppState;
+use crate::runtime::viewers::SignIn;
 use crate::store::User;
 
 /// Name of the session cookie over plain HTTP (a loopback demo).
@@ -76,44 +77,18 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-/// Whether the credential in `headers` (bearer token or session cookie) still signs someone
-/// in: an open stream asks again every few seconds, so a revoked user, an ended session or a
-/// revoked share link stops seeing the rollout at once. A storage error counts as yes: a
-/// database blip must not throw every viewer out.
-pub async fn still_signed_in(state: &AppState, headers: &HeaderMap) -> bool {
-    let bearer = headers
-        .get(AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim);
-    let found = match (bearer, session_id(state, headers)) {
-        (Some(token), _) => state
-            .storage
-            .user_by_token(token)
-            .await
+/// What signs a request with these headers in, as an open stream's sign-in is checked again
+/// (`runtime::viewers`): the bearer token if one is sent (as [`identify`] reads it), else the
+/// session cookie.
+pub fn sign_in(state: &AppState, headers: &HeaderMap) -> Option<SignIn> {
+    match headers.get(AUTHORIZATION) {
+        Some(header) => header
+            .to_str()
             .ok()
-            .map(|u| u.is_some()),
-        (None, Some(id)) => state
-            .storage
-            .session(&id, now())
-            .await
-            .ok()
-            .map(|s| s.is_some()),
-        (None, None) => Some(false),
-    };
-    found.unwrap_or(true)
-}
-
-/// The headers [`still_signed_in`] reads (authorization and cookies), kept by an open stream
-/// instead of every header its request sent.
-pub fn credentials(headers: &HeaderMap) -> HeaderMap {
-    let mut kept = HeaderMap::new();
-    for name in [AUTHORIZATION, COOKIE] {
-        for value in headers.get_all(&name) {
-            kept.append(name.clone(), value.clone());
-        }
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(|t| SignIn::Token(t.trim().to_string())),
+        None => session_id(state, headers).map(SignIn::Session),
     }
-    kept
 }
 
 /// Compares two secrets in time that depends only on their length, so a guess's timing does

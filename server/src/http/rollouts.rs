@@ -20,8 +20,9 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::clock::now;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::runtime::live::{self, Sent};
+use crate::runtime::live::{self, Message, Sent};
 use crate::runtime::state::{AppState, Rollout};
+use crate::runtime::viewers::Watching;
 use crate::sources::ingest::{self, IngestReport};
 
 /// `GET /api/rollouts`: every rollout the caller may see, with where it stands.
@@ -91,8 +92,8 @@ pub async fn ingest(
     Ok((status, Json(report)))
 }
 
-/// How often an open stream checks that its viewer is still signed in.
-const RECHECK_SIGN_IN: Duration = Duration::from_secs(5);
+/// Why a stream ends when its sign-in does.
+const SIGNED_OUT: &str = "the session, token or share link was revoked or has expired";
 /// How often a quiet stream sends a comment, so proxies keep it open.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -102,10 +103,11 @@ const KEEP_ALIVE: Duration = Duration::from_secs(15);
 /// while they are still held, else a fresh state and the newest tick whole. A viewer that
 /// falls more than the buffer behind skips the backlog and gets the current state and tick
 /// instead: it never slows the others. A viewer whose sign-in is revoked or expires gets an
-/// `ended` event and the stream closes.
+/// `ended` event and the stream closes (`runtime::viewers` checks each sign-in once for all
+/// its streams).
 ///
 /// Every event is bytes rendered once for all viewers (`live::Sent`); a stream is this body
-/// alone, with no task or channel of its own.
+/// alone, waiting on its rollout's one channel, with no task, query or channel of its own.
 pub async fn stream(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -114,6 +116,9 @@ pub async fn stream(
 ) -> Result<Response, ApiError> {
     caller.may_see(&id)?;
     let rollout = find(&state, &id)?.clone();
+    let sign_in = crate::http::auth::sign_in(&state, &headers).ok_or_else(|| {
+        ApiError::Unauthenticated("a stream needs a token or a session to check again".into())
+    })?;
     // Subscribe before looking back, so nothing falls between the two; duplicates are
     // skipped by sequence number.
     let receiver = rollout.live.subscribe();
@@ -123,28 +128,21 @@ pub async fn stream(
         .and_then(|last| rollout.live.since(last));
     let mut keep_alive = tokio::time::interval(KEEP_ALIVE);
     keep_alive.reset();
-    let mut recheck = tokio::time::interval(RECHECK_SIGN_IN);
-    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    recheck.reset();
     let viewer = Viewer {
-        closing: state.closing.subscribe(),
-        state,
-        // Only the credentials are kept, to check the sign-in again: not every header.
-        credentials: crate::http::auth::credentials(&headers),
+        watching: state.viewers.watch(sign_in),
+        // Subscribed before reading the flag, which is set before streams are told: a stream
+        // opening as the server shuts down either sees the flag or is told.
+        done: state.is_closing(),
+        closing: state.closing.clone(),
         rollout,
         receiver,
-        recheck,
         keep_alive,
         pending: VecDeque::new(),
         seen: 0,
         started: false,
         resumed,
-        done: false,
     };
-    let body = Body::from_stream(futures::stream::unfold(viewer, |mut v| async move {
-        let bytes = v.next_bytes().await?;
-        Some((Ok::<_, Infallible>(bytes), v))
-    }));
+    let body = Body::from_stream(futures::stream::unfold(viewer, Viewer::step));
     Ok((
         [
             (header::CONTENT_TYPE, "text/event-stream"),
@@ -157,12 +155,12 @@ pub async fn stream(
 
 /// One open stream: what it sends from, and what ends it.
 struct Viewer {
-    state: AppState,
-    credentials: HeaderMap,
+    /// Set when the server begins to shut down.
+    closing: Arc<std::sync::atomic::AtomicBool>,
+    /// Its sign-in, counted while the stream is open and checked again for all its streams.
+    watching: Watching,
     rollout: Arc<Rollout>,
-    receiver: tokio::sync::broadcast::Receiver<Sent>,
-    closing: tokio::sync::watch::Receiver<bool>,
-    recheck: tokio::time::Interval,
+    receiver: tokio::sync::broadcast::Receiver<Message>,
     keep_alive: tokio::time::Interval,
     /// Events to send before waiting again.
     pending: VecDeque<Bytes>,
@@ -185,6 +183,12 @@ enum Next {
 }
 
 impl Viewer {
+    /// The stream's one step: the next bytes, and the viewer to wait on for the ones after.
+    async fn step(mut self) -> Option<(Result<Bytes, Infallible>, Viewer)> {
+        let bytes = self.next_bytes().await?;
+        Some((Ok(bytes), self))
+    }
+
     /// The next bytes to send: the missed events (or the current state and tick) first, then
     /// every new one, until the viewer goes, the server closes, or the sign-in ends.
     async fn next_bytes(&mut self) -> Option<Bytes> {
@@ -213,6 +217,14 @@ impl Viewer {
                 Next::Sent(_) | Next::Nothing => {}
                 Next::KeepAlive => return Some(Bytes::from_static(b":\n\n")),
                 Next::Lagged(missed) => {
+                    // What it missed may have been the end of its sign-in or of the server.
+                    if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                        return None;
+                    }
+                    if self.watching.ended() {
+                        self.end(SIGNED_OUT);
+                        continue;
+                    }
                     // Said in the stream, so a client (and a person reading its log) knows
                     // why the next state is a whole one.
                     let reason = format!(
@@ -222,14 +234,17 @@ impl Viewer {
                     self.start_over().await;
                 }
                 Next::Ended => {
-                    // Said before closing, so a client knows not to expect a reconnect to work.
-                    let reason = "the session, token or share link was revoked or has expired";
-                    self.pending.push_back(live::notice("ended", reason));
-                    self.done = true;
+                    self.end(SIGNED_OUT);
                 }
                 Next::End => return None,
             }
         }
+    }
+
+    /// Says why before closing, so a client knows not to expect a reconnect to work.
+    fn end(&mut self, reason: &str) {
+        self.pending.push_back(live::notice("ended", reason));
+        self.done = true;
     }
 
     /// Queues what a viewer needs to draw the rollout from nothing: its state and the newest
@@ -247,30 +262,56 @@ impl Viewer {
     }
 
     async fn next(&mut self) -> Next {
-        let closing = &mut self.closing;
-        // The server is shutting down (also when it already was as this stream opened): end
-        // the stream; the browser reconnects to another replica or to this one once it is
-        // back. (The guard `wait_for` returns is dropped inside, so the stream stays `Send`.)
-        let shutdown = async move {
-            let _ = closing.wait_for(|closing| *closing).await;
-        };
-        // Biased: a shutdown or an ended sign-in wins over an event ready at the same time.
+        // In the order told: an end of the sign-in or of the server comes after the events
+        // sent before it, and before any sent after.
         tokio::select! {
             biased;
-            _ = shutdown => Next::End,
-            _ = self.recheck.tick() => {
-                if crate::http::auth::still_signed_in(&self.state, &self.credentials).await {
-                    Next::Nothing
-                } else {
-                    Next::Ended
-                }
-            }
             received = self.receiver.recv() => match received {
-                Ok(sent) => Next::Sent(sent),
+                Ok(Message::Event(sent)) => Next::Sent(sent),
+                Ok(Message::Ended(id)) if id == self.watching.id() => Next::Ended,
+                Ok(Message::Ended(_)) => Next::Nothing,
+                Ok(Message::Closing) | Err(RecvError::Closed) => Next::End,
                 Err(RecvError::Lagged(missed)) => Next::Lagged(missed),
-                Err(RecvError::Closed) => Next::End,
             },
             _ = self.keep_alive.tick() => Next::KeepAlive,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::viewers::SignIn;
+
+    /// What an open stream holds while it waits, boxed once per viewer: ten thousand viewers
+    /// pay it ten thousand times. A query or a timer of its own awaited inside the stream
+    /// (each stream once checked its sign-in itself) would show here.
+    #[tokio::test]
+    async fn a_waiting_stream_holds_little() {
+        let data = tempfile::tempdir().unwrap();
+        let storage = crate::store::Storage::open_sqlite(data.path())
+            .await
+            .unwrap();
+        let text = "[rollout]\nid = \"r\"\ntitle = \"R\"\n[[stage]]\nid = \"a\"\ntraffic = 100\n";
+        let plan = cutover_core::plan::parse("r.toml", text).unwrap();
+        let state = AppState::load(storage, vec![plan]).await.unwrap();
+        let rollout = state.rollout("r").unwrap().clone();
+        let viewer = Viewer {
+            closing: state.closing.clone(),
+            watching: state.viewers.watch(SignIn::Token("t".into())),
+            receiver: rollout.live.subscribe(),
+            rollout,
+            keep_alive: tokio::time::interval(KEEP_ALIVE),
+            pending: VecDeque::new(),
+            seen: 0,
+            started: true,
+            resumed: None,
+            done: false,
+        };
+        let waiting = viewer.step();
+        let size = std::mem::size_of_val(&waiting);
+        assert!(size <= 768, "a waiting stream's future is {size} bytes");
+        drop(waiting);
+        state.storage.close().await;
     }
 }

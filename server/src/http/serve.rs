@@ -94,7 +94,7 @@ pub async fn serve(
     }
     drop(listener);
     // Live streams never end by themselves: tell them to, then let requests finish.
-    state.closing.send_replace(true);
+    state.close();
     if tokio::time::timeout(DRAIN, graceful.shutdown())
         .await
         .is_err()

@@ -30,6 +30,19 @@ pub struct Sent {
     pub bytes: Bytes,
 }
 
+/// What every stream of a rollout is told, in order: the one channel a stream waits on, so an
+/// open stream holds no timer, query or second channel of its own.
+#[derive(Debug, Clone)]
+pub enum Message {
+    /// An event for every viewer.
+    Event(Sent),
+    /// The streams signed in under this sign-in (`viewers::Watching::id`) must end: it was
+    /// revoked or has expired.
+    Ended(u64),
+    /// The server is shutting down: every stream ends, so connections drain.
+    Closing,
+}
+
 /// The newest tick, whole: what a viewer starts from.
 struct Newest {
     tick: Tick,
@@ -45,7 +58,7 @@ struct History {
 }
 
 pub struct Live {
-    sender: broadcast::Sender<Sent>,
+    sender: broadcast::Sender<Message>,
     /// Names this process's ids: an id from before a restart never matches.
     epoch: u64,
     history: Mutex<History>,
@@ -147,8 +160,18 @@ impl Live {
         }
         history.events.push_back(sent.clone());
         // No receivers is fine: nobody is watching.
-        let _ = self.sender.send(sent.clone());
+        let _ = self.sender.send(Message::Event(sent.clone()));
         sent
+    }
+
+    /// Ends the streams signed in under `sign_in` (an id from `viewers::Watching`).
+    pub fn send_ended(&self, sign_in: u64) {
+        let _ = self.sender.send(Message::Ended(sign_in));
+    }
+
+    /// Ends every stream: the server is shutting down.
+    pub fn send_closing(&self) {
+        let _ = self.sender.send(Message::Closing);
     }
 
     /// The newest tick whole, as an SSE event under the sequence number it was sent with, or
@@ -167,7 +190,7 @@ impl Live {
         (n.rendered.clone(), latest)
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Sent> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Message> {
         self.sender.subscribe()
     }
 
@@ -254,6 +277,13 @@ mod tests {
         std::str::from_utf8(bytes).unwrap()
     }
 
+    fn event(message: Message) -> Sent {
+        match message {
+            Message::Event(sent) => sent,
+            other => panic!("not an event: {other:?}"),
+        }
+    }
+
     #[test]
     fn resume_gives_exactly_what_was_missed_while_it_is_held() {
         let live = Live::default();
@@ -282,11 +312,11 @@ mod tests {
         let mut receiver = live.subscribe();
         assert_eq!(live.newest_tick(), (None, 0));
         tick(&live);
-        let first = receiver.try_recv().unwrap();
+        let first = event(receiver.try_recv().unwrap());
         let first_seq = (live.epoch << 32) | 1;
         assert!(text(&first.bytes).contains(&format!("event: tick\ndata: {{\"seq\":{first_seq},")));
         tick(&live);
-        let second = receiver.try_recv().unwrap();
+        let second = event(receiver.try_recv().unwrap());
         let second = text(&second.bytes);
         assert!(second.starts_with(&format!("id: {}\nevent: delta\n", live.id(2))));
         let numbers = format!("\"seq\":{},\"base\":{first_seq},", first_seq + 1);

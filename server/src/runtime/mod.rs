@@ -1,6 +1,6 @@
 //! The loaded rollouts and what runs beside the handlers: the state of each rollout
 //! (`state`), the commit of an action (`commit`), the evaluator, chart frames, live fan-out,
-//! replicas on one database, and the janitor.
+//! replicas on one database, the janitor, and the sign-ins of open streams checked again.
 
 pub mod actuators;
 pub mod charts;
@@ -11,3 +11,4 @@ pub mod live;
 pub mod prometheus;
 pub mod replicas;
 pub mod state;
+pub mod viewers;

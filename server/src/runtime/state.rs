@@ -33,8 +33,11 @@ pub struct AppState {
     /// Holds the evaluator lease: advances hold timers and trigger episodes and acts on
     /// triggers. The others show the same verdicts from the leader's saved timers.
     pub leader: Arc<std::sync::atomic::AtomicBool>,
-    /// Set once when the server begins to shut down: live streams end so connections drain.
-    pub closing: Arc<tokio::sync::watch::Sender<bool>>,
+    /// Set once when the server begins to shut down (`close`): live streams end so
+    /// connections drain.
+    pub closing: Arc<std::sync::atomic::AtomicBool>,
+    /// The sign-ins of open streams, checked again every few seconds (`viewers::run`).
+    pub viewers: Arc<crate::runtime::viewers::Viewers>,
     /// Where people reach this dashboard (`--public-url`), if said: `https://...` turns on
     /// `__Host-` secure cookies and HSTS.
     pub public_url: Option<Arc<str>>,
@@ -515,9 +518,26 @@ impl AppState {
             rollouts: Arc::new(rollouts),
             replica: crate::store::random_hex()[..12].into(),
             leader: Arc::default(),
-            closing: Arc::new(tokio::sync::watch::channel(false).0),
+            closing: Arc::default(),
+            viewers: Arc::default(),
             public_url: None,
         })
+    }
+
+    /// Begins to shut down: every live stream ends, and a stream opened from now on ends after
+    /// its first state. Set before telling, so a stream that subscribes after the telling
+    /// sees the flag.
+    pub fn close(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        for rollout in self.rollouts.values() {
+            rollout.live.send_closing();
+        }
+    }
+
+    /// Whether the server has begun to shut down.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Whether people reach the dashboard over HTTPS.

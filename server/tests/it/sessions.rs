@@ -400,3 +400,58 @@ async fn no_session_is_204_and_an_ended_one_is_401() {
     assert_eq!(ended.status().as_u16(), 401);
     app.stop().await;
 }
+
+/// Open streams are checked again once per sign-in, not once per stream: revoking one user
+/// ends each of that user's streams, on every rollout, and no one else's.
+#[tokio::test]
+async fn a_revoked_user_loses_each_of_its_streams_and_no_one_else_does() {
+    let data = tempfile::tempdir().unwrap();
+    let app = TestApp::start(data.path(), vec![open_plan("one", 2), open_plan("two", 2)]).await;
+    let open = |rollout: &'static str, role: Role| {
+        let request = app
+            .http
+            .get(format!("{}/api/rollouts/{rollout}/stream", app.url))
+            .bearer_auth(app.token(role));
+        async move { support::EventStream::new(request.send().await.unwrap()) }
+    };
+    let mut revoked = vec![
+        open("one", Role::Operator).await,
+        open("one", Role::Operator).await,
+        open("two", Role::Operator).await,
+    ];
+    let mut kept = open("one", Role::Viewer).await;
+    for stream in revoked.iter_mut().chain([&mut kept]) {
+        assert_eq!(stream.next().await.0, "state");
+    }
+
+    let storage = cutover_server::store::Storage::open_sqlite(data.path())
+        .await
+        .unwrap();
+    assert!(storage.revoke_user("test-operator").await.unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(12);
+    for stream in &mut revoked {
+        loop {
+            let (name, data) = stream.next().await;
+            if name == "ended" {
+                assert!(
+                    data["reason"].as_str().unwrap().contains("revoked"),
+                    "{data}"
+                );
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "a revoked operator's stream is still open"
+            );
+        }
+        assert!(stream.ended().await, "closed after saying why");
+    }
+    // The viewer's stream goes on past the check that ended the others.
+    let until = std::time::Instant::now() + cutover_server::runtime::viewers::RECHECK;
+    while std::time::Instant::now() < until {
+        let (name, _) = kept.next().await;
+        assert_ne!(name, "ended", "the viewer was never revoked");
+    }
+    storage.close().await;
+    app.stop().await;
+}
