@@ -621,11 +621,15 @@ async fn share_link(demo: &Demo) -> anyhow::Result<()> {
             let found = browser.client.execute(script, vec![]).await?;
             println!("{name}, the last load's {what}: {found}");
         }
+        // A load with no long frame at all has nothing to report: the observer would never
+        // call back, so after a second the answer is none.
         let frames = browser
             .client
             .execute_async(
-                "const done = arguments[arguments.length - 1]; \
-                 new PerformanceObserver(l => done(l.getEntries().map(f => \
+                "const done = arguments[arguments.length - 1]; let said = false; \
+                 const say = frames => { if (!said) { said = true; done(frames); } }; \
+                 setTimeout(() => say([]), 1000); \
+                 new PerformanceObserver(l => say(l.getEntries().map(f => \
                  `${Math.round(f.startTime)}+${Math.round(f.duration)} render@${Math.round(f.renderStart)} layout@${Math.round(f.styleAndLayoutStart)} ` + \
                  f.scripts.map(s => `[${s.invoker} ${Math.round(s.startTime)}+${Math.round(s.duration)}]`).join('')))) \
                  .observe({type: 'long-animation-frame', buffered: true});",
