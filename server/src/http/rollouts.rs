@@ -283,35 +283,78 @@ mod tests {
     use super::*;
     use crate::runtime::viewers::SignIn;
 
-    /// What an open stream holds while it waits, boxed once per viewer: ten thousand viewers
-    /// pay it ten thousand times. A query or a timer of its own awaited inside the stream
-    /// (each stream once checked its sign-in itself) would show here.
-    #[tokio::test]
-    async fn a_waiting_stream_holds_little() {
-        let data = tempfile::tempdir().unwrap();
-        let storage = crate::store::Storage::open_sqlite(data.path())
-            .await
-            .unwrap();
+    /// A server's state with one rollout `r`, on a SQLite file in `data`.
+    async fn loaded(data: &std::path::Path) -> (AppState, Arc<Rollout>) {
+        let storage = crate::store::Storage::open_sqlite(data).await.unwrap();
         let text = "[rollout]\nid = \"r\"\ntitle = \"R\"\n[[stage]]\nid = \"a\"\ntraffic = 100\n";
         let plan = cutover_core::plan::parse("r.toml", text).unwrap();
         let state = AppState::load(storage, vec![plan]).await.unwrap();
         let rollout = state.rollout("r").unwrap().clone();
-        let viewer = Viewer {
+        (state, rollout)
+    }
+
+    /// A stream of `rollout` under `sign_in`, as the handler makes it, past its first state.
+    fn viewer(state: &AppState, rollout: &Arc<Rollout>, sign_in: SignIn) -> Viewer {
+        Viewer {
             closing: state.closing.clone(),
-            watching: state.viewers.watch(SignIn::Token("t".into())),
+            watching: state.viewers.watch(sign_in),
             receiver: rollout.live.subscribe(),
-            rollout,
+            rollout: rollout.clone(),
             keep_alive: tokio::time::interval(KEEP_ALIVE),
             pending: VecDeque::new(),
             seen: 0,
             started: true,
             resumed: None,
             done: false,
-        };
-        let waiting = viewer.step();
+        }
+    }
+
+    fn text(bytes: &Bytes) -> &str {
+        std::str::from_utf8(bytes).unwrap()
+    }
+
+    /// What an open stream holds while it waits, boxed once per viewer: ten thousand viewers
+    /// pay it ten thousand times. A query or a timer of its own awaited inside the stream
+    /// (each stream once checked its sign-in itself: 808 bytes here then) would show here.
+    #[tokio::test]
+    async fn a_waiting_stream_holds_little() {
+        let data = tempfile::tempdir().unwrap();
+        let (state, rollout) = loaded(data.path()).await;
+        let waiting = viewer(&state, &rollout, SignIn::Token("t".into())).step();
         let size = std::mem::size_of_val(&waiting);
         assert!(size <= 768, "a waiting stream's future is {size} bytes");
         drop(waiting);
+        state.storage.close().await;
+    }
+
+    /// A stream that fell so far behind that it never read its sign-in's end still ends, with
+    /// the reason; one whose sign-in holds is resynced instead.
+    #[tokio::test]
+    async fn a_stream_that_missed_its_end_still_ends() {
+        let data = tempfile::tempdir().unwrap();
+        let (state, rollout) = loaded(data.path()).await;
+        let revoked = SignIn::Token("revoked".into());
+        let behind = viewer(&state, &rollout, revoked.clone());
+        let kept = viewer(&state, &rollout, SignIn::Token("kept".into()));
+        state.viewers.mark_ended(&revoked);
+        rollout.live.send_ended(behind.watching.id());
+        let snapshot = rollout.snapshot(now()).await;
+        for _ in 0..=live::CLIENT_BUFFER {
+            rollout.live.send_state(&snapshot);
+        }
+        let (Ok(said), behind) = behind.step().await.unwrap();
+        assert!(text(&said).starts_with("event: ended\n"), "{}", text(&said));
+        assert!(text(&said).contains("revoked"), "{}", text(&said));
+        assert!(behind.step().await.is_none(), "closed after saying why");
+
+        let (Ok(said), kept) = kept.step().await.unwrap();
+        assert!(
+            text(&said).starts_with("event: resync\n"),
+            "{}",
+            text(&said)
+        );
+        let (Ok(said), _) = kept.step().await.unwrap();
+        assert!(text(&said).contains("event: state\n"), "{}", text(&said));
         state.storage.close().await;
     }
 }
