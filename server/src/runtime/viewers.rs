@@ -108,7 +108,8 @@ impl Viewers {
     }
 
     /// How many streams are open (under any sign-in).
-    pub fn streams(&self) -> usize {
+    #[cfg(test)]
+    fn streams(&self) -> usize {
         lock(&self.open).values().map(|e| e.streams).sum()
     }
 }
