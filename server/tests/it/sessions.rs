@@ -7,6 +7,7 @@ use crate::support;
 use cutover_core::role::Role;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use serde_json::{Value, json};
+use std::time::{Duration, Instant};
 use support::{TestApp, open_plan, spiralogic};
 
 /// The `cutover_session=...` pair from a response's Set-Cookie.
@@ -215,21 +216,11 @@ async fn a_share_link_is_read_only_limited_to_its_rollout_and_revocable() {
         401,
         "revoked link's session ends"
     );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(12);
-    loop {
-        let (name, data) = watching.next().await;
-        if name == "ended" {
-            assert!(
-                data["reason"].as_str().unwrap().contains("revoked"),
-                "{data}"
-            );
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the revoked stakeholder's stream is still open"
-        );
-    }
+    let ended = watching.ended_event(Duration::from_secs(12)).await;
+    assert!(
+        ended["reason"].as_str().unwrap().contains("revoked"),
+        "{ended}"
+    );
     let reopened = app.get_as(None, share["path"].as_str().unwrap()).await;
     assert_eq!(reopened.status().as_u16(), 404);
 }
@@ -428,27 +419,17 @@ async fn a_revoked_user_loses_each_of_its_streams_and_no_one_else_does() {
         .await
         .unwrap();
     assert!(storage.revoke_user("test-operator").await.unwrap());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(12);
     for stream in &mut revoked {
-        loop {
-            let (name, data) = stream.next().await;
-            if name == "ended" {
-                assert!(
-                    data["reason"].as_str().unwrap().contains("revoked"),
-                    "{data}"
-                );
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "a revoked operator's stream is still open"
-            );
-        }
+        let ended = stream.ended_event(Duration::from_secs(12)).await;
+        assert!(
+            ended["reason"].as_str().unwrap().contains("revoked"),
+            "{ended}"
+        );
         assert!(stream.ended().await, "closed after saying why");
     }
     // The viewer's stream goes on past the check that ended the others.
-    let until = std::time::Instant::now() + cutover_server::runtime::viewers::RECHECK;
-    while std::time::Instant::now() < until {
+    let until = Instant::now() + cutover_server::runtime::viewers::RECHECK;
+    while Instant::now() < until {
         let (name, _) = kept.next().await;
         assert_ne!(name, "ended", "the viewer was never revoked");
     }

@@ -321,6 +321,22 @@ impl EventStream {
         }
     }
 
+    /// The data of the `ended` event a stream whose sign-in ended gets before it closes,
+    /// events before it skipped; panics if none comes within `within`.
+    pub async fn ended_event(&mut self, within: Duration) -> Value {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let (name, data) = self.next().await;
+            if name == "ended" {
+                return data;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the stream is still open after {within:?}"
+            );
+        }
+    }
+
     /// The data of the next event called `name`, skipping others.
     pub async fn next_named(&mut self, name: &str) -> Value {
         loop {
