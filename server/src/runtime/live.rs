@@ -41,6 +41,8 @@ pub enum Message {
     Ended(u64),
     /// The server is shutting down: every stream ends, so connections drain.
     Closing,
+    /// Nothing was sent for a while: a comment, so proxies keep quiet streams open.
+    KeepAlive,
 }
 
 /// The newest tick, whole: what a viewer starts from.
@@ -65,6 +67,8 @@ pub struct Live {
     /// Held while a tick is made into a delta and sent, so ticks go out one at a time. Never
     /// held by an action's state event: a kill waits on nothing here.
     newest: Mutex<Option<Newest>>,
+    /// Whether anything was sent since the last `keep_alive`.
+    sent_lately: std::sync::atomic::AtomicBool,
 }
 
 impl Default for Live {
@@ -78,6 +82,7 @@ impl Default for Live {
                 next_seq: 1,
             }),
             newest: Mutex::new(None),
+            sent_lately: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -161,7 +166,22 @@ impl Live {
         history.events.push_back(sent.clone());
         // No receivers is fine: nobody is watching.
         let _ = self.sender.send(Message::Event(sent.clone()));
+        self.sent_lately
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         sent
+    }
+
+    /// Sends every stream a keep-alive comment if nothing was sent since the last call; returns
+    /// whether it did. Called every few seconds (`viewers::run`), so a stream never needs a
+    /// timer of its own.
+    pub fn keep_alive(&self) -> bool {
+        let quiet = !self
+            .sent_lately
+            .swap(false, std::sync::atomic::Ordering::Relaxed);
+        if quiet {
+            let _ = self.sender.send(Message::KeepAlive);
+        }
+        quiet
     }
 
     /// Ends the streams signed in under `sign_in` (an id from `viewers::Watching`).
@@ -302,6 +322,21 @@ mod tests {
         assert!(live.since(&live.id(7)).is_none(), "forgotten: start again");
         let oldest = live.latest() - HISTORY as u64;
         assert_eq!(live.since(&live.id(oldest)).unwrap().len(), HISTORY);
+    }
+
+    /// Streams hear a keep-alive only when the rollout was quiet since the last call.
+    #[test]
+    fn keep_alive_only_after_a_quiet_while() {
+        let live = Live::default();
+        let mut receiver = live.subscribe();
+        assert!(live.keep_alive(), "nothing sent yet");
+        assert!(matches!(receiver.try_recv(), Ok(Message::KeepAlive)));
+        tick(&live);
+        assert!(!live.keep_alive(), "a tick went out since");
+        assert!(matches!(receiver.try_recv(), Ok(Message::Event(_))));
+        assert!(receiver.try_recv().is_err(), "no keep-alive beside a tick");
+        assert!(live.keep_alive(), "quiet since the last call");
+        assert!(matches!(receiver.try_recv(), Ok(Message::KeepAlive)));
     }
 
     /// The first tick goes out whole, the next as a delta naming it; a viewer starting now

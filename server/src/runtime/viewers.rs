@@ -141,7 +141,8 @@ impl Drop for Watching {
 }
 
 /// Every few seconds, checks each open stream's sign-in once and ends the streams of those that
-/// no longer sign anyone in.
+/// no longer sign anyone in, and sends a keep-alive to the streams of a rollout that was quiet
+/// meanwhile (the evaluator's ticks are each second, but it may be stopped or stalled).
 pub async fn run(state: AppState) {
     let mut every = tokio::time::interval(RECHECK);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -149,6 +150,9 @@ pub async fn run(state: AppState) {
     loop {
         every.tick().await;
         check(&state).await;
+        for rollout in state.rollouts.values() {
+            rollout.live.keep_alive();
+        }
     }
 }
 
