@@ -261,7 +261,7 @@ impl Viewer {
         match self.receiver.recv().await {
             Ok(Message::Event(sent)) => Next::Sent(sent),
             Ok(Message::KeepAlive) => Next::KeepAlive,
-            Ok(Message::Ended(id)) if id == self.watching.id() => Next::Ended,
+            Ok(Message::Ended(ids)) if ids.contains(&self.watching.id()) => Next::Ended,
             Ok(Message::Ended(_)) => Next::Nothing,
             Ok(Message::Closing) | Err(RecvError::Closed) => Next::End,
             Err(RecvError::Lagged(missed)) => Next::Lagged(missed),
@@ -330,6 +330,36 @@ mod tests {
         state.storage.close().await;
     }
 
+    /// However many sign-ins end in one round, no other viewer falls behind for it: their ends
+    /// go out once, as one message.
+    #[tokio::test]
+    async fn many_ends_at_once_push_no_other_viewer_behind() {
+        use crate::runtime::viewers::check;
+        let data = tempfile::tempdir().unwrap();
+        let (state, rollout) = loaded(data.path()).await;
+        let role = cutover_core::role::Role::Viewer;
+        let token = state
+            .storage
+            .upsert_user("kept", role, now())
+            .await
+            .unwrap();
+        let kept = viewer(&state, &rollout, SignIn::Token(token));
+        let many = 3 * live::CLIENT_BUFFER;
+        let gone: Vec<_> = (0..many)
+            .map(|i| viewer(&state, &rollout, SignIn::Token(format!("unknown-{i}"))))
+            .collect();
+        assert_eq!(check(&state).await, many);
+        assert_eq!(check(&state).await, 0, "told once");
+        rollout.live.send_state(&rollout.snapshot(now()).await);
+        let (Ok(said), _) = kept.step().await.unwrap();
+        assert!(text(&said).contains("event: update\n"), "{}", text(&said));
+        for stream in gone {
+            let (Ok(said), _) = stream.step().await.unwrap();
+            assert!(text(&said).starts_with("event: ended\n"), "{}", text(&said));
+        }
+        state.storage.close().await;
+    }
+
     /// A stream that fell so far behind that it never read its sign-in's end still ends, with
     /// the reason; one whose sign-in holds is resynced instead.
     #[tokio::test]
@@ -339,8 +369,8 @@ mod tests {
         let revoked = SignIn::Token("revoked".into());
         let behind = viewer(&state, &rollout, revoked.clone());
         let kept = viewer(&state, &rollout, SignIn::Token("kept".into()));
-        state.viewers.mark_ended(&revoked);
-        rollout.live.send_ended(behind.watching.id());
+        assert!(state.viewers.mark_ended(&revoked, behind.watching.id()));
+        rollout.live.send_ended([behind.watching.id()].into());
         let snapshot = rollout.snapshot(now()).await;
         for _ in 0..=live::CLIENT_BUFFER {
             rollout.live.send_state(&snapshot);

@@ -36,9 +36,9 @@ pub struct Sent {
 pub enum Message {
     /// An event for every viewer.
     Event(Sent),
-    /// The streams signed in under this sign-in (`viewers::Watching::id`) must end: it was
-    /// revoked or has expired.
-    Ended(u64),
+    /// The streams signed in under these sign-ins (`viewers::Watching::id`) must end: they were
+    /// revoked or have expired. One message for all that ended at once.
+    Ended(std::sync::Arc<[u64]>),
     /// The server is shutting down: every stream ends, so connections drain.
     Closing,
     /// Nothing was sent for a while: a comment, so proxies keep quiet streams open.
@@ -184,9 +184,9 @@ impl Live {
         quiet
     }
 
-    /// Ends the streams signed in under `sign_in` (an id from `viewers::Watching`).
-    pub fn send_ended(&self, sign_in: u64) {
-        let _ = self.sender.send(Message::Ended(sign_in));
+    /// Ends the streams signed in under `sign_ins` (ids from `viewers::Watching`).
+    pub fn send_ended(&self, sign_ins: std::sync::Arc<[u64]>) {
+        let _ = self.sender.send(Message::Ended(sign_ins));
     }
 
     /// Ends every stream: the server is shutting down.

@@ -1,10 +1,13 @@
 //! The sign-ins behind open streams, checked again every few seconds so that a revoked user, an
 //! ended session or a revoked share link stops seeing a rollout within seconds. Checked once
-//! per sign-in, not once per stream: ten thousand phones on one share link cost one query, and
-//! a stream holds no timer or query of its own (most of what it once cost the server).
+//! per sign-in, not once per stream (a token's or a browser's many streams cost one query; each
+//! visit of a share link is a session of its own), a few at a time, each within a time limit;
+//! a stream holds no timer or query of its own.
 //!
-//! A sign-in found ended is told to every rollout's live channel (`live::Message::Ended`), which
-//! each stream already listens to; a stream ends on its own sign-in's id and ignores others.
+//! The sign-ins found ended in a round are told once, in one message per rollout on its live
+//! channel (`live::Message::Ended`), which each stream already listens to: however many end at
+//! once, the channel takes one message, so no other viewer falls behind for it. A stream ends
+//! on its own sign-in's id and ignores others; one that fell behind reads its sign-in's mark.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +22,11 @@ use crate::store::Storage;
 
 /// How often the sign-ins of open streams are checked again.
 pub const RECHECK: Duration = Duration::from_secs(5);
+/// Sign-ins checked at once.
+const AT_ONCE: usize = 8;
+/// How long one check may take; past it the sign-in counts as still valid until the next round,
+/// as a storage error does.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// What signed a stream's request in, as it is checked again.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -92,18 +100,24 @@ impl Viewers {
         }
     }
 
-    /// Every sign-in some stream holds now, with its id.
+    /// Every sign-in some stream holds now and not yet found ended, with its id.
     pub fn open(&self) -> Vec<(u64, Arc<SignIn>)> {
         lock(&self.open)
             .iter()
+            .filter(|(_, entry)| !entry.ended)
             .map(|(sign_in, entry)| (entry.id, sign_in.clone()))
             .collect()
     }
 
-    /// Marks `sign_in` as signing no one in, until a stream under it opens again.
-    pub fn mark_ended(&self, sign_in: &SignIn) {
-        if let Some(entry) = lock(&self.open).get_mut(sign_in) {
-            entry.ended = true;
+    /// Marks `sign_in` as signing no one in, until a stream under it opens again; false if its
+    /// entry is no longer the one with `id` (its streams all went, and new ones came).
+    pub fn mark_ended(&self, sign_in: &SignIn, id: u64) -> bool {
+        match lock(&self.open).get_mut(sign_in) {
+            Some(entry) if entry.id == id => {
+                entry.ended = true;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -149,26 +163,38 @@ pub async fn run(state: AppState) {
     every.reset();
     loop {
         every.tick().await;
-        check(&state).await;
+        // First, so a slow database never keeps a quiet stream from its comment.
         for rollout in state.rollouts.values() {
             rollout.live.keep_alive();
         }
+        check(&state).await;
     }
 }
 
-/// One check of every open stream's sign-in at the present time; returns how many ended.
+/// One check of every open stream's sign-in not yet found ended, at the present time; tells
+/// the ones that ended and returns how many.
 pub async fn check(state: &AppState) -> usize {
-    let mut ended = 0;
-    for (id, sign_in) in state.viewers.open() {
-        if !sign_in.still_valid(&state.storage, now()).await {
-            ended += 1;
-            state.viewers.mark_ended(&sign_in);
-            for rollout in state.rollouts.values() {
-                rollout.live.send_ended(id);
-            }
+    use futures::StreamExt;
+    let ended: Vec<u64> = futures::stream::iter(state.viewers.open())
+        .map(|(id, sign_in)| async move {
+            let asked = sign_in.still_valid(&state.storage, now());
+            let valid = tokio::time::timeout(CHECK_TIMEOUT, asked).await;
+            (valid == Ok(false)).then_some((id, sign_in))
+        })
+        .buffer_unordered(AT_ONCE)
+        .filter_map(std::future::ready)
+        .filter(|(id, sign_in)| std::future::ready(state.viewers.mark_ended(sign_in, *id)))
+        .map(|(id, _)| id)
+        .collect()
+        .await;
+    let count = ended.len();
+    if count > 0 {
+        let ended: Arc<[u64]> = ended.into();
+        for rollout in state.rollouts.values() {
+            rollout.live.send_ended(ended.clone());
         }
     }
-    ended
+    count
 }
 
 #[cfg(test)]
@@ -193,8 +219,15 @@ mod tests {
         assert_eq!(viewers.open().len(), 1);
         let again = viewers.watch(link());
         assert_ne!(again.id(), operator.id());
-        viewers.mark_ended(&SignIn::Token("operator".into()));
+        assert!(!viewers.mark_ended(&SignIn::Token("operator".into()), operator.id() + 99));
+        assert!(!operator.ended(), "another entry's id marks nothing");
+        assert!(viewers.mark_ended(&SignIn::Token("operator".into()), operator.id()));
         assert!(operator.ended() && !again.ended());
+        assert_eq!(
+            viewers.open().len(),
+            1,
+            "an ended sign-in is not asked again"
+        );
         let operator_again = viewers.watch(SignIn::Token("operator".into()));
         assert!(!operator.ended(), "signed in again by a stream opening now");
         drop((operator, again, operator_again));
