@@ -95,6 +95,9 @@ pub fn connect(rollout: String) -> LiveRollout {
             };
             // Set on a gap: open the stream again at once, without backing off.
             let mut gap = false;
+            // Set when the server ends the stream for the browser to reconnect: the error the
+            // browser fires then is no outage to show.
+            let mut renewing = false;
             // A whole state waits here for the whole tick the server sends right after it, so
             // the page renders and lays out both at once, not twice (a first chart sooner).
             let mut held: Option<Snapshot> = None;
@@ -124,7 +127,9 @@ pub fn connect(rollout: String) -> LiveRollout {
                                 "cutover:event-received"
                             });
                             match receive(live, &kind, &text, &mut held) {
+                                Received::Renewing => renewing = true,
                                 Received::Fresh => {
+                                    renewing = false;
                                     live.connection.set(Connection::Live);
                                     live.last_event.set(js_sys::Date::now());
                                     // Whole data arrives after every reopen; only a change
@@ -157,6 +162,7 @@ pub fn connect(rollout: String) -> LiveRollout {
                             }
                         }
                         // Between connections: the EventSource is retrying, or has given up.
+                        Event::Error if renewing => {}
                         Event::Error => live.connection.set(Connection::Down),
                     }
                 }
@@ -218,6 +224,8 @@ fn show_held(live: LiveRollout, held: &mut Option<Snapshot>) {
 enum Received {
     Fresh,
     Unreadable,
+    /// The server is ending the stream for the browser to reconnect.
+    Renewing,
     /// The stream must start again whole, for this reason.
     Gap(String),
 }
@@ -283,6 +291,9 @@ fn receive(live: LiveRollout, kind: &str, text: &str, held: &mut Option<Snapshot
                 Err(reason) => Received::Gap(reason),
             }
         }
+        // The stream reached its lifetime: the browser reconnects by itself in half a second
+        // with its last event id, missing nothing.
+        "renew" => Received::Renewing,
         // The server dropped events this page was too slow for; a whole state follows.
         _ => {
             let reason = serde_json::from_str::<serde_json::Value>(text)

@@ -67,7 +67,7 @@ impl GateStatus {
 }
 
 impl TriggerStatus {
-    /// `FIRED`, `BREACHING`, `OVER, NOT ARMED`, `NO DATA` or `OK`. A trigger that is not
+    /// `FIRED`, `BREACHING`, `OVER, NOT ARMED`, `NO DATA` or `QUIET`. A trigger that is not
     /// armed in this stage cannot act, so its condition being true is not called a breach.
     pub fn word(&self) -> &'static str {
         match (self.fired, self.verdict) {
@@ -75,7 +75,7 @@ impl TriggerStatus {
             (false, Verdict::Pass) if self.armed => "BREACHING",
             (false, Verdict::Pass) => "OVER, NOT ARMED",
             (false, Verdict::NoData) => "NO DATA",
-            _ => "OK",
+            _ => "QUIET",
         }
     }
 
@@ -84,25 +84,73 @@ impl TriggerStatus {
         self.fired || (self.armed && self.verdict == Verdict::Pass)
     }
 
+    /// Why there is no data, or the values the condition reads (`p95(latency_ms) 424ms`),
+    /// without the comparison: a trigger's comparison is its alarm line, and "424ms > 900ms"
+    /// beside a quiet trigger reads as a false statement.
     pub fn observed(&self) -> String {
-        self.reason
-            .clone()
-            .unwrap_or_else(|| observed(&self.comparisons))
+        if let Some(reason) = &self.reason {
+            return reason.clone();
+        }
+        self.comparisons
+            .iter()
+            .map(|c| {
+                let unit = c.unit.clone().unwrap_or_default();
+                format!("{} {}", c.left, unit.format(c.left_value))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
-    /// `true for 30s of 2m`, `kill after 2m`, or `not armed in this stage`.
+    /// What the trigger does and when: `kills past 900ms for 10m`, `true for 30s of 2m, then
+    /// kills`, or `not armed in this stage`.
     pub fn state_text(&self) -> String {
+        let (verb, done) = match self.action {
+            crate::plan::TriggerAction::Kill => ("kills", "killed"),
+            crate::plan::TriggerAction::StepBack => ("steps back", "stepped back"),
+            crate::plan::TriggerAction::Alert => ("alerts", "alerted"),
+        };
         if !self.armed {
-            "not armed in this stage".to_string()
+            format!("not armed in this stage ({verb} {})", self.limits())
+        } else if self.fired {
+            format!("{done}: {} for {}", self.limits(), self.for_.human())
         } else if self.true_for > Span(0) {
             format!(
-                "true for {} of {}",
+                "true for {} of {}, then {verb}",
                 self.true_for.human(),
                 self.for_.human()
             )
+        } else if self.for_ > Span(0) {
+            format!("{verb} {} for {}", self.limits(), self.for_.human())
         } else {
-            format!("{:?} after {}", self.action, self.for_.human()).to_lowercase()
+            format!("{verb} {}", self.limits())
         }
+    }
+
+    /// Where the alarm lines are, in words: `past 900ms`, or with several comparisons each
+    /// named: `p95(latency_ms) past 900ms and error_rate past 5%`.
+    fn limits(&self) -> String {
+        let one = self.comparisons.len() == 1;
+        self.comparisons
+            .iter()
+            .map(|c| {
+                let unit = c.unit.clone().unwrap_or_default();
+                let direction = match c.op.as_str() {
+                    ">" => "past",
+                    ">=" => "at or past",
+                    "<" => "below",
+                    "<=" => "at or below",
+                    "==" => "at",
+                    _ => "away from",
+                };
+                let limit = format!("{direction} {}", unit.format(c.right_value));
+                if one {
+                    limit
+                } else {
+                    format!("{} {limit}", c.left)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" and ")
     }
 }
 
@@ -174,7 +222,7 @@ mod tests {
         assert_eq!((t.word(), t.alarming()), ("FIRED", true));
         t.fired = false;
         t.verdict = Verdict::Fail;
-        assert_eq!((t.word(), t.alarming()), ("OK", false));
+        assert_eq!((t.word(), t.alarming()), ("QUIET", false));
     }
 
     #[test]
@@ -252,5 +300,72 @@ mod tests {
         gates[0].guards_current = true;
         gates[0].verdict = Verdict::Pass;
         assert!(actions(&gates, &[]).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod trigger_words {
+    use crate::expr::CmpTrace;
+    use crate::gates::{TriggerStatus, Verdict};
+    use crate::plan::{Severity, TriggerAction};
+    use crate::time::Span;
+    use crate::unit::Unit;
+
+    fn trigger(verdict: Verdict, armed: bool, fired: bool, true_for: i64) -> TriggerStatus {
+        TriggerStatus {
+            id: "slow".into(),
+            title: "Slow".into(),
+            expr: "p95(latency_ms) > 900".into(),
+            verdict,
+            reason: None,
+            comparisons: vec![CmpTrace {
+                left: "p95(latency_ms)".into(),
+                left_value: Some(if verdict == Verdict::Pass {
+                    1200.0
+                } else {
+                    424.0
+                }),
+                op: ">".into(),
+                right: "900".into(),
+                right_value: Some(900.0),
+                holds: Some(verdict == Verdict::Pass),
+                unit: Some(Unit::parse("ms")),
+            }],
+            action: TriggerAction::Kill,
+            severity: Severity::Critical,
+            for_: Span(600_000),
+            true_for: Span(true_for),
+            armed,
+            fired,
+        }
+    }
+
+    /// A quiet trigger never reads as a comparison that is false ("424ms > 900ms"): it says
+    /// its value, and what it does past which line.
+    #[test]
+    fn a_quiet_trigger_says_what_it_would_do() {
+        let quiet = trigger(Verdict::Fail, true, false, 0);
+        assert_eq!(quiet.word(), "QUIET");
+        assert!(!quiet.alarming());
+        assert_eq!(quiet.observed(), "p95(latency_ms) 424ms");
+        assert_eq!(quiet.state_text(), "kills past 900ms for 10m");
+    }
+
+    #[test]
+    fn breaching_fired_and_unarmed_triggers_say_so() {
+        let breaching = trigger(Verdict::Pass, true, false, 30_000);
+        assert_eq!(breaching.word(), "BREACHING");
+        assert!(breaching.alarming());
+        assert_eq!(breaching.state_text(), "true for 30s of 10m, then kills");
+        let fired = trigger(Verdict::Pass, true, true, 600_000);
+        assert_eq!(fired.word(), "FIRED");
+        assert_eq!(fired.state_text(), "killed: past 900ms for 10m");
+        let unarmed = trigger(Verdict::Pass, false, false, 0);
+        assert_eq!(unarmed.word(), "OVER, NOT ARMED");
+        assert!(!unarmed.alarming());
+        assert_eq!(
+            unarmed.state_text(),
+            "not armed in this stage (kills past 900ms)"
+        );
     }
 }

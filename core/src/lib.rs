@@ -7,6 +7,7 @@ pub mod chain;
 pub mod chart;
 pub mod delta;
 pub mod describe;
+pub mod evidence;
 pub mod expr;
 pub mod flag;
 pub mod gates;

@@ -14,6 +14,8 @@ use crate::time::Millis;
 
 pub use crate::plan::EventKind;
 
+pub mod outbox;
+
 /// One thing to tell people.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Event {

@@ -370,7 +370,7 @@ pub struct AuditEntry {
     pub record: AuditRecord,
     /// Every gate's and trigger's verdict when the action was decided.
     #[serde(default)]
-    pub evidence: serde_json::Value,
+    pub evidence: crate::evidence::Evidence,
 }
 
 /// A page of the audit log, newest first (`GET /api/rollouts/{id}/audit`).

@@ -36,11 +36,37 @@ pub const BACKOFF: Backoff = Backoff {
 };
 const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Why a delivery failed: what every viewer may read, and the receiver's own words, which
+/// may carry anything (an internal page, a stack trace) and go to operators and leads only.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Failure {
+    pub error: String,
+    /// At most `net::ANSWER_LIMIT` bytes of the receiver's answer.
+    pub answer: Option<String>,
+}
+
+impl From<String> for Failure {
+    fn from(error: String) -> Failure {
+        Failure {
+            error,
+            answer: None,
+        }
+    }
+}
+
+impl From<&str> for Failure {
+    fn from(error: &str) -> Failure {
+        Failure::from(error.to_string())
+    }
+}
+
 /// One actuator of a rollout: the newest desired state for its worker, and how far it got.
 pub struct Handle {
     spec: Actuator,
     desired: watch::Sender<Desired>,
     status: Mutex<ActuatorStatus>,
+    /// The receiver's answer to the last failed call (operators only, never in a snapshot).
+    answer: Mutex<Option<String>>,
 }
 
 impl Handle {
@@ -62,6 +88,7 @@ impl Handle {
             spec,
             desired: watch::channel(initial).0,
             status: Mutex::new(status),
+            answer: Mutex::new(None),
         }
     }
 
@@ -71,14 +98,28 @@ impl Handle {
         state: ApplyState,
         target: &Desired,
         attempts: u32,
-        error: Option<String>,
+        failure: Option<Failure>,
     ) {
+        let (error, answer) = match failure {
+            Some(f) => (Some(f.error), f.answer),
+            None => (None, None),
+        };
+        // A retry in progress keeps the last answer to read; a success or a new failure
+        // replaces it.
+        if state != ApplyState::Applying {
+            *lock(&self.answer) = answer;
+        }
         let mut status = lock(&self.status);
         status.state = state;
         status.version = target.version;
         status.attempts = attempts;
         status.error = error;
         status.at = now();
+    }
+
+    /// The receiver's answer to the last failed call, for operators and leads.
+    pub fn answer(&self) -> Option<String> {
+        lock(&self.answer).clone()
     }
 
     /// A receiver of every desired state from now on, for this actuator's worker.
@@ -102,7 +143,7 @@ impl Handle {
 
 /// Delivers one desired state to the world: `Ok` once it is acknowledged.
 pub trait Deliver: Send + Sync + 'static {
-    fn deliver(&self, desired: &Desired) -> impl Future<Output = Result<(), String>> + Send;
+    fn deliver(&self, desired: &Desired) -> impl Future<Output = Result<(), Failure>> + Send;
 }
 
 /// Hears how far a worker got. `false` means nobody is listening any more: the worker stops.
@@ -112,7 +153,7 @@ pub trait Progress: Send + Sync + 'static {
         state: ApplyState,
         target: &Desired,
         attempts: u32,
-        error: Option<String>,
+        error: Option<Failure>,
     ) -> impl Future<Output = bool> + Send;
 }
 
@@ -143,7 +184,7 @@ pub async fn converge(
             let (state, error) = match result {
                 Ok(()) => (ApplyState::Applied, None),
                 Err(e) => {
-                    tracing::warn!(rollout = %target.rollout, version = target.version, attempts, "actuator failed: {e}");
+                    tracing::warn!(rollout = %target.rollout, version = target.version, attempts, "actuator failed: {}", e.error);
                     (ApplyState::Failed, Some(e))
                 }
             };
@@ -181,25 +222,33 @@ pub struct Applier {
 
 impl Applier {
     pub fn new(spec: Actuator) -> Applier {
-        let http = reqwest::Client::builder()
-            .timeout(CALL_TIMEOUT)
-            .build()
-            .unwrap_or_default();
+        let allow_private = matches!(
+            spec,
+            Actuator::Webhook {
+                allow_private: true,
+                ..
+            }
+        );
+        let http = crate::net::receiver_client(CALL_TIMEOUT, allow_private);
         Applier { spec, http }
     }
 }
 
 impl Deliver for Applier {
-    async fn deliver(&self, desired: &Desired) -> Result<(), String> {
+    async fn deliver(&self, desired: &Desired) -> Result<(), Failure> {
         apply(&self.http, &self.spec, desired).await
     }
 }
 
-async fn apply(http: &reqwest::Client, spec: &Actuator, desired: &Desired) -> Result<(), String> {
+async fn apply(http: &reqwest::Client, spec: &Actuator, desired: &Desired) -> Result<(), Failure> {
     match spec {
         Actuator::Webhook {
-            url, secret_env, ..
+            url,
+            secret_env,
+            allow_private,
+            ..
         } => {
+            crate::net::refuse_target(url, *allow_private)?;
             let mut request = http
                 .post(url)
                 .header(
@@ -217,13 +266,13 @@ async fn apply(http: &reqwest::Client, spec: &Actuator, desired: &Desired) -> Re
                 .send()
                 .await
                 .map_err(|e| format!("cannot reach the webhook: {}", crate::net::root_cause(&e)))?;
-            let status = response.status();
-            if status.is_success() {
-                Ok(())
-            } else {
-                let body = response.text().await.unwrap_or_default();
-                let body: String = body.chars().take(200).collect();
-                Err(format!("webhook answered {status}: {}", body.trim()))
+            let answer = crate::net::Answer::read(response).await;
+            match answer.failure("the webhook") {
+                None => Ok(()),
+                Some(error) => Err(Failure {
+                    error,
+                    answer: Some(answer.text).filter(|t| !t.is_empty()),
+                }),
             }
         }
         Actuator::EnvFile { path, .. } => {
@@ -232,7 +281,7 @@ async fn apply(http: &reqwest::Client, spec: &Actuator, desired: &Desired) -> Re
             tokio::task::spawn_blocking(move || write_atomically(&path, &text))
                 .await
                 .map_err(|e| format!("writer failed: {e}"))?
-                .map_err(|e| e.to_string())
+                .map_err(|e| e.to_string().into())
         }
     }
 }
@@ -257,10 +306,12 @@ fn write_atomically(path: &std::path::Path, text: &str) -> std::io::Result<()> {
         std::process::id(),
         crate::store::random_hex()
     ));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp)?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    // The flags can say more than a stranger on the machine should read.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp)?;
     file.write_all(text.as_bytes())?;
     file.sync_all()?;
     std::fs::rename(&tmp, path).map_err(|e| {
@@ -289,7 +340,7 @@ mod tests {
     }
 
     impl Deliver for Receiver {
-        async fn deliver(&self, desired: &Desired) -> Result<(), String> {
+        async fn deliver(&self, desired: &Desired) -> Result<(), Failure> {
             tokio::time::sleep(self.latency).await;
             if self.down.load(Ordering::SeqCst) {
                 return Err("connection refused".into());
@@ -303,7 +354,7 @@ mod tests {
     struct Statuses(Arc<Mutex<Vec<(ApplyState, u64)>>>);
 
     impl Progress for Statuses {
-        async fn report(&self, state: ApplyState, t: &Desired, _: u32, _: Option<String>) -> bool {
+        async fn report(&self, state: ApplyState, t: &Desired, _: u32, _: Option<Failure>) -> bool {
             lock(&self.0).push((state, t.version));
             true
         }
@@ -434,5 +485,11 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "A=3\n");
         let leftovers = std::fs::read_dir(path.parent().unwrap()).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary files left behind");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{mode:o}");
+        }
     }
 }

@@ -10,7 +10,8 @@
 //! - `cli`: the `cutover` binary's commands;
 //! - `clock`: the wall clock and lock recovery, a leaf every layer may use.
 //!
-//! `app(state)` builds the router (tests call it), `serve(listener, state, shutdown)` runs it.
+//! `app(state, edge)` builds the router, `serve(listener, state, shutdown)` runs it
+//! (`serve_with` with the edge's options: trusted proxies, stream limits).
 
 pub mod actuate;
 pub mod cli;
@@ -22,8 +23,9 @@ pub mod runtime;
 pub mod sources;
 pub mod store;
 
+pub use http::admission::Options as ServeOptions;
 pub use http::router::app;
-pub use http::serve::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER, serve};
+pub use http::serve::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS, serve, serve_with};
 pub use runtime::state::AppState;
 
 /// Starts what runs beside the handlers: the evaluator, the Prometheus poller, the follower of
@@ -38,5 +40,6 @@ pub fn spawn_background(
         tokio::spawn(runtime::replicas::follow(state.clone())),
         tokio::spawn(runtime::janitor::run(state.clone())),
         tokio::spawn(runtime::viewers::run(state.clone())),
+        tokio::spawn(runtime::outboxes::run(state.clone())),
     ]
 }

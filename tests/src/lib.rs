@@ -121,9 +121,10 @@ impl Demo {
     }
 
     /// Starts `cutover demo --fresh` given one core, `cpu`, as a server on a machine of one
-    /// core would be (the benches' "server on one core").
+    /// core would be (the benches' "server on one core"). The benches open thousands of
+    /// streams with one viewer's token, so that token may hold them.
     pub fn start_on_cpu(cpu: usize) -> anyhow::Result<Demo> {
-        Demo::spawn(&["--fresh"], Some(cpu))
+        Demo::spawn(&["--fresh", "--streams-per-sign-in", "20000"], Some(cpu))
     }
 
     fn spawn(args: &[&str], cpu: Option<usize>) -> anyhow::Result<Demo> {

@@ -2,7 +2,6 @@
 //! (each gate's values against its thresholds, the triggers breaching, the checklists still
 //! open), as stored when it was taken, not as things are now.
 
-use cutover_core::gates::GateStatus;
 use cutover_core::rollout::AuditEntry;
 use cutover_core::snapshot::Snapshot;
 use leptos::prelude::*;
@@ -32,14 +31,11 @@ pub fn Record(
             ))
         );
         let reason = r.reason.clone().map(|r| format!("“{r}”"));
-        let gates: Vec<GateStatus> = entry
+        let rows = entry
             .evidence
-            .get("gates")
+            .gates()
+            .iter()
             .cloned()
-            .and_then(|g| serde_json::from_value(g).ok())
-            .unwrap_or_default();
-        let rows = gates
-            .into_iter()
             .map(|g| {
                 view! {
                     <tr>
@@ -53,29 +49,14 @@ pub fn Record(
             .collect_view();
         let breaching: Vec<String> = entry
             .evidence
-            .get("triggers")
-            .and_then(|t| t.as_array())
-            .map(|ts| {
-                ts.iter()
-                    .filter(|t| t["verdict"] == "pass")
-                    .filter_map(|t| t["id"].as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
+            .triggers_breaching()
+            .map(|t| t.id.clone())
+            .collect();
         let open: Vec<String> = entry
             .evidence
-            .get("checklists")
-            .and_then(|c| c.as_object())
-            .map(|lists| {
-                lists
-                    .iter()
-                    .filter_map(|(id, l)| {
-                        let n = l["open"].as_array().map_or(0, Vec::len);
-                        (n > 0).then(|| format!("{id} ({n} open)"))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+            .checklists_open()
+            .map(|(id, n)| format!("{id} ({n} open)"))
+            .collect();
         Some(view! {
             <section class="panel record" data-testid="record">
                 <h2>"Record behind the marker"</h2>

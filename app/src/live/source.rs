@@ -16,7 +16,9 @@ use crate::boot::EarlyStream;
 
 /// The named events a rollout's stream sends, and `error`, which the browser fires when the
 /// connection fails (it is retrying, or has given up and closed).
-const KINDS: [&str; 6] = ["state", "update", "tick", "delta", "resync", "error"];
+const KINDS: [&str; 7] = [
+    "state", "update", "tick", "delta", "resync", "renew", "error",
+];
 
 pub enum Event {
     /// A named event with its data.

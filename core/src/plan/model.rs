@@ -58,6 +58,10 @@ pub(crate) struct RawNotify {
     pub min_severity: Option<Severity>,
     #[serde(default)]
     pub escalate_after: Option<Spanned<String>>,
+    /// Calls to a loopback, private, link-local or metadata address are refused unless the
+    /// plan says the receiver lives there.
+    #[serde(default)]
+    pub allow_private: bool,
 }
 
 /// `[[role]]`: a role of the plan's own, beyond the built-in ones.
@@ -80,6 +84,9 @@ pub(crate) struct RawActuator {
     pub secret_env: Option<Spanned<String>>,
     #[serde(default)]
     pub path: Option<Spanned<String>>,
+    /// See `RawNotify::allow_private`.
+    #[serde(default)]
+    pub allow_private: bool,
 }
 
 /// `[rollback]`: what a kill publishes instead of "every flag off".
@@ -287,6 +294,9 @@ pub enum Actuator {
         url: String,
         /// Environment variable holding the bearer secret sent with each call.
         secret_env: Option<String>,
+        /// The receiver may be on a loopback, private or link-local address.
+        #[serde(default)]
+        allow_private: bool,
     },
     EnvFile {
         id: String,
@@ -329,6 +339,9 @@ pub struct Channel {
     pub min_severity: Severity,
     /// An alert nobody acknowledged this long goes to the next channel.
     pub escalate_after: Option<Span>,
+    /// The receiver may be on a loopback, private or link-local address.
+    #[serde(default)]
+    pub allow_private: bool,
 }
 
 /// What happened, as a `[[notify]]` channel's `events` names it (`core::notify` makes them).

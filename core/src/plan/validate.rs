@@ -826,6 +826,7 @@ fn channels(raw: &[RawNotify], p: &mut Problems) -> Vec<Channel> {
             events,
             min_severity: c.min_severity.unwrap_or(Severity::Info),
             escalate_after,
+            allow_private: c.allow_private,
         });
     }
     out
@@ -865,6 +866,7 @@ fn actuators(raw: &[RawActuator], p: &mut Problems) -> Vec<Actuator> {
                     id,
                     url: text.clone(),
                     secret_env: a.secret_env.as_ref().map(|s| s.get_ref().clone()),
+                    allow_private: a.allow_private,
                 });
             }
             "env_file" => {

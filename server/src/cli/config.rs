@@ -27,6 +27,11 @@ pub struct Config {
     pub plans: Option<PathBuf>,
     /// Where people reach the dashboard; `https://...` turns on secure cookies and HSTS.
     pub public_url: Option<String>,
+    /// Proxies in front whose forwarding headers name the client (addresses or CIDR ranges).
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    /// Live streams one token or browser session may hold open.
+    pub streams_per_sign_in: Option<usize>,
     /// `[[notify]]` channels for every plan that declares none (checked by
     /// `cutover_core::plan::parse_channels`, which reads them from the same text).
     #[serde(default, rename = "notify")]

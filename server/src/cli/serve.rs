@@ -56,8 +56,21 @@ pub(super) struct ServerArgs {
     /// load balancer).
     #[arg(long, env = "CUTOVER_PUBLIC_URL", value_name = "URL")]
     public_url: Option<String>,
+    /// A proxy in front (an address or a CIDR range, repeatable): its `Forwarded` and
+    /// `X-Forwarded-For` name the client, and it has no per-address connection cap. Nobody
+    /// else's forwarding headers are believed.
+    #[arg(
+        long = "trusted-proxy",
+        env = "CUTOVER_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_name = "CIDR"
+    )]
+    trusted_proxies: Vec<String>,
+    /// Live streams one token or browser session may hold open [default: 16].
+    #[arg(long, env = "CUTOVER_STREAMS_PER_SIGN_IN", value_name = "N")]
+    streams_per_sign_in: Option<usize>,
     /// A TOML file with `addr`, `data_dir`, `database`, `prometheus`, `prometheus_interval`,
-    /// `public_url` and `plans`; flags win over it.
+    /// `public_url`, `trusted_proxies`, `streams_per_sign_in` and `plans`; flags win over it.
     #[arg(long, env = "CUTOVER_CONFIG")]
     config: Option<PathBuf>,
 }
@@ -72,6 +85,8 @@ pub(super) struct Settings {
     public_url: Option<String>,
     /// Channels for plans that declare none (the config file's `[[notify]]`).
     pub(super) notify: Vec<cutover_core::plan::Channel>,
+    /// How the server meets the network.
+    pub(super) edge: crate::ServeOptions,
 }
 
 impl Settings {
@@ -88,6 +103,21 @@ impl ServerArgs {
             None => Config::default(),
         };
         let default_addr: SocketAddr = DEFAULT_ADDR.parse().map_err(|e| format!("{e}"))?;
+        let proxies = if self.trusted_proxies.is_empty() {
+            file.trusted_proxies.clone()
+        } else {
+            self.trusted_proxies.clone()
+        };
+        let mut edge = crate::ServeOptions {
+            trusted_proxies: crate::http::peer::TrustedProxies::parse(&proxies)?,
+            ..crate::ServeOptions::default()
+        };
+        if let Some(n) = self.streams_per_sign_in.or(file.streams_per_sign_in) {
+            if n == 0 {
+                return Err("streams_per_sign_in: at least 1".into());
+            }
+            edge.streams_per_sign_in = n;
+        }
         Ok(Settings {
             addr: self.addr.or(file.addr).unwrap_or(default_addr),
             data_dir: self
@@ -108,6 +138,7 @@ impl ServerArgs {
                 .or(file.public_url)
                 .map(|u| u.trim_end_matches('/').to_string()),
             notify: file.notify,
+            edge,
         })
     }
 }
@@ -221,7 +252,13 @@ pub(super) async fn serve(settings: &Settings, bound: Bound) -> anyhow::Result<(
         None => None,
     };
     let background = crate::spawn_background(&state, prometheus);
-    crate::serve(listener, state.clone(), stop_signal()).await?;
+    crate::serve_with(
+        listener,
+        state.clone(),
+        settings.edge.clone(),
+        stop_signal(),
+    )
+    .await?;
     for task in background {
         task.abort();
     }

@@ -40,11 +40,27 @@ pub struct ActionBody {
     pub decision: Option<Decision>,
 }
 
+/// The longest reason or note kept: a paragraph, not a document (each is stored in the audit
+/// log, sent to every viewer and to every channel).
+pub const MAX_TEXT_BYTES: usize = 4 * 1024;
+
 fn body(bytes: &Bytes) -> Result<ActionBody, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(ActionBody::default());
     }
-    serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("body: {e}")))
+    let body: ActionBody =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::BadRequest(format!("body: {e}")))?;
+    for (name, text) in [("reason", &body.reason), ("note", &body.note)] {
+        if let Some(text) = text
+            && text.len() > MAX_TEXT_BYTES
+        {
+            return Err(ApiError::BadRequest(format!(
+                "{name}: at most {MAX_TEXT_BYTES} bytes (this one has {})",
+                text.len()
+            )));
+        }
+    }
+    Ok(body)
 }
 
 /// The longest `Idempotency-Key` accepted.

@@ -3,7 +3,7 @@
 //! is also embedded brotli- and gzip-compressed (made by build.rs), sent as the client accepts.
 
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::http::error::ApiError;
@@ -38,10 +38,30 @@ impl Coding {
     }
 }
 
-pub async fn serve(uri: Uri, headers: HeaderMap) -> Response {
+pub async fn serve(method: Method, uri: Uri, headers: HeaderMap) -> Response {
     let path = uri.path().trim_start_matches('/');
-    let (path, file) = match Dist::get(path) {
-        Some(file) if !path.is_empty() => (path, file),
+    let found = Dist::get(path).filter(|_| !path.is_empty());
+    // Only reading is served: a POST to an unknown path (an exporter pointed at the wrong
+    // URL) must fail, not "succeed" with a web page.
+    if method != Method::GET && method != Method::HEAD {
+        return if found.is_some() {
+            (
+                StatusCode::METHOD_NOT_ALLOWED,
+                [(header::ALLOW, "GET, HEAD")],
+                format!("{method} is not allowed on /{path}"),
+            )
+                .into_response()
+        } else {
+            ApiError::NotFound(format!("no endpoint {method} {}", uri.path())).into_response()
+        };
+    }
+    // A missing asset (a stale `/app-abc.js` after a deploy) is a 404, not the page: only a
+    // navigation path (no file extension a browser would fetch as a resource) gets the app.
+    if found.is_none() && is_asset_path(path) {
+        return ApiError::NotFound(format!("no file {}", uri.path())).into_response();
+    }
+    let (path, file) = match found {
+        Some(file) => (path, file),
         _ => match Dist::get("index.html") {
             Some(file) => ("index.html", file),
             None => {
@@ -180,6 +200,13 @@ fn inline_scripts(html: &str) -> impl Iterator<Item = &str> {
     })
 }
 
+/// Whether `path` names a file a browser fetches as a resource (`app-abc.js`, `x.wasm`,
+/// `favicon.ico`) rather than a page of the app (`r/lens-v1`, `r/v1.2/wall`).
+fn is_asset_path(path: &str) -> bool {
+    let last = path.rsplit('/').next().unwrap_or_default();
+    last.contains('.') && mime_guess::from_path(last).first().is_some()
+}
+
 pub async fn api_not_found(uri: Uri) -> ApiError {
     ApiError::NotFound(format!("no API endpoint {}", uri.path()))
 }
@@ -199,6 +226,22 @@ mod tests {
 
     fn pick(value: &str) -> Option<Coding> {
         preferred(&accept(value), [Coding::Br, Coding::Gzip].into_iter())
+    }
+
+    #[test]
+    fn resources_are_told_from_pages() {
+        for asset in [
+            "app-abc.js",
+            "x/app_bg.wasm",
+            "favicon.ico",
+            "style.css",
+            "a.json",
+        ] {
+            assert!(is_asset_path(asset), "{asset}");
+        }
+        for page in ["", "r/lens-v1", "r/lens-v1/wall", "r/v1.2", "v1/metrics"] {
+            assert!(!is_asset_path(page), "{page}");
+        }
     }
 
     #[test]

@@ -33,9 +33,22 @@ pub fn session_id(state: &AppState, headers: &HeaderMap) -> Option<String> {
 /// Header a cookie session must send with mutating requests.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-/// An authenticated caller.
+/// An authenticated caller: who, and what they signed in with.
 #[derive(Debug, Clone)]
-pub struct Caller(pub User);
+pub struct Caller(pub User, pub Credential);
+
+/// What a caller signed in with, as the limits on live streams count it: a token (one per
+/// user), a browser session, or the share link a stakeholder's session was opened with (every
+/// visit of a link is a session of its own, so the link is what counts).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Credential {
+    /// The user's name (a user has one token).
+    Token(String),
+    /// The session id.
+    Session(String),
+    /// The share link's id.
+    Share(String),
+}
 
 impl Caller {
     /// 403 unless the caller holds one of `roles`; `action` names what was attempted.
@@ -138,7 +151,8 @@ pub async fn identify(
             .user_by_token(token)
             .await?
             .ok_or_else(|| ApiError::Unauthenticated("unknown or revoked token".into()))?;
-        return Ok(Caller(user));
+        let credential = Credential::Token(user.name.clone());
+        return Ok(Caller(user, credential));
     }
     let Some(id) = session_id(state, headers) else {
         return Err(ApiError::Unauthenticated(
@@ -151,7 +165,7 @@ pub async fn identify(
         })?;
     if mutating(method) {
         // A share link only ever reads, whatever a plan grants its role; it may sign out.
-        if session.shared && path.trim_start_matches("/api") != "/session" {
+        if session.share.is_some() && path.trim_start_matches("/api") != "/session" {
             return Err(ApiError::Forbidden(
                 "a stakeholder link is read-only".into(),
             ));
@@ -163,5 +177,9 @@ pub async fn identify(
             ));
         }
     }
-    Ok(Caller(session.user))
+    let credential = match session.share {
+        Some(share) => Credential::Share(share),
+        None => Credential::Session(id),
+    };
+    Ok(Caller(session.user, credential))
 }

@@ -3,7 +3,7 @@
 //! what to fix; server faults are 500 with a generic message, and the detail goes to the log.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use cutover_core::rollout::Refusal;
 use serde_json::json;
@@ -36,6 +36,9 @@ pub enum ApiError {
     /// 429: this caller has too much running already.
     #[error("{0}")]
     TooManyRequests(String),
+    /// 429 with `Retry-After` (seconds): a limit that frees up by itself.
+    #[error("{0}")]
+    RetryLater(String, u64),
     /// 500: our fault. The detail is logged, never sent.
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -51,7 +54,9 @@ impl ApiError {
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
-            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_requests"),
+            ApiError::TooManyRequests(_) | ApiError::RetryLater(..) => {
+                (StatusCode::TOO_MANY_REQUESTS, "too_many_requests")
+            }
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -119,6 +124,14 @@ impl IntoResponse for ApiError {
             tracing::error!(error = ?e, "internal error");
         }
         let body = json!({ "error": { "code": code, "message": self.to_string() } });
-        (status, Json(body)).into_response()
+        match self {
+            ApiError::RetryLater(_, seconds) => (
+                status,
+                [(header::RETRY_AFTER, seconds.to_string())],
+                Json(body),
+            )
+                .into_response(),
+            _ => (status, Json(body)).into_response(),
+        }
     }
 }

@@ -3,12 +3,15 @@
 //! nothing themselves.
 
 pub mod actions;
+pub mod admission;
 pub mod assets;
 pub mod auth;
 pub mod error;
 pub mod export;
 pub mod heavy;
 pub mod observe;
+pub mod peer;
+pub mod receivers;
 pub mod rollouts;
 pub mod router;
 pub mod serve;

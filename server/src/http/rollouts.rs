@@ -5,7 +5,6 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -13,16 +12,22 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use cutover_core::snapshot::Summary;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::clock::now;
+use crate::http::admission::{Edge, Pass};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
+use crate::http::peer::Peer;
 use crate::runtime::live::{self, Message, Sent};
 use crate::runtime::state::{AppState, Rollout};
 use crate::runtime::viewers::Watching;
 use crate::sources::ingest::{self, IngestReport};
+
+/// Seconds a client refused a stream waits before it asks again.
+const STREAM_RETRY_AFTER: u64 = 5;
 
 /// `GET /api/rollouts`: every rollout the caller may see, with where it stands.
 pub async fn list(State(state): State<AppState>, caller: Caller) -> Json<Vec<Summary>> {
@@ -110,6 +115,8 @@ pub async fn stream(
     State(state): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
+    Extension(edge): Extension<Arc<Edge>>,
+    peer: Option<Extension<Peer>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     caller.may_see(&id)?;
@@ -117,6 +124,12 @@ pub async fn stream(
     let sign_in = crate::http::auth::sign_in(&state, &headers).ok_or_else(|| {
         ApiError::Unauthenticated("a stream needs a token or a session to check again".into())
     })?;
+    let peer = peer.map_or(std::net::Ipv4Addr::LOCALHOST.into(), |p| p.0.0.ip());
+    let client = edge.trusted_proxies.client(peer, &headers);
+    let pass = edge
+        .admission
+        .admit(&caller.1, client)
+        .map_err(|refused| ApiError::RetryLater(refused.to_string(), STREAM_RETRY_AFTER))?;
     // Subscribe before looking back, so nothing falls between the two; duplicates are
     // skipped by sequence number.
     let receiver = rollout.live.subscribe();
@@ -136,6 +149,10 @@ pub async fn stream(
         seen: 0,
         started: false,
         resumed,
+        ticket: Box::new(Ticket {
+            until: std::time::Instant::now() + edge.lifetime(),
+            _pass: Some(pass),
+        }),
     };
     let body = Body::from_stream(futures::stream::unfold(viewer, Viewer::step));
     Ok((
@@ -164,6 +181,18 @@ struct Viewer {
     resumed: Option<Vec<Sent>>,
     /// Set once the stream's last event is queued: it ends after `pending` empties.
     done: bool,
+    /// Its admission, boxed: read once per wake-up, and ten thousand streams pay for its
+    /// size ten thousand times.
+    ticket: Box<Ticket>,
+}
+
+/// A stream's admission: when it ends and its place among the streams.
+struct Ticket {
+    /// When the stream ends for the app to reconnect (checked when it wakes: it keeps no
+    /// timer of its own, and wakes at least at every keep-alive).
+    until: std::time::Instant,
+    /// Its place among the streams, given back when the body is dropped.
+    _pass: Option<Pass>,
 }
 
 /// What ends a stream or adds to it.
@@ -202,6 +231,16 @@ impl Viewer {
             }
             if self.done {
                 return None;
+            }
+            if std::time::Instant::now() >= self.ticket.until {
+                // The browser reconnects by itself half a second later, with its last event
+                // id: nothing is missed, and the stream is admitted and checked anew.
+                self.pending
+                    .push_back(Bytes::from_static(b"retry: 500\n\n"));
+                self.pending
+                    .push_back(live::notice("renew", "this stream reached its lifetime"));
+                self.done = true;
+                continue;
             }
             match self.next().await {
                 Next::Sent(sent) if sent.seq > self.seen => {
@@ -296,6 +335,10 @@ mod tests {
             started: true,
             resumed: None,
             done: false,
+            ticket: Box::new(Ticket {
+                until: std::time::Instant::now() + std::time::Duration::from_secs(3600),
+                _pass: None,
+            }),
         }
     }
 

@@ -12,6 +12,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 
+use crate::http::admission::Edge;
 use crate::http::heavy::Heavy;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -19,8 +20,8 @@ use tower_http::trace::TraceLayer;
 
 use crate::runtime::state::AppState;
 use crate::{
-    http::actions, http::assets, http::export, http::observe, http::rollouts, http::sessions,
-    sources::ingest,
+    http::actions, http::assets, http::export, http::observe, http::receivers, http::rollouts,
+    http::sessions, sources::ingest,
 };
 
 /// How long any request but the live stream may take, body upload included.
@@ -29,7 +30,8 @@ pub const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 /// API answers smaller than this go uncompressed: a packet either way, and less work.
 pub const MIN_COMPRESSED_BYTES: u16 = 1024;
 
-pub fn app(state: AppState) -> Router {
+/// The router for `state`, with `edge` (stream admission, trusted proxies) for the handlers.
+pub fn app(state: AppState, edge: Arc<Edge>) -> Router {
     let https = state.https();
     let api = Router::new()
         .route("/rollouts", get(rollouts::list))
@@ -37,6 +39,7 @@ pub fn app(state: AppState) -> Router {
         .route("/rollouts/{id}/audit", get(actions::audit))
         .route("/rollouts/{id}/flags", get(actions::flags))
         .route("/rollouts/{id}/export.csv", get(export::csv))
+        .route("/rollouts/{id}/receivers", get(receivers::list))
         // The action routes are written once, in core, for the CLI and the app too.
         .route(ActionRoute::Start.pattern(), post(actions::start))
         .route(ActionRoute::Progress.pattern(), post(actions::progress))
@@ -91,6 +94,12 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(observe::health))
         .route("/metrics", get(observe::metrics))
         .route("/s/{secret}", get(sessions::open_share))
+        // A share link's answer sets a session; health may say how the audit chain stands:
+        // neither is for any cache.
+        .route_layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
         .fallback(assets::serve)
         .layer(DefaultBodyLimit::max(ingest::MAX_BODY_BYTES))
         .layer(SetResponseHeaderLayer::if_not_present(
@@ -105,6 +114,16 @@ pub fn app(state: AppState) -> Router {
             header::REFERRER_POLICY,
             HeaderValue::from_static("no-referrer"),
         ))
+        // Never framed (CSP's frame-ancestors, for browsers that read only this), and no
+        // window opened from elsewhere keeps a handle on the kill switch's page.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        ))
         .layer(SetResponseHeaderLayer::overriding(
             header::HeaderName::from_static("permissions-policy"),
             HeaderValue::from_static(
@@ -116,7 +135,8 @@ pub fn app(state: AppState) -> Router {
         // and the kill switch go on.
         .layer(CatchPanicLayer::custom(panic_response))
         // Exports and long chart ranges: off the async workers, bounded per caller.
-        .layer(Extension(Arc::new(Heavy::default())));
+        .layer(Extension(Arc::new(Heavy::default())))
+        .layer(Extension(edge));
     // Served over HTTPS: browsers must never come back over plain HTTP.
     let router = if https {
         router.layer(SetResponseHeaderLayer::overriding(

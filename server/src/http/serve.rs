@@ -1,19 +1,24 @@
 //! The accept loop: HTTP/1.1 connections with a header-read timeout, a global and a per-peer
-//! cap sized to the file-descriptor limit, and a drain on shutdown.
+//! cap sized to the file-descriptor limit (a trusted proxy, which carries everyone, has no
+//! per-peer cap; IPv6 peers count by their /64), the stream admission sized from the same
+//! capacity, and a drain on shutdown.
 
 use std::future::Future;
 
 use tokio::net::TcpListener;
 
 use crate::AppState;
+use crate::http::admission::{Edge, Options};
+use crate::http::peer::{Peer, address_key};
 use crate::http::router::app;
 
 /// Most connections open at once; past it a new connection is closed at accept. Lowered at
 /// start to fit the file-descriptor limit the server could get, so accept never fails for
 /// want of descriptors (which once stalled every request, a kill included, for 45 s).
 pub const MAX_CONNECTIONS: usize = 16_384;
-/// Most connections from one address: one client cannot take every slot.
-pub const MAX_CONNECTIONS_PER_PEER: usize = 4_096;
+/// Most connections from one address, as a share of the capacity: one client cannot take
+/// every slot.
+pub const PEER_SHARE: usize = 4;
 /// How long a client may take to send a request's headers, counted from the connection's
 /// first byte or from the end of the previous response: a silent, slow or idle client cannot
 /// hold a connection longer.
@@ -52,11 +57,36 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, state, Options::default(), shutdown).await
+}
+
+/// `serve` with the edge's settings: trusted proxies, stream limits and lifetime.
+pub async fn serve_with(
+    listener: TcpListener,
+    state: AppState,
+    options: Options,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     use hyper_util::service::TowerToHyperService;
 
-    let capacity = connection_capacity();
-    let router = app(state.clone());
+    let capacity = options
+        .max_connections
+        .map_or_else(connection_capacity, |n| n.max(16));
+    let per_peer = (capacity / PEER_SHARE).max(1);
+    let edge = std::sync::Arc::new(Edge::new(&options, capacity));
+    let limits = edge.admission.limits();
+    tracing::info!(
+        capacity,
+        per_peer,
+        streams = limits.streams,
+        streams_per_sign_in = limits.per_sign_in,
+        streams_per_share = limits.per_share,
+        streams_per_address = limits.per_address,
+        "connection limits"
+    );
+    let router = app(state.clone(), edge.clone());
+    let mut refused = Refusals::default();
     let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(capacity));
     let peers = Peers::default();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
@@ -77,12 +107,24 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Some(slot) = take_slot(&slots, &peers, peer.ip()) else {
-            tracing::warn!(peer = %peer.ip(), "connection limit reached: closing a new connection");
+        let limit = if edge.trusted_proxies.trusts(peer.ip()) {
+            capacity
+        } else {
+            per_peer
+        };
+        let Some(slot) = take_slot(&slots, &peers, peer.ip(), limit) else {
+            refused.count(peer.ip());
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // Each request knows the connection's peer (for the per-address stream limit).
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(Peer(peer));
+                request
+            },
+        ));
         let connection = http.serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
@@ -104,15 +146,45 @@ pub async fn serve(
     Ok(())
 }
 
+/// Connections closed at accept, logged as a count at most every 10 s: a flood of them must
+/// not also flood the log.
+#[derive(Default)]
+struct Refusals {
+    since_logged: u64,
+    last_peer: Option<std::net::IpAddr>,
+    logged_at: Option<std::time::Instant>,
+}
+
+impl Refusals {
+    fn count(&mut self, peer: std::net::IpAddr) {
+        self.since_logged += 1;
+        self.last_peer = Some(peer);
+        let due = self
+            .logged_at
+            .is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(10));
+        if due {
+            tracing::warn!(
+                refused = self.since_logged,
+                last_peer = ?self.last_peer,
+                "connection limit reached: new connections closed at accept"
+            );
+            self.since_logged = 0;
+            self.logged_at = Some(std::time::Instant::now());
+        }
+    }
+}
+
 fn take_slot(
     slots: &std::sync::Arc<tokio::sync::Semaphore>,
     peers: &Peers,
     peer: std::net::IpAddr,
+    limit: usize,
 ) -> Option<Slot> {
+    let peer = address_key(peer);
     let global = slots.clone().try_acquire_owned().ok()?;
     let mut open = crate::clock::lock(peers);
     let n = open.entry(peer).or_default();
-    if *n >= MAX_CONNECTIONS_PER_PEER {
+    if *n >= limit {
         return None;
     }
     *n += 1;

@@ -5,7 +5,7 @@ use std::sync::{Arc, Weak};
 
 use cutover_core::actuate::{ApplyState, Desired};
 
-use crate::actuate::{Applier, BACKOFF, Progress, converge};
+use crate::actuate::{Applier, BACKOFF, Failure, Progress, converge};
 use crate::clock::now;
 use crate::runtime::state::Rollout;
 
@@ -35,7 +35,7 @@ impl Progress for RolloutSink {
         state: ApplyState,
         target: &Desired,
         attempts: u32,
-        error: Option<String>,
+        error: Option<Failure>,
     ) -> bool {
         let Some(rollout) = self.rollout.upgrade() else {
             return false;

@@ -8,6 +8,7 @@ use anyhow::Context;
 
 use crate::clock::{lock, now};
 use cutover_core::actuate::Desired;
+use cutover_core::evidence::{ChecklistEvidence, Evidence};
 use cutover_core::gates::{self, Compiled, Evaluated, Memory};
 use cutover_core::plan::Plan;
 use cutover_core::rollout::{Readiness, RolloutState};
@@ -280,8 +281,8 @@ impl Rollout {
     /// An action's evidence, as the action was decided on `state`: every gate's and
     /// trigger's latest verdict (values, thresholds, held-for, samples) and each checklist's
     /// done and open items.
-    pub fn evidence(&self, state: &RolloutState) -> serde_json::Value {
-        let checklists: serde_json::Map<String, serde_json::Value> = self
+    pub fn evidence(&self, state: &RolloutState) -> Evidence {
+        let checklists = self
             .plan
             .checklists
             .iter()
@@ -293,17 +294,21 @@ impl Rollout {
                 let ids = |items: Vec<&cutover_core::plan::Item>| {
                     items.into_iter().map(|i| i.id.clone()).collect::<Vec<_>>()
                 };
-                let entry = serde_json::json!({ "done": ids(done), "open": ids(open) });
+                let entry = ChecklistEvidence {
+                    done: ids(done),
+                    open: ids(open),
+                };
                 (list.id.clone(), entry)
             })
             .collect();
         let evaluation = lock(&self.evaluation);
         let last = evaluation.last.as_ref();
-        serde_json::json!({
-            "gates": last.map(|e| &e.gates),
-            "triggers": last.map(|e| &e.triggers),
-            "checklists": checklists,
-        })
+        Evidence {
+            gates: last.map(|e| e.gates.clone()),
+            triggers: last.map(|e| e.triggers.clone()),
+            checklists,
+            plan: None,
+        }
     }
 
     /// The other replicas whose buckets are merged here and that wrote within
@@ -467,6 +472,14 @@ impl AppState {
     /// Registers every plan as a rollout in storage and loads its durable state.
     pub async fn load(storage: Storage, plans: Vec<Plan>) -> anyhow::Result<AppState> {
         let mut rollouts = BTreeMap::new();
+        let replica: Arc<str> = crate::store::random_hex()[..12].into();
+        // Stored outboxes: on SQLite all are this server's own from before a restart; on
+        // PostgreSQL only those of replicas that stopped are for this one to take.
+        let stale_before = if storage.single_server() {
+            Millis::MAX
+        } else {
+            now() - crate::store::OUTBOX_STALE
+        };
         for plan in plans {
             let json = serde_json::to_string(&plan)?;
             let hash = crate::store::hash_token(&json);
@@ -508,6 +521,11 @@ impl AppState {
             let memory = storage.load_evaluation(&rollout.plan.id).await?;
             rollout.restore(buckets, memory, at);
             let rollout = Arc::new(rollout);
+            // Adopted before any evaluation can tell an escalation again.
+            let stored = storage
+                .adopt_outboxes(&rollout.plan.id, &replica, stale_before)
+                .await?;
+            rollout.channels.adopt_stored(&rollout.plan.id, stored);
             // The world converges on the stored state after a restart, too.
             crate::runtime::actuators::spawn_workers(&rollout);
             rollout.channels.spawn_workers(&rollout.plan.id);
@@ -516,7 +534,7 @@ impl AppState {
         Ok(AppState {
             storage,
             rollouts: Arc::new(rollouts),
-            replica: crate::store::random_hex()[..12].into(),
+            replica,
             leader: Arc::default(),
             closing: Arc::default(),
             viewers: Arc::default(),

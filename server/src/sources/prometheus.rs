@@ -153,6 +153,10 @@ struct MatrixSeries {
 /// One series' labels (without `__name__`) and its samples as (ms, value).
 pub type Series = (BTreeMap<String, String>, Vec<(Millis, f64)>);
 
+/// The largest answer read from Prometheus: a range query of the plan's series over a chart's
+/// range is far below it; a larger one is refused, not buffered.
+const ANSWER_LIMIT: usize = 32 * 1024 * 1024;
+
 /// A small client for the Prometheus HTTP API.
 #[derive(Clone)]
 pub struct PromClient {
@@ -172,7 +176,7 @@ fn labels(mut metric: BTreeMap<String, String>) -> BTreeMap<String, String> {
 
 impl PromClient {
     pub fn new(config: PromConfig) -> anyhow::Result<PromClient> {
-        let http = reqwest::Client::builder().timeout(config.timeout).build()?;
+        let http = crate::net::trusted_client(config.timeout)?;
         Ok(PromClient { http, config })
     }
 
@@ -201,9 +205,15 @@ impl PromClient {
             }
         })?;
         let status = response.status();
-        let body: ApiResponse = response
-            .json()
+        if status.is_redirection() {
+            return Err(format!(
+                "Prometheus answered {status} (redirects are not followed): point the URL at the server itself"
+            ));
+        }
+        let bytes = crate::net::read_bounded(response, ANSWER_LIMIT)
             .await
+            .map_err(|e| format!("Prometheus answered {status}, unreadable: {e}"))?;
+        let body: ApiResponse = serde_json::from_slice(&bytes)
             .map_err(|e| format!("Prometheus answered {status} with an unreadable body: {e}"))?;
         match (body.status.as_str(), body.data) {
             ("success", Some(data)) => Ok(data),

@@ -21,6 +21,7 @@ mod buckets;
 mod chain;
 mod idempotency;
 mod leases;
+mod outboxes;
 mod rollouts;
 mod sessions;
 mod users;
@@ -28,6 +29,7 @@ mod users;
 // The types stay at `crate::store::...`, where the rest of the crate names them.
 pub use chain::{Verified, verify_on};
 pub use idempotency::{Claim, STALE_CLAIM};
+pub use outboxes::OUTBOX_STALE;
 pub use sessions::{Session, Share};
 pub use users::{User, UserEntry};
 

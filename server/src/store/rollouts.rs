@@ -1,6 +1,7 @@
 //! Rollout rows: registration and plans, the durable state, the audit log, evaluator memory.
 
 use anyhow::Context;
+use cutover_core::evidence::{Evidence, PlanChange};
 use cutover_core::gates::Memory;
 use cutover_core::rollout::{AuditEntry, AuditRecord, RolloutState};
 use cutover_core::time::Millis;
@@ -69,7 +70,7 @@ impl Storage {
         expected_version: u64,
         state: &RolloutState,
         record: &AuditRecord,
-        evidence: &serde_json::Value,
+        evidence: &Evidence,
     ) -> anyhow::Result<Option<i64>> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
@@ -122,7 +123,13 @@ impl Storage {
         if updated.rows_affected() != 1 {
             return Ok(false);
         }
-        let evidence = serde_json::json!({ "plan": { "from": old_hash, "to": new_hash } });
+        let evidence = Evidence {
+            plan: Some(PlanChange {
+                from: old_hash.to_string(),
+                to: new_hash.to_string(),
+            }),
+            ..Evidence::default()
+        };
         self.audit_and_notify(&mut tx, id, record, &evidence)
             .await?;
         tx.commit().await?;
@@ -136,11 +143,11 @@ impl Storage {
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
         id: &str,
         record: &AuditRecord,
-        evidence: &serde_json::Value,
+        evidence: &Evidence,
     ) -> anyhow::Result<i64> {
         let mut entry = serde_json::to_value(record)?;
         if let Some(map) = entry.as_object_mut() {
-            map.insert("evidence".into(), evidence.clone());
+            map.insert("evidence".into(), serde_json::to_value(evidence)?);
         }
         let record_text = entry.to_string();
         let link = super::chain::Entry {

@@ -12,8 +12,8 @@ use super::{Storage, User, hash_token, random_hex};
 pub struct Session {
     pub user: User,
     pub csrf: String,
-    /// Opened with a stakeholder link: read-only, whatever the role may do.
-    pub shared: bool,
+    /// The stakeholder link it was opened with: read-only, whatever the role may do.
+    pub share: Option<String>,
 }
 
 /// user, role, csrf, rollout, share id
@@ -75,7 +75,7 @@ impl Storage {
                     only_rollout: rollout,
                 },
                 csrf,
-                shared: share.is_some(),
+                share,
             })
         }))
     }

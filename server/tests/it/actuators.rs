@@ -77,6 +77,7 @@ id = "hook"
 kind = "webhook"
 url = "{hook}"
 secret_env = "CARGO_PKG_NAME"
+allow_private = true
 
 [[actuator]]
 id = "env"

@@ -52,10 +52,19 @@ async fn committed(s: &Storage, id: &str) {
             version: v + 1,
             ..RolloutState::new()
         };
-        s.commit_action(id, v, &state, &record(v), &serde_json::json!({"v": v}))
-            .await
-            .unwrap()
-            .expect("no race here");
+        s.commit_action(
+            id,
+            v,
+            &state,
+            &record(v),
+            &cutover_core::evidence::Evidence {
+                checklists: [(format!("v{v}"), Default::default())].into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .expect("no race here");
     }
 }
 

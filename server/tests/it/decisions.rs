@@ -11,10 +11,14 @@ use serde_json::{Value, json};
 use support::{TestApp, spiralogic};
 
 async fn report(app: &TestApp, format: &str) -> (i32, String) {
+    report_of(app, "spiralogic", format).await
+}
+
+async fn report_of(app: &TestApp, rollout: &str, format: &str) -> (i32, String) {
     let out = tokio::time::timeout(
         Duration::from_secs(60),
         tokio::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
-            .args(["report", "spiralogic", "--format", format])
+            .args(["report", rollout, "--format", format])
             .env("CUTOVER_SERVER", &app.url)
             .env("CUTOVER_TOKEN", &app.tokens[&Role::Viewer])
             .kill_on_drop(true)
@@ -171,5 +175,104 @@ async fn decisions_keep_the_evidence_seen_and_the_report_lists_them_in_order() {
         values(&json["decisions"][2]["evidence"]["gates"]),
         values(&seen["gates"])
     );
+    app.stop().await;
+}
+
+/// A plan with one trigger that fires, one breaching on its way to a kill, and one quiet.
+fn three_triggers() -> cutover_core::plan::Plan {
+    let text = crate::fixtures::two_stage_plan(
+        "trio",
+        "Trio",
+        r#"
+[[trigger]]
+id = "loud"
+expr = "p95(latency_ms) > 100ms"
+action = "alert"
+
+[[trigger]]
+id = "creeping"
+expr = "p95(latency_ms) > 200ms"
+for = "1h"
+action = "kill"
+
+[[trigger]]
+id = "calm"
+expr = "p95(latency_ms) > 10s"
+action = "kill"
+"#,
+    );
+    cutover_core::plan::parse("trio.toml", &text).unwrap()
+}
+
+/// The report's triggers are the page's: the fired and breaching ones under "breaching",
+/// the quiet one never (it once listed every quiet trigger as breaching, because it read a
+/// trigger's `"fail"` verdict, its condition being false, as a breach).
+#[tokio::test]
+async fn the_report_names_the_triggers_the_page_shows_breaching() {
+    use cutover_core::snapshot::Snapshot;
+    let data = tempfile::tempdir().unwrap();
+    let app = TestApp::start(data.path(), vec![three_triggers()]).await;
+    let (status, body) = app
+        .post(Some(Role::Operator), "/api/rollouts/trio/start", json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let pushed = app
+        .http
+        .post(format!("{}/api/rollouts/trio/events", app.url))
+        .bearer_auth(&app.tokens[&Role::Ingest])
+        .body("{\"values\":{\"latency_ms\":480}}\n".repeat(20))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pushed.status(), 200);
+    let seen: Snapshot = app
+        .wait_for(
+            "/api/rollouts/trio",
+            "loud fired, creeping breaching",
+            |s| {
+                let s: Snapshot = serde_json::from_value(s.clone()).ok()?;
+                let word = |id: &str| s.triggers.iter().find(|t| t.id == id).map(|t| t.word());
+                (word("loud") == Some("FIRED") && word("creeping") == Some("BREACHING"))
+                    .then_some(s)
+            },
+        )
+        .await;
+    let on_page: Vec<&str> = seen
+        .triggers
+        .iter()
+        .filter(|t| t.alarming())
+        .map(|t| t.id.as_str())
+        .collect();
+    assert_eq!(on_page, ["loud", "creeping"]);
+    let (status, after) = app
+        .post(
+            Some(Role::Lead),
+            "/api/rollouts/trio/decisions",
+            json!({"decision": "investigate", "reason": "p95 at 480ms"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{after}");
+
+    let (code, md) = report_of(&app, "trio", "md").await;
+    assert_eq!(code, 0, "{md}");
+    let decision = &md[md.find("decide: investigate").expect("the decision")..];
+    assert!(
+        decision.contains("Triggers breaching: loud (fired), creeping (breaching)\n"),
+        "{md}"
+    );
+    assert!(
+        decision.contains("Triggers not breaching: calm (quiet)\n"),
+        "{md}"
+    );
+    let (code, text) = report_of(&app, "trio", "json").await;
+    assert_eq!(code, 0, "{text}");
+    let json: Value = serde_json::from_str(&text).unwrap();
+    let last = json["decisions"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
+    assert_eq!(last["triggers_breaching"], json!(on_page), "{last}");
     app.stop().await;
 }

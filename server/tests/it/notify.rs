@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 struct Got {
     path: String,
     signature: Option<String>,
+    timestamp: Option<i64>,
     body: Vec<u8>,
     status: u16,
     at: Instant,
@@ -50,6 +51,9 @@ async fn receive(
             .get("x-cutover-signature")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
+        timestamp: headers
+            .get("x-cutover-timestamp")
+            .and_then(|v| v.to_str().ok()?.parse().ok()),
         body: body.to_vec(),
         status,
         at: Instant::now(),
@@ -115,11 +119,13 @@ severity = "critical"
 id = "war-room"
 kind = "slack"
 url = "{base}/slack"
+allow_private = true
 
 [[notify]]
 id = "pager"
 kind = "webhook"
 url = "{base}/hook"
+allow_private = true
 secret_env = "DRILL_HMAC"
 events = ["alert_fired", "kill"]
 
@@ -127,18 +133,21 @@ events = ["alert_fired", "kill"]
 id = "flaky"
 kind = "webhook"
 url = "{base}/flaky"
+allow_private = true
 events = ["kill"]
 
 [[notify]]
 id = "down"
 kind = "webhook"
 url = "http://127.0.0.1:1/nothing"
+allow_private = true
 events = ["kill"]
 
 [[notify]]
 id = "picky"
 kind = "slack"
 url = "{base}/picky"
+allow_private = true
 events = ["stage_entered", "kill"]
 "#
         ),
@@ -260,15 +269,19 @@ async fn the_war_room_is_told_signed_retried_and_never_in_the_way() {
             .is_some_and(|l| l.contains("p95(latency_ms) = ")),
         "{body}"
     );
-    // The signature is the HMAC of exactly the body received, under the shared secret.
-    assert_eq!(
-        alert.signature.as_deref(),
-        Some(cutover_server::notify::signature(b"drill-secret", &alert.body).as_str())
-    );
-    assert_ne!(
-        alert.signature.as_deref(),
-        Some(cutover_server::notify::signature(b"other-secret", &alert.body).as_str())
-    );
+    // The signature is the HMAC of the time and exactly the body received, under the shared
+    // secret, checked as a receiver would with the hmac crate; the time is within a minute.
+    let timestamp = alert.timestamp.expect("a timestamp header");
+    assert!((cutover_server::clock::now() / 1000 - timestamp).abs() < 60);
+    let expected = |key: &[u8]| {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+        mac.update(format!("{timestamp}.").as_bytes());
+        mac.update(&alert.body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    };
+    assert_eq!(alert.signature.as_deref(), Some(expected(b"drill-secret").as_str()));
+    assert_ne!(alert.signature.as_deref(), Some(expected(b"other-secret").as_str()));
     receiver
         .wait("slack", |v| {
             v["text"]
@@ -378,12 +391,14 @@ severity = "warning"
 id = "first"
 kind = "slack"
 url = "{base}/{id}-first"
+allow_private = true
 escalate_after = "3s"
 
 [[notify]]
 id = "second"
 kind = "webhook"
 url = "{base}/{id}-second"
+allow_private = true
 events = ["kill"]
 "#
         ),
@@ -485,11 +500,13 @@ async fn an_actuator_that_keeps_failing_is_told_once() {
 id = "flags"
 kind = "webhook"
 url = "http://127.0.0.1:1/flags"
+allow_private = true
 
 [[notify]]
 id = "ops"
 kind = "webhook"
 url = "{base}/ops"
+allow_private = true
 events = ["actuator_failing"]
 "#
         ),
@@ -541,6 +558,7 @@ async fn a_kill_with_every_channel_down_commits_at_once() {
 id = "refused"
 kind = "webhook"
 url = "http://127.0.0.1:1/refused"
+allow_private = true
 
 [[notify]]
 id = "unset"
@@ -601,4 +619,99 @@ url_env = "CUTOVER_TEST_NEVER_SET"
         assert!(Instant::now() < deadline, "{channels:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// A plan whose first channel escalates to the second after 1 s, both at `base`.
+fn restart_plan(base: &str) -> cutover_core::plan::Plan {
+    let text = crate::fixtures::two_stage_plan(
+        "restart",
+        "Restarted",
+        &format!(
+            r#"
+[[trigger]]
+id = "slow"
+title = "p95 over 500ms"
+expr = "p95(latency_ms) > 500ms"
+window = "1m"
+for = "0s"
+action = "alert"
+severity = "warning"
+
+[[notify]]
+id = "first"
+kind = "webhook"
+url = "{base}/first"
+allow_private = true
+escalate_after = "1s"
+
+[[notify]]
+id = "second"
+kind = "webhook"
+url = "{base}/second"
+allow_private = true
+"#
+        ),
+    );
+    cutover_core::plan::parse("restart.toml", &text).unwrap()
+}
+
+/// The outboxes are stored: a kill told while its channel was down is sent once the channel
+/// is back after a restart, and an alert escalated before the restart is not escalated again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_neither_loses_a_queued_kill_nor_escalates_again() {
+    use crate::support::TestApp;
+    use cutover_core::role::Role;
+    let (receiver, base) = Receiver::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let app = TestApp::start(data.path(), vec![restart_plan(&base)]).await;
+    let (status, _) = app
+        .post(Some(Role::Operator), "/api/rollouts/restart/start", json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let pushed = app
+        .http
+        .post(format!("{}/api/rollouts/restart/events", app.url))
+        .bearer_auth(app.token(Role::Ingest))
+        .body("{\"values\":{\"latency_ms\":900}}\n".repeat(50))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(pushed.status(), 200);
+    let escalation = |v: &Value| v["escalated_from"] == "first" && v["event"] == "alert_fired";
+    receiver.wait("second", escalation).await;
+    app.stop().await;
+
+    // Down while the kill is told: the first channel now points nowhere.
+    let app = TestApp::start(data.path(), vec![restart_plan("http://127.0.0.1:1")]).await;
+    let (status, body) = app
+        .post(
+            Some(Role::Operator),
+            "/api/rollouts/restart/kill",
+            json!({"reason": "told while the channels are down"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.wait_for("/api/rollouts/restart", "the channels failing", |s| {
+        let failing = s["channels"].as_array()?.iter().all(|c| c["failing"] == true);
+        failing.then_some(())
+    })
+    .await;
+    // Stored within a second of the change.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    app.stop().await;
+
+    // Back, after a restart: the kill arrives on both channels, the escalation is not sent
+    // again.
+    let app = TestApp::start(data.path(), vec![restart_plan(&base)]).await;
+    let kill = |v: &Value| v["event"] == "kill";
+    receiver.wait("first", kill).await;
+    receiver.wait("second", kill).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let escalations = receiver
+        .bodies("second")
+        .iter()
+        .filter(|g| serde_json::from_slice::<Value>(&g.body).is_ok_and(|v| escalation(&v)))
+        .count();
+    assert_eq!(escalations, 1, "escalated again after the restart");
+    app.stop().await;
 }

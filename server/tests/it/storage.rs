@@ -104,7 +104,10 @@ async fn rollouts_and_actions(s: &Storage) {
             0,
             &state(1),
             &record(T0, Action::Start),
-            &serde_json::json!({"p95": 120}),
+            &cutover_core::evidence::Evidence {
+                checklists: [("t-30".to_string(), Default::default())].into(),
+                ..Default::default()
+            },
         )
         .await
         .unwrap()
@@ -123,7 +126,7 @@ async fn rollouts_and_actions(s: &Storage) {
             0,
             &state(1),
             &record(T0, Action::Kill),
-            &serde_json::json!({}),
+            &Default::default(),
         )
         .await
         .unwrap();
@@ -144,7 +147,7 @@ async fn rollouts_and_actions(s: &Storage) {
                         Action::Pause
                     },
                 ),
-                &serde_json::json!({}),
+                &Default::default(),
             )
             .await
             .unwrap()
@@ -160,7 +163,7 @@ async fn rollouts_and_actions(s: &Storage) {
     let rest = s.audit("r1", Some(seqs[2]), 10, false).await.unwrap();
     let got: Vec<i64> = rest.iter().map(|e| e.seq).collect();
     assert_eq!(got, vec![seqs[1], seqs[0]]);
-    assert_eq!(rest[1].evidence["p95"], 120);
+    assert!(rest[1].evidence.checklists.contains_key("t-30"));
     assert_eq!(rest[1].record.action.name(), "start");
     assert_eq!(rest[1].record.actor.name, "alice");
     // Markers only: the approvals are left out, whatever the engine.
@@ -183,7 +186,7 @@ async fn racing_commits(s: &Storage) {
                 0,
                 &state(1),
                 &record(T0 + i, Action::Kill),
-                &serde_json::json!({}),
+                &Default::default(),
             )
             .await
             .unwrap()

@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use cutover_core::plan::Plan;
 use cutover_core::role::Role;
+use cutover_server::AppState;
 use cutover_server::clock::now;
 use cutover_server::store::Storage;
-use cutover_server::{AppState, serve};
 use serde_json::Value;
 
 /// A user per role (created, or re-keyed on a restart), with their tokens.
@@ -42,6 +42,19 @@ impl TestApp {
     pub async fn start(data: &Path, plans: Vec<Plan>) -> TestApp {
         let storage = Storage::open_sqlite(data).await.unwrap();
         TestApp::start_on(storage, plans, None).await
+    }
+
+    /// Starts a server for `plans` on `data` with the edge's `options` (trusted proxies,
+    /// stream limits, connection capacity).
+    pub async fn start_with(
+        data: &Path,
+        plans: Vec<Plan>,
+        options: cutover_server::ServeOptions,
+    ) -> TestApp {
+        let storage = Storage::open_sqlite(data).await.unwrap();
+        let tokens = users(&storage).await;
+        let state = AppState::load(storage, plans).await.unwrap();
+        TestApp::serve_with(state, None, tokens, options).await
     }
 
     /// Starts a server reached at `public_url` (https:// turns on secure cookies and HSTS).
@@ -84,6 +97,15 @@ impl TestApp {
         prometheus: Option<cutover_server::sources::prometheus::PromConfig>,
         tokens: BTreeMap<Role, String>,
     ) -> TestApp {
+        TestApp::serve_with(state, prometheus, tokens, Default::default()).await
+    }
+
+    async fn serve_with(
+        state: AppState,
+        prometheus: Option<cutover_server::sources::prometheus::PromConfig>,
+        tokens: BTreeMap<Role, String>,
+        options: cutover_server::ServeOptions,
+    ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         // true: a crash (the evaluator lease is left to run out); false: a clean stop.
@@ -94,7 +116,7 @@ impl TestApp {
         let background = cutover_server::spawn_background(&state, client);
         let done = tokio::spawn(async move {
             let (crashed_tx, crashed_rx) = tokio::sync::oneshot::channel::<bool>();
-            let _ = serve(listener, state.clone(), async move {
+            let _ = cutover_server::serve_with(listener, state.clone(), options, async move {
                 let crashed = rx.await.unwrap_or(false);
                 let _ = crashed_tx.send(crashed);
             })

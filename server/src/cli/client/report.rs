@@ -167,7 +167,12 @@ impl Report<'_> {
             "timeline": self.entries.iter().map(entry).collect::<Vec<_>>(),
             "decisions": self.decisions().map(|e| {
                 let mut v = entry(e);
-                v["evidence"] = e.evidence.clone();
+                v["evidence"] = json!(e.evidence);
+                v["triggers_breaching"] = json!(e
+                    .evidence
+                    .triggers_breaching()
+                    .map(|t| &t.id)
+                    .collect::<Vec<_>>());
                 v
             }).collect::<Vec<_>>(),
             "alerts": self.alerts().map(|e| {
@@ -228,16 +233,11 @@ impl Report<'_> {
             if let Some(reason) = &e.record.reason {
                 let _ = writeln!(out, "Reason: {reason}\n");
             }
-            let gates: Vec<GateStatus> = e
-                .evidence
-                .get("gates")
-                .cloned()
-                .and_then(|g| serde_json::from_value(g).ok())
-                .unwrap_or_default();
+            let gates = e.evidence.gates();
             if !gates.is_empty() {
                 let _ = writeln!(out, "| gate | values | verdict |");
                 let _ = writeln!(out, "|---|---|---|");
-                for g in &gates {
+                for g in gates {
                     let _ = writeln!(
                         out,
                         "| {} | {} | {} |",
@@ -248,31 +248,27 @@ impl Report<'_> {
                 }
                 let _ = writeln!(out);
             }
-            let breaching: Vec<String> = e
-                .evidence
-                .get("triggers")
-                .and_then(Value::as_array)
-                .map(|ts| {
-                    ts.iter()
-                        .filter(|t| t["verdict"] == "fail")
-                        .filter_map(|t| t["id"].as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
+            let (breaching, rest): (Vec<_>, Vec<_>) =
+                e.evidence.triggers().iter().partition(|t| t.alarming());
+            let named = |ts: Vec<&cutover_core::gates::TriggerStatus>| {
+                ts.iter()
+                    .map(|t| format!("{} ({})", t.id, t.word().to_lowercase()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             if !breaching.is_empty() {
-                let _ = writeln!(out, "Triggers breaching: {}\n", breaching.join(", "));
+                let _ = writeln!(out, "Triggers breaching: {}\n", named(breaching));
             }
-            if let Some(lists) = e.evidence.get("checklists").and_then(Value::as_object) {
-                let open: Vec<String> = lists
-                    .iter()
-                    .filter_map(|(id, l)| {
-                        let n = l["open"].as_array().map_or(0, Vec::len);
-                        (n > 0).then(|| format!("{id} ({n} open)"))
-                    })
-                    .collect();
-                if !open.is_empty() {
-                    let _ = writeln!(out, "Checklists open: {}\n", open.join(", "));
-                }
+            if !rest.is_empty() {
+                let _ = writeln!(out, "Triggers not breaching: {}\n", named(rest));
+            }
+            let open: Vec<String> = e
+                .evidence
+                .checklists_open()
+                .map(|(id, n)| format!("{id} ({n} open)"))
+                .collect();
+            if !open.is_empty() {
+                let _ = writeln!(out, "Checklists open: {}\n", open.join(", "));
             }
         }
 

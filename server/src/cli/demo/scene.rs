@@ -63,13 +63,10 @@ impl Scene {
     pub fn story(&self, played: Millis, now: Millis) -> String {
         match self.soon {
             Some((what, at)) if played + at > now => {
-                format!(
-                    "{}: {what} in {}",
-                    self.story,
-                    Span(played + at - now).human()
-                )
+                let when = format!("in {}", Span(played + at - now).human());
+                format!("{}: {}", self.story, what.replace("{in}", &when))
             }
-            Some((what, _)) => format!("{}: {what} already", self.story),
+            Some((what, _)) => format!("{}: {}", self.story, what.replace("{in}", "already")),
             None => self.story.clone(),
         }
     }
@@ -392,6 +389,26 @@ mod tests {
                 "{}",
                 scene.rollout
             );
+        }
+    }
+
+    /// Each "what to look at first" line says when in words, never a `{in}` placeholder.
+    #[test]
+    fn stories_say_when_without_placeholders() {
+        let scenes = examples(MINUTE);
+        let soon: Vec<String> = scenes
+            .iter()
+            .filter(|s| s.soon.is_some())
+            .map(|s| s.story(0, 30_000))
+            .collect();
+        assert!(!soon.is_empty());
+        for story in &soon {
+            assert!(!story.contains('{'), "{story}");
+            assert!(story.contains(" in "), "{story}");
+        }
+        for scene in &scenes {
+            let late = scene.story(0, 10 * MINUTE);
+            assert!(!late.contains('{'), "{late}");
         }
     }
 }
