@@ -4,9 +4,14 @@
 //! beside its state, so a deleted newest entry shows too. Pure: the storage layer reads the
 //! rows, this says whether and where they break.
 //!
-//! What a chain cannot stop: someone able to rewrite the database can recompute every hash
-//! after an edit. The head printed in a launch report and kept outside (a ticket, a chat) is
-//! what makes such a rewrite show.
+//! What a chain alone cannot stop: someone able to rewrite the database can recompute every
+//! hash after an edit, or move the head back after deleting the newest entries. Three things
+//! make that show: the head is signed (`head_mac`, an HMAC-SHA256 under a key the server keeps
+//! outside the database), so a head the server never wrote fails; the stored state must be
+//! the one the newest entry left (`state_follows`), so a database writer cannot un-kill a
+//! rollout without also forging an entry; and the head is published outside the database
+//! (launch reports, audit pages, kill notifications), so a third party holding an older head
+//! sees a rewritten history from the API alone, recomputing the plain SHA-256 links.
 
 use sha2::{Digest, Sha256};
 
@@ -76,14 +81,88 @@ pub enum Break {
         "the chain ends at entry {last:?}, not at the rollout's head: its newest entries were deleted"
     )]
     Truncated { last: Option<i64> },
+    /// The head carries no signature although the server signs every head it writes.
+    #[error("the rollout's head is not signed: it was written around the server")]
+    Unsigned,
+    /// The head's signature is not the server's: the chain was rewritten and the head moved.
+    #[error("the rollout's head is not signed by this server's audit key: the chain was rewritten")]
+    Forged,
+    /// The stored state is not the one the newest entry left.
+    #[error(
+        "the stored state is {stored}, but the newest entry ({seq}) left it {recorded}: the state was changed around the audit log"
+    )]
+    StateMismatch {
+        seq: i64,
+        recorded: String,
+        stored: String,
+    },
+}
+
+/// The signature of a rollout's head: HMAC-SHA256 under `key` of the rollout and its head.
+pub fn head_mac(key: &[u8], rollout: &str, head: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(
+        serde_json::json!(["cutover audit head", rollout, head])
+            .to_string()
+            .as_bytes(),
+    );
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Checks the head's signature under `key`: a head must carry the server's signature.
+pub fn verify_head(
+    key: &[u8],
+    rollout: &str,
+    head: Option<&str>,
+    mac: Option<&str>,
+) -> Result<(), Break> {
+    let Some(head) = head else {
+        return Ok(());
+    };
+    let Some(mac) = mac else {
+        return Err(Break::Unsigned);
+    };
+    // Compared whole: both are hex digests of one length.
+    if head_mac(key, rollout, head) == mac {
+        Ok(())
+    } else {
+        Err(Break::Forged)
+    }
+}
+
+/// Whether the stored phase (`stored`, as `Phase` serialises) is the one the newest entry
+/// recorded after it (`record`, the stored record text with its `after`).
+pub fn state_follows(links: &[Link], stored: &str) -> Result<(), Break> {
+    let Some(last) = links.last() else {
+        return Ok(());
+    };
+    let recorded = serde_json::from_str::<serde_json::Value>(&last.record)
+        .ok()
+        .and_then(|r| r["after"]["phase"].as_str().map(str::to_string));
+    match recorded {
+        Some(recorded) if recorded != stored => Err(Break::StateMismatch {
+            seq: last.seq,
+            recorded,
+            stored: stored.to_string(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 impl Break {
     /// The first entry that breaks (`None`: the break is past the last entry).
     pub fn seq(&self) -> Option<i64> {
         match self {
-            Break::Edited { seq } | Break::Unlinked { seq } | Break::Unsealed { seq } => Some(*seq),
-            Break::Truncated { .. } => None,
+            Break::Edited { seq }
+            | Break::Unlinked { seq }
+            | Break::Unsealed { seq }
+            | Break::StateMismatch { seq, .. } => Some(*seq),
+            Break::Truncated { .. } | Break::Unsigned | Break::Forged => None,
         }
     }
 }
@@ -149,6 +228,51 @@ mod tests {
         let (links, head) = chain(12);
         assert_eq!(verify(&links, head.as_deref()), Ok(12));
         assert_eq!(verify(&[], None), Ok(0));
+    }
+
+    #[test]
+    fn a_head_the_key_never_signed_is_named() {
+        let (links, head) = chain(3);
+        let head = head.as_deref();
+        let mac = head_mac(b"key", "r", head.unwrap());
+        assert_eq!(verify_head(b"key", "r", head, Some(&mac)), Ok(()));
+        assert_eq!(
+            verify_head(b"other", "r", head, Some(&mac)),
+            Err(Break::Forged)
+        );
+        assert_eq!(
+            verify_head(b"key", "other", head, Some(&mac)),
+            Err(Break::Forged)
+        );
+        assert_eq!(verify_head(b"key", "r", head, None), Err(Break::Unsigned));
+        assert_eq!(
+            verify_head(b"key", "r", None, None),
+            Ok(()),
+            "no entries yet"
+        );
+        // A rewritten chain (one entry dropped, the head moved to the new end) keeps the old
+        // signature, which does not sign the new head.
+        let moved = links[1].hash.as_deref();
+        assert_eq!(
+            verify_head(b"key", "r", moved, Some(&mac)),
+            Err(Break::Forged)
+        );
+    }
+
+    #[test]
+    fn a_state_changed_around_the_log_is_named() {
+        let (mut links, _) = chain(2);
+        links[1].record = r#"{"after":{"phase":"killed","stage":null,"traffic":0.0}}"#.into();
+        assert_eq!(state_follows(&links, "killed"), Ok(()));
+        assert_eq!(
+            state_follows(&links, "running"),
+            Err(Break::StateMismatch {
+                seq: links[1].seq,
+                recorded: "killed".into(),
+                stored: "running".into()
+            })
+        );
+        assert_eq!(state_follows(&[], "running"), Ok(()));
     }
 
     #[test]

@@ -318,9 +318,10 @@ async fn deliver(http: &reqwest::Client, spec: &Channel, message: &Queued) -> Re
         let key =
             std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))?;
         let timestamp = now() / 1000;
-        request = request
-            .header("x-cutover-timestamp", timestamp)
-            .header("x-cutover-signature", signature(key.as_bytes(), timestamp, &body));
+        request = request.header("x-cutover-timestamp", timestamp).header(
+            "x-cutover-signature",
+            signature(key.as_bytes(), timestamp, &body),
+        );
     }
     let response = request
         .body(body)
@@ -405,8 +406,7 @@ mod tests {
                     c.fetch_add(1, Ordering::SeqCst);
                     let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
                     let title = body["title"].as_str().unwrap().to_string();
-                    if d.load(Ordering::SeqCst) || (!poison.is_empty() && title.contains(poison))
-                    {
+                    if d.load(Ordering::SeqCst) || (!poison.is_empty() && title.contains(poison)) {
                         return axum::http::StatusCode::SERVICE_UNAVAILABLE;
                     }
                     lock(&t).push(title);
@@ -460,11 +460,18 @@ mod tests {
         receiver.down.store(true, Ordering::SeqCst);
         let handle = channel(&receiver.url);
         for i in 0..300 {
-            handle.push(event(EventKind::GateFailing, &format!("gate {i}")), None, None);
+            handle.push(
+                event(EventKind::GateFailing, &format!("gate {i}")),
+                None,
+                None,
+            );
         }
         handle.push(event(EventKind::Kill, "the kill"), None, None);
         let worker = tokio::spawn(deliver_forever(handle.clone(), "r".into(), FAST));
-        until("a few failed attempts", || receiver.calls.load(Ordering::SeqCst) >= 3).await;
+        until("a few failed attempts", || {
+            receiver.calls.load(Ordering::SeqCst) >= 3
+        })
+        .await;
         let status = handle.status();
         assert_eq!(status.pending, QUEUE);
         assert_eq!(status.dropped, 301 - QUEUE as u64);

@@ -35,7 +35,6 @@ pub fn Record(
             .evidence
             .gates()
             .iter()
-            .cloned()
             .map(|g| {
                 view! {
                     <tr>

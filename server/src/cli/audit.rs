@@ -1,5 +1,7 @@
 //! `cutover audit verify`: checks every rollout's audit chain straight in the server's
-//! database and names the first entry that was edited, deleted or moved after it was written.
+//! database, read-only (it creates nothing, migrates nothing and seals nothing: a stripped log
+//! stays stripped), and names the first entry edited, deleted or moved after it was written,
+//! a head the server's audit key never signed, and a state changed around the log.
 
 use std::process::ExitCode;
 
@@ -27,7 +29,19 @@ enum AuditCommand {
 
 pub(super) async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     let AuditCommand::Verify { rollouts, store } = args.command;
-    let storage = store.open().await?;
+    let storage = match store.open_read_only().await {
+        Ok(storage) => storage,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if storage.audit_key().is_none() {
+        println!(
+            "no audit key ({} or audit.key beside the database): heads are checked unsigned",
+            crate::store::audit_key::ENV
+        );
+    }
     let known = storage.rollout_ids().await?;
     if let Some(unknown) = rollouts.iter().find(|r| !known.contains(r)) {
         eprintln!(
@@ -41,8 +55,11 @@ pub(super) async fn run(args: AuditArgs) -> anyhow::Result<ExitCode> {
     for id in ids {
         let verified = storage.verify_audit(&id).await?;
         let head = verified.head.as_deref().unwrap_or("none");
+        let signed = if verified.signed { ", signed" } else { "" };
         match verified.result {
-            Ok(entries) => println!("{id}: {entries} entries, the chain holds (head {head})"),
+            Ok(entries) => {
+                println!("{id}: {entries} entries, the chain holds (head {head}{signed})")
+            }
             Err(e) => {
                 broken = true;
                 println!("{id}: BROKEN: {e} (head {head})");

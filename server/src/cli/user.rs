@@ -65,6 +65,11 @@ impl StoreArgs {
     pub(super) async fn open(&self) -> anyhow::Result<Storage> {
         Storage::open(self.database.as_deref(), &self.data_dir).await
     }
+
+    /// Opens an existing database to read only: no file made, no migration, nothing sealed.
+    pub(super) async fn open_read_only(&self) -> anyhow::Result<Storage> {
+        Storage::open_read_only(self.database.as_deref(), &self.data_dir).await
+    }
 }
 
 pub(super) async fn run(args: UserArgs) -> anyhow::Result<ExitCode> {

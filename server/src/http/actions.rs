@@ -425,9 +425,13 @@ pub struct AuditQuery {
     /// Only the records that mark the charts (stage changes, kills, overrides, alerts).
     #[serde(default)]
     marks: bool,
+    /// Each entry with its link in the hash chain, to verify from the API alone.
+    #[serde(default)]
+    chain: bool,
 }
 
-/// `GET /api/rollouts/{id}/audit?before=SEQ&limit=N&marks=true`: newest first.
+/// `GET /api/rollouts/{id}/audit?before=SEQ&limit=N&marks=true&chain=true`: newest first,
+/// with the head and the server's check of the whole chain (a broken one said on every page).
 pub async fn audit(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -435,13 +439,22 @@ pub async fn audit(
     crate::http::error::ApiQuery(q): crate::http::error::ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditPage>, ApiError> {
     caller.may_see(&id)?;
-    find(&state, &id)?;
+    let rollout = find(&state, &id)?;
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let entries = state.storage.audit(&id, q.before, limit, q.marks).await?;
+    let entries = state
+        .storage
+        .audit(&id, q.before, limit, q.marks, q.chain)
+        .await?;
     let next_before = entries.last().map(|e| e.seq);
+    let (head, integrity) = rollout.integrity(&state.storage).await?;
+    if !integrity.holds {
+        tracing::warn!(rollout = %id, problem = ?integrity.problem, "the audit chain is broken");
+    }
     Ok(Json(AuditPage {
         entries,
         next_before,
+        head,
+        integrity: Some(integrity),
     }))
 }
 

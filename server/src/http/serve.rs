@@ -143,6 +143,8 @@ pub async fn serve_with(
     {
         tracing::warn!("connections still open after {DRAIN:?}; closing them");
     }
+    // What the channels took or were told last is not lost to the stop.
+    crate::runtime::outboxes::flush(&state).await;
     Ok(())
 }
 

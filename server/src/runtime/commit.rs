@@ -41,7 +41,7 @@ pub async fn commit(
     // Another replica may have acted since this one last heard: a lost race reloads the state
     // and decides again, so a kill still lands (and a progress is refused after a kill).
     let mut attempts = 0;
-    let (next, record) = loop {
+    let (next, record, appended) = loop {
         let readiness = rollout.readiness();
         let (next, record) = rollout::apply(&rollout.plan, &current, &request, &readiness)?;
         let evidence = rollout.evidence(&current);
@@ -49,8 +49,8 @@ pub async fn commit(
             .storage
             .commit_action(&rollout.plan.id, current.version, &next, &record, &evidence)
             .await?;
-        if committed.is_some() {
-            break (next, record);
+        if let Some(appended) = committed {
+            break (next, record, appended);
         }
         attempts += 1;
         match state.storage.load_state(&rollout.plan.id).await? {
@@ -63,7 +63,15 @@ pub async fn commit(
     *current = next;
     rollout.actuate(&current);
     // People are told; queuing never waits on a channel.
-    if let Some(event) = cutover_core::notify::of_record(&rollout.plan, &record) {
+    if let Some(mut event) = cutover_core::notify::of_record(&rollout.plan, &record) {
+        // The head after a kill, kept in the war room's channel, is what shows a later
+        // rewrite of the log to anyone who compares it with the API's.
+        if event.kind == cutover_core::notify::EventKind::Kill {
+            event.lines.push(format!(
+                "Audit log head after entry {}: {}",
+                appended.seq, appended.head
+            ));
+        }
         let page = crate::runtime::evaluator::page(state, &rollout.plan.id);
         rollout.channels.tell(&rollout.plan, &event, page);
     }

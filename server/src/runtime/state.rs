@@ -11,7 +11,7 @@ use cutover_core::actuate::Desired;
 use cutover_core::evidence::{ChecklistEvidence, Evidence};
 use cutover_core::gates::{self, Compiled, Evaluated, Memory};
 use cutover_core::plan::Plan;
-use cutover_core::rollout::{Readiness, RolloutState};
+use cutover_core::rollout::{Integrity, Readiness, RolloutState};
 use cutover_core::series::Frame;
 use cutover_core::snapshot::{Snapshot, Tick};
 use cutover_core::time::Millis;
@@ -87,7 +87,20 @@ pub struct Rollout {
     /// Records accepted and rejected since start, for `/metrics`.
     pub ingested: AtomicU64,
     pub rejected: AtomicU64,
+    /// The last check of the audit chain, by the head it was made at (one check at a time).
+    integrity: tokio::sync::Mutex<Option<CheckedChain>>,
 }
+
+/// An audit chain check and the head and moment it was made at.
+struct CheckedChain {
+    head: Option<String>,
+    at: std::time::Instant,
+    integrity: Integrity,
+}
+
+/// How long a chain check stands for an unchanged head: an edit that leaves the head alone
+/// shows within this.
+const INTEGRITY_FOR: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What a rollout has not yet written to storage (`Rollout::unsaved`).
 pub struct Unsaved {
@@ -121,6 +134,7 @@ impl Rollout {
         );
         let channels = crate::notify::Channels::new(&plan);
         Ok(Rollout {
+            integrity: tokio::sync::Mutex::new(None),
             channels,
             gate_charts: cutover_core::chart::gate_charts(&plan),
             plan,
@@ -309,6 +323,35 @@ impl Rollout {
             checklists,
             plan: None,
         }
+    }
+
+    /// The audit chain's head now and the server's check of the whole chain, made again only
+    /// when the head moved or a minute passed (it reads every entry), one caller at a time.
+    pub async fn integrity(
+        &self,
+        storage: &Storage,
+    ) -> anyhow::Result<(Option<String>, Integrity)> {
+        let head = storage.audit_head(&self.plan.id).await?;
+        let mut checked = self.integrity.lock().await;
+        if let Some(c) = checked.as_ref()
+            && c.head == head
+            && c.at.elapsed() < INTEGRITY_FOR
+        {
+            return Ok((head, c.integrity.clone()));
+        }
+        let verified = storage.verify_audit(&self.plan.id).await?;
+        let integrity = Integrity {
+            holds: verified.result.is_ok(),
+            entries: verified.result.as_ref().copied().unwrap_or(0),
+            problem: verified.result.as_ref().err().map(ToString::to_string),
+            signed: verified.signed,
+        };
+        *checked = Some(CheckedChain {
+            head: verified.head.clone(),
+            at: std::time::Instant::now(),
+            integrity: integrity.clone(),
+        });
+        Ok((verified.head, integrity))
     }
 
     /// The other replicas whose buckets are merged here and that wrote within

@@ -17,6 +17,7 @@ use sqlx::AnyPool;
 use sqlx::Executor;
 use sqlx::any::AnyPoolOptions;
 
+pub mod audit_key;
 mod buckets;
 mod chain;
 mod idempotency;
@@ -27,7 +28,8 @@ mod sessions;
 mod users;
 
 // The types stay at `crate::store::...`, where the rest of the crate names them.
-pub use chain::{Verified, verify_on};
+pub use audit_key::AuditKey;
+pub use chain::{Appended, Verified, verify_on};
 pub use idempotency::{Claim, STALE_CLAIM};
 pub use outboxes::OUTBOX_STALE;
 pub use sessions::{Session, Share};
@@ -73,6 +75,8 @@ pub struct Storage {
     backend: Backend,
     /// PostgreSQL's URL, for the replica listener's own connection.
     url: Option<String>,
+    /// Signs each audit head (outside the database); `None` on PostgreSQL without one set.
+    audit_key: Option<AuditKey>,
 }
 
 impl std::fmt::Debug for Storage {
@@ -91,6 +95,14 @@ pub fn hash_token(token: &str) -> String {
 pub fn random_hex() -> String {
     let bytes: [u8; 24] = rand::random();
     hex::encode(bytes)
+}
+
+/// A read-only SQLite URL for `path`, which must exist (opening must not create it).
+fn sqlite_ro_url(path: &Path) -> anyhow::Result<String> {
+    if !path.is_file() {
+        anyhow::bail!("there is no database at {}", path.display());
+    }
+    Ok(format!("sqlite://{}?mode=ro", path.display()))
 }
 
 /// The PostgreSQL channel on which a committed action names its rollout.
@@ -118,6 +130,63 @@ impl Storage {
     pub async fn open_sqlite(data_dir: &Path) -> anyhow::Result<Storage> {
         std::fs::create_dir_all(data_dir)?;
         Storage::open_sqlite_file(&data_dir.join("cutover.db")).await
+    }
+
+    /// Opens an existing database to read, for `cutover audit verify`: never creates a file,
+    /// applies no migration, seals and signs nothing; a missing SQLite file is an error.
+    pub async fn open_read_only(
+        database: Option<&str>,
+        data_dir: &Path,
+    ) -> anyhow::Result<Storage> {
+        sqlx::any::install_default_drivers();
+        let (url, backend, key_dir) = match database {
+            Some(url) if Backend::of_url(url) == Some(Backend::Postgres) => {
+                (url.to_string(), Backend::Postgres, None)
+            }
+            Some(url) => match url.strip_prefix("sqlite://") {
+                Some(path) => {
+                    let path = Path::new(path);
+                    (
+                        sqlite_ro_url(path)?,
+                        Backend::Sqlite,
+                        path.parent().map(Path::to_path_buf),
+                    )
+                }
+                None => anyhow::bail!(
+                    "--database must be postgres://... or sqlite://PATH, not {:?}",
+                    redact(url)
+                ),
+            },
+            None => (
+                sqlite_ro_url(&data_dir.join("cutover.db"))?,
+                Backend::Sqlite,
+                Some(data_dir.to_path_buf()),
+            ),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(2)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Postgres {
+                        conn.execute("SET default_transaction_read_only = on")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .with_context(|| format!("cannot open {}", redact(&url)))?;
+        let audit_key = match key_dir {
+            Some(dir) => AuditKey::load(&dir, false)?,
+            None => AuditKey::from_env(),
+        };
+        Ok(Storage {
+            pool,
+            backend,
+            url: None,
+            audit_key,
+        })
     }
 
     /// WAL lets readers run beside the writer; `synchronous=FULL` makes a committed action
@@ -153,12 +222,14 @@ impl Storage {
             .await
             .with_context(|| format!("cannot open {}", path.display()))?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        let dir = path.parent().unwrap_or(Path::new("."));
         let storage = Storage {
             pool,
             backend: Backend::Sqlite,
             url: None,
+            audit_key: AuditKey::load(dir, true)?,
         };
-        storage.seal_unchained().await?;
+        storage.seal_listed().await?;
         Ok(storage)
     }
 
@@ -173,13 +244,26 @@ impl Storage {
             .await
             .with_context(|| format!("cannot connect to {}", redact(url)))?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        let audit_key = AuditKey::from_env();
+        if audit_key.is_none() {
+            tracing::warn!(
+                "no {} set: audit heads are not signed (set the same key on every replica)",
+                audit_key::ENV
+            );
+        }
         let storage = Storage {
             pool,
             backend: Backend::Postgres,
             url: Some(url.to_string()),
+            audit_key,
         };
-        storage.seal_unchained().await?;
+        storage.seal_listed().await?;
         Ok(storage)
+    }
+
+    /// The key audit heads are signed with, if there is one.
+    pub fn audit_key(&self) -> Option<&AuditKey> {
+        self.audit_key.as_ref()
     }
 
     pub fn backend(&self) -> Backend {

@@ -3,9 +3,10 @@
 use anyhow::Context;
 use cutover_core::evidence::{Evidence, PlanChange};
 use cutover_core::gates::Memory;
-use cutover_core::rollout::{AuditEntry, AuditRecord, RolloutState};
+use cutover_core::rollout::{AuditEntry, AuditRecord, ChainLink, RolloutState};
 use cutover_core::time::Millis;
 
+use super::chain::Appended;
 use super::{Backend, CHANGES_CHANNEL, Storage};
 
 impl Storage {
@@ -71,7 +72,7 @@ impl Storage {
         state: &RolloutState,
         record: &AuditRecord,
         evidence: &Evidence,
-    ) -> anyhow::Result<Option<i64>> {
+    ) -> anyhow::Result<Option<Appended>> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE rollouts SET state = $1, version = $2, updated_at = $3 WHERE id = $4 AND version = $5",
@@ -86,9 +87,9 @@ impl Storage {
         if updated.rows_affected() != 1 {
             return Ok(None);
         }
-        let seq = self.audit_and_notify(&mut tx, id, record, evidence).await?;
+        let appended = self.audit_and_notify(&mut tx, id, record, evidence).await?;
         tx.commit().await?;
-        Ok(Some(seq))
+        Ok(Some(appended))
     }
 
     /// Maps a rollout onto a changed plan, in one transaction: the new state, the new plan
@@ -144,7 +145,7 @@ impl Storage {
         id: &str,
         record: &AuditRecord,
         evidence: &Evidence,
-    ) -> anyhow::Result<i64> {
+    ) -> anyhow::Result<Appended> {
         let mut entry = serde_json::to_value(record)?;
         if let Some(map) = entry.as_object_mut() {
             map.insert("evidence".into(), serde_json::to_value(evidence)?);
@@ -158,7 +159,7 @@ impl Storage {
             action: record.action.name(),
             record: &record_text,
         };
-        let seq = super::chain::append(tx, &link).await?;
+        let appended = super::chain::append(tx, &link, self.audit_key.as_ref()).await?;
         if self.backend == Backend::Postgres {
             // Delivered to every listening replica when (and only if) the transaction commits.
             sqlx::query("SELECT pg_notify($1, $2)")
@@ -167,18 +168,20 @@ impl Storage {
                 .execute(&mut **tx)
                 .await?;
         }
-        Ok(seq)
+        Ok(appended)
     }
 
     /// Audit entries newest first, `limit` of them, older than `before` when given; with
     /// `marks_only`, only those that mark the charts (no checks or approvals), so a busy
-    /// checklist does not push a day's stage changes out of the charts' reach.
+    /// checklist does not push a day's stage changes out of the charts' reach. With
+    /// `with_chain`, each carries its link in the hash chain as stored.
     pub async fn audit(
         &self,
         id: &str,
         before: Option<i64>,
         limit: i64,
         marks_only: bool,
+        with_chain: bool,
     ) -> anyhow::Result<Vec<AuditEntry>> {
         // Built once: the action names are constants of core, not input.
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
@@ -186,11 +189,22 @@ impl Storage {
                 .map(|a| format!("'{a}'"))
                 .join(", ");
             format!(
-                "SELECT seq, record FROM audit WHERE rollout = $1 AND seq < $2 \
+                "SELECT seq, record, prev_hash, hash, at, actor, role, action FROM audit \
+                 WHERE rollout = $1 AND seq < $2 \
                  AND ($4 = 0 OR action NOT IN ({unmarked})) ORDER BY seq DESC LIMIT $3"
             )
         });
-        let rows: Vec<(i64, String)> = sqlx::query_as(SQL.as_str())
+        type AuditRow = (
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+            i64,
+            String,
+            String,
+            String,
+        );
+        let rows: Vec<AuditRow> = sqlx::query_as(SQL.as_str())
             .bind(id)
             .bind(before.unwrap_or(i64::MAX))
             .bind(limit)
@@ -198,14 +212,39 @@ impl Storage {
             .fetch_all(&self.pool)
             .await?;
         rows.into_iter()
-            .map(|(seq, record)| {
+            .map(|(seq, record, prev_hash, hash, at, actor, role, action)| {
                 let mut v: serde_json::Value = serde_json::from_str(&record)?;
                 if let Some(map) = v.as_object_mut() {
                     map.insert("seq".into(), seq.into());
+                    map.remove("chain");
                 }
-                serde_json::from_value(v).with_context(|| format!("audit entry {seq} of {id}"))
+                let mut entry: AuditEntry = serde_json::from_value(v)
+                    .with_context(|| format!("audit entry {seq} of {id}"))?;
+                if with_chain {
+                    entry.chain = Some(ChainLink {
+                        prev_hash,
+                        hash,
+                        rollout: id.to_string(),
+                        at,
+                        actor,
+                        role,
+                        action,
+                        record,
+                    });
+                }
+                Ok(entry)
             })
             .collect()
+    }
+
+    /// The rollout's audit head now.
+    pub async fn audit_head(&self, id: &str) -> anyhow::Result<Option<String>> {
+        let head: Option<Option<String>> =
+            sqlx::query_scalar("SELECT audit_head FROM rollouts WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(head.flatten())
     }
 
     /// Every rollout's state version: what a replica compares to find actions taken elsewhere.

@@ -48,8 +48,10 @@ async fn committed(s: &Storage, id: &str) {
         .await
         .unwrap();
     for v in 0..ENTRIES {
+        // The state each record says it left.
         let state = RolloutState {
             version: v + 1,
+            phase: Phase::Paused,
             ..RolloutState::new()
         };
         s.commit_action(
@@ -186,7 +188,7 @@ async fn every_tampering_is_named(s: &Storage, direct: &AnyPool, id: &str) {
                 Some(seq)
             }
         };
-        let found = verify_on(&mut tx, id).await.unwrap();
+        let found = verify_on(&mut tx, id, s.audit_key()).await.unwrap();
         let broken = found.result.expect_err("tampering went unseen");
         assert_eq!(
             broken.seq(),
@@ -244,7 +246,12 @@ async fn old_entries_are_sealed_once_and_audit_verify_names_an_edit() {
         .execute(&direct)
         .await
         .unwrap();
-    sqlx::query("UPDATE rollouts SET audit_head = NULL")
+    sqlx::query("UPDATE rollouts SET audit_head = NULL, audit_head_mac = NULL")
+        .execute(&direct)
+        .await
+        .unwrap();
+    // As the sealing migration lists every rollout that exists when it runs.
+    sqlx::query("INSERT INTO audit_seal (rollout) VALUES ('old')")
         .execute(&direct)
         .await
         .unwrap();
@@ -269,7 +276,7 @@ async fn old_entries_are_sealed_once_and_audit_verify_names_an_edit() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(
-        text.starts_with("old: 24 entries, the chain holds (head "),
+        text.starts_with("old: 24 entries, the chain holds (head ") && text.contains(", signed)"),
         "{text}"
     );
 
@@ -301,4 +308,251 @@ async fn old_entries_are_sealed_once_and_audit_verify_names_an_edit() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("there is no rollout \"nope\""));
+}
+
+/// A verifier that knows nothing of cutover's code: it reads the audit pages and the
+/// rollout's state over HTTP, recomputes each link as the API documents it (SHA-256 of the
+/// compact JSON array of the hashed columns), and compares the end with a head it kept from
+/// before. Returns what it found wrong, or `None`.
+async fn third_party_check(
+    http: &reqwest::Client,
+    url: &str,
+    token: &str,
+    id: &str,
+    kept_head: &str,
+) -> Option<String> {
+    use sha2::Digest;
+    let mut links: Vec<serde_json::Value> = Vec::new();
+    let mut before: Option<i64> = None;
+    loop {
+        let mut path = format!("{url}/api/rollouts/{id}/audit?chain=true&limit=500");
+        if let Some(b) = before {
+            path.push_str(&format!("&before={b}"));
+        }
+        let page: serde_json::Value = http
+            .get(path)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if page.get("entries").is_none() {
+            return Some(format!("no audit page: {page}"));
+        }
+        let entries = page["entries"].as_array().expect("an audit page");
+        links.extend(entries.iter().map(|e| e["chain"].clone()));
+        match page["next_before"].as_i64() {
+            Some(next) if entries.len() == 500 => before = Some(next),
+            _ => break,
+        }
+    }
+    links.reverse();
+    let mut prev = String::new();
+    let mut seen_kept = false;
+    for link in &links {
+        let (Some(hash), Some(claimed)) = (link["hash"].as_str(), link["prev_hash"].as_str())
+        else {
+            return Some("an entry carries no hash".into());
+        };
+        if claimed != prev {
+            return Some("an entry does not follow the one before".into());
+        }
+        let content = serde_json::json!([
+            prev,
+            link["rollout"],
+            link["at"],
+            link["actor"],
+            link["role"],
+            link["action"],
+            link["record"]
+        ])
+        .to_string();
+        if hex::encode(sha2::Sha256::digest(content.as_bytes())) != hash {
+            return Some("an entry's hash does not match its content".into());
+        }
+        seen_kept |= hash == kept_head;
+        prev = hash.to_string();
+    }
+    if !seen_kept {
+        return Some("the head kept from before is not in the log: it was rewritten".into());
+    }
+    let state: serde_json::Value = http
+        .get(format!("{url}/api/rollouts/{id}"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let last: serde_json::Value =
+        serde_json::from_str(links.last()?["record"].as_str().unwrap()).unwrap();
+    if last["after"]["phase"] != state["state"]["phase"] {
+        return Some("the state is not the one the newest entry left".into());
+    }
+    None
+}
+
+/// The four ways a database writer can try to rewrite history (delete the newest entries and
+/// move the head; strip every hash and restart; edit an entry and recompute every hash and
+/// the head; un-kill the state), each named by `cutover audit verify` and by a third party
+/// that reads only the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rewrite_is_named_by_audit_verify_and_from_the_api_alone() {
+    use crate::support::{TestApp, open_plan};
+    use serde_json::json;
+    struct Case {
+        name: &'static str,
+        sql: &'static [&'static str],
+        verify_says: &'static str,
+    }
+    let cases = [
+        Case {
+            name: "truncate and move the head",
+            sql: &[
+                "DELETE FROM audit WHERE seq = (SELECT max(seq) FROM audit WHERE rollout = 'ledger')",
+                "UPDATE rollouts SET audit_head = (SELECT hash FROM audit WHERE rollout = 'ledger' ORDER BY seq DESC LIMIT 1), \
+                 state = replace(state, '\"killed\"', '\"running\"') WHERE id = 'ledger'",
+            ],
+            verify_says: "not signed by this server's audit key",
+        },
+        Case {
+            name: "strip every hash",
+            sql: &[
+                "UPDATE audit SET prev_hash = NULL, hash = NULL",
+                "UPDATE rollouts SET audit_head = NULL, audit_head_mac = NULL",
+            ],
+            verify_says: "carries no hash",
+        },
+        Case {
+            name: "edit and recompute",
+            sql: &[],
+            verify_says: "not signed by this server's audit key",
+        },
+        Case {
+            name: "un-kill the state",
+            sql: &[
+                "UPDATE rollouts SET state = replace(state, '\"killed\"', '\"running\"') WHERE id = 'ledger'",
+            ],
+            verify_says: "the state was changed around the audit log",
+        },
+    ];
+    for case in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let app = TestApp::start(dir.path(), vec![open_plan("ledger", 2)]).await;
+        for (action, body) in [
+            ("start", json!({})),
+            ("progress", json!({})),
+            ("kill", json!({"reason": "errors"})),
+        ] {
+            let (status, answer) = app
+                .post(
+                    Some(Role::Operator),
+                    &format!("/api/rollouts/ledger/{action}"),
+                    body,
+                )
+                .await;
+            assert_eq!(status, 200, "{action}: {answer}");
+        }
+        let page = app.get("/api/rollouts/ledger/audit").await;
+        assert_eq!(page["integrity"]["holds"], true, "{page}");
+        assert_eq!(page["integrity"]["signed"], true, "{page}");
+        // The head as a report or a kill notification published it.
+        let kept = page["head"].as_str().unwrap().to_string();
+        let token = app.token(Role::Viewer).to_string();
+        let http = reqwest::Client::new();
+        assert_eq!(
+            third_party_check(&http, &app.url, &token, "ledger", &kept).await,
+            None
+        );
+        app.stop().await;
+
+        let url = format!("sqlite://{}", dir.path().join("cutover.db").display());
+        let direct = AnyPool::connect(&url).await.unwrap();
+        for sql in case.sql {
+            sqlx::query(sql).execute(&direct).await.unwrap();
+        }
+        if case.name == "edit and recompute" {
+            // The kill's reason softened, then every hash and the head recomputed as the
+            // server would (all but the signature, whose key is not in the database).
+            sqlx::query("UPDATE audit SET record = replace(record, 'errors', 'a drill')")
+                .execute(&direct)
+                .await
+                .unwrap();
+            let rows: Vec<(i64, String, i64, String, String, String, String)> = sqlx::query_as(
+                "SELECT seq, rollout, at, actor, role, action, record FROM audit WHERE rollout = 'ledger' ORDER BY seq",
+            )
+            .fetch_all(&direct)
+            .await
+            .unwrap();
+            let mut prev = String::new();
+            for (seq, rollout, at, actor, role, action, record) in rows {
+                let hash =
+                    cutover_core::chain::hash(&prev, &rollout, at, &actor, &role, &action, &record);
+                sqlx::query("UPDATE audit SET prev_hash = $1, hash = $2 WHERE seq = $3")
+                    .bind(&prev)
+                    .bind(&hash)
+                    .bind(seq)
+                    .execute(&direct)
+                    .await
+                    .unwrap();
+                prev = hash;
+            }
+            sqlx::query("UPDATE rollouts SET audit_head = $1 WHERE id = 'ledger'")
+                .bind(&prev)
+                .execute(&direct)
+                .await
+                .unwrap();
+        }
+        direct.close().await;
+
+        // `audit verify` names it, and creates nothing beside the database.
+        let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(["audit", "verify", "--data-dir"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{}: {text}", case.name);
+        assert!(text.contains("ledger: BROKEN: "), "{}: {text}", case.name);
+        assert!(text.contains(case.verify_says), "{}: {text}", case.name);
+
+        // Reopened by the server: nothing is sealed again, and its audit pages say so.
+        let app = TestApp::start(dir.path(), vec![open_plan("ledger", 2)]).await;
+        let page = app.get("/api/rollouts/ledger/audit").await;
+        assert_eq!(page["integrity"]["holds"], false, "{}: {page}", case.name);
+        // Tokens are minted anew at each start.
+        let token = app.token(Role::Viewer).to_string();
+        let found = third_party_check(&http, &app.url, &token, "ledger", &kept).await;
+        println!("{}: the third party found: {found:?}", case.name);
+        assert!(
+            found
+                .as_deref()
+                .is_some_and(|f| !f.starts_with("no audit page")),
+            "{}: the third party saw nothing: {found:?}",
+            case.name
+        );
+        app.stop().await;
+    }
+}
+
+/// `audit verify` reads only: a missing database is an error, and nothing is created.
+#[test]
+fn audit_verify_creates_nothing_and_fails_on_a_missing_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nowhere");
+    let out = Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args(["audit", "verify", "--data-dir"])
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("there is no database"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!missing.exists(), "verify created the data directory");
 }

@@ -187,6 +187,7 @@ fn three_triggers() -> cutover_core::plan::Plan {
 [[trigger]]
 id = "loud"
 expr = "p95(latency_ms) > 100ms"
+for = "0s"
 action = "alert"
 
 [[trigger]]
@@ -198,6 +199,7 @@ action = "kill"
 [[trigger]]
 id = "calm"
 expr = "p95(latency_ms) > 10s"
+for = "0s"
 action = "kill"
 "#,
     );

@@ -280,8 +280,14 @@ async fn the_war_room_is_told_signed_retried_and_never_in_the_way() {
         mac.update(&alert.body);
         format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
     };
-    assert_eq!(alert.signature.as_deref(), Some(expected(b"drill-secret").as_str()));
-    assert_ne!(alert.signature.as_deref(), Some(expected(b"other-secret").as_str()));
+    assert_eq!(
+        alert.signature.as_deref(),
+        Some(expected(b"drill-secret").as_str())
+    );
+    assert_ne!(
+        alert.signature.as_deref(),
+        Some(expected(b"other-secret").as_str())
+    );
     receiver
         .wait("slack", |v| {
             v["text"]
@@ -665,7 +671,11 @@ async fn a_restart_neither_loses_a_queued_kill_nor_escalates_again() {
     let data = tempfile::tempdir().unwrap();
     let app = TestApp::start(data.path(), vec![restart_plan(&base)]).await;
     let (status, _) = app
-        .post(Some(Role::Operator), "/api/rollouts/restart/start", json!({}))
+        .post(
+            Some(Role::Operator),
+            "/api/rollouts/restart/start",
+            json!({}),
+        )
         .await;
     assert_eq!(status, 200);
     let pushed = app
@@ -692,7 +702,10 @@ async fn a_restart_neither_loses_a_queued_kill_nor_escalates_again() {
         .await;
     assert_eq!(status, 200, "{body}");
     app.wait_for("/api/rollouts/restart", "the channels failing", |s| {
-        let failing = s["channels"].as_array()?.iter().all(|c| c["failing"] == true);
+        let failing = s["channels"]
+            .as_array()?
+            .iter()
+            .all(|c| c["failing"] == true);
         failing.then_some(())
     })
     .await;

@@ -111,7 +111,8 @@ async fn rollouts_and_actions(s: &Storage) {
         )
         .await
         .unwrap()
-        .expect("first commit wins");
+        .expect("first commit wins")
+        .seq;
     // Loading the plan again (a restart, a new title) keeps the state.
     s.ensure_rollout("r1", "Rollout one, renamed", "h2", "", "{}", T0 + 1)
         .await
@@ -151,23 +152,27 @@ async fn rollouts_and_actions(s: &Storage) {
             )
             .await
             .unwrap()
-            .unwrap();
+            .unwrap()
+            .seq;
         seqs.push(seq);
     }
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{seqs:?}");
 
     // Audit: newest first, paged by `before`, evidence kept.
-    let page = s.audit("r1", None, 3, false).await.unwrap();
+    let page = s.audit("r1", None, 3, false, false).await.unwrap();
     let got: Vec<i64> = page.iter().map(|e| e.seq).collect();
     assert_eq!(got, vec![seqs[4], seqs[3], seqs[2]]);
-    let rest = s.audit("r1", Some(seqs[2]), 10, false).await.unwrap();
+    let rest = s
+        .audit("r1", Some(seqs[2]), 10, false, false)
+        .await
+        .unwrap();
     let got: Vec<i64> = rest.iter().map(|e| e.seq).collect();
     assert_eq!(got, vec![seqs[1], seqs[0]]);
     assert!(rest[1].evidence.checklists.contains_key("t-30"));
     assert_eq!(rest[1].record.action.name(), "start");
     assert_eq!(rest[1].record.actor.name, "alice");
     // Markers only: the approvals are left out, whatever the engine.
-    let marks = s.audit("r1", None, 10, true).await.unwrap();
+    let marks = s.audit("r1", None, 10, true, false).await.unwrap();
     let got: Vec<i64> = marks.iter().map(|e| e.seq).collect();
     assert_eq!(got, vec![seqs[4], seqs[1], seqs[0]]);
 }
@@ -197,7 +202,13 @@ async fn racing_commits(s: &Storage) {
         winners += usize::from(t.await.unwrap().is_some());
     }
     assert_eq!(winners, 1);
-    assert_eq!(s.audit("race", None, 100, false).await.unwrap().len(), 1);
+    assert_eq!(
+        s.audit("race", None, 100, false, false)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 }
 
 async fn idempotency(s: &Storage) {

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use std::process::ExitCode;
 
 use cutover_core::gates::{GateStatus, Verdict};
-use cutover_core::rollout::{Action, AuditEntry, AuditPage};
+use cutover_core::rollout::{Action, AuditEntry, AuditPage, Integrity};
 use cutover_core::snapshot::Snapshot;
 use serde_json::{Value, json};
 
@@ -38,12 +38,15 @@ pub(super) async fn run(args: ReportArgs) -> Result<ExitCode, ClientError> {
     let snapshot: Snapshot = client.get_json(&format!("/api/rollouts/{id}")).await?;
     let mut entries: Vec<AuditEntry> = Vec::new();
     let mut before: Option<i64> = None;
+    let mut chain: Option<(Option<String>, Option<Integrity>)> = None;
     loop {
         let path = match before {
             Some(b) => format!("/api/rollouts/{id}/audit?limit=500&before={b}"),
             None => format!("/api/rollouts/{id}/audit?limit=500"),
         };
         let page: AuditPage = client.get_json(&path).await?;
+        // The head as of the first (newest) page: what the report publishes.
+        chain.get_or_insert((page.head.clone(), page.integrity.clone()));
         let full = page.entries.len() == 500;
         entries.extend(page.entries);
         match page.next_before {
@@ -52,9 +55,12 @@ pub(super) async fn run(args: ReportArgs) -> Result<ExitCode, ClientError> {
         }
     }
     entries.reverse();
+    let (head, integrity) = chain.unwrap_or((None, None));
     let report = Report {
         snapshot: &snapshot,
         entries: &entries,
+        head: head.as_deref(),
+        integrity: integrity.as_ref(),
     };
     match args.format.as_str() {
         "json" => println!("{}", report.json()),
@@ -67,6 +73,28 @@ pub(super) async fn run(args: ReportArgs) -> Result<ExitCode, ClientError> {
 pub struct Report<'a> {
     pub snapshot: &'a Snapshot,
     pub entries: &'a [AuditEntry],
+    /// The audit log's head when the report was made: kept with the report, it shows any
+    /// later rewrite of the log.
+    pub head: Option<&'a str>,
+    /// The server's check of the chain.
+    pub integrity: Option<&'a Integrity>,
+}
+
+/// The chain's standing in words: `holds (24 entries, head signed)` or `BROKEN: ...`.
+fn chain_words(integrity: Option<&Integrity>) -> String {
+    match integrity {
+        None => "not checked".to_string(),
+        Some(i) if i.holds => format!(
+            "holds ({} entries{})",
+            i.entries,
+            if i.signed {
+                ", head signed"
+            } else {
+                ", head unsigned"
+            }
+        ),
+        Some(i) => format!("BROKEN: {}", i.problem.as_deref().unwrap_or("unknown")),
+    }
 }
 
 /// Whether an entry is a decision (it moved the rollout, or a person judged it).
@@ -181,6 +209,8 @@ impl Report<'_> {
                 v
             }).collect::<Vec<_>>(),
             "final_gates": s.gates,
+            "audit_head": self.head,
+            "audit_chain": self.integrity,
         })
     }
 
@@ -203,7 +233,13 @@ impl Report<'_> {
         if let Some(t0) = s.state.t0 {
             let _ = writeln!(out, "- T-0: {}", clock_time(t0));
         }
-        let _ = writeln!(out, "- {} audit entries\n", self.entries.len());
+        let _ = writeln!(out, "- {} audit entries", self.entries.len());
+        let _ = writeln!(
+            out,
+            "- Audit log head: `{}`; the chain {}\n",
+            self.head.unwrap_or("none"),
+            chain_words(self.integrity)
+        );
 
         let _ = writeln!(out, "## Timeline\n");
         let _ = writeln!(out, "| time (UTC) | who | action | reason |");
