@@ -902,56 +902,69 @@ pub enum ReconcileError {
     },
 }
 
-/// Maps a started rollout's state from the plan it ran under (`old`) onto the plan now loaded
-/// (`new`), by stage id rather than by position, so an edit that inserts or reorders stages
-/// never moves traffic by itself. Any change to where the rollout stands or to what its stage
-/// publishes (traffic, flags) yields an audit record; a stage that is gone is refused.
+/// Maps a rollout's state from the plan it ran under (`old`) onto the plan now loaded (`new`),
+/// by stage id rather than by position, so an edit that inserts or reorders stages never moves
+/// traffic by itself. `edited` says the plan file changed at all (its hash, which counts the
+/// actuators and channels browsers never see): every edit is a new state version with an
+/// audit record, so what the actuators are sent, and where, never changes under one version
+/// (re-pointing the kill webhook, or a kill's rollback flags edited under a killed rollout,
+/// leaves a record). A stage that is gone is refused.
 pub fn reconcile(
     old: &Plan,
     new: &Plan,
     state: &RolloutState,
+    edited: bool,
     at: Millis,
 ) -> Result<Reconciled, ReconcileError> {
-    let Some(index) = state.stage else {
-        return Ok(Reconciled::Unchanged);
-    };
-    let Some(current) = old.stages.get(index) else {
-        return Ok(Reconciled::Unchanged);
-    };
-    let Some(new_index) = new.stages.iter().position(|s| s.id == current.id) else {
-        return Err(ReconcileError::StageRemoved {
-            rollout: new.id.clone(),
-            phase: state.phase.to_string(),
-            stage: current.id.clone(),
-        });
-    };
-    let now = &new.stages[new_index];
     let mut changes = Vec::new();
-    if new_index != index {
-        changes.push(format!(
-            "stage {} moved from #{} to #{} of {}",
-            current.id,
-            index + 1,
-            new_index + 1,
-            new.stages.len()
-        ));
+    let mut next = state.clone();
+    if let Some(index) = state.stage
+        && let Some(current) = old.stages.get(index)
+    {
+        let Some(new_index) = new.stages.iter().position(|s| s.id == current.id) else {
+            return Err(ReconcileError::StageRemoved {
+                rollout: new.id.clone(),
+                phase: state.phase.to_string(),
+                stage: current.id.clone(),
+            });
+        };
+        let now = &new.stages[new_index];
+        if new_index != index {
+            changes.push(format!(
+                "stage {} moved from #{} to #{} of {}",
+                current.id,
+                index + 1,
+                new_index + 1,
+                new.stages.len()
+            ));
+        }
+        if now.traffic != current.traffic || now.shadow != current.shadow {
+            changes.push(format!(
+                "its traffic changed from {}% to {}%{}",
+                current.traffic,
+                now.traffic,
+                if now.shadow { " (shadow)" } else { "" }
+            ));
+        }
+        if now.flags != current.flags {
+            changes.push("its flags changed".to_string());
+        }
+        if state.phase == Phase::Killed
+            && old.rollback_flags(Some(index)) != new.rollback_flags(Some(new_index))
+        {
+            changes.push("what its kill publishes changed (the rollback flags)".to_string());
+        }
+        next.stage = Some(new_index);
     }
-    if now.traffic != current.traffic || now.shadow != current.shadow {
-        changes.push(format!(
-            "its traffic changed from {}% to {}%{}",
-            current.traffic,
-            now.traffic,
-            if now.shadow { " (shadow)" } else { "" }
-        ));
-    }
-    if now.flags != current.flags {
-        changes.push("its flags changed".to_string());
+    if changes.is_empty() && !edited {
+        return Ok(Reconciled::Unchanged);
     }
     if changes.is_empty() {
-        return Ok(Reconciled::Unchanged);
+        changes.push(
+            "nothing it publishes moved, but the plan did (gates, checklists, actuators or channels)"
+                .to_string(),
+        );
     }
-    let mut next = state.clone();
-    next.stage = Some(new_index);
     next.version += 1;
     let record = AuditRecord {
         at,

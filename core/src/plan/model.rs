@@ -154,6 +154,10 @@ pub(crate) struct RawMetric {
     pub source: Option<Spanned<MetricSourceKind>>,
     #[serde(default)]
     pub query: Option<Spanned<String>>,
+    /// The values the metric can take (`[0, 60000]` for a latency in ms): pushed values
+    /// outside are refused, so a broken client cannot bend a percentile with 1e300.
+    #[serde(default)]
+    pub range: Option<Spanned<[f64; 2]>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -541,6 +545,9 @@ pub struct Metric {
     pub source: MetricSourceKind,
     /// PromQL for `source = "prometheus"`.
     pub query: Option<String>,
+    /// The values it can take, inclusive; pushed values outside are refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<[f64; 2]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

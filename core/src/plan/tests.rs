@@ -221,6 +221,26 @@ fn a_mutating_permission_for_viewer_is_an_error() {
     );
 }
 
+#[test]
+fn an_action_for_the_ingest_token_is_an_error() {
+    for (action, role) in [
+        ("kill", "ingest"),
+        ("progress", "ingest"),
+        ("resume", "system"),
+    ] {
+        let text = format!(
+            "{}\n[permissions]\n{action} = [\"operator\", \"{role}\"]\n",
+            minimal()
+        );
+        let errs = errors(&text);
+        assert!(
+            errs.iter()
+                .any(|e| e.contains(&format!("{action} cannot be given to ingest or system"))),
+            "{errs:?}"
+        );
+    }
+}
+
 /// The rollback fields' mistakes point at their place: a misspelt key in `[rollback]`, a
 /// trigger action that does not exist, step back given to viewers.
 #[test]

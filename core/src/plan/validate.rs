@@ -380,6 +380,18 @@ fn metrics(raw: &[RawMetric], p: &mut Problems) -> Vec<Metric> {
                 )),
                 _ => {}
             }
+            let range = m.range.as_ref().and_then(|r| {
+                let [low, high] = *r.get_ref();
+                if low.is_finite() && high.is_finite() && low < high {
+                    Some([low, high])
+                } else {
+                    p.push((
+                        r.span().start,
+                        format!("range [{low}, {high}]: two finite numbers, the first below the second"),
+                    ));
+                    None
+                }
+            });
             Metric {
                 id: m.id.get_ref().clone(),
                 kind: m.kind,
@@ -388,6 +400,7 @@ fn metrics(raw: &[RawMetric], p: &mut Problems) -> Vec<Metric> {
                 values,
                 source,
                 query: m.query.as_ref().map(|q| q.get_ref().clone()),
+                range,
             }
         })
         .collect()
@@ -641,6 +654,19 @@ fn permissions(
                 at,
                 format!(
                     "{name} cannot be given to viewer: viewer is the read-only role (share links sign in as it); give it to operator, product or lead"
+                ),
+            ));
+        }
+        // The ingest token sits in every service's configuration: it may push events, never
+        // act.
+        if list
+            .as_ref()
+            .is_some_and(|l| l.iter().any(|r| r == "ingest" || r == "system"))
+        {
+            p.push((
+                at,
+                format!(
+                    "{name} cannot be given to ingest or system: ingest tokens live in services' configuration and may only push events; give it to operator, product or lead"
                 ),
             ));
         }

@@ -500,7 +500,7 @@ fn a_plan_edit_maps_a_running_rollout_by_stage_id_and_says_so() {
     );
     let new = crate::plan::parse("t.toml", &text).unwrap();
     let state = running_at(0);
-    let Ok(Reconciled::Changed(next, record)) = reconcile(&old, &new, &state, 5) else {
+    let Ok(Reconciled::Changed(next, record)) = reconcile(&old, &new, &state, true, 5) else {
         panic!("the canary moved: a change to record");
     };
     assert_eq!(next.stage, Some(1), "still the canary, by id");
@@ -517,7 +517,10 @@ fn a_plan_edit_maps_a_running_rollout_by_stage_id_and_says_so() {
         "{record:?}"
     );
     // Mapping again onto the same plan changes nothing.
-    assert_eq!(reconcile(&new, &new, &next, 6), Ok(Reconciled::Unchanged));
+    assert_eq!(
+        reconcile(&new, &new, &next, false, 6),
+        Ok(Reconciled::Unchanged)
+    );
 }
 
 #[test]
@@ -525,7 +528,8 @@ fn a_plan_edit_that_changes_the_current_stage_traffic_is_recorded() {
     let old = plan();
     let new =
         crate::plan::parse("t.toml", &PLAN.replacen("traffic = 10", "traffic = 25", 1)).unwrap();
-    let Ok(Reconciled::Changed(next, record)) = reconcile(&old, &new, &running_at(0), 5) else {
+    let Ok(Reconciled::Changed(next, record)) = reconcile(&old, &new, &running_at(0), true, 5)
+    else {
         panic!("traffic changed: a change to record");
     };
     assert_eq!(next.stage, Some(0));
@@ -533,16 +537,54 @@ fn a_plan_edit_that_changes_the_current_stage_traffic_is_recorded() {
     assert_eq!((record.before.traffic, record.after.traffic), (10.0, 25.0));
 }
 
+/// An edit of a kill's rollback flags under a killed rollout changes what actuators are sent:
+/// a new version with a record, never the same version republished with other flags. Any
+/// other edit (a re-pointed webhook, which only the plan's hash sees) is recorded too.
+#[test]
+fn every_plan_edit_is_a_new_version_with_a_record() {
+    let old = plan();
+    let mut killed = running_at(0);
+    killed.phase = Phase::Killed;
+    let mut new = old.clone();
+    new.rollback_flags
+        .insert("NEW_PATH".into(), crate::flag::FlagValue::Bool(false));
+    let Ok(Reconciled::Changed(next, record)) = reconcile(&old, &new, &killed, true, 5) else {
+        panic!("the rollback flags changed under a kill");
+    };
+    assert_eq!(next.version, killed.version + 1);
+    assert!(
+        record
+            .reason
+            .unwrap()
+            .contains("what its kill publishes changed")
+    );
+    let Ok(Reconciled::Changed(next, record)) = reconcile(&old, &old, &running_at(0), true, 5)
+    else {
+        panic!("an edit the plan's body does not show");
+    };
+    assert_eq!(next.version, running_at(0).version + 1);
+    assert!(
+        record
+            .reason
+            .unwrap()
+            .contains("nothing it publishes moved")
+    );
+    assert_eq!(
+        reconcile(&old, &old, &running_at(0), false, 5),
+        Ok(Reconciled::Unchanged)
+    );
+}
+
 #[test]
 fn a_plan_that_drops_the_current_stage_is_refused_and_a_fresh_rollout_is_untouched() {
     let old = plan();
     let new = crate::plan::parse("t.toml", &PLAN.replace("canary", "pilot")).unwrap();
     assert!(matches!(
-        reconcile(&old, &new, &running_at(0), 5),
+        reconcile(&old, &new, &running_at(0), true, 5),
         Err(ReconcileError::StageRemoved { .. })
     ));
     assert_eq!(
-        reconcile(&old, &new, &RolloutState::new(), 5),
+        reconcile(&old, &new, &RolloutState::new(), false, 5),
         Ok(Reconciled::Unchanged)
     );
 }

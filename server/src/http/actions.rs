@@ -21,7 +21,7 @@ use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::http::heavy::Heavy;
 use crate::http::rollouts::find;
-use crate::runtime::commit::commit;
+use crate::runtime::commit::commit_keyed;
 use crate::runtime::state::{AppState, Rollout};
 use crate::store::Claim;
 
@@ -163,6 +163,14 @@ async fn claim(
             .await?
         {
             Claim::Claimed => return Ok(None),
+            // Committed, but its server died before answering: the state as it is now.
+            Claim::Replay(status, body) if body.is_empty() => {
+                let rollout = find(state, id)?;
+                let snapshot = rollout.snapshot(now()).await;
+                let body = serde_json::to_string(&snapshot).map_err(anyhow::Error::from)?;
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                return Ok(Some(json_response(status, body)));
+            }
             Claim::Replay(status, body) => {
                 let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
                 return Ok(Some(json_response(status, body)));
@@ -191,7 +199,7 @@ async fn settle(
     key: Option<&str>,
     request: Request,
 ) -> Result<Response, ApiError> {
-    let result = commit(state, rollout, request)
+    let result = commit_keyed(state, rollout, request, key)
         .await
         .map_err(ApiError::from);
     let Some(key) = key else {

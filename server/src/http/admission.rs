@@ -52,6 +52,8 @@ pub struct Edge {
     pub admission: Arc<Admission>,
     pub trusted_proxies: TrustedProxies,
     pub stream_lifetime: std::time::Duration,
+    /// Failed sign-ins per client address.
+    pub guesses: crate::http::guesses::Guesses,
 }
 
 impl Edge {
@@ -60,6 +62,7 @@ impl Edge {
             admission: Admission::new(Limits::for_capacity(capacity, options.streams_per_sign_in)),
             trusted_proxies: options.trusted_proxies.clone(),
             stream_lifetime: options.stream_lifetime,
+            guesses: Default::default(),
         }
     }
 

@@ -122,7 +122,15 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        identify(state, &parts.headers, &parts.method, parts.uri.path()).await
+        let sent_something = parts.headers.contains_key(AUTHORIZATION)
+            || session_id(state, &parts.headers).is_some();
+        match identify(state, &parts.headers, &parts.method, parts.uri.path()).await {
+            // A wrong token or an ended session counts as a guess from this address.
+            Err(e @ ApiError::Unauthenticated(_)) if sent_something => {
+                Err(crate::http::guesses::client_of(parts).failed(e))
+            }
+            other => other,
+        }
     }
 }
 

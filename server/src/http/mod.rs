@@ -8,6 +8,7 @@ pub mod assets;
 pub mod auth;
 pub mod error;
 pub mod export;
+pub mod guesses;
 pub mod heavy;
 pub mod observe;
 pub mod peer;

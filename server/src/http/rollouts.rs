@@ -73,11 +73,9 @@ pub async fn ingest(
     // Parsing up to 4 MB is CPU work: off the async workers, so it never delays a kill. A
     // small body takes less than the hop to the blocking pool would.
     let work = move || {
-        let text = std::str::from_utf8(&body)
-            .map_err(|_| ApiError::BadRequest("body is not UTF-8".into()))?;
         let at = now();
         let (records, mut report) =
-            ingest::parse_batch(&rollout.plan, text, at).map_err(ApiError::BadRequest)?;
+            ingest::parse_bytes(&rollout.plan, &body, at).map_err(ApiError::BadRequest)?;
         rollout.record(records, at, &mut report);
         Ok::<_, ApiError>(report)
     };

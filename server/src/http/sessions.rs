@@ -13,6 +13,7 @@ use serde::Deserialize;
 use crate::clock::now;
 use crate::http::auth::{Caller, SECURE_SESSION_COOKIE, SESSION_COOKIE, session_id};
 use crate::http::error::ApiError;
+use crate::http::guesses::Client;
 use crate::http::rollouts::find;
 use crate::runtime::state::AppState;
 use crate::store::User;
@@ -52,6 +53,7 @@ pub struct SignIn {
 /// `POST /api/session {"token": ...}`: trades an access token for a session cookie.
 pub async fn sign_in(
     State(state): State<AppState>,
+    client: Client,
     headers: HeaderMap,
     Json(body): Json<SignIn>,
 ) -> Result<Response, ApiError> {
@@ -59,7 +61,9 @@ pub async fn sign_in(
         .storage
         .user_by_token(body.token.trim())
         .await?
-        .ok_or_else(|| ApiError::Unauthenticated("unknown or revoked token".into()))?;
+        .ok_or_else(|| {
+            client.failed(ApiError::Unauthenticated("unknown or revoked token".into()))
+        })?;
     let (id, csrf) = state
         .storage
         .create_session(&user, None, now() + SESSION_LIFETIME)
@@ -189,6 +193,7 @@ pub async fn revoke_share(
 pub async fn open_share(
     State(state): State<AppState>,
     Path(secret): Path<String>,
+    client: Client,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let share = state
@@ -196,7 +201,9 @@ pub async fn open_share(
         .share_by_secret(&secret, now())
         .await?
         .ok_or_else(|| {
-            ApiError::NotFound("this share link is unknown, expired or revoked".into())
+            client.failed(ApiError::NotFound(
+                "this share link is unknown, expired or revoked".into(),
+            ))
         })?;
     let user = User {
         name: format!("stakeholder (link {})", share.id),

@@ -30,6 +30,17 @@ pub async fn commit(
     rollout: &Rollout,
     request: Request,
 ) -> Result<Snapshot, CommitError> {
+    commit_keyed(state, rollout, request, None).await
+}
+
+/// `commit` that settles the idempotency key `key` (claimed for this request) in the action's
+/// own transaction.
+pub async fn commit_keyed(
+    state: &AppState,
+    rollout: &Rollout,
+    request: Request,
+    key: Option<&str>,
+) -> Result<Snapshot, CommitError> {
     let mut current = rollout.lock_state().await;
     if state.storage.backend() == crate::store::Backend::Postgres
         && let Some(stored) = state.storage.load_state(&rollout.plan.id).await?
@@ -47,7 +58,14 @@ pub async fn commit(
         let evidence = rollout.evidence(&current);
         let committed = state
             .storage
-            .commit_action(&rollout.plan.id, current.version, &next, &record, &evidence)
+            .commit_keyed(
+                &rollout.plan.id,
+                current.version,
+                &next,
+                &record,
+                &evidence,
+                key,
+            )
             .await?;
         if let Some(appended) = committed {
             break (next, record, appended);

@@ -525,7 +525,10 @@ impl AppState {
         };
         for plan in plans {
             let json = serde_json::to_string(&plan)?;
-            let hash = crate::store::hash_token(&json);
+            // Actuators and channels are kept out of what browsers get, but not out of the
+            // hash: re-pointing the kill webhook is a plan change, recorded as one.
+            let receivers = serde_json::to_string(&(&plan.actuators, &plan.channels))?;
+            let hash = crate::store::hash_token(&format!("{json}\n{receivers}"));
             let previous = storage.stored_plan(&plan.id).await?;
             if previous.is_none() {
                 register(&storage, &plan, &hash, &json).await?;
@@ -533,8 +536,14 @@ impl AppState {
             let mut state = storage.load_state(&plan.id).await?.unwrap_or_default();
             // A plan that changed under a started rollout is mapped by stage id (or refused)
             // before it is recorded as the plan the rollout runs under.
+            // A hash from before the actuators and channels counted, over the same plan: the
+            // same plan, not an edit.
+            let same_as_before = |old_hash: &str, old_json: &str| {
+                old_json == json && old_hash == crate::store::hash_token(&json)
+            };
             if let Some((old_hash, old_json)) = previous
                 && old_hash != hash
+                && !same_as_before(&old_hash, &old_json)
             {
                 match serde_json::from_str::<Plan>(&old_json) {
                     Ok(old) => {
@@ -634,7 +643,7 @@ async fn reconcile_plan(
     state: RolloutState,
 ) -> anyhow::Result<RolloutState> {
     use cutover_core::rollout::{Reconciled, reconcile};
-    match reconcile(old, new, &state, now())? {
+    match reconcile(old, new, &state, old_hash != new_hash, now())? {
         Reconciled::Unchanged => Ok(state),
         Reconciled::Changed(next, record) => {
             tracing::warn!(rollout = %new.id, "{}", record.reason.as_deref().unwrap_or_default());

@@ -429,6 +429,28 @@ struct Batch<'p, 'a> {
     report: IngestReport,
 }
 
+impl<'a> Batch<'_, 'a> {
+    /// One NDJSON line: the fast reader where it can, the owned one (which words every
+    /// rejection) where it cannot.
+    fn line(&mut self, index: usize, line: &'a str, values: &mut Values<'a>, fast: bool) {
+        if let Some((ts, text)) = read_fast(line, values).filter(|_| fast) {
+            let labels = match self.labels.of_text(text, &mut self.out) {
+                Labels::Set(id) => Some(Ok(id)),
+                Labels::Bad(reason) => Some(Err(reason)),
+                Labels::Unreadable => None,
+            };
+            if let Some(labels) = labels {
+                self.judge(index, ts, labels, values);
+                return;
+            }
+        }
+        match serde_json::from_str(line) {
+            Ok(event) => self.owned(index, event),
+            Err(e) => self.reject(index, "record", e.to_string()),
+        }
+    }
+}
+
 impl Batch<'_, '_> {
     fn reject(&mut self, index: usize, field: &str, reason: String) {
         self.report.reject(Rejection {
@@ -533,25 +555,53 @@ fn parse(
         let mut values = Values::new();
         let lines = body.lines().filter(|l| !l.trim().is_empty());
         for (index, line) in lines.enumerate() {
-            if let Some((ts, text)) = read_fast(line, &mut values).filter(|_| fast) {
-                let labels = match batch.labels.of_text(text, &mut batch.out) {
-                    Labels::Set(id) => Some(Ok(id)),
-                    Labels::Bad(reason) => Some(Err(reason)),
-                    Labels::Unreadable => None,
-                };
-                if let Some(labels) = labels {
-                    batch.judge(index, ts, labels, &mut values);
-                    continue;
-                }
-            }
-            match serde_json::from_str(line) {
-                Ok(event) => batch.owned(index, event),
-                Err(e) => batch.reject(index, "record", e.to_string()),
-            }
+            batch.line(index, line, &mut values, fast);
         }
     }
     Ok((batch.out, batch.report))
 }
+
+/// [`parse_batch`] of a body as sent: NDJSON whose lines are not all UTF-8 keeps its good
+/// lines (a bad byte costs its own line, named, not the batch); a JSON array must be UTF-8.
+pub fn parse_bytes(
+    plan: &Plan,
+    body: &[u8],
+    now: Millis,
+) -> Result<(Records, IngestReport), String> {
+    if let Ok(text) = std::str::from_utf8(body) {
+        return parse_batch(plan, text, now);
+    }
+    if body.trim_ascii_start().starts_with(b"[") {
+        return Err("body is not UTF-8".into());
+    }
+    let mut batch = Batch {
+        plan,
+        now,
+        labels: LabelSets::default(),
+        out: Records::default(),
+        report: IngestReport::default(),
+    };
+    let mut values = Values::new();
+    let lines = body
+        .split(|b| *b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(|l| !l.trim_ascii().is_empty());
+    for (index, line) in lines.enumerate() {
+        match std::str::from_utf8(line) {
+            Ok(line) => batch.line(index, line, &mut values, true),
+            Err(e) => batch.reject(
+                index,
+                "record",
+                format!("not UTF-8 (a bad byte at {})", e.valid_up_to()),
+            ),
+        }
+    }
+    Ok((batch.out, batch.report))
+}
+
+/// A value no metric takes (a latency of 30,000 years in ms, a petabyte count): refused even where the plan
+/// declares no `range`, so one broken client cannot bend every percentile.
+pub const ABSURD: f64 = 1e15;
 
 /// Why a record's labels are refused, if they are: too many, too long, or reserved.
 fn bad_labels(labels: &BTreeMap<String, String>) -> Option<String> {
@@ -599,6 +649,16 @@ fn observe(plan: &Plan, name: &str, value: &Val) -> Result<Observed, String> {
             if *v < 0.0 && kind != MetricKind::Gauge {
                 return Err(format!("{v} is negative"));
             }
+            if let Some([low, high]) = metric.range
+                && !(low..=high).contains(v)
+            {
+                return Err(format!(
+                    "{v} is outside the metric's range [{low}, {high}] (the plan's `range`)"
+                ));
+            }
+            if v.abs() > ABSURD {
+                return Err(format!("{v:e} is beyond any value a metric here takes"));
+            }
             ObservedValue::Number(*v)
         }
         (_, _) => return Err("expected a number".into()),
@@ -637,6 +697,51 @@ values = ["full", "lite"]
 "#,
         )
         .unwrap()
+    }
+
+    /// A value outside the metric's declared range, or beyond any value a metric takes, is
+    /// refused with its reason; the values around it are kept.
+    #[test]
+    fn values_outside_the_declared_range_are_refused() {
+        let text = "[rollout]\nid = \"t\"\ntitle = \"T\"\n[[stage]]\nid = \"a\"\ntraffic = 10\n\
+                    [[metric]]\nid = \"latency_ms\"\nkind = \"distribution\"\nrange = [0, 60000]\n\
+                    [[metric]]\nid = \"depth\"\nkind = \"gauge\"\n";
+        let plan = cutover_core::plan::parse("t.toml", text).unwrap();
+        let body = "{\"values\":{\"latency_ms\":120}}\n\
+                    {\"values\":{\"latency_ms\":60001}}\n\
+                    {\"values\":{\"depth\":1e300}}\n\
+                    {\"values\":{\"depth\":-3}}\n";
+        let (_, report) = parse_batch(&plan, body, 0).unwrap();
+        assert_eq!(report.accepted, 2, "{report:?}");
+        let reasons: Vec<&str> = report.rejected.iter().map(|r| r.reason.as_str()).collect();
+        assert!(
+            reasons[0].contains("outside the metric's range [0, 60000]"),
+            "{reasons:?}"
+        );
+        assert!(reasons[1].contains("beyond any value"), "{reasons:?}");
+        let bad = "[rollout]\nid = \"t\"\ntitle = \"T\"\n[[stage]]\nid = \"a\"\ntraffic = 10\n\
+                   [[metric]]\nid = \"x\"\nkind = \"gauge\"\nrange = [5, 1]\n";
+        assert!(cutover_core::plan::parse("t.toml", bad).is_err());
+    }
+
+    /// One bad byte costs its own line, named, never the good lines around it; a JSON array
+    /// (one document) that is not UTF-8 is refused whole.
+    #[test]
+    fn a_bad_byte_costs_its_line_not_the_batch() {
+        let mut body = b"{\"values\":{\"latency_ms\":120}}\n".to_vec();
+        body.extend_from_slice(b"{\"values\":{\"latency_ms\":1\xff0}}\r\n\n");
+        body.extend_from_slice(b"{\"values\":{\"latency_ms\":130}}\n");
+        let (records, report) = parse_bytes(&plan(), &body, 1_000).unwrap();
+        assert_eq!(report.accepted, 2);
+        assert_eq!(report.rejected_total, 1);
+        assert_eq!(report.rejected[0].index, 1);
+        assert!(
+            report.rejected[0].reason.starts_with("not UTF-8"),
+            "{:?}",
+            report.rejected
+        );
+        assert_eq!(records.len(), 2);
+        assert!(parse_bytes(&plan(), b"[{\"values\":{\"x\":\xff}}]", 0).is_err());
     }
 
     #[test]

@@ -7,12 +7,28 @@ use super::Storage;
 /// A claim still unsettled after this long was left by a server that died mid-request.
 pub const STALE_CLAIM: Millis = 60_000;
 
+/// Marks `key` as acted on inside the action's own transaction: status 200 with no answer
+/// yet (`remember_response` adds it after the commit). A retry that finds it replays the
+/// rollout's state as it is then.
+pub(super) async fn settle_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    key: &str,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE idempotency SET status = 200 WHERE key = $1 AND status = 0")
+        .bind(key)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 /// What became of an idempotency key's claim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// This request holds the key: act, then remember the answer.
     Claimed,
-    /// The same request was answered before: send this (status, JSON body) again.
+    /// The same request was answered before: send this (status, JSON body) again. An empty
+    /// body: the action was committed but its server died before answering; the caller
+    /// answers with the state as it is.
     Replay(u16, String),
     /// The key was first used for a different request.
     Mismatch,
@@ -43,16 +59,26 @@ impl Storage {
         if inserted.rows_affected() == 1 {
             return Ok(Claim::Claimed);
         }
-        let row: Option<(i64, String, String)> =
-            sqlx::query_as("SELECT status, response, fingerprint FROM idempotency WHERE key = $1")
-                .bind(key)
-                .fetch_optional(&self.pool)
-                .await?;
+        let row: Option<(i64, String, String, i64)> = sqlx::query_as(
+            "SELECT status, response, fingerprint, at FROM idempotency WHERE key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(match row {
             // Released between the insert and the select: the caller tries again.
             None => Claim::InProgress,
-            Some((_, _, stored)) if stored != fingerprint => Claim::Mismatch,
-            Some((0, _, _)) => {
+            Some((_, _, stored, _)) if stored != fingerprint => Claim::Mismatch,
+            // Committed, its answer not yet kept: the first request is answering now, unless
+            // its server died first (then the state as it is, never the action again).
+            Some((status, body, _, at)) if status != 0 && body.is_empty() => {
+                if at < now - STALE_CLAIM {
+                    Claim::Replay(u16::try_from(status).unwrap_or(200), body)
+                } else {
+                    Claim::InProgress
+                }
+            }
+            Some((0, _, _, _)) => {
                 // A claim nobody settled (its server died mid-request) is taken over once
                 // it is older than any request may run; one taker wins the update.
                 let taken = sqlx::query(
@@ -69,7 +95,7 @@ impl Storage {
                     Claim::InProgress
                 }
             }
-            Some((status, body, _)) => Claim::Replay(u16::try_from(status).unwrap_or(200), body),
+            Some((status, body, _, _)) => Claim::Replay(u16::try_from(status).unwrap_or(200), body),
         })
     }
 

@@ -73,6 +73,23 @@ impl Storage {
         record: &AuditRecord,
         evidence: &Evidence,
     ) -> anyhow::Result<Option<Appended>> {
+        self.commit_keyed(id, expected_version, state, record, evidence, None)
+            .await
+    }
+
+    /// `commit_action` that also settles the idempotency key `key` claimed for this action,
+    /// in the same transaction: a server that dies between the commit and its answer leaves a
+    /// key that says "done" (a retry gets the state, and never acts again), not a claim a
+    /// retry takes over a minute later.
+    pub async fn commit_keyed(
+        &self,
+        id: &str,
+        expected_version: u64,
+        state: &RolloutState,
+        record: &AuditRecord,
+        evidence: &Evidence,
+        key: Option<&str>,
+    ) -> anyhow::Result<Option<Appended>> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE rollouts SET state = $1, version = $2, updated_at = $3 WHERE id = $4 AND version = $5",
@@ -88,6 +105,9 @@ impl Storage {
             return Ok(None);
         }
         let appended = self.audit_and_notify(&mut tx, id, record, evidence).await?;
+        if let Some(key) = key {
+            super::idempotency::settle_in(&mut tx, key).await?;
+        }
         tx.commit().await?;
         Ok(Some(appended))
     }

@@ -25,19 +25,21 @@ pub struct UserEntry {
     pub created_at: Millis,
 }
 
-/// Ends the browser sessions `name` signed in with a token, all of them or those with another
-/// role than `keep`. Share-link sessions are the link's, and end with it.
+/// Ends the browser sessions `name` signed in with a token, all of them or those that do not
+/// have `keep`'s role and rollout (a user moved to another rollout must not keep reading the
+/// old one). Share-link sessions are the link's, and end with it.
 async fn end_user_sessions(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     name: &str,
-    keep: Option<Role>,
+    keep: Option<(Role, Option<&str>)>,
 ) -> sqlx::Result<()> {
     sqlx::query(
         "DELETE FROM sessions WHERE user_name = $1 AND share_id IS NULL
-           AND ($2 IS NULL OR role <> $2)",
+           AND ($2 IS NULL OR role <> $2 OR rollout IS DISTINCT FROM $3)",
     )
     .bind(name)
-    .bind(keep.map(|r| r.as_str().to_string()))
+    .bind(keep.map(|(r, _)| r.as_str().to_string()))
+    .bind(keep.and_then(|(_, rollout)| rollout))
     .execute(&mut **tx)
     .await?;
     Ok(())
@@ -79,7 +81,7 @@ impl Storage {
         .bind(rollout)
         .execute(&mut *tx)
         .await?;
-        end_user_sessions(&mut tx, name, Some(role)).await?;
+        end_user_sessions(&mut tx, name, Some((role, rollout))).await?;
         tx.commit().await?;
         Ok(token)
     }

@@ -308,3 +308,74 @@ async fn a_stream_ends_at_its_lifetime_and_resumes_where_it_was() {
     }
     app.stop().await;
 }
+
+/// Guessing is slowed per address: past 20 wrong tokens, share links or sign-ins in a
+/// minute, the next wrong ones are answered 429 with `Retry-After`; a right token from the
+/// same address still acts (an operator behind a guesser's office address gets the kill in).
+#[tokio::test]
+async fn guesses_are_slowed_per_address_and_never_keep_a_right_token_out() {
+    let data = tempfile::tempdir().unwrap();
+    let app = TestApp::start_with(data.path(), vec![open_plan("crowd", 2)], options(&[])).await;
+    let guesser = client_from(Ipv4Addr::new(127, 0, 7, 1));
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let bearer = guesser
+            .get(format!("{}/api/rollouts", app.url))
+            .bearer_auth(format!("cut_{i:048}"))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(bearer.status().as_u16());
+        let link = guesser
+            .get(format!("{}/s/{i:048}", app.url))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(link.status().as_u16());
+        let sign_in = guesser
+            .post(format!("{}/api/session", app.url))
+            .json(&json!({"token": format!("cut_{i:048}")}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(sign_in.status().as_u16());
+    }
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(refused, 24 - 20, "{statuses:?}");
+    assert!(
+        statuses[..20].iter().all(|s| *s == 401 || *s == 404),
+        "{statuses:?}"
+    );
+    let slowed = guesser
+        .get(format!("{}/api/rollouts", app.url))
+        .bearer_auth("cut_wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(slowed.status(), 429);
+    let wait: u64 = slowed.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // The right token from the same address acts.
+    let kill = guesser
+        .post(format!("{}/api/rollouts/crowd/kill", app.url))
+        .bearer_auth(app.token(Role::Operator))
+        .json(&json!({"reason": "guesses do not stop this"}))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(kill.status(), 429);
+    assert_ne!(kill.status(), 401);
+    // Another address is not slowed.
+    let other = client_from(Ipv4Addr::new(127, 0, 7, 2))
+        .get(format!("{}/api/rollouts", app.url))
+        .bearer_auth("cut_wrong")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 401);
+    app.stop().await;
+}

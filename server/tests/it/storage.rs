@@ -233,6 +233,34 @@ async fn idempotency(s: &Storage) {
         s.claim_idempotency("k1", "r1", "fp-a", T0).await.unwrap(),
         Claim::Replay(200, "{\"ok\":true}".to_string())
     );
+    // A server that dies between the action's commit and its answer: the key was settled in
+    // the action's transaction, so a retry long after the stale window replays (the state as
+    // it is then) and never acts a second time.
+    assert_eq!(
+        s.claim_idempotency("k-crash", "r1", "fp-a", T0)
+            .await
+            .unwrap(),
+        Claim::Claimed
+    );
+    let version = s.load_state("r1").await.unwrap().unwrap().version;
+    s.commit_keyed(
+        "r1",
+        version,
+        &state(version + 1),
+        &record(T0, Action::Pause),
+        &Default::default(),
+        Some("k-crash"),
+    )
+    .await
+    .unwrap()
+    .expect("committed");
+    let later = T0 + cutover_server::store::STALE_CLAIM + 1_000;
+    assert_eq!(
+        s.claim_idempotency("k-crash", "r1", "fp-a", later)
+            .await
+            .unwrap(),
+        Claim::Replay(200, String::new())
+    );
     // A released claim (a refusal the state may lift) can be claimed again.
     assert_eq!(
         s.claim_idempotency("k2", "r1", "fp-a", T0).await.unwrap(),
@@ -510,7 +538,8 @@ async fn replicas(s: &Storage) {
     );
 
     let versions = s.versions().await.unwrap();
-    assert!(versions.contains(&("r1".to_string(), 5)), "{versions:?}");
+    // Five actions, and the one the idempotency crash committed.
+    assert!(versions.contains(&("r1".to_string(), 6)), "{versions:?}");
 }
 
 /// Replicas racing for the lease at the same moment: exactly one wins.
@@ -531,8 +560,49 @@ async fn racing_leases(s: &Storage) {
     assert_eq!(winners, 1);
 }
 
+/// Moving a user to another rollout (same role) ends their browser sessions: a session must
+/// not keep reading the rollout they were moved off.
+async fn a_moved_user_loses_their_sessions(s: &Storage) {
+    s.upsert_user_for("mover", Role::Viewer, Some("r1"), T0)
+        .await
+        .unwrap();
+    let user = cutover_server::store::User {
+        name: "mover".into(),
+        role: Role::Viewer,
+        only_rollout: Some("r1".into()),
+    };
+    let (id, _) = s
+        .create_session(&user, None, T0 + cutover_core::time::DAY)
+        .await
+        .unwrap();
+    // Re-keyed on the same rollout and role: the session stays.
+    s.upsert_user_for("mover", Role::Viewer, Some("r1"), T0)
+        .await
+        .unwrap();
+    assert!(s.session(&id, T0).await.unwrap().is_some());
+    s.upsert_user_for("mover", Role::Viewer, Some("race"), T0)
+        .await
+        .unwrap();
+    assert!(
+        s.session(&id, T0).await.unwrap().is_none(),
+        "moved, still signed in"
+    );
+    let (id, _) = s
+        .create_session(&user, None, T0 + cutover_core::time::DAY)
+        .await
+        .unwrap();
+    s.upsert_user_for("mover", Role::Viewer, None, T0)
+        .await
+        .unwrap();
+    assert!(
+        s.session(&id, T0).await.unwrap().is_none(),
+        "widened, same session"
+    );
+}
+
 async fn suite(s: &Storage) {
     users(s).await;
+    a_moved_user_loses_their_sessions(s).await;
     rollouts_and_actions(s).await;
     racing_commits(s).await;
     idempotency(s).await;
