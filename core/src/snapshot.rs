@@ -27,6 +27,11 @@ pub struct Snapshot {
     /// Chart series, when asked for (`GET .../{id}?series=1h`); live updates carry their own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame: Option<Frame>,
+    /// Set when the plan file no longer has the stage this rollout stands at: the rollout is
+    /// served under the plan it last ran under, read-only but for a kill, until the file is
+    /// fixed. Says why and what to do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_mismatch: Option<String>,
     /// Server time the snapshot was taken.
     pub at: Millis,
 }
@@ -48,6 +53,7 @@ impl Snapshot {
             actuators: Vec::new(),
             channels: Vec::new(),
             frame: None,
+            plan_mismatch: None,
             at,
         }
     }

@@ -131,6 +131,11 @@ pub fn Dashboard(
             {(me.rollout.is_some()).then(|| view! { <span class="readonly" data-testid="read-only">"read-only"</span> })}
         </header>
         <main class:wall=wall>
+            {move || live.snapshot.with(|s| s.as_ref().and_then(|s| s.plan_mismatch.clone())).map(|why| view! {
+                <section class="panel plan-mismatch" role="alert" data-testid="plan-mismatch">
+                    <strong>"PLAN MISMATCH: read-only but for the kill. "</strong>{why}
+                </section>
+            })}
             <OpenAlerts me=controls.then(|| me.clone()) snapshot=live.snapshot tick=live.tick />
             <StageBar snapshot=live.snapshot tick=live.tick />
             {wall.then(|| view! { <GuidanceNow snapshot=live.snapshot tick=live.tick /> })}

@@ -105,7 +105,9 @@ impl From<CommitError> for ApiError {
     fn from(e: CommitError) -> Self {
         match e {
             CommitError::Refused(refusal) => refusal.into(),
-            CommitError::Contended => ApiError::Conflict(e.to_string()),
+            CommitError::Contended | CommitError::PlanMismatch(_) => {
+                ApiError::Conflict(e.to_string())
+            }
             CommitError::Store(e) => ApiError::Internal(e),
         }
     }

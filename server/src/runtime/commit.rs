@@ -17,6 +17,9 @@ pub enum CommitError {
     /// Other replicas kept committing first, five times over.
     #[error("the rollout kept changing underneath this action; retry")]
     Contended,
+    /// The plan file lost the rollout's stage: only a kill, alerts and acknowledgements.
+    #[error("{0}; until the plan file is fixed, only a kill (and alerts) can act on it")]
+    PlanMismatch(String),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] anyhow::Error),
@@ -41,6 +44,14 @@ pub async fn commit_keyed(
     request: Request,
     key: Option<&str>,
 ) -> Result<Snapshot, CommitError> {
+    if let Some(why) = &rollout.mismatch
+        && !matches!(
+            request.action,
+            rollout::Action::Kill | rollout::Action::Alert { .. } | rollout::Action::Ack { .. }
+        )
+    {
+        return Err(CommitError::PlanMismatch(why.clone()));
+    }
     let mut current = rollout.lock_state().await;
     if state.storage.backend() == crate::store::Backend::Postgres
         && let Some(stored) = state.storage.load_state(&rollout.plan.id).await?

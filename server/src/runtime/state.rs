@@ -89,6 +89,9 @@ pub struct Rollout {
     pub rejected: AtomicU64,
     /// The last check of the audit chain, by the head it was made at (one check at a time).
     integrity: tokio::sync::Mutex<Option<CheckedChain>>,
+    /// Why the rollout is served under the plan it last ran under (the plan file lost its
+    /// stage): read-only but for a kill, alerts and acknowledgements.
+    pub mismatch: Option<String>,
 }
 
 /// An audit chain check and the head and moment it was made at.
@@ -134,6 +137,7 @@ impl Rollout {
         );
         let channels = crate::notify::Channels::new(&plan);
         Ok(Rollout {
+            mismatch: None,
             integrity: tokio::sync::Mutex::new(None),
             channels,
             gate_charts: cutover_core::chart::gate_charts(&plan),
@@ -481,6 +485,7 @@ impl Rollout {
         let mut snapshot = Snapshot::new(&self.plan, state, gates, triggers, now);
         snapshot.actuators = self.actuators.iter().map(|a| a.status()).collect();
         snapshot.channels = self.channels.statuses();
+        snapshot.plan_mismatch = self.mismatch.clone();
         snapshot
     }
 
@@ -541,20 +546,31 @@ impl AppState {
             let same_as_before = |old_hash: &str, old_json: &str| {
                 old_json == json && old_hash == crate::store::hash_token(&json)
             };
+            // Set when the file lost the stage the rollout stands at: the plan it ran under,
+            // with the file's actuators and channels (so a kill reaches the world), and why.
+            let mut mismatch: Option<(Plan, String)> = None;
             if let Some((old_hash, old_json)) = previous
                 && old_hash != hash
                 && !same_as_before(&old_hash, &old_json)
             {
                 match serde_json::from_str::<Plan>(&old_json) {
-                    Ok(old) => {
-                        state = reconcile_plan(
-                            &storage,
-                            (&old, &old_hash),
-                            (&plan, &hash, &json),
-                            state,
-                        )
-                        .await?;
-                    }
+                    Ok(old) => match reconcile_plan(
+                        &storage,
+                        (&old, &old_hash),
+                        (&plan, &hash, &json),
+                        state.clone(),
+                    )
+                    .await
+                    {
+                        Ok(next) => state = next,
+                        // One rollout's plan that cannot be mapped must not stop the server
+                        // and every other rollout's kill switch with it.
+                        Err(e) if e.downcast_ref::<cutover_core::rollout::ReconcileError>().is_some() => {
+                            tracing::error!(rollout = %plan.id, "{e:#}: served read-only under the plan it last ran under");
+                            mismatch = Some((old, format!("{e:#}")));
+                        }
+                        Err(e) => return Err(e),
+                    },
                     // Registered before plans were kept, or not started: nothing to map.
                     Err(_) if old_json.is_empty() || state.stage.is_none() => {}
                     Err(e) => anyhow::bail!(
@@ -563,8 +579,20 @@ impl AppState {
                     ),
                 }
             }
-            register(&storage, &plan, &hash, &json).await?;
-            let rollout = Rollout::new(plan, state)?;
+            let rollout = match mismatch {
+                // The stored plan stays the one it ran under: fixing the file maps it then.
+                Some((mut old, why)) => {
+                    old.actuators = plan.actuators.clone();
+                    old.channels = plan.channels.clone();
+                    let mut rollout = Rollout::new(old, state)?;
+                    rollout.mismatch = Some(why);
+                    rollout
+                }
+                None => {
+                    register(&storage, &plan, &hash, &json).await?;
+                    Rollout::new(plan, state)?
+                }
+            };
             // Chart history and hold timers survive a restart. What is stored was written by
             // other replicas or by this server before: it is merged in, never written again.
             let at = now();

@@ -274,16 +274,48 @@ async fn a_plan_edit_never_moves_a_running_rollout_silently() {
     );
     app.stop().await;
 
-    let storage = cutover_server::store::Storage::open_sqlite(data.path())
-        .await
-        .unwrap();
+    // A plan file that lost the current stage: the server still starts (with its other
+    // rollouts), this rollout is served under the plan it ran under, read-only but for the
+    // kill, and says so.
     let dropped = "[[stage]]\nid = \"ga\"\ntraffic = 100\n";
-    let refused = cutover_server::AppState::load(storage, vec![plan(dropped)]).await;
-    let error = format!(
-        "{:#}",
-        refused.err().expect("a plan without the current stage")
-    );
-    assert!(error.contains("stage \"canary\""), "{error}");
+    let app = TestApp::start(
+        data.path(),
+        vec![plan(dropped), crate::support::open_plan("other", 2)],
+    )
+    .await;
+    let snapshot = app.get("/api/rollouts/edit").await;
+    let why = snapshot["plan_mismatch"].as_str().unwrap_or_default();
+    assert!(why.contains("stage \"canary\""), "{snapshot}");
+    assert_eq!(snapshot["traffic"], 5.0, "still serving its last state: {snapshot}");
+    let flags = app.get("/api/rollouts/edit/flags").await;
+    assert_eq!(flags["traffic"], 5.0, "{flags}");
+    let (status, refused) = app
+        .post(Some(Role::Operator), "/api/rollouts/edit/progress", json!({}))
+        .await;
+    assert_eq!(status, 409, "{refused}");
+    assert!(refused.to_string().contains("only a kill"), "{refused}");
+    let (status, killed) = app
+        .post(
+            Some(Role::Operator),
+            "/api/rollouts/edit/kill",
+            json!({"reason": "plan file broken mid-launch"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{killed}");
+    assert_eq!(killed["state"]["phase"], "killed");
+    assert_eq!(app.get("/api/rollouts/edit/flags").await["killed"], true);
+    // The other rollout is untouched.
+    let (status, _) = app
+        .post(Some(Role::Operator), "/api/rollouts/other/start", json!({}))
+        .await;
+    assert_eq!(status, 200);
+    app.stop().await;
+    // Fixed: the stage is back, the rollout maps and acts again.
+    let app = TestApp::start(data.path(), vec![plan(&inserted)]).await;
+    let snapshot = app.get("/api/rollouts/edit").await;
+    assert!(snapshot["plan_mismatch"].is_null(), "{snapshot}");
+    assert_eq!(snapshot["state"]["phase"], "killed");
+    app.stop().await;
 }
 
 /// SIGTERM ends live streams, stops the process within seconds, and hands the evaluator lease

@@ -561,3 +561,97 @@ async fn a_snapshot_can_carry_chart_series_at_a_chosen_resolution() {
     );
     app.stop().await;
 }
+
+/// Only `GET`/`HEAD` of a page path gets the app: a POST to an unknown path (an exporter
+/// pointed at the wrong URL) is a 404, a stale asset is a 404, a POST to an asset a 405.
+#[tokio::test]
+async fn the_app_answers_page_paths_only() {
+    let (app, _data) = start().await;
+    let http = reqwest::Client::new();
+    let post = http
+        .post(format!("{}/v1/metrics", app.url))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 404);
+    let stale = http
+        .get(format!("{}/app-0123abcd.js", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 404);
+    let page = http
+        .get(format!("{}/r/spiralogic/wall", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let head = http
+        .head(format!("{}/r/spiralogic", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    let index = http
+        .post(format!("{}/index.html", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(index.status(), 405);
+    app.stop().await;
+}
+
+/// Framing and openers are refused everywhere; a share link's answer and health are never
+/// cached.
+#[tokio::test]
+async fn pages_cannot_be_framed_and_share_answers_are_not_cached() {
+    let (app, _data) = start().await;
+    let http = reqwest::Client::new();
+    for path in ["/", "/api/rollouts", "/health", "/s/nope"] {
+        let answer = http.get(format!("{}{path}", app.url)).send().await.unwrap();
+        let header = |name: &str| {
+            answer
+                .headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(header("x-frame-options").as_deref(), Some("DENY"), "{path}");
+        assert_eq!(
+            header("cross-origin-opener-policy").as_deref(),
+            Some("same-origin"),
+            "{path}"
+        );
+        if path == "/health" || path.starts_with("/s/") {
+            assert_eq!(header("cache-control").as_deref(), Some("no-store"), "{path}");
+        }
+    }
+    app.stop().await;
+}
+
+/// Reasons and notes are a paragraph, not a document: over 4 KB is a 400 that says so.
+#[tokio::test]
+async fn a_reason_over_4_kb_is_refused() {
+    let (app, _data) = start().await;
+    let long = "x".repeat(4 * 1024 + 1);
+    let (status, body) = app
+        .post(
+            Some(Role::Operator),
+            "/api/rollouts/spiralogic/kill",
+            serde_json::json!({ "reason": long }),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.to_string().contains("at most 4096 bytes"), "{body}");
+    let fits = "x".repeat(4 * 1024);
+    let (status, body) = app
+        .post(
+            Some(Role::Operator),
+            "/api/rollouts/spiralogic/pause",
+            serde_json::json!({ "reason": fits }),
+        )
+        .await;
+    assert_ne!(status, 400, "{body}");
+    app.stop().await;
+}

@@ -31,6 +31,13 @@ expr = "rate(error) > 5%"
 window = "10s"
 for = "3s"
 action = "alert"
+
+[[trigger]]
+id = "slow"
+title = "p95 over 900ms for 10 minutes"
+expr = "p95(latency_ms) > 900ms"
+for = "10m"
+action = "kill"
 "#,
     )
 }
@@ -66,6 +73,12 @@ async fn an_alert_is_marked_on_every_chart_and_in_the_timeline() -> anyhow::Resu
             .await?;
         assert!(marks.contains(" start canary"), "{chart}: {marks}");
     }
+    // A quiet trigger reads as what it is, never as a false comparison ("424ms > 900ms").
+    let quiet = operator
+        .wait_text("trigger-slow", Duration::from_secs(15), |t| t.contains("QUIET"))
+        .await?;
+    assert!(quiet.contains("kills past 900ms for 10m"), "{quiet}");
+    assert!(!quiet.contains("> 900"), "{quiet}");
     // The line the alert watches is on the chart, and the legend says what it does.
     let panel = operator.text("panel-error").await.unwrap_or_default();
     assert!(panel.contains("error-spike alerts past 5%"), "{panel}");
