@@ -565,7 +565,10 @@ impl AppState {
                         Ok(next) => state = next,
                         // One rollout's plan that cannot be mapped must not stop the server
                         // and every other rollout's kill switch with it.
-                        Err(e) if e.downcast_ref::<cutover_core::rollout::ReconcileError>().is_some() => {
+                        Err(e)
+                            if e.downcast_ref::<cutover_core::rollout::ReconcileError>()
+                                .is_some() =>
+                        {
                             tracing::error!(rollout = %plan.id, "{e:#}: served read-only under the plan it last ran under");
                             mismatch = Some((old, format!("{e:#}")));
                         }

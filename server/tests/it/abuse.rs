@@ -286,11 +286,18 @@ async fn a_plan_edit_never_moves_a_running_rollout_silently() {
     let snapshot = app.get("/api/rollouts/edit").await;
     let why = snapshot["plan_mismatch"].as_str().unwrap_or_default();
     assert!(why.contains("stage \"canary\""), "{snapshot}");
-    assert_eq!(snapshot["traffic"], 5.0, "still serving its last state: {snapshot}");
+    assert_eq!(
+        snapshot["traffic"], 5.0,
+        "still serving its last state: {snapshot}"
+    );
     let flags = app.get("/api/rollouts/edit/flags").await;
     assert_eq!(flags["traffic"], 5.0, "{flags}");
     let (status, refused) = app
-        .post(Some(Role::Operator), "/api/rollouts/edit/progress", json!({}))
+        .post(
+            Some(Role::Operator),
+            "/api/rollouts/edit/progress",
+            json!({}),
+        )
         .await;
     assert_eq!(status, 409, "{refused}");
     assert!(refused.to_string().contains("only a kill"), "{refused}");

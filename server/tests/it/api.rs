@@ -587,7 +587,12 @@ async fn the_app_answers_page_paths_only() {
         .await
         .unwrap();
     assert_eq!(page.status(), 200);
-    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let head = http
         .head(format!("{}/r/spiralogic", app.url))
         .send()
@@ -624,7 +629,11 @@ async fn pages_cannot_be_framed_and_share_answers_are_not_cached() {
             "{path}"
         );
         if path == "/health" || path.starts_with("/s/") {
-            assert_eq!(header("cache-control").as_deref(), Some("no-store"), "{path}");
+            assert_eq!(
+                header("cache-control").as_deref(),
+                Some("no-store"),
+                "{path}"
+            );
         }
     }
     app.stop().await;

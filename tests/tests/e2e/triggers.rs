@@ -75,7 +75,9 @@ async fn an_alert_is_marked_on_every_chart_and_in_the_timeline() -> anyhow::Resu
     }
     // A quiet trigger reads as what it is, never as a false comparison ("424ms > 900ms").
     let quiet = operator
-        .wait_text("trigger-slow", Duration::from_secs(15), |t| t.contains("QUIET"))
+        .wait_text("trigger-slow", Duration::from_secs(15), |t| {
+            t.contains("QUIET")
+        })
         .await?;
     assert!(quiet.contains("kills past 900ms for 10m"), "{quiet}");
     assert!(!quiet.contains("> 900"), "{quiet}");
