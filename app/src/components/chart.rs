@@ -9,13 +9,13 @@ use leptos::html::Canvas;
 use leptos::prelude::*;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
-use plotters_canvas::CanvasBackend;
 
 use crate::theme::Theme;
 
 /// `window.cutoverDrawBench`, for the app bench only: not in the production bundle.
 #[cfg(feature = "draw-bench")]
 pub mod bench;
+mod canvas;
 
 /// The page's root font size in CSS pixels (the wall's scales with its screen), 16 if unknown.
 fn root_font_px() -> f64 {
@@ -432,7 +432,7 @@ fn draw(
     colours: &Colours,
     sizes: Sizes,
 ) -> Result<(), Box<dyn std::error::Error>> {
-    let backend = CanvasBackend::with_canvas_object(canvas).ok_or("no 2d context")?;
+    let backend = canvas::MeasuredCanvas::new(canvas).ok_or("no 2d context")?;
     let root = backend.into_drawing_area();
     root.fill(&colours.background)?;
     let Some(axis_series) = data.iter().flatten().next() else {

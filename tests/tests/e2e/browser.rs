@@ -456,3 +456,49 @@ async fn a_first_visit_makes_no_request_that_fails() -> anyhow::Result<()> {
     browser.close().await;
     Ok(())
 }
+
+/// Records every Content-Security-Policy violation the page reports from now on.
+const WATCH_CSP: &str = r#"
+window.__csp = [];
+document.addEventListener('securitypolicyviolation', (e) => {
+  window.__csp.push(e.violatedDirective + ' ' + (e.blockedURI || '') + ' ' + (e.sample || ''));
+});
+return true;
+"#;
+
+/// The rollout page breaks none of its own Content-Security-Policy while it draws charts with
+/// markers (plotters once measured marker labels with an inline-styled element: dozens of
+/// violations a page, and labels 0 wide laid over each other).
+#[tokio::test]
+async fn a_rollout_page_draws_without_a_csp_violation() -> anyhow::Result<()> {
+    let plans = tempfile::tempdir()?;
+    let plan = crate::fixtures::two_stage_plan("csp", "Content policy", "");
+    std::fs::write(plans.path().join("csp.toml"), plan)?;
+    let dir = plans.path().to_string_lossy().to_string();
+    let demo = Demo::start_with(&["--plans", &dir])?;
+    let browser = Browser::start().await?;
+    let page = format!("{}/r/csp", demo.url);
+    browser.sign_in(&page, demo.token("operator")).await?;
+    browser
+        .wait_text("phase", Duration::from_secs(15), |t| t == "NOT STARTED")
+        .await?;
+    browser.client.execute(WATCH_CSP, vec![]).await?;
+    // A start marks every chart: its label is measured and drawn at every redraw.
+    browser.click("start").await?;
+    browser
+        .wait_text("marks-latency_ms", Duration::from_secs(15), |t| {
+            t.contains("start")
+        })
+        .await?;
+    // Several ticks, each redrawing every chart with its marker.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let seen = browser
+        .client
+        .execute("return window.__csp;", vec![])
+        .await?;
+    let violations = seen.as_array().map_or(0, Vec::len);
+    println!("CSP violations on the rollout page over 4 s with a marker: {violations}");
+    assert_eq!(violations, 0, "{seen}");
+    browser.close().await;
+    Ok(())
+}
