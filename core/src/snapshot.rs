@@ -161,6 +161,9 @@ impl Tick {
 pub enum Health {
     /// Every applicable gate passes and no trigger is breaching.
     Healthy,
+    /// The metrics are healthy but the plan's clock is not: checklist items past their time,
+    /// or T-0 passed with the rollout not started. A card must not read HEALTHY then.
+    Overdue,
     /// A gate fails or has no data.
     Degraded,
     /// A kill trigger is breaching, or a critical gate guarding this stage fails.
@@ -296,12 +299,19 @@ impl Snapshot {
         let critical_gate = applicable.iter().any(|g| {
             g.guards_current && g.severity == Severity::Critical && g.verdict == Verdict::Fail
         });
+        let overdue = crate::schedule::clock(&self.plan, &self.state, self.at)
+            .overdue()
+            .count();
+        let t0_missed = self.state.phase == crate::rollout::Phase::NotStarted
+            && self.state.t0.is_some_and(|t0| self.at > t0);
         let health = if self.state.phase == crate::rollout::Phase::Killed {
             Health::Killed
         } else if breaching || critical_gate {
             Health::Critical
         } else if passing < applicable.len() {
             Health::Degraded
+        } else if overdue > 0 || t0_missed {
+            Health::Overdue
         } else {
             Health::Healthy
         };
@@ -333,9 +343,7 @@ impl Snapshot {
                 | crate::rollout::Phase::Hypercare => self.blockers().into_iter().next(),
                 _ => None,
             },
-            overdue: crate::schedule::clock(&self.plan, &self.state, self.at)
-                .overdue()
-                .count(),
+            overdue,
             trend: None,
             open_alerts: self.state.open_alerts.keys().cloned().collect(),
             open_since: self.state.open_alerts.values().map(|o| o.since).min(),
@@ -347,6 +355,32 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Healthy metrics with the plan's clock behind (items past their time, or T-0 passed
+    /// without a start) read OVERDUE, never HEALTHY; gates failing still read DEGRADED.
+    #[test]
+    fn a_missed_clock_is_in_the_health_word() {
+        let text = "[rollout]\nid = \"c\"\ntitle = \"C\"\n[[stage]]\nid = \"a\"\ntraffic = 10\n\
+                    [[metric]]\nid = \"latency_ms\"\nkind = \"distribution\"\n\
+                    [[checklist]]\nid = \"t-60\"\ntitle = \"T-60\"\nphase = \"T-60m\"\nitems = [{ id = \"review\", text = \"Review\" }]\n";
+        let plan = crate::plan::parse("c.toml", text).unwrap();
+        let hour = 3_600_000;
+        let mut state = crate::rollout::RolloutState::new();
+        state.t0 = Some(10 * hour);
+        // T-90m: nothing due yet.
+        let early = Snapshot::new(&plan, &state, vec![], vec![], 10 * hour - 90 * 60_000);
+        assert_eq!(early.summary().health, Health::Healthy);
+        // T-30m: the T-60 review is overdue.
+        let late = Snapshot::new(&plan, &state, vec![], vec![], 10 * hour - 30 * 60_000);
+        assert_eq!(late.summary().health, Health::Overdue);
+        assert_eq!(late.summary().overdue, 1);
+        // A plan with no checklist at T+5m, not started: T-0 was missed.
+        let bare =
+            crate::plan::parse("b.toml", &text[..text.find("[[checklist]]").unwrap()]).unwrap();
+        let missed = Snapshot::new(&bare, &state, vec![], vec![], 10 * hour + 5 * 60_000);
+        assert_eq!(missed.summary().overdue, 0);
+        assert_eq!(missed.summary().health, Health::Overdue);
+    }
 
     fn kpi(value: Option<f64>, unit: &str) -> String {
         Kpi {

@@ -53,6 +53,15 @@ pub fn ActionBar(
         };
         tick.with(|t| s.with_tick(t.as_ref())).blockers()
     });
+    // A disabled button says why on hover, before it is pressed (the list below says all).
+    let why_blocked = move |action: &str| {
+        let blockers = blockers.get();
+        let first = blockers.first()?;
+        Some(match blockers.len() {
+            1 => format!("{action} is blocked: {first}"),
+            n => format!("{action} is blocked: {first} (and {} more below)", n - 1),
+        })
+    };
     // Gates guarding this stage that have not held: what an override could unblock.
     let unheld = Memo::new(move |_| {
         let gates = tick.get().map(|t| t.gates).unwrap_or_default();
@@ -180,13 +189,13 @@ pub fn ActionBar(
     view! {
         <section class="panel actions" aria-label="Actions">
             <Show when=move || may(|p| &p.progress) && phase() == Some(Phase::NotStarted)>
-                <button data-testid="start" disabled=move || busy.get() || !blockers.get().is_empty() on:click=move |_| run(ActionRoute::Start, Vec::new(), None)>"Start"</button>
+                <button data-testid="start" title=move || why_blocked("Start") disabled=move || busy.get() || !blockers.get().is_empty() on:click=move |_| run(ActionRoute::Start, Vec::new(), None)>"Start"</button>
             </Show>
             <Show when=move || may(|p| &p.progress) && phase() == Some(Phase::Running)>
-                <button data-testid="progress" disabled=move || busy.get() || !blockers.get().is_empty() on:click=move |_| run(ActionRoute::Progress, Vec::new(), None)>"Progress to next stage"</button>
+                <button data-testid="progress" title=move || why_blocked("Progress") disabled=move || busy.get() || !blockers.get().is_empty() on:click=move |_| run(ActionRoute::Progress, Vec::new(), None)>"Progress to next stage"</button>
             </Show>
             <Show when=move || may(|p| &p.progress) && phase() == Some(Phase::Hypercare)>
-                <button data-testid="close" disabled=move || busy.get() || !blockers.get().is_empty() on:click=move |_| run(ActionRoute::Close, Vec::new(), None)>"Close the rollout"</button>
+                <button data-testid="close" title=move || why_blocked("Close") disabled=move || busy.get() || !blockers.get().is_empty() on:click=move |_| run(ActionRoute::Close, Vec::new(), None)>"Close the rollout"</button>
             </Show>
             <Show when=move || may(|p| &p.pause) && phase() == Some(Phase::Running)>
                 <button data-testid="pause" disabled=move || busy.get() on:click=move |_| run(ActionRoute::Pause, Vec::new(), None)>"Pause"</button>

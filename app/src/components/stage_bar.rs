@@ -87,6 +87,7 @@ pub fn StageBar(
         health.get().map(|(h, _)| {
             let (text, class) = match h {
                 Health::Healthy => ("● HEALTHY", "health healthy"),
+                Health::Overdue => ("◷ OVERDUE", "health overdue"),
                 Health::Degraded => ("▲ DEGRADED", "health degraded"),
                 Health::Critical => ("■ CRITICAL", "health critical"),
                 Health::Killed => ("✕ KILLED", "health killed"),

@@ -13,6 +13,7 @@ use crate::components::freshness::Freshness;
 fn health_word(h: Health) -> (&'static str, &'static str) {
     match h {
         Health::Healthy => ("HEALTHY", "health healthy"),
+        Health::Overdue => ("OVERDUE", "health overdue"),
         Health::Degraded => ("DEGRADED", "health degraded"),
         Health::Critical => ("CRITICAL", "health critical"),
         Health::Killed => ("KILLED", "health killed"),

@@ -502,3 +502,39 @@ async fn a_rollout_page_draws_without_a_csp_violation() -> anyhow::Result<()> {
     browser.close().await;
     Ok(())
 }
+
+/// A blocked Start looks disabled (faded, a not-allowed cursor) and says why on hover, before
+/// anyone presses it.
+#[tokio::test]
+async fn a_blocked_action_looks_disabled_and_says_why_on_hover() -> anyhow::Result<()> {
+    let demo = Demo::start()?;
+    let browser = Browser::start().await?;
+    let page = format!("{}/r/spiralogic", demo.url);
+    browser.sign_in(&page, demo.token("operator")).await?;
+    browser
+        .wait_text("progress-blockers", Duration::from_secs(15), |t| {
+            t.contains("checklist preflight")
+        })
+        .await?;
+    let seen = browser
+        .client
+        .execute(
+            "const b = document.querySelector(\"[data-testid='start']\"); \
+             const s = getComputedStyle(b); \
+             return [b.disabled, s.opacity, s.cursor, b.title];",
+            vec![],
+        )
+        .await?;
+    let seen = seen.as_array().cloned().unwrap_or_default();
+    assert_eq!(seen[0], true, "{seen:?}");
+    let opacity: f64 = seen[1].as_str().unwrap_or("1").parse()?;
+    assert!(opacity <= 0.5, "a disabled Start at full opacity: {seen:?}");
+    assert_eq!(seen[2], "not-allowed", "{seen:?}");
+    let title = seen[3].as_str().unwrap_or_default();
+    assert!(
+        title.starts_with("Start is blocked: checklist preflight has 7 open item(s)"),
+        "{title}"
+    );
+    browser.close().await;
+    Ok(())
+}

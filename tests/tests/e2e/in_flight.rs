@@ -52,6 +52,11 @@ async fn the_demo_opens_on_a_launch_in_flight_and_things_happen() -> anyhow::Res
         pending, "blocked: checklist t-60 has 1 open item(s): shadow-review",
         "the T-60 list ticked but for the lead's review"
     );
+    // That review is past its time: the card's word says so, not HEALTHY.
+    assert_eq!(
+        browser.text("health-pags-cutover").await.as_deref(),
+        Some("OVERDUE")
+    );
     let spiralogic = browser.text("card-spiralogic").await.unwrap_or_default();
     assert!(spiralogic.contains("Canary (staff) · 10%"), "{spiralogic}");
     assert_eq!(

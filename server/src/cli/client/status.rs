@@ -81,6 +81,7 @@ impl Paint {
     fn health(self, h: Health) -> String {
         let (word, code) = match h {
             Health::Healthy => ("HEALTHY", "32;1"),
+            Health::Overdue => ("OVERDUE", "33;1"),
             Health::Degraded => ("DEGRADED", "33;1"),
             Health::Critical => ("CRITICAL", "31;1"),
             Health::Killed => ("KILLED", "35;1"),
