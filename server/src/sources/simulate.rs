@@ -128,6 +128,9 @@ pub struct Mix {
     /// How warm caches are, 0 (just started) to 1: hit ratios climb from halfway between
     /// their floor and their target up to the target, as a real cache warms.
     pub warmth: f64,
+    /// The new path is off (the rollout was killed): no event is labelled `canary`, as a
+    /// service obeying the published state sends its canary nothing.
+    pub canary_off: bool,
 }
 
 /// How long simulated caches take to warm up.
@@ -144,6 +147,7 @@ impl Default for Mix {
             scenario: Scenario::Healthy,
             canary_slowdown: 1.0,
             warmth: 1.0,
+            canary_off: false,
         }
     }
 }
@@ -377,7 +381,11 @@ impl Targets {
             .labels
             .iter()
             .filter_map(|(k, vs)| {
-                let pick = vs.iter().nth(rng.random_range(0..vs.len().max(1)))?;
+                let open: Vec<&String> = vs
+                    .iter()
+                    .filter(|v| !(mix.canary_off && *v == "canary"))
+                    .collect();
+                let pick = open.get(rng.random_range(0..open.len().max(1)))?;
                 Some((k.clone(), json!(pick)))
             })
             .collect();
@@ -573,6 +581,37 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// With the new path off (a killed rollout), no event goes to the canary; with it on,
+    /// some do.
+    #[test]
+    fn a_killed_canary_gets_no_traffic() {
+        use rand::SeedableRng;
+        let plan = example_plans()
+            .into_iter()
+            .find(|p| p.id == "spiralogic")
+            .unwrap();
+        let targets = Targets::from_plan(&plan);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let canaries = |mix: Mix, rng: &mut rand::rngs::StdRng| {
+            (0..500)
+                .filter(|_| {
+                    let event = targets.event(&plan, mix, rng);
+                    event["labels"]
+                        .as_object()
+                        .unwrap()
+                        .values()
+                        .any(|v| v == "canary")
+                })
+                .count()
+        };
+        assert!(canaries(Mix::default(), &mut rng) > 50);
+        let off = Mix {
+            canary_off: true,
+            ..Mix::default()
+        };
+        assert_eq!(canaries(off, &mut rng), 0);
     }
 
     /// A backfilled day has data in every 4-minute step of the 24h view, stays healthy, and

@@ -220,3 +220,43 @@ async fn an_open_alert_shows_on_the_wall_and_overview_until_acknowledged() -> an
     viewer.close().await;
     Ok(())
 }
+
+/// After a kill the demo's services obey it: the new path's errors stop, and the page shows
+/// the error trigger going quiet instead of a kill that looks as if it failed.
+#[tokio::test]
+async fn after_a_kill_the_errors_stop_on_screen() -> anyhow::Result<()> {
+    let plans = tempfile::tempdir()?;
+    std::fs::write(plans.path().join("drill.toml"), drill())?;
+    let dir = plans.path().to_string_lossy().to_string();
+    let demo = Demo::start_with(&["--plans", &dir, "--scenario", "drill=error-spike"])?;
+    let page = format!("{}/r/drill", demo.url);
+    let operator = Browser::start().await?;
+    operator.sign_in(&page, demo.token("operator")).await?;
+    operator
+        .wait_text("phase", Duration::from_secs(15), |t| t == "NOT STARTED")
+        .await?;
+    operator.click("start").await?;
+    operator
+        .wait_text("trigger-error-spike", Duration::from_secs(20), |t| {
+            t.contains("FIRED")
+        })
+        .await?;
+    operator.click("kill").await?;
+    operator
+        .fill("kill-reason", "errors on the new path")
+        .await?;
+    operator.click("kill-confirm").await?;
+    operator
+        .wait_text("phase", Duration::from_secs(15), |t| t == "KILLED")
+        .await?;
+    // The trigger's 10 s window empties of the new path's errors.
+    let row = operator
+        .wait_text("trigger-error-spike", Duration::from_secs(30), |t| {
+            t.contains("QUIET")
+        })
+        .await?;
+    assert!(row.contains("rate(error)"), "{row}");
+    operator.screenshot("rollout-killed-quiet").await?;
+    operator.close().await;
+    Ok(())
+}

@@ -307,6 +307,14 @@ async fn traffic(state: AppState, rate: u32, mixes: BTreeMap<String, Live>, warm
     let started = tokio::time::Instant::now();
     loop {
         tick.tick().await;
+        // A service obeys what cutover publishes: after a kill the new path (and its
+        // incident) is gone and nothing goes to the canary, so a kill is seen to work.
+        let mut killed = std::collections::BTreeSet::new();
+        for (id, rollout) in state.rollouts.iter() {
+            if rollout.state().await.phase == cutover_core::rollout::Phase::Killed {
+                killed.insert(id.clone());
+            }
+        }
         let mut rng = rand::rng();
         let elapsed = started.elapsed();
         let warmth = if warm { 1.0 } else { warmth_after(elapsed) };
@@ -314,12 +322,20 @@ async fn traffic(state: AppState, rate: u32, mixes: BTreeMap<String, Live>, warm
         for (id, rollout) in state.rollouts.iter() {
             let Some(t) = targets.get(id) else { continue };
             let live = mixes.get(id).copied().unwrap_or_default();
-            let mix = Mix {
-                warmth,
-                ..if elapsed >= live.after {
-                    live.mix
-                } else {
-                    Mix::default()
+            let mix = if killed.contains(id) {
+                Mix {
+                    warmth,
+                    canary_off: true,
+                    ..Mix::default()
+                }
+            } else {
+                Mix {
+                    warmth,
+                    ..if elapsed >= live.after {
+                        live.mix
+                    } else {
+                        Mix::default()
+                    }
                 }
             };
             if mix.scenario == Scenario::NoData {
