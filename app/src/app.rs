@@ -56,7 +56,10 @@ fn SignedIn(me: Me, on_sign_out: Callback<()>) -> impl IntoView {
         <div class="who">
             <span data-testid="whoami">{who}</span>
             <ThemeToggle />
-            <button class="link" data-testid="sign-out" on:click=sign_out>"Sign out"</button>
+            // A stakeholder's link is not an account: signing out of it would only strand them.
+            {me.rollout.is_none().then(|| view! {
+                <button class="link" data-testid="sign-out" on:click=sign_out>"Sign out"</button>
+            })}
         </div>
         {match me.rollout.clone() {
             // A share link's session is bound to its rollout: the page needs nothing from the

@@ -110,7 +110,12 @@ pub fn Dashboard(
     let controls = me.rollout.is_none() && !wall;
     view! {
         <header>
-            <h1>"cutover"</h1>
+            // Back to every rollout, for whoever may see more than this one.
+            {if me.rollout.is_none() {
+                view! { <h1><a href="/" data-testid="home">"cutover"</a></h1> }.into_any()
+            } else {
+                view! { <h1>"cutover"</h1> }.into_any()
+            }}
             <span class="rollout" data-testid="rollout-title">{move || {
                 live.snapshot
                     .with(|s| s.as_ref().map(|s| s.plan.title.clone()))

@@ -276,6 +276,13 @@ async fn a_wrong_token_is_refused_and_a_stakeholder_link_opens_read_only() -> an
         serde_json::json!([1, ["cutover:stream-adopted"]]),
         "session requests, and how the stream was opened"
     );
+    // A link is not an account: no "Sign out" to strand the stakeholder, and no way
+    // to the overview of rollouts it cannot see.
+    assert!(
+        !browser.has("sign-out").await,
+        "a share link offers Sign out"
+    );
+    assert!(!browser.has("home").await);
     browser.close().await;
     Ok(())
 }
@@ -499,6 +506,31 @@ async fn a_rollout_page_draws_without_a_csp_violation() -> anyhow::Result<()> {
     let violations = seen.as_array().map_or(0, Vec::len);
     println!("CSP violations on the rollout page over 4 s with a marker: {violations}");
     assert_eq!(violations, 0, "{seen}");
+    browser.close().await;
+    Ok(())
+}
+
+/// "cutover" in a rollout page's header leads back to the overview.
+#[tokio::test]
+async fn the_header_leads_back_to_the_overview() -> anyhow::Result<()> {
+    let demo = Demo::start()?;
+    let browser = Browser::start().await?;
+    browser
+        .sign_in(&format!("{}/r/spiralogic", demo.url), demo.token("viewer"))
+        .await?;
+    browser
+        .wait_text("rollout-title", Duration::from_secs(15), |t| {
+            t.contains("Spiralogic")
+        })
+        .await?;
+    assert!(browser.has("sign-out").await);
+    browser.click("home").await?;
+    browser
+        .wait_text("health-spiralogic", Duration::from_secs(15), |t| {
+            !t.is_empty()
+        })
+        .await?;
+    assert_eq!(browser.client.current_url().await?.path(), "/");
     browser.close().await;
     Ok(())
 }
