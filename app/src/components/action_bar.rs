@@ -34,7 +34,8 @@ pub fn ActionBar(
     let stepping_back = RwSignal::new(false);
     let overriding = RwSignal::new(false);
     let deciding = RwSignal::new(false);
-    let decision = RwSignal::new("proceed".to_string());
+    // No decision until a lead picks one: a default would be recorded by a hurried Enter.
+    let decision = RwSignal::new(String::new());
     let override_gate = RwSignal::new(String::new());
     let me_name = me.name.clone();
     let busy = RwSignal::new(false);
@@ -227,7 +228,7 @@ pub fn ActionBar(
                 </button>
             </Show>
             <Show when=move || may(|p| &p.decide)>
-                <button data-testid="decide" disabled=move || busy.get() on:click=move |_| deciding.set(true)>"Record a decision…"</button>
+                <button data-testid="decide" disabled=move || busy.get() on:click=move |_| { decision.set(String::new()); deciding.set(true) }>"Record a decision…"</button>
             </Show>
             <Show when=move || may(|p| &p.kill) && !matches!(phase(), Some(Phase::Killed | Phase::Completed) | None)>
                 <button class="kill" data-testid="kill" on:click=move |_| killing.set(true)>"KILL SWITCH"</button>
@@ -271,9 +272,11 @@ pub fn ActionBar(
                     busy=busy
                     on_confirm=decide
                     on_cancel=Callback::new(move |_| deciding.set(false))
+                    ready=Signal::derive(move || !decision.get().is_empty())
                 >
                     <label for="decision">"Decision"</label>
                     <select id="decision" data-testid="decision" on:change=move |ev| decision.set(event_target_value(&ev))>
+                        <option value="" selected disabled>"Choose…"</option>
                         <option value="proceed">"Proceed"</option>
                         <option value="extend">"Extend"</option>
                         <option value="investigate">"Investigate"</option>

@@ -26,6 +26,10 @@ pub fn ReasonDialog(
     /// An action under way: the confirm button waits for it.
     #[prop(into)]
     busy: Signal<bool>,
+    /// Whether the fields before the reason are filled in (a decision chosen): the confirm
+    /// button waits for it too.
+    #[prop(optional, into)]
+    ready: Option<Signal<bool>>,
     /// Sends the action with the reason as typed.
     on_confirm: Callback<String>,
     /// Closes the dialog without acting.
@@ -62,7 +66,7 @@ pub fn ReasonDialog(
         "Reason (optional, goes in the audit log)"
     };
     view! {
-        <form class="kill-dialog" role="dialog" aria-modal="true" aria-labelledby=title_id() node_ref=form on:submit=submit on:keydown=escape>
+        <form class=if danger { "kill-dialog danger" } else { "kill-dialog calm" } role="dialog" aria-modal="true" aria-labelledby=title_id() node_ref=form on:submit=submit on:keydown=escape>
             <h2 id=title_id() data-testid=title_id()>{move || title.get()}</h2>
             {children.map(|c| c())}
             <label for=reason_id()>{label}</label>
@@ -72,7 +76,11 @@ pub fn ReasonDialog(
                     type="submit"
                     class=danger.then_some("kill")
                     data-testid=format!("{name}-confirm")
-                    disabled=move || busy.get() || (reason_required && reason.get().trim().is_empty())
+                    disabled=move || {
+                        busy.get()
+                            || (reason_required && reason.get().trim().is_empty())
+                            || ready.is_some_and(|r| !r.get())
+                    }
                 >{confirm}</button>
                 <button type="button" data-testid=format!("{name}-cancel") on:click=move |_| on_cancel.run(())>"Cancel"</button>
             </div>

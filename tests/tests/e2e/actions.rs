@@ -232,16 +232,32 @@ async fn progress_says_what_blocks_it_and_a_lead_overrides_kills_resumes_and_app
         .await?;
     assert!(progress.attr("disabled").await?.is_some());
 
-    // A decision changes nothing and is kept with its reason (HAL9's decision log).
+    // A decision changes nothing and is kept with its reason (HAL9's decision log). The
+    // dialog starts with no decision chosen (a hurried Enter records nothing) and is not
+    // dressed as the kill switch.
     lead.click("decide").await?;
+    lead.fill("decide-reason", "hold the canary 30m more")
+        .await?;
+    let unchosen = lead
+        .client
+        .execute(
+            "const c = document.querySelector(\"[data-testid='decide-confirm']\"); \
+             const d = c.closest('form'); \
+             return [document.querySelector(\"[data-testid='decision']\").value, c.disabled, \
+                     c.classList.contains('kill'), getComputedStyle(d).borderTopColor];",
+            vec![],
+        )
+        .await?;
+    assert_eq!(unchosen[0], "", "{unchosen}");
+    assert_eq!(unchosen[1], true, "no decision, no Record: {unchosen}");
+    assert_eq!(unchosen[2], false, "{unchosen}");
+    assert_ne!(unchosen[3], "rgb(185, 28, 28)", "styled like the kill: {unchosen}");
     lead.client
         .find(fantoccini::Locator::Css(
             "[data-testid='decision'] option[value='extend']",
         ))
         .await?
         .click()
-        .await?;
-    lead.fill("decide-reason", "hold the canary 30m more")
         .await?;
     lead.click("decide-confirm").await?;
     lead.wait_text("timeline", Duration::from_secs(10), |t| {
