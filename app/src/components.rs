@@ -6,6 +6,7 @@ pub mod channels;
 pub mod chart;
 pub mod charts;
 pub mod checklists;
+pub mod failing_now;
 pub mod freshness;
 pub mod gate_board;
 pub mod guidance;

@@ -14,6 +14,7 @@ use crate::components::actuators::Actuators;
 use crate::components::channels::Channels;
 use crate::components::charts::Charts;
 use crate::components::checklists::Checklists;
+use crate::components::failing_now::FailingNow;
 use crate::components::freshness::Freshness;
 use crate::components::gate_board::GateBoard;
 use crate::components::guidance::GuidanceNow;
@@ -145,6 +146,7 @@ pub fn Dashboard(
             <StageBar snapshot=live.snapshot tick=live.tick />
             {wall.then(|| view! { <GuidanceNow snapshot=live.snapshot tick=live.tick /> })}
             {controls.then(|| view! { <ActionBar me=me.clone() snapshot=live.snapshot tick=live.tick /> })}
+            {(!wall).then(|| view! { <FailingNow tick=live.tick /> })}
             <div class="kpis">
                 <div class="kpi">
                     <div class="label">"Requests, current 10 s"</div>

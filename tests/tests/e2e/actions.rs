@@ -251,7 +251,10 @@ async fn progress_says_what_blocks_it_and_a_lead_overrides_kills_resumes_and_app
     assert_eq!(unchosen[0], "", "{unchosen}");
     assert_eq!(unchosen[1], true, "no decision, no Record: {unchosen}");
     assert_eq!(unchosen[2], false, "{unchosen}");
-    assert_ne!(unchosen[3], "rgb(185, 28, 28)", "styled like the kill: {unchosen}");
+    assert_ne!(
+        unchosen[3], "rgb(185, 28, 28)",
+        "styled like the kill: {unchosen}"
+    );
     lead.client
         .find(fantoccini::Locator::Css(
             "[data-testid='decision'] option[value='extend']",
