@@ -6,7 +6,7 @@ use wasm_bindgen::JsCast;
 
 pub use cutover_core::snapshot::Summary;
 
-use cutover_core::rollout::{AuditEntry, AuditPage};
+use cutover_core::audit::{AuditEntry, AuditPage};
 use cutover_core::route::ActionRoute;
 /// Who this browser is signed in as.
 pub use cutover_core::session::SessionInfo as Me;

@@ -3,6 +3,7 @@
 //! always an argument, so the same code runs natively in the server and as wasm in the app.
 
 pub mod actuate;
+pub mod audit;
 pub mod chain;
 pub mod chart;
 pub mod delta;

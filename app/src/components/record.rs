@@ -2,7 +2,7 @@
 //! (each gate's values against its thresholds, the triggers breaching, the checklists still
 //! open), as stored when it was taken, not as things are now.
 
-use cutover_core::rollout::AuditEntry;
+use cutover_core::audit::AuditEntry;
 use cutover_core::snapshot::Snapshot;
 use leptos::prelude::*;
 

@@ -1,6 +1,7 @@
 //! The audit log, newest first: who did what, in which role, why, and what changed.
 
-use cutover_core::rollout::{Action, AuditEntry, StateSummary};
+use cutover_core::audit::AuditEntry;
+use cutover_core::rollout::{Action, StateSummary};
 use cutover_core::snapshot::Snapshot;
 use leptos::prelude::*;
 

@@ -50,10 +50,10 @@ pub fn Dashboard(
     let live = live::connect(id.clone());
     // The audit log and the chart markers (stage changes, kills, overrides, alerts), both
     // refetched on every new state version.
-    let audit = RwSignal::new(Vec::<cutover_core::rollout::AuditEntry>::new());
+    let audit = RwSignal::new(Vec::<cutover_core::audit::AuditEntry>::new());
     let markers = RwSignal::new(Vec::<cutover_core::chart::Marker>::new());
     // The entries behind the markers, and the one whose record is open.
-    let marked = RwSignal::new(Vec::<cutover_core::rollout::AuditEntry>::new());
+    let marked = RwSignal::new(Vec::<cutover_core::audit::AuditEntry>::new());
     let shown = RwSignal::new(None::<i64>);
     let version = Memo::new(move |_| live.snapshot.get().map(|s| s.state.version));
     {

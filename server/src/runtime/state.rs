@@ -8,10 +8,11 @@ use anyhow::Context;
 
 use crate::clock::{lock, now};
 use cutover_core::actuate::Desired;
+use cutover_core::audit::Integrity;
 use cutover_core::evidence::{ChecklistEvidence, Evidence};
 use cutover_core::gates::{self, Compiled, Evaluated, Memory};
 use cutover_core::plan::Plan;
-use cutover_core::rollout::{Integrity, Readiness, RolloutState};
+use cutover_core::rollout::{Readiness, RolloutState};
 use cutover_core::series::Frame;
 use cutover_core::snapshot::{Snapshot, Tick};
 use cutover_core::time::Millis;

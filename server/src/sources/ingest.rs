@@ -451,6 +451,18 @@ impl<'a> Batch<'_, 'a> {
     }
 }
 
+impl<'p> Batch<'p, '_> {
+    fn new(plan: &'p Plan, now: Millis) -> Self {
+        Batch {
+            plan,
+            now,
+            labels: LabelSets::default(),
+            out: Records::default(),
+            report: IngestReport::default(),
+        }
+    }
+}
+
 impl Batch<'_, '_> {
     fn reject(&mut self, index: usize, field: &str, reason: String) {
         self.report.reject(Rejection {
@@ -534,13 +546,7 @@ fn parse(
     now: Millis,
     fast: bool,
 ) -> Result<(Records, IngestReport), String> {
-    let mut batch = Batch {
-        plan,
-        now,
-        labels: LabelSets::default(),
-        out: Records::default(),
-        report: IngestReport::default(),
-    };
+    let mut batch = Batch::new(plan, now);
     let trimmed = body.trim_start();
     if trimmed.starts_with('[') {
         let items: Vec<Value> = serde_json::from_str(trimmed)
@@ -574,13 +580,7 @@ pub fn parse_bytes(
     if body.trim_ascii_start().starts_with(b"[") {
         return Err("body is not UTF-8".into());
     }
-    let mut batch = Batch {
-        plan,
-        now,
-        labels: LabelSets::default(),
-        out: Records::default(),
-        report: IngestReport::default(),
-    };
+    let mut batch = Batch::new(plan, now);
     let mut values = Values::new();
     let lines = body
         .split(|b| *b == b'\n')

@@ -1,9 +1,10 @@
 //! Rollout rows: registration and plans, the durable state, the audit log, evaluator memory.
 
 use anyhow::Context;
+use cutover_core::audit::{AuditEntry, ChainLink};
 use cutover_core::evidence::{Evidence, PlanChange};
 use cutover_core::gates::Memory;
-use cutover_core::rollout::{AuditEntry, AuditRecord, ChainLink, RolloutState};
+use cutover_core::rollout::{AuditRecord, RolloutState};
 use cutover_core::time::Millis;
 
 use super::chain::Appended;

@@ -123,7 +123,7 @@ async fn a_step_back_restores_the_previous_stage_and_a_kill_the_rollback_flags()
         .unwrap()
         .iter()
         .filter_map(|e| serde_json::from_value(e.clone()).ok())
-        .filter_map(|e: cutover_core::rollout::AuditEntry| cutover_core::chart::marker(&e.record))
+        .filter_map(|e: cutover_core::audit::AuditEntry| cutover_core::chart::marker(&e.record))
         .map(|m| m.label)
         .collect();
     assert!(labels.contains(&"back to canary".to_string()), "{labels:?}");

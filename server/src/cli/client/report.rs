@@ -6,8 +6,9 @@
 use std::fmt::Write;
 use std::process::ExitCode;
 
+use cutover_core::audit::{AuditEntry, AuditPage, Integrity};
 use cutover_core::gates::{GateStatus, Verdict};
-use cutover_core::rollout::{Action, AuditEntry, AuditPage, Integrity};
+use cutover_core::rollout::Action;
 use cutover_core::snapshot::Snapshot;
 use serde_json::{Value, json};
 
