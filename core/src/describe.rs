@@ -142,7 +142,12 @@ impl TriggerStatus {
                     "==" => "at",
                     _ => "away from",
                 };
-                let limit = format!("{direction} {}", unit.format(c.right_value));
+                // A limit with no value yet (a baseline not read) is named by its expression.
+                let right = match c.right_value {
+                    Some(_) => unit.format(c.right_value),
+                    None => c.right.clone(),
+                };
+                let limit = format!("{direction} {right}");
                 if one {
                     limit
                 } else {
@@ -366,6 +371,14 @@ mod trigger_words {
         assert_eq!(
             unarmed.state_text(),
             "not armed in this stage (kills past 900ms)"
+        );
+        // A limit not known yet is named by its expression, never "past no data".
+        let mut baseline = trigger(Verdict::NoData, true, false, 0);
+        baseline.comparisons[0].right = "at_entry(p95(latency_ms))".into();
+        baseline.comparisons[0].right_value = None;
+        assert_eq!(
+            baseline.state_text(),
+            "kills past at_entry(p95(latency_ms)) for 10m"
         );
     }
 }
