@@ -315,6 +315,19 @@ async fn progress_says_what_blocks_it_and_a_lead_overrides_kills_resumes_and_app
         focused.attr("data-testid").await?.as_deref(),
         Some("resume-reason")
     );
+    // Tab goes round inside the dialog, never out of it.
+    for _ in 0..5 {
+        let here = lead.client.active_element().await?;
+        here.send_keys("\u{E004}").await?;
+        let now = lead.client.active_element().await?;
+        let id = now.attr("data-testid").await?.unwrap_or_default();
+        assert!(
+            id.starts_with("resume-"),
+            "focus left the dialog for {id:?}"
+        );
+    }
+    // Escape from anywhere in it (here, a button) closes it.
+    let focused = lead.client.active_element().await?;
     focused.send_keys("\u{E00C}").await?;
     let deadline = std::time::Instant::now() + GUARD;
     while lead.has("resume-reason").await {
@@ -324,6 +337,9 @@ async fn progress_says_what_blocks_it_and_a_lead_overrides_kills_resumes_and_app
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The focus is back on the button that opened it.
+    let back = lead.client.active_element().await?;
+    assert_eq!(back.attr("data-testid").await?.as_deref(), Some("resume"));
     assert_eq!(lead.text("phase").await.as_deref(), Some("KILLED"));
     lead.click("resume").await?;
     let confirm = lead
