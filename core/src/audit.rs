@@ -19,6 +19,12 @@ pub struct AuditEntry {
     /// Every gate's and trigger's verdict when the action was decided.
     #[serde(default)]
     pub evidence: crate::evidence::Evidence,
+    /// The hash of the entry before it and its own, as stored: the chain on every page (the
+    /// columns the hash covers come with `?chain=true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
     /// Its link in the hash chain as stored, when asked for (`?chain=true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<ChainLink>,

@@ -237,10 +237,14 @@ impl Storage {
                 let mut v: serde_json::Value = serde_json::from_str(&record)?;
                 if let Some(map) = v.as_object_mut() {
                     map.insert("seq".into(), seq.into());
-                    map.remove("chain");
+                    for own in ["chain", "prev_hash", "hash"] {
+                        map.remove(own);
+                    }
                 }
                 let mut entry: AuditEntry = serde_json::from_value(v)
                     .with_context(|| format!("audit entry {seq} of {id}"))?;
+                entry.prev_hash.clone_from(&prev_hash);
+                entry.hash.clone_from(&hash);
                 if with_chain {
                     entry.chain = Some(ChainLink {
                         prev_hash,

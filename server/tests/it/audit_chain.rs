@@ -458,6 +458,10 @@ async fn every_rewrite_is_named_by_audit_verify_and_from_the_api_alone() {
         }
         let page = app.get("/api/rollouts/ledger/audit").await;
         assert_eq!(page["integrity"]["holds"], true, "{page}");
+        // Every page carries each entry's links, the newest's hash being the head.
+        let newest = &page["entries"][0];
+        assert_eq!(newest["hash"], page["head"], "{page}");
+        assert_eq!(newest["prev_hash"], page["entries"][1]["hash"], "{page}");
         assert_eq!(page["integrity"]["signed"], true, "{page}");
         // The head as a report or a kill notification published it.
         let kept = page["head"].as_str().unwrap().to_string();
