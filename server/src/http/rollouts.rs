@@ -20,7 +20,7 @@ use crate::clock::now;
 use crate::http::admission::{Edge, Pass};
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
-use crate::http::peer::Peer;
+use crate::http::guesses::Client;
 use crate::runtime::live::{self, Message, Sent};
 use crate::runtime::state::{AppState, Rollout};
 use crate::runtime::viewers::Watching;
@@ -114,7 +114,7 @@ pub async fn stream(
     Path(id): Path<String>,
     caller: Caller,
     Extension(edge): Extension<Arc<Edge>>,
-    peer: Option<Extension<Peer>>,
+    client: Client,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     caller.may_see(&id)?;
@@ -122,11 +122,9 @@ pub async fn stream(
     let sign_in = crate::http::auth::sign_in(&state, &headers).ok_or_else(|| {
         ApiError::Unauthenticated("a stream needs a token or a session to check again".into())
     })?;
-    let peer = peer.map_or(std::net::Ipv4Addr::LOCALHOST.into(), |p| p.0.0.ip());
-    let client = edge.trusted_proxies.client(peer, &headers);
     let pass = edge
         .admission
-        .admit(&caller.1, client)
+        .admit(&caller.1, client.addr)
         .map_err(|refused| ApiError::RetryLater(refused.to_string(), STREAM_RETRY_AFTER))?;
     // Subscribe before looking back, so nothing falls between the two; duplicates are
     // skipped by sequence number.
