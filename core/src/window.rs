@@ -418,7 +418,8 @@ struct Group<'a> {
     metric: &'a str,
     kind: MetricKind,
     labels: Cow<'a, BTreeMap<String, String>>,
-    samples: Vec<(Millis, Observation<'a>)>,
+    /// Each with how many times it was seen (a histogram bucket's count; mostly 1).
+    samples: Vec<(Millis, Observation<'a>, u64)>,
 }
 
 /// Records a batch of samples into a [`MetricStore`] at one server time, exactly as
@@ -471,6 +472,18 @@ impl<'a> Recorder<'_, 'a> {
         ts: Millis,
         value: Observation<'a>,
     ) -> Result<(), RecordError> {
+        self.add_many(slot, ts, value, 1)
+    }
+
+    /// As [`Recorder::add`] for `count` samples of the same value at once (a histogram
+    /// bucket, a counted category): recorded as that many would be, at the cost of one.
+    pub fn add_many(
+        &mut self,
+        slot: SeriesSlot,
+        ts: Millis,
+        value: Observation<'a>,
+        count: u64,
+    ) -> Result<(), RecordError> {
         let s = &self.slots[slot.0];
         let (metric, kind) = (s.metric, s.kind);
         let wrong = |reason: &str| RecordError::WrongValue {
@@ -500,7 +513,7 @@ impl<'a> Recorder<'_, 'a> {
         }
         if ts < self.now.saturating_sub(config.max_lateness) {
             let lateness_ms = config.max_lateness;
-            bump(&mut self.store.dropped, metric);
+            bump(&mut self.store.dropped, metric, count);
             return Err(RecordError::Dropped { lateness_ms });
         }
         let (group, overflow) = match s.target {
@@ -508,9 +521,9 @@ impl<'a> Recorder<'_, 'a> {
             None => self.resolve(slot),
         };
         if overflow {
-            bump(&mut self.store.overflowed, metric);
+            bump(&mut self.store.overflowed, metric, count);
         }
-        self.groups[group].samples.push((ts, value));
+        self.groups[group].samples.push((ts, value, count));
         Ok(())
     }
 
@@ -593,7 +606,7 @@ impl Drop for Recorder<'_, '_> {
             };
             let sketched = group.kind != MetricKind::Counter;
             let mut open: Option<(Millis, &mut Bucket)> = None;
-            for (ts, value) in group.samples {
+            for (ts, value, n) in group.samples {
                 let start = floor(ts, fine);
                 if open.as_ref().is_none_or(|(s, _)| *s != start) {
                     open = Some((start, data.fine.entry(start).or_default()));
@@ -602,21 +615,21 @@ impl Drop for Recorder<'_, '_> {
                     continue;
                 };
                 match value {
-                    Observation::Number(v) => bucket.add_number(ts, v, sketched),
-                    Observation::Flag(b) => bucket.add_flag(b),
-                    Observation::Category(c) => bucket.add_category(c),
+                    Observation::Number(v) => bucket.add_numbers(ts, v, n, sketched),
+                    Observation::Flag(b) => bucket.add_flags(b, n),
+                    Observation::Category(c) => bucket.add_categories(c, n),
                 }
             }
         }
     }
 }
 
-/// Adds one to `metric`'s count, allocating its name only the first time.
-fn bump(counts: &mut HashMap<String, u64>, metric: &str) {
+/// Adds `by` to `metric`'s count, allocating its name only the first time.
+fn bump(counts: &mut HashMap<String, u64>, metric: &str, by: u64) {
     match counts.get_mut(metric) {
-        Some(n) => *n += 1,
+        Some(n) => *n = n.saturating_add(by),
         None => {
-            counts.insert(metric.to_string(), 1);
+            counts.insert(metric.to_string(), by);
         }
     }
 }

@@ -158,6 +158,30 @@ pub(crate) struct RawMetric {
     /// outside are refused, so a broken client cannot bend a percentile with 1e300.
     #[serde(default)]
     pub range: Option<Spanned<[f64; 2]>>,
+    /// Where the metric comes from in OpenTelemetry data pushed to `/v1/metrics` or
+    /// `/v1/logs`.
+    #[serde(default)]
+    pub otel: Option<Spanned<RawOtel>>,
+}
+
+/// `otel = { name = "http.server.request.duration", labels = { variant = "app.variant" } }`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOtel {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub flag: Option<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, rename = "match")]
+    pub matches: BTreeMap<String, String>,
+    #[serde(default)]
+    pub unit: Option<String>,
+    #[serde(default)]
+    pub true_when: Option<String>,
+    #[serde(default)]
+    pub category: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -548,6 +572,60 @@ pub struct Metric {
     /// The values it can take, inclusive; pushed values outside are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub range: Option<[f64; 2]>,
+    /// Where it comes from in pushed OpenTelemetry data, if it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otel: Option<OtelSource>,
+}
+
+/// A plan metric fed by OpenTelemetry: from an OTLP metric by name, or from
+/// `feature_flag.evaluation` log records of one flag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtelSource {
+    pub from: OtelFrom,
+    /// Plan label ← attribute (looked up on the data point or log record first, then the
+    /// resource): `variant = "app.variant"`. Other attributes are not kept.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Attributes that must have these values (on the point or the resource), e.g.
+    /// `"service.name" = "search"`: the same OTLP metric from other services is not this one.
+    #[serde(default)]
+    pub matches: BTreeMap<String, String>,
+    /// The unit the sender's values are in when its data states none (UCUM: `s`, `ms`).
+    pub unit: Option<String>,
+    /// Ratio metrics: which points count as yes.
+    pub true_when: Option<AttributeTest>,
+    /// Category metrics fed by a metric: the attribute whose value is the category.
+    pub category: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OtelFrom {
+    /// An OTLP metric's name.
+    Metric(String),
+    /// `feature_flag.evaluation` log records whose `feature_flag.key` is this: each
+    /// evaluation's variant is a category sample.
+    Flag(String),
+}
+
+/// `error.type` (the attribute is present) or `cache.hit=true` (it has that value).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttributeTest {
+    pub attribute: String,
+    pub equals: Option<String>,
+}
+
+impl AttributeTest {
+    pub fn parse(text: &str) -> Option<AttributeTest> {
+        let (attribute, equals) = match text.split_once('=') {
+            Some((a, v)) => (a.trim(), Some(v.trim().to_string())),
+            None => (text.trim(), None),
+        };
+        (!attribute.is_empty()).then(|| AttributeTest {
+            attribute: attribute.to_string(),
+            equals,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

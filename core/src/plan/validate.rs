@@ -392,6 +392,7 @@ fn metrics(raw: &[RawMetric], p: &mut Problems) -> Vec<Metric> {
                     None
                 }
             });
+            let otel = m.otel.as_ref().and_then(|o| otel_source(m, source, o, p));
             Metric {
                 id: m.id.get_ref().clone(),
                 kind: m.kind,
@@ -401,9 +402,91 @@ fn metrics(raw: &[RawMetric], p: &mut Problems) -> Vec<Metric> {
                 source,
                 query: m.query.as_ref().map(|q| q.get_ref().clone()),
                 range,
+                otel,
             }
         })
         .collect()
+}
+
+/// A metric's `otel` table, checked against its kind.
+fn otel_source(
+    m: &RawMetric,
+    source: MetricSourceKind,
+    raw: &Spanned<RawOtel>,
+    p: &mut Problems,
+) -> Option<OtelSource> {
+    let at = raw.span().start;
+    let o = raw.get_ref();
+    let id = m.id.get_ref();
+    let mut fail = |msg: String| p.push((at, format!("metric \"{id}\": {msg}")));
+    if source != MetricSourceKind::Push {
+        fail("otel is for pushed metrics, not source = \"prometheus\"".into());
+        return None;
+    }
+    let from = match (&o.name, &o.flag) {
+        (Some(name), None) if !name.trim().is_empty() => OtelFrom::Metric(name.trim().into()),
+        (None, Some(flag)) if !flag.trim().is_empty() => OtelFrom::Flag(flag.trim().into()),
+        _ => {
+            fail(
+                "otel needs one of name (an OTLP metric) or flag (a feature flag's evaluations)"
+                    .into(),
+            );
+            return None;
+        }
+    };
+    let true_when = match (&o.true_when, m.kind) {
+        (Some(t), MetricKind::Ratio) => match AttributeTest::parse(t) {
+            Some(t) => Some(t),
+            None => {
+                fail(format!(
+                    "true_when \"{t}\": an attribute, or attribute=value"
+                ));
+                return None;
+            }
+        },
+        (Some(_), _) => {
+            fail("true_when is for ratio metrics".into());
+            return None;
+        }
+        (None, MetricKind::Ratio) => {
+            fail("a ratio metric from OpenTelemetry needs true_when (e.g. \"error.type\" or \"cache.hit=true\")".into());
+            return None;
+        }
+        (None, _) => None,
+    };
+    match (&from, &o.category, m.kind) {
+        (OtelFrom::Flag(_), None, MetricKind::Category) => {}
+        (OtelFrom::Flag(_), _, _) => {
+            fail("flag feeds a category metric (the variant is the category), with no category attribute".into());
+            return None;
+        }
+        (OtelFrom::Metric(_), Some(_), MetricKind::Category) => {}
+        (OtelFrom::Metric(_), None, MetricKind::Category) => {
+            fail("a category metric from an OTLP metric needs category (the attribute naming the value)".into());
+            return None;
+        }
+        (OtelFrom::Metric(_), Some(_), _) => {
+            fail("category is for category metrics".into());
+            return None;
+        }
+        _ => {}
+    }
+    for (label, attribute) in &o.labels {
+        if label.is_empty() || label.starts_with("__") || attribute.is_empty() {
+            fail(format!(
+                "labels: \"{label}\" = \"{attribute}\" is not a label and an attribute"
+            ));
+            return None;
+        }
+    }
+    Some(OtelSource {
+        from,
+        labels: o.labels.clone(),
+        matches: o.matches.clone(),
+        unit: o.unit.clone(),
+        true_when,
+        category: o.category.clone(),
+    })
 }
 
 /// Stage lists default to every stage; named stages must exist.

@@ -66,28 +66,55 @@ impl Default for Bucket {
 
 impl Bucket {
     pub fn add_number(&mut self, ts: Millis, v: f64, sketched: bool) {
-        self.count += 1;
-        self.sum += v;
+        self.add_numbers(ts, v, 1, sketched);
+    }
+
+    /// `n` samples of the same value (a histogram's bucket), as `n` calls of `add_number`
+    /// would record them.
+    pub fn add_numbers(&mut self, ts: Millis, v: f64, n: u64, sketched: bool) {
+        if n == 0 {
+            return;
+        }
+        self.count = self.count.saturating_add(n);
+        self.sum += v * n as f64;
         self.max = Some(self.max.map_or(v, |m| m.max(v)));
         if later((ts, v), self.last) {
             self.last = Some((ts, v));
         }
         if sketched {
-            self.sketch.get_or_insert_with(new_sketch).add(v);
+            let sketch = self.sketch.get_or_insert_with(new_sketch);
+            if n == 1 {
+                sketch.add(v);
+            } else {
+                sketch.add_with_count(v, n);
+            }
         }
     }
 
     pub fn add_flag(&mut self, yes: bool) {
-        self.count += 1;
-        self.trues += u64::from(yes);
+        self.add_flags(yes, 1);
+    }
+
+    pub fn add_flags(&mut self, yes: bool, n: u64) {
+        self.count = self.count.saturating_add(n);
+        if yes {
+            self.trues = self.trues.saturating_add(n);
+        }
     }
 
     pub fn add_category(&mut self, value: &str) {
-        self.count += 1;
+        self.add_categories(value, 1);
+    }
+
+    pub fn add_categories(&mut self, value: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.count = self.count.saturating_add(n);
         match self.categories.get_mut(value) {
-            Some(n) => *n += 1,
+            Some(k) => *k = k.saturating_add(n),
             None => {
-                self.categories.insert(value.to_string(), 1);
+                self.categories.insert(value.to_string(), n);
             }
         }
     }
