@@ -28,6 +28,8 @@ pub enum Role {
     Admin,
     /// Services and CI pushing metric events.
     Ingest,
+    /// Services reading their flags (`/flags`, OpenFeature's OFREP): reads, never acts.
+    Flags,
     /// cutover itself, when a rollback trigger fires. Never assigned to a user.
     System,
     /// A role a plan defines (security lead, database lead): it may do what the plan grants
@@ -76,13 +78,14 @@ impl fmt::Debug for RoleName {
 
 impl Role {
     /// Every built-in role a user can hold (not `System`).
-    pub const ALL: [Role; 6] = [
+    pub const ALL: [Role; 7] = [
         Role::Viewer,
         Role::Operator,
         Role::Product,
         Role::Lead,
         Role::Admin,
         Role::Ingest,
+        Role::Flags,
     ];
 
     pub fn as_str(&self) -> &str {
@@ -93,6 +96,7 @@ impl Role {
             Role::Lead => "lead",
             Role::Admin => "admin",
             Role::Ingest => "ingest",
+            Role::Flags => "flags",
             Role::System => "system",
             Role::Named(name) => name.as_str(),
         }
@@ -124,7 +128,7 @@ impl fmt::Display for Role {
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown role `{0}`: expected one of viewer, operator, product, lead, admin, ingest, or a plan's own role (lowercase letters, digits and _, at most 32)"
+    "unknown role `{0}`: expected one of viewer, operator, product, lead, admin, ingest, flags, or a plan's own role (lowercase letters, digits and _, at most 32)"
 )]
 pub struct UnknownRole(pub String);
 

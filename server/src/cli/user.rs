@@ -94,7 +94,7 @@ pub(super) async fn run(args: UserArgs) -> anyhow::Result<ExitCode> {
                 };
                 if !defined.contains(&role.to_string()) {
                     eprintln!(
-                        "error: role \"{role}\" is neither built in (viewer, operator, product, lead, admin, ingest) nor defined by a plan in {} (plan roles: {})",
+                        "error: role \"{role}\" is neither built in (viewer, operator, product, lead, admin, ingest, flags) nor defined by a plan in {} (plan roles: {})",
                         plans.display(),
                         if defined.is_empty() {
                             "none".to_string()

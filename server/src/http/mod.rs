@@ -11,6 +11,8 @@ pub mod export;
 pub mod guesses;
 pub mod heavy;
 pub mod observe;
+pub mod ofrep;
+pub mod otlp;
 pub mod peer;
 pub mod receivers;
 pub mod rollouts;

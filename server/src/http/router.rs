@@ -14,14 +14,15 @@ use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove
 
 use crate::http::admission::Edge;
 use crate::http::heavy::Heavy;
+use crate::http::otlp::OtlpLimit;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::runtime::state::AppState;
 use crate::{
-    http::actions, http::assets, http::export, http::observe, http::receivers, http::rollouts,
-    http::sessions, sources::ingest,
+    http::actions, http::assets, http::export, http::observe, http::ofrep, http::otlp,
+    http::receivers, http::rollouts, http::sessions, sources::ingest,
 };
 
 /// How long any request but the live stream may take, body upload included.
@@ -58,6 +59,14 @@ pub fn app(state: AppState, edge: Arc<Edge>) -> Router {
         )
         .route(ActionRoute::Check.pattern(), post(actions::check_item))
         .route("/rollouts/{id}/events", post(rollouts::ingest))
+        .route(
+            "/rollouts/{id}/ofrep/v1/evaluate/flags",
+            post(ofrep::evaluate_all_in).layer(DefaultBodyLimit::max(ofrep::MAX_BODY_BYTES)),
+        )
+        .route(
+            "/rollouts/{id}/ofrep/v1/evaluate/flags/{key}",
+            post(ofrep::evaluate_in).layer(DefaultBodyLimit::max(ofrep::MAX_BODY_BYTES)),
+        )
         .route("/rollouts/{id}/shares", post(sessions::create_share))
         .route("/shares/{share}", delete(sessions::revoke_share))
         .route(
@@ -89,8 +98,26 @@ pub fn app(state: AppState, edge: Arc<Edge>) -> Router {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ));
+    // What services speak: OpenTelemetry in, OpenFeature out, at the paths their SDKs use.
+    let ecosystem = Router::new()
+        .route("/v1/metrics", post(otlp::metrics))
+        .route("/v1/logs", post(otlp::logs))
+        .route(
+            "/ofrep/v1/evaluate/flags",
+            post(ofrep::evaluate_all).layer(DefaultBodyLimit::max(ofrep::MAX_BODY_BYTES)),
+        )
+        .route(
+            "/ofrep/v1/evaluate/flags/{key}",
+            post(ofrep::evaluate).layer(DefaultBodyLimit::max(ofrep::MAX_BODY_BYTES)),
+        )
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(Extension(Arc::new(OtlpLimit::default())));
     let router = Router::new()
         .nest("/api", api)
+        .merge(ecosystem)
         .route("/health", get(observe::health))
         .route("/metrics", get(observe::metrics))
         .route("/s/{secret}", get(sessions::open_share))

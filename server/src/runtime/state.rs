@@ -93,6 +93,8 @@ pub struct Rollout {
     /// Why the rollout is served under the plan it last ran under (the plan file lost its
     /// stage): read-only but for a kill, alerts and acknowledgements.
     pub mismatch: Option<String>,
+    /// OpenTelemetry's cumulative streams, for turning their points into deltas.
+    pub otel: Mutex<cutover_core::otel::Deltas>,
 }
 
 /// An audit chain check and the head and moment it was made at.
@@ -139,6 +141,9 @@ impl Rollout {
         let channels = crate::notify::Channels::new(&plan);
         Ok(Rollout {
             mismatch: None,
+            otel: Mutex::new(cutover_core::otel::Deltas::new(
+                crate::sources::otlp::MAX_STREAMS,
+            )),
             integrity: tokio::sync::Mutex::new(None),
             channels,
             gate_charts: cutover_core::chart::gate_charts(&plan),
@@ -215,6 +220,45 @@ impl Rollout {
             .fetch_add(report.accepted as u64, Ordering::Relaxed);
         self.rejected
             .fetch_add(report.rejected_total as u64, Ordering::Relaxed);
+    }
+
+    /// Records OpenTelemetry's samples at server time `now`, in chunks as [`Rollout::record`]
+    /// does; a sample the windows refuse (too late, ahead of time) rejects its point.
+    pub fn record_weighted(
+        &self,
+        samples: &[crate::sources::otlp::Weighted],
+        now: Millis,
+        tally: &mut crate::sources::otlp::Tally,
+    ) {
+        use crate::sources::otlp::WeightedValue;
+        use cutover_core::window::Observation;
+        let metrics = &self.plan.metrics;
+        let mut taken = 0u64;
+        for chunk in samples.chunks(RECORD_CHUNK) {
+            let mut store = lock(&self.metrics);
+            let mut recorder = store.recorder(now);
+            for w in chunk {
+                let Some(metric) = metrics.get(w.metric) else {
+                    continue;
+                };
+                let value = match w.value {
+                    WeightedValue::Number(v) => Observation::Number(v),
+                    WeightedValue::Flag(b) => Observation::Flag(b),
+                    WeightedValue::Category(i) => {
+                        Observation::Category(metric.values.get(i).map_or("", String::as_str))
+                    }
+                };
+                let added = recorder
+                    .series(&metric.id, &w.labels)
+                    .and_then(|slot| recorder.add_many(slot, w.ts, value, w.count));
+                match added {
+                    Ok(()) => taken += w.count,
+                    Err(e) => tally.reject(w.point, format!("{}: {e}", metric.id)),
+                }
+            }
+            drop(recorder);
+        }
+        self.ingested.fetch_add(taken, Ordering::Relaxed);
     }
 
     /// The state's committed value (a copy: the lock is released at once).

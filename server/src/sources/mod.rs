@@ -1,6 +1,7 @@
-//! Where metrics come from: events pushed over HTTP (`ingest`), Prometheus, and the demo's
-//! simulated traffic.
+//! Where metrics come from: events pushed over HTTP (`ingest`), OpenTelemetry (`otlp`),
+//! Prometheus, and the demo's simulated traffic.
 
 pub mod ingest;
+pub mod otlp;
 pub mod prometheus;
 pub mod simulate;
