@@ -91,7 +91,11 @@ fn failure(key: &str, e: &EvaluationError) -> Value {
 }
 
 /// The rollouts a key may be read from: the one in the path, or every one the caller sees.
-fn scope(state: &AppState, caller: &Caller, id: Option<&str>) -> Result<Vec<Arc<Rollout>>, ApiError> {
+fn scope(
+    state: &AppState,
+    caller: &Caller,
+    id: Option<&str>,
+) -> Result<Vec<Arc<Rollout>>, ApiError> {
     match id {
         Some(id) => {
             caller.may_see(id)?;
@@ -115,7 +119,9 @@ async fn single(
 ) -> Result<Response, ApiError> {
     let user = match targeting_key(body) {
         Ok(user) => user,
-        Err((code, details)) => return Ok(error(StatusCode::BAD_REQUEST, Some(key), code, details)),
+        Err((code, details)) => {
+            return Ok(error(StatusCode::BAD_REQUEST, Some(key), code, details));
+        }
     };
     let owners: Vec<Arc<Rollout>> = scope(state, caller, id)?
         .into_iter()

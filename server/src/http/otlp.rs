@@ -205,9 +205,5 @@ fn answer<T: Message + serde::Serialize>(encoding: Encoding, message: &T) -> Res
         Encoding::Protobuf => message.encode_to_vec(),
         Encoding::Json => serde_json::to_vec(message).unwrap_or_default(),
     };
-    (
-        [(header::CONTENT_TYPE, encoding.content_type())],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, encoding.content_type())], body).into_response()
 }

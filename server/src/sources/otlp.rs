@@ -170,7 +170,12 @@ impl Tally {
                 .iter()
                 .map(|(reason, n)| format!("{n} × {reason}"))
                 .collect();
-            format!("{} of {} rejected: {}", self.rejected, self.points, parts.join("; "))
+            format!(
+                "{} of {} rejected: {}",
+                self.rejected,
+                self.points,
+                parts.join("; ")
+            )
         })
     }
 }
@@ -266,8 +271,13 @@ struct Point<'a> {
 enum Shape {
     Gauge,
     /// A sum: monotonic or not, cumulative or not.
-    Sum { monotonic: bool, cumulative: bool },
-    Histogram { cumulative: bool },
+    Sum {
+        monotonic: bool,
+        cumulative: bool,
+    },
+    Histogram {
+        cumulative: bool,
+    },
 }
 
 fn number(p: &NumberDataPoint) -> Result<Wire, String> {
@@ -285,7 +295,9 @@ fn explicit(p: &HistogramDataPoint) -> Result<Wire, String> {
     if p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
         return Err("a histogram point needs one more bucket count than bounds".into());
     }
-    if p.explicit_bounds.windows(2).any(|w| !(w[0] < w[1])) || p.explicit_bounds.iter().any(|b| !b.is_finite()) {
+    if p.explicit_bounds.windows(2).any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less))
+        || p.explicit_bounds.iter().any(|b| !b.is_finite())
+    {
         return Err("histogram bounds must be finite and increasing".into());
     }
     Ok(Wire::Histogram(Histogram {
@@ -302,7 +314,10 @@ fn explicit(p: &HistogramDataPoint) -> Result<Wire, String> {
 
 fn exponential(p: &ExponentialHistogramDataPoint) -> Result<Wire, String> {
     if !(cutover_core::otel::MIN_SCALE..=cutover_core::otel::MAX_SCALE).contains(&p.scale) {
-        return Err(format!("exponential histogram scale {} is outside -10..=20", p.scale));
+        return Err(format!(
+            "exponential histogram scale {} is outside -10..=20",
+            p.scale
+        ));
     }
     if p.negative
         .as_ref()
@@ -358,25 +373,72 @@ pub fn take_metrics(
                 let (shape, points): (Result<Shape, String>, Vec<Point>) = match &metric.data {
                     Some(Data::Gauge(g)) => (
                         Ok(Shape::Gauge),
-                        g.data_points.iter().map(|p| point(resource, &p.attributes, p.start_time_unix_nano, p.time_unix_nano, number(p))).collect(),
+                        g.data_points
+                            .iter()
+                            .map(|p| {
+                                point(
+                                    resource,
+                                    &p.attributes,
+                                    p.start_time_unix_nano,
+                                    p.time_unix_nano,
+                                    number(p),
+                                )
+                            })
+                            .collect(),
                     ),
                     Some(Data::Sum(s)) => (
                         cumulative(s.aggregation_temporality)
-                            .map(|c| Shape::Sum { monotonic: s.is_monotonic, cumulative: c })
+                            .map(|c| Shape::Sum {
+                                monotonic: s.is_monotonic,
+                                cumulative: c,
+                            })
                             .ok_or_else(|| "a sum with no temporality".to_string()),
-                        s.data_points.iter().map(|p| point(resource, &p.attributes, p.start_time_unix_nano, p.time_unix_nano, number(p))).collect(),
+                        s.data_points
+                            .iter()
+                            .map(|p| {
+                                point(
+                                    resource,
+                                    &p.attributes,
+                                    p.start_time_unix_nano,
+                                    p.time_unix_nano,
+                                    number(p),
+                                )
+                            })
+                            .collect(),
                     ),
                     Some(Data::Histogram(h)) => (
                         cumulative(h.aggregation_temporality)
                             .map(|c| Shape::Histogram { cumulative: c })
                             .ok_or_else(|| "a histogram with no temporality".to_string()),
-                        h.data_points.iter().map(|p| point(resource, &p.attributes, p.start_time_unix_nano, p.time_unix_nano, explicit(p))).collect(),
+                        h.data_points
+                            .iter()
+                            .map(|p| {
+                                point(
+                                    resource,
+                                    &p.attributes,
+                                    p.start_time_unix_nano,
+                                    p.time_unix_nano,
+                                    explicit(p),
+                                )
+                            })
+                            .collect(),
                     ),
                     Some(Data::ExponentialHistogram(h)) => (
                         cumulative(h.aggregation_temporality)
                             .map(|c| Shape::Histogram { cumulative: c })
                             .ok_or_else(|| "a histogram with no temporality".to_string()),
-                        h.data_points.iter().map(|p| point(resource, &p.attributes, p.start_time_unix_nano, p.time_unix_nano, exponential(p))).collect(),
+                        h.data_points
+                            .iter()
+                            .map(|p| {
+                                point(
+                                    resource,
+                                    &p.attributes,
+                                    p.start_time_unix_nano,
+                                    p.time_unix_nano,
+                                    exponential(p),
+                                )
+                            })
+                            .collect(),
                     ),
                     Some(Data::Summary(s)) => {
                         for _ in &s.data_points {
@@ -388,7 +450,13 @@ pub fn take_metrics(
                     }
                     None => {
                         tally.points += 1;
-                        tally.reject(next_point, format!("metric \"{}\": no data, or data that could not be read", metric.name));
+                        tally.reject(
+                            next_point,
+                            format!(
+                                "metric \"{}\": no data, or data that could not be read",
+                                metric.name
+                            ),
+                        );
                         next_point += 1;
                         continue;
                     }
@@ -414,7 +482,9 @@ pub fn take_metrics(
                     for &(t, m) in targets {
                         let taker = &mut takers[t];
                         let plan_metric = &taker.plan.metrics[m];
-                        let Some(source) = plan_metric.otel.as_ref() else { continue };
+                        let Some(source) = plan_metric.otel.as_ref() else {
+                            continue;
+                        };
                         if !p.attributes.matches(source) {
                             continue;
                         }
@@ -422,18 +492,37 @@ pub fn take_metrics(
                         (m, scope, metric.name.as_str()).hash(&mut stream);
                         p.attributes.hash(&mut stream);
                         let stream = stream.finish();
-                        match samples_of(&p, shape, &metric.unit, plan_metric, m, source, stream, taker.deltas, now, id) {
+                        match samples_of(
+                            &p,
+                            shape,
+                            &metric.unit,
+                            plan_metric,
+                            m,
+                            source,
+                            stream,
+                            taker.deltas,
+                            now,
+                            id,
+                        ) {
                             Ok(samples) => {
                                 took = true;
                                 taker.samples.extend(samples);
                             }
                             Err(e) => {
-                                why.get_or_insert(format!("metric \"{}\" for {}: {e}", metric.name, plan_metric.id));
+                                why.get_or_insert(format!(
+                                    "metric \"{}\" for {}: {e}",
+                                    metric.name, plan_metric.id
+                                ));
                             }
                         }
                     }
                     if !took {
-                        tally.reject(id, why.unwrap_or_else(|| format!("metric \"{}\": no plan's match selects it", metric.name)));
+                        tally.reject(
+                            id,
+                            why.unwrap_or_else(|| {
+                                format!("metric \"{}\": no plan's match selects it", metric.name)
+                            }),
+                        );
                     }
                 }
             }
@@ -484,12 +573,25 @@ fn samples_of(
         (Wire::Number(v), Shape::Sum { .. }) if metric.kind == MetricKind::Gauge => {
             PointValue::Number(*v)
         }
-        (Wire::Number(v), Shape::Sum { monotonic, cumulative }) => {
+        (
+            Wire::Number(v),
+            Shape::Sum {
+                monotonic,
+                cumulative,
+            },
+        ) => {
             if !monotonic {
                 return Err("an up-down counter is a level: map it to a gauge".into());
             }
             if cumulative {
-                match deltas.delta(stream, p.start_ns, p.time_ns, PointValue::Number(*v), recent_ns, now) {
+                match deltas.delta(
+                    stream,
+                    p.start_ns,
+                    p.time_ns,
+                    PointValue::Number(*v),
+                    recent_ns,
+                    now,
+                ) {
                     Delta::New(d) => d,
                     Delta::Baseline | Delta::Stale => return Ok(Vec::new()),
                 }
@@ -498,13 +600,22 @@ fn samples_of(
             }
         }
         (Wire::Histogram(h), Shape::Histogram { cumulative: true }) => {
-            match deltas.delta(stream, p.start_ns, p.time_ns, PointValue::Histogram(h.clone()), recent_ns, now) {
+            match deltas.delta(
+                stream,
+                p.start_ns,
+                p.time_ns,
+                PointValue::Histogram(h.clone()),
+                recent_ns,
+                now,
+            ) {
                 Delta::New(d) => d,
                 Delta::Baseline | Delta::Stale => return Ok(Vec::new()),
             }
         }
         (Wire::Histogram(h), _) => PointValue::Histogram(h.clone()),
-        (Wire::Number(_), Shape::Histogram { .. }) => return Err("a histogram point with a number".into()),
+        (Wire::Number(_), Shape::Histogram { .. }) => {
+            return Err("a histogram point with a number".into());
+        }
     };
     let one = |value: WeightedValue, count: u64| Weighted {
         metric: index,
@@ -515,9 +626,16 @@ fn samples_of(
         point: id,
     };
     let factor = || {
-        let from = if unit.is_empty() { source.unit.as_deref().unwrap_or("") } else { unit };
+        let from = if unit.is_empty() {
+            source.unit.as_deref().unwrap_or("")
+        } else {
+            unit
+        };
         unit_factor(from, metric.unit.as_deref()).ok_or_else(|| {
-            format!("unit {from} cannot become {}", metric.unit.as_deref().unwrap_or("?"))
+            format!(
+                "unit {from} cannot become {}",
+                metric.unit.as_deref().unwrap_or("?")
+            )
         })
     };
     let counted = |n: f64| -> Result<u64, String> {
@@ -576,15 +694,23 @@ fn samples_of(
         (MetricKind::Counter, PointValue::Histogram(h)) => {
             vec![one(WeightedValue::Number(h.count as f64), 1)]
         }
-        (MetricKind::Ratio, PointValue::Histogram(h)) => vec![one(WeightedValue::Flag(yes()), h.count)],
+        (MetricKind::Ratio, PointValue::Histogram(h)) => {
+            vec![one(WeightedValue::Flag(yes()), h.count)]
+        }
         (MetricKind::Ratio, PointValue::Number(v)) if !matches!(shape, Shape::Gauge) => {
             vec![one(WeightedValue::Flag(yes()), counted(v)?)]
         }
         (MetricKind::Category, PointValue::Histogram(h)) => {
-            vec![one(WeightedValue::Category(category(&p.attributes)?), h.count)]
+            vec![one(
+                WeightedValue::Category(category(&p.attributes)?),
+                h.count,
+            )]
         }
         (MetricKind::Category, PointValue::Number(v)) if !matches!(shape, Shape::Gauge) => {
-            vec![one(WeightedValue::Category(category(&p.attributes)?), counted(v)?)]
+            vec![one(
+                WeightedValue::Category(category(&p.attributes)?),
+                counted(v)?,
+            )]
         }
         (kind, _) => {
             return Err(format!(
@@ -628,25 +754,36 @@ pub fn take_logs(
                     record.event_name.clone()
                 };
                 if event != "feature_flag.evaluation" {
-                    tally.reject(id, "a log record that is not a feature_flag.evaluation event".into());
+                    tally.reject(
+                        id,
+                        "a log record that is not a feature_flag.evaluation event".into(),
+                    );
                     continue;
                 }
                 let Some(key) = attributes.get("feature_flag.key") else {
-                    tally.reject(id, "a feature_flag.evaluation with no feature_flag.key".into());
+                    tally.reject(
+                        id,
+                        "a feature_flag.evaluation with no feature_flag.key".into(),
+                    );
                     continue;
                 };
                 let variant = attributes
                     .get("feature_flag.result.variant")
                     .or_else(|| attributes.get("feature_flag.variant"))
                     .or_else(|| attributes.get("feature_flag.result.value"));
-                let ts_ns = if record.time_unix_nano != 0 { record.time_unix_nano } else { record.observed_time_unix_nano };
+                let ts_ns = if record.time_unix_nano != 0 {
+                    record.time_unix_nano
+                } else {
+                    record.observed_time_unix_nano
+                };
                 let ts = millis(ts_ns, now);
                 let mut took = false;
                 let mut why = None;
                 for taker in takers.iter_mut() {
                     for (m, metric) in taker.plan.metrics.iter().enumerate() {
                         let Some(source) = &metric.otel else { continue };
-                        if source.from != OtelFrom::Flag(key.clone()) || !attributes.matches(source) {
+                        if source.from != OtelFrom::Flag(key.clone()) || !attributes.matches(source)
+                        {
                             continue;
                         }
                         let result = variant
@@ -677,10 +814,12 @@ pub fn take_logs(
                     }
                 }
                 if !took {
-                    tally.reject(id, why.unwrap_or_else(|| format!("flag {key}: no plan maps it")));
+                    tally.reject(
+                        id,
+                        why.unwrap_or_else(|| format!("flag {key}: no plan maps it")),
+                    );
                 }
             }
         }
     }
 }
-
