@@ -474,7 +474,7 @@ pub async fn flags(
     caller: Caller,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    caller.may_see(&id)?;
+    caller.may_read_flags(&id)?;
     let rollout = find(&state, &id)?;
     let current = rollout.state().await;
     let etag = format!("\"{}\"", current.version);

@@ -68,6 +68,18 @@ impl Caller {
 
     /// 403 if a share-link session tries to read another rollout.
     pub fn may_see(&self, rollout: &str) -> Result<(), ApiError> {
+        if self.0.role == Role::Flags {
+            return Err(ApiError::Forbidden(format!(
+                "{} holds a flags token: it reads flags (/flags, /ofrep) and nothing else",
+                self.0.name
+            )));
+        }
+        self.may_read_flags(rollout)
+    }
+
+    /// Whether the caller may read `rollout`'s flags: whoever may see it, and services
+    /// holding the `flags` role, which may read nothing else.
+    pub fn may_read_flags(&self, rollout: &str) -> Result<(), ApiError> {
         match &self.0.only_rollout {
             Some(only) if only != rollout => Err(ApiError::Forbidden(format!(
                 "{} may only use rollout \"{only}\"",

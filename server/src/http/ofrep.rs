@@ -98,13 +98,13 @@ fn scope(
 ) -> Result<Vec<Arc<Rollout>>, ApiError> {
     match id {
         Some(id) => {
-            caller.may_see(id)?;
+            caller.may_read_flags(id)?;
             Ok(vec![crate::http::rollouts::find(state, id)?])
         }
         None => Ok(state
             .rollouts
             .values()
-            .filter(|r| caller.may_see(&r.plan.id).is_ok())
+            .filter(|r| caller.may_read_flags(&r.plan.id).is_ok())
             .cloned()
             .collect()),
     }

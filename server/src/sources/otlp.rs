@@ -295,7 +295,9 @@ fn explicit(p: &HistogramDataPoint) -> Result<Wire, String> {
     if p.bucket_counts.len() != p.explicit_bounds.len() + 1 {
         return Err("a histogram point needs one more bucket count than bounds".into());
     }
-    if p.explicit_bounds.windows(2).any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less))
+    if p.explicit_bounds
+        .windows(2)
+        .any(|w| w[0].partial_cmp(&w[1]) != Some(std::cmp::Ordering::Less))
         || p.explicit_bounds.iter().any(|b| !b.is_finite())
     {
         return Err("histogram bounds must be finite and increasing".into());

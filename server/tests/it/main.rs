@@ -22,6 +22,7 @@ mod crowd;
 mod decisions;
 mod gates;
 mod notify;
+mod ofrep;
 mod otlp;
 mod plan_check;
 mod prometheus;
