@@ -9,9 +9,14 @@
 //!   half-sent headers and 16 week-long CSV exports (16 viewers) are in flight, against the
 //!   same kill on the idle server.
 //!
+//! - OTLP in: protobuf gauge points POSTed to `/v1/metrics` on one server core, against the
+//!   JSON path carrying the same values on one core;
+//! - OFREP: bulk evaluations per second against `GET .../flags`, and the time from a kill's
+//!   request to a polling OFREP client seeing it, against the kill's own answer.
+//!
 //! Run: `cargo bench -p cutover-server --bench serve`; only some parts:
 //! `BENCH=ingest cargo bench -p cutover-server --bench serve` (any of `ingest`, `fan-out`,
-//! `kill`, comma-separated).
+//! `kill`, `otlp`, `ofrep`, comma-separated).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -184,6 +189,10 @@ fn pin_to(core: usize) {
 
 /// Events per second a server on core 0 ingests from four posters on core 1, over 3 s.
 fn one_core(plan: cutover_core::plan::Plan, bodies: Vec<bytes::Bytes>) -> f64 {
+    one_core_feed(plan, bodies, Feed::Json)
+}
+
+fn one_core_feed(plan: cutover_core::plan::Plan, bodies: Vec<bytes::Bytes>, feed: Feed) -> f64 {
     let (ready, started) = std::sync::mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server_thread = std::thread::spawn(move || {
@@ -196,12 +205,10 @@ fn one_core(plan: cutover_core::plan::Plan, bodies: Vec<bytes::Bytes>) -> f64 {
             .build()
             .unwrap();
         runtime.block_on(async move {
+            let path = feed.path(&plan.id);
             let s = server(vec![plan]).await;
             ready
-                .send((
-                    format!("{}/api/rollouts/spiralogic/events", s.url),
-                    s.tokens[&Role::Ingest].clone(),
-                ))
+                .send((format!("{}{path}", s.url), s.tokens[&Role::Ingest].clone()))
                 .unwrap();
             let _ = stopped.await;
         });
@@ -213,7 +220,7 @@ fn one_core(plan: cutover_core::plan::Plan, bodies: Vec<bytes::Bytes>) -> f64 {
             .enable_all()
             .build()
             .unwrap()
-            .block_on(post(&url, &token, &bodies, 4))
+            .block_on(post_feed(&url, &token, &bodies, 4, feed))
     })
     .join()
     .unwrap();
@@ -222,8 +229,36 @@ fn one_core(plan: cutover_core::plan::Plan, bodies: Vec<bytes::Bytes>) -> f64 {
     rate
 }
 
-/// Events per second accepted from `posters` concurrent posters sending `bodies` for 3 s.
+/// What a poster sends: cutover's NDJSON events, or OTLP/HTTP protobuf metrics.
+#[derive(Clone, Copy, PartialEq)]
+enum Feed {
+    Json,
+    /// Each body holds `BATCH` points.
+    Otlp,
+}
+
+impl Feed {
+    fn path(self, rollout: &str) -> String {
+        match self {
+            Feed::Json => format!("/api/rollouts/{rollout}/events"),
+            Feed::Otlp => "/v1/metrics".into(),
+        }
+    }
+}
+
+/// Events (or points) per second accepted from `posters` concurrent posters sending `bodies`
+/// for 3 s.
 async fn post(url: &str, token: &str, bodies: &[bytes::Bytes], posters: usize) -> f64 {
+    post_feed(url, token, bodies, posters, Feed::Json).await
+}
+
+async fn post_feed(
+    url: &str,
+    token: &str,
+    bodies: &[bytes::Bytes],
+    posters: usize,
+    feed: Feed,
+) -> f64 {
     let http = reqwest::Client::new();
     let sent = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
@@ -239,19 +274,35 @@ async fn post(url: &str, token: &str, bodies: &[bytes::Bytes], posters: usize) -
             tokio::spawn(async move {
                 let mut i = p;
                 while started.elapsed() < Duration::from_secs(3) {
-                    let response = http
-                        .post(&url)
-                        .bearer_auth(&token)
+                    let mut request = http.post(&url).bearer_auth(&token);
+                    if feed == Feed::Otlp {
+                        request = request.header("content-type", "application/x-protobuf");
+                    }
+                    let response = request
                         .body(bodies[i % bodies.len()].clone())
                         .send()
                         .await
                         .unwrap();
                     assert!(response.status().is_success());
-                    let report: serde_json::Value = response.json().await.unwrap();
-                    sent.fetch_add(
-                        report["accepted"].as_u64().unwrap() as usize,
-                        Ordering::Relaxed,
-                    );
+                    let taken = match feed {
+                        Feed::Json => {
+                            let report: serde_json::Value = response.json().await.unwrap();
+                            report["accepted"].as_u64().unwrap() as usize
+                        }
+                        Feed::Otlp => {
+                            use prost::Message;
+                            let answer = opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse::decode(
+                                response.bytes().await.unwrap(),
+                            )
+                            .unwrap();
+                            let rejected = answer
+                                .partial_success
+                                .map_or(0, |p| p.rejected_data_points as usize);
+                            assert_eq!(rejected, 0, "every point is mapped");
+                            BATCH - rejected
+                        }
+                    };
+                    sent.fetch_add(taken, Ordering::Relaxed);
                     i += posters;
                 }
             })
@@ -491,6 +542,207 @@ async fn kill_under_abuse() {
     );
 }
 
+/// The same latencies two ways: one JSON event per value, and one OTLP gauge point per value
+/// (the OTLP form that carries every observation, as JSON events do), into a plan metric.
+async fn otlp_against_json() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
+    };
+    use prost::Message;
+    let plan = cutover_core::plan::parse(
+        "same.toml",
+        "[rollout]\nid = \"same\"\ntitle = \"Same data\"\n\n[[stage]]\nid = \"s0\"\ntraffic = 50\n\n\
+         [[metric]]\nid = \"latency_ms\"\nkind = \"distribution\"\nunit = \"ms\"\n\
+         otel = { name = \"latency\", labels = { variant = \"variant\" } }\n",
+    )
+    .unwrap();
+    let mut rng = rand::rng();
+    let batches: Vec<Vec<(f64, &str)>> = (0..50)
+        .map(|_| {
+            (0..BATCH)
+                .map(|i| {
+                    let v: f64 = rand::Rng::random_range(&mut rng, 5.0..900.0);
+                    (v.round(), if i % 10 == 0 { "canary" } else { "baseline" })
+                })
+                .collect()
+        })
+        .collect();
+    let json: Vec<bytes::Bytes> = batches
+        .iter()
+        .map(|b| {
+            b.iter()
+                .map(|(v, variant)| {
+                    format!("{{\"labels\":{{\"variant\":\"{variant}\"}},\"values\":{{\"latency_ms\":{v}}}}}\n")
+                })
+                .collect::<String>()
+                .into()
+        })
+        .collect();
+    let otlp: Vec<bytes::Bytes> = batches
+        .iter()
+        .map(|b| {
+            let ns = (now() as u64) * 1_000_000;
+            let points = b
+                .iter()
+                .map(|(v, variant)| NumberDataPoint {
+                    attributes: vec![KeyValue {
+                        key: "variant".into(),
+                        value: Some(AnyValue {
+                            value: Some(any_value::Value::StringValue((*variant).into())),
+                        }),
+                        ..Default::default()
+                    }],
+                    time_unix_nano: ns,
+                    value: Some(number_data_point::Value::AsDouble(*v)),
+                    ..Default::default()
+                })
+                .collect();
+            ExportMetricsServiceRequest {
+                resource_metrics: vec![ResourceMetrics {
+                    scope_metrics: vec![ScopeMetrics {
+                        metrics: vec![Metric {
+                            name: "latency".into(),
+                            unit: "ms".into(),
+                            data: Some(metric::Data::Gauge(Gauge {
+                                data_points: points,
+                            })),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            }
+            .encode_to_vec()
+            .into()
+        })
+        .collect();
+    let json_rate = tokio::task::block_in_place(|| one_core_feed(plan.clone(), json, Feed::Json));
+    let otlp_rate = tokio::task::block_in_place(|| one_core_feed(plan, otlp, Feed::Otlp));
+    println!(
+        "ROW | OTLP/HTTP in, one server core, {BATCH}-point protobuf batches | {:.0}k points/s | the JSON path, same data, one core {:.0}k events/s | {:.3}x | ",
+        otlp_rate / 1e3,
+        json_rate / 1e3,
+        otlp_rate / json_rate
+    );
+}
+
+const FLAGS_PLAN: &str = "[rollout]\nid = \"search\"\ntitle = \"Search\"\n\n\
+    [rollback]\nflags = { SEARCH_V2 = false, BATCH = 10 }\n\n\
+    [[stage]]\nid = \"five\"\ntraffic = 5\nflags = { SEARCH_V2 = true, BATCH = 50 }\n\n\
+    [[stage]]\nid = \"all\"\ntraffic = 100\nflags = { SEARCH_V2 = true, BATCH = 50 }\n\n\
+    [[metric]]\nid = \"reads\"\nkind = \"counter\"\n";
+
+/// Requests per second from 4 concurrent clients over 3 s.
+async fn rate(send: impl Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static) -> f64 {
+    let send = Arc::new(send);
+    let done = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..4)
+        .map(|p| {
+            let (send, done) = (send.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut i = p;
+                while started.elapsed() < Duration::from_secs(3) {
+                    let r = send(i).send().await.unwrap();
+                    assert!(r.status().is_success());
+                    r.bytes().await.unwrap();
+                    done.fetch_add(1, Ordering::Relaxed);
+                    i += 4;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// OFREP: bulk evaluations per second against `GET .../flags` (the same state, no user), and
+/// the time from a kill's request to an OFREP client polling as fast as it can seeing it,
+/// against the kill's own answer.
+async fn ofrep() {
+    let plan = cutover_core::plan::parse("search.toml", FLAGS_PLAN).unwrap();
+    let s = server(vec![plan]).await;
+    let http = reqwest::Client::new();
+    let lead = s.tokens[&Role::Lead].clone();
+    let viewer = s.tokens[&Role::Viewer].clone();
+    let act = |action: &str| {
+        http.post(format!("{}/api/rollouts/search/{action}", s.url))
+            .bearer_auth(&lead)
+            .json(&serde_json::json!({ "reason": "bench" }))
+    };
+    assert!(act("start").send().await.unwrap().status().is_success());
+    let (h, url, token) = (http.clone(), s.url.clone(), viewer.clone());
+    let bulk = rate(move |i| {
+        h.post(format!("{url}/api/rollouts/search/ofrep/v1/evaluate/flags"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({ "context": { "targetingKey": format!("user-{i}") } }))
+    })
+    .await;
+    let (h, url, token) = (http.clone(), s.url.clone(), viewer.clone());
+    let flags = rate(move |_| {
+        h.get(format!("{url}/api/rollouts/search/flags"))
+            .bearer_auth(&token)
+    })
+    .await;
+    println!(
+        "ROW | OFREP bulk evaluations (all flags for one targeting key) | {bulk:.0}/s | GET .../flags {flags:.0}/s | {:.3}x | ",
+        bulk / flags
+    );
+
+    let mut seen = Vec::new();
+    let mut answered = Vec::new();
+    for round in 0..20 {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (h, url, token, flag) = (http.clone(), s.url.clone(), viewer.clone(), stop.clone());
+        let poller = tokio::spawn(async move {
+            loop {
+                let r: serde_json::Value = h
+                    .post(format!("{url}/api/rollouts/search/ofrep/v1/evaluate/flags/SEARCH_V2"))
+                    .bearer_auth(&token)
+                    .json(&serde_json::json!({ "context": { "targetingKey": format!("user-{round}") } }))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                if r["reason"] == "DISABLED" {
+                    return Instant::now();
+                }
+                if flag.load(Ordering::Relaxed) {
+                    panic!("the kill was never seen");
+                }
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let sent = Instant::now();
+        assert!(act("kill").send().await.unwrap().status().is_success());
+        answered.push(sent.elapsed());
+        let at = tokio::time::timeout(Duration::from_secs(5), poller)
+            .await
+            .expect("seen within 5 s")
+            .unwrap();
+        stop.store(true, Ordering::Relaxed);
+        seen.push(at.duration_since(sent));
+        assert!(act("resume").send().await.unwrap().status().is_success());
+    }
+    seen.sort();
+    answered.sort();
+    let (p50, a50) = (percentile(&seen, 0.5), percentile(&answered, 0.5));
+    println!(
+        "ROW | kill → flag seen by an OFREP client polling, p50 of 20 (p99 {:.1} ms) | {:.1} ms | the kill's own answer p50 {:.1} ms | {:.3}x | ",
+        percentile(&seen, 0.99).as_secs_f64() * 1e3,
+        p50.as_secs_f64() * 1e3,
+        a50.as_secs_f64() * 1e3,
+        p50.as_secs_f64() / a50.as_secs_f64()
+    );
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing special either way.
     let only = std::env::var("BENCH").unwrap_or_default();
@@ -505,6 +757,12 @@ fn main() {
         }
         if run("kill") {
             kill_under_abuse().await;
+        }
+        if run("otlp") {
+            otlp_against_json().await;
+        }
+        if run("ofrep") {
+            ofrep().await;
         }
     });
 }

@@ -4,7 +4,8 @@
 //! - `runtime`: the loaded rollouts and what runs beside the handlers (the commit of an
 //!   action, the evaluator, live fan-out, replicas, the janitor);
 //! - `store`: durable state in SQLite or PostgreSQL;
-//! - `sources`: where metrics come from (push ingestion, Prometheus, the demo's traffic);
+//! - `sources`: where metrics come from (push ingestion, OpenTelemetry, Prometheus, the demo's
+//!   traffic);
 //! - `actuate`: what progress and kill do in the world (webhooks, env files);
 //! - `notify`: telling people (Slack-compatible and signed webhook channels, retried);
 //! - `cli`: the `cutover` binary's commands;
@@ -27,6 +28,11 @@ pub use http::admission::Options as ServeOptions;
 pub use http::router::app;
 pub use http::serve::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS, serve, serve_with};
 pub use runtime::state::AppState;
+
+/// The README's Rust examples compile against the real crates (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;
 
 /// Starts what runs beside the handlers: the evaluator, the Prometheus poller, the follower of
 /// other replicas, the janitor. Abort the handles to stop them.

@@ -67,6 +67,9 @@ pub struct Evaluation {
 ///    longer than a copy),
 /// 2. `metrics`, 3. `evaluation`, 4. `prom` (std mutexes; taken only inside these methods,
 ///    never across an `.await`, so no request can hold one while it waits on the network).
+///
+/// `otel` (OpenTelemetry's cumulative streams) is taken alone, by OTLP requests only, and let
+/// go before their samples are recorded.
 pub struct Rollout {
     pub plan: Plan,
     pub compiled: Compiled,

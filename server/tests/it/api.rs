@@ -562,14 +562,14 @@ async fn a_snapshot_can_carry_chart_series_at_a_chosen_resolution() {
     app.stop().await;
 }
 
-/// Only `GET`/`HEAD` of a page path gets the app: a POST to an unknown path (an exporter
-/// pointed at the wrong URL) is a 404, a stale asset is a 404, a POST to an asset a 405.
+/// Only `GET`/`HEAD` of a page path gets the app: a POST to an unknown path (a trace exporter
+/// pointed at cutover, which takes metrics and logs) is a 404, a stale asset is a 404, a POST to an asset a 405.
 #[tokio::test]
 async fn the_app_answers_page_paths_only() {
     let (app, _data) = start().await;
     let http = reqwest::Client::new();
     let post = http
-        .post(format!("{}/v1/metrics", app.url))
+        .post(format!("{}/v1/traces", app.url))
         .body("{}")
         .send()
         .await

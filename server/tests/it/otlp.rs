@@ -526,3 +526,60 @@ async fn feature_flag_evaluation_logs_feed_a_category_metric() {
     assert!((share - 0.25).abs() < 1e-9, "{share}");
     provider.shutdown().ok();
 }
+
+/// The README's Collector snippet, read from the README, is what the server takes: the
+/// `otlphttp` exporter appends `/v1/metrics` to `endpoint`, sends the header as written (the
+/// token from the environment), gzip, protobuf. The SDK's exporter is configured from it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_collector_snippet_is_what_the_server_takes() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let yaml = readme
+        .split("```yaml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a yaml block in the README");
+    let setting = |key: &str| -> String {
+        yaml.lines()
+            .find_map(|l| l.trim().strip_prefix(&format!("{key}:")))
+            .unwrap_or_else(|| panic!("{key} in the snippet"))
+            .trim()
+            .trim_matches('"')
+            .to_string()
+    };
+    assert!(yaml.contains("otlphttp/cutover"), "{yaml}");
+    assert_eq!(setting("compression"), "gzip");
+    assert_eq!(setting("encoding"), "proto");
+    let endpoint = setting("endpoint");
+    assert!(endpoint.starts_with("http"), "{endpoint}");
+    let authorization = setting("authorization");
+    assert_eq!(authorization, "Bearer ${env:CUTOVER_INGEST_TOKEN}");
+
+    let data = tempfile::tempdir().unwrap();
+    let app = TestApp::start(data.path(), vec![plan()]).await;
+    let header = authorization.replace("${env:CUTOVER_INGEST_TOKEN}", app.token(Role::Ingest));
+    // The snippet's host is the reader's; the path is what otlphttp adds to it.
+    let path = url::Url::parse(&endpoint)
+        .unwrap()
+        .path()
+        .trim_end_matches('/')
+        .to_string();
+    let exporter = MetricExporter::builder()
+        .with_http()
+        .with_endpoint(format!("{}{path}/v1/metrics", app.url))
+        .with_protocol(Protocol::HttpBinary)
+        .with_headers(HashMap::from([("authorization".to_string(), header)]))
+        .with_compression(Compression::Gzip)
+        .with_retry_policy(RetryPolicy::disabled())
+        .build()
+        .unwrap();
+    let provider = meters(exporter, "anything");
+    provider
+        .meter("test")
+        .f64_gauge("queue.depth")
+        .build()
+        .record(4.0, &[]);
+    flush(&provider).await;
+    assert_eq!(gate_value(&app, "depth", "the gauge", |_| true).await, 4.0);
+    provider.shutdown().ok();
+}
