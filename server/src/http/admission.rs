@@ -29,6 +29,8 @@ pub struct Options {
     pub stream_lifetime: std::time::Duration,
     /// Connections at most; `None` sizes it to the file-descriptor limit.
     pub max_connections: Option<usize>,
+    /// How long an OTLP batch waits for one of the decoding slots before a 429.
+    pub otlp_queue: std::time::Duration,
 }
 
 /// Streams last 30 minutes (give or take a tenth, so streams opened together do not all
@@ -42,6 +44,7 @@ impl Default for Options {
             streams_per_sign_in: PER_SIGN_IN,
             stream_lifetime: STREAM_LIFETIME,
             max_connections: None,
+            otlp_queue: crate::http::otlp::QUEUE,
         }
     }
 }
@@ -54,6 +57,8 @@ pub struct Edge {
     pub stream_lifetime: std::time::Duration,
     /// Failed sign-ins per client address.
     pub guesses: crate::http::guesses::Guesses,
+    /// The slots OTLP batches are decoded in.
+    pub otlp: crate::http::otlp::OtlpLimit,
 }
 
 impl Edge {
@@ -63,6 +68,7 @@ impl Edge {
             trusted_proxies: options.trusted_proxies.clone(),
             stream_lifetime: options.stream_lifetime,
             guesses: Default::default(),
+            otlp: crate::http::otlp::OtlpLimit::new(options.otlp_queue),
         }
     }
 

@@ -21,25 +21,35 @@ use prost::Message;
 use tokio::sync::Semaphore;
 
 use crate::clock::{lock, now};
+use crate::http::admission::Edge;
 use crate::http::auth::Caller;
 use crate::http::error::ApiError;
 use crate::runtime::state::{AppState, Rollout};
 use crate::sources::otlp::{self, DecodeError, Encoding, Taker, Tally};
 
-/// OTLP requests decoded at once; more are a 429 with `Retry-After` (the exporters retry),
-/// so a burst of large batches never takes every core from a kill.
+/// OTLP requests decoded at once; more wait their turn for up to [`QUEUE`], then are a 429
+/// with `Retry-After` (exporters retry), so a burst of large batches never takes every core
+/// from a kill and a Collector's ten parallel senders are queued, not refused.
 pub const CONCURRENT: usize = 2;
+/// How long a batch waits for a decoding slot by default.
+pub const QUEUE: std::time::Duration = std::time::Duration::from_secs(2);
 /// Seconds an exporter is asked to wait when the server is busy.
 const RETRY_AFTER: u64 = 1;
 /// Bodies up to this size are decoded on the async worker; larger ones on the blocking pool.
 const INLINE_BODY_BYTES: usize = 16 * 1024;
 
-/// The permits for [`CONCURRENT`] requests.
-pub struct OtlpLimit(Arc<Semaphore>);
+/// The slots for [`CONCURRENT`] requests, and how long one may wait for a slot.
+pub struct OtlpLimit {
+    slots: Arc<Semaphore>,
+    queue: std::time::Duration,
+}
 
-impl Default for OtlpLimit {
-    fn default() -> Self {
-        OtlpLimit(Arc::new(Semaphore::new(CONCURRENT)))
+impl OtlpLimit {
+    pub fn new(queue: std::time::Duration) -> OtlpLimit {
+        OtlpLimit {
+            slots: Arc::new(Semaphore::new(CONCURRENT)),
+            queue,
+        }
     }
 }
 
@@ -52,27 +62,27 @@ enum Signal {
 pub async fn metrics(
     state: State<AppState>,
     caller: Caller,
-    limit: Extension<Arc<OtlpLimit>>,
+    edge: Extension<Arc<Edge>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    export(state, caller, limit, headers, body, Signal::Metrics).await
+    export(state, caller, edge, headers, body, Signal::Metrics).await
 }
 
 pub async fn logs(
     state: State<AppState>,
     caller: Caller,
-    limit: Extension<Arc<OtlpLimit>>,
+    edge: Extension<Arc<Edge>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    export(state, caller, limit, headers, body, Signal::Logs).await
+    export(state, caller, edge, headers, body, Signal::Logs).await
 }
 
 async fn export(
     State(state): State<AppState>,
     caller: Caller,
-    Extension(limit): Extension<Arc<OtlpLimit>>,
+    Extension(edge): Extension<Arc<Edge>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
     signal: Signal,
@@ -108,12 +118,17 @@ async fn export(
         )),
         _ => ApiError::BadRequest(e.body_text()),
     })?;
-    let _permit = limit.0.clone().try_acquire_owned().map_err(|_| {
+    let busy = || {
         ApiError::RetryLater(
             "cutover is decoding other OpenTelemetry batches".into(),
             RETRY_AFTER,
         )
-    })?;
+    };
+    let slots = edge.otlp.slots.clone();
+    let _permit = tokio::time::timeout(edge.otlp.queue, slots.acquire_owned())
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
     let rollouts: Vec<Arc<Rollout>> = state
         .rollouts
         .values()

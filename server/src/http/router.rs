@@ -14,7 +14,6 @@ use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove
 
 use crate::http::admission::Edge;
 use crate::http::heavy::Heavy;
-use crate::http::otlp::OtlpLimit;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -113,8 +112,7 @@ pub fn app(state: AppState, edge: Arc<Edge>) -> Router {
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             REQUEST_TIMEOUT,
-        ))
-        .layer(Extension(Arc::new(OtlpLimit::default())));
+        ));
     let router = Router::new()
         .nest("/api", api)
         .merge(ecosystem)

@@ -64,6 +64,12 @@ pub async fn sign_in(
         .ok_or_else(|| {
             client.failed(ApiError::Unauthenticated("unknown or revoked token".into()))
         })?;
+    if user.role == Role::Flags {
+        return Err(ApiError::Forbidden(
+            "this is a flags token: services read flags with it (/flags, /ofrep); it opens no dashboard"
+                .into(),
+        ));
+    }
     let (id, csrf) = state
         .storage
         .create_session(&user, None, now() + SESSION_LIFETIME)

@@ -163,9 +163,18 @@ async fn the_official_provider_sees_stable_membership_and_the_kill() {
     assert!(inside(&client, &users[..500]).await.iter().all(|b| !b));
     println!("kill → flag seen by an OFREP client: {seen_in:?}");
 
-    // The flags token may not read the dashboard.
+    // The flags token may not read the dashboard, nor open it in a browser.
     let r = app.get_as(Some(Role::Flags), "/api/rollouts/search").await;
     assert_eq!(r.status(), 403);
+    let r = app
+        .http
+        .post(format!("{}/api/session", app.url))
+        .json(&json!({ "token": app.token(Role::Flags) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("flags token"));
 }
 
 async fn bulk(app: &TestApp, path: &str, body: Value, etag: Option<&str>) -> reqwest::Response {

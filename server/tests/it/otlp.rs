@@ -583,3 +583,42 @@ async fn the_readme_collector_snippet_is_what_the_server_takes() {
     assert_eq!(gate_value(&app, "depth", "the gauge", |_| true).await, 4.0);
     provider.shutdown().ok();
 }
+
+/// Past two batches being decoded at once and the queue's wait (none here), an exporter is
+/// told to come back (429 with `Retry-After`, which OTLP exporters honour).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_large_batches_is_told_to_retry_after() {
+    let data = tempfile::tempdir().unwrap();
+    let options = cutover_server::ServeOptions {
+        otlp_queue: Duration::ZERO,
+        ..Default::default()
+    };
+    let app = TestApp::start_with(data.path(), vec![plan()], options).await;
+    // About 3.5 MB of gauge points: each takes a while to decode.
+    let big = request(vec![gauge("queue.depth", &vec![5.0; 120_000])]).encode_to_vec();
+    assert!(big.len() < 4 * 1024 * 1024, "{}", big.len());
+    let mut saw_429 = false;
+    for _ in 0..3 {
+        let answers = futures::future::join_all(
+            (0..8).map(|_| post(&app, big.clone(), "application/x-protobuf", false)),
+        )
+        .await;
+        for r in answers {
+            match r.status().as_u16() {
+                200 => {}
+                429 => {
+                    assert_eq!(r.headers()["retry-after"], "1");
+                    saw_429 = true;
+                }
+                other => panic!("{other}: {}", r.text().await.unwrap()),
+            }
+        }
+        if saw_429 {
+            break;
+        }
+    }
+    assert!(
+        saw_429,
+        "eight 3.5 MB batches at once, three times, and never a 429"
+    );
+}
