@@ -41,6 +41,37 @@ impl Phase {
 pub struct Actor {
     pub name: String,
     pub role: Role,
+    /// The person behind the name, stable across renames: `sso:<subject>` for someone signed
+    /// in through the identity provider (or a token bound to them by email). Sign-offs count
+    /// people by it; absent, by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person: Option<String>,
+    /// As the identity provider states it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Other roles the person holds (several groups): an action is taken in the first of
+    /// `role` and these that may take it. Never stored: the record names the role that acted.
+    #[serde(skip)]
+    pub also: Vec<Role>,
+}
+
+impl Default for Actor {
+    fn default() -> Actor {
+        Actor {
+            name: String::new(),
+            role: Role::Viewer,
+            person: None,
+            email: None,
+            also: Vec::new(),
+        }
+    }
+}
+
+impl Actor {
+    /// Who this is, for counting distinct people.
+    pub fn person_key(&self) -> &str {
+        self.person.as_deref().unwrap_or(&self.name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -412,6 +443,23 @@ pub fn apply(
     request: &Request,
     readiness: &Readiness,
 ) -> Result<(RolloutState, AuditRecord), Refusal> {
+    if !request.actor.also.is_empty() {
+        // Several roles: the first that may take the action takes it (the highest grant wins
+        // per permission); if none may, the refusal names the first role.
+        let mut first = None;
+        for role in std::iter::once(request.actor.role).chain(request.actor.also.iter().copied()) {
+            let mut one = request.clone();
+            one.actor.role = role;
+            one.actor.also.clear();
+            match apply(plan, state, &one, readiness) {
+                Err(e @ Refusal::Forbidden { .. }) => {
+                    first.get_or_insert(e);
+                }
+                other => return other,
+            }
+        }
+        return Err(first.expect("at least one role was tried"));
+    }
     let action = &request.action;
     let allowed = action.allowed_roles(&plan.permissions);
     // A rollback trigger acts whatever the plan's permissions say: that is its whole point.
@@ -745,7 +793,10 @@ pub fn apply(
                 });
             }
             let approvals = next.approvals.entry(stage.id.clone()).or_default();
-            if approvals.iter().any(|m| m.by.name == request.actor.name) {
+            if approvals
+                .iter()
+                .any(|m| m.by.person_key() == request.actor.person_key())
+            {
                 return Err(Refusal::Duplicate(format!(
                     "{} already approved {}",
                     request.actor.name, stage.id
@@ -910,6 +961,7 @@ pub fn reconcile(
         actor: Actor {
             name: "plan file".into(),
             role: Role::System,
+            ..Default::default()
         },
         action: Action::PlanChanged,
         reason: Some(format!(

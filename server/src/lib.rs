@@ -22,6 +22,7 @@ pub mod net;
 pub mod notify;
 pub mod runtime;
 pub mod sources;
+pub mod sso;
 pub mod store;
 
 pub use http::admission::Options as ServeOptions;

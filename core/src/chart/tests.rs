@@ -50,6 +50,7 @@ fn stage_changes_kills_overrides_and_alerts_mark_the_charts_checks_do_not() {
         actor: Actor {
             name: "trigger:error-spike".into(),
             role,
+            ..Default::default()
         },
         action,
         reason: None,

@@ -61,6 +61,7 @@ fn record(
         actor: Actor {
             name: "trigger slow".into(),
             role: Role::System,
+            ..Default::default()
         },
         action,
         reason: Some("p95(latency_ms) = 950ms".into()),
@@ -265,6 +266,7 @@ fn request(role: Role, action: Action, at: Millis) -> crate::rollout::Request {
         actor: Actor {
             name: format!("someone ({role})"),
             role,
+            ..Default::default()
         },
         action,
         reason: Some("on it".into()),

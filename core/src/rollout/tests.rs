@@ -90,6 +90,7 @@ fn actor(name: &str, role: Role) -> Actor {
     Actor {
         name: name.into(),
         role,
+        ..Default::default()
     }
 }
 

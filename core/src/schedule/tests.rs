@@ -49,6 +49,7 @@ fn op(action: Action, at: Millis) -> Request {
         actor: Actor {
             name: "olga".into(),
             role: Role::Operator,
+            ..Default::default()
         },
         action,
         reason: None,
@@ -161,6 +162,7 @@ fn an_overrun_is_acted_on_once_per_entry() {
         actor: Actor {
             name: "timebox".into(),
             role: Role::System,
+            ..Default::default()
         },
         action: Action::Timebox {
             stage: "canary".into(),
@@ -248,6 +250,7 @@ fn a_recorded_overrun_whose_action_failed_is_still_pending() {
         actor: Actor {
             name: "timebox".into(),
             role: Role::System,
+            ..Default::default()
         },
         action,
         reason: Some("late".into()),

@@ -38,6 +38,96 @@ pub struct Config {
     pub notify_tables: Vec<toml::Table>,
     #[serde(skip)]
     pub notify: Vec<cutover_core::plan::Channel>,
+    /// Single sign-on through the company's OpenID provider.
+    pub sso: Option<SsoConfig>,
+}
+
+/// `[sso]`: an OpenID Connect provider people sign in with, and what its groups may do.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SsoConfig {
+    /// The provider's issuer URL (its discovery document is under it).
+    pub issuer: String,
+    /// As the sign-in page names it: "Sign in with <name>".
+    pub name: String,
+    pub client_id: String,
+    /// The environment variable holding the client secret (never the secret itself here).
+    pub client_secret_env: Option<String>,
+    /// Or a file holding it (relative to this file).
+    pub client_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    pub scopes: Option<Vec<String>>,
+    /// The ID token claim listing the person's groups.
+    pub groups_claim: Option<String>,
+    /// Only people with a verified email at one of these domains (empty: anyone the
+    /// provider vouches for).
+    #[serde(default)]
+    pub email_domains: Vec<String>,
+    /// How long a session lasts before the person signs in again ("12h" by default); their
+    /// groups are read again then.
+    pub session_lifetime: Option<HumanDuration>,
+    /// Whom a refused person should ask ("#cutover-admins").
+    pub contact: Option<String>,
+    /// Roles for a person in no mapped group; without it such a person is refused.
+    #[serde(default)]
+    pub default_roles: Vec<String>,
+    /// Provider group -> roles: `"sre-oncall" = ["operator"]`.
+    #[serde(default)]
+    pub groups: std::collections::BTreeMap<String, Vec<String>>,
+    /// Where the provider sends people back (default: `public_url` + `/auth/sso/callback`,
+    /// else this server as the browser reached it).
+    pub redirect_url: Option<String>,
+}
+
+impl SsoConfig {
+    /// The settings the server runs with: the secret read, roles parsed.
+    pub fn settle(&self, base: &Path) -> Result<crate::sso::Settings, String> {
+        let secret = match (&self.client_secret_env, &self.client_secret_file) {
+            (Some(var), None) => std::env::var(var)
+                .map_err(|_| format!("sso: the environment variable {var} (client_secret_env) is not set"))?,
+            (None, Some(file)) => {
+                let path = if file.is_relative() { base.join(file) } else { file.clone() };
+                std::fs::read_to_string(&path)
+                    .map_err(|e| format!("sso: client_secret_file {}: {e}", path.display()))?
+                    .trim()
+                    .to_string()
+            }
+            _ => return Err("sso: name one of client_secret_env or client_secret_file".into()),
+        };
+        let role = |r: &String| -> Result<cutover_core::role::Role, String> {
+            r.parse::<cutover_core::role::Role>()
+                .map_err(|e| format!("sso: {e}"))
+                .and_then(|role| match role {
+                    cutover_core::role::Role::Ingest | cutover_core::role::Role::Flags => Err(format!(
+                        "sso: {role} is a machine role: give it with a token, not to people"
+                    )),
+                    role => Ok(role),
+                })
+        };
+        let mut groups = std::collections::BTreeMap::new();
+        for (group, roles) in &self.groups {
+            groups.insert(group.clone(), roles.iter().map(role).collect::<Result<Vec<_>, _>>()?);
+        }
+        Ok(crate::sso::Settings {
+            issuer: self.issuer.clone(),
+            name: self.name.clone(),
+            client_id: self.client_id.clone(),
+            client_secret: secret,
+            scopes: self.scopes.clone().unwrap_or_else(|| {
+                ["openid", "email", "profile", "groups"].map(String::from).to_vec()
+            }),
+            groups_claim: self.groups_claim.clone().unwrap_or_else(|| "groups".into()),
+            email_domains: self.email_domains.clone(),
+            session_lifetime: self.session_lifetime.map_or(crate::sso::SESSION_LIFETIME, |d| {
+                d.0.as_millis() as cutover_core::time::Millis
+            }),
+            contact: self.contact.clone(),
+            default_roles: self.default_roles.iter().map(role).collect::<Result<Vec<_>, _>>()?,
+            groups,
+            redirect_url: self.redirect_url.clone(),
+            jwks_refresh: std::time::Duration::from_secs(10),
+        })
+    }
 }
 
 impl Config {

@@ -87,6 +87,8 @@ pub(super) struct Settings {
     pub(super) notify: Vec<cutover_core::plan::Channel>,
     /// How the server meets the network.
     pub(super) edge: crate::ServeOptions,
+    /// Single sign-on, if configured.
+    pub(super) sso: Option<crate::sso::Settings>,
 }
 
 impl Settings {
@@ -137,6 +139,15 @@ impl ServerArgs {
                 .public_url
                 .or(file.public_url)
                 .map(|u| u.trim_end_matches('/').to_string()),
+            sso: match &file.sso {
+                Some(sso) => Some(sso.settle(
+                    self.config
+                        .as_deref()
+                        .and_then(std::path::Path::parent)
+                        .unwrap_or(std::path::Path::new("")),
+                )?),
+                None => None,
+            },
             notify: file.notify,
             edge,
         })
@@ -228,6 +239,9 @@ pub(super) async fn bind(
     let addr = listener.local_addr()?;
     let mut state = AppState::load(storage, plans).await?;
     state.public_url = settings.public_url.as_deref().map(Into::into);
+    if let Some(sso) = &settings.sso {
+        state.sso = Some(std::sync::Arc::new(crate::sso::Sso::new(sso.clone())?));
+    }
     println!(
         "cutover is serving {} rollout(s) at http://{addr}",
         state.rollouts.len()

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use cutover_core::actuate::Desired;
 use cutover_core::audit::AuditPage;
-use cutover_core::rollout::{Action, Actor, Decision, Request};
+use cutover_core::rollout::{Action, Decision, Request};
 use cutover_core::snapshot::Snapshot;
 use cutover_core::time::{DAY, Millis, Span};
 use serde::Deserialize;
@@ -94,10 +94,7 @@ async fn act(
         return Ok(replay);
     }
     let request = Request {
-        actor: Actor {
-            name: caller.0.name.clone(),
-            role: caller.0.role,
-        },
+        actor: caller.0.actor(),
         action,
         reason,
         at: now(),

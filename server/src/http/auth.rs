@@ -53,7 +53,7 @@ pub enum Credential {
 impl Caller {
     /// 403 unless the caller holds one of `roles`; `action` names what was attempted.
     pub fn require(&self, roles: &[Role], action: &str) -> Result<(), ApiError> {
-        if roles.contains(&self.0.role) {
+        if roles.iter().any(|r| self.0.holds(*r)) {
             Ok(())
         } else {
             let allowed: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();

@@ -19,3 +19,4 @@ pub mod rollouts;
 pub mod router;
 pub mod serve;
 pub mod sessions;
+pub mod sso;

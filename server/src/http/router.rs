@@ -21,7 +21,7 @@ use tower_http::trace::TraceLayer;
 use crate::runtime::state::AppState;
 use crate::{
     http::actions, http::assets, http::export, http::observe, http::ofrep, http::otlp,
-    http::receivers, http::rollouts, http::sessions, sources::ingest,
+    http::receivers, http::rollouts, http::sessions, http::sso, sources::ingest,
 };
 
 /// How long any request but the live stream may take, body upload included.
@@ -68,6 +68,7 @@ pub fn app(state: AppState, edge: Arc<Edge>) -> Router {
         )
         .route("/rollouts/{id}/shares", post(sessions::create_share))
         .route("/shares/{share}", delete(sessions::revoke_share))
+        .route("/sso", get(sso::offered))
         .route(
             "/session",
             post(sessions::sign_in)
@@ -119,6 +120,8 @@ pub fn app(state: AppState, edge: Arc<Edge>) -> Router {
         .route("/health", get(observe::health))
         .route("/metrics", get(observe::metrics))
         .route("/s/{secret}", get(sessions::open_share))
+        .route("/auth/sso/start", get(sso::start))
+        .route("/auth/sso/callback", get(sso::callback))
         // A share link's answer sets a session; health may say how the audit chain stands:
         // neither is for any cache.
         .route_layer(SetResponseHeaderLayer::overriding(

@@ -28,7 +28,7 @@ const MAX_SHARE_LIFETIME: i64 = 30 * DAY;
 /// Served over HTTPS (`--public-url https://...`): a `Secure` cookie with the `__Host-`
 /// prefix. Otherwise `Secure` only when the request reached us over TLS through a proxy that
 /// says so, so the cookie still works on a plain-HTTP loopback demo.
-fn set_cookie(state: &AppState, headers: &HeaderMap, value: &str, max_age_secs: i64) -> String {
+pub(crate) fn set_cookie(state: &AppState, headers: &HeaderMap, value: &str, max_age_secs: i64) -> String {
     if state.https() {
         return format!(
             "{SECURE_SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}; Secure"
@@ -215,6 +215,9 @@ pub async fn open_share(
         name: format!("stakeholder (link {})", share.id),
         role: Role::Viewer,
         only_rollout: Some(share.rollout.clone()),
+        also: Vec::new(),
+        person: None,
+        email: None,
     };
     let life = (share.expires_at - now()).min(SESSION_LIFETIME);
     let (id, _) = state

@@ -188,6 +188,7 @@ async fn fire(state: &AppState, rollout: &Arc<Rollout>, firing: &Firing, at: Mil
         actor: Actor {
             name: format!("trigger {}", firing.trigger),
             role: Role::System,
+            ..Default::default()
         },
         action,
         reason: Some(firing.reason.clone()),
@@ -235,6 +236,7 @@ fn overrun_request(over: &Overrun, action: Action, at: Millis) -> Request {
         actor: Actor {
             name: format!("timebox of {}", over.stage),
             role: Role::System,
+            ..Default::default()
         },
         action,
         reason: Some(over.reason()),

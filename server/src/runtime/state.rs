@@ -43,6 +43,8 @@ pub struct AppState {
     /// Where people reach this dashboard (`--public-url`), if said: `https://...` turns on
     /// `__Host-` secure cookies and HSTS.
     pub public_url: Option<Arc<str>>,
+    /// Single sign-on, when the config names a provider.
+    pub sso: Option<Arc<crate::sso::Sso>>,
 }
 
 /// The evaluator's carried state and its latest result.
@@ -670,6 +672,7 @@ impl AppState {
             closing: Arc::default(),
             viewers: Arc::default(),
             public_url: None,
+            sso: None,
         })
     }
 

@@ -25,6 +25,7 @@ mod leases;
 mod outboxes;
 mod rollouts;
 mod sessions;
+mod sso;
 mod users;
 
 // The types stay at `crate::store::...`, where the rest of the crate names them.
@@ -33,6 +34,7 @@ pub use chain::{Appended, Verified, verify_on};
 pub use idempotency::{Claim, STALE_CLAIM};
 pub use outboxes::OUTBOX_STALE;
 pub use sessions::{Session, Share};
+pub use sso::{Pending, SsoEntry};
 pub use users::{User, UserEntry};
 
 /// Which engine holds the data. SQLite is the embedded default; PostgreSQL lets several

@@ -16,8 +16,16 @@ pub struct Session {
     pub share: Option<String>,
 }
 
-/// user, role, csrf, rollout, share id
-type SessionRow = (String, String, String, Option<String>, Option<String>);
+/// user, roles, csrf, rollout, share id, subject, email
+type SessionRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 /// A share link as listed for admins (never the secret).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -39,16 +47,23 @@ impl Storage {
         expires_at: Millis,
     ) -> anyhow::Result<(String, String)> {
         let (id, csrf) = (random_hex(), random_hex());
+        let roles: Vec<&str> = std::iter::once(&user.role)
+            .chain(&user.also)
+            .map(Role::as_str)
+            .collect();
         sqlx::query(
-            "INSERT INTO sessions (id, user_name, role, csrf, rollout, share_id, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO sessions (id, user_name, role, csrf, rollout, share_id, expires_at, subject, email)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(hash_token(&id))
         .bind(&user.name)
-        .bind(user.role.as_str())
+        .bind(roles.join(","))
         .bind(&csrf)
         .bind(&user.only_rollout)
         .bind(share_id)
         .bind(expires_at)
+        .bind(user.person.as_deref().and_then(|p| p.strip_prefix("sso:")))
+        .bind(&user.email)
         .execute(&self.pool)
         .await?;
         Ok((id, csrf))
@@ -57,27 +72,38 @@ impl Storage {
     /// The live session for a cookie value: not expired, and its share link (if any) not revoked.
     pub async fn session(&self, id: &str, now: Millis) -> anyhow::Result<Option<Session>> {
         let row: Option<SessionRow> = sqlx::query_as(
-            "SELECT s.user_name, s.role, s.csrf, s.rollout, s.share_id FROM sessions s
+            "SELECT s.user_name, s.role, s.csrf, s.rollout, s.share_id, s.subject, s.email
+             FROM sessions s
              LEFT JOIN shares sh ON sh.id = s.share_id
+             LEFT JOIN sso_users p ON p.subject = s.subject
              WHERE s.id = $1 AND s.expires_at > $2
-               AND (s.share_id IS NULL OR (sh.revoked_at IS NULL AND sh.expires_at > $2))",
+               AND (s.share_id IS NULL OR (sh.revoked_at IS NULL AND sh.expires_at > $2))
+               AND (s.subject IS NULL OR (p.subject IS NOT NULL AND p.revoked_at IS NULL))",
         )
         .bind(hash_token(id))
         .bind(now)
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.and_then(|(name, role, csrf, rollout, share)| {
-            let role = Role::from_str(&role).ok()?;
-            Some(Session {
-                user: User {
-                    name,
-                    role,
-                    only_rollout: rollout,
-                },
-                csrf,
-                share,
-            })
-        }))
+        Ok(
+            row.and_then(|(name, roles, csrf, rollout, share, subject, email)| {
+                // A person in several groups holds several roles, most authority first.
+                let mut roles = roles.split(',').map(Role::from_str);
+                let role = roles.next()?.ok()?;
+                let also = roles.collect::<Result<Vec<Role>, _>>().ok()?;
+                Some(Session {
+                    user: User {
+                        name,
+                        role,
+                        only_rollout: rollout,
+                        also,
+                        person: subject.map(|s| format!("sso:{s}")),
+                        email,
+                    },
+                    csrf,
+                    share,
+                })
+            }),
+        )
     }
 
     pub async fn end_session(&self, id: &str) -> anyhow::Result<()> {

@@ -15,6 +15,29 @@ pub struct User {
     pub role: Role,
     /// Share-link sessions may only read this one rollout.
     pub only_rollout: Option<String>,
+    /// More roles, for a person in several mapped groups (most authority first after `role`).
+    pub also: Vec<Role>,
+    /// The person, stable across renames (`sso:<subject>`), when known.
+    pub person: Option<String>,
+    pub email: Option<String>,
+}
+
+impl User {
+    /// Whether the user holds `role`, as their first role or another.
+    pub fn holds(&self, role: Role) -> bool {
+        self.role == role || self.also.contains(&role)
+    }
+
+    /// The user as an action's actor.
+    pub fn actor(&self) -> cutover_core::rollout::Actor {
+        cutover_core::rollout::Actor {
+            name: self.name.clone(),
+            role: self.role,
+            person: self.person.clone(),
+            email: self.email.clone(),
+            also: self.also.clone(),
+        }
+    }
 }
 
 /// A user as `cutover user list` shows them.
@@ -116,18 +139,42 @@ impl Storage {
     }
 
     pub async fn user_by_token(&self, token: &str) -> sqlx::Result<Option<User>> {
-        let row = sqlx::query("SELECT name, role, rollout FROM users WHERE token_hash = $1")
-            .bind(hash_token(token))
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT u.name, u.role, u.rollout, u.email, p.subject FROM users u
+             LEFT JOIN sso_users p ON u.email IS NOT NULL AND LOWER(p.email) = LOWER(u.email)
+             WHERE u.token_hash = $1",
+        )
+        .bind(hash_token(token))
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(row.and_then(|row| {
             let role: String = row.get("role");
+            let email: Option<String> = row.get("email");
+            let subject: Option<String> = row.get("subject");
+            // A token bound to an email is the provider's person with that email, if one has
+            // signed in: sign-offs count them once, however they come.
+            let person = subject
+                .map(|s| format!("sso:{s}"))
+                .or_else(|| email.as_ref().map(|e| format!("email:{}", e.to_lowercase())));
             // A role this build does not know is treated as no user rather than guessed.
             Role::from_str(&role).ok().map(|role| User {
                 name: row.get("name"),
                 role,
                 only_rollout: row.get("rollout"),
+                also: Vec::new(),
+                person,
+                email,
             })
         }))
+    }
+
+    /// Binds a token user to an email (`user add --email`); `None` unbinds.
+    pub async fn set_user_email(&self, name: &str, email: Option<&str>) -> sqlx::Result<bool> {
+        let done = sqlx::query("UPDATE users SET email = $1 WHERE name = $2")
+            .bind(email)
+            .bind(name)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 }

@@ -30,6 +30,7 @@ fn record(i: u64) -> AuditRecord {
         actor: Actor {
             name: format!("person {}", i % 3),
             role: Role::Operator,
+            ..Default::default()
         },
         action: if i.is_multiple_of(2) {
             Action::Pause

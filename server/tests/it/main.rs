@@ -9,6 +9,8 @@ mod pg;
 mod prom;
 #[path = "../support/app.rs"]
 mod support;
+#[path = "../support/oidc.rs"]
+mod oidc;
 
 mod abuse;
 mod actions;
@@ -30,5 +32,6 @@ mod receivers;
 mod replicas;
 mod rollback;
 mod sessions;
+mod sso;
 mod storage;
 mod users;

@@ -30,6 +30,7 @@ fn record(at: i64, action: Action) -> AuditRecord {
         actor: Actor {
             name: "alice".into(),
             role: Role::Operator,
+            ..Default::default()
         },
         action,
         reason: Some("because".into()),
@@ -359,6 +360,9 @@ async fn sessions_and_shares(s: &Storage) {
         name: "share".into(),
         role: Role::Viewer,
         only_rollout: Some("r1".into()),
+        also: Vec::new(),
+        person: None,
+        email: None,
     };
     let (sid, _) = s
         .create_session(&viewer, Some(&share_id), T0 + 5_000)
@@ -570,6 +574,9 @@ async fn a_moved_user_loses_their_sessions(s: &Storage) {
         name: "mover".into(),
         role: Role::Viewer,
         only_rollout: Some("r1".into()),
+        also: Vec::new(),
+        person: None,
+        email: None,
     };
     let (id, _) = s
         .create_session(&user, None, T0 + cutover_core::time::DAY)

@@ -100,6 +100,27 @@ impl TestApp {
         TestApp::serve_with(state, prometheus, tokens, Default::default()).await
     }
 
+    /// Starts a server whose single sign-on `sso` makes, given the server's URL (so a
+    /// provider can be started with the callback it must send people to); `sso` may return
+    /// something more, such as the provider.
+    pub async fn start_with_sso<F, Fut, T>(data: &Path, plans: Vec<Plan>, sso: F) -> (TestApp, T)
+    where
+        F: FnOnce(String) -> Fut,
+        Fut: std::future::Future<Output = (cutover_server::sso::Settings, T)>,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (settings, extra) = sso(url).await;
+        let storage = Storage::open_sqlite(data).await.unwrap();
+        let tokens = users(&storage).await;
+        let mut state = AppState::load(storage, plans).await.unwrap();
+        state.sso = Some(std::sync::Arc::new(
+            cutover_server::sso::Sso::new(settings).unwrap(),
+        ));
+        let app = TestApp::serve_on(listener, state, None, tokens, Default::default()).await;
+        (app, extra)
+    }
+
     async fn serve_with(
         state: AppState,
         prometheus: Option<cutover_server::sources::prometheus::PromConfig>,
@@ -107,6 +128,16 @@ impl TestApp {
         options: cutover_server::ServeOptions,
     ) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        TestApp::serve_on(listener, state, prometheus, tokens, options).await
+    }
+
+    async fn serve_on(
+        listener: tokio::net::TcpListener,
+        state: AppState,
+        prometheus: Option<cutover_server::sources::prometheus::PromConfig>,
+        tokens: BTreeMap<Role, String>,
+        options: cutover_server::ServeOptions,
+    ) -> TestApp {
         let url = format!("http://{}", listener.local_addr().unwrap());
         // true: a crash (the evaluator lease is left to run out); false: a clean stop.
         let (tx, rx) = tokio::sync::oneshot::channel::<bool>();

@@ -368,7 +368,7 @@ fn request(role: Role, n: u32, action: Action, at: Millis) -> Request {
         n => format!("demo-{role}-{n}"),
     };
     Request {
-        actor: Actor { name, role },
+        actor: Actor { name, role, ..Default::default() },
         action,
         reason: None,
         at,

@@ -1,0 +1,244 @@
+//! Single sign-on through a real OpenID provider (`oidc-provider` from npm) on loopback: a
+//! person signs in, holds the roles their groups map to, acts under their own name and
+//! email; people in no mapped group, off-site return paths, foreign or replayed states, a
+//! rotated key, a provider that stops mid-flow and a group removed between sessions are each
+//! handled as the issue names.
+
+use crate::oidc::{self, Provider};
+use crate::support::TestApp;
+
+use std::time::Duration;
+
+use cutover_core::role::Role;
+use cutover_server::sso::Settings;
+use serde_json::{Value, json};
+
+fn settings(issuer: &str, lifetime_ms: i64) -> Settings {
+    Settings {
+        issuer: issuer.to_string(),
+        name: "Test SSO".into(),
+        client_id: oidc::CLIENT_ID.into(),
+        client_secret: oidc::CLIENT_SECRET.into(),
+        scopes: ["openid", "email", "profile", "groups"].map(String::from).to_vec(),
+        groups_claim: "groups".into(),
+        email_domains: vec!["example.test".into()],
+        session_lifetime: lifetime_ms,
+        contact: Some("#cutover-admins".into()),
+        default_roles: Vec::new(),
+        groups: [
+            ("launch-leads".to_string(), vec![Role::Lead]),
+            ("sre".to_string(), vec![Role::Operator]),
+        ]
+        .into_iter()
+        .collect(),
+        redirect_url: None,
+        jwks_refresh: Duration::ZERO,
+    }
+}
+
+fn people() -> Value {
+    json!({
+        "alice": oidc::user("Alice Liddell", "alice@example.test", &["launch-leads", "sre"]),
+        "bob": oidc::user("Bob Builder", "bob@example.test", &["staff"]),
+        "carol": oidc::user("Carol Ops", "carol@example.test", &["sre"]),
+        "mallory": oidc::user("Mallory", "mallory@elsewhere.test", &["launch-leads"]),
+    })
+}
+
+async fn start(lifetime_ms: i64) -> (TestApp, Provider, tempfile::TempDir) {
+    let data = tempfile::tempdir().unwrap();
+    let (app, provider) = TestApp::start_with_sso(
+        data.path(),
+        vec![crate::support::open_plan("open", 2)],
+        |url| async move {
+            let provider =
+                Provider::start(&format!("{url}/auth/sso/callback"), people()).await;
+            (settings(&provider.issuer, lifetime_ms), provider)
+        },
+    )
+    .await;
+    (app, provider, data)
+}
+
+/// The signed-in session as the app asks it.
+async fn whoami(app: &TestApp, browser: &reqwest::Client) -> Value {
+    let r = browser
+        .get(format!("{}/api/session", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_person_signs_in_with_their_groups_roles_and_acts_under_their_own_name() {
+    let (app, _provider, _data) = start(cutover_core::time::HOUR).await;
+    // The sign-in page's question: is SSO offered, by what name?
+    let offered: Value = app.get("/api/sso").await;
+    assert_eq!(offered["name"], "Test SSO");
+
+    let browser = oidc::browser();
+    let done = oidc::sign_in(&browser, &app.url, "/r/open", "alice").await;
+    assert_eq!(done.status(), 200);
+    let page = done.text().await.unwrap();
+    assert!(page.contains("Signed in as Alice Liddell"), "{page}");
+    assert!(page.contains("url=/r/open"), "returns where it started: {page}");
+
+    let me = whoami(&app, &browser).await;
+    assert_eq!(me["name"], "Alice Liddell");
+    assert_eq!(me["role"], "lead", "the highest of lead and operator: {me}");
+
+    // Acts (a session sends its CSRF token), and the record names the person.
+    let r = browser
+        .post(format!("{}/api/rollouts/open/pause", app.url))
+        .header("x-csrf-token", me["csrf"].as_str().unwrap())
+        .json(&json!({ "reason": "checking the canary" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "not started yet: refused by the state, not the role");
+    let r = browser
+        .post(format!("{}/api/rollouts/open/start", app.url))
+        .header("x-csrf-token", me["csrf"].as_str().unwrap())
+        .json(&json!({ "reason": "go" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let audit: Value = app.get("/api/rollouts/open/audit").await;
+    let entry = &audit["entries"][0];
+    assert_eq!(entry["actor"]["name"], "Alice Liddell", "{entry}");
+    assert_eq!(entry["actor"]["email"], "alice@example.test");
+    assert_eq!(entry["actor"]["person"], "sso:alice");
+}
+
+#[tokio::test]
+async fn people_outside_the_mapped_groups_or_domains_are_told_why_and_whom_to_ask() {
+    let (app, _provider, _data) = start(cutover_core::time::HOUR).await;
+    let r = oidc::sign_in(&oidc::browser(), &app.url, "/", "bob").await;
+    assert_eq!(r.status(), 403);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Bob Builder is in no group that cutover gives a role to"), "{page}");
+    assert!(page.contains("staff") && page.contains("#cutover-admins"), "{page}");
+
+    let r = oidc::sign_in(&oidc::browser(), &app.url, "/", "mallory").await;
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("example.test"));
+}
+
+#[tokio::test]
+async fn an_off_site_return_to_lands_on_the_overview() {
+    let (app, _provider, _data) = start(cutover_core::time::HOUR).await;
+    for evil in ["https://evil.example/", "//evil.example/x"] {
+        let r = oidc::sign_in(&oidc::browser(), &app.url, evil, "carol").await;
+        assert_eq!(r.status(), 200);
+        let page = r.text().await.unwrap();
+        assert!(page.contains("url=/\""), "{evil}: {page}");
+        assert!(!page.contains("evil.example"), "{page}");
+    }
+}
+
+#[tokio::test]
+async fn a_foreign_state_or_a_replayed_callback_is_refused() {
+    let (app, _provider, _data) = start(cutover_core::time::HOUR).await;
+    // Another browser's callback: the state is not this browser's.
+    let victim = oidc::browser();
+    let at = oidc::walk_to_callback(&victim, &app.url, "/", "carol").await;
+    let attacker = oidc::browser();
+    let r = attacker.get(&at.url).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("did not start in this browser"));
+    // The right browser gets in once; the same callback again is refused.
+    let r = victim.get(&at.url).send().await.unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let replay = victim.get(&at.url).send().await.unwrap();
+    assert_eq!(replay.status(), 400);
+    // A state with a made-up value.
+    let forged = at.url.replace("state=", "state=x");
+    let r = victim.get(&forged).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn a_key_rotated_at_the_provider_is_fetched_and_trusted() {
+    let (app, provider, _data) = start(cutover_core::time::HOUR).await;
+    let r = oidc::sign_in(&oidc::browser(), &app.url, "/", "carol").await;
+    assert_eq!(r.status(), 200);
+    // The old key is gone from the provider's set; the next token is signed with a new one.
+    provider.rotate(false).await;
+    let browser = oidc::browser();
+    let r = oidc::sign_in(&browser, &app.url, "/", "carol").await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(whoami(&app, &browser).await["role"], "operator");
+}
+
+#[tokio::test]
+async fn a_provider_that_stops_mid_flow_is_said_plainly() {
+    let (app, mut provider, _data) = start(cutover_core::time::HOUR).await;
+    let browser = oidc::browser();
+    let at = oidc::walk_to_callback(&browser, &app.url, "/", "carol").await;
+    provider.stop().await;
+    let r = browser.get(&at.url).send().await.unwrap();
+    assert_eq!(r.status(), 502);
+    assert!(r.text().await.unwrap().contains("did not answer"));
+}
+
+#[tokio::test]
+async fn a_group_removed_at_the_provider_takes_the_role_at_the_next_session() {
+    // Sessions last two seconds here.
+    let (app, provider, _data) = start(2_000).await;
+    let browser = oidc::browser();
+    assert_eq!(oidc::sign_in(&browser, &app.url, "/", "alice").await.status(), 200);
+    assert_eq!(whoami(&app, &browser).await["role"], "lead");
+    provider
+        .set_user("alice", oidc::user("Alice Liddell", "alice@example.test", &["sre"]))
+        .await;
+    // Until the session ends she keeps it; then it is gone, and the next sign-in reads her
+    // groups again.
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    let r = browser
+        .get(format!("{}/api/session", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(r.status(), 200, "the session has ended");
+    let r = browser
+        .get(format!("{}/api/rollouts", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let again = oidc::browser();
+    assert_eq!(oidc::sign_in(&again, &app.url, "/", "alice").await.status(), 200);
+    assert_eq!(whoami(&app, &again).await["role"], "operator");
+}
+
+#[tokio::test]
+async fn a_revoked_person_is_refused_whatever_the_provider_says() {
+    let (app, _provider, data) = start(cutover_core::time::HOUR).await;
+    let browser = oidc::browser();
+    assert_eq!(oidc::sign_in(&browser, &app.url, "/", "carol").await.status(), 200);
+    let storage = cutover_server::store::Storage::open_sqlite(data.path())
+        .await
+        .unwrap();
+    let listed = storage.sso_users().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].name, "Carol Ops");
+    assert_eq!(listed[0].groups, vec!["sre".to_string()]);
+    assert_eq!(
+        storage.sso_revoke("carol@example.test", true, cutover_server::clock::now()).await.unwrap(),
+        vec!["carol".to_string()]
+    );
+    storage.close().await;
+    // Her session ends at once, and the provider's word no longer lets her in.
+    let r = browser
+        .get(format!("{}/api/session", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = oidc::sign_in(&oidc::browser(), &app.url, "/", "carol").await;
+    assert_eq!(r.status(), 403);
+    assert!(r.text().await.unwrap().contains("revoked"));
+}
