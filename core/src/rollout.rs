@@ -793,13 +793,22 @@ pub fn apply(
                 });
             }
             let approvals = next.approvals.entry(stage.id.clone()).or_default();
-            if approvals
+            if let Some(earlier) = approvals
                 .iter()
-                .any(|m| m.by.person_key() == request.actor.person_key())
+                .find(|m| m.by.person_key() == request.actor.person_key())
             {
+                // One person, however they came in (a token bound to their email, a session).
+                let who = if earlier.by.name == request.actor.name {
+                    request.actor.name.clone()
+                } else {
+                    format!(
+                        "{} (the same person as {})",
+                        request.actor.name, earlier.by.name
+                    )
+                };
                 return Err(Refusal::Duplicate(format!(
-                    "{} already approved {}",
-                    request.actor.name, stage.id
+                    "{who} already approved {}",
+                    stage.id
                 )));
             }
             // One approval per role when the sign-off asks each role: a second lead does

@@ -266,14 +266,22 @@ impl Sso {
             .or_else(|| claims.preferred_username().map(|u| u.as_str().to_string()))
             .or_else(|| email.clone())
             .unwrap_or_else(|| subject.clone());
-        let groups = groups_of(&claims.additional_claims().claims, &self.settings.groups_claim);
+        let groups = groups_of(
+            &claims.additional_claims().claims,
+            &self.settings.groups_claim,
+        );
         if !self.settings.email_domains.is_empty() {
             let domain = email
                 .as_deref()
                 .filter(|_| verified)
                 .and_then(|e| e.rsplit_once('@'))
                 .map(|(_, d)| d.to_ascii_lowercase());
-            if !domain.is_some_and(|d| self.settings.email_domains.iter().any(|a| a.eq_ignore_ascii_case(&d))) {
+            if !domain.is_some_and(|d| {
+                self.settings
+                    .email_domains
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(&d))
+            }) {
                 return Err(SsoError::NotAllowed(format!(
                     "{name}: only people with a verified email at {} may sign in here{}",
                     self.settings.email_domains.join(", "),

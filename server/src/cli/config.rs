@@ -83,10 +83,15 @@ impl SsoConfig {
     /// The settings the server runs with: the secret read, roles parsed.
     pub fn settle(&self, base: &Path) -> Result<crate::sso::Settings, String> {
         let secret = match (&self.client_secret_env, &self.client_secret_file) {
-            (Some(var), None) => std::env::var(var)
-                .map_err(|_| format!("sso: the environment variable {var} (client_secret_env) is not set"))?,
+            (Some(var), None) => std::env::var(var).map_err(|_| {
+                format!("sso: the environment variable {var} (client_secret_env) is not set")
+            })?,
             (None, Some(file)) => {
-                let path = if file.is_relative() { base.join(file) } else { file.clone() };
+                let path = if file.is_relative() {
+                    base.join(file)
+                } else {
+                    file.clone()
+                };
                 std::fs::read_to_string(&path)
                     .map_err(|e| format!("sso: client_secret_file {}: {e}", path.display()))?
                     .trim()
@@ -98,15 +103,20 @@ impl SsoConfig {
             r.parse::<cutover_core::role::Role>()
                 .map_err(|e| format!("sso: {e}"))
                 .and_then(|role| match role {
-                    cutover_core::role::Role::Ingest | cutover_core::role::Role::Flags => Err(format!(
-                        "sso: {role} is a machine role: give it with a token, not to people"
-                    )),
+                    cutover_core::role::Role::Ingest | cutover_core::role::Role::Flags => {
+                        Err(format!(
+                            "sso: {role} is a machine role: give it with a token, not to people"
+                        ))
+                    }
                     role => Ok(role),
                 })
         };
         let mut groups = std::collections::BTreeMap::new();
         for (group, roles) in &self.groups {
-            groups.insert(group.clone(), roles.iter().map(role).collect::<Result<Vec<_>, _>>()?);
+            groups.insert(
+                group.clone(),
+                roles.iter().map(role).collect::<Result<Vec<_>, _>>()?,
+            );
         }
         Ok(crate::sso::Settings {
             issuer: self.issuer.clone(),
@@ -114,15 +124,23 @@ impl SsoConfig {
             client_id: self.client_id.clone(),
             client_secret: secret,
             scopes: self.scopes.clone().unwrap_or_else(|| {
-                ["openid", "email", "profile", "groups"].map(String::from).to_vec()
+                ["openid", "email", "profile", "groups"]
+                    .map(String::from)
+                    .to_vec()
             }),
             groups_claim: self.groups_claim.clone().unwrap_or_else(|| "groups".into()),
             email_domains: self.email_domains.clone(),
-            session_lifetime: self.session_lifetime.map_or(crate::sso::SESSION_LIFETIME, |d| {
-                d.0.as_millis() as cutover_core::time::Millis
-            }),
+            session_lifetime: self
+                .session_lifetime
+                .map_or(crate::sso::SESSION_LIFETIME, |d| {
+                    d.0.as_millis() as cutover_core::time::Millis
+                }),
             contact: self.contact.clone(),
-            default_roles: self.default_roles.iter().map(role).collect::<Result<Vec<_>, _>>()?,
+            default_roles: self
+                .default_roles
+                .iter()
+                .map(role)
+                .collect::<Result<Vec<_>, _>>()?,
             groups,
             redirect_url: self.redirect_url.clone(),
             jwks_refresh: std::time::Duration::from_secs(10),

@@ -140,12 +140,14 @@ impl ServerArgs {
                 .or(file.public_url)
                 .map(|u| u.trim_end_matches('/').to_string()),
             sso: match &file.sso {
-                Some(sso) => Some(sso.settle(
-                    self.config
-                        .as_deref()
-                        .and_then(std::path::Path::parent)
-                        .unwrap_or(std::path::Path::new("")),
-                )?),
+                Some(sso) => Some(
+                    sso.settle(
+                        self.config
+                            .as_deref()
+                            .and_then(std::path::Path::parent)
+                            .unwrap_or(std::path::Path::new("")),
+                    )?,
+                ),
                 None => None,
             },
             notify: file.notify,

@@ -30,22 +30,35 @@ enum UserCommand {
         /// nor push to any other.
         #[arg(long, value_name = "ROLLOUT")]
         rollout: Option<String>,
+        /// The person's email: a token bound to it is the same person as whoever signs in
+        /// through single sign-on with that verified email (sign-offs count them once).
+        #[arg(long)]
+        email: Option<String>,
         /// Where the plans are: a role that is not built in must be one a plan defines.
         #[arg(long, env = "CUTOVER_PLANS", default_value = "plans")]
         plans: PathBuf,
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// List users with their roles (never tokens).
+    /// List token users with their roles (never tokens), then the people who signed in
+    /// through single sign-on, with their groups, roles and last sign-in.
     List {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// Delete a user: their token and browser sessions stop working at once.
+    /// Delete a token user, or revoke a person who signs in through single sign-on (by
+    /// email or subject): their token and browser sessions stop working at once, and the
+    /// provider's word no longer lets them in.
     ///
-    /// Example: cutover user revoke alice
+    /// Example: cutover user revoke alice; cutover user revoke alice@example.com
     Revoke {
         name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Let a revoked single sign-on person in again (by email or subject).
+    Restore {
+        who: String,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -78,6 +91,7 @@ pub(super) async fn run(args: UserArgs) -> anyhow::Result<ExitCode> {
             name,
             role,
             rollout,
+            email,
             plans,
             store,
         } => {
@@ -105,28 +119,68 @@ pub(super) async fn run(args: UserArgs) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             }
-            let token = store
-                .open()
-                .await?
+            let storage = store.open().await?;
+            let token = storage
                 .upsert_user_for(&name, role, rollout.as_deref(), now())
                 .await?;
+            storage.set_user_email(&name, email.as_deref()).await?;
             println!("{token}");
         }
         UserCommand::List { store } => {
-            for user in store.open().await?.users().await? {
-                let created = humantime::format_rfc3339_seconds(
-                    std::time::UNIX_EPOCH
-                        + std::time::Duration::from_millis(user.created_at.max(0) as u64),
+            let storage = store.open().await?;
+            let time = |ms: i64| {
+                humantime::format_rfc3339_seconds(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64),
+                )
+            };
+            for user in storage.users().await? {
+                println!(
+                    "{:<24} {:<9} created {}",
+                    user.name,
+                    user.role,
+                    time(user.created_at)
                 );
-                println!("{:<24} {:<9} created {created}", user.name, user.role);
+            }
+            for p in storage.sso_users().await? {
+                println!(
+                    "{:<24} {:<9} sso {} <{}> groups {} last sign-in {}{}",
+                    p.name,
+                    p.roles,
+                    p.subject,
+                    p.email.as_deref().unwrap_or("no email"),
+                    if p.groups.is_empty() {
+                        "none".to_string()
+                    } else {
+                        p.groups.join(",")
+                    },
+                    time(p.last_sign_in),
+                    if p.revoked { " REVOKED" } else { "" }
+                );
             }
         }
         UserCommand::Revoke { name, store } => {
-            if !store.open().await?.revoke_user(&name).await? {
-                eprintln!("error: there is no user {name:?}");
+            let storage = store.open().await?;
+            if storage.revoke_user(&name).await? {
+                println!("revoked {name}: their token and sessions no longer work");
+            } else {
+                let people = storage.sso_revoke(&name, true, now()).await?;
+                if people.is_empty() {
+                    eprintln!("error: there is no user or single sign-on person {name:?}");
+                    return Ok(ExitCode::FAILURE);
+                }
+                println!(
+                    "revoked {name} (sso {}): their sessions ended; the provider no longer lets them in",
+                    people.join(", ")
+                );
+            }
+        }
+        UserCommand::Restore { who, store } => {
+            let people = store.open().await?.sso_revoke(&who, false, now()).await?;
+            if people.is_empty() {
+                eprintln!("error: no single sign-on person {who:?}");
                 return Ok(ExitCode::FAILURE);
             }
-            println!("revoked {name}: their token and sessions no longer work");
+            println!("restored {who}: they may sign in again");
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -28,7 +28,12 @@ const MAX_SHARE_LIFETIME: i64 = 30 * DAY;
 /// Served over HTTPS (`--public-url https://...`): a `Secure` cookie with the `__Host-`
 /// prefix. Otherwise `Secure` only when the request reached us over TLS through a proxy that
 /// says so, so the cookie still works on a plain-HTTP loopback demo.
-pub(crate) fn set_cookie(state: &AppState, headers: &HeaderMap, value: &str, max_age_secs: i64) -> String {
+pub(crate) fn set_cookie(
+    state: &AppState,
+    headers: &HeaderMap,
+    value: &str,
+    max_age_secs: i64,
+) -> String {
     if state.https() {
         return format!(
             "{SECURE_SESSION_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age_secs}; Secure"

@@ -75,7 +75,10 @@ fn redirect_url(state: &AppState, headers: &HeaderMap) -> Result<String, ApiErro
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c)))
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".:-[]".contains(c))
+        })
         .ok_or_else(|| ApiError::BadRequest("no Host to return to".into()))?;
     Ok(format!("http://{host}{CALLBACK}"))
 }
@@ -87,7 +90,11 @@ pub async fn start(
     Query(q): Query<StartQuery>,
 ) -> Result<Response, ApiError> {
     let Some(sso) = state.sso.clone() else {
-        return Ok(page(StatusCode::NOT_FOUND, "No single sign-on", "This cutover signs people in with access tokens only."));
+        return Ok(page(
+            StatusCode::NOT_FOUND,
+            "No single sign-on",
+            "This cutover signs people in with access tokens only.",
+        ));
     };
     let redirect = redirect_url(&state, &headers)?;
     let begin = match sso.begin(&redirect).await {
@@ -136,7 +143,11 @@ pub async fn callback(
     Query(q): Query<Callback>,
 ) -> Result<Response, ApiError> {
     let Some(sso) = state.sso.clone() else {
-        return Ok(page(StatusCode::NOT_FOUND, "No single sign-on", "This cutover signs people in with access tokens only."));
+        return Ok(page(
+            StatusCode::NOT_FOUND,
+            "No single sign-on",
+            "This cutover signs people in with access tokens only.",
+        ));
     };
     if let Some(error) = &q.error {
         let detail = q.error_description.as_deref().unwrap_or("");
@@ -147,7 +158,11 @@ pub async fn callback(
         ));
     }
     let (Some(code), Some(returned)) = (&q.code, &q.state) else {
-        return Ok(page(StatusCode::BAD_REQUEST, "Sign-in did not finish", "The provider sent no code or state back."));
+        return Ok(page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in did not finish",
+            "The provider sent no code or state back.",
+        ));
     };
     // The state must be the one this browser left with, and never used before.
     let ours = cookie(&headers, STATE_COOKIE);
@@ -167,7 +182,13 @@ pub async fn callback(
     };
     let redirect = redirect_url(&state, &headers)?;
     let person = match sso
-        .finish(&redirect, code, &pending.nonce, &pending.verifier, q.iss.as_deref())
+        .finish(
+            &redirect,
+            code,
+            &pending.nonce,
+            &pending.verifier,
+            q.iss.as_deref(),
+        )
         .await
     {
         Ok(p) => p,
@@ -188,7 +209,10 @@ pub async fn callback(
         return Ok(refused(&SsoError::NotAllowed(format!(
             "{}'s access to cutover was revoked here. Ask {} to restore it.",
             person.name,
-            sso.settings.contact.as_deref().unwrap_or("whoever runs cutover")
+            sso.settings
+                .contact
+                .as_deref()
+                .unwrap_or("whoever runs cutover")
         ))));
     }
     let user = User {
@@ -218,7 +242,10 @@ pub async fn callback(
     );
     let mut response = (StatusCode::OK, Html(body)).into_response();
     let headers = response.headers_mut();
-    for c in [set_cookie(&state, &HeaderMap::new(), &id, life / 1000), clear] {
+    for c in [
+        set_cookie(&state, &HeaderMap::new(), &id, life / 1000),
+        clear,
+    ] {
         if let Ok(v) = c.parse() {
             headers.append(header::SET_COOKIE, v);
         }
@@ -228,9 +255,17 @@ pub async fn callback(
 
 fn refused(e: &SsoError) -> Response {
     match e {
-        SsoError::Provider(_) => page(StatusCode::BAD_GATEWAY, "The sign-in provider did not answer", &e.to_string()),
+        SsoError::Provider(_) => page(
+            StatusCode::BAD_GATEWAY,
+            "The sign-in provider did not answer",
+            &e.to_string(),
+        ),
         SsoError::Rejected(_) => page(StatusCode::BAD_REQUEST, "Sign-in refused", &e.to_string()),
-        SsoError::NotAllowed(_) => page(StatusCode::FORBIDDEN, "No access to cutover", &e.to_string()),
+        SsoError::NotAllowed(_) => page(
+            StatusCode::FORBIDDEN,
+            "No access to cutover",
+            &e.to_string(),
+        ),
     }
 }
 

@@ -153,9 +153,11 @@ impl Storage {
             let subject: Option<String> = row.get("subject");
             // A token bound to an email is the provider's person with that email, if one has
             // signed in: sign-offs count them once, however they come.
-            let person = subject
-                .map(|s| format!("sso:{s}"))
-                .or_else(|| email.as_ref().map(|e| format!("email:{}", e.to_lowercase())));
+            let person = subject.map(|s| format!("sso:{s}")).or_else(|| {
+                email
+                    .as_ref()
+                    .map(|e| format!("email:{}", e.to_lowercase()))
+            });
             // A role this build does not know is treated as no user rather than guessed.
             Role::from_str(&role).ok().map(|role| User {
                 name: row.get("name"),

@@ -3,14 +3,14 @@
 
 #[path = "../../../testdata/plans.rs"]
 mod fixtures;
+#[path = "../support/oidc.rs"]
+mod oidc;
 #[path = "../support/pg.rs"]
 mod pg;
 #[path = "../support/prom.rs"]
 mod prom;
 #[path = "../support/app.rs"]
 mod support;
-#[path = "../support/oidc.rs"]
-mod oidc;
 
 mod abuse;
 mod actions;

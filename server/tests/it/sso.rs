@@ -19,7 +19,9 @@ fn settings(issuer: &str, lifetime_ms: i64) -> Settings {
         name: "Test SSO".into(),
         client_id: oidc::CLIENT_ID.into(),
         client_secret: oidc::CLIENT_SECRET.into(),
-        scopes: ["openid", "email", "profile", "groups"].map(String::from).to_vec(),
+        scopes: ["openid", "email", "profile", "groups"]
+            .map(String::from)
+            .to_vec(),
         groups_claim: "groups".into(),
         email_domains: vec!["example.test".into()],
         session_lifetime: lifetime_ms,
@@ -51,8 +53,7 @@ async fn start(lifetime_ms: i64) -> (TestApp, Provider, tempfile::TempDir) {
         data.path(),
         vec![crate::support::open_plan("open", 2)],
         |url| async move {
-            let provider =
-                Provider::start(&format!("{url}/auth/sso/callback"), people()).await;
+            let provider = Provider::start(&format!("{url}/auth/sso/callback"), people()).await;
             (settings(&provider.issuer, lifetime_ms), provider)
         },
     )
@@ -83,7 +84,10 @@ async fn a_person_signs_in_with_their_groups_roles_and_acts_under_their_own_name
     assert_eq!(done.status(), 200);
     let page = done.text().await.unwrap();
     assert!(page.contains("Signed in as Alice Liddell"), "{page}");
-    assert!(page.contains("url=/r/open"), "returns where it started: {page}");
+    assert!(
+        page.contains("url=/r/open"),
+        "returns where it started: {page}"
+    );
 
     let me = whoami(&app, &browser).await;
     assert_eq!(me["name"], "Alice Liddell");
@@ -97,7 +101,11 @@ async fn a_person_signs_in_with_their_groups_roles_and_acts_under_their_own_name
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 409, "not started yet: refused by the state, not the role");
+    assert_eq!(
+        r.status(),
+        409,
+        "not started yet: refused by the state, not the role"
+    );
     let r = browser
         .post(format!("{}/api/rollouts/open/start", app.url))
         .header("x-csrf-token", me["csrf"].as_str().unwrap())
@@ -119,8 +127,14 @@ async fn people_outside_the_mapped_groups_or_domains_are_told_why_and_whom_to_as
     let r = oidc::sign_in(&oidc::browser(), &app.url, "/", "bob").await;
     assert_eq!(r.status(), 403);
     let page = r.text().await.unwrap();
-    assert!(page.contains("Bob Builder is in no group that cutover gives a role to"), "{page}");
-    assert!(page.contains("staff") && page.contains("#cutover-admins"), "{page}");
+    assert!(
+        page.contains("Bob Builder is in no group that cutover gives a role to"),
+        "{page}"
+    );
+    assert!(
+        page.contains("staff") && page.contains("#cutover-admins"),
+        "{page}"
+    );
 
     let r = oidc::sign_in(&oidc::browser(), &app.url, "/", "mallory").await;
     assert_eq!(r.status(), 403);
@@ -148,7 +162,12 @@ async fn a_foreign_state_or_a_replayed_callback_is_refused() {
     let attacker = oidc::browser();
     let r = attacker.get(&at.url).send().await.unwrap();
     assert_eq!(r.status(), 400);
-    assert!(r.text().await.unwrap().contains("did not start in this browser"));
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("did not start in this browser")
+    );
     // The right browser gets in once; the same callback again is refused.
     let r = victim.get(&at.url).send().await.unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
@@ -189,10 +208,18 @@ async fn a_group_removed_at_the_provider_takes_the_role_at_the_next_session() {
     // Sessions last two seconds here.
     let (app, provider, _data) = start(2_000).await;
     let browser = oidc::browser();
-    assert_eq!(oidc::sign_in(&browser, &app.url, "/", "alice").await.status(), 200);
+    assert_eq!(
+        oidc::sign_in(&browser, &app.url, "/", "alice")
+            .await
+            .status(),
+        200
+    );
     assert_eq!(whoami(&app, &browser).await["role"], "lead");
     provider
-        .set_user("alice", oidc::user("Alice Liddell", "alice@example.test", &["sre"]))
+        .set_user(
+            "alice",
+            oidc::user("Alice Liddell", "alice@example.test", &["sre"]),
+        )
         .await;
     // Until the session ends she keeps it; then it is gone, and the next sign-in reads her
     // groups again.
@@ -210,7 +237,10 @@ async fn a_group_removed_at_the_provider_takes_the_role_at_the_next_session() {
         .unwrap();
     assert_eq!(r.status(), 401);
     let again = oidc::browser();
-    assert_eq!(oidc::sign_in(&again, &app.url, "/", "alice").await.status(), 200);
+    assert_eq!(
+        oidc::sign_in(&again, &app.url, "/", "alice").await.status(),
+        200
+    );
     assert_eq!(whoami(&app, &again).await["role"], "operator");
 }
 
@@ -218,7 +248,12 @@ async fn a_group_removed_at_the_provider_takes_the_role_at_the_next_session() {
 async fn a_revoked_person_is_refused_whatever_the_provider_says() {
     let (app, _provider, data) = start(cutover_core::time::HOUR).await;
     let browser = oidc::browser();
-    assert_eq!(oidc::sign_in(&browser, &app.url, "/", "carol").await.status(), 200);
+    assert_eq!(
+        oidc::sign_in(&browser, &app.url, "/", "carol")
+            .await
+            .status(),
+        200
+    );
     let storage = cutover_server::store::Storage::open_sqlite(data.path())
         .await
         .unwrap();
@@ -227,7 +262,10 @@ async fn a_revoked_person_is_refused_whatever_the_provider_says() {
     assert_eq!(listed[0].name, "Carol Ops");
     assert_eq!(listed[0].groups, vec!["sre".to_string()]);
     assert_eq!(
-        storage.sso_revoke("carol@example.test", true, cutover_server::clock::now()).await.unwrap(),
+        storage
+            .sso_revoke("carol@example.test", true, cutover_server::clock::now())
+            .await
+            .unwrap(),
         vec!["carol".to_string()]
     );
     storage.close().await;
@@ -241,4 +279,77 @@ async fn a_revoked_person_is_refused_whatever_the_provider_says() {
     let r = oidc::sign_in(&oidc::browser(), &app.url, "/", "carol").await;
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("revoked"));
+}
+
+/// A sign-off needing two people is not met by one person twice: once through single
+/// sign-on and once with a token bound to the same email (`user add --email`).
+#[tokio::test]
+async fn one_person_through_a_token_and_a_session_signs_off_once() {
+    let data = tempfile::tempdir().unwrap();
+    let plan = cutover_core::plan::parse(
+        "two.toml",
+        "[rollout]\nid = \"two\"\ntitle = \"Two people\"\n\n[[stage]]\nid = \"canary\"\ntraffic = 5\n\n\
+         [[stage]]\nid = \"ga\"\ntraffic = 100\n\n[[signoff]]\nstage = \"ga\"\napprovals = 2\nroles = [\"lead\"]\n\n\
+         [[metric]]\nid = \"latency_ms\"\nkind = \"distribution\"\n",
+    )
+    .unwrap();
+    let (app, _provider) = TestApp::start_with_sso(data.path(), vec![plan], |url| async move {
+        let provider = Provider::start(&format!("{url}/auth/sso/callback"), people()).await;
+        (
+            settings(&provider.issuer, cutover_core::time::HOUR),
+            provider,
+        )
+    })
+    .await;
+    let browser = oidc::browser();
+    assert_eq!(
+        oidc::sign_in(&browser, &app.url, "/", "alice")
+            .await
+            .status(),
+        200
+    );
+    let me = whoami(&app, &browser).await;
+    let csrf = me["csrf"].as_str().unwrap().to_string();
+    let act = |path: &'static str| {
+        browser
+            .post(format!("{}/api/rollouts/two/{path}", app.url))
+            .header("x-csrf-token", &csrf)
+            .json(&json!({ "reason": "ok" }))
+    };
+    assert_eq!(act("start").send().await.unwrap().status(), 200);
+    assert_eq!(act("approvals").send().await.unwrap().status(), 200);
+
+    // Alice's token, bound to her email, is Alice.
+    let storage = cutover_server::store::Storage::open_sqlite(data.path())
+        .await
+        .unwrap();
+    let token = storage
+        .upsert_user_for("alice-cli", Role::Lead, None, cutover_server::clock::now())
+        .await
+        .unwrap();
+    storage
+        .set_user_email("alice-cli", Some("ALICE@example.test"))
+        .await
+        .unwrap();
+    storage.close().await;
+    let r = app
+        .http
+        .post(format!("{}/api/rollouts/two/approvals", app.url))
+        .bearer_auth(&token)
+        .json(&json!({ "reason": "me again" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409, "one person, two ways in: one approval");
+    let body = r.text().await.unwrap();
+    assert!(body.contains("already approved"), "{body}");
+    // Another lead is another person.
+    let (status, body) = app
+        .post(
+            Some(Role::Lead),
+            "/api/rollouts/two/approvals",
+            json!({ "reason": "second pair of eyes" }),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
 }

@@ -43,7 +43,10 @@ impl Provider {
             module.display()
         );
         let mut child = tokio::process::Command::new("node")
-            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/oidc-provider.mjs"))
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/support/oidc-provider.mjs"
+            ))
             .env("OIDC_PROVIDER", &module)
             .env("RP_REDIRECT", redirect)
             .env("OP_STATE_DIR", dir.path())

@@ -368,7 +368,11 @@ fn request(role: Role, n: u32, action: Action, at: Millis) -> Request {
         n => format!("demo-{role}-{n}"),
     };
     Request {
-        actor: Actor { name, role, ..Default::default() },
+        actor: Actor {
+            name,
+            role,
+            ..Default::default()
+        },
         action,
         reason: None,
         at,
