@@ -33,5 +33,6 @@ mod replicas;
 mod rollback;
 mod sessions;
 mod sso;
+mod sso_forged;
 mod storage;
 mod users;

@@ -38,6 +38,11 @@ fn settings(issuer: &str, lifetime_ms: i64) -> Settings {
     }
 }
 
+/// The settings the other single sign-on tests start from.
+pub fn tests_settings(issuer: &str) -> Settings {
+    settings(issuer, cutover_core::time::HOUR)
+}
+
 fn people() -> Value {
     json!({
         "alice": oidc::user("Alice Liddell", "alice@example.test", &["launch-leads", "sre"]),
