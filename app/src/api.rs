@@ -55,6 +55,22 @@ pub async fn whoami() -> Result<Option<Me>, String> {
     }
 }
 
+/// A company sign-in the server offers: its name and where it starts.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct SsoOffer {
+    pub name: String,
+    pub start: String,
+}
+
+/// The single sign-on the server offers, if any (404: none).
+pub async fn sso() -> Option<SsoOffer> {
+    let response = Request::get("/api/sso").send().await.ok()?;
+    if response.status() != 200 {
+        return None;
+    }
+    response.json().await.ok()
+}
+
 pub async fn sign_in(token: &str) -> Result<Me, String> {
     let response = Request::post("/api/session")
         .json(&serde_json::json!({ "token": token.trim() }))

@@ -15,6 +15,21 @@ pub struct SessionInfo {
     pub csrf: String,
     /// Set for users and share-link sessions limited to one rollout.
     pub rollout: Option<String>,
+    /// More roles a person in several mapped groups holds (single sign-on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<Role>,
+}
+
+impl SessionInfo {
+    /// Whether the session holds `role`, first or among the others.
+    pub fn holds(&self, role: Role) -> bool {
+        self.role == role || self.also.contains(&role)
+    }
+
+    /// Whether any role the session holds is among `allowed`.
+    pub fn any_of(&self, allowed: &[Role]) -> bool {
+        allowed.iter().any(|r| self.holds(*r))
+    }
 }
 
 /// A read-only link to one rollout, as the server made it (`POST .../shares`).

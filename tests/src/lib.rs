@@ -29,7 +29,8 @@ pub fn output_dir() -> PathBuf {
     dir
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// A loopback port nobody holds now.
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -54,6 +55,7 @@ fn spawn_demo(
     data: &Path,
     args: &[String],
     cpu: Option<usize>,
+    env: &[(String, String)],
 ) -> anyhow::Result<(Child, String, BTreeMap<String, String>)> {
     let bin = cutover_bin();
     let mut command = match cpu {
@@ -65,6 +67,7 @@ fn spawn_demo(
         None => Command::new(&bin),
     };
     let mut child = command
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .args(["demo", "--addr", addr, "--data-dir"])
         .arg(data)
         .args(args)
@@ -127,10 +130,32 @@ impl Demo {
         Demo::spawn(&["--fresh", "--streams-per-sign-in", "20000"], Some(cpu))
     }
 
+    /// Starts `cutover demo --fresh` on `addr` with `args` and environment variables `env`
+    /// (a config file's secrets): for a server whose address must be known before it starts,
+    /// such as the callback an OpenID provider is told.
+    pub fn start_at(addr: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Demo> {
+        let data = tempfile::tempdir()?;
+        let mut all = vec!["--fresh".to_string()];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let (child, url, tokens) = spawn_demo(addr, data.path(), &all, None, &env)?;
+        Ok(Demo {
+            child,
+            url,
+            tokens,
+            args: all,
+            cpu: None,
+            _data: data,
+        })
+    }
+
     fn spawn(args: &[&str], cpu: Option<usize>) -> anyhow::Result<Demo> {
         let data = tempfile::tempdir()?;
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let (child, url, tokens) = spawn_demo("127.0.0.1:0", data.path(), &args, cpu)?;
+        let (child, url, tokens) = spawn_demo("127.0.0.1:0", data.path(), &args, cpu, &[])?;
         Ok(Demo {
             child,
             url,
@@ -156,7 +181,7 @@ impl Demo {
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.stop();
         let addr = self.url.trim_start_matches("http://").to_string();
-        let (child, url, tokens) = spawn_demo(&addr, self._data.path(), &self.args, self.cpu)?;
+        let (child, url, tokens) = spawn_demo(&addr, self._data.path(), &self.args, self.cpu, &[])?;
         self.child = child;
         self.url = url;
         self.tokens = tokens;

@@ -40,11 +40,12 @@ pub fn ActionBar(
     let me_name = me.name.clone();
     let busy = RwSignal::new(false);
     let role = me.role;
+    let holder = StoredValue::new(me.clone());
     let csrf = StoredValue::new(me.csrf.clone());
     let may = move |pick: fn(&cutover_core::plan::Permissions) -> &Vec<Role>| {
         snapshot
             .get()
-            .is_some_and(|s| pick(&s.plan.permissions).contains(&role))
+            .is_some_and(|s| holder.with_value(|me| me.any_of(pick(&s.plan.permissions))))
     };
     let phase = move || snapshot.get().map(|s| s.state.phase);
     // What blocks the next step now: the snapshot's state with the newest gate statuses.
@@ -117,7 +118,7 @@ pub fn ActionBar(
         Some((
             stage.id.clone(),
             text,
-            signoff.roles.contains(&role) && !mine,
+            holder.with_value(|me| me.any_of(&signoff.roles)) && !mine,
         ))
     });
     let id = move || snapshot.get().map(|s| s.plan.id).unwrap_or_default();

@@ -76,14 +76,15 @@ pub fn Checklists(
                 item.days
             )
         });
-        let role = me.with_value(|m| m.as_ref().map(|m| m.role));
         // An item ticked by its gate is not a person's to untick.
         let may = (mark.is_some() || by_gate.is_none())
-            && role.is_some_and(|r| {
-                s.plan.permissions.check.contains(&r)
-                    && item
-                        .role
-                        .is_none_or(|needed| needed == r || r == Role::Lead)
+            && me.with_value(|m| {
+                m.as_ref().is_some_and(|m| {
+                    m.any_of(&s.plan.permissions.check)
+                        && item
+                            .role
+                            .is_none_or(|needed| m.holds(needed) || m.holds(Role::Lead))
+                })
             });
         let who = match (&mark, by_gate) {
             (Some(m), _) if !checked => {

@@ -28,7 +28,7 @@ pub fn OpenAlerts(
             me.as_ref().is_some_and(|me| {
                 snapshot
                     .get()
-                    .is_some_and(|s| s.plan.permissions.ack.contains(&me.role))
+                    .is_some_and(|s| me.any_of(&s.plan.permissions.ack))
             })
         }
     };

@@ -15,7 +15,7 @@ pub fn ShareLink(
     /// The rollout the link opens.
     rollout: String,
 ) -> impl IntoView {
-    let allowed = matches!(me.role, Role::Lead | Role::Admin);
+    let allowed = me.any_of(&[Role::Lead, Role::Admin]);
     let made = RwSignal::new(None::<Share>);
     let error = RwSignal::new(None::<String>);
     let csrf = StoredValue::new(me.csrf);

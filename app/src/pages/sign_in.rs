@@ -1,4 +1,5 @@
-//! The sign-in form: paste an access token; the server answers with a session cookie.
+//! The sign-in page: the company's single sign-on first, when the server offers it; pasting an
+//! access token below it (automation users, the CLI's people).
 
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -14,6 +15,14 @@ pub fn SignIn(
     let token = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
+    let offer = RwSignal::new(None::<api::SsoOffer>);
+    spawn_local(async move { offer.set(api::sso().await) });
+    // Back to this page after the provider.
+    let here = window()
+        .location()
+        .pathname()
+        .unwrap_or_else(|_| "/".into());
+    let back = String::from(js_sys::encode_uri_component(&here));
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
         busy.set(true);
@@ -28,6 +37,19 @@ pub fn SignIn(
     view! {
         <form class="sign-in panel" on:submit=submit>
             <h2>"Sign in to cutover"</h2>
+            {move || {
+                offer
+                    .get()
+                    .map(|o| {
+                        let href = format!("{}?return_to={}", o.start, back);
+                        view! {
+                            <a class="sso-sign-in" href=href data-testid="sso-sign-in">
+                                {format!("Sign in with {}", o.name)}
+                            </a>
+                            <p class="muted">"or, for automation, paste an access token:"</p>
+                        }
+                    })
+            }}
             <label for="token">"Access token"</label>
             <input
                 id="token"

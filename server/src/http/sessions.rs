@@ -84,6 +84,7 @@ pub async fn sign_in(
         role: user.role,
         csrf,
         rollout: None,
+        also: user.also,
     };
     Ok((
         [(
@@ -115,6 +116,7 @@ pub async fn whoami(
         role: session.user.role,
         csrf: session.csrf,
         rollout: session.user.only_rollout,
+        also: session.user.also,
     })
     .into_response())
 }

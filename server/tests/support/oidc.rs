@@ -43,9 +43,10 @@ impl Provider {
             module.display()
         );
         let mut child = tokio::process::Command::new("node")
+            // From the server's tests or the end-to-end crate's, both one level below the root.
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
-                "/tests/support/oidc-provider.mjs"
+                "/../server/tests/support/oidc-provider.mjs"
             ))
             .env("OIDC_PROVIDER", &module)
             .env("RP_REDIRECT", redirect)

@@ -4,6 +4,8 @@
 
 #[path = "../../../testdata/plans.rs"]
 mod fixtures;
+#[path = "../../../server/tests/support/oidc.rs"]
+mod oidc;
 
 mod a11y;
 mod actions;
@@ -14,5 +16,6 @@ mod in_flight;
 mod live;
 mod phone;
 mod rollback;
+mod sso;
 mod triggers;
 mod wall;
