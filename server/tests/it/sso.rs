@@ -259,21 +259,38 @@ async fn a_revoked_person_is_refused_whatever_the_provider_says() {
             .status(),
         200
     );
-    let storage = cutover_server::store::Storage::open_sqlite(data.path())
-        .await
-        .unwrap();
-    let listed = storage.sso_users().await.unwrap();
-    assert_eq!(listed.len(), 1);
-    assert_eq!(listed[0].name, "Carol Ops");
-    assert_eq!(listed[0].groups, vec!["sre".to_string()]);
-    assert_eq!(
-        storage
-            .sso_revoke("carol@example.test", true, cutover_server::clock::now())
-            .await
-            .unwrap(),
-        vec!["carol".to_string()]
+    // The admin's view and action, through the CLI on the server's data.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+            .args(["user"])
+            .args(args)
+            .arg("--data-dir")
+            .arg(data.path())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    let (ok, listed) = cli(&["list"]);
+    assert!(ok);
+    let line = listed
+        .lines()
+        .find(|l| l.contains("Carol Ops"))
+        .expect("Carol is listed");
+    assert!(
+        line.contains("operator")
+            && line.contains("sso carol")
+            && line.contains("<carol@example.test>")
+            && line.contains("groups sre")
+            && line.contains("last sign-in"),
+        "{line}"
     );
-    storage.close().await;
+    let (ok, said) = cli(&["revoke", "carol@example.test"]);
+    assert!(ok, "{said}");
+    assert!(said.contains("revoked"), "{said}");
+    assert!(cli(&["list"]).1.contains("REVOKED"));
     // Her session ends at once, and the provider's word no longer lets her in.
     let r = browser
         .get(format!("{}/api/session", app.url))
@@ -284,6 +301,10 @@ async fn a_revoked_person_is_refused_whatever_the_provider_says() {
     let r = oidc::sign_in(&oidc::browser(), &app.url, "/", "carol").await;
     assert_eq!(r.status(), 403);
     assert!(r.text().await.unwrap().contains("revoked"));
+    // Restored, she is let in again.
+    assert!(cli(&["restore", "carol"]).0);
+    let r = oidc::sign_in(&oidc::browser(), &app.url, "/", "carol").await;
+    assert_eq!(r.status(), 200);
 }
 
 /// A sign-off needing two people is not met by one person twice: once through single
