@@ -14,9 +14,12 @@
 //! - OFREP: bulk evaluations per second against `GET .../flags`, and the time from a kill's
 //!   request to a polling OFREP client seeing it, against the kill's own answer.
 //!
+//! - single sign-on: a whole sign-in through a loopback `oidc-provider` against a token
+//!   sign-in, and a kill while 100 sign-ins are in flight against none.
+//!
 //! Run: `cargo bench -p cutover-server --bench serve`; only some parts:
 //! `BENCH=ingest cargo bench -p cutover-server --bench serve` (any of `ingest`, `fan-out`,
-//! `kill`, `otlp`, `ofrep`, comma-separated).
+//! `kill`, `otlp`, `ofrep`, `sso`, comma-separated).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -28,6 +31,9 @@ use cutover_server::sources::simulate::{Mix, Targets};
 use cutover_server::store::Storage;
 use cutover_server::{AppState, serve};
 use futures::StreamExt;
+
+#[path = "../tests/support/oidc.rs"]
+mod oidc;
 
 const PLAN: &str = include_str!("../../plans/spiralogic.toml");
 const BATCH: usize = 1_000;
@@ -743,6 +749,129 @@ async fn ofrep() {
     );
 }
 
+/// Single sign-on against `oidc-provider` on loopback: a whole sign-in's round trip (start,
+/// the provider's login, the callback with its code exchange and token check) against a token
+/// sign-in, and a kill's answer while 100 sign-ins are in flight against none.
+async fn sso() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let people: serde_json::Map<String, serde_json::Value> = (0..100)
+        .map(|i| {
+            (
+                format!("p{i}"),
+                oidc::user(
+                    &format!("Person {i}"),
+                    &format!("p{i}@example.test"),
+                    &["leads"],
+                ),
+            )
+        })
+        .collect();
+    let provider = oidc::Provider::start(
+        &format!("{url}/auth/sso/callback"),
+        serde_json::Value::Object(people),
+    )
+    .await;
+    let data = tempfile::tempdir().unwrap();
+    let storage = Storage::open_sqlite(data.path()).await.unwrap();
+    let lead = storage
+        .upsert_user("bench-lead", Role::Lead, now())
+        .await
+        .unwrap();
+    let mut state = AppState::load(storage, vec![open_plan()]).await.unwrap();
+    state.sso = Some(Arc::new(
+        cutover_server::sso::Sso::new(cutover_server::sso::Settings {
+            issuer: provider.issuer.clone(),
+            name: "Bench".into(),
+            client_id: oidc::CLIENT_ID.into(),
+            client_secret: oidc::CLIENT_SECRET.into(),
+            scopes: ["openid", "email", "profile", "groups"]
+                .map(String::from)
+                .to_vec(),
+            groups_claim: "groups".into(),
+            email_domains: Vec::new(),
+            session_lifetime: cutover_core::time::HOUR,
+            contact: None,
+            default_roles: Vec::new(),
+            groups: [("leads".to_string(), vec![Role::Lead])]
+                .into_iter()
+                .collect(),
+            redirect_url: None,
+            jwks_refresh: Duration::from_secs(10),
+        })
+        .unwrap(),
+    ));
+    tokio::spawn(async move { serve(listener, state, std::future::pending()).await });
+    let http = reqwest::Client::new();
+
+    let mut sso_trips = Vec::new();
+    for i in 0..40 {
+        let browser = oidc::browser();
+        let t0 = Instant::now();
+        let r = oidc::sign_in(&browser, &url, "/", &format!("p{}", i % 100)).await;
+        assert_eq!(r.status(), 200);
+        sso_trips.push(t0.elapsed());
+    }
+    let mut token_trips = Vec::new();
+    for _ in 0..40 {
+        let t0 = Instant::now();
+        let r = http
+            .post(format!("{url}/api/session"))
+            .json(&serde_json::json!({ "token": lead }))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        token_trips.push(t0.elapsed());
+    }
+    sso_trips.sort();
+    token_trips.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "ROW | single sign-on round trip through a loopback oidc-provider, median (p95 {:.1} ms) | {:.1} ms | a token sign-in median {:.2} ms | {:.1}x | ",
+        ms(percentile(&sso_trips, 0.95)),
+        ms(percentile(&sso_trips, 0.5)),
+        ms(percentile(&token_trips, 0.5)),
+        ms(percentile(&sso_trips, 0.5)) / ms(percentile(&token_trips, 0.5))
+    );
+
+    let r = http
+        .post(format!("{url}/api/rollouts/open/start"))
+        .bearer_auth(&lead)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    let idle = kills(&http, &url, &lead, 20).await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let crowd: Vec<_> = (0..100)
+        .map(|i| {
+            let (url, stop) = (url.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let browser = oidc::browser();
+                    let _ = oidc::sign_in(&browser, &url, "/", &format!("p{i}")).await;
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let busy = kills(&http, &url, &lead, 20).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in crowd {
+        let _ = c.await;
+    }
+    let (i50, b50) = (percentile(&idle, 0.5), percentile(&busy, 0.5));
+    println!(
+        "ROW | a kill's answer while 100 single sign-ons are in flight, p50 (p99 {:.1} ms) | {:.1} ms | the same kill with none, p50 {:.1} ms | {:.2}x | ",
+        ms(percentile(&busy, 0.99)),
+        ms(b50),
+        ms(i50),
+        ms(b50) / ms(i50)
+    );
+    drop(provider);
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` passes nothing special either way.
     let only = std::env::var("BENCH").unwrap_or_default();
@@ -763,6 +892,9 @@ fn main() {
         }
         if run("ofrep") {
             ofrep().await;
+        }
+        if run("sso") {
+            sso().await;
         }
     });
 }
