@@ -239,6 +239,25 @@ pub(super) async fn bind(
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let addr = listener.local_addr()?;
+    if let Some(sso) = &settings.sso {
+        // A plan role the provider's groups give must exist, or the grant silently means
+        // nothing.
+        let defined: std::collections::BTreeSet<cutover_core::role::Role> = plans
+            .iter()
+            .flat_map(|p| p.roles.iter().map(|r| r.role))
+            .collect();
+        if let Some(role) = sso
+            .groups
+            .values()
+            .flatten()
+            .chain(&sso.default_roles)
+            .find(|r| r.is_named() && !defined.contains(r))
+        {
+            anyhow::bail!(
+                "[sso] gives the role {role}, which no plan defines (a plan's [[role]] id = \"{role}\")"
+            );
+        }
+    }
     let mut state = AppState::load(storage, plans).await?;
     state.public_url = settings.public_url.as_deref().map(Into::into);
     if let Some(sso) = &settings.sso {
