@@ -165,7 +165,9 @@ pub(super) async fn run(args: UserArgs) -> anyhow::Result<ExitCode> {
             } else {
                 let people = storage.sso_revoke(&name, true, now()).await?;
                 if people.is_empty() {
-                    eprintln!("error: there is no user or single sign-on person {name:?}");
+                    eprintln!(
+                        "error: there is no user {name:?} (nor a single sign-on person with that email or subject)"
+                    );
                     return Ok(ExitCode::FAILURE);
                 }
                 println!(
