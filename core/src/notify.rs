@@ -88,6 +88,26 @@ pub fn of_record(plan: &Plan, record: &AuditRecord) -> Option<Event> {
                 lines,
             ))
         }
+        Action::Ack { alert } => {
+            // As heavy as what it acknowledges, so it reaches every channel the alert did.
+            let (severity, what) = if alert == crate::rollout::KILL_ALERT {
+                (Severity::Critical, "the kill".to_string())
+            } else {
+                let spec = plan.triggers.iter().find(|t| &t.id == alert);
+                (
+                    spec.map_or(Severity::Warning, |t| t.severity),
+                    format!("ALERT {}", spec.map_or(alert.as_str(), |t| t.title.as_str())),
+                )
+            };
+            lines.push(format!("by {who}"));
+            Some(event(
+                EventKind::Acknowledged,
+                severity,
+                format!("{}: acknowledged {what}", plan.title),
+                format!("ack:{alert}:{}", record.at),
+                lines,
+            ))
+        }
         Action::Kill => {
             lines.push(format!("by {who}; traffic now 0%"));
             Some(event(
@@ -154,6 +174,47 @@ pub fn of_record(plan: &Plan, record: &AuditRecord) -> Option<Event> {
             }
         }
         _ => None,
+    }
+}
+
+/// What a pager does with an event: open an incident, acknowledge it, or resolve it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PageAction {
+    Trigger,
+    Acknowledge,
+    Resolve,
+}
+
+/// The pager's action for `event` and the episode it belongs to (PagerDuty's dedup key,
+/// without the rollout): an alert's firing, acknowledgement and resolution share
+/// `alert:<trigger>`; a kill and its acknowledgement `kill`; anything else that pages is an
+/// episode of its own kind and subject (`gate:<id>`, `stale`, ...), so a repeat while it is
+/// open adds to the same incident.
+pub fn page(event: &Event) -> (PageAction, String) {
+    // Keys are `<kind>:<subject...>:<at>`: the episode is the key without its time.
+    let subject = |key: &str| -> String {
+        match key.rsplit_once(':') {
+            Some((head, _)) => head.to_string(),
+            None => key.to_string(),
+        }
+    };
+    match event.kind {
+        EventKind::AlertResolved => (
+            PageAction::Resolve,
+            format!("alert:{}", subject(&event.key).trim_start_matches("resolved:")),
+        ),
+        EventKind::Acknowledged => {
+            let alert = subject(&event.key);
+            let alert = alert.trim_start_matches("ack:");
+            let episode = if alert == crate::rollout::KILL_ALERT {
+                crate::rollout::KILL_ALERT.to_string()
+            } else {
+                format!("alert:{alert}")
+            };
+            (PageAction::Acknowledge, episode)
+        }
+        _ => (PageAction::Trigger, subject(&event.key)),
     }
 }
 

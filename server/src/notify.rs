@@ -257,7 +257,7 @@ fn body(kind: ChannelKind, message: &Queued) -> serde_json::Value {
             }
             serde_json::json!({ "text": words })
         }
-        ChannelKind::Webhook => serde_json::json!({
+        ChannelKind::Webhook | ChannelKind::PagerDuty | ChannelKind::Email => serde_json::json!({
             "rollout": event.rollout,
             "event": event.kind,
             "severity": event.severity,
@@ -267,6 +267,146 @@ fn body(kind: ChannelKind, message: &Queued) -> serde_json::Value {
             "at": event.at,
             "page": message.page,
             "escalated_from": message.escalated_from,
+        }),
+    }
+}
+
+/// An Events API v2 event: a trigger with what happened, or an acknowledge or resolve of the
+/// episode's incident (`cutover_core::notify::page`), its dedup key `cutover/<rollout>/<episode>`.
+fn pagerduty(routing_key: &str, message: &Queued) -> serde_json::Value {
+    use cutover_core::notify::{PageAction, page};
+    let event = &message.event;
+    let (action, episode) = page(event);
+    let dedup_key = format!("cutover/{}/{episode}", event.rollout);
+    let action_name = match action {
+        PageAction::Trigger => "trigger",
+        PageAction::Acknowledge => "acknowledge",
+        PageAction::Resolve => "resolve",
+    };
+    if action != PageAction::Trigger {
+        return serde_json::json!({
+            "routing_key": routing_key,
+            "event_action": action_name,
+            "dedup_key": dedup_key,
+        });
+    }
+    let severity = match event.severity {
+        cutover_core::plan::Severity::Critical => "critical",
+        cutover_core::plan::Severity::Warning => "warning",
+        cutover_core::plan::Severity::Info => "info",
+    };
+    let mut summary = match &message.escalated_from {
+        Some(from) => format!("ESCALATED (unacknowledged on {from}): {}", event.title),
+        None => event.title.clone(),
+    };
+    // The API takes at most 1,024 characters of summary.
+    if summary.len() > 1024 {
+        let mut cut = 1021;
+        while !summary.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        summary.truncate(cut);
+        summary.push_str("...");
+    }
+    let timestamp = humantime::format_rfc3339_millis(
+        std::time::UNIX_EPOCH + std::time::Duration::from_millis(event.at.max(0) as u64),
+    )
+    .to_string();
+    let mut body = serde_json::json!({
+        "routing_key": routing_key,
+        "event_action": "trigger",
+        "dedup_key": dedup_key,
+        "payload": {
+            "summary": summary,
+            "source": format!("cutover/{}", event.rollout),
+            "severity": severity,
+            "timestamp": timestamp,
+            "component": event.rollout,
+            "group": "cutover",
+            "class": event.kind.as_str(),
+            "custom_details": { "lines": event.lines, "key": event.key },
+        },
+    });
+    if let Some(page) = &message.page {
+        body["links"] = serde_json::json!([{ "href": page, "text": "the rollout in cutover" }]);
+    }
+    body
+}
+
+/// How long an SMTP exchange may take.
+const SMTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Sends `message` as a plain-text email through the channel's SMTP server (`lettre`).
+async fn mail(
+    email: &cutover_core::plan::Email,
+    allow_private: bool,
+    message: &Queued,
+) -> Result<(), Failure> {
+    use lettre::message::{Mailbox, header::ContentType};
+    use lettre::transport::smtp::authentication::Credentials;
+    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+    // The server's address is checked as any receiver's is (its name resolved here).
+    crate::net::refuse_target(&format!("http://{}:{}/", email.host, email.port), allow_private)?;
+    if !allow_private {
+        let addrs = tokio::net::lookup_host((email.host.as_str(), email.port))
+            .await
+            .map_err(|e| format!("cannot resolve {}: {e}", email.host))?;
+        for addr in addrs {
+            crate::net::refuse_target(&format!("http://{addr}/"), false)?;
+        }
+    }
+    let mailbox = |a: &str| -> Result<Mailbox, Failure> {
+        a.parse::<Mailbox>().map_err(|e| Failure {
+            message: format!("address {a}: {e}"),
+            refused: true,
+            answer: None,
+        })
+    };
+    let event = &message.event;
+    let mut subject = event.title.clone();
+    if let Some(from) = &message.escalated_from {
+        subject = format!("ESCALATED (unacknowledged on {from}): {subject}");
+    }
+    let mut builder = lettre::Message::builder()
+        .from(mailbox(&email.from)?)
+        .subject(subject)
+        .header(ContentType::TEXT_PLAIN);
+    for to in &email.to {
+        builder = builder.to(mailbox(to)?);
+    }
+    let mut body = event.lines.join("\n");
+    if let Some(page) = &message.page {
+        body.push_str(&format!("\n\n{page}\n"));
+    }
+    body.push_str(&format!("\n-- cutover, rollout {}, event {}\n", event.rollout, event.key));
+    let mail = builder.body(body).map_err(|e| e.to_string())?;
+    let mut transport = match email.tls {
+        cutover_core::plan::SmtpTls::Starttls => {
+            AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&email.host)
+                .map_err(|e| e.to_string())?
+        }
+        cutover_core::plan::SmtpTls::Tls => {
+            AsyncSmtpTransport::<Tokio1Executor>::relay(&email.host).map_err(|e| e.to_string())?
+        }
+        cutover_core::plan::SmtpTls::None => {
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&email.host)
+        }
+    }
+    .port(email.port)
+    .timeout(Some(SMTP_TIMEOUT));
+    if let (Some(user), Some(password)) = (&email.user_env, &email.password_env) {
+        let read = |name: &str| {
+            std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))
+        };
+        transport = transport.credentials(Credentials::new(read(user)?, read(password)?));
+    }
+    match transport.build().send(mail).await {
+        Ok(_) => Ok(()),
+        // A permanent refusal (5xx) of this message is no reason to retry it forever.
+        Err(e) => Err(Failure {
+            refused: e.is_permanent(),
+            answer: Some(e.to_string()),
+            message: format!("the mail server: {e}"),
         }),
     }
 }
@@ -302,6 +442,9 @@ impl From<String> for Failure {
 }
 
 async fn deliver(http: &reqwest::Client, spec: &Channel, message: &Queued) -> Result<(), Failure> {
+    if let Some(email) = &spec.email {
+        return mail(email, spec.allow_private, message).await;
+    }
     let url = match &spec.url {
         ChannelUrl::Url(url) => url.clone(),
         ChannelUrl::Env(name) => {
@@ -309,7 +452,15 @@ async fn deliver(http: &reqwest::Client, spec: &Channel, message: &Queued) -> Re
         }
     };
     crate::net::refuse_target(&url, spec.allow_private)?;
-    let body = serde_json::to_vec(&body(spec.kind, message)).map_err(|e| e.to_string())?;
+    let body = match (spec.kind, &spec.routing_key_env) {
+        (ChannelKind::PagerDuty, Some(name)) => {
+            let key = std::env::var(name)
+                .map_err(|_| format!("environment variable {name} is not set"))?;
+            pagerduty(&key, message)
+        }
+        (kind, _) => body(kind, message),
+    };
+    let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
     let mut request = http
         .post(&url)
         .header("content-type", "application/json")

@@ -52,6 +52,22 @@ pub(crate) struct RawNotify {
     pub url_env: Option<Spanned<String>>,
     #[serde(default)]
     pub secret_env: Option<Spanned<String>>,
+    /// PagerDuty: the environment variable holding the integration's routing key.
+    #[serde(default)]
+    pub routing_key_env: Option<Spanned<String>>,
+    /// Email: the SMTP server (`host:port`), sender, recipients, TLS and credentials.
+    #[serde(default)]
+    pub smtp: Option<Spanned<String>>,
+    #[serde(default)]
+    pub from: Option<Spanned<String>>,
+    #[serde(default)]
+    pub to: Option<Spanned<Vec<String>>>,
+    #[serde(default)]
+    pub tls: Option<Spanned<String>>,
+    #[serde(default)]
+    pub user_env: Option<Spanned<String>>,
+    #[serde(default)]
+    pub password_env: Option<Spanned<String>>,
     #[serde(default)]
     pub events: Option<Spanned<Vec<String>>>,
     #[serde(default)]
@@ -361,6 +377,12 @@ pub struct Channel {
     pub url: ChannelUrl,
     /// Environment variable holding the key a webhook's body is signed with (HMAC-SHA256).
     pub secret_env: Option<String>,
+    /// PagerDuty: the environment variable holding the routing key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing_key_env: Option<String>,
+    /// Email: how to reach the SMTP server and whom to write to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<Email>,
     /// The events it takes (empty: all).
     pub events: Vec<EventKind>,
     /// The lightest severity it takes.
@@ -370,6 +392,31 @@ pub struct Channel {
     /// The receiver may be on a loopback, private or link-local address.
     #[serde(default)]
     pub allow_private: bool,
+}
+
+/// An email channel's SMTP server, sender and recipients.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Email {
+    pub host: String,
+    pub port: u16,
+    pub from: String,
+    pub to: Vec<String>,
+    pub tls: SmtpTls,
+    /// Environment variables holding the SMTP login, when the server wants one.
+    pub user_env: Option<String>,
+    pub password_env: Option<String>,
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpTls {
+    /// Plain at first, then STARTTLS, which must succeed (port 587): the default.
+    Starttls,
+    /// TLS from the first byte (port 465).
+    Tls,
+    /// No TLS at all: only for a relay on the same host or network.
+    None,
 }
 
 /// What happened, as a `[[notify]]` channel's `events` names it (`core::notify` makes them).
@@ -386,10 +433,12 @@ pub enum EventKind {
     Stale,
     Timebox,
     ActuatorFailing,
+    /// Someone acknowledged an open alert or kill.
+    Acknowledged,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 10] = [
+    pub const ALL: [EventKind; 11] = [
         EventKind::AlertFired,
         EventKind::AlertResolved,
         EventKind::Kill,
@@ -400,6 +449,7 @@ impl EventKind {
         EventKind::Stale,
         EventKind::Timebox,
         EventKind::ActuatorFailing,
+        EventKind::Acknowledged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -414,6 +464,7 @@ impl EventKind {
             EventKind::Stale => "stale",
             EventKind::Timebox => "timebox",
             EventKind::ActuatorFailing => "actuator_failing",
+            EventKind::Acknowledged => "acknowledged",
         }
     }
 
@@ -431,6 +482,11 @@ pub enum ChannelKind {
     Slack,
     /// cutover's own JSON, signed: `X-Cutover-Signature: sha256=<hex HMAC of the body>`.
     Webhook,
+    /// PagerDuty's Events API v2: alerts and kills trigger an incident, an acknowledgement
+    /// acknowledges it and a resolved alert resolves it, one dedup key per episode.
+    PagerDuty,
+    /// Email over SMTP.
+    Email,
 }
 
 impl ChannelKind {
@@ -438,6 +494,8 @@ impl ChannelKind {
         match self {
             ChannelKind::Slack => "slack",
             ChannelKind::Webhook => "webhook",
+            ChannelKind::PagerDuty => "pagerduty",
+            ChannelKind::Email => "email",
         }
     }
 }

@@ -849,6 +849,90 @@ pub(crate) fn channels_only(raw: &[RawNotify]) -> Result<Vec<Channel>, Problems>
     if p.is_empty() { Ok(out) } else { Err(p) }
 }
 
+/// An email channel's settings, checked; `None` (with problems said) when they do not hold,
+/// or for another kind (whose email keys are problems).
+fn email(c: &RawNotify, kind: ChannelKind, p: &mut Problems) -> Option<Email> {
+    let fields = [
+        ("smtp", c.smtp.as_ref().map(|s| s.span().start)),
+        ("from", c.from.as_ref().map(|s| s.span().start)),
+        ("to", c.to.as_ref().map(|s| s.span().start)),
+        ("tls", c.tls.as_ref().map(|s| s.span().start)),
+        ("user_env", c.user_env.as_ref().map(|s| s.span().start)),
+        ("password_env", c.password_env.as_ref().map(|s| s.span().start)),
+    ];
+    if kind != ChannelKind::Email {
+        for (name, at) in fields {
+            if let Some(at) = at {
+                p.push((at, format!("{name} is for email channels")));
+            }
+        }
+        return None;
+    }
+    let at = c.id.span().start;
+    let id = c.id.get_ref();
+    let (Some(smtp), Some(from), Some(to)) = (&c.smtp, &c.from, &c.to) else {
+        p.push((
+            at,
+            format!("email channel \"{id}\" needs smtp (\"host:port\"), from and to"),
+        ));
+        return None;
+    };
+    let Some((host, port)) = smtp
+        .get_ref()
+        .rsplit_once(':')
+        .and_then(|(h, port)| Some((h.to_string(), port.parse::<u16>().ok()?)))
+        .filter(|(h, _)| !h.is_empty())
+    else {
+        p.push((
+            smtp.span().start,
+            format!("smtp \"{}\": host:port, e.g. smtp.example.com:587", smtp.get_ref()),
+        ));
+        return None;
+    };
+    let address = |a: &str| {
+        let a = a.trim();
+        a.len() <= 254
+            && a.split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.contains('@'))
+    };
+    if !address(from.get_ref()) {
+        p.push((from.span().start, format!("from \"{}\" is not an email address", from.get_ref())));
+        return None;
+    }
+    if to.get_ref().is_empty() || to.get_ref().len() > 50 || !to.get_ref().iter().all(|a| address(a)) {
+        p.push((to.span().start, "to: 1 to 50 email addresses".to_string()));
+        return None;
+    }
+    let tls = match c.tls.as_ref().map(|t| t.get_ref().as_str()) {
+        None | Some("starttls") => SmtpTls::Starttls,
+        Some("tls") => SmtpTls::Tls,
+        Some("none") => SmtpTls::None,
+        Some(other) => {
+            p.push((
+                c.tls.as_ref().map_or(at, |t| t.span().start),
+                format!("tls \"{other}\": starttls (the default), tls or none"),
+            ));
+            return None;
+        }
+    };
+    if c.user_env.is_some() != c.password_env.is_some() {
+        p.push((at, "user_env and password_env go together".to_string()));
+        return None;
+    }
+    Some(Email {
+        host,
+        port,
+        from: from.get_ref().trim().to_string(),
+        to: to.get_ref().iter().map(|a| a.trim().to_string()).collect(),
+        tls,
+        user_env: c.user_env.as_ref().map(|s| s.get_ref().clone()),
+        password_env: c.password_env.as_ref().map(|s| s.get_ref().clone()),
+    })
+}
+
+/// Where PagerDuty's Events API v2 takes events.
+pub const PAGERDUTY_EVENTS: &str = "https://events.pagerduty.com/v2/enqueue";
+
 /// `[[notify]]` channels: a kind, one place to post (a URL in the plan or an environment
 /// variable holding it), the events they take, and an escalation delay that needs a next
 /// channel to escalate to.
@@ -861,15 +945,52 @@ fn channels(raw: &[RawNotify], p: &mut Problems) -> Vec<Channel> {
         let kind = match c.kind.get_ref().as_str() {
             "slack" => ChannelKind::Slack,
             "webhook" => ChannelKind::Webhook,
+            "pagerduty" => ChannelKind::PagerDuty,
+            "email" => ChannelKind::Email,
             other => {
                 p.push((
                     c.kind.span().start,
-                    format!("unknown notify kind \"{other}\" (slack or webhook)"),
+                    format!(
+                        "unknown notify kind \"{other}\" (slack, webhook, pagerduty or email)"
+                    ),
                 ));
                 continue;
             }
         };
+        let email = email(c, kind, p);
+        if kind == ChannelKind::Email {
+            if let Some(u) = c.url.as_ref().or(c.url_env.as_ref()) {
+                p.push((
+                    u.span().start,
+                    "an email channel is reached by smtp, not url".to_string(),
+                ));
+            }
+            if email.is_none() {
+                continue;
+            }
+        }
+        match (kind, &c.routing_key_env) {
+            (ChannelKind::PagerDuty, None) => p.push((
+                at,
+                format!(
+                    "pagerduty channel \"{id}\" needs routing_key_env (the environment variable holding the integration's routing key)"
+                ),
+            )),
+            (ChannelKind::PagerDuty, Some(_)) => {}
+            (_, Some(r)) => p.push((
+                r.span().start,
+                "routing_key_env is for pagerduty channels".to_string(),
+            )),
+            (_, None) => {}
+        }
         let url = match (&c.url, &c.url_env) {
+            (None, None) if kind == ChannelKind::PagerDuty => {
+                ChannelUrl::Url(PAGERDUTY_EVENTS.to_string())
+            }
+            (None, None) if kind == ChannelKind::Email => {
+                let e = email.as_ref().expect("checked above");
+                ChannelUrl::Url(format!("smtp://{}:{}", e.host, e.port))
+            }
             (Some(url), None) => {
                 let text = url.get_ref();
                 if !(text.starts_with("http://") || text.starts_with("https://")) {
@@ -891,12 +1012,12 @@ fn channels(raw: &[RawNotify], p: &mut Problems) -> Vec<Channel> {
                 continue;
             }
         };
-        if kind == ChannelKind::Slack
+        if kind != ChannelKind::Webhook
             && let Some(secret) = &c.secret_env
         {
             p.push((
                 secret.span().start,
-                "secret_env signs webhook bodies; a slack channel's secret is its URL (url_env)"
+                "secret_env signs webhook bodies; a slack channel's secret is its URL (url_env), a pagerduty one's its routing key"
                     .to_string(),
             ));
         }
@@ -932,8 +1053,15 @@ fn channels(raw: &[RawNotify], p: &mut Problems) -> Vec<Channel> {
             kind,
             url,
             secret_env: c.secret_env.as_ref().map(|s| s.get_ref().clone()),
+            routing_key_env: c.routing_key_env.as_ref().map(|s| s.get_ref().clone()),
+            email,
             events,
-            min_severity: c.min_severity.unwrap_or(Severity::Info),
+            // Paging is for what needs a person: warnings and worse, unless the plan says.
+            min_severity: c.min_severity.unwrap_or(if kind == ChannelKind::PagerDuty {
+                Severity::Warning
+            } else {
+                Severity::Info
+            }),
             escalate_after,
             allow_private: c.allow_private,
         });

@@ -728,3 +728,255 @@ async fn a_restart_neither_loses_a_queued_kill_nor_escalates_again() {
     assert_eq!(escalations, 1, "escalated again after the restart");
     app.stop().await;
 }
+
+/// Checks one body against PagerDuty's Events API v2 schema, as its endpoint would.
+fn events_v2(body: &Value) -> Result<(), String> {
+    let text = |v: &Value, name: &str, max: usize| -> Result<(), String> {
+        match v[name].as_str() {
+            Some(s) if !s.is_empty() && s.len() <= max => Ok(()),
+            _ => Err(format!("{name} must be a string of 1 to {max} characters: {body}")),
+        }
+    };
+    text(body, "routing_key", 128)?;
+    text(body, "dedup_key", 255)?;
+    match body["event_action"].as_str() {
+        Some("trigger") => {
+            let payload = &body["payload"];
+            text(payload, "summary", 1024)?;
+            text(payload, "source", 255)?;
+            if !matches!(
+                payload["severity"].as_str(),
+                Some("critical" | "error" | "warning" | "info")
+            ) {
+                return Err(format!("severity: {body}"));
+            }
+            if let Some(t) = payload["timestamp"].as_str() {
+                humantime::parse_rfc3339(t).map_err(|e| format!("timestamp {t}: {e}"))?;
+            }
+            Ok(())
+        }
+        Some("acknowledge" | "resolve") if body.get("payload").is_none() => Ok(()),
+        _ => Err(format!("event_action: {body}")),
+    }
+}
+
+/// Paging: an alert triggers an incident, its acknowledgement acknowledges it and its
+/// resolution resolves it, all under one dedup key; a manual kill opens one of its own that
+/// an acknowledgement acknowledges. Every body is a valid Events API v2 event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pagerduty_pages_acknowledges_and_resolves_one_incident_per_episode() {
+    let (receiver, base) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let plans = tempfile::tempdir().unwrap();
+    let plan = crate::fixtures::two_stage_plan(
+        "paged",
+        "Paged",
+        &format!(
+            r#"
+[[trigger]]
+id = "slow"
+title = "p95 over 500ms"
+expr = "p95(latency_ms) > 500ms"
+window = "1m"
+for = "0s"
+action = "alert"
+severity = "critical"
+
+[[notify]]
+id = "oncall"
+kind = "pagerduty"
+url = "{base}/pd"
+allow_private = true
+routing_key_env = "DRILL_HMAC"
+"#
+        ),
+    );
+    std::fs::write(plans.path().join("paged.toml"), plan).unwrap();
+    let (_child, url, tokens) = serve(dir.path(), plans.path()).await;
+    let (operator, ingest) = tokens.split_once('\n').unwrap();
+    let http = reqwest::Client::new();
+    let post = |path: &str, token: &str, body: String| {
+        http.post(format!("{url}/api/rollouts/paged/{path}"))
+            .bearer_auth(token)
+            .body(body)
+            .send()
+    };
+    let act = |path: &str, reason: &str| {
+        http.post(format!("{url}/api/rollouts/paged/{path}"))
+            .bearer_auth(operator)
+            .json(&json!({ "reason": reason }))
+            .send()
+    };
+    assert_eq!(act("start", "go").await.unwrap().status(), 200);
+    let slow = "{\"values\":{\"latency_ms\":900}}\n".repeat(50);
+    assert_eq!(post("events", ingest, slow).await.unwrap().status(), 200);
+    let fired = receiver.wait("pd", |v| v["event_action"] == "trigger").await;
+    let fired: Value = serde_json::from_slice(&fired.body).unwrap();
+    assert_eq!(fired["dedup_key"], "cutover/paged/alert:slow", "{fired}");
+    assert_eq!(fired["payload"]["severity"], "critical");
+    assert_eq!(fired["routing_key"], "drill-secret");
+    assert!(fired["payload"]["summary"].as_str().unwrap().contains("ALERT p95 over 500ms"));
+    assert_eq!(fired["links"][0]["href"], "http://cutover.example/r/paged");
+
+    let acked = http
+        .post(format!("{url}/api/rollouts/paged/alerts/slow/ack"))
+        .bearer_auth(operator)
+        .json(&json!({"reason": "on it"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acked.status(), 200);
+    let ack = receiver.wait("pd", |v| v["event_action"] == "acknowledge").await;
+    let ack: Value = serde_json::from_slice(&ack.body).unwrap();
+    assert_eq!(ack["dedup_key"], "cutover/paged/alert:slow");
+
+    let fast = "{\"values\":{\"latency_ms\":10}}\n".repeat(3000);
+    assert_eq!(post("events", ingest, fast).await.unwrap().status(), 200);
+    let resolved = receiver.wait("pd", |v| v["event_action"] == "resolve").await;
+    let resolved: Value = serde_json::from_slice(&resolved.body).unwrap();
+    assert_eq!(resolved["dedup_key"], "cutover/paged/alert:slow");
+
+    // A manual kill pages too, and its acknowledgement acknowledges that incident.
+    assert_eq!(act("kill", "by hand").await.unwrap().status(), 200);
+    receiver
+        .wait("pd", |v| {
+            v["event_action"] == "trigger" && v["dedup_key"] == "cutover/paged/kill"
+        })
+        .await;
+    let acked = http
+        .post(format!("{url}/api/rollouts/paged/alerts/kill/ack"))
+        .bearer_auth(operator)
+        .json(&json!({"reason": "we did it"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acked.status(), 200);
+    receiver
+        .wait("pd", |v| {
+            v["event_action"] == "acknowledge" && v["dedup_key"] == "cutover/paged/kill"
+        })
+        .await;
+    for got in receiver.bodies("pd") {
+        let body: Value = serde_json::from_slice(&got.body).unwrap();
+        events_v2(&body).unwrap();
+    }
+}
+
+/// A real SMTP server (aiosmtpd, which `./x test` installs from PyPI) on a loopback port of
+/// its own, writing what it receives into a Maildir.
+struct SmtpServer {
+    port: u16,
+    maildir: tempfile::TempDir,
+    _child: tokio::process::Child,
+}
+
+impl SmtpServer {
+    async fn start() -> SmtpServer {
+        let maildir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pythonpath = std::env::var("CUTOVER_PYTHONPATH")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../.tools/py").into());
+        let child = tokio::process::Command::new("python3")
+            .env("PYTHONPATH", &pythonpath)
+            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(maildir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("python3 runs");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "aiosmtpd did not listen (is it installed in {pythonpath}? ./x test installs it)"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        SmtpServer {
+            port,
+            maildir,
+            _child: child,
+        }
+    }
+
+    /// Every message received so far, raw.
+    fn messages(&self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        for sub in ["new", "cur"] {
+            if let Ok(entries) = std::fs::read_dir(self.maildir.path().join(sub)) {
+                for e in entries.flatten() {
+                    out.push(std::fs::read(e.path()).unwrap());
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A kill is mailed through a real SMTP server: the message parses, comes from and goes to
+/// the plan's addresses, says what happened in its subject and who did it in its body, and
+/// links the rollout's page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_is_mailed_through_a_real_smtp_server() {
+    let smtp = SmtpServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let plans = tempfile::tempdir().unwrap();
+    let plan = crate::fixtures::two_stage_plan(
+        "mailed",
+        "Mailed",
+        &format!(
+            r#"
+[[notify]]
+id = "leads"
+kind = "email"
+smtp = "127.0.0.1:{}"
+tls = "none"
+allow_private = true
+from = "cutover@example.test"
+to = ["leads@example.test", "oncall@example.test"]
+events = ["kill"]
+"#,
+            smtp.port
+        ),
+    );
+    std::fs::write(plans.path().join("mailed.toml"), plan).unwrap();
+    let (_child, url, tokens) = serve(dir.path(), plans.path()).await;
+    let (operator, _) = tokens.split_once('\n').unwrap();
+    let http = reqwest::Client::new();
+    for (action, reason) in [("start", "go"), ("kill", "error budget burning")] {
+        let r = http
+            .post(format!("{url}/api/rollouts/mailed/{action}"))
+            .bearer_auth(operator)
+            .json(&json!({ "reason": reason }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let raw = loop {
+        if let Some(m) = smtp.messages().pop() {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "no mail arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mail = mailparse::parse_mail(&raw).unwrap();
+    use mailparse::MailHeaderMap;
+    let header = |name: &str| mail.headers.get_first_value(name).unwrap_or_default();
+    assert_eq!(header("Subject"), "Mailed: KILLED at canary");
+    assert!(header("From").contains("cutover@example.test"));
+    let to = header("To");
+    assert!(to.contains("leads@example.test") && to.contains("oncall@example.test"), "{to}");
+    let body = mail.get_body().unwrap();
+    assert!(body.contains("error budget burning"), "{body}");
+    assert!(body.contains("by operator"), "{body}");
+    assert!(body.contains("http://cutover.example/r/mailed"), "{body}");
+    assert_eq!(smtp.messages().len(), 1, "one kill, one mail");
+}
