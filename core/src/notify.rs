@@ -96,7 +96,10 @@ pub fn of_record(plan: &Plan, record: &AuditRecord) -> Option<Event> {
                 let spec = plan.triggers.iter().find(|t| &t.id == alert);
                 (
                     spec.map_or(Severity::Warning, |t| t.severity),
-                    format!("ALERT {}", spec.map_or(alert.as_str(), |t| t.title.as_str())),
+                    format!(
+                        "ALERT {}",
+                        spec.map_or(alert.as_str(), |t| t.title.as_str())
+                    ),
                 )
             };
             lines.push(format!("by {who}"));
@@ -202,7 +205,10 @@ pub fn page(event: &Event) -> (PageAction, String) {
     match event.kind {
         EventKind::AlertResolved => (
             PageAction::Resolve,
-            format!("alert:{}", subject(&event.key).trim_start_matches("resolved:")),
+            format!(
+                "alert:{}",
+                subject(&event.key).trim_start_matches("resolved:")
+            ),
         ),
         EventKind::Acknowledged => {
             let alert = subject(&event.key);
@@ -270,9 +276,16 @@ pub fn of_evaluations(plan: &Plan, before: &Evaluated, now: &Evaluated, at: Mill
         };
         let breaching = |t: &crate::gates::TriggerStatus| t.verdict == Verdict::Pass;
         if old.fired && breaching(old) && !breaching(trigger) {
+            // As heavy as the alert it resolves, so it reaches every channel the alert did
+            // (a pager must hear the incident is over).
+            let severity = plan
+                .triggers
+                .iter()
+                .find(|t| t.id == trigger.id)
+                .map_or(Severity::Info, |t| t.severity);
             events.push(event(
                 EventKind::AlertResolved,
-                Severity::Info,
+                severity,
                 format!("{}: resolved: {}", plan.title, trigger.title),
                 format!("resolved:{}:{at}", trigger.id),
                 values(&trigger.comparisons),

@@ -617,16 +617,15 @@ pub fn apply(
             }
             next.phase = Phase::Killed;
             next.killed = Some(mark.clone());
-            // A kill nobody pressed is open until a person says they are on it.
-            if request.actor.role == Role::System {
-                next.open_alerts
-                    .entry(KILL_ALERT.to_string())
-                    .or_insert(OpenAlert {
-                        since: request.at,
-                        by: request.actor.name.clone(),
-                        kind: OpenAlertKind::Kill,
-                    });
-            }
+            // A kill is open until a person says they are on it, whoever pressed it: the
+            // on-call is paged for a manual kill too, and the acknowledgement says who has it.
+            next.open_alerts
+                .entry(KILL_ALERT.to_string())
+                .or_insert(OpenAlert {
+                    since: request.at,
+                    by: request.actor.name.clone(),
+                    kind: OpenAlertKind::Kill,
+                });
         }
         Action::StepBack => {
             let current = match (state.phase, state.stage) {

@@ -346,7 +346,10 @@ async fn mail(
     use lettre::transport::smtp::authentication::Credentials;
     use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
     // The server's address is checked as any receiver's is (its name resolved here).
-    crate::net::refuse_target(&format!("http://{}:{}/", email.host, email.port), allow_private)?;
+    crate::net::refuse_target(
+        &format!("http://{}:{}/", email.host, email.port),
+        allow_private,
+    )?;
     if !allow_private {
         let addrs = tokio::net::lookup_host((email.host.as_str(), email.port))
             .await
@@ -378,7 +381,10 @@ async fn mail(
     if let Some(page) = &message.page {
         body.push_str(&format!("\n\n{page}\n"));
     }
-    body.push_str(&format!("\n-- cutover, rollout {}, event {}\n", event.rollout, event.key));
+    body.push_str(&format!(
+        "\n-- cutover, rollout {}, event {}\n",
+        event.rollout, event.key
+    ));
     let mail = builder.body(body).map_err(|e| e.to_string())?;
     let mut transport = match email.tls {
         cutover_core::plan::SmtpTls::Starttls => {
@@ -582,6 +588,8 @@ mod tests {
             kind: ChannelKind::Webhook,
             url: ChannelUrl::Url(url.into()),
             secret_env: None,
+            routing_key_env: None,
+            email: None,
             events: vec![],
             min_severity: Severity::Info,
             escalate_after: None,

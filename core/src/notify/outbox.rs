@@ -60,7 +60,10 @@ pub fn importance(event: &Event) -> u8 {
         EventKind::Kill | EventKind::ActuatorFailing => 4,
         EventKind::StepBack | EventKind::Timebox => 3,
         EventKind::AlertFired if event.severity == Severity::Critical => 3,
-        EventKind::AlertFired | EventKind::StageEntered | EventKind::Completed => 2,
+        EventKind::AlertFired
+        | EventKind::StageEntered
+        | EventKind::Completed
+        | EventKind::Acknowledged => 2,
         EventKind::GateFailing | EventKind::Stale | EventKind::AlertResolved => 1,
     }
 }

@@ -858,7 +858,10 @@ fn email(c: &RawNotify, kind: ChannelKind, p: &mut Problems) -> Option<Email> {
         ("to", c.to.as_ref().map(|s| s.span().start)),
         ("tls", c.tls.as_ref().map(|s| s.span().start)),
         ("user_env", c.user_env.as_ref().map(|s| s.span().start)),
-        ("password_env", c.password_env.as_ref().map(|s| s.span().start)),
+        (
+            "password_env",
+            c.password_env.as_ref().map(|s| s.span().start),
+        ),
     ];
     if kind != ChannelKind::Email {
         for (name, at) in fields {
@@ -885,7 +888,10 @@ fn email(c: &RawNotify, kind: ChannelKind, p: &mut Problems) -> Option<Email> {
     else {
         p.push((
             smtp.span().start,
-            format!("smtp \"{}\": host:port, e.g. smtp.example.com:587", smtp.get_ref()),
+            format!(
+                "smtp \"{}\": host:port, e.g. smtp.example.com:587",
+                smtp.get_ref()
+            ),
         ));
         return None;
     };
@@ -896,10 +902,16 @@ fn email(c: &RawNotify, kind: ChannelKind, p: &mut Problems) -> Option<Email> {
                 .is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !d.contains('@'))
     };
     if !address(from.get_ref()) {
-        p.push((from.span().start, format!("from \"{}\" is not an email address", from.get_ref())));
+        p.push((
+            from.span().start,
+            format!("from \"{}\" is not an email address", from.get_ref()),
+        ));
         return None;
     }
-    if to.get_ref().is_empty() || to.get_ref().len() > 50 || !to.get_ref().iter().all(|a| address(a)) {
+    if to.get_ref().is_empty()
+        || to.get_ref().len() > 50
+        || !to.get_ref().iter().all(|a| address(a))
+    {
         p.push((to.span().start, "to: 1 to 50 email addresses".to_string()));
         return None;
     }
@@ -950,9 +962,7 @@ fn channels(raw: &[RawNotify], p: &mut Problems) -> Vec<Channel> {
             other => {
                 p.push((
                     c.kind.span().start,
-                    format!(
-                        "unknown notify kind \"{other}\" (slack, webhook, pagerduty or email)"
-                    ),
+                    format!("unknown notify kind \"{other}\" (slack, webhook, pagerduty or email)"),
                 ));
                 continue;
             }

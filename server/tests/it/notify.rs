@@ -734,7 +734,9 @@ fn events_v2(body: &Value) -> Result<(), String> {
     let text = |v: &Value, name: &str, max: usize| -> Result<(), String> {
         match v[name].as_str() {
             Some(s) if !s.is_empty() && s.len() <= max => Ok(()),
-            _ => Err(format!("{name} must be a string of 1 to {max} characters: {body}")),
+            _ => Err(format!(
+                "{name} must be a string of 1 to {max} characters: {body}"
+            )),
         }
     };
     text(body, "routing_key", 128)?;
@@ -810,12 +812,19 @@ routing_key_env = "DRILL_HMAC"
     assert_eq!(act("start", "go").await.unwrap().status(), 200);
     let slow = "{\"values\":{\"latency_ms\":900}}\n".repeat(50);
     assert_eq!(post("events", ingest, slow).await.unwrap().status(), 200);
-    let fired = receiver.wait("pd", |v| v["event_action"] == "trigger").await;
+    let fired = receiver
+        .wait("pd", |v| v["event_action"] == "trigger")
+        .await;
     let fired: Value = serde_json::from_slice(&fired.body).unwrap();
     assert_eq!(fired["dedup_key"], "cutover/paged/alert:slow", "{fired}");
     assert_eq!(fired["payload"]["severity"], "critical");
     assert_eq!(fired["routing_key"], "drill-secret");
-    assert!(fired["payload"]["summary"].as_str().unwrap().contains("ALERT p95 over 500ms"));
+    assert!(
+        fired["payload"]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("ALERT p95 over 500ms")
+    );
     assert_eq!(fired["links"][0]["href"], "http://cutover.example/r/paged");
 
     let acked = http
@@ -826,13 +835,17 @@ routing_key_env = "DRILL_HMAC"
         .await
         .unwrap();
     assert_eq!(acked.status(), 200);
-    let ack = receiver.wait("pd", |v| v["event_action"] == "acknowledge").await;
+    let ack = receiver
+        .wait("pd", |v| v["event_action"] == "acknowledge")
+        .await;
     let ack: Value = serde_json::from_slice(&ack.body).unwrap();
     assert_eq!(ack["dedup_key"], "cutover/paged/alert:slow");
 
     let fast = "{\"values\":{\"latency_ms\":10}}\n".repeat(3000);
     assert_eq!(post("events", ingest, fast).await.unwrap().status(), 200);
-    let resolved = receiver.wait("pd", |v| v["event_action"] == "resolve").await;
+    let resolved = receiver
+        .wait("pd", |v| v["event_action"] == "resolve")
+        .await;
     let resolved: Value = serde_json::from_slice(&resolved.body).unwrap();
     assert_eq!(resolved["dedup_key"], "cutover/paged/alert:slow");
 
@@ -873,6 +886,9 @@ struct SmtpServer {
 impl SmtpServer {
     async fn start() -> SmtpServer {
         let maildir = tempfile::tempdir().unwrap();
+        for sub in ["tmp", "new", "cur"] {
+            std::fs::create_dir(maildir.path().join(sub)).unwrap();
+        }
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -891,7 +907,10 @@ impl SmtpServer {
             .spawn()
             .expect("python3 runs");
         let deadline = Instant::now() + Duration::from_secs(20);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err() {
+        while tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
             assert!(
                 Instant::now() < deadline,
                 "aiosmtpd did not listen (is it installed in {pythonpath}? ./x test installs it)"
@@ -973,7 +992,10 @@ events = ["kill"]
     assert_eq!(header("Subject"), "Mailed: KILLED at canary");
     assert!(header("From").contains("cutover@example.test"));
     let to = header("To");
-    assert!(to.contains("leads@example.test") && to.contains("oncall@example.test"), "{to}");
+    assert!(
+        to.contains("leads@example.test") && to.contains("oncall@example.test"),
+        "{to}"
+    );
     let body = mail.get_body().unwrap();
     assert!(body.contains("error budget burning"), "{body}");
     assert!(body.contains("by operator"), "{body}");
