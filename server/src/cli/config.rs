@@ -243,7 +243,7 @@ mod tests {
         .unwrap();
         let e = Config::load(&path).unwrap_err();
         assert!(
-            e.ends_with(":3:8: unknown notify kind \"pager\" (slack or webhook)"),
+            e.ends_with(":3:8: unknown notify kind \"pager\" (slack, webhook, pagerduty or email)"),
             "{e}"
         );
 
