@@ -90,11 +90,7 @@ pub async fn start(
     Query(q): Query<StartQuery>,
 ) -> Result<Response, ApiError> {
     let Some(sso) = state.sso.clone() else {
-        return Ok(page(
-            StatusCode::NOT_FOUND,
-            "No single sign-on",
-            "This cutover signs people in with access tokens only.",
-        ));
+        return Ok(not_offered());
     };
     let redirect = redirect_url(&state, &headers)?;
     let begin = match sso.begin(&redirect).await {
@@ -143,11 +139,7 @@ pub async fn callback(
     Query(q): Query<Callback>,
 ) -> Result<Response, ApiError> {
     let Some(sso) = state.sso.clone() else {
-        return Ok(page(
-            StatusCode::NOT_FOUND,
-            "No single sign-on",
-            "This cutover signs people in with access tokens only.",
-        ));
+        return Ok(not_offered());
     };
     if let Some(error) = &q.error {
         let detail = q.error_description.as_deref().unwrap_or("");
@@ -251,6 +243,14 @@ pub async fn callback(
         }
     }
     Ok(response)
+}
+
+fn not_offered() -> Response {
+    page(
+        StatusCode::NOT_FOUND,
+        "No single sign-on",
+        "This cutover signs people in with access tokens only.",
+    )
 }
 
 fn refused(e: &SsoError) -> Response {

@@ -372,22 +372,15 @@ pub fn take_metrics(
         for sm in &rm.scope_metrics {
             let scope = sm.scope.as_ref().map_or("", |s| s.name.as_str());
             for metric in &sm.metrics {
+                let histogram = |t: i32| {
+                    cumulative(t)
+                        .map(|c| Shape::Histogram { cumulative: c })
+                        .ok_or_else(|| "a histogram with no temporality".to_string())
+                };
                 let (shape, points): (Result<Shape, String>, Vec<Point>) = match &metric.data {
-                    Some(Data::Gauge(g)) => (
-                        Ok(Shape::Gauge),
-                        g.data_points
-                            .iter()
-                            .map(|p| {
-                                point(
-                                    resource,
-                                    &p.attributes,
-                                    p.start_time_unix_nano,
-                                    p.time_unix_nano,
-                                    number(p),
-                                )
-                            })
-                            .collect(),
-                    ),
+                    Some(Data::Gauge(g)) => {
+                        (Ok(Shape::Gauge), points(resource, &g.data_points, number))
+                    }
                     Some(Data::Sum(s)) => (
                         cumulative(s.aggregation_temporality)
                             .map(|c| Shape::Sum {
@@ -395,52 +388,15 @@ pub fn take_metrics(
                                 cumulative: c,
                             })
                             .ok_or_else(|| "a sum with no temporality".to_string()),
-                        s.data_points
-                            .iter()
-                            .map(|p| {
-                                point(
-                                    resource,
-                                    &p.attributes,
-                                    p.start_time_unix_nano,
-                                    p.time_unix_nano,
-                                    number(p),
-                                )
-                            })
-                            .collect(),
+                        points(resource, &s.data_points, number),
                     ),
                     Some(Data::Histogram(h)) => (
-                        cumulative(h.aggregation_temporality)
-                            .map(|c| Shape::Histogram { cumulative: c })
-                            .ok_or_else(|| "a histogram with no temporality".to_string()),
-                        h.data_points
-                            .iter()
-                            .map(|p| {
-                                point(
-                                    resource,
-                                    &p.attributes,
-                                    p.start_time_unix_nano,
-                                    p.time_unix_nano,
-                                    explicit(p),
-                                )
-                            })
-                            .collect(),
+                        histogram(h.aggregation_temporality),
+                        points(resource, &h.data_points, explicit),
                     ),
                     Some(Data::ExponentialHistogram(h)) => (
-                        cumulative(h.aggregation_temporality)
-                            .map(|c| Shape::Histogram { cumulative: c })
-                            .ok_or_else(|| "a histogram with no temporality".to_string()),
-                        h.data_points
-                            .iter()
-                            .map(|p| {
-                                point(
-                                    resource,
-                                    &p.attributes,
-                                    p.start_time_unix_nano,
-                                    p.time_unix_nano,
-                                    exponential(p),
-                                )
-                            })
-                            .collect(),
+                        histogram(h.aggregation_temporality),
+                        points(resource, &h.data_points, exponential),
                     ),
                     Some(Data::Summary(s)) => {
                         for _ in &s.data_points {
@@ -532,22 +488,50 @@ pub fn take_metrics(
     }
 }
 
-fn point<'a>(
+/// What every kind of data point has: attributes and times.
+trait DataPoint {
+    fn attributes(&self) -> &[KeyValue];
+    fn times(&self) -> (u64, u64);
+}
+
+macro_rules! data_point {
+    ($($t:ty),*) => {$(
+        impl DataPoint for $t {
+            fn attributes(&self) -> &[KeyValue] {
+                &self.attributes
+            }
+            fn times(&self) -> (u64, u64) {
+                (self.start_time_unix_nano, self.time_unix_nano)
+            }
+        }
+    )*};
+}
+data_point!(
+    NumberDataPoint,
+    HistogramDataPoint,
+    ExponentialHistogramDataPoint
+);
+
+/// A metric's points, each read by `read`, with the resource's attributes behind its own.
+fn points<'a, P: DataPoint>(
     resource: &'a [KeyValue],
-    attributes: &'a [KeyValue],
-    start_ns: u64,
-    time_ns: u64,
-    read: Result<Wire, String>,
-) -> Point<'a> {
-    Point {
-        attributes: Attributes {
-            point: attributes,
-            resource,
-        },
-        start_ns,
-        time_ns,
-        read,
-    }
+    all: &'a [P],
+    read: fn(&P) -> Result<Wire, String>,
+) -> Vec<Point<'a>> {
+    all.iter()
+        .map(|p| {
+            let (start_ns, time_ns) = p.times();
+            Point {
+                attributes: Attributes {
+                    point: p.attributes(),
+                    resource,
+                },
+                start_ns,
+                time_ns,
+                read: read(p),
+            }
+        })
+        .collect()
 }
 
 /// The samples one point gives one plan metric: `Ok(empty)` for a point that counts nothing

@@ -100,13 +100,8 @@ impl Receiver {
     }
 }
 
-fn plan(base: &str) -> String {
-    crate::fixtures::two_stage_plan(
-        "drill",
-        "Notify drill",
-        &format!(
-            r#"
-[[trigger]]
+/// A critical alert on p95 latency: what the drills trip.
+const SLOW: &str = r#"[[trigger]]
 id = "slow"
 title = "p95 over 500ms"
 expr = "p95(latency_ms) > 500ms"
@@ -114,6 +109,15 @@ window = "1m"
 for = "0s"
 action = "alert"
 severity = "critical"
+"#;
+
+fn plan(base: &str) -> String {
+    crate::fixtures::two_stage_plan(
+        "drill",
+        "Notify drill",
+        &format!(
+            r#"
+{SLOW}
 
 [[notify]]
 id = "war-room"
@@ -775,14 +779,7 @@ async fn pagerduty_pages_acknowledges_and_resolves_one_incident_per_episode() {
         "Paged",
         &format!(
             r#"
-[[trigger]]
-id = "slow"
-title = "p95 over 500ms"
-expr = "p95(latency_ms) > 500ms"
-window = "1m"
-for = "0s"
-action = "alert"
-severity = "critical"
+{SLOW}
 
 [[notify]]
 id = "oncall"
