@@ -76,9 +76,11 @@ pub fn of_record(plan: &Plan, record: &AuditRecord) -> Option<Event> {
             let spec = plan.triggers.iter().find(|t| &t.id == trigger);
             let severity = spec.map_or(Severity::Warning, |t| t.severity);
             let title = spec.map_or(trigger.as_str(), |t| t.title.as_str());
-            // The reason has the value; the condition says the line it crossed.
+            // The reason has the value; the condition says the line it crossed; the runbook's
+            // guidance says what to do about it.
             if let Some(t) = spec {
                 lines.push(format!("fires when {} over {}", t.expr, t.window.human()));
+                lines.extend(guidance(&t.guidance));
             }
             Some(event(
                 EventKind::AlertFired,
@@ -224,6 +226,21 @@ pub fn page(event: &Event) -> (PageAction, String) {
     }
 }
 
+/// The runbook's word on a gate or trigger, one line each: what to check, what to do, who
+/// decides, what usually causes it, where it says more.
+fn guidance(g: &crate::plan::Guidance) -> Vec<String> {
+    [
+        ("check", &g.check),
+        ("action", &g.action),
+        ("owner", &g.owner),
+        ("cause", &g.cause),
+        ("runbook", &g.runbook),
+    ]
+    .into_iter()
+    .filter_map(|(name, text)| text.as_ref().map(|t| format!("{name}: {t}")))
+    .collect()
+}
+
 /// Each comparison of a gate or trigger, as the board shows it: `p95(latency_ms) = 812ms > 700ms`.
 fn values(comparisons: &[crate::expr::CmpTrace]) -> Vec<String> {
     comparisons
@@ -261,6 +278,9 @@ pub fn of_evaluations(plan: &Plan, before: &Evaluated, now: &Evaluated, at: Mill
                 old.held_for.human(),
                 gate.hold.human()
             ));
+            if let Some(spec) = plan.gates.iter().find(|g| g.id == gate.id) {
+                lines.extend(guidance(&spec.guidance));
+            }
             events.push(event(
                 EventKind::GateFailing,
                 gate.severity,

@@ -22,6 +22,9 @@ window = "5m"
 for = "0s"
 action = "alert"
 severity = "warning"
+check = "the p95 by route on the latency board"
+respond = "step back to canary if it lasts 5 minutes"
+owner = "on-call SRE"
 
 [[notify]]
 id = "war-room"
@@ -68,6 +71,32 @@ fn record(
         before: summary(before, 10.0),
         after: summary(after, 0.0),
     }
+}
+
+/// What the runbook says to do travels with the alert: the on-call reads it in the page.
+#[test]
+fn an_alert_carries_the_runbooks_guidance() {
+    let plan = plan();
+    let event = of_record(
+        &plan,
+        &record(
+            Action::Alert {
+                trigger: "slow".into(),
+            },
+            (Phase::Running, Some("canary")),
+            (Phase::Running, Some("canary")),
+        ),
+    )
+    .unwrap();
+    assert!(
+        event.lines.contains(&"check: the p95 by route on the latency board".to_string())
+            && event
+                .lines
+                .contains(&"action: step back to canary if it lasts 5 minutes".to_string())
+            && event.lines.contains(&"owner: on-call SRE".to_string()),
+        "{:?}",
+        event.lines
+    );
 }
 
 #[test]
@@ -142,7 +171,10 @@ fn a_kill_goes_everywhere_and_an_alert_only_where_its_severity_is_taken() {
     let text = text(&alert, Some("https://cutover.example/r/n"));
     assert_eq!(
         text,
-        "Notify drill: ALERT p95 over 900ms\n• p95(latency_ms) = 950ms\n• fires when p95(latency_ms) > 900ms over 5m\nhttps://cutover.example/r/n"
+        "Notify drill: ALERT p95 over 900ms\n• p95(latency_ms) = 950ms\n• fires when p95(latency_ms) > 900ms over 5m\n\
+         • check: the p95 by route on the latency board\n\
+         • action: step back to canary if it lasts 5 minutes\n• owner: on-call SRE\n\
+         https://cutover.example/r/n"
     );
     // A check or an approval tells nobody.
     let check = record(
