@@ -90,7 +90,7 @@ pub fn of_record(plan: &Plan, record: &AuditRecord) -> Option<Event> {
                 lines,
             ))
         }
-        Action::Ack { alert } => {
+        Action::Ack { alert, .. } => {
             // As heavy as what it acknowledges, so it reaches every channel the alert did.
             let (severity, what) = if alert == crate::rollout::KILL_ALERT {
                 (Severity::Critical, "the kill".to_string())

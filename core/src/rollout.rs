@@ -263,10 +263,12 @@ pub enum Action {
     Alert {
         trigger: String,
     },
-    /// Someone is on an open alert (or an automatic kill, `kill`): it stops being open and
-    /// stops escalating.
+    /// Someone is on an open alert (or a kill, `kill`): it stops being open and stops
+    /// escalating. It may say what the alert turned out to be, which the report counts.
     Ack {
         alert: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        outcome: Option<AckOutcome>,
     },
     /// A decision that changes no state (HAL9's decision log: proceed, extend, investigate),
     /// recorded with its reason and the evidence of the moment.
@@ -340,6 +342,28 @@ impl Action {
             Action::Alert { .. } | Action::PlanChanged | Action::Timebox { .. } => {
                 vec![Role::System]
             }
+        }
+    }
+}
+
+/// What an acknowledged alert turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckOutcome {
+    /// A real problem.
+    Real,
+    /// The alert was wrong: its threshold or data need work.
+    FalsePositive,
+    /// Expected (a load test, a known batch job): right, and nothing to do.
+    Expected,
+}
+
+impl AckOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AckOutcome::Real => "real",
+            AckOutcome::FalsePositive => "false positive",
+            AckOutcome::Expected => "expected",
         }
     }
 }
@@ -734,7 +758,7 @@ pub fn apply(
         }
         // Recorded as it is: the record and its evidence are the point.
         Action::Decide { .. } => {}
-        Action::Ack { alert } => {
+        Action::Ack { alert, .. } => {
             if next.open_alerts.remove(alert).is_none() {
                 let open: Vec<&str> = state.open_alerts.keys().map(String::as_str).collect();
                 return Err(Refusal::Unknown(format!(

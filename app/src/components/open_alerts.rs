@@ -52,7 +52,7 @@ pub fn OpenAlerts(
     let row = move |rollout: String, id: String, open: OpenAlert, now: i64, may: bool| {
         let what = match open.kind {
             OpenAlertKind::Alert => format!("ALERT {id}"),
-            OpenAlertKind::Kill => "AUTOMATIC KILL".to_string(),
+            OpenAlertKind::Kill => "KILL".to_string(),
         };
         let since = Span((now - open.since).max(0)).human();
         let button = may.then(|| {

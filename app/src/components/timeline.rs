@@ -18,7 +18,7 @@ fn target(action: &Action) -> String {
         Action::Override { gate } => gate.clone(),
         Action::Alert { trigger } => trigger.clone(),
         Action::Decide { decision } => decision.as_str().to_string(),
-        Action::Ack { alert } => alert.clone(),
+        Action::Ack { alert, .. } => alert.clone(),
         Action::Check { list, item } | Action::Uncheck { list, item } => format!("{list}/{item}"),
         _ => String::new(),
     }

@@ -48,7 +48,7 @@ pub fn marker(record: &crate::rollout::AuditRecord) -> Option<Marker> {
         Action::PlanChanged => "plan changed".to_string(),
         Action::Timebox { stage } => format!("{stage} past its timebox"),
         Action::Decide { decision } => format!("decided: {}", decision.as_str()),
-        Action::Ack { alert } => format!("ack {alert}"),
+        Action::Ack { alert, .. } => format!("ack {alert}"),
         Action::Check { .. }
         | Action::Uncheck { .. }
         | Action::Approve

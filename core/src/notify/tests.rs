@@ -89,7 +89,9 @@ fn an_alert_carries_the_runbooks_guidance() {
     )
     .unwrap();
     assert!(
-        event.lines.contains(&"check: the p95 by route on the latency board".to_string())
+        event
+            .lines
+            .contains(&"check: the p95 by route on the latency board".to_string())
             && event
                 .lines
                 .contains(&"action: step back to canary if it lasts 5 minutes".to_string())
@@ -359,7 +361,8 @@ fn open_alerts_escalate_after_their_delay_until_acknowledged() {
             &request(
                 Role::Viewer,
                 Action::Ack {
-                    alert: "slow".into()
+                    alert: "slow".into(),
+                    outcome: None,
                 },
                 2 * MINUTE
             ),
@@ -374,6 +377,7 @@ fn open_alerts_escalate_after_their_delay_until_acknowledged() {
             Role::Operator,
             Action::Ack {
                 alert: "fast".into(),
+                outcome: None,
             },
             2 * MINUTE,
         ),
@@ -392,6 +396,7 @@ fn open_alerts_escalate_after_their_delay_until_acknowledged() {
             Role::Operator,
             Action::Ack {
                 alert: "slow".into(),
+                outcome: None,
             },
             2 * MINUTE,
         ),

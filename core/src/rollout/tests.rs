@@ -355,10 +355,12 @@ fn arb_action() -> impl Strategy<Value = Action> {
             trigger: "slow".into()
         }),
         Just(Action::Ack {
-            alert: "slow".into()
+            alert: "slow".into(),
+            outcome: None,
         }),
         Just(Action::Ack {
-            alert: "kill".into()
+            alert: "kill".into(),
+            outcome: None,
         }),
         Just(Action::Check {
             list: "pre".into(),
@@ -412,7 +414,7 @@ proptest! {
                         prop_assert!(next.open_alerts.contains_key("slow"));
                         prop_assert_eq!(rest(&next), rest(&state));
                     }
-                    if let Action::Ack { alert } = &action {
+                    if let Action::Ack { alert, .. } = &action {
                         // Only what was open can be acknowledged, and it closes.
                         prop_assert!(state.open_alerts.contains_key(alert));
                         prop_assert!(!next.open_alerts.contains_key(alert));

@@ -39,6 +39,8 @@ pub struct ActionBody {
     pub t0: Option<Millis>,
     /// For a decision: proceed, extend or investigate.
     pub decision: Option<Decision>,
+    /// For an acknowledgement: what the alert turned out to be.
+    pub outcome: Option<cutover_core::rollout::AckOutcome>,
 }
 
 /// The longest reason or note kept: a paragraph, not a document (each is stored in the audit
@@ -338,7 +340,10 @@ pub async fn ack(
         &id,
         caller,
         &headers,
-        Action::Ack { alert },
+        Action::Ack {
+            alert,
+            outcome: body.outcome,
+        },
         body.reason,
     )
     .await

@@ -278,3 +278,70 @@ async fn the_report_names_the_triggers_the_page_shows_breaching() {
     assert_eq!(last["triggers_breaching"], json!(on_page), "{last}");
     app.stop().await;
 }
+
+/// A kill pressed by hand is open until someone says they have it; the acknowledgement says
+/// what it turned out to be (here from the CLI), and the report counts the outcomes.
+#[tokio::test]
+async fn an_acknowledgement_says_what_the_alert_was_and_the_report_counts_it() {
+    let data = tempfile::tempdir().unwrap();
+    let app = TestApp::start(data.path(), vec![support::open_plan("acked", 2)]).await;
+    for action in ["start", "kill"] {
+        let (status, body) = app
+            .post(
+                Some(Role::Lead),
+                &format!("/api/rollouts/acked/{action}"),
+                json!({ "reason": "the canary is on fire" }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let state = app.get("/api/rollouts/acked").await;
+    assert_eq!(
+        state["state"]["open_alerts"]["kill"]["kind"], "kill",
+        "{state}"
+    );
+    // From the terminal, with an outcome.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_cutover"))
+        .args([
+            "ack",
+            "acked",
+            "kill",
+            "--outcome",
+            "false-positive",
+            "--reason",
+            "a load test",
+        ])
+        .env("CUTOVER_SERVER", &app.url)
+        .env("CUTOVER_TOKEN", &app.tokens[&Role::Operator])
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (code, markdown) = report_of(&app, "acked", "md").await;
+    assert_eq!(code, 0);
+    assert!(
+        markdown.contains("acknowledged by test-operator (operator) after")
+            && markdown.contains(": false positive)"),
+        "{markdown}"
+    );
+    assert!(
+        markdown.contains("Acknowledged as: 0 real, 1 false positive, 0 expected, 0 not said."),
+        "{markdown}"
+    );
+    let (_, json_text) = report_of(&app, "acked", "json").await;
+    let report: Value = serde_json::from_str(&json_text).unwrap();
+    assert_eq!(report["alert_outcomes"]["false_positive"], 1);
+    assert_eq!(
+        report["alerts"][0]["acknowledged"]["outcome"],
+        "false_positive"
+    );
+    // An outcome the API does not know is a clear 400.
+    let (status, _) = app
+        .post(
+            Some(Role::Operator),
+            "/api/rollouts/acked/alerts/kill/ack",
+            json!({ "outcome": "maybe" }),
+        )
+        .await;
+    assert_eq!(status, 400);
+}

@@ -84,12 +84,18 @@ pub struct AckArgs {
     alert: String,
     #[arg(long)]
     reason: Option<String>,
+    /// What it turned out to be (the report counts them): real, false-positive or expected.
+    #[arg(long, value_parser = ["real", "false-positive", "expected"])]
+    outcome: Option<String>,
     #[command(flatten)]
     connection: Connection,
 }
 
 pub(super) async fn run_ack(args: AckArgs) -> Result<ExitCode, ClientError> {
-    let act = Act::Ack { alert: args.alert };
+    let act = Act::Ack {
+        alert: args.alert,
+        outcome: args.outcome.map(|o| o.replace('-', "_")),
+    };
     send(&args.connection, &args.rollout, &act, args.reason).await
 }
 
@@ -182,6 +188,7 @@ pub enum Act {
     },
     Ack {
         alert: String,
+        outcome: Option<String>,
     },
 }
 
@@ -200,7 +207,7 @@ impl Act {
             Act::Override { gate } => ActionRoute::Override.path(rollout, &[gate]),
             Act::Schedule { .. } => ActionRoute::Schedule.path(rollout, &[]),
             Act::Decide { .. } => ActionRoute::Decide.path(rollout, &[]),
-            Act::Ack { alert } => ActionRoute::Ack.path(rollout, &[alert]),
+            Act::Ack { alert, .. } => ActionRoute::Ack.path(rollout, &[alert]),
         }
     }
 
@@ -225,7 +232,7 @@ impl Act {
             Act::Override { gate } => format!("overrode gate {gate}"),
             Act::Schedule { t0 } => format!("T-0 set to {}", super::status::clock_time(*t0)),
             Act::Decide { decision } => format!("decided: {decision}"),
-            Act::Ack { alert } => format!("acknowledged {alert}"),
+            Act::Ack { alert, .. } => format!("acknowledged {alert}"),
         }
     }
 }
@@ -251,6 +258,14 @@ pub async fn post(
         Act::Decide { decision } => {
             body.insert("decision".into(), json!(decision));
             body.insert("reason".into(), json!(reason));
+        }
+        Act::Ack { outcome, .. } => {
+            if let Some(outcome) = outcome {
+                body.insert("outcome".into(), json!(outcome));
+            }
+            if let Some(reason) = reason {
+                body.insert("reason".into(), json!(reason));
+            }
         }
         _ => {
             if let Some(reason) = reason {

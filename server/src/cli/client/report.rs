@@ -119,7 +119,7 @@ fn what(action: &Action) -> String {
     match action {
         Action::Override { gate } => format!("override {gate}"),
         Action::Decide { decision } => format!("decide: {}", decision.as_str()),
-        Action::Ack { alert } => format!("ack {alert}"),
+        Action::Ack { alert, .. } => format!("ack {alert}"),
         Action::Alert { trigger } => format!("alert {trigger}"),
         Action::Check { list, item } => format!("check {list}/{item}"),
         Action::Uncheck { list, item } => format!("uncheck {list}/{item}"),
@@ -155,9 +155,28 @@ impl Report<'_> {
             matches!(
                 e.record.action,
                 Action::Alert { .. } | Action::Timebox { .. }
-            ) || (matches!(e.record.action, Action::Kill)
-                && e.record.actor.role == cutover_core::role::Role::System)
+            ) || matches!(e.record.action, Action::Kill)
         })
+    }
+
+    /// What the acknowledged alerts turned out to be, as their acknowledgements said:
+    /// (real, false positive, expected, not said); alerts never acknowledged are not counted.
+    fn outcomes(&self) -> (usize, usize, usize, usize) {
+        use cutover_core::rollout::AckOutcome;
+        let mut n = (0, 0, 0, 0);
+        for e in self.alerts() {
+            if let Some(Action::Ack { outcome, .. }) =
+                self.acknowledged(e).map(|a| &a.record.action)
+            {
+                match outcome {
+                    Some(AckOutcome::Real) => n.0 += 1,
+                    Some(AckOutcome::FalsePositive) => n.1 += 1,
+                    Some(AckOutcome::Expected) => n.2 += 1,
+                    None => n.3 += 1,
+                }
+            }
+        }
+        n
     }
 
     /// Who acknowledged the alert `entry` opened, and when: the first ack after it.
@@ -168,7 +187,8 @@ impl Report<'_> {
             _ => return None,
         };
         self.entries.iter().find(|e| {
-            e.seq > entry.seq && matches!(&e.record.action, Action::Ack { alert } if alert == id)
+            e.seq > entry.seq
+                && matches!(&e.record.action, Action::Ack { alert, .. } if alert == id)
         })
     }
 
@@ -186,6 +206,13 @@ impl Report<'_> {
             })
         };
         let s = self.snapshot;
+        let (real, false_positive, expected, unsaid) = self.outcomes();
+        let outcomes = json!({
+            "real": real,
+            "false_positive": false_positive,
+            "expected": expected,
+            "not_said": unsaid,
+        });
         json!({
             "rollout": s.plan.id,
             "title": s.plan.title,
@@ -206,9 +233,16 @@ impl Report<'_> {
             }).collect::<Vec<_>>(),
             "alerts": self.alerts().map(|e| {
                 let mut v = entry(e);
-                v["acknowledged"] = self.acknowledged(e).map(entry).unwrap_or(Value::Null);
+                v["acknowledged"] = self.acknowledged(e).map(|a| {
+                    let mut ack = entry(a);
+                    if let Action::Ack { outcome: Some(o), .. } = &a.record.action {
+                        ack["outcome"] = json!(o);
+                    }
+                    ack
+                }).unwrap_or(Value::Null);
                 v
             }).collect::<Vec<_>>(),
+            "alert_outcomes": outcomes,
             "final_gates": s.gates,
             "audit_head": self.head,
             "audit_chain": self.integrity,
@@ -315,10 +349,16 @@ impl Report<'_> {
             any = true;
             let ack = match self.acknowledged(e) {
                 Some(a) => format!(
-                    " (acknowledged by {} ({}) after {})",
+                    " (acknowledged by {} ({}) after {}{})",
                     a.record.actor.name,
                     a.record.actor.role,
-                    cutover_core::time::Span(a.record.at - e.record.at).human()
+                    cutover_core::time::Span(a.record.at - e.record.at).human(),
+                    match &a.record.action {
+                        Action::Ack {
+                            outcome: Some(o), ..
+                        } => format!(": {}", o.as_str()),
+                        _ => String::new(),
+                    }
                 ),
                 None if matches!(e.record.action, Action::Timebox { .. }) => String::new(),
                 None => " (never acknowledged)".to_string(),
@@ -333,6 +373,12 @@ impl Report<'_> {
         }
         if !any {
             let _ = writeln!(out, "None.");
+        } else {
+            let (real, false_positive, expected, unsaid) = self.outcomes();
+            let _ = writeln!(
+                out,
+                "\nAcknowledged as: {real} real, {false_positive} false positive, {expected} expected, {unsaid} not said."
+            );
         }
 
         let _ = writeln!(out, "\n## Final gate values\n");
