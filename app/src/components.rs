@@ -7,6 +7,7 @@ pub mod chart;
 pub mod charts;
 pub mod checklists;
 pub mod failing_now;
+pub mod flags_in_force;
 pub mod freshness;
 pub mod gate_board;
 pub mod guidance;

@@ -71,6 +71,82 @@ impl Desired {
     }
 }
 
+/// Where a published flag's value comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind", content = "stage")]
+pub enum FlagSource {
+    /// The current stage set it (to a value the stage before did not have).
+    Stage(String),
+    /// Unchanged since this earlier stage set it (carried, or set again to the same value).
+    Since(String),
+    /// The plan's `[rollback]` flags, after a kill.
+    Rollback,
+    /// The killed stage's own `rollback_flags`, over the plan's.
+    StageRollback(String),
+}
+
+impl FlagSource {
+    /// As a person reads it beside the flag.
+    pub fn words(&self) -> String {
+        match self {
+            FlagSource::Stage(s) => format!("set by {s}"),
+            FlagSource::Since(s) => format!("since {s}"),
+            FlagSource::Rollback => "rollback".into(),
+            FlagSource::StageRollback(s) => format!("rollback of {s}"),
+        }
+    }
+}
+
+/// One published flag, its value and where that comes from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InForce {
+    pub key: String,
+    pub value: FlagValue,
+    pub source: FlagSource,
+}
+
+/// The flags published now (what `/flags` serves), each with where its value comes from:
+/// the page, the wall and `cutover status` show them.
+pub fn in_force(plan: &Plan, state: &RolloutState) -> Vec<InForce> {
+    let desired = Desired::of(plan, state);
+    desired
+        .flags
+        .iter()
+        .map(|(key, value)| {
+            let source = if desired.killed {
+                let own = state
+                    .stage
+                    .and_then(|i| plan.stages.get(i))
+                    .filter(|s| s.rollback_flags.get(key) == Some(value));
+                match own {
+                    Some(s) => FlagSource::StageRollback(s.id.clone()),
+                    None => FlagSource::Rollback,
+                }
+            } else {
+                // The earliest stage of the unbroken run up to this one with this value.
+                let current = state.stage.unwrap_or(0);
+                let mut first = current;
+                while first > 0
+                    && plan.stages.get(first - 1).and_then(|s| s.flags.get(key)) == Some(value)
+                {
+                    first -= 1;
+                }
+                let id = plan.stages.get(first).map_or(String::new(), |s| s.id.clone());
+                if first == current {
+                    FlagSource::Stage(id)
+                } else {
+                    FlagSource::Since(id)
+                }
+            };
+            InForce {
+                key: key.clone(),
+                value: value.clone(),
+                source,
+            }
+        })
+        .collect()
+}
+
 fn env_value(v: &str) -> String {
     let plain = v
         .chars()
@@ -159,6 +235,37 @@ kind = "counter"
              CUTOVER_ROLLOUT=mirror\nCUTOVER_PHASE=running\nCUTOVER_STAGE=live\n\
              CUTOVER_TRAFFIC=100\nCUTOVER_KILLED=false\nCUTOVER_VERSION=4\n"
         );
+    }
+
+    #[test]
+    fn flags_in_force_say_where_they_come_from() {
+        let text = "[rollout]\nid = \"m\"\ntitle = \"M\"\ninherit_flags = true\n\
+             [rollback]\nflags = { NEW_PATH = false, MODE = \"classic\" }\n\
+             [[stage]]\nid = \"canary\"\ntraffic = 10\nflags = { NEW_PATH = true, MODE = \"lite\" }\n\
+             [[stage]]\nid = \"half\"\ntraffic = 50\nflags = { MODE = \"full\" }\n\
+             rollback_flags = { MODE = \"safe\" }\n\
+             [[metric]]\nid = \"reads\"\nkind = \"counter\"\n";
+        let plan = crate::plan::parse("m.toml", text).unwrap();
+        let mut state = RolloutState::new();
+        state.phase = Phase::Running;
+        state.stage = Some(1);
+        let words = |state: &RolloutState| {
+            in_force(&plan, state)
+                .into_iter()
+                .map(|f| format!("{}={} {}", f.key, f.value, f.source.words()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            words(&state),
+            ["MODE=full set by half", "NEW_PATH=true since canary"]
+        );
+        state.phase = Phase::Killed;
+        assert_eq!(
+            words(&state),
+            ["MODE=safe rollback of half", "NEW_PATH=false rollback"]
+        );
+        // Not started: nothing is published.
+        assert!(in_force(&plan, &RolloutState::new()).is_empty());
     }
 
     #[test]

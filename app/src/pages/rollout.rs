@@ -11,6 +11,7 @@ use leptos::prelude::*;
 use crate::api::{self, Me};
 use crate::components::action_bar::ActionBar;
 use crate::components::actuators::Actuators;
+use crate::components::flags_in_force::FlagsInForce;
 use crate::components::channels::Channels;
 use crate::components::charts::Charts;
 use crate::components::checklists::Checklists;
@@ -144,6 +145,7 @@ pub fn Dashboard(
             })}
             <OpenAlerts me=controls.then(|| me.clone()) snapshot=live.snapshot tick=live.tick />
             <StageBar snapshot=live.snapshot tick=live.tick />
+            <FlagsInForce snapshot=live.snapshot />
             {wall.then(|| view! { <GuidanceNow snapshot=live.snapshot tick=live.tick /> })}
             {controls.then(|| view! { <ActionBar me=me.clone() snapshot=live.snapshot tick=live.tick /> })}
             {(!wall).then(|| view! { <FailingNow tick=live.tick /> })}

@@ -721,3 +721,36 @@ async fn status_watch_redraws_until_interrupted() {
     child.kill().await.unwrap();
     app.stop().await;
 }
+
+/// `cutover status` shows the flags in force and where each comes from, and after a kill the
+/// rollback's.
+#[tokio::test]
+async fn status_shows_the_flags_in_force_and_where_they_come_from() {
+    let data = tempfile::tempdir().unwrap();
+    let plan = cutover_core::plan::parse(
+        "f.toml",
+        "[rollout]\nid = \"f\"\ntitle = \"Flags\"\ninherit_flags = true\n\n\
+         [rollback]\nflags = { NEW_PATH = false }\n\n\
+         [[stage]]\nid = \"canary\"\ntraffic = 10\nflags = { NEW_PATH = true, MODE = \"lite\" }\n\n\
+         [[stage]]\nid = \"half\"\ntraffic = 50\nflags = { MODE = \"full\" }\n\n\
+         [[metric]]\nid = \"latency_ms\"\nkind = \"distribution\"\n",
+    )
+    .unwrap();
+    let app = TestApp::start(data.path(), vec![plan]).await;
+    for action in ["start", "progress"] {
+        let (status, body) = app
+            .post(Some(Role::Lead), &format!("/api/rollouts/f/{action}"), json!({}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let run = cutover(&app, Role::Viewer, &["status", "f"]).await;
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("flags     MODE=full (set by half)"), "{}", run.stdout);
+    assert!(run.stdout.contains("          NEW_PATH=true (since canary)"), "{}", run.stdout);
+    let (status, _) = app
+        .post(Some(Role::Lead), "/api/rollouts/f/kill", json!({ "reason": "test" }))
+        .await;
+    assert_eq!(status, 200);
+    let run = cutover(&app, Role::Viewer, &["status", "f"]).await;
+    assert!(run.stdout.contains("flags     NEW_PATH=false (rollback)"), "{}", run.stdout);
+}
