@@ -14,7 +14,9 @@ const GUARD: Duration = Duration::from_secs(15);
 #[tokio::test]
 async fn an_operator_steps_back_from_the_page_and_a_viewer_cannot() -> anyhow::Result<()> {
     let plans = tempfile::tempdir()?;
-    let text = fixtures::two_stage_plan("drill", "Step-back drill", "");
+    // The canary turns the new path on; the page says which flags are in force and why.
+    let text = fixtures::two_stage_plan("drill", "Step-back drill", "")
+        .replacen("traffic = 10\n", "traffic = 10\nflags = { NEW_PATH = true }\n", 1);
     std::fs::write(plans.path().join("drill.toml"), text)?;
     let dir = plans.path().to_string_lossy().to_string();
     let demo = Demo::start_with(&["--plans", &dir])?;
@@ -32,6 +34,9 @@ async fn an_operator_steps_back_from_the_page_and_a_viewer_cannot() -> anyhow::R
     operator.click("start").await?;
     operator
         .wait_text("phase", GUARD, |t| t == "RUNNING")
+        .await?;
+    operator
+        .wait_text("flag-NEW_PATH", GUARD, |t| t == "NEW_PATH = true set by canary")
         .await?;
     operator.click("progress").await?;
     operator
@@ -65,6 +70,9 @@ async fn an_operator_steps_back_from_the_page_and_a_viewer_cannot() -> anyhow::R
         .wait_text("traffic", GUARD, |t| t == "10% traffic")
         .await?;
     assert!(!viewer.has("step-back").await, "a viewer has no step back");
+    viewer
+        .wait_text("flag-NEW_PATH", GUARD, |t| t == "NEW_PATH = true set by canary")
+        .await?;
     assert_eq!(operator.text("phase").await.as_deref(), Some("RUNNING"));
     operator.screenshot("rollout-step-back").await?;
     operator.close().await;
