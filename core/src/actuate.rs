@@ -131,7 +131,10 @@ pub fn in_force(plan: &Plan, state: &RolloutState) -> Vec<InForce> {
                 {
                     first -= 1;
                 }
-                let id = plan.stages.get(first).map_or(String::new(), |s| s.id.clone());
+                let id = plan
+                    .stages
+                    .get(first)
+                    .map_or(String::new(), |s| s.id.clone());
                 if first == current {
                     FlagSource::Stage(id)
                 } else {

@@ -739,18 +739,39 @@ async fn status_shows_the_flags_in_force_and_where_they_come_from() {
     let app = TestApp::start(data.path(), vec![plan]).await;
     for action in ["start", "progress"] {
         let (status, body) = app
-            .post(Some(Role::Lead), &format!("/api/rollouts/f/{action}"), json!({}))
+            .post(
+                Some(Role::Lead),
+                &format!("/api/rollouts/f/{action}"),
+                json!({}),
+            )
             .await;
         assert_eq!(status, 200, "{body}");
     }
     let run = cutover(&app, Role::Viewer, &["status", "f"]).await;
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("flags     MODE=full (set by half)"), "{}", run.stdout);
-    assert!(run.stdout.contains("          NEW_PATH=true (since canary)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("flags     MODE=full (set by half)"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("          NEW_PATH=true (since canary)"),
+        "{}",
+        run.stdout
+    );
     let (status, _) = app
-        .post(Some(Role::Lead), "/api/rollouts/f/kill", json!({ "reason": "test" }))
+        .post(
+            Some(Role::Lead),
+            "/api/rollouts/f/kill",
+            json!({ "reason": "test" }),
+        )
         .await;
     assert_eq!(status, 200);
     let run = cutover(&app, Role::Viewer, &["status", "f"]).await;
-    assert!(run.stdout.contains("flags     NEW_PATH=false (rollback)"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("flags     NEW_PATH=false (rollback)"),
+        "{}",
+        run.stdout
+    );
 }

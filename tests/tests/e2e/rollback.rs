@@ -15,8 +15,11 @@ const GUARD: Duration = Duration::from_secs(15);
 async fn an_operator_steps_back_from_the_page_and_a_viewer_cannot() -> anyhow::Result<()> {
     let plans = tempfile::tempdir()?;
     // The canary turns the new path on; the page says which flags are in force and why.
-    let text = fixtures::two_stage_plan("drill", "Step-back drill", "")
-        .replacen("traffic = 10\n", "traffic = 10\nflags = { NEW_PATH = true }\n", 1);
+    let text = fixtures::two_stage_plan("drill", "Step-back drill", "").replacen(
+        "traffic = 10\n",
+        "traffic = 10\nflags = { NEW_PATH = true }\n",
+        1,
+    );
     std::fs::write(plans.path().join("drill.toml"), text)?;
     let dir = plans.path().to_string_lossy().to_string();
     let demo = Demo::start_with(&["--plans", &dir])?;
@@ -36,7 +39,9 @@ async fn an_operator_steps_back_from_the_page_and_a_viewer_cannot() -> anyhow::R
         .wait_text("phase", GUARD, |t| t == "RUNNING")
         .await?;
     operator
-        .wait_text("flag-NEW_PATH", GUARD, |t| t == "NEW_PATH = true set by canary")
+        .wait_text("flag-NEW_PATH", GUARD, |t| {
+            t == "NEW_PATH = true set by canary"
+        })
         .await?;
     operator.click("progress").await?;
     operator
@@ -71,7 +76,9 @@ async fn an_operator_steps_back_from_the_page_and_a_viewer_cannot() -> anyhow::R
         .await?;
     assert!(!viewer.has("step-back").await, "a viewer has no step back");
     viewer
-        .wait_text("flag-NEW_PATH", GUARD, |t| t == "NEW_PATH = true set by canary")
+        .wait_text("flag-NEW_PATH", GUARD, |t| {
+            t == "NEW_PATH = true set by canary"
+        })
         .await?;
     assert_eq!(operator.text("phase").await.as_deref(), Some("RUNNING"));
     operator.screenshot("rollout-step-back").await?;

@@ -178,7 +178,13 @@ pub fn full_view(snapshot: &Snapshot, summary: Option<&Summary>, paint: Paint) -
     let flags = cutover_core::actuate::in_force(&snapshot.plan, state);
     for (i, f) in flags.iter().enumerate() {
         let head = if i == 0 { "flags" } else { "" };
-        let _ = writeln!(out, "{head:<9} {}={} ({})", f.key, f.value, f.source.words());
+        let _ = writeln!(
+            out,
+            "{head:<9} {}={} ({})",
+            f.key,
+            f.value,
+            f.source.words()
+        );
     }
     let blockers = snapshot.blockers();
     if blockers.is_empty() {
