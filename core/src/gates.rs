@@ -167,7 +167,7 @@ pub struct Firing {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Evaluated {
     pub gates: Vec<GateStatus>,
     pub triggers: Vec<TriggerStatus>,

@@ -113,6 +113,20 @@ pub fn of_record(plan: &Plan, record: &AuditRecord) -> Option<Event> {
                 lines,
             ))
         }
+        Action::Decide { decision } => {
+            lines.push(format!("by {who}"));
+            Some(event(
+                EventKind::Decision,
+                Severity::Info,
+                format!(
+                    "{}: decision at {stage}: {}",
+                    plan.title,
+                    decision.as_str().to_uppercase()
+                ),
+                format!("decision:{}", record.at),
+                lines,
+            ))
+        }
         Action::Kill => {
             lines.push(format!("by {who}; traffic now 0%"));
             Some(event(
@@ -179,6 +193,84 @@ pub fn of_record(plan: &Plan, record: &AuditRecord) -> Option<Event> {
             }
         }
         _ => None,
+    }
+}
+
+/// The slot (its time) of `updates` that is due at `now` and was not yet sent (`last`: when
+/// the newest one went), if any. Slots fall every `every` from T-0 + `from` (T-0 without
+/// one) until T-0 + `until`; updates go while the rollout is under way (a killed
+/// one too: the war room wants to hear how the rollback goes).
+pub fn status_due(
+    updates: &crate::plan::StatusUpdates,
+    state: &RolloutState,
+    last: Option<Millis>,
+    now: Millis,
+) -> Option<Millis> {
+    if matches!(state.phase, Phase::NotStarted | Phase::Completed) {
+        return None;
+    }
+    let t0 = state.t0?;
+    // T-0 is set at the start when nobody scheduled it: "from the start" is T-0 then.
+    let first = t0.checked_add(updates.from.unwrap_or(0))?;
+    let every = updates.every.0.max(1);
+    if now < first {
+        return None;
+    }
+    let slot = first + (now - first) / every * every;
+    if updates.until.is_some_and(|u| t0.saturating_add(u) < slot) {
+        return None;
+    }
+    last.is_none_or(|l| l < slot).then_some(slot)
+}
+
+/// A status update as of `at`: where the rollout is, what fails, what is open, what is due.
+pub fn status_event(plan: &Plan, state: &RolloutState, now: &Evaluated, at: Millis) -> Event {
+    let stage = state
+        .stage
+        .and_then(|i| plan.stages.get(i))
+        .map_or("no stage", |s| s.id.as_str());
+    let mut lines = vec![format!(
+        "{} at {stage}, {}% traffic",
+        state.phase.to_string().to_uppercase(),
+        state.traffic(plan)
+    )];
+    let failing: Vec<&str> = now
+        .gates
+        .iter()
+        .filter(|g| g.guards_current && g.verdict == Verdict::Fail)
+        .map(|g| g.title.as_str())
+        .collect();
+    let guarding = now.gates.iter().filter(|g| g.guards_current).count();
+    lines.push(if failing.is_empty() {
+        format!("gates: none of {guarding} failing")
+    } else {
+        format!("gates failing: {}", failing.join(", "))
+    });
+    if !state.open_alerts.is_empty() {
+        let open: Vec<&str> = state.open_alerts.keys().map(String::as_str).collect();
+        lines.push(format!("open, unacknowledged: {}", open.join(", ")));
+    }
+    let clock = crate::schedule::clock(plan, state, at);
+    let overdue: Vec<String> = clock.overdue().map(|d| d.text.clone()).collect();
+    if !overdue.is_empty() {
+        lines.push(format!("OVERDUE: {}", overdue.join(", ")));
+    }
+    if let Some(next) = clock.next() {
+        lines.push(format!("next due: {} ({})", next.text, next.label));
+    }
+    let severity = if state.phase == Phase::Killed || !failing.is_empty() {
+        Severity::Warning
+    } else {
+        Severity::Info
+    };
+    Event {
+        kind: EventKind::Status,
+        severity,
+        rollout: plan.id.clone(),
+        title: format!("{}: status update", plan.title),
+        lines,
+        key: format!("status:{at}"),
+        at,
     }
 }
 
@@ -425,6 +517,10 @@ pub fn routes(plan: &Plan, event: &Event) -> Vec<usize> {
 }
 
 fn takes(channel: &Channel, event: &Event) -> bool {
+    // Status updates go to the channels that ask for them, whatever else they take.
+    if event.kind == EventKind::Status {
+        return channel.status.is_some();
+    }
     (channel.events.is_empty() || channel.events.contains(&event.kind))
         && weight(event.severity) >= weight(channel.min_severity)
 }

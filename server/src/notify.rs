@@ -34,6 +34,9 @@ pub struct Handle {
     /// The receiver's answer to the last failed call (operators only, never in a snapshot).
     answer: Mutex<Option<String>>,
     http: reqwest::Client,
+    /// When the newest periodic status update was queued (a restart may queue one slot
+    /// again; the outbox's keys send it once).
+    status_sent: Mutex<Option<cutover_core::time::Millis>>,
 }
 
 impl Handle {
@@ -52,6 +55,7 @@ impl Handle {
             status: Mutex::new(status),
             answer: Mutex::new(None),
             http,
+            status_sent: Mutex::new(None),
         }
     }
 
@@ -105,6 +109,30 @@ impl Channels {
         for i in routes(plan, event) {
             if let Some(handle) = self.handles.get(i) {
                 handle.push(event.clone(), page.clone(), None);
+            }
+        }
+    }
+
+    /// Queues a status update on each channel that asks for them and whose next one is due
+    /// at `at` (`cutover_core::notify::status_due`).
+    pub fn status_updates(
+        &self,
+        plan: &Plan,
+        state: &cutover_core::rollout::RolloutState,
+        evaluated: &cutover_core::gates::Evaluated,
+        at: cutover_core::time::Millis,
+        page: Option<String>,
+    ) {
+        for handle in &self.handles {
+            let Some(updates) = &handle.spec.status else {
+                continue;
+            };
+            let mut sent = lock(&handle.status_sent);
+            if let Some(slot) = cutover_core::notify::status_due(updates, state, *sent, at) {
+                let mut event = cutover_core::notify::status_event(plan, state, evaluated, at);
+                event.key = format!("status:{slot}");
+                handle.push(event, page.clone(), None);
+                *sent = Some(at);
             }
         }
     }
@@ -590,6 +618,7 @@ mod tests {
             secret_env: None,
             routing_key_env: None,
             email: None,
+            status: None,
             events: vec![],
             min_severity: Severity::Info,
             escalate_after: None,

@@ -63,8 +63,11 @@ pub fn importance(event: &Event) -> u8 {
         EventKind::AlertFired
         | EventKind::StageEntered
         | EventKind::Completed
-        | EventKind::Acknowledged => 2,
+        | EventKind::Acknowledged
+        | EventKind::Decision => 2,
         EventKind::GateFailing | EventKind::Stale | EventKind::AlertResolved => 1,
+        // A newer one follows: the first to go when a receiver is behind.
+        EventKind::Status => 0,
     }
 }
 

@@ -460,3 +460,104 @@ fn an_actuator_that_keeps_failing_is_told_once_per_version() {
         events[0].key
     );
 }
+
+/// Over a simulated hour and a half at one-second steps, updates every 30 minutes from T-0
+/// until T+1h go exactly at T-0, T+30m and T+1h, one each (the test clock, not a real hour);
+/// none before the start, none after the end, none once completed.
+#[test]
+fn status_updates_fall_on_their_interval_between_their_times() {
+    use crate::plan::StatusUpdates;
+    let updates = StatusUpdates {
+        every: Span(30 * MINUTE),
+        from: Some(0),
+        until: Some(60 * MINUTE),
+    };
+    let t0 = 1_000_000_000;
+    let mut state = RolloutState::new();
+    state.t0 = Some(t0);
+    assert_eq!(status_due(&updates, &state, None, t0), None, "not started");
+    state.phase = Phase::Running;
+    state.stage = Some(0);
+    let mut sent = Vec::new();
+    let mut last = None;
+    let mut now = t0 - 10 * MINUTE;
+    while now <= t0 + 90 * MINUTE {
+        if let Some(slot) = status_due(&updates, &state, last, now) {
+            sent.push((now - t0, slot - t0));
+            last = Some(now);
+        }
+        now += 1_000;
+    }
+    assert_eq!(
+        sent,
+        [
+            (0, 0),
+            (30 * MINUTE, 30 * MINUTE),
+            (60 * MINUTE, 60 * MINUTE)
+        ]
+    );
+    // A server down over a slot sends it late, once, when it is back.
+    assert_eq!(
+        status_due(&updates, &state, Some(t0), t0 + 31 * MINUTE),
+        Some(t0 + 30 * MINUTE)
+    );
+    state.phase = Phase::Completed;
+    assert_eq!(status_due(&updates, &state, None, t0 + 30 * MINUTE), None);
+}
+
+#[test]
+fn a_status_update_says_where_the_rollout_is_and_goes_only_where_asked() {
+    let text = fixtures::two_stage_plan(
+        "s",
+        "Status drill",
+        "[[gate]]\nid = \"p95\"\nexpr = \"p95(latency_ms) <= 700ms\"\nwindow = \"5m\"\nhold = \"30m\"\n\n\
+         [[notify]]\nid = \"room\"\nkind = \"slack\"\nurl = \"https://chat.example/hook\"\nstatus_every = \"30m\"\nstatus_until = \"T+4h\"\n\n\
+         [[notify]]\nid = \"pager\"\nkind = \"slack\"\nurl = \"https://chat.example/pager\"\n",
+    );
+    let plan = crate::plan::parse("s.toml", &text).unwrap();
+    assert!(plan.channels[0].status.is_some() && plan.channels[1].status.is_none());
+    let mut state = RolloutState::new();
+    state.phase = Phase::Running;
+    state.stage = Some(0);
+    state.t0 = Some(0);
+    let event = status_event(&plan, &state, &Evaluated::default(), 60_000);
+    assert_eq!(event.title, "Status drill: status update");
+    assert_eq!(event.lines[0], "RUNNING at canary, 10% traffic");
+    assert_eq!(routes(&plan, &event), [0], "only the channel that asked");
+    for bad in [
+        "status_every = \"1s\"",
+        "status_from = \"T+1h\"",
+        "status_every = \"1m\"\nstatus_from = \"soon\"",
+    ] {
+        let text = fixtures::two_stage_plan(
+            "b",
+            "B",
+            &format!(
+                "[[notify]]\nid = \"room\"\nkind = \"slack\"\nurl = \"https://chat.example/hook\"\n{bad}\n"
+            ),
+        );
+        assert!(crate::plan::parse("b.toml", &text).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn a_decision_is_told_with_who_and_why() {
+    let plan = plan();
+    let mut r = record(
+        Action::Decide {
+            decision: crate::rollout::Decision::Extend,
+        },
+        (Phase::Running, Some("canary")),
+        (Phase::Running, Some("canary")),
+    );
+    r.actor = Actor {
+        name: "lee".into(),
+        role: Role::Lead,
+        ..Default::default()
+    };
+    r.reason = Some("match rate dipped overnight".into());
+    let event = of_record(&plan, &r).unwrap();
+    assert_eq!(event.kind, EventKind::Decision);
+    assert_eq!(event.title, "Notify drill: decision at canary: EXTEND");
+    assert_eq!(event.lines, ["match rate dipped overnight", "by lee (lead)"]);
+}

@@ -68,6 +68,14 @@ pub(crate) struct RawNotify {
     pub user_env: Option<Spanned<String>>,
     #[serde(default)]
     pub password_env: Option<Spanned<String>>,
+    /// A status update to this channel every so often ("30m"), from and until times around
+    /// T-0 ("T-0", "T+4h").
+    #[serde(default)]
+    pub status_every: Option<Spanned<String>>,
+    #[serde(default)]
+    pub status_from: Option<Spanned<String>>,
+    #[serde(default)]
+    pub status_until: Option<Spanned<String>>,
     #[serde(default)]
     pub events: Option<Spanned<Vec<String>>>,
     #[serde(default)]
@@ -383,6 +391,9 @@ pub struct Channel {
     /// Email: how to reach the SMTP server and whom to write to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<Email>,
+    /// Periodic status updates this channel gets, if it asks for them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusUpdates>,
     /// The events it takes (empty: all).
     pub events: Vec<EventKind>,
     /// The lightest severity it takes.
@@ -392,6 +403,15 @@ pub struct Channel {
     /// The receiver may be on a loopback, private or link-local address.
     #[serde(default)]
     pub allow_private: bool,
+}
+
+/// A status update every `every`, from `from` until `until` (offsets from T-0; the start
+/// and no end when absent), while the rollout is under way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusUpdates {
+    pub every: Span,
+    pub from: Option<crate::time::Millis>,
+    pub until: Option<crate::time::Millis>,
 }
 
 /// An email channel's SMTP server, sender and recipients.
@@ -435,10 +455,14 @@ pub enum EventKind {
     ActuatorFailing,
     /// Someone acknowledged an open alert or kill.
     Acknowledged,
+    /// A lead recorded a decision (proceed, extend, investigate).
+    Decision,
+    /// A periodic status update (only to the channels that ask for them).
+    Status,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 13] = [
         EventKind::AlertFired,
         EventKind::AlertResolved,
         EventKind::Kill,
@@ -450,6 +474,8 @@ impl EventKind {
         EventKind::Timebox,
         EventKind::ActuatorFailing,
         EventKind::Acknowledged,
+        EventKind::Decision,
+        EventKind::Status,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -465,6 +491,8 @@ impl EventKind {
             EventKind::Timebox => "timebox",
             EventKind::ActuatorFailing => "actuator_failing",
             EventKind::Acknowledged => "acknowledged",
+            EventKind::Decision => "decision",
+            EventKind::Status => "status",
         }
     }
 

@@ -942,6 +942,54 @@ fn email(c: &RawNotify, kind: ChannelKind, p: &mut Problems) -> Option<Email> {
     })
 }
 
+/// A channel's periodic status updates: an interval of at least 10 s, and times from T-0.
+fn status_updates(c: &RawNotify, p: &mut Problems) -> Option<StatusUpdates> {
+    let at = c.id.span().start;
+    let Some(every) = &c.status_every else {
+        if let Some(x) = c.status_from.as_ref().or(c.status_until.as_ref()) {
+            p.push((
+                x.span().start,
+                "status_from and status_until go with status_every".into(),
+            ));
+        }
+        return None;
+    };
+    let every = super::duration(every).map_err(|e| p.push(e)).ok()?;
+    if every.0 < 10_000 {
+        p.push((at, "status_every: at least 10s".into()));
+        return None;
+    }
+    let offset = |raw: &Option<Spanned<String>>,
+                  p: &mut Problems|
+     -> Result<Option<crate::time::Millis>, ()> {
+        match raw {
+            None => Ok(None),
+            Some(t) => match crate::time::t_offset(t.get_ref()) {
+                Some(ms) => Ok(Some(ms)),
+                None => {
+                    p.push((
+                        t.span().start,
+                        format!(
+                            "\"{}\" is not a time from T-0: write T-0, T-30m, T+4h",
+                            t.get_ref()
+                        ),
+                    ));
+                    Err(())
+                }
+            },
+        }
+    };
+    let from = offset(&c.status_from, p).ok()?;
+    let until = offset(&c.status_until, p).ok()?;
+    if let (Some(f), Some(u)) = (from, until)
+        && u <= f
+    {
+        p.push((at, "status_until must come after status_from".into()));
+        return None;
+    }
+    Some(StatusUpdates { every, from, until })
+}
+
 /// Where PagerDuty's Events API v2 takes events.
 pub const PAGERDUTY_EVENTS: &str = "https://events.pagerduty.com/v2/enqueue";
 
@@ -1065,6 +1113,7 @@ fn channels(raw: &[RawNotify], p: &mut Problems) -> Vec<Channel> {
             secret_env: c.secret_env.as_ref().map(|s| s.get_ref().clone()),
             routing_key_env: c.routing_key_env.as_ref().map(|s| s.get_ref().clone()),
             email,
+            status: status_updates(c, p),
             events,
             // Paging is for what needs a person: warnings and worse, unless the plan says.
             min_severity: c.min_severity.unwrap_or(if kind == ChannelKind::PagerDuty {

@@ -72,6 +72,16 @@ async fn judge(state: &AppState, rollout: &Arc<Rollout>, at: Millis, leader: boo
         for firing in &evaluated.firings {
             fire(state, rollout, firing, at).await;
         }
+        // Periodic status updates, live only (a replay of the past tells nobody).
+        if crate::clock::now().saturating_sub(at) < 5_000 {
+            rollout.channels.status_updates(
+                &rollout.plan,
+                &current,
+                &evaluated,
+                at,
+                page(state, &rollout.plan.id),
+            );
+        }
         // Open alerts nobody acknowledged go on to the next channel (each once).
         for (from, id) in cutover_core::notify::escalations(&rollout.plan, &current, at) {
             if let Some(open) = current.open_alerts.get(&id) {

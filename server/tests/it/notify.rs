@@ -999,3 +999,71 @@ events = ["kill"]
     assert!(body.contains("http://cutover.example/r/mailed"), "{body}");
     assert_eq!(smtp.messages().len(), 1, "one kill, one mail");
 }
+
+/// A channel that asks for status updates gets one at the start and then one per interval,
+/// rendered from the live state; a channel that did not ask gets none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_updates_arrive_on_their_interval_where_asked() {
+    let (receiver, base) = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let plans = tempfile::tempdir().unwrap();
+    let plan = crate::fixtures::two_stage_plan(
+        "updates",
+        "Updates",
+        &format!(
+            r#"
+[[notify]]
+id = "room"
+kind = "webhook"
+url = "{base}/room"
+allow_private = true
+status_every = "10s"
+
+[[notify]]
+id = "quiet"
+kind = "webhook"
+url = "{base}/quiet"
+allow_private = true
+"#
+        ),
+    );
+    std::fs::write(plans.path().join("updates.toml"), plan).unwrap();
+    let (_child, url, tokens) = serve(dir.path(), plans.path()).await;
+    let (operator, _) = tokens.split_once('\n').unwrap();
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{url}/api/rollouts/updates/start"))
+        .bearer_auth(operator)
+        .json(&json!({ "reason": "go" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let first = receiver.wait("room", |v| v["event"] == "status").await;
+    let body: Value = serde_json::from_slice(&first.body).unwrap();
+    assert_eq!(body["title"], "Updates: status update");
+    assert_eq!(body["lines"][0], "RUNNING at canary, 10% traffic", "{body}");
+    // The next one ten seconds on (a guard of 30 s; the interval is checked below).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let second = loop {
+        let statuses: Vec<Got> = receiver
+            .bodies("room")
+            .into_iter()
+            .filter(|g| String::from_utf8_lossy(&g.body).contains("\"status\""))
+            .collect();
+        if statuses.len() >= 2 {
+            break statuses[1].clone();
+        }
+        assert!(Instant::now() < deadline, "no second status update");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let gap = second.at.duration_since(first.at).as_secs_f64();
+    assert!((gap - 10.0).abs() <= 5.0, "{gap} s between updates");
+    assert!(
+        receiver
+            .bodies("quiet")
+            .iter()
+            .all(|g| !String::from_utf8_lossy(&g.body).contains("\"status\"")),
+        "a channel that did not ask gets no status"
+    );
+}
