@@ -559,5 +559,8 @@ fn a_decision_is_told_with_who_and_why() {
     let event = of_record(&plan, &r).unwrap();
     assert_eq!(event.kind, EventKind::Decision);
     assert_eq!(event.title, "Notify drill: decision at canary: EXTEND");
-    assert_eq!(event.lines, ["match rate dipped overnight", "by lee (lead)"]);
+    assert_eq!(
+        event.lines,
+        ["match rate dipped overnight", "by lee (lead)"]
+    );
 }
