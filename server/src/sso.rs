@@ -73,6 +73,13 @@ pub const SESSION_LIFETIME: Millis = 12 * HOUR;
 pub const PENDING_FOR: Millis = 10 * 60 * 1000;
 /// Calls to the provider.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest answer read from the provider: discovery, keys and tokens are a few KiB.
+const MAX_ANSWER: usize = 1024 * 1024;
+
+/// Why a call to the provider failed before the protocol could say.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct CallError(String);
 
 /// `[sso]` as the server uses it.
 #[derive(Debug, Clone)]
@@ -143,15 +150,46 @@ pub struct Sso {
 
 impl Sso {
     pub fn new(settings: Settings) -> anyhow::Result<Sso> {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(TIMEOUT)
-            .build()?;
         Ok(Sso {
             settings,
-            http,
+            http: crate::net::trusted_client(TIMEOUT)?,
             ready: RwLock::new(None),
         })
+    }
+
+    /// The provider's answer to `request`, read to at most [`MAX_ANSWER`] bytes: what every
+    /// call to the provider goes through (the crate's own client would read any length).
+    fn call(
+        &self,
+    ) -> impl Fn(
+        openidconnect::HttpRequest,
+    ) -> std::pin::Pin<
+        Box<
+            dyn std::future::Future<Output = Result<openidconnect::HttpResponse, CallError>> + Send,
+        >,
+    > + '_ {
+        move |request| {
+            let http = self.http.clone();
+            Box::pin(async move {
+                let (parts, body) = request.into_parts();
+                let response = http
+                    .request(parts.method, parts.uri.to_string())
+                    .headers(parts.headers)
+                    .body(body)
+                    .send()
+                    .await
+                    .map_err(|e| CallError(crate::net::root_cause(&e)))?;
+                let status = response.status();
+                let headers = response.headers().clone();
+                let body = crate::net::read_bounded(response, MAX_ANSWER)
+                    .await
+                    .map_err(CallError)?;
+                let mut out = openidconnect::HttpResponse::new(body);
+                *out.status_mut() = status;
+                *out.headers_mut() = headers;
+                Ok(out)
+            })
+        }
     }
 
     async fn ready(&self, redirect: &str) -> Result<Arc<Ready>, SsoError> {
@@ -164,9 +202,11 @@ impl Sso {
         }
         let issuer = IssuerUrl::new(self.settings.issuer.clone())
             .map_err(|e| SsoError::Provider(format!("issuer: {e}")))?;
-        let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
+        let metadata = CoreProviderMetadata::discover_async(issuer, &self.call())
             .await
-            .map_err(|e| SsoError::Provider(format!("discovery: {e}")))?;
+            .map_err(|e| {
+                SsoError::Provider(format!("discovery: {}", crate::net::root_cause(&e)))
+            })?;
         let redirect = RedirectUrl::new(redirect.to_string())
             .map_err(|e| SsoError::Provider(format!("redirect URL: {e}")))?;
         let client = OidcClient::from_provider_metadata(
@@ -231,13 +271,15 @@ impl Sso {
             .exchange_code(AuthorizationCode::new(code.to_string()))
             .map_err(|e| SsoError::Provider(format!("no token endpoint: {e}")))?
             .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_string()))
-            .request_async(&self.http)
+            .request_async(&self.call())
             .await
             .map_err(|e| match e {
                 openidconnect::RequestTokenError::ServerResponse(r) => {
                     SsoError::Rejected(format!("the provider refused the code: {}", r.error()))
                 }
-                other => SsoError::Provider(format!("token request: {other}")),
+                other => {
+                    SsoError::Provider(format!("token request: {}", crate::net::root_cause(&other)))
+                }
             })?;
         let token = tokens
             .id_token()
@@ -350,9 +392,9 @@ impl Sso {
         if keys.1.elapsed() < self.settings.jwks_refresh {
             return Ok(());
         }
-        let fresh = CoreJsonWebKeySet::fetch_async(ready.metadata.jwks_uri(), &self.http)
+        let fresh = CoreJsonWebKeySet::fetch_async(ready.metadata.jwks_uri(), &self.call())
             .await
-            .map_err(|e| SsoError::Provider(format!("keys: {e}")))?;
+            .map_err(|e| SsoError::Provider(format!("keys: {}", crate::net::root_cause(&e))))?;
         *keys = (Arc::new(fresh), Instant::now());
         Ok(())
     }

@@ -251,3 +251,33 @@ async fn forged_id_tokens_are_refused_and_an_honest_one_gets_in() {
         );
     }
 }
+
+/// A provider that answers with more than a discovery document ever needs is cut off at
+/// 1 MiB: the sign-in page says the provider answered wrongly, and memory holds no more.
+#[tokio::test]
+async fn an_oversized_answer_from_the_provider_is_refused_not_read() {
+    let data = tempfile::tempdir().unwrap();
+    let (app, _) = TestApp::start_with_sso(
+        data.path(),
+        vec![crate::support::open_plan("open", 2)],
+        |_url| async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let issuer = format!("http://{}", listener.local_addr().unwrap());
+            let router = axum::Router::new().route(
+                "/.well-known/openid-configuration",
+                get(|| async { vec![b' '; 8 * 1024 * 1024] }),
+            );
+            tokio::spawn(async move { axum::serve(listener, router).await });
+            (crate::sso::tests_settings(&issuer), ())
+        },
+    )
+    .await;
+    let r = crate::oidc::browser()
+        .get(format!("{}/auth/sso/start", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 502);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("over 1048576 bytes"), "{page}");
+}
