@@ -71,6 +71,8 @@ type OidcClient = Client<
 pub const SESSION_LIFETIME: Millis = 12 * HOUR;
 /// How long a sign-in may take between leaving for the provider and coming back.
 pub const PENDING_FOR: Millis = 10 * 60 * 1000;
+/// Sign-ins under way at once, in all: a war room is dozens, a flood of starts is refused.
+pub const MAX_PENDING: i64 = 10_000;
 /// Calls to the provider.
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest answer read from the provider: discovery, keys and tokens are a few KiB.

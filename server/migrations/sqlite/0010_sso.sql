@@ -12,6 +12,9 @@ CREATE TABLE sso_users (
     revoked_at   INTEGER
 );
 
+-- A token bound by email finds its person at every request: by index, not by scan.
+CREATE INDEX sso_users_email ON sso_users (LOWER(email));
+
 -- Sign-ins on their way to the provider and back: each used once, within ten minutes.
 CREATE TABLE sso_pending (
     state_hash  TEXT PRIMARY KEY,

@@ -19,7 +19,7 @@ use crate::http::auth::cookie;
 use crate::http::error::ApiError;
 use crate::http::sessions::set_cookie;
 use crate::runtime::state::AppState;
-use crate::sso::{PENDING_FOR, SsoError};
+use crate::sso::{MAX_PENDING, PENDING_FOR, SsoError};
 use crate::store::{Pending, User};
 
 /// Binds a sign-in to the browser that started it (login CSRF).
@@ -97,7 +97,7 @@ pub async fn start(
         Ok(b) => b,
         Err(e) => return Ok(refused(&e)),
     };
-    state
+    let kept = state
         .storage
         .sso_begin(
             &begin.state,
@@ -108,8 +108,15 @@ pub async fn start(
             },
             now(),
             PENDING_FOR,
+            MAX_PENDING,
         )
         .await?;
+    if !kept {
+        return Err(ApiError::RetryLater(
+            "too many sign-ins are under way; try again in a minute".into(),
+            60,
+        ));
+    }
     let secure = if state.https() { "; Secure" } else { "" };
     let bind = format!(
         "{STATE_COOKIE}={}; HttpOnly; SameSite=Lax; Path=/auth/sso; Max-Age={}{secure}",

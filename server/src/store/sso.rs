@@ -29,18 +29,26 @@ pub struct Pending {
 
 impl Storage {
     /// Keeps a sign-in under its `state` (hashed) until its callback, at most `ttl`; older
-    /// ones are dropped on the way.
+    /// ones are dropped on the way. False, and nothing kept, when `cap` sign-ins are already
+    /// under way: anyone may start one, so their number must not grow without end.
     pub async fn sso_begin(
         &self,
         state: &str,
         pending: &Pending,
         now: Millis,
         ttl: Millis,
-    ) -> sqlx::Result<()> {
+        cap: i64,
+    ) -> sqlx::Result<bool> {
         sqlx::query("DELETE FROM sso_pending WHERE created_at < $1")
             .bind(now - ttl)
             .execute(&self.pool)
             .await?;
+        let under_way: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sso_pending")
+            .fetch_one(&self.pool)
+            .await?;
+        if under_way >= cap {
+            return Ok(false);
+        }
         sqlx::query(
             "INSERT INTO sso_pending (state_hash, nonce, verifier, return_to, created_at)
              VALUES ($1, $2, $3, $4, $5)",
@@ -52,7 +60,7 @@ impl Storage {
         .bind(now)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        Ok(true)
     }
 
     /// The sign-in under `state`, taken (a second callback with it finds nothing), if it is

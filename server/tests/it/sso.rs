@@ -379,3 +379,48 @@ async fn one_person_through_a_token_and_a_session_signs_off_once() {
         .await;
     assert_eq!(status, 200, "{body}");
 }
+
+/// Anyone may start a sign-in, so the sign-ins kept while under way are capped: past the
+/// cap a start is refused and nothing more is kept; expired ones make room again.
+#[tokio::test]
+async fn sign_ins_under_way_are_capped() {
+    let data = tempfile::tempdir().unwrap();
+    let storage = cutover_server::store::Storage::open_sqlite(data.path())
+        .await
+        .unwrap();
+    let pending = cutover_server::store::Pending {
+        nonce: "n".into(),
+        verifier: "v".into(),
+        return_to: "/".into(),
+    };
+    for i in 0..3 {
+        assert!(
+            storage
+                .sso_begin(&format!("s{i}"), &pending, 1_000, 600_000, 3)
+                .await
+                .unwrap()
+        );
+    }
+    assert!(
+        !storage
+            .sso_begin("s3", &pending, 1_000, 600_000, 3)
+            .await
+            .unwrap()
+    );
+    assert!(
+        storage
+            .sso_take("s3", 1_000, 600_000)
+            .await
+            .unwrap()
+            .is_none(),
+        "not kept"
+    );
+    // Ten minutes on, the old ones are gone and a new one fits.
+    assert!(
+        storage
+            .sso_begin("s4", &pending, 700_000, 600_000, 3)
+            .await
+            .unwrap()
+    );
+    storage.close().await;
+}
