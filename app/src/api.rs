@@ -168,6 +168,23 @@ pub async fn act(
     post(&route.path(rollout, params), &body, csrf).await
 }
 
+/// Sets an `[[adjust]]` flag within the stage.
+pub async fn adjust(
+    rollout: &str,
+    flag: &str,
+    value: serde_json::Value,
+    reason: String,
+    csrf: &str,
+) -> Result<(), String> {
+    let path = ActionRoute::Adjust.path(rollout, &[flag]);
+    post(
+        &path,
+        &serde_json::json!({ "value": value, "reason": reason }),
+        csrf,
+    )
+    .await
+}
+
 /// Checks or unchecks a checklist item.
 pub async fn check_item(
     rollout: &str,

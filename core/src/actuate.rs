@@ -42,10 +42,19 @@ impl Desired {
             flags: if state.phase == Phase::Killed {
                 plan.rollback_flags(state.stage)
             } else {
-                stage
+                let mut flags = stage
                     .filter(|_| live)
                     .map(|s| s.flags.clone())
-                    .unwrap_or_default()
+                    .unwrap_or_default();
+                if live && stage.is_some() {
+                    flags.extend(
+                        state
+                            .adjusted
+                            .iter()
+                            .map(|(k, a)| (k.clone(), a.value.clone())),
+                    );
+                }
+                flags
             },
         }
     }
@@ -83,6 +92,8 @@ pub enum FlagSource {
     Rollback,
     /// The killed stage's own `rollback_flags`, over the plan's.
     StageRollback(String),
+    /// Set within the stage (`adjust`) by this person.
+    Adjusted(String),
 }
 
 impl FlagSource {
@@ -93,6 +104,7 @@ impl FlagSource {
             FlagSource::Since(s) => format!("since {s}"),
             FlagSource::Rollback => "rollback".into(),
             FlagSource::StageRollback(s) => format!("rollback of {s}"),
+            FlagSource::Adjusted(by) => format!("adjusted by {by}"),
         }
     }
 }
@@ -113,7 +125,9 @@ pub fn in_force(plan: &Plan, state: &RolloutState) -> Vec<InForce> {
         .flags
         .iter()
         .map(|(key, value)| {
-            let source = if desired.killed {
+            let source = if let Some(a) = state.adjusted.get(key).filter(|_| !desired.killed) {
+                FlagSource::Adjusted(a.by.by.name.clone())
+            } else if desired.killed {
                 let own = state
                     .stage
                     .and_then(|i| plan.stages.get(i))

@@ -127,6 +127,17 @@ pub fn of_record(plan: &Plan, record: &AuditRecord) -> Option<Event> {
                 lines,
             ))
         }
+        // A tuning within the stage is a decision the war room hears of.
+        Action::Adjust { flag, value } => {
+            lines.push(format!("by {who}; until the next stage change or a kill"));
+            Some(event(
+                EventKind::Decision,
+                Severity::Info,
+                format!("{}: {flag} set to {value} at {stage}", plan.title),
+                format!("adjust:{flag}:{}", record.at),
+                lines,
+            ))
+        }
         Action::Kill => {
             lines.push(format!("by {who}; traffic now 0%"));
             Some(event(

@@ -10,6 +10,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::flag::FlagValue;
 use crate::plan::{Permissions, Plan};
 use crate::role::Role;
 use crate::time::{Millis, Span};
@@ -116,8 +117,19 @@ pub struct RolloutState {
     /// trigger's id; `kill` for an automatic kill).
     #[serde(default)]
     pub open_alerts: BTreeMap<String, OpenAlert>,
+    /// Flags set within the current stage (`adjust`), over the stage's own: undone by the
+    /// next stage change, step back or kill.
+    #[serde(default)]
+    pub adjusted: BTreeMap<String, Adjustment>,
     /// Incremented by every accepted action.
     pub version: u64,
+}
+
+/// A flag set within a stage: its value and who set it, when and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Adjustment {
+    pub value: FlagValue,
+    pub by: Mark,
 }
 
 /// An alert (or an automatic kill) waiting for someone to say they are on it.
@@ -155,6 +167,7 @@ impl RolloutState {
             check_days: BTreeMap::new(),
             timebox_noted: None,
             open_alerts: BTreeMap::new(),
+            adjusted: BTreeMap::new(),
             version: 0,
         }
     }
@@ -275,6 +288,11 @@ pub enum Action {
     Decide {
         decision: Decision,
     },
+    /// Set an `[[adjust]]` flag within the current stage, with a reason.
+    Adjust {
+        flag: String,
+        value: FlagValue,
+    },
     /// The plan file changed under a started rollout and the state was mapped onto it by
     /// stage id (see [`reconcile`]). Recorded by the server at load, never requested.
     PlanChanged,
@@ -321,6 +339,7 @@ impl Action {
             Action::Alert { .. } => "alert",
             Action::Decide { .. } => "decide",
             Action::Ack { .. } => "ack",
+            Action::Adjust { .. } => "adjust",
             Action::PlanChanged => "plan_changed",
         }
     }
@@ -339,6 +358,7 @@ impl Action {
             Action::Approve => p.approve.clone(),
             Action::Decide { .. } => p.decide.clone(),
             Action::Ack { .. } => p.ack.clone(),
+            Action::Adjust { .. } => p.adjust.clone(),
             Action::Alert { .. } | Action::PlanChanged | Action::Timebox { .. } => {
                 vec![Role::System]
             }
@@ -513,6 +533,7 @@ pub fn apply(
             | Action::Alert { .. }
             | Action::Timebox { .. }
             | Action::Decide { .. }
+            | Action::Adjust { .. }
     ) || (matches!(action, Action::Resume) && state.phase == Phase::Killed);
     if needs_reason && reason.is_none() {
         return Err(Refusal::ReasonRequired {
@@ -641,6 +662,7 @@ pub fn apply(
             }
             next.phase = Phase::Killed;
             next.killed = Some(mark.clone());
+            next.adjusted.clear();
             // A kill is open until a person says they are on it, whoever pressed it: the
             // on-call is paged for a manual kill too, and the acknowledgement says who has it.
             next.open_alerts
@@ -758,6 +780,31 @@ pub fn apply(
         }
         // Recorded as it is: the record and its evidence are the point.
         Action::Decide { .. } => {}
+        Action::Adjust { flag, value } => {
+            let current = match (state.phase, state.stage) {
+                (Phase::Running | Phase::Paused | Phase::Hypercare, Some(i)) => i,
+                _ => return Err(wrong_phase()),
+            };
+            let stage = plan.stages.get(current).map_or("", |s| s.id.as_str());
+            let Some(allowed) = plan.adjustable(flag, stage) else {
+                return Err(Refusal::Unknown(format!(
+                    "{flag} cannot be adjusted in stage {stage} (the plan's [[adjust]] names what may be)"
+                )));
+            };
+            check_adjustment(
+                allowed,
+                plan.stages.get(current).and_then(|s| s.flags.get(flag)),
+                value,
+            )
+            .map_err(Refusal::Invalid)?;
+            next.adjusted.insert(
+                flag.clone(),
+                Adjustment {
+                    value: value.clone(),
+                    by: mark.clone(),
+                },
+            );
+        }
         Action::Ack { alert, .. } => {
             if next.open_alerts.remove(alert).is_none() {
                 let open: Vec<&str> = state.open_alerts.keys().map(String::as_str).collect();
@@ -1011,6 +1058,66 @@ fn enter(state: &mut RolloutState, stage: usize, at: Millis) {
     state.stage = Some(stage);
     state.stage_entered_at = Some(at);
     state.overrides.clear();
+    state.adjusted.clear();
+}
+
+/// Whether `value` fits an `[[adjust]]` entry and the type the stage gives the flag.
+fn check_adjustment(
+    allowed: &crate::plan::Adjustable,
+    stage_value: Option<&FlagValue>,
+    value: &FlagValue,
+) -> Result<(), String> {
+    let flag = &allowed.flag;
+    let same_type = match (stage_value, value) {
+        (None, _) => true,
+        (Some(a), b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+    };
+    if !same_type {
+        return Err(format!(
+            "{flag} is {} in this stage: an adjustment must be of the same kind",
+            stage_value.map(|v| v.to_string()).unwrap_or_default()
+        ));
+    }
+    match value {
+        FlagValue::Number(n) => {
+            if !n.is_finite() {
+                return Err(format!("{flag} must be a finite number"));
+            }
+            if !allowed.values.is_empty() {
+                return Err(format!(
+                    "{flag} takes one of: {}",
+                    allowed.values.join(", ")
+                ));
+            }
+            if allowed.min.is_some_and(|lo| *n < lo) || allowed.max.is_some_and(|hi| *n > hi) {
+                return Err(format!(
+                    "{flag} must be within {} to {}",
+                    allowed.min.map_or("any".into(), |v| v.to_string()),
+                    allowed.max.map_or("any".into(), |v| v.to_string())
+                ));
+            }
+        }
+        FlagValue::Text(t) => {
+            if allowed.min.is_some() || allowed.max.is_some() {
+                return Err(format!("{flag} takes a number"));
+            }
+            if t.len() > 256 {
+                return Err(format!("{flag} takes at most 256 bytes of text"));
+            }
+            if !allowed.values.is_empty() && !allowed.values.iter().any(|v| v == t) {
+                return Err(format!(
+                    "{flag} takes one of: {}",
+                    allowed.values.join(", ")
+                ));
+            }
+        }
+        FlagValue::Bool(_) => {
+            if allowed.min.is_some() || allowed.max.is_some() || !allowed.values.is_empty() {
+                return Err(format!("{flag} takes a number or one of its named values"));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// What keeps the current stage from being done: its minimum duration and its gates.

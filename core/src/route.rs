@@ -24,10 +24,12 @@ pub enum ActionRoute {
     Decide,
     /// `{alert}`: an open alert acknowledged.
     Ack,
+    /// `{flag}`: an `[[adjust]]` flag set within the stage: `{"value": ..., "reason": ...}`.
+    Adjust,
 }
 
 impl ActionRoute {
-    pub const ALL: [ActionRoute; 13] = [
+    pub const ALL: [ActionRoute; 14] = [
         ActionRoute::Start,
         ActionRoute::Progress,
         ActionRoute::Pause,
@@ -41,6 +43,7 @@ impl ActionRoute {
         ActionRoute::Schedule,
         ActionRoute::Decide,
         ActionRoute::Ack,
+        ActionRoute::Adjust,
     ];
 
     /// The route under [`API`], with `{id}` for the rollout and the other parameters named.
@@ -59,6 +62,7 @@ impl ActionRoute {
             ActionRoute::Schedule => "/rollouts/{id}/schedule",
             ActionRoute::Decide => "/rollouts/{id}/decisions",
             ActionRoute::Ack => "/rollouts/{id}/alerts/{alert}/ack",
+            ActionRoute::Adjust => "/rollouts/{id}/adjustments/{flag}",
         }
     }
 

@@ -90,6 +90,7 @@ pub fn flag_keys(plan: &Plan) -> BTreeSet<&str> {
         .iter()
         .flat_map(|s| s.flags.keys().chain(s.rollback_flags.keys()))
         .chain(plan.rollback_flags.keys())
+        .chain(plan.adjust.iter().map(|a| &a.flag))
         .map(String::as_str)
         .collect()
 }

@@ -34,6 +34,9 @@ pub fn ActionBar(
     let stepping_back = RwSignal::new(false);
     let overriding = RwSignal::new(false);
     let deciding = RwSignal::new(false);
+    let adjusting = RwSignal::new(false);
+    let adjust_flag = RwSignal::new(String::new());
+    let adjust_value = RwSignal::new(String::new());
     // No decision until a lead picks one: a default would be recorded by a hurried Enter.
     let decision = RwSignal::new(String::new());
     let override_gate = RwSignal::new(String::new());
@@ -171,6 +174,81 @@ pub fn ActionBar(
             }
         });
     });
+    // The flags the plan lets people set in this stage, each with its current value.
+    let adjustable = Memo::new(move |_| {
+        let Some(s) = snapshot.get() else {
+            return Vec::new();
+        };
+        if !matches!(
+            s.state.phase,
+            Phase::Running | Phase::Paused | Phase::Hypercare
+        ) {
+            return Vec::new();
+        }
+        let Some(stage) = s.state.stage.and_then(|i| s.plan.stages.get(i)) else {
+            return Vec::new();
+        };
+        let now = cutover_core::actuate::Desired::of(&s.plan, &s.state).flags;
+        s.plan
+            .adjust
+            .iter()
+            .filter(|a| a.stages.is_empty() || a.stages.contains(&stage.id))
+            .map(|a| {
+                let current = now.get(&a.flag).cloned();
+                let stage_value = stage.flags.get(&a.flag).cloned();
+                (a.clone(), current, stage_value)
+            })
+            .collect::<Vec<_>>()
+    });
+    let chosen = move || {
+        let flag = adjust_flag.get();
+        adjustable
+            .get()
+            .into_iter()
+            .find(|(a, _, _)| a.flag == flag)
+    };
+    let adjust = Callback::new(move |reason: String| {
+        use cutover_core::flag::FlagValue;
+        let rollout = id();
+        let flag = adjust_flag.get_untracked();
+        let text = adjust_value.get_untracked().trim().to_string();
+        let Some((allowed, _, stage_value)) = adjustable
+            .get_untracked()
+            .into_iter()
+            .find(|(a, _, _)| a.flag == flag)
+        else {
+            return;
+        };
+        let numeric = allowed.min.is_some()
+            || allowed.max.is_some()
+            || matches!(stage_value, Some(FlagValue::Number(_)));
+        let value = if numeric {
+            match text.parse::<f64>() {
+                Ok(n) if n.is_finite() => serde_json::json!(n),
+                _ => {
+                    error.set(Some(format!("{flag} takes a number")));
+                    return;
+                }
+            }
+        } else if matches!(stage_value, Some(FlagValue::Bool(_)))
+            || text == "true"
+            || text == "false"
+        {
+            serde_json::json!(text == "true")
+        } else {
+            serde_json::json!(text)
+        };
+        busy.set(true);
+        error.set(None);
+        spawn_local(async move {
+            let result = api::adjust(&rollout, &flag, value, reason, &csrf.get_value()).await;
+            busy.set(false);
+            match result {
+                Ok(()) => adjusting.set(false),
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    });
     let override_ = Callback::new(move |reason| {
         let gate = override_gate.get_untracked();
         run(ActionRoute::Override, vec![gate], Some(reason));
@@ -228,6 +306,14 @@ pub fn ActionBar(
                     {move || previous_stage().map(|(id, _)| format!("Step back to {id}…"))}
                 </button>
             </Show>
+            <Show when=move || may(|p| &p.adjust) && !adjustable.get().is_empty()>
+                <button data-testid="adjust" disabled=move || busy.get() on:click=move |_| {
+                    let first = adjustable.get_untracked().into_iter().next();
+                    adjust_value.set(first.as_ref().and_then(|(_, v, _)| v.as_ref().map(|v| v.to_string())).unwrap_or_default());
+                    adjust_flag.set(first.map(|(a, _, _)| a.flag).unwrap_or_default());
+                    adjusting.set(true);
+                }>"Adjust a flag…"</button>
+            </Show>
             <Show when=move || may(|p| &p.decide)>
                 <button data-testid="decide" disabled=move || busy.get() on:click=move |_| { decision.set(String::new()); deciding.set(true) }>"Record a decision…"</button>
             </Show>
@@ -282,6 +368,42 @@ pub fn ActionBar(
                         <option value="extend">"Extend"</option>
                         <option value="investigate">"Investigate"</option>
                     </select>
+                </ReasonDialog>
+            </Show>
+            <Show when=move || adjusting.get()>
+                <ReasonDialog
+                    name="adjust"
+                    title="Adjust a flag within this stage: published at once, undone by the next stage change or a kill"
+                    confirm="Adjust"
+                    busy=busy
+                    on_confirm=adjust
+                    on_cancel=Callback::new(move |_| adjusting.set(false))
+                    ready=Signal::derive(move || !adjust_value.get().trim().is_empty())
+                >
+                    <label for="adjust-flag">"Flag"</label>
+                    <select id="adjust-flag" data-testid="adjust-flag" on:change=move |ev| {
+                        let flag = event_target_value(&ev);
+                        let now = adjustable.get_untracked().into_iter().find(|(a, _, _)| a.flag == flag).and_then(|(_, v, _)| v.map(|v| v.to_string()));
+                        adjust_value.set(now.unwrap_or_default());
+                        adjust_flag.set(flag);
+                    }>
+                        {move || adjustable.get().into_iter().map(|(a, _, _)| {
+                            let selected = adjust_flag.get_untracked() == a.flag;
+                            view! { <option value=a.flag.clone() selected=selected>{a.title.clone()}</option> }
+                        }).collect_view()}
+                    </select>
+                    <label for="adjust-value">{move || {
+                        let Some((a, now, _)) = chosen() else { return "Value".to_string() };
+                        let bounds = match (a.min, a.max) {
+                            (Some(lo), Some(hi)) => format!(", {lo} to {hi}"),
+                            (Some(lo), None) => format!(", at least {lo}"),
+                            (None, Some(hi)) => format!(", at most {hi}"),
+                            (None, None) if !a.values.is_empty() => format!(", one of {}", a.values.join(", ")),
+                            _ => String::new(),
+                        };
+                        format!("New value (now {}{bounds})", now.map(|v| v.to_string()).unwrap_or_else(|| "the service's default".into()))
+                    }}</label>
+                    <input id="adjust-value" data-testid="adjust-value" type="text" autocomplete="off" bind:value=adjust_value/>
                 </ReasonDialog>
             </Show>
             <Show when=move || overriding.get()>

@@ -21,6 +21,7 @@ pub fn FlagsInForce(#[prop(into)] snapshot: Signal<Option<Snapshot>>) -> impl In
                     FlagSource::Rollback | FlagSource::StageRollback(_) => "flag rollback",
                     FlagSource::Stage(_) => "flag changed",
                     FlagSource::Since(_) => "flag",
+                    FlagSource::Adjusted(_) => "flag adjusted",
                 };
                 view! {
                     <li class=class data-testid=format!("flag-{}", f.key)>

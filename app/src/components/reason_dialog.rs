@@ -66,7 +66,7 @@ pub fn ReasonDialog(
     Effect::new(move |_| {
         let first = form
             .get()
-            .and_then(|f| f.query_selector("select, textarea").ok()?);
+            .and_then(|f| f.query_selector("input, select, textarea").ok()?);
         if let Some(el) = first.and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok()) {
             let _ = el.focus();
         }
@@ -85,7 +85,8 @@ pub fn ReasonDialog(
             return;
         }
         let Some(form) = form.get() else { return };
-        let Ok(all) = form.query_selector_all("select, textarea, button:not([disabled])") else {
+        let Ok(all) = form.query_selector_all("input, select, textarea, button:not([disabled])")
+        else {
             return;
         };
         let (Some(first), Some(last)) = (all.get(0), all.get(all.length().saturating_sub(1)))

@@ -49,6 +49,7 @@ pub fn marker(record: &crate::rollout::AuditRecord) -> Option<Marker> {
         Action::Timebox { stage } => format!("{stage} past its timebox"),
         Action::Decide { decision } => format!("decided: {}", decision.as_str()),
         Action::Ack { alert, .. } => format!("ack {alert}"),
+        Action::Adjust { flag, value } => format!("{flag} = {value}"),
         Action::Check { .. }
         | Action::Uncheck { .. }
         | Action::Approve

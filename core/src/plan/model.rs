@@ -38,6 +38,25 @@ pub(crate) struct RawPlan {
     pub roles: Vec<RawRole>,
     #[serde(default, rename = "notify")]
     pub channels: Vec<RawNotify>,
+    #[serde(default, rename = "adjust")]
+    pub adjust: Vec<RawAdjust>,
+}
+
+/// `[[adjust]]`: a flag people may set within a stage (HAL9's shadow sampling), and its bounds.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdjust {
+    pub flag: Spanned<String>,
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+    #[serde(default)]
+    pub values: Vec<String>,
+    #[serde(default)]
+    pub stages: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub title: Option<String>,
 }
 
 /// `[[notify]]`: a channel people are told on.
@@ -318,6 +337,7 @@ pub(crate) struct RawPermissions {
     pub step_back: Option<Vec<String>>,
     pub decide: Option<Vec<String>>,
     pub ack: Option<Vec<String>>,
+    pub adjust: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -608,6 +628,35 @@ pub struct Plan {
     /// Where people are told (`[[notify]]`). Never sent to browsers, like actuators.
     #[serde(default, skip_serializing)]
     pub channels: Vec<Channel>,
+    /// Flags people may set within a stage (`[[adjust]]`).
+    #[serde(default)]
+    pub adjust: Vec<Adjustable>,
+}
+
+/// A flag people may set within a stage, undone by the next stage change, step back or kill.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Adjustable {
+    pub flag: String,
+    /// How people read it ("shadow sampling").
+    pub title: String,
+    /// A number's bounds, inclusive.
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// A text flag's allowed values (empty: any).
+    #[serde(default)]
+    pub values: Vec<String>,
+    /// Stages where it may be set (empty: every stage).
+    #[serde(default)]
+    pub stages: Vec<String>,
+}
+
+impl Plan {
+    /// The `[[adjust]]` entry for `flag`, if people may set it in stage `stage`.
+    pub fn adjustable(&self, flag: &str, stage: &str) -> Option<&Adjustable> {
+        self.adjust.iter().find(|a| {
+            a.flag == flag && (a.stages.is_empty() || a.stages.iter().any(|s| s == stage))
+        })
+    }
 }
 
 /// A plan's own role: its id (what `cutover user add --role` takes) and how people read it.
@@ -844,6 +893,9 @@ pub struct Permissions {
     /// Who acknowledges an open alert or automatic kill.
     #[serde(default = "default_ack")]
     pub ack: Vec<Role>,
+    /// Who sets an `[[adjust]]` flag within a stage.
+    #[serde(default = "default_step_back")]
+    pub adjust: Vec<Role>,
 }
 
 fn default_ack() -> Vec<Role> {
@@ -872,6 +924,7 @@ impl Default for Permissions {
             step_back: default_step_back(),
             decide: default_decide(),
             ack: default_ack(),
+            adjust: default_step_back(),
         }
     }
 }

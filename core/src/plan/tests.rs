@@ -372,3 +372,42 @@ fn a_plan_role_reads_as_its_title() {
     let other = Role::Named(RoleName::new("security").unwrap());
     assert_eq!(plan.role_title(&other), "security");
 }
+
+#[test]
+fn adjustable_flags_name_real_stages_and_bounds_that_fit() {
+    let with = |extra: &str| errors(&format!("{}\n{extra}", minimal()));
+    assert!(
+        with("[[adjust]]\nflag = \"rate\"\nmin = 0\nmax = 1\n").is_empty(),
+        "a plain bounded number"
+    );
+    let errs = with("[[adjust]]\nflag = \"rate\"\nmin = 2\nmax = 1\nstages = [\"nope\"]\n");
+    assert!(
+        errs.iter().any(|e| e.contains("min 2 is above max 1")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter().any(|e| e.contains("unknown stage \"nope\"")),
+        "{errs:?}"
+    );
+    let errs = with("[[adjust]]\nflag = \"m\"\nmin = 0\nvalues = [\"a\"]\n");
+    assert!(
+        errs.iter().any(|e| e.contains("one or the other")),
+        "{errs:?}"
+    );
+    let errs = with("[[adjust]]\nflag = \"r\"\n[[adjust]]\nflag = \"r\"\n");
+    assert!(
+        errs.iter().any(|e| e.contains("declared twice")),
+        "{errs:?}"
+    );
+    // A stage that sets the flag to a text cannot take numeric bounds.
+    let text = minimal().replacen(
+        "traffic = 10",
+        "traffic = 10\nflags = { MODE = \"full\" }",
+        1,
+    ) + "\n[[adjust]]\nflag = \"MODE\"\nmin = 0\n";
+    let errs = errors(&text);
+    assert!(
+        errs.iter().any(|e| e.contains("sets it to full")),
+        "{errs:?}"
+    );
+}

@@ -128,6 +128,7 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
     let signoffs = signoffs(&raw.signoffs, &stage_ids, &known, &mut p);
     let actuators = actuators(&raw.actuators, &mut p);
     let channels = channels(&raw.channels, &mut p);
+    let adjust = adjustables(&raw.adjust, &stages, &mut p);
     let hypercare = raw
         .rollout
         .hypercare
@@ -155,7 +156,83 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
         hypercare,
         roles,
         channels,
+        adjust,
     })
+}
+
+/// `[[adjust]]`: each flag once, bounds that fit the flag's type in the stages that set it.
+fn adjustables(raw: &[RawAdjust], stages: &[Stage], p: &mut Problems) -> Vec<Adjustable> {
+    let mut out: Vec<Adjustable> = Vec::new();
+    for a in raw {
+        let at = a.flag.span().start;
+        let flag = a.flag.get_ref().trim().to_string();
+        if flag.is_empty() || flag.len() > 128 {
+            p.push((
+                at,
+                "an adjust flag needs a name of 1 to 128 characters".into(),
+            ));
+            continue;
+        }
+        if out.iter().any(|o| o.flag == flag) {
+            p.push((at, format!("adjust {flag} is declared twice")));
+            continue;
+        }
+        for s in &a.stages {
+            if !stages.iter().any(|st| &st.id == s.get_ref()) {
+                p.push((s.span().start, format!("unknown stage \"{}\"", s.get_ref())));
+            }
+        }
+        let numeric = a.min.is_some() || a.max.is_some();
+        if numeric && !a.values.is_empty() {
+            p.push((
+                at,
+                format!("adjust {flag}: min/max bound a number, values list texts; give one or the other"),
+            ));
+        }
+        if let (Some(lo), Some(hi)) = (a.min, a.max)
+            && lo > hi
+        {
+            p.push((at, format!("adjust {flag}: min {lo} is above max {hi}")));
+        }
+        if [a.min, a.max].iter().flatten().any(|v| !v.is_finite()) {
+            p.push((at, format!("adjust {flag}: bounds must be finite numbers")));
+        }
+        // The stages that set the flag say its type; bounds of another type could never hold.
+        for st in stages
+            .iter()
+            .filter(|st| a.stages.is_empty() || a.stages.iter().any(|s| s.get_ref() == &st.id))
+        {
+            let wrong = match st.flags.get(&flag) {
+                Some(FlagValue::Number(_)) => !a.values.is_empty(),
+                Some(FlagValue::Text(_)) => numeric,
+                Some(FlagValue::Bool(_)) => numeric || !a.values.is_empty(),
+                None => false,
+            };
+            if wrong {
+                p.push((
+                    at,
+                    format!(
+                        "adjust {flag}: stage {} sets it to {}, which these bounds do not fit",
+                        st.id,
+                        st.flags
+                            .get(&flag)
+                            .map(|v| v.to_string())
+                            .unwrap_or_default()
+                    ),
+                ));
+                break;
+            }
+        }
+        out.push(Adjustable {
+            title: a.title.clone().unwrap_or_else(|| flag.clone()),
+            flag,
+            min: a.min,
+            max: a.max,
+            values: a.values.clone(),
+            stages: a.stages.iter().map(|s| s.get_ref().clone()).collect(),
+        });
+    }
+    out
 }
 
 /// An `offset` reaches back only as far as the metric store keeps data: beyond it the read
@@ -728,6 +805,7 @@ fn permissions(
         ("step_back", &r.step_back),
         ("decide", &r.decide),
         ("ack", &r.ack),
+        ("adjust", &r.adjust),
     ] {
         if list
             .as_ref()
@@ -770,6 +848,7 @@ fn permissions(
     roles(&r.step_back, &mut out.step_back);
     roles(&r.decide, &mut out.decide);
     roles(&r.ack, &mut out.ack);
+    roles(&r.adjust, &mut out.adjust);
     if out.kill.is_empty() {
         p.push((
             at,

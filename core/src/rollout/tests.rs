@@ -14,6 +14,7 @@ title = "T"
 id = "canary"
 traffic = 10
 min_duration = "30m"
+flags = { sample = 0.1 }
 
 [[stage]]
 id = "ga"
@@ -54,6 +55,12 @@ items = [{ id = "db", text = "DB migrated", role = "operator" }]
 stage = "ga"
 approvals = 2
 roles = ["product", "lead"]
+
+[[adjust]]
+flag = "sample"
+min = 0
+max = 1
+stages = ["canary"]
 "#;
 
 fn plan() -> Plan {
@@ -366,6 +373,14 @@ fn arb_action() -> impl Strategy<Value = Action> {
             list: "pre".into(),
             item: "db".into()
         }),
+        Just(Action::Adjust {
+            flag: "sample".into(),
+            value: FlagValue::Number(0.5),
+        }),
+        Just(Action::Adjust {
+            flag: "sample".into(),
+            value: FlagValue::Number(2.0),
+        }),
         Just(Action::Uncheck {
             list: "pre".into(),
             item: "db".into()
@@ -419,6 +434,22 @@ proptest! {
                         prop_assert!(state.open_alerts.contains_key(alert));
                         prop_assert!(!next.open_alerts.contains_key(alert));
                         prop_assert_eq!(rest(&next), rest(&state));
+                    }
+                    if let Action::Adjust { value, .. } = &action {
+                        // Within bounds, in a live stage the plan names, and published.
+                        prop_assert_eq!(value, &FlagValue::Number(0.5));
+                        prop_assert_eq!(state.stage, Some(0));
+                        prop_assert!(with_reason);
+                        let desired = crate::actuate::Desired::of(&plan, &next);
+                        prop_assert_eq!(desired.flags.get("sample"), Some(value));
+                    }
+                    // An adjustment lives only within the stage it was made in, and never
+                    // past a kill.
+                    if next.stage != state.stage || next.phase == Phase::Killed {
+                        prop_assert!(next.adjusted.is_empty(), "{:?} kept {:?}", action, next.adjusted);
+                    }
+                    if state.stage_entered_at != next.stage_entered_at {
+                        prop_assert!(next.adjusted.is_empty());
                     }
                     if action == Action::Kill && who.role == Role::System {
                         prop_assert!(next.open_alerts.contains_key("kill"), "an automatic kill opens");
@@ -809,4 +840,128 @@ fn a_sign_off_by_each_role_needs_every_role() {
     let neither = PLAN.replace("approvals = 2\n", "");
     let errs = crate::plan::parse("n.toml", &neither).unwrap_err();
     assert!(errs[0].to_string().contains("each = true"), "{errs:?}");
+}
+
+#[test]
+fn an_adjustment_is_bounded_reasoned_and_undone_by_the_next_stage_or_a_kill() {
+    let plan = plan();
+    let s = started(&plan);
+    let olga = actor("olga", Role::Operator);
+    let adjust = |v: FlagValue| Action::Adjust {
+        flag: "sample".into(),
+        value: v,
+    };
+    let refused = |a: Action, reason: Option<&str>, who: &Actor| {
+        apply(&plan, &s, &req(who, a, reason, MINUTE), &held(0)).unwrap_err()
+    };
+    assert!(matches!(
+        refused(adjust(FlagValue::Number(0.5)), None, &olga),
+        Refusal::ReasonRequired { .. }
+    ));
+    let e = refused(adjust(FlagValue::Number(1.5)), Some("more"), &olga);
+    assert_eq!(e.to_string(), "sample must be within 0 to 1");
+    let e = refused(adjust(FlagValue::Text("half".into())), Some("more"), &olga);
+    assert!(e.to_string().contains("same kind"), "{e}");
+    let e = refused(
+        Action::Adjust {
+            flag: "other".into(),
+            value: FlagValue::Bool(true),
+        },
+        Some("x"),
+        &olga,
+    );
+    assert!(
+        e.to_string().contains("cannot be adjusted in stage canary"),
+        "{e}"
+    );
+    assert!(matches!(
+        refused(
+            adjust(FlagValue::Number(0.5)),
+            Some("x"),
+            &actor("pam", Role::Product)
+        ),
+        Refusal::Forbidden { .. }
+    ));
+
+    let (a, record) = apply(
+        &plan,
+        &s,
+        &req(
+            &olga,
+            adjust(FlagValue::Number(0.5)),
+            Some("half the shadow load"),
+            MINUTE,
+        ),
+        &held(0),
+    )
+    .unwrap();
+    assert_eq!(record.action.name(), "adjust");
+    let forced = crate::actuate::in_force(&plan, &a);
+    assert_eq!(forced[0].value, FlagValue::Number(0.5));
+    assert_eq!(forced[0].source.words(), "adjusted by olga");
+    // A kill publishes the rollback; a resume comes back to the stage's own value.
+    let lee = actor("lee", Role::Lead);
+    let (k, _) = apply(
+        &plan,
+        &a,
+        &req(&olga, Action::Kill, Some("x"), 2 * MINUTE),
+        &held(0),
+    )
+    .unwrap();
+    assert!(k.adjusted.is_empty());
+    let (r, _) = apply(
+        &plan,
+        &k,
+        &req(&lee, Action::Resume, Some("ok"), 3 * MINUTE),
+        &held(0),
+    )
+    .unwrap();
+    assert_eq!(
+        crate::actuate::Desired::of(&plan, &r).flags.get("sample"),
+        Some(&FlagValue::Number(0.1))
+    );
+    // The next stage publishes its own flags, and there the plan allows no adjustment.
+    let pam = actor("pam", Role::Product);
+    let (a, _) = apply(
+        &plan,
+        &a,
+        &req(&pam, Action::Approve, None, 80 * MINUTE),
+        &held(99),
+    )
+    .unwrap();
+    let (a, _) = apply(
+        &plan,
+        &a,
+        &req(&lee, Action::Approve, None, 80 * MINUTE),
+        &held(99),
+    )
+    .unwrap();
+    let (g, _) = apply(
+        &plan,
+        &a,
+        &req(&lee, Action::Progress, None, 90 * MINUTE),
+        &held(99),
+    )
+    .unwrap();
+    assert!(g.adjusted.is_empty());
+    assert_eq!(
+        crate::actuate::Desired::of(&plan, &g).flags.get("sample"),
+        None
+    );
+    let e = apply(
+        &plan,
+        &g,
+        &req(
+            &olga,
+            adjust(FlagValue::Number(0.5)),
+            Some("x"),
+            91 * MINUTE,
+        ),
+        &held(99),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("cannot be adjusted in stage ga"),
+        "{e}"
+    );
 }

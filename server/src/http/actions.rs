@@ -41,6 +41,8 @@ pub struct ActionBody {
     pub decision: Option<Decision>,
     /// For an acknowledgement: what the alert turned out to be.
     pub outcome: Option<cutover_core::rollout::AckOutcome>,
+    /// For an adjustment: the flag's new value (a boolean, number or text).
+    pub value: Option<cutover_core::flag::FlagValue>,
 }
 
 /// The longest reason or note kept: a paragraph, not a document (each is stored in the audit
@@ -344,6 +346,30 @@ pub async fn ack(
             alert,
             outcome: body.outcome,
         },
+        body.reason,
+    )
+    .await
+}
+
+/// `POST .../adjustments/{flag}` with `{"value": ..., "reason": ...}`: an `[[adjust]]` flag
+/// set within the stage (the plan bounds it; the next stage change or a kill undoes it).
+pub async fn adjust(
+    State(state): State<AppState>,
+    Path((id, flag)): Path<(String, String)>,
+    caller: Caller,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let body = body(&bytes)?;
+    let value = body.value.ok_or_else(|| {
+        ApiError::BadRequest("body: value (the flag's new value) is required".into())
+    })?;
+    act(
+        &state,
+        &id,
+        caller,
+        &headers,
+        Action::Adjust { flag, value },
         body.reason,
     )
     .await

@@ -52,6 +52,7 @@ pub fn app(state: AppState, edge: Arc<Edge>) -> Router {
         .route(ActionRoute::Schedule.pattern(), post(actions::schedule))
         .route(ActionRoute::Decide.pattern(), post(actions::decide))
         .route(ActionRoute::Ack.pattern(), post(actions::ack))
+        .route(ActionRoute::Adjust.pattern(), post(actions::adjust))
         .route(
             ActionRoute::Override.pattern(),
             post(actions::override_gate),

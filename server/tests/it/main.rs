@@ -15,6 +15,7 @@ mod support;
 mod abuse;
 mod actions;
 mod actuators;
+mod adjust;
 mod api;
 mod audit_chain;
 mod cli;

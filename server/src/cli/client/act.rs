@@ -99,6 +99,39 @@ pub(super) async fn run_ack(args: AckArgs) -> Result<ExitCode, ClientError> {
     send(&args.connection, &args.rollout, &act, args.reason).await
 }
 
+/// Set an `[[adjust]]` flag within the current stage, with a reason: published at once,
+/// undone by the next stage change, step back or kill.
+///
+/// Example: cutover adjust hal9-shadow shadow_sample_rate 0.5 --reason "halve the shadow load"
+#[derive(clap::Args)]
+pub struct AdjustArgs {
+    rollout: String,
+    flag: String,
+    /// The new value: true/false, a number, or text.
+    value: String,
+    #[arg(long)]
+    reason: String,
+    #[command(flatten)]
+    connection: Connection,
+}
+
+pub(super) async fn run_adjust(args: AdjustArgs) -> Result<ExitCode, ClientError> {
+    let value = match args.value.as_str() {
+        "true" => json!(true),
+        "false" => json!(false),
+        v => v
+            .parse::<f64>()
+            .ok()
+            .filter(|n| n.is_finite())
+            .map_or_else(|| json!(v), |n| json!(n)),
+    };
+    let act = Act::Adjust {
+        flag: args.flag,
+        value,
+    };
+    send(&args.connection, &args.rollout, &act, Some(args.reason)).await
+}
+
 /// Set T-0 ahead of the start: checklist phases such as T-30m become due times.
 ///
 /// Example: cutover schedule pags-cutover --at 2026-12-01T14:00:00Z
@@ -190,6 +223,10 @@ pub enum Act {
         alert: String,
         outcome: Option<String>,
     },
+    Adjust {
+        flag: String,
+        value: Value,
+    },
 }
 
 impl Act {
@@ -208,6 +245,7 @@ impl Act {
             Act::Schedule { .. } => ActionRoute::Schedule.path(rollout, &[]),
             Act::Decide { .. } => ActionRoute::Decide.path(rollout, &[]),
             Act::Ack { alert, .. } => ActionRoute::Ack.path(rollout, &[alert]),
+            Act::Adjust { flag, .. } => ActionRoute::Adjust.path(rollout, &[flag]),
         }
     }
 
@@ -233,6 +271,7 @@ impl Act {
             Act::Schedule { t0 } => format!("T-0 set to {}", super::status::clock_time(*t0)),
             Act::Decide { decision } => format!("decided: {decision}"),
             Act::Ack { alert, .. } => format!("acknowledged {alert}"),
+            Act::Adjust { flag, value } => format!("set {flag} to {value}"),
         }
     }
 }
@@ -257,6 +296,10 @@ pub async fn post(
         }
         Act::Decide { decision } => {
             body.insert("decision".into(), json!(decision));
+            body.insert("reason".into(), json!(reason));
+        }
+        Act::Adjust { value, .. } => {
+            body.insert("value".into(), value.clone());
             body.insert("reason".into(), json!(reason));
         }
         Act::Ack { outcome, .. } => {

@@ -112,6 +112,7 @@ fn is_decision(action: &Action) -> bool {
             | Action::Override { .. }
             | Action::Approve
             | Action::Decide { .. }
+            | Action::Adjust { .. }
     )
 }
 
@@ -119,6 +120,7 @@ fn what(action: &Action) -> String {
     match action {
         Action::Override { gate } => format!("override {gate}"),
         Action::Decide { decision } => format!("decide: {}", decision.as_str()),
+        Action::Adjust { flag, value } => format!("adjust {flag} = {value}"),
         Action::Ack { alert, .. } => format!("ack {alert}"),
         Action::Alert { trigger } => format!("alert {trigger}"),
         Action::Check { list, item } => format!("check {list}/{item}"),
