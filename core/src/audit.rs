@@ -28,6 +28,18 @@ pub struct AuditEntry {
     /// Its link in the hash chain as stored, when asked for (`?chain=true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chain: Option<ChainLink>,
+    /// For a kill: when each instance of the fleet was first heard holding it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmations: Option<Vec<Confirmed>>,
+}
+
+/// One instance's confirmation of a kill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmed {
+    pub instance: String,
+    /// The state version it held.
+    pub version: u64,
+    pub at: crate::time::Millis,
 }
 
 /// An audit entry's link in the hash chain, with every column its hash covers exactly as

@@ -26,6 +26,9 @@ pub struct Evidence {
     /// A plan change: the plan's hash before and after.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<PlanChange>,
+    /// How far the fleet had applied what was published when the action was decided.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<crate::confirm::Confirmation>,
 }
 
 /// A checklist's items when the action was decided.

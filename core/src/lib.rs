@@ -6,6 +6,7 @@ pub mod actuate;
 pub mod audit;
 pub mod chain;
 pub mod chart;
+pub mod confirm;
 pub mod delta;
 pub mod describe;
 pub mod evidence;

@@ -308,6 +308,7 @@ pub fn page(event: &Event) -> (PageAction, String) {
         }
     };
     match event.kind {
+        EventKind::Confirmed => (PageAction::Resolve, "unconfirmed".to_string()),
         EventKind::AlertResolved => (
             PageAction::Resolve,
             format!(
@@ -487,6 +488,50 @@ pub fn escalations(plan: &Plan, state: &RolloutState, now: Millis) -> Vec<(usize
         }
     }
     due
+}
+
+/// A kill the fleet has not applied in time, or has applied after all: the first pages (an
+/// operator must find the instance that did not take it), the second resolves that page.
+pub fn of_confirmation(plan: &Plan, due: &crate::confirm::Due, at: Millis) -> Event {
+    use crate::confirm::Due;
+    let (kind, severity, summary, what) = match due {
+        Due::Unconfirmed(s) => (
+            EventKind::Unconfirmed,
+            Severity::Critical,
+            s,
+            format!(
+                "kill NOT confirmed after {}",
+                crate::confirm::lag(at - s.since)
+            ),
+        ),
+        Due::Confirmed(s) => (
+            EventKind::Confirmed,
+            Severity::Critical,
+            s,
+            "kill confirmed by every instance".to_string(),
+        ),
+    };
+    let mut lines = vec![summary.words(at)];
+    if kind == EventKind::Unconfirmed {
+        lines.push(
+            "check: is the lagging instance up, and can it reach cutover? It keeps serving what it last read."
+                .into(),
+        );
+    }
+    let prefix = if kind == EventKind::Unconfirmed {
+        "unconfirmed"
+    } else {
+        "confirmed"
+    };
+    Event {
+        kind,
+        severity,
+        rollout: plan.id.clone(),
+        title: format!("{}: {what}", plan.title),
+        lines,
+        key: format!("{prefix}:{}", summary.since),
+        at,
+    }
 }
 
 /// Failed attempts in a row after which an actuator "keeps failing".

@@ -24,6 +24,10 @@ pub struct Snapshot {
     /// How each `[[notify]]` channel's deliveries go.
     #[serde(default)]
     pub channels: Vec<crate::notify::ChannelStatus>,
+    /// How far the fleet of flag readers has applied what is published, when any reader
+    /// names itself (or a kill waits to be confirmed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<crate::confirm::Confirmation>,
     /// Chart series, when asked for (`GET .../{id}?series=1h`); live updates carry their own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame: Option<Frame>,
@@ -52,6 +56,7 @@ impl Snapshot {
             triggers,
             actuators: Vec::new(),
             channels: Vec::new(),
+            confirmation: None,
             frame: None,
             plan_mismatch: None,
             at,

@@ -145,7 +145,7 @@ pub fn Dashboard(
             })}
             <OpenAlerts me=controls.then(|| me.clone()) snapshot=live.snapshot tick=live.tick />
             <StageBar snapshot=live.snapshot tick=live.tick />
-            <FlagsInForce snapshot=live.snapshot />
+            <FlagsInForce snapshot=live.snapshot tick=live.tick />
             {wall.then(|| view! { <GuidanceNow snapshot=live.snapshot tick=live.tick /> })}
             {controls.then(|| view! { <ActionBar me=me.clone() snapshot=live.snapshot tick=live.tick /> })}
             {(!wall).then(|| view! { <FailingNow tick=live.tick /> })}

@@ -57,7 +57,8 @@ pub struct Outbox {
 /// How much a message matters when only some can be kept or one must go first.
 pub fn importance(event: &Event) -> u8 {
     match event.kind {
-        EventKind::Kill | EventKind::ActuatorFailing => 4,
+        EventKind::Kill | EventKind::ActuatorFailing | EventKind::Unconfirmed => 4,
+        EventKind::Confirmed => 3,
         EventKind::StepBack | EventKind::Timebox => 3,
         EventKind::AlertFired if event.severity == Severity::Critical => 3,
         EventKind::AlertFired
@@ -73,7 +74,10 @@ pub fn importance(event: &Event) -> u8 {
 
 /// Never let go to make room for another kind.
 fn kept(event: &Event) -> bool {
-    matches!(event.kind, EventKind::Kill | EventKind::ActuatorFailing)
+    matches!(
+        event.kind,
+        EventKind::Kill | EventKind::ActuatorFailing | EventKind::Unconfirmed
+    )
 }
 
 impl Queued {

@@ -40,6 +40,19 @@ pub(crate) struct RawPlan {
     pub channels: Vec<RawNotify>,
     #[serde(default, rename = "adjust")]
     pub adjust: Vec<RawAdjust>,
+    #[serde(default)]
+    pub confirm: Option<RawConfirm>,
+}
+
+/// `[confirm]`: how long a kill may go unconfirmed by the fleet before people are told, and
+/// how recently before a change an instance must have been heard from to be expected.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfirm {
+    #[serde(default)]
+    pub within: Option<Spanned<String>>,
+    #[serde(default)]
+    pub expect_seen: Option<Spanned<String>>,
 }
 
 /// `[[adjust]]`: a flag people may set within a stage (HAL9's shadow sampling), and its bounds.
@@ -479,10 +492,14 @@ pub enum EventKind {
     Decision,
     /// A periodic status update (only to the channels that ask for them).
     Status,
+    /// A kill not applied by every instance of the fleet within `[confirm] within`.
+    Unconfirmed,
+    /// ...and then applied by all of them.
+    Confirmed,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 13] = [
+    pub const ALL: [EventKind; 15] = [
         EventKind::AlertFired,
         EventKind::AlertResolved,
         EventKind::Kill,
@@ -496,6 +513,8 @@ impl EventKind {
         EventKind::Acknowledged,
         EventKind::Decision,
         EventKind::Status,
+        EventKind::Unconfirmed,
+        EventKind::Confirmed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -513,6 +532,8 @@ impl EventKind {
             EventKind::Acknowledged => "acknowledged",
             EventKind::Decision => "decision",
             EventKind::Status => "status",
+            EventKind::Unconfirmed => "unconfirmed",
+            EventKind::Confirmed => "confirmed",
         }
     }
 
@@ -631,6 +652,9 @@ pub struct Plan {
     /// Flags people may set within a stage (`[[adjust]]`).
     #[serde(default)]
     pub adjust: Vec<Adjustable>,
+    /// When the fleet's confirmation of a kill is overdue (`[confirm]`).
+    #[serde(default)]
+    pub confirm: crate::confirm::ConfirmSettings,
 }
 
 /// A flag people may set within a stage, undone by the next stage change, step back or kill.

@@ -129,6 +129,7 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
     let actuators = actuators(&raw.actuators, &mut p);
     let channels = channels(&raw.channels, &mut p);
     let adjust = adjustables(&raw.adjust, &stages, &mut p);
+    let confirm = confirm_settings(raw.confirm.as_ref(), &mut p);
     let hypercare = raw
         .rollout
         .hypercare
@@ -157,7 +158,27 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
         roles,
         channels,
         adjust,
+        confirm,
     })
+}
+
+fn confirm_settings(raw: Option<&RawConfirm>, p: &mut Problems) -> crate::confirm::ConfirmSettings {
+    let mut out = crate::confirm::ConfirmSettings::default();
+    let Some(raw) = raw else { return out };
+    let mut read = |field: &Option<Spanned<String>>, name: &str, slot: &mut crate::time::Span| {
+        let Some(text) = field else { return };
+        match duration(text) {
+            Ok(span) if span.0 >= crate::time::SECOND && span.0 <= crate::time::DAY => *slot = span,
+            Ok(_) => p.push((
+                text.span().start,
+                format!("confirm {name} must be between 1s and 24h"),
+            )),
+            Err(e) => p.push(e),
+        }
+    };
+    read(&raw.within, "within", &mut out.within);
+    read(&raw.expect_seen, "expect_seen", &mut out.expect_seen);
+    out
 }
 
 /// `[[adjust]]`: each flag once, bounds that fit the flag's type in the stages that set it.

@@ -9,7 +9,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use cutover_core::actuate::Desired;
 use cutover_core::audit::AuditPage;
 use cutover_core::rollout::{Action, Decision, Request};
 use cutover_core::snapshot::Snapshot;
@@ -482,6 +481,14 @@ pub async fn audit(
         .storage
         .audit(&id, q.before, limit, q.marks, q.chain)
         .await?;
+    let mut entries = entries;
+    // A kill's record carries when each instance of the fleet confirmed it.
+    for entry in &mut entries {
+        if matches!(entry.record.action, Action::Kill) {
+            let confirmed = state.storage.confirmations(&id, entry.record.at).await?;
+            entry.confirmations = Some(confirmed);
+        }
+    }
     let next_before = entries.last().map(|e| e.seq);
     let (head, integrity) = rollout.integrity(&state.storage).await?;
     if !integrity.holds {
@@ -495,7 +502,10 @@ pub async fn audit(
     }))
 }
 
-/// `GET /api/rollouts/{id}/flags`: what services poll. ETag is the state version.
+/// `GET /api/rollouts/{id}/flags`: what services poll. ETag is the state version. Read from
+/// the published copy, so a poll never waits on an action being committed. A reader that
+/// names itself (`X-Cutover-Instance`) is counted in the fleet at the version it sends back
+/// (`If-None-Match`) or says it applied (`X-Cutover-Applied`).
 pub async fn flags(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -504,12 +514,23 @@ pub async fn flags(
 ) -> Result<Response, ApiError> {
     caller.may_read_flags(&id)?;
     let rollout = find(&state, &id)?;
-    let current = rollout.state().await;
-    let etag = format!("\"{}\"", current.version);
+    let reader = crate::http::instances::reader(&headers)?;
+    let published = rollout.watch.published();
+    let version = published.state.version;
+    if let Some(r) = reader {
+        let held = r
+            .applied
+            .or_else(|| crate::http::instances::etag_version(&headers));
+        // A version not yet published here (a replica a moment behind, or a confused
+        // reader) is not counted: nothing can have applied it.
+        if let Some(held) = held.filter(|v| *v <= version) {
+            rollout.watch.heard(&r.instance, held, crate::clock::now());
+        }
+    }
+    let etag = format!("\"{version}\"");
     if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         return Ok((StatusCode::NOT_MODIFIED, [("etag", etag)]).into_response());
     }
-    let body =
-        serde_json::to_value(Desired::of(&rollout.plan, &current)).map_err(anyhow::Error::from)?;
+    let body = serde_json::to_value(&published.desired).map_err(anyhow::Error::from)?;
     Ok(([("etag", etag)], Json(body)).into_response())
 }

@@ -10,6 +10,7 @@ pub mod error;
 pub mod export;
 pub mod guesses;
 pub mod heavy;
+pub mod instances;
 pub mod observe;
 pub mod ofrep;
 pub mod otlp;

@@ -115,6 +115,7 @@ async fn single(
     caller: &Caller,
     id: Option<&str>,
     key: &str,
+    headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Response, ApiError> {
     let user = match targeting_key(body) {
@@ -150,9 +151,17 @@ async fn single(
             ));
         }
     };
-    let current = rollout.state().await;
+    let published = rollout.watch.published();
+    let current = &published.state;
+    // A reader under one rollout's path may say which version it applied.
+    if id.is_some()
+        && let Some(r) = crate::http::instances::reader(headers)?
+        && let Some(v) = r.applied.filter(|v| *v <= current.version)
+    {
+        rollout.watch.heard(&r.instance, v, crate::clock::now());
+    }
     Ok(
-        match targeting::evaluate(&rollout.plan, &current, key, user.as_deref()) {
+        match targeting::evaluate(&rollout.plan, current, key, user.as_deref()) {
             Ok(e) => axum::Json(success(&e, rollout, current.version)).into_response(),
             Err(e @ EvaluationError::FlagNotFound { .. }) => {
                 error(StatusCode::NOT_FOUND, Some(key), e.code(), e.to_string())
@@ -173,13 +182,18 @@ async fn bulk(
         Ok(user) => user,
         Err((code, details)) => return Ok(error(StatusCode::BAD_REQUEST, None, code, details)),
     };
+    let reader = crate::http::instances::reader(headers)?;
     // key -> its evaluation, or the rollouts that all set it.
     let mut flags: BTreeMap<String, Result<Value, Vec<String>>> = BTreeMap::new();
-    for rollout in scope(state, caller, id)? {
-        let current = rollout.state().await;
+    let rollouts = scope(state, caller, id)?;
+    let mut held = Vec::with_capacity(rollouts.len());
+    for rollout in &rollouts {
+        let published = rollout.watch.published();
+        let current = &published.state;
+        held.push(published.changed);
         for key in targeting::flag_keys(&rollout.plan) {
-            let value = match targeting::evaluate(&rollout.plan, &current, key, user.as_deref()) {
-                Ok(e) => success(&e, &rollout, current.version),
+            let value = match targeting::evaluate(&rollout.plan, current, key, user.as_deref()) {
+                Ok(e) => success(&e, rollout, current.version),
                 Err(e) => failure(key, &e),
             };
             match flags.get_mut(key) {
@@ -216,6 +230,19 @@ async fn bulk(
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    // A reader whose answer is unchanged holds every rollout's newest change; one under a
+    // rollout's path may also say which version it applied.
+    if let Some(r) = reader {
+        let at = crate::clock::now();
+        for (rollout, changed) in rollouts.iter().zip(held) {
+            let said = r
+                .applied
+                .filter(|v| id.is_some() && *v <= rollout.watch.published().state.version);
+            if let Some(v) = said.or(unchanged.then_some(changed)) {
+                rollout.watch.heard(&r.instance, v, at);
+            }
+        }
+    }
     if unchanged {
         return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response());
     }
@@ -234,9 +261,10 @@ pub async fn evaluate(
     State(state): State<AppState>,
     caller: Caller,
     Path(key): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    single(&state, &caller, None, &key, &body).await
+    single(&state, &caller, None, &key, &headers, &body).await
 }
 
 /// `POST /api/rollouts/{id}/ofrep/v1/evaluate/flags/{key}`
@@ -244,9 +272,10 @@ pub async fn evaluate_in(
     State(state): State<AppState>,
     caller: Caller,
     Path((id, key)): Path<(String, String)>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    single(&state, &caller, Some(&id), &key, &body).await
+    single(&state, &caller, Some(&id), &key, &headers, &body).await
 }
 
 /// `POST /ofrep/v1/evaluate/flags`

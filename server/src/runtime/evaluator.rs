@@ -31,10 +31,37 @@ pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
         tracing::warn!(rollout = %rollout.plan.id, "cannot read other replicas' metrics or timers: {e:#}");
     }
     let tick = judge(state, rollout, at, leader).await;
+    confirm(state, rollout, at, leader).await;
     if let Err(e) = persist(state, rollout, at).await {
         tracing::error!(rollout = %rollout.plan.id, "cannot persist metrics or hold timers: {e:#}");
     }
     rollout.live.send_tick(tick);
+}
+
+/// The fleet's confirmation: a kill unconfirmed in time (or confirmed after all) is told by
+/// the leader; every replica shows its viewers the fleet as it moved; kill confirmations are
+/// saved for the kill's record.
+async fn confirm(state: &AppState, rollout: &Arc<Rollout>, at: Millis, leader: bool) {
+    if leader && let Some(due) = rollout.watch.due(at) {
+        let event = cutover_core::notify::of_confirmation(&rollout.plan, &due, at);
+        rollout
+            .channels
+            .tell(&rollout.plan, &event, page(state, &rollout.plan.id));
+    }
+    if rollout.watch.take_changed() {
+        let snapshot = rollout.snapshot(at).await;
+        rollout.live.send_state(&snapshot);
+    }
+    let unsaved = rollout.watch.take_unsaved();
+    if !unsaved.is_empty()
+        && let Err(e) = state
+            .storage
+            .save_confirmations(&rollout.plan.id, &unsaved)
+            .await
+    {
+        tracing::warn!(rollout = %rollout.plan.id, "cannot save kill confirmations: {e:#}");
+        rollout.watch.restore_unsaved(unsaved);
+    }
 }
 
 /// Evaluates `rollout` at a past moment, as the leader would have then: `cutover demo` builds

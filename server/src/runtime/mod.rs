@@ -7,6 +7,7 @@ pub mod actuators;
 pub mod charts;
 pub mod commit;
 pub mod evaluator;
+pub mod fleet;
 pub mod janitor;
 pub mod live;
 pub mod outboxes;

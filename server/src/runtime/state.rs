@@ -100,6 +100,9 @@ pub struct Rollout {
     pub mismatch: Option<String>,
     /// OpenTelemetry's cumulative streams, for turning their points into deltas.
     pub otel: Mutex<cutover_core::otel::Deltas>,
+    /// What is published (read by flag readers without the action lock) and how far the
+    /// fleet has applied it. Its locks are its own and taken alone.
+    pub watch: crate::runtime::fleet::Watch,
 }
 
 /// An audit chain check and the head and moment it was made at.
@@ -144,7 +147,9 @@ impl Rollout {
             "waiting for the first Prometheus answer",
         );
         let channels = crate::notify::Channels::new(&plan);
+        let watch = crate::runtime::fleet::Watch::new(&plan, &state, now());
         Ok(Rollout {
+            watch,
             mismatch: None,
             otel: Mutex::new(cutover_core::otel::Deltas::new(
                 crate::sources::otlp::MAX_STREAMS,
@@ -376,6 +381,7 @@ impl Rollout {
             triggers: last.map(|e| e.triggers.clone()),
             checklists,
             plan: None,
+            confirmation: self.watch.confirmation(),
         }
     }
 
@@ -536,13 +542,16 @@ impl Rollout {
         snapshot.actuators = self.actuators.iter().map(|a| a.status()).collect();
         snapshot.channels = self.channels.statuses();
         snapshot.plan_mismatch = self.mismatch.clone();
+        snapshot.confirmation = self.watch.confirmation();
         snapshot
     }
 
-    /// Hands a newly committed state to every actuator; returns at once.
+    /// Publishes a newly committed state to flag readers and hands it to every actuator;
+    /// returns at once.
     pub fn actuate(&self, state: &RolloutState) {
+        let desired = self.watch.publish(&self.plan, state, now());
         for a in &self.actuators {
-            a.apply(Desired::of(&self.plan, state));
+            a.apply(desired.clone());
         }
     }
 

@@ -20,6 +20,7 @@ use sqlx::any::AnyPoolOptions;
 pub mod audit_key;
 mod buckets;
 mod chain;
+mod confirmations;
 mod idempotency;
 mod leases;
 mod outboxes;

@@ -21,6 +21,7 @@ mod audit_chain;
 mod cli;
 mod clock;
 mod compression;
+mod confirm;
 mod crowd;
 mod decisions;
 mod gates;

@@ -13,17 +13,17 @@ use serde_json::{Value, json};
 
 /// What the receiver got: path, signature header, body, and when.
 #[derive(Debug, Clone)]
-struct Got {
-    path: String,
+pub(crate) struct Got {
+    pub path: String,
     signature: Option<String>,
     timestamp: Option<i64>,
-    body: Vec<u8>,
-    status: u16,
-    at: Instant,
+    pub body: Vec<u8>,
+    pub status: u16,
+    pub at: Instant,
 }
 
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     got: Arc<Mutex<Vec<Got>>>,
 }
 
@@ -62,7 +62,7 @@ async fn receive(
 }
 
 impl Receiver {
-    async fn start() -> (Receiver, String) {
+    pub(crate) async fn start() -> (Receiver, String) {
         let r = Receiver::default();
         let app = axum::Router::new()
             .route("/{path}", axum::routing::post(receive))
@@ -73,13 +73,13 @@ impl Receiver {
         (r, base)
     }
 
-    fn bodies(&self, path: &str) -> Vec<Got> {
+    pub(crate) fn bodies(&self, path: &str) -> Vec<Got> {
         let got = self.got.lock().unwrap();
         got.iter().filter(|g| g.path == path).cloned().collect()
     }
 
     /// Waits (a guard, not a claim) until `path` got a body that `check` accepts.
-    async fn wait(&self, path: &str, check: impl Fn(&Value) -> bool) -> Got {
+    pub(crate) async fn wait(&self, path: &str, check: impl Fn(&Value) -> bool) -> Got {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(g) = self.bodies(path).into_iter().find(|g| {
@@ -159,7 +159,7 @@ events = ["stage_entered", "kill"]
 }
 
 /// `cutover serve` on the plan, with a user per role; returns the child, its URL and tokens.
-async fn serve(
+pub(crate) async fn serve(
     dir: &std::path::Path,
     plans: &std::path::Path,
 ) -> (tokio::process::Child, String, String) {
@@ -734,7 +734,7 @@ async fn a_restart_neither_loses_a_queued_kill_nor_escalates_again() {
 }
 
 /// Checks one body against PagerDuty's Events API v2 schema, as its endpoint would.
-fn events_v2(body: &Value) -> Result<(), String> {
+pub(crate) fn events_v2(body: &Value) -> Result<(), String> {
     let text = |v: &Value, name: &str, max: usize| -> Result<(), String> {
         match v[name].as_str() {
             Some(s) if !s.is_empty() && s.len() <= max => Ok(()),

@@ -186,6 +186,10 @@ pub fn full_view(snapshot: &Snapshot, summary: Option<&Summary>, paint: Paint) -
             f.source.words()
         );
     }
+    if let Some(c) = &snapshot.confirmation {
+        let word = if c.complete() { "applied" } else { "APPLIED" };
+        let _ = writeln!(out, "{word:<9} {}", c.words(snapshot.at));
+    }
     let blockers = snapshot.blockers();
     if blockers.is_empty() {
         let next = match state.phase {

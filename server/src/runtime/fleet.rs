@@ -1,0 +1,158 @@
+//! What a rollout publishes, and how far its fleet has applied it.
+//!
+//! Flag readers (`/flags`, OFREP) read the published copy, never the action lock: a kill in
+//! the middle of its commit does not hold up ten thousand instances polling, and they see it
+//! the moment it is committed. Each reader that names itself (`X-Cutover-Instance`) and says
+//! what it holds is counted by `cutover_core::confirm::Fleet`; the evaluator tells people when
+//! a kill goes unconfirmed (and when it is confirmed after all), and saves when each instance
+//! confirmed it, for the kill's record.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use cutover_core::actuate::Desired;
+use cutover_core::audit::Confirmed;
+use cutover_core::confirm::{ConfirmSettings, Confirmation, Due, Fleet};
+use cutover_core::plan::Plan;
+use cutover_core::rollout::{Phase, RolloutState};
+use cutover_core::time::{HOUR, Millis};
+
+use crate::clock::lock;
+
+/// The state as last committed, and what it asks of the world.
+pub struct Published {
+    pub state: RolloutState,
+    pub desired: Desired,
+    /// The version at which `desired` last changed (a checklist tick changes the version,
+    /// not what services must do).
+    pub changed: u64,
+}
+
+/// Confirmations not yet written, at most this many (a flood of instances waits its turn by
+/// being dropped from the record, never from the count).
+const UNSAVED_LIMIT: usize = 10_000;
+
+pub struct Watch {
+    published: Mutex<Arc<Published>>,
+    fleet: Mutex<Fleet>,
+    /// Kill confirmations to save: (the kill's time, the confirmation).
+    unsaved: Mutex<Vec<(Millis, Confirmed)>>,
+    /// `Fleet::changes` when viewers were last sent a state.
+    shown: AtomicU64,
+    settings: ConfirmSettings,
+}
+
+impl Watch {
+    pub fn new(plan: &Plan, state: &RolloutState, at: Millis) -> Watch {
+        let desired = Desired::of(plan, state);
+        let fleet = Fleet::new(state.version, change_time(state, at), desired.killed);
+        Watch {
+            published: Mutex::new(Arc::new(Published {
+                state: state.clone(),
+                changed: state.version,
+                desired,
+            })),
+            fleet: Mutex::new(fleet),
+            unsaved: Mutex::new(Vec::new()),
+            shown: AtomicU64::new(0),
+            settings: plan.confirm,
+        }
+    }
+
+    /// The newest committed state, for readers that must not wait on an action.
+    pub fn published(&self) -> Arc<Published> {
+        lock(&self.published).clone()
+    }
+
+    /// A newly committed state: published at once; a change in what services must do is a
+    /// new target for the fleet to confirm.
+    pub fn publish(&self, plan: &Plan, state: &RolloutState, at: Millis) -> Desired {
+        let desired = Desired::of(plan, state);
+        let mut published = lock(&self.published);
+        if state.version < published.state.version {
+            return desired;
+        }
+        let same = Desired {
+            version: desired.version,
+            ..published.desired.clone()
+        } == desired;
+        let changed = if same {
+            published.changed
+        } else {
+            lock(&self.fleet).retarget(state.version, change_time(state, at), desired.killed);
+            state.version
+        };
+        *published = Arc::new(Published {
+            state: state.clone(),
+            desired: desired.clone(),
+            changed,
+        });
+        desired
+    }
+
+    /// `instance` holds `version` now.
+    pub fn heard(&self, instance: &str, version: u64, at: Millis) {
+        let mut fleet = lock(&self.fleet);
+        let Some(when) = fleet.report(instance, version, at) else {
+            return;
+        };
+        let summary = fleet.summary(&self.settings);
+        drop(fleet);
+        if summary.killed {
+            let mut unsaved = lock(&self.unsaved);
+            if unsaved.len() < UNSAVED_LIMIT {
+                unsaved.push((
+                    summary.since,
+                    Confirmed {
+                        instance: instance.to_string(),
+                        version,
+                        at: when,
+                    },
+                ));
+            }
+        }
+    }
+
+    /// How far the fleet is, when there is a fleet to speak of (or a kill to confirm).
+    pub fn confirmation(&self) -> Option<Confirmation> {
+        let summary = lock(&self.fleet).summary(&self.settings);
+        (summary.expected > 0 || summary.killed).then_some(summary)
+    }
+
+    /// The kill event due now, if any (the leader asks every second).
+    pub fn due(&self, at: Millis) -> Option<Due> {
+        let mut fleet = lock(&self.fleet);
+        // Instances silent for an hour and more are forgotten, unless the target still
+        // expects them (they stay "still on version N" until heard from).
+        let horizon = fleet.summary(&self.settings).since - self.settings.expect_seen.0;
+        fleet.forget_older_than(horizon.min(at - HOUR));
+        fleet.due(&self.settings, at)
+    }
+
+    /// Whether viewers have not yet seen the fleet as it is (checked once a second).
+    pub fn take_changed(&self) -> bool {
+        let changes = lock(&self.fleet).changes;
+        self.shown.swap(changes, Ordering::Relaxed) != changes
+    }
+
+    /// The confirmations to save, taken.
+    pub fn take_unsaved(&self) -> Vec<(Millis, Confirmed)> {
+        std::mem::take(&mut *lock(&self.unsaved))
+    }
+
+    /// Puts back confirmations a failed save could not keep.
+    pub fn restore_unsaved(&self, mut back: Vec<(Millis, Confirmed)>) {
+        let mut unsaved = lock(&self.unsaved);
+        back.append(&mut unsaved);
+        back.truncate(UNSAVED_LIMIT);
+        *unsaved = back;
+    }
+}
+
+/// When a state's change was made: a kill's own time (its record's), else `at`.
+fn change_time(state: &RolloutState, at: Millis) -> Millis {
+    match (&state.phase, &state.killed) {
+        (Phase::Killed, Some(mark)) => mark.at,
+        _ => at,
+    }
+}
