@@ -13,6 +13,8 @@ use crate::plan::{FlagValue, Plan};
 use crate::rollout::{Phase, RolloutState};
 use crate::time::Millis;
 
+pub mod call;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Desired {
     pub rollout: String,

@@ -11,6 +11,21 @@ pub enum FlagValue {
     Text(String),
 }
 
+impl FlagValue {
+    /// As JSON, whole numbers as integers: a flag API that takes `100` reads `100`, not
+    /// `100.0` (TOML's `100` and `100.0` are one number here).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            FlagValue::Bool(b) => serde_json::Value::Bool(*b),
+            FlagValue::Text(t) => serde_json::Value::String(t.clone()),
+            FlagValue::Number(n) if n.fract() == 0.0 && n.abs() < 9.0e15 => {
+                serde_json::Value::from(*n as i64)
+            }
+            FlagValue::Number(n) => serde_json::json!(n),
+        }
+    }
+}
+
 impl std::fmt::Display for FlagValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

@@ -16,7 +16,10 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use cutover_core::actuate::{ActuatorStatus, ApplyState, Desired};
+use std::collections::BTreeMap;
+
+use cutover_core::actuate::{ActuatorStatus, ApplyState, Desired, call};
+use cutover_core::flag::FlagValue;
 use cutover_core::plan::Actuator;
 use tokio::sync::watch;
 
@@ -214,10 +217,14 @@ pub async fn converge(
     }
 }
 
-/// The production `Deliver`: a webhook POST or an env file.
+/// The production `Deliver`: a webhook POST (or calls shaped like the service's own API), or
+/// an env file.
 pub struct Applier {
     spec: Actuator,
     http: reqwest::Client,
+    /// What a per-flag receiver holds, as far as its answers said: only changed flags are
+    /// sent (all of them after a restart, which a flag API takes as no change).
+    known: Mutex<BTreeMap<String, FlagValue>>,
 }
 
 impl Applier {
@@ -230,13 +237,118 @@ impl Applier {
             }
         );
         let http = crate::net::receiver_client(CALL_TIMEOUT, allow_private);
-        Applier { spec, http }
+        Applier {
+            spec,
+            http,
+            known: Mutex::new(BTreeMap::new()),
+        }
     }
 }
 
 impl Deliver for Applier {
     async fn deliver(&self, desired: &Desired) -> Result<(), Failure> {
-        apply(&self.http, &self.spec, desired).await
+        match &self.spec {
+            Actuator::Webhook {
+                url,
+                secret_env,
+                allow_private,
+                shape: Some(shape),
+                ..
+            } => {
+                let known = lock(&self.known).clone();
+                let calls = call::calls(shape, url, desired, &known)
+                    .map_err(|e| Failure::from(e.to_string()))?;
+                for c in calls {
+                    let flag = c.flag.clone();
+                    shaped(
+                        &self.http,
+                        shape,
+                        secret_env.as_deref(),
+                        *allow_private,
+                        desired,
+                        c,
+                    )
+                    .await?;
+                    // Each flag the receiver took is not sent again on a retry.
+                    if let Some(flag) = flag {
+                        let mut known = lock(&self.known);
+                        match desired.flags.get(&flag) {
+                            Some(v) => known.insert(flag, v.clone()),
+                            None => known.remove(&flag),
+                        };
+                    }
+                }
+                Ok(())
+            }
+            spec => apply(&self.http, spec, desired).await,
+        }
+    }
+}
+
+/// One call in the service's own terms; `Ok` on a 2xx answer.
+async fn shaped(
+    http: &reqwest::Client,
+    shape: &cutover_core::plan::Shape,
+    secret_env: Option<&str>,
+    allow_private: bool,
+    desired: &Desired,
+    c: call::Call,
+) -> Result<(), Failure> {
+    let what = match &c.flag {
+        Some(flag) => format!("flag {flag}"),
+        None => "the call".to_string(),
+    };
+    crate::net::refuse_target(&c.url, allow_private)?;
+    let method = reqwest::Method::from_bytes(c.method.as_bytes())
+        .map_err(|_| format!("method {} is not one", c.method))?;
+    let key = format!(
+        "{}-{}{}",
+        desired.rollout,
+        desired.version,
+        c.flag
+            .as_deref()
+            .map(|f| format!("-{f}"))
+            .unwrap_or_default()
+    );
+    let mut request = http
+        .request(method, &c.url)
+        .header("idempotency-key", key)
+        .header("x-cutover-version", desired.version);
+    let mut typed = false;
+    for (name, value) in &c.headers {
+        typed |= name.eq_ignore_ascii_case("content-type");
+        request = request.header(name.as_str(), value.as_str());
+    }
+    for (name, var) in &shape.headers_env {
+        let value =
+            std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))?;
+        typed |= name.eq_ignore_ascii_case("content-type");
+        request = request.header(name.as_str(), value);
+    }
+    if let Some(name) = secret_env {
+        let secret =
+            std::env::var(name).map_err(|_| format!("environment variable {name} is not set"))?;
+        request = request.bearer_auth(secret);
+    }
+    if let Some(body) = c.body {
+        if !typed {
+            request = request.header("content-type", "application/json");
+        }
+        request = request.body(body);
+    }
+    let response = request.send().await.map_err(|e| {
+        format!(
+            "{what}: cannot reach the webhook: {}",
+            crate::net::root_cause(&e)
+        )
+    })?;
+    let answer = crate::net::Answer::read(response).await;
+    match answer.failure("the webhook") {
+        None => Ok(()),
+        Some(error) => Err(Failure {
+            error: format!("{what}: {error}"),
+            answer: Some(answer.text).filter(|t| !t.is_empty()),
+        }),
     }
 }
 

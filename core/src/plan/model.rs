@@ -143,6 +143,17 @@ pub(crate) struct RawActuator {
     /// See `RawNotify::allow_private`.
     #[serde(default)]
     pub allow_private: bool,
+    /// A call in the service's own terms (see `Shape`).
+    #[serde(default)]
+    pub method: Option<Spanned<String>>,
+    #[serde(default)]
+    pub body: Option<Spanned<String>>,
+    #[serde(default)]
+    pub per_flag: bool,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub headers_env: BTreeMap<String, String>,
 }
 
 /// `[rollback]`: what a kill publishes instead of "every flag off".
@@ -382,12 +393,33 @@ pub enum Actuator {
         /// The receiver may be on a loopback, private or link-local address.
         #[serde(default)]
         allow_private: bool,
+        /// The call shaped like the service's own API (templates), when the plan says so;
+        /// otherwise cutover's desired-state JSON is POSTed.
+        #[serde(default)]
+        shape: Option<Shape>,
     },
     EnvFile {
         id: String,
         /// Relative paths are relative to the server's working directory.
         path: String,
     },
+}
+
+/// A webhook call in the service's own terms: `url`, `body` and header values are templates
+/// (MiniJinja) over the desired state (`rollout`, `version`, `phase`, `stage`, `traffic`,
+/// `killed`, `flags`) and, with `per_flag`, the one changed flag (`flag`, `value`, `removed`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shape {
+    /// POST, PUT, PATCH or DELETE.
+    pub method: String,
+    /// No body when `None` (a DELETE, say).
+    pub body: Option<String>,
+    /// One call per flag whose value changed since the receiver last took one.
+    pub per_flag: bool,
+    /// Header name -> value template.
+    pub headers: BTreeMap<String, String>,
+    /// Header name -> the environment variable holding its value (a secret).
+    pub headers_env: BTreeMap<String, String>,
 }
 
 impl Plan {

@@ -126,7 +126,7 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
     let checklists = checklists(&raw.checklists, &stage_ids, &gate_ids, &known, &mut p);
     let permissions = permissions(raw.permissions.as_ref(), &known, &mut p);
     let signoffs = signoffs(&raw.signoffs, &stage_ids, &known, &mut p);
-    let actuators = actuators(&raw.actuators, &mut p);
+    let actuators = actuators(&raw.actuators, &stages, &raw, &mut p);
     let channels = channels(&raw.channels, &mut p);
     let adjust = adjustables(&raw.adjust, &stages, &mut p);
     let confirm = confirm_settings(raw.confirm.as_ref(), &mut p);
@@ -1228,7 +1228,12 @@ fn channels(raw: &[RawNotify], p: &mut Problems) -> Vec<Channel> {
     out
 }
 
-fn actuators(raw: &[RawActuator], p: &mut Problems) -> Vec<Actuator> {
+fn actuators(
+    raw: &[RawActuator],
+    stages: &[Stage],
+    plan: &RawPlan,
+    p: &mut Problems,
+) -> Vec<Actuator> {
     unique(raw.iter().map(|a| &a.id), "actuator", p);
     let mut out = Vec::new();
     for a in raw {
@@ -1258,15 +1263,19 @@ fn actuators(raw: &[RawActuator], p: &mut Problems) -> Vec<Actuator> {
                         format!("url \"{text}\" must start with http:// or https://"),
                     ));
                 }
+                let shape = shape(a, text, stages, plan, p);
                 out.push(Actuator::Webhook {
                     id,
                     url: text.clone(),
                     secret_env: a.secret_env.as_ref().map(|s| s.get_ref().clone()),
                     allow_private: a.allow_private,
+                    shape,
                 });
             }
             "env_file" => {
                 unexpected(&a.url, "url", p);
+                unexpected(&a.method, "method", p);
+                unexpected(&a.body, "body", p);
                 unexpected(&a.secret_env, "secret_env", p);
                 match a
                     .path
@@ -1290,4 +1299,103 @@ fn actuators(raw: &[RawActuator], p: &mut Problems) -> Vec<Actuator> {
         }
     }
     out
+}
+
+/// A webhook in the service's own terms, when the actuator says anything beyond its URL: the
+/// method, header names and environment variables checked, every template rendered once over
+/// a sample state (every flag the plan sets), so a typo is a plan error.
+fn shape(
+    a: &RawActuator,
+    url: &str,
+    stages: &[Stage],
+    plan: &RawPlan,
+    p: &mut Problems,
+) -> Option<Shape> {
+    let templated = url.contains("{{") || url.contains("{%");
+    let shaped = a.method.is_some()
+        || a.body.is_some()
+        || a.per_flag
+        || !a.headers.is_empty()
+        || !a.headers_env.is_empty()
+        || templated;
+    if !shaped {
+        return None;
+    }
+    let at = a.id.span().start;
+    let method = a
+        .method
+        .as_ref()
+        .map_or("POST".to_string(), |m| m.get_ref().to_ascii_uppercase());
+    if !["POST", "PUT", "PATCH", "DELETE"].contains(&method.as_str()) {
+        p.push((
+            a.method.as_ref().map_or(at, |m| m.span().start),
+            format!("method \"{method}\": POST, PUT, PATCH or DELETE"),
+        ));
+    }
+    let header_name = |name: &str| {
+        !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    for name in a.headers.keys().chain(a.headers_env.keys()) {
+        if !header_name(name) {
+            p.push((
+                at,
+                format!("header name \"{name}\": letters, digits, - and _"),
+            ));
+        }
+        let lower = name.to_ascii_lowercase();
+        if [
+            "host",
+            "content-length",
+            "x-cutover-version",
+            "idempotency-key",
+        ]
+        .contains(&lower.as_str())
+        {
+            p.push((at, format!("header {name} is set by cutover")));
+        }
+    }
+    for var in a.headers_env.values() {
+        let ok = !var.is_empty() && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ok {
+            p.push((
+                at,
+                format!("headers_env names environment variables: \"{var}\" is not one"),
+            ));
+        }
+    }
+    let shape = Shape {
+        method,
+        body: a.body.as_ref().map(|b| b.get_ref().clone()),
+        per_flag: a.per_flag,
+        headers: a.headers.clone(),
+        headers_env: a.headers_env.clone(),
+    };
+    let mut flags: BTreeMap<String, FlagValue> = BTreeMap::new();
+    for s in stages {
+        flags.extend(s.flags.clone());
+        flags.extend(s.rollback_flags.clone());
+    }
+    if let Some(r) = &plan.rollback {
+        flags.extend(r.flags.clone());
+    }
+    let sample = crate::actuate::Desired {
+        rollout: plan.rollout.id.get_ref().clone(),
+        version: 1,
+        phase: crate::rollout::Phase::Running,
+        stage: stages.first().map(|s| s.id.clone()),
+        traffic: stages.first().map_or(0.0, |s| s.traffic),
+        killed: false,
+        flags,
+    };
+    if let Err(e) = crate::actuate::call::check(&shape, url, &sample) {
+        p.push((
+            a.body.as_ref().map_or(at, |b| b.span().start),
+            format!("actuator {}: {e}", a.id.get_ref()),
+        ));
+    }
+    Some(shape)
 }

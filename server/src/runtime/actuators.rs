@@ -41,6 +41,13 @@ impl Progress for RolloutSink {
             return false;
         };
         rollout.actuators[self.index].set_status(state, target, attempts, error);
+        // An actuator that took the state is one of the fleet that applied it.
+        if state == ApplyState::Applied {
+            let id = rollout.actuators[self.index].spec().id().to_string();
+            rollout
+                .watch
+                .heard(&format!("actuator:{id}"), target.version, now());
+        }
         let snapshot = rollout.snapshot(now()).await;
         rollout.live.send_state(&snapshot);
         true

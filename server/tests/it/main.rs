@@ -34,6 +34,7 @@ mod receivers;
 mod replicas;
 mod rollback;
 mod sessions;
+mod shaped;
 mod sso;
 mod sso_forged;
 mod storage;
