@@ -168,6 +168,23 @@ pub async fn act(
     post(&route.path(rollout, params), &body, csrf).await
 }
 
+/// Acknowledges an open alert (or kill), with what it turned out to be if known.
+pub async fn ack(
+    rollout: &str,
+    alert: &str,
+    outcome: Option<String>,
+    reason: Option<String>,
+    csrf: &str,
+) -> Result<(), String> {
+    let path = ActionRoute::Ack.path(rollout, &[alert]);
+    post(
+        &path,
+        &serde_json::json!({ "outcome": outcome, "reason": reason }),
+        csrf,
+    )
+    .await
+}
+
 /// Sets an `[[adjust]]` flag within the stage.
 pub async fn adjust(
     rollout: &str,

@@ -486,13 +486,14 @@ async fn deliver(http: &reqwest::Client, spec: &Channel, message: &Queued) -> Re
         }
     };
     crate::net::refuse_target(&url, spec.allow_private)?;
-    let body = match (spec.kind, &spec.routing_key_env) {
-        (ChannelKind::PagerDuty, Some(name)) => {
+    let body = match (spec.kind, &spec.routing_key, &spec.routing_key_env) {
+        (ChannelKind::PagerDuty, Some(key), _) => pagerduty(key, message),
+        (ChannelKind::PagerDuty, None, Some(name)) => {
             let key = std::env::var(name)
                 .map_err(|_| format!("environment variable {name} is not set"))?;
             pagerduty(&key, message)
         }
-        (kind, _) => body(kind, message),
+        (kind, _, _) => body(kind, message),
     };
     let body = serde_json::to_vec(&body).map_err(|e| e.to_string())?;
     let mut request = http
@@ -617,6 +618,7 @@ mod tests {
             url: ChannelUrl::Url(url.into()),
             secret_env: None,
             routing_key_env: None,
+            routing_key: None,
             email: None,
             status: None,
             events: vec![],

@@ -1,7 +1,8 @@
 //! Alerts and automatic kills nobody has acknowledged yet, first thing on the rollout page and
 //! on the wall, with how long each has been open; a role the plan lets acknowledge gets an Ack
-//! button (the wall and share links get none). Acknowledged, it leaves the list and stops
-//! escalating to the next channel.
+//! button (the wall and share links get none), which asks what the alert turned out to be
+//! (real, a false positive, expected, or not known yet: the report counts them) and why.
+//! Acknowledged, it leaves the list and stops escalating to the next channel.
 
 use cutover_core::rollout::{OpenAlert, OpenAlertKind};
 use cutover_core::snapshot::{Snapshot, Tick};
@@ -10,7 +11,7 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 use crate::api::{self, Me};
-use cutover_core::route::ActionRoute;
+use crate::components::reason_dialog::ReasonDialog;
 
 #[component]
 pub fn OpenAlerts(
@@ -33,22 +34,27 @@ pub fn OpenAlerts(
         }
     };
     let csrf = StoredValue::new(me.map(|m| m.csrf).unwrap_or_default());
-    let ack = move |rollout: String, alert: String| {
+    // The alert whose acknowledgement is being written, and what it turned out to be.
+    let acking = RwSignal::new(None::<(String, String)>);
+    let outcome = RwSignal::new(String::new());
+    let busy = RwSignal::new(false);
+    let confirm = Callback::new(move |reason: String| {
+        let Some((rollout, alert)) = acking.get_untracked() else {
+            return;
+        };
+        let outcome = Some(outcome.get_untracked()).filter(|o| !o.is_empty());
+        let reason = Some(reason.trim().to_string()).filter(|r| !r.is_empty());
         error.set(None);
+        busy.set(true);
         spawn_local(async move {
-            let result = api::act(
-                &rollout,
-                ActionRoute::Ack,
-                &[&alert],
-                Some("acknowledged in the app".into()),
-                &csrf.get_value(),
-            )
-            .await;
-            if let Err(e) = result {
-                error.set(Some(e));
+            let result = api::ack(&rollout, &alert, outcome, reason, &csrf.get_value()).await;
+            busy.set(false);
+            match result {
+                Ok(()) => acking.set(None),
+                Err(e) => error.set(Some(e)),
             }
         });
-    };
+    });
     let row = move |rollout: String, id: String, open: OpenAlert, now: i64, may: bool| {
         let what = match open.kind {
             OpenAlertKind::Alert => format!("ALERT {id}"),
@@ -58,8 +64,11 @@ pub fn OpenAlerts(
         let button = may.then(|| {
             let (rollout, id) = (rollout.clone(), id.clone());
             view! {
-                <button data-testid=format!("ack-{id}") on:click=move |_| ack(rollout.clone(), id.clone())>
-                    "Acknowledge"
+                <button data-testid=format!("ack-{id}") on:click=move |_| {
+                    outcome.set(String::new());
+                    acking.set(Some((rollout.clone(), id.clone())));
+                }>
+                    "Acknowledge…"
                 </button>
             }
         });
@@ -71,7 +80,32 @@ pub fn OpenAlerts(
             </li>
         }
     };
-    move || {
+    // The dialog stands apart from the list: a new snapshot redraws the list, never a dialog
+    // someone is typing in.
+    let dialog = move || {
+        acking.get().map(|(_, alert)| {
+            view! {
+                <ReasonDialog
+                    name="ack"
+                    title=format!("Acknowledge {alert}: you are on it, and it stops escalating")
+                    confirm="Acknowledge"
+                    reason_required=false
+                    busy=busy
+                    on_confirm=confirm
+                    on_cancel=Callback::new(move |_| acking.set(None))
+                >
+                    <label for="ack-outcome">"What is it? (the report counts them)"</label>
+                    <select id="ack-outcome" data-testid="ack-outcome" on:change=move |ev| outcome.set(event_target_value(&ev))>
+                        <option value="" selected>"Not known yet"</option>
+                        <option value="real">"A real problem"</option>
+                        <option value="false_positive">"A false positive (the alert needs work)"</option>
+                        <option value="expected">"Expected (a known job or test)"</option>
+                    </select>
+                </ReasonDialog>
+            }
+        })
+    };
+    let list = move || {
         let s = snapshot.get()?;
         if s.state.open_alerts.is_empty() {
             return None;
@@ -92,5 +126,6 @@ pub fn OpenAlerts(
                 {move || error.get().map(|e| view! { <p class="error">{e}</p> })}
             </section>
         })
-    }
+    };
+    view! { {list} {dialog} }
 }

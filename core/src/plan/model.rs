@@ -453,6 +453,10 @@ pub struct Channel {
     /// PagerDuty: the environment variable holding the routing key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routing_key_env: Option<String>,
+    /// PagerDuty: a routing key the server itself gives (the demo's own receiver); a plan
+    /// can only name an environment variable.
+    #[serde(skip)]
+    pub routing_key: Option<String>,
     /// Email: how to reach the SMTP server and whom to write to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<Email>,

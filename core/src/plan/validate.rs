@@ -1212,6 +1212,7 @@ fn channels(raw: &[RawNotify], p: &mut Problems) -> Vec<Channel> {
             url,
             secret_env: c.secret_env.as_ref().map(|s| s.get_ref().clone()),
             routing_key_env: c.routing_key_env.as_ref().map(|s| s.get_ref().clone()),
+            routing_key: None,
             email,
             status: status_updates(c, p),
             events,

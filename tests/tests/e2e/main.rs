@@ -18,4 +18,5 @@ mod phone;
 mod rollback;
 mod sso;
 mod triggers;
+mod tuning;
 mod wall;

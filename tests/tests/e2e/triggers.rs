@@ -197,13 +197,40 @@ async fn an_open_alert_shows_on_the_wall_and_overview_until_acknowledged() -> an
         })
         .await?;
 
-    // The operator acknowledges: gone from the page, the wall and the overview.
+    // The operator acknowledges, saying what it was: gone from the page, the wall and the
+    // overview, and the record keeps the outcome the report counts.
     operator.click("ack-error-spike").await?;
+    operator
+        .client
+        .find(fantoccini::Locator::Css(
+            "[data-testid='ack-outcome'] option[value='expected']",
+        ))
+        .await?
+        .click()
+        .await?;
+    operator
+        .fill("ack-reason", "the drill's own error spike")
+        .await?;
+    operator.click("ack-confirm").await?;
     operator
         .wait_text("timeline", guard, |t| {
             t.contains("ack error-spike by demo-operator")
         })
         .await?;
+    let audit: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/rollouts/drill/audit", demo.url))
+        .bearer_auth(demo.token("viewer"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let ack = audit["entries"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["action"]["action"] == "ack"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(ack["action"]["outcome"], "expected", "{ack}");
+    assert_eq!(ack["reason"], "the drill's own error spike");
     let deadline = tokio::time::Instant::now() + guard;
     while operator.has("open-alerts").await || wall.has("open-alerts").await {
         anyhow::ensure!(

@@ -2,6 +2,7 @@
 //! stakeholder link, optional backfilled history and live simulated traffic. The example
 //! rollouts start in flight (see `scene`); `--fresh` starts them all not started.
 
+mod receiver;
 mod scene;
 
 use std::collections::BTreeMap;
@@ -84,6 +85,10 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     };
     let mut plans = plans;
     serve::with_default_channels(&mut plans, &settings.notify);
+    // A demo (or a rehearsal of your own plans) never pages real people: every channel
+    // delivers to a receiver of its own.
+    let receiver = receiver::start().await?;
+    let pointed = receiver::point(&mut plans, receiver);
     let storage = settings.storage().await?;
     let moment = i64::try_from(args.moment.as_millis())
         .unwrap_or(i64::MAX)
@@ -179,6 +184,11 @@ pub(super) async fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         println!("  {id:<16} {scenario}{when}: {}", scenario.describe());
     }
     println!("  (change one with --scenario ROLLOUT=SCENARIO, or run `cutover simulate`)");
+    if pointed > 0 {
+        println!(
+            "{pointed} notification channels deliver to the demo's own receiver: read what they said at http://{receiver}/"
+        );
+    }
     serve::serve(&settings, bound).await?;
     Ok(ExitCode::SUCCESS)
 }
