@@ -60,6 +60,7 @@ struct Member {
 #[derive(Debug, Clone, PartialEq)]
 struct Target {
     version: u64,
+    label: String,
     since: Millis,
     killed: bool,
     /// Instance -> when it was first heard holding the target (or later).
@@ -89,6 +90,9 @@ pub struct Fleet {
 pub struct Confirmation {
     /// The version of the change being confirmed.
     pub version: u64,
+    /// What changed, in words: "kill", "canary (10%)".
+    #[serde(default)]
+    pub label: String,
     pub since: Millis,
     pub killed: bool,
     /// Instances holding it (or later).
@@ -118,10 +122,14 @@ impl Confirmation {
 
     /// "kill applied by 11 of 12 instances, web-7 still on version 41 for 38s".
     pub fn words(&self, now: Millis) -> String {
-        let what = if self.killed {
-            "kill".to_string()
+        let what = if self.killed || self.label.is_empty() {
+            if self.killed {
+                "kill".to_string()
+            } else {
+                format!("version {}", self.version)
+            }
         } else {
-            format!("version {}", self.version)
+            format!("{}, version {},", self.label, self.version)
         };
         let mut out = format!(
             "{what} applied by {} of {} instance{}",
@@ -182,6 +190,7 @@ impl Fleet {
             members: HashMap::new(),
             target: Target {
                 version,
+                label: String::new(),
                 since,
                 killed,
                 confirmed: BTreeMap::new(),
@@ -194,6 +203,11 @@ impl Fleet {
     /// What is published changed at `version`: confirmations start again from the instances
     /// already holding it (none, usually).
     pub fn retarget(&mut self, version: u64, since: Millis, killed: bool) {
+        self.retarget_as(version, since, killed, String::new());
+    }
+
+    /// As [`Fleet::retarget`], naming the change for people ("canary (10%)").
+    pub fn retarget_as(&mut self, version: u64, since: Millis, killed: bool, label: String) {
         let confirmed = self
             .members
             .iter()
@@ -202,6 +216,7 @@ impl Fleet {
             .collect();
         self.target = Target {
             version,
+            label,
             since,
             killed,
             confirmed,
@@ -213,6 +228,11 @@ impl Fleet {
     /// The version confirmations are counted against.
     pub fn target(&self) -> u64 {
         self.target.version
+    }
+
+    /// Names the change being confirmed ("canary (10%)").
+    pub fn label(&mut self, label: String) {
+        self.target.label = label;
     }
 
     /// `instance` holds `version` at `at`. Returns when it confirmed the target, if this
@@ -271,6 +291,7 @@ impl Fleet {
         lagging.truncate(NAMED);
         Confirmation {
             version: t.version,
+            label: t.label.clone(),
             since: t.since,
             killed: t.killed,
             applied: t.confirmed.len(),

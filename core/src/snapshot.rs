@@ -79,6 +79,8 @@ pub struct Update {
     pub actuators: Vec<crate::actuate::ActuatorStatus>,
     #[serde(default)]
     pub channels: Vec<crate::notify::ChannelStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmation: Option<crate::confirm::Confirmation>,
     pub at: Millis,
 }
 
@@ -93,6 +95,7 @@ impl Snapshot {
             triggers: self.triggers.clone(),
             actuators: self.actuators.clone(),
             channels: self.channels.clone(),
+            confirmation: self.confirmation.clone(),
             at: self.at,
         }
     }
@@ -113,6 +116,7 @@ impl Snapshot {
         self.triggers = update.triggers;
         self.actuators = update.actuators;
         self.channels = update.channels;
+        self.confirmation = update.confirmation;
         self.at = update.at;
         true
     }

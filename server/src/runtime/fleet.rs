@@ -45,7 +45,8 @@ pub struct Watch {
 impl Watch {
     pub fn new(plan: &Plan, state: &RolloutState, at: Millis) -> Watch {
         let desired = Desired::of(plan, state);
-        let fleet = Fleet::new(state.version, change_time(state, at), desired.killed);
+        let mut fleet = Fleet::new(state.version, change_time(state, at), desired.killed);
+        fleet.label(label(&desired));
         Watch {
             published: Mutex::new(Arc::new(Published {
                 state: state.clone(),
@@ -79,7 +80,12 @@ impl Watch {
         let changed = if same {
             published.changed
         } else {
-            lock(&self.fleet).retarget(state.version, change_time(state, at), desired.killed);
+            lock(&self.fleet).retarget_as(
+                state.version,
+                change_time(state, at),
+                desired.killed,
+                label(&desired),
+            );
             state.version
         };
         *published = Arc::new(Published {
@@ -146,6 +152,15 @@ impl Watch {
         back.append(&mut unsaved);
         back.truncate(UNSAVED_LIMIT);
         *unsaved = back;
+    }
+}
+
+/// What a published state is, in words: "canary (10%)", "not started".
+fn label(desired: &Desired) -> String {
+    match &desired.stage {
+        _ if desired.killed => "kill".to_string(),
+        Some(stage) => format!("{stage} ({}%)", desired.traffic),
+        None => "not started".to_string(),
     }
 }
 
