@@ -53,7 +53,19 @@ pub fn valid_instance(name: &str) -> bool {
 #[derive(Debug, Clone, PartialEq)]
 struct Member {
     version: u64,
+    /// When it was first heard holding `version`.
+    since: Millis,
     seen: Millis,
+}
+
+/// One instance as another replica heard it, or as this one tells the others.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Heard {
+    pub instance: String,
+    pub version: u64,
+    /// When it was first heard holding `version`.
+    pub since: Millis,
+    pub seen: Millis,
 }
 
 /// The change being confirmed.
@@ -238,15 +250,40 @@ impl Fleet {
     /// `instance` holds `version` at `at`. Returns when it confirmed the target, if this
     /// report is its confirmation (for the kill's record).
     pub fn report(&mut self, instance: &str, version: u64, at: Millis) -> Option<Millis> {
+        self.merge(&Heard {
+            instance: instance.to_string(),
+            version,
+            since: at,
+            seen: at,
+        })
+    }
+
+    /// What is known of `instance` now, to tell the other replicas.
+    pub fn heard(&self, instance: &str) -> Option<Heard> {
+        self.members.get(instance).map(|m| Heard {
+            instance: instance.to_string(),
+            version: m.version,
+            since: m.since,
+            seen: m.seen,
+        })
+    }
+
+    /// Takes what a replica heard of an instance (or this one: see [`Fleet::report`]): the
+    /// newer version and the later sighting win, so replicas' reports merge in any order.
+    pub fn merge(&mut self, h: &Heard) -> Option<Millis> {
+        let (instance, version, at) = (h.instance.as_str(), h.version, h.since);
         match self.members.get_mut(instance) {
             Some(m) => {
                 // A later report of an older version (a reordered request, a restored
                 // cache) is heard, not believed over the newer one.
                 if version > m.version {
                     m.version = version;
+                    m.since = h.since;
                     self.changes += 1;
+                } else if version == m.version && h.since < m.since {
+                    m.since = h.since;
                 }
-                m.seen = m.seen.max(at);
+                m.seen = m.seen.max(h.seen);
             }
             None => {
                 if self.members.len() >= MAX_MEMBERS {
@@ -259,17 +296,35 @@ impl Fleet {
                         self.members.remove(&k);
                     }
                 }
-                self.members
-                    .insert(instance.to_string(), Member { version, seen: at });
+                self.members.insert(
+                    instance.to_string(),
+                    Member {
+                        version,
+                        since: h.since,
+                        seen: h.seen,
+                    },
+                );
                 self.changes += 1;
             }
         }
-        if version >= self.target.version && !self.target.confirmed.contains_key(instance) {
-            self.target.confirmed.insert(instance.to_string(), at);
-            self.changes += 1;
-            return Some(at);
+        if version < self.target.version {
+            return None;
         }
-        None
+        // Confirmed when first heard holding it, but never before the change itself.
+        let when = at.max(self.target.since);
+        match self.target.confirmed.get_mut(instance) {
+            None => {
+                self.target.confirmed.insert(instance.to_string(), when);
+                self.changes += 1;
+                Some(when)
+            }
+            // Another replica heard it first: the earlier time stands.
+            Some(t) if when < *t => {
+                *t = when;
+                None
+            }
+            Some(_) => None,
+        }
     }
 
     /// Where the target stands at `now`.

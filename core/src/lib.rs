@@ -21,6 +21,7 @@ pub mod role;
 pub mod rollout;
 pub mod route;
 pub mod schedule;
+pub mod sequential;
 pub mod series;
 pub mod session;
 pub mod snapshot;

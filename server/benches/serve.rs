@@ -51,7 +51,7 @@ async fn server(plans: Vec<cutover_core::plan::Plan>) -> Server {
     let data = tempfile::tempdir().unwrap();
     let storage = Storage::open_sqlite(data.path()).await.unwrap();
     let mut tokens = std::collections::BTreeMap::new();
-    for role in [Role::Ingest, Role::Lead, Role::Viewer] {
+    for role in [Role::Ingest, Role::Lead, Role::Viewer, Role::Flags] {
         let token = storage
             .upsert_user(&format!("bench-{role}"), role, now())
             .await
@@ -896,5 +896,131 @@ fn main() {
         if run("sso") {
             sso().await;
         }
+        if run("confirm") {
+            confirm().await;
+        }
     });
+}
+
+/// Kill to the fleet's confirmation: 12 instances poll `/flags` every 50 ms with the ETag
+/// they hold, as services do; each of 10 kills is timed from its commit to the first and the
+/// last instance holding it (the server's own record). Then the same with a channel whose
+/// receiver takes 5 s per message: the kill's delivery to the fleet does not wait on it.
+async fn confirm() {
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let quiet = confirm_rounds(FLAGS_PLAN.to_string()).await;
+    let slow = slow_receiver().await;
+    let with_slow = FLAGS_PLAN.to_string()
+        + &format!(
+            "\n[[notify]]\nid = \"slow\"\nkind = \"webhook\"\nurl = \"{slow}/hook\"\nallow_private = true\n"
+        );
+    let loaded = confirm_rounds(with_slow).await;
+    println!(
+        "ROW | kill to the last of 12 instances holding it, p50 (first {:.0} ms; polling every 50 ms) | {:.0} ms | the poll interval, 50 ms | {:.2}x | ",
+        ms(quiet.0),
+        ms(quiet.1),
+        ms(quiet.1) / 50.0
+    );
+    println!(
+        "ROW | the same with a channel whose receiver takes 5 s a message, p50 | {:.0} ms | with no channel, {:.0} ms | {:.2}x | ",
+        ms(loaded.1),
+        ms(quiet.1),
+        ms(loaded.1) / ms(quiet.1)
+    );
+}
+
+/// A receiver that answers every message after 5 s.
+async fn slow_receiver() -> String {
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(|| async {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            "ok"
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// The median of kill -> first and kill -> last confirmation over 10 kills.
+async fn confirm_rounds(plan: String) -> (Duration, Duration) {
+    let plan = cutover_core::plan::parse("search.toml", &plan).unwrap();
+    let s = server(vec![plan]).await;
+    let http = reqwest::Client::new();
+    let lead = s.tokens[&Role::Lead].clone();
+    let flags = s.tokens[&Role::Flags].clone();
+    let act = |action: &str| {
+        http.post(format!("{}/api/rollouts/search/{action}", s.url))
+            .bearer_auth(&lead)
+            .json(&serde_json::json!({ "reason": "bench" }))
+            .send()
+    };
+    assert!(act("start").await.unwrap().status().is_success());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fleet: Vec<_> = (0..12)
+        .map(|i| {
+            let (h, url, token, stop) = (http.clone(), s.url.clone(), flags.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut etag: Option<String> = None;
+                while !stop.load(Ordering::Relaxed) {
+                    let mut r = h
+                        .get(format!("{url}/api/rollouts/search/flags"))
+                        .bearer_auth(&token)
+                        .header("x-cutover-instance", format!("web-{i}"));
+                    if let Some(e) = &etag {
+                        r = r.header("if-none-match", e);
+                    }
+                    if let Ok(resp) = r.send().await {
+                        etag = resp
+                            .headers()
+                            .get("etag")
+                            .and_then(|e| e.to_str().ok())
+                            .map(str::to_string);
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            })
+        })
+        .collect();
+    let viewer = s.tokens[&Role::Viewer].clone();
+    let confirmation = || async {
+        let snapshot: serde_json::Value = http
+            .get(format!("{}/api/rollouts/search", s.url))
+            .bearer_auth(&viewer)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        snapshot["confirmation"].clone()
+    };
+    let (mut first, mut last) = (Vec::new(), Vec::new());
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(act("kill").await.unwrap().status().is_success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let c = loop {
+            let c = confirmation().await;
+            if c["killed"] == true && c["applied"] == 12 {
+                break c;
+            }
+            assert!(Instant::now() < deadline, "never confirmed: {c}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        };
+        let since = c["since"].as_i64().unwrap();
+        let after = |k: &str| Duration::from_millis((c[k].as_i64().unwrap() - since).max(0) as u64);
+        first.push(after("first"));
+        last.push(after("last"));
+        assert!(act("resume").await.unwrap().status().is_success());
+    }
+    stop.store(true, Ordering::Relaxed);
+    for f in fleet {
+        let _ = f.await;
+    }
+    first.sort();
+    last.sort();
+    (percentile(&first, 0.5), percentile(&last, 0.5))
 }

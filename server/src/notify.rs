@@ -414,15 +414,31 @@ async fn mail(
         event.rollout, event.key
     ));
     let mail = builder.body(body).map_err(|e| e.to_string())?;
-    let mut transport = match email.tls {
-        cutover_core::plan::SmtpTls::Starttls => {
+    let mut transport = match (email.tls, &email.ca_file) {
+        (cutover_core::plan::SmtpTls::Starttls | cutover_core::plan::SmtpTls::Tls, Some(ca)) => {
+            use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+            let pem = std::fs::read(ca).map_err(|e| format!("cannot read ca_file {ca}: {e}"))?;
+            let certificate =
+                Certificate::from_pem(&pem).map_err(|e| format!("ca_file {ca}: {e}"))?;
+            let parameters = TlsParameters::builder(email.host.clone())
+                .add_root_certificate(certificate)
+                .build_rustls()
+                .map_err(|e| e.to_string())?;
+            let tls = if email.tls == cutover_core::plan::SmtpTls::Tls {
+                Tls::Wrapper(parameters)
+            } else {
+                Tls::Required(parameters)
+            };
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&email.host).tls(tls)
+        }
+        (cutover_core::plan::SmtpTls::Starttls, None) => {
             AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&email.host)
                 .map_err(|e| e.to_string())?
         }
-        cutover_core::plan::SmtpTls::Tls => {
+        (cutover_core::plan::SmtpTls::Tls, None) => {
             AsyncSmtpTransport::<Tokio1Executor>::relay(&email.host).map_err(|e| e.to_string())?
         }
-        cutover_core::plan::SmtpTls::None => {
+        (cutover_core::plan::SmtpTls::None, _) => {
             AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&email.host)
         }
     }

@@ -100,6 +100,10 @@ pub(crate) struct RawNotify {
     pub user_env: Option<Spanned<String>>,
     #[serde(default)]
     pub password_env: Option<Spanned<String>>,
+    /// Email: a CA (PEM file) to check the server's certificate against, beside the system's
+    /// (a company relay with a certificate of its own CA).
+    #[serde(default)]
+    pub ca_file: Option<Spanned<String>>,
     /// A status update to this channel every so often ("30m"), from and until times around
     /// T-0 ("T-0", "T+4h").
     #[serde(default)]
@@ -494,6 +498,9 @@ pub struct Email {
     /// Environment variables holding the SMTP login, when the server wants one.
     pub user_env: Option<String>,
     pub password_env: Option<String>,
+    /// A CA to check the server's certificate against, beside the system's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
 }
 
 /// How the SMTP connection is secured.

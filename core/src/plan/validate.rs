@@ -962,6 +962,7 @@ fn email(c: &RawNotify, kind: ChannelKind, p: &mut Problems) -> Option<Email> {
             "password_env",
             c.password_env.as_ref().map(|s| s.span().start),
         ),
+        ("ca_file", c.ca_file.as_ref().map(|s| s.span().start)),
     ];
     if kind != ChannelKind::Email {
         for (name, at) in fields {
@@ -1031,7 +1032,17 @@ fn email(c: &RawNotify, kind: ChannelKind, p: &mut Problems) -> Option<Email> {
         p.push((at, "user_env and password_env go together".to_string()));
         return None;
     }
+    if let Some(ca) = &c.ca_file
+        && (tls == SmtpTls::None || ca.get_ref().trim().is_empty())
+    {
+        p.push((
+            ca.span().start,
+            "ca_file names the PEM file of the CA the server's certificate is checked against, with tls = starttls or tls".into(),
+        ));
+        return None;
+    }
     Some(Email {
+        ca_file: c.ca_file.as_ref().map(|s| s.get_ref().clone()),
         host,
         port,
         from: from.get_ref().trim().to_string(),

@@ -18,7 +18,7 @@ use cutover_core::role::Role;
 use cutover_core::rollout::{Action, Actor, Phase, Request};
 use cutover_core::schedule::{self, Overrun};
 use cutover_core::snapshot::Tick;
-use cutover_core::time::{Millis, SECOND};
+use cutover_core::time::{HOUR, Millis, SECOND};
 
 use crate::clock::now;
 use crate::runtime::commit::commit;
@@ -42,6 +42,11 @@ pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
 /// the leader; every replica shows its viewers the fleet as it moved; kill confirmations are
 /// saved for the kill's record.
 async fn confirm(state: &AppState, rollout: &Arc<Rollout>, at: Millis, leader: bool) {
+    if !state.storage.single_server()
+        && let Err(e) = share_fleet(state, rollout, at).await
+    {
+        tracing::warn!(rollout = %rollout.plan.id, "cannot share the fleet with the other replicas: {e:#}");
+    }
     if leader && let Some(due) = rollout.watch.due(at) {
         let event = cutover_core::notify::of_confirmation(&rollout.plan, &due, at);
         rollout
@@ -152,6 +157,25 @@ pub const LEASE_TTL: Millis = 5 * SECOND;
 /// Fetch buckets rewritten this long before the last fetch again: covers a commit that
 /// landed just after it, and replica clocks this far apart. Re-fetching replaces, never adds.
 const PULL_SLACK: Millis = 5 * SECOND;
+
+/// Tells the other replicas what this one heard of the flag readers, and takes what they
+/// heard: an instance whose connection stays on one replica counts on all of them.
+async fn share_fleet(state: &AppState, rollout: &Rollout, at: Millis) -> anyhow::Result<()> {
+    let outgoing = rollout.watch.take_outgoing();
+    if !outgoing.is_empty() {
+        state
+            .storage
+            .save_fleet(&rollout.plan.id, &state.replica, &outgoing)
+            .await?;
+    }
+    let since = rollout.watch.pulled(at) - PULL_SLACK;
+    let heard = state
+        .storage
+        .fleet_heard(&rollout.plan.id, &state.replica, since.max(at - HOUR))
+        .await?;
+    rollout.watch.merge(&heard);
+    Ok(())
+}
 
 /// Merges the buckets other replicas wrote since the last look; a follower also takes the
 /// leader's latest hold timers and trigger episodes.

@@ -7,12 +7,13 @@
 //! a kill goes unconfirmed (and when it is confirmed after all), and saves when each instance
 //! confirmed it, for the kill's record.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cutover_core::actuate::Desired;
 use cutover_core::audit::Confirmed;
-use cutover_core::confirm::{ConfirmSettings, Confirmation, Due, Fleet};
+use cutover_core::confirm::{ConfirmSettings, Confirmation, Due, Fleet, Heard, MAX_MEMBERS};
 use cutover_core::plan::Plan;
 use cutover_core::rollout::{Phase, RolloutState};
 use cutover_core::time::{HOUR, Millis};
@@ -40,7 +41,17 @@ pub struct Watch {
     /// `Fleet::changes` when viewers were last sent a state.
     shown: AtomicU64,
     settings: ConfirmSettings,
+    /// What this replica heard and has not yet told the others, by instance.
+    outgoing: Mutex<HashMap<String, Heard>>,
+    /// The version and sighting last told the others, by instance: a poller heard every
+    /// second is retold every `RETELL`, not every time.
+    told: Mutex<HashMap<String, (u64, Millis)>>,
+    /// When the other replicas' word was last read.
+    pulled: AtomicU64,
 }
+
+/// How often an unchanged instance's sighting is told to the other replicas.
+const RETELL: Millis = 10 * cutover_core::time::SECOND;
 
 impl Watch {
     pub fn new(plan: &Plan, state: &RolloutState, at: Millis) -> Watch {
@@ -57,6 +68,9 @@ impl Watch {
             unsaved: Mutex::new(Vec::new()),
             shown: AtomicU64::new(0),
             settings: plan.confirm,
+            outgoing: Mutex::new(HashMap::new()),
+            told: Mutex::new(HashMap::new()),
+            pulled: AtomicU64::new(0),
         }
     }
 
@@ -99,11 +113,30 @@ impl Watch {
     /// `instance` holds `version` now.
     pub fn heard(&self, instance: &str, version: u64, at: Millis) {
         let mut fleet = lock(&self.fleet);
-        let Some(when) = fleet.report(instance, version, at) else {
+        let confirmed = fleet.report(instance, version, at);
+        let now_known = fleet.heard(instance);
+        let summary = confirmed.map(|_| fleet.summary(&self.settings));
+        drop(fleet);
+        if let Some(h) = now_known {
+            let mut told = lock(&self.told);
+            let fresh = told
+                .get(instance)
+                .is_none_or(|(v, seen)| *v != h.version || h.seen - *seen >= RETELL);
+            if fresh {
+                if told.len() >= 2 * MAX_MEMBERS {
+                    told.clear();
+                }
+                told.insert(instance.to_string(), (h.version, h.seen));
+                drop(told);
+                let mut outgoing = lock(&self.outgoing);
+                if outgoing.len() < MAX_MEMBERS || outgoing.contains_key(instance) {
+                    outgoing.insert(instance.to_string(), h);
+                }
+            }
+        }
+        let (Some(when), Some(summary)) = (confirmed, summary) else {
             return;
         };
-        let summary = fleet.summary(&self.settings);
-        drop(fleet);
         if summary.killed {
             let mut unsaved = lock(&self.unsaved);
             if unsaved.len() < UNSAVED_LIMIT {
@@ -139,6 +172,27 @@ impl Watch {
     pub fn take_changed(&self) -> bool {
         let changes = lock(&self.fleet).changes;
         self.shown.swap(changes, Ordering::Relaxed) != changes
+    }
+
+    /// What this replica heard since it last told the others, taken.
+    pub fn take_outgoing(&self) -> Vec<Heard> {
+        lock(&self.outgoing).drain().map(|(_, h)| h).collect()
+    }
+
+    /// Takes what the other replicas heard (their newest word on each instance).
+    pub fn merge(&self, heard: &[Heard]) {
+        let mut fleet = lock(&self.fleet);
+        for h in heard {
+            fleet.merge(h);
+        }
+    }
+
+    /// When the other replicas' word was last read (0: never), and marks `at` as the next.
+    pub fn pulled(&self, at: Millis) -> Millis {
+        self.pulled
+            .swap(u64::try_from(at).unwrap_or(0), Ordering::Relaxed)
+            .try_into()
+            .unwrap_or(0)
     }
 
     /// The confirmations to save, taken.

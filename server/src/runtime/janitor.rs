@@ -38,6 +38,8 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<u64> {
         .storage
         .prune(at, at - KEYS_KEPT, at - SHARES_KEPT, at - retention)
         .await?;
+    // Flag readers nobody heard from for a day are gone.
+    let gone = gone + state.storage.prune_fleet(at - DAY).await?;
     if gone > 0 {
         tracing::debug!(rows = gone, "pruned");
     }

@@ -21,6 +21,7 @@ pub mod audit_key;
 mod buckets;
 mod chain;
 mod confirmations;
+mod fleet;
 mod idempotency;
 mod leases;
 mod outboxes;

@@ -882,6 +882,41 @@ struct SmtpServer {
 
 impl SmtpServer {
     async fn start() -> SmtpServer {
+        SmtpServer::start_with(&[]).await
+    }
+
+    /// With STARTTLS required, under a certificate for 127.0.0.1 from a CA made here; returns
+    /// the server and the CA's PEM file.
+    async fn start_tls(dir: &std::path::Path) -> (SmtpServer, std::path::PathBuf) {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca_cert = ca.self_signed(&ca_key).unwrap();
+        let issuer = Issuer::new(ca, ca_key);
+        let key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .unwrap()
+            .signed_by(&key, &issuer)
+            .unwrap();
+        let (ca_file, cert, key_file) = (
+            dir.join("ca.pem"),
+            dir.join("smtp.pem"),
+            dir.join("smtp.key"),
+        );
+        std::fs::write(&ca_file, ca_cert.pem()).unwrap();
+        std::fs::write(&cert, leaf.pem()).unwrap();
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        let args = [
+            "--tlscert".to_string(),
+            cert.to_string_lossy().into_owned(),
+            "--tlskey".to_string(),
+            key_file.to_string_lossy().into_owned(),
+        ];
+        (SmtpServer::start_with(&args).await, ca_file)
+    }
+
+    async fn start_with(extra: &[String]) -> SmtpServer {
         let maildir = tempfile::tempdir().unwrap();
         for sub in ["tmp", "new", "cur"] {
             std::fs::create_dir(maildir.path().join(sub)).unwrap();
@@ -896,6 +931,7 @@ impl SmtpServer {
         let child = tokio::process::Command::new("python3")
             .env("PYTHONPATH", &pythonpath)
             .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
+            .args(extra)
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(maildir.path())
             .stdout(std::process::Stdio::null())
@@ -1066,4 +1102,94 @@ allow_private = true
             .all(|g| !String::from_utf8_lossy(&g.body).contains("\"status\"")),
         "a channel that did not ask gets no status"
     );
+}
+
+/// STARTTLS, as the default `tls` asks: the mail server requires it (aiosmtpd refuses mail
+/// before it) under a certificate from the plan's `ca_file`; the kill arrives. A server whose
+/// certificate the CA did not sign is refused, and the channel says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_is_mailed_over_starttls_to_a_server_of_the_companys_own_ca() {
+    let certs = tempfile::tempdir().unwrap();
+    let (smtp, ca_file) = SmtpServer::start_tls(certs.path()).await;
+    // Another CA, which signed nothing the server shows.
+    let other = certs.path().join("other.pem");
+    let other_key = rcgen::KeyPair::generate().unwrap();
+    let mut other_ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    other_ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    std::fs::write(&other, other_ca.self_signed(&other_key).unwrap().pem()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let plans = tempfile::tempdir().unwrap();
+    let channel = |id: &str, ca: &std::path::Path| {
+        format!(
+            r#"
+[[notify]]
+id = "{id}"
+kind = "email"
+smtp = "127.0.0.1:{}"
+ca_file = "{}"
+allow_private = true
+from = "cutover@example.test"
+to = ["leads@example.test"]
+events = ["kill"]
+"#,
+            smtp.port,
+            ca.display()
+        )
+    };
+    let plan = crate::fixtures::two_stage_plan(
+        "tls",
+        "Over TLS",
+        &(channel("leads", &ca_file) + &channel("strangers", &other)),
+    );
+    std::fs::write(plans.path().join("tls.toml"), plan).unwrap();
+    let (_child, url, tokens) = serve(dir.path(), plans.path()).await;
+    let (operator, _) = tokens.split_once('\n').unwrap();
+    let http = reqwest::Client::new();
+    for (action, reason) in [("start", "go"), ("kill", "over tls")] {
+        let r = http
+            .post(format!("{url}/api/rollouts/tls/{action}"))
+            .bearer_auth(operator)
+            .json(&json!({ "reason": reason }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let raw = loop {
+        if let Some(m) = smtp.messages().pop() {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "no mail arrived over STARTTLS");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let mail = mailparse::parse_mail(&raw).unwrap();
+    assert!(mail.get_body().unwrap().contains("over tls"));
+    // The channel checked against the wrong CA failed, and says it was the certificate.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s: Value = http
+            .get(format!("{url}/api/rollouts/tls"))
+            .bearer_auth(operator)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let strangers = s["channels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "strangers")
+            .cloned()
+            .unwrap();
+        if strangers["failing"] == true {
+            assert_eq!(strangers["delivered"], 0, "{strangers}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{strangers}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(smtp.messages().len(), 1, "only the trusted channel's mail");
 }

@@ -266,3 +266,71 @@ async fn replicas_share_actions_races_events_and_evaluation() {
         .await;
     survivor.stop().await;
 }
+
+/// A flag reader whose connection stays on one replica counts on the other, which judges the
+/// kill: replicas share what they heard of the fleet through the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_instance_heard_by_one_replica_confirms_on_the_other() {
+    let pg = Postgres::start();
+    let (a, b, _) = pair(&pg, "fleet", vec![open_plan("fl", 2)]).await;
+    let (status, _) = a
+        .post(Some(Role::Lead), "/api/rollouts/fl/start", json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let (url, token, done) = (
+            b.url.clone(),
+            b.token(Role::Flags).to_string(),
+            done.clone(),
+        );
+        tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut etag: Option<String> = None;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let mut r = http
+                    .get(format!("{url}/api/rollouts/fl/flags"))
+                    .bearer_auth(&token)
+                    .header("x-cutover-instance", "web-b");
+                if let Some(e) = &etag {
+                    r = r.header("if-none-match", e);
+                }
+                if let Ok(resp) = r.send().await {
+                    etag = resp
+                        .headers()
+                        .get("etag")
+                        .and_then(|e| e.to_str().ok())
+                        .map(str::to_string);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let c = a
+        .wait_for("/api/rollouts/fl", "A counts B's reader", |s| {
+            (s["confirmation"]["applied"] == 1).then(|| s["confirmation"].clone())
+        })
+        .await;
+    assert_eq!(c["expected"], 1, "{c}");
+    let (status, _) = a
+        .post(
+            Some(Role::Operator),
+            "/api/rollouts/fl/kill",
+            json!({"reason": "drill"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let c = a
+        .wait_for(
+            "/api/rollouts/fl",
+            "A sees the kill applied by B's reader",
+            |s| {
+                let c = &s["confirmation"];
+                (c["killed"] == true && c["applied"] == 1 && c["expected"] == 1).then(|| c.clone())
+            },
+        )
+        .await;
+    assert!(c["lagging"].as_array().unwrap().is_empty(), "{c}");
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = poller.await;
+}

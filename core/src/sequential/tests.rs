@@ -1,0 +1,214 @@
+//! The sequences keep their promise under continuous looking, on seeded simulations: a true
+//! rate or quantile is outside its interval at some look in at most `alpha` of runs, equal
+//! arms are almost never called worse, and real differences are found.
+
+use super::*;
+
+/// SplitMix64: a small, seeded generator, so every run of these tests sees the same data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn uniform(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    fn normal(&mut self) -> f64 {
+        let (u, v) = (self.uniform().max(1e-300), self.uniform());
+        (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()
+    }
+    fn lognormal(&mut self, median: f64, sigma: f64) -> f64 {
+        median * (sigma * self.normal()).exp()
+    }
+}
+
+/// Exact order statistics, for testing the sequences apart from any sketch.
+#[derive(Default)]
+struct Sorted(Vec<f64>);
+
+impl Sorted {
+    fn add(&mut self, v: f64) {
+        let i = self.0.partition_point(|x| *x <= v);
+        self.0.insert(i, v);
+    }
+}
+
+impl Ranked for Sorted {
+    fn count(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn value_at_index(&self, index: u64) -> Option<f64> {
+        self.0.get(index as usize).copied()
+    }
+    fn relative(&self) -> f64 {
+        0.0
+    }
+}
+
+#[test]
+fn a_rate_interval_holds_the_true_rate_at_every_look() {
+    let alpha = 0.05;
+    let mut rng = Rng(7);
+    let runs = 200;
+    let mut missed = 0;
+    for _ in 0..runs {
+        let p = 0.02;
+        let (mut s, mut n) = (0u64, 0u64);
+        let mut out = false;
+        for look in 0..2_000 {
+            for _ in 0..5 {
+                n += 1;
+                s += u64::from(rng.uniform() < p);
+            }
+            if look % 10 == 0 {
+                let (lo, hi) = rate_interval(s, n, alpha);
+                out |= !(lo <= p && p <= hi);
+            }
+        }
+        missed += u64::from(out);
+    }
+    let rate = missed as f64 / runs as f64;
+    assert!(
+        rate <= alpha,
+        "the true rate left its interval in {rate} of runs"
+    );
+    // And it narrows: after 10,000 trials at 2% it spans about a point (a fixed-sample
+    // interval would span about half that: the price of looking at every moment).
+    let (lo, hi) = rate_interval(200, 10_000, alpha);
+    assert!(lo > 0.014 && hi < 0.027, "{lo}..{hi}");
+}
+
+#[test]
+fn a_quantile_interval_holds_the_true_quantile_at_every_look() {
+    let alpha = 0.05;
+    let mut rng = Rng(11);
+    let (median, sigma, q) = (100.0, 0.5, 0.95);
+    // The true p95 of a log-normal: median x exp(sigma x z_0.95).
+    let truth = median * (sigma * 1.644_853_626_951_472_2_f64).exp();
+    let runs = 100;
+    let mut missed = 0;
+    for _ in 0..runs {
+        let mut d = Sorted::default();
+        let mut out = false;
+        for look in 0..300 {
+            for _ in 0..10 {
+                d.add(rng.lognormal(median, sigma));
+            }
+            if look % 5 == 0 {
+                let (lo, hi) = quantile_interval(&d, q, alpha);
+                out |= lo.is_some_and(|l| l > truth) || hi.is_some_and(|h| h < truth);
+            }
+        }
+        missed += u64::from(out);
+    }
+    assert!(
+        missed as f64 / runs as f64 <= alpha,
+        "the true p95 left its interval in {missed} of {runs} runs"
+    );
+}
+
+#[test]
+fn rank_intervals_are_one_run_around_the_expected_count() {
+    let (lo, hi) = rank_interval(0.95, 10_000, 0.025);
+    assert!(lo < 9_500 && 9_500 < hi, "{lo}..{hi}");
+    assert!(hi - lo < 300, "{lo}..{hi}");
+    // With three values the count can still be all of them: the upper end stays open.
+    let (lo, hi) = rank_interval(0.95, 3, 0.025);
+    assert_eq!(hi, 3);
+    assert!(lo <= 2, "{lo}");
+    assert_eq!(rank_interval(0.5, 0, 0.025), (0, 0));
+}
+
+/// Canary and baseline from one distribution (a 5% canary), looked at every 10 s for an
+/// hour: almost never "worse" at any look; with a canary 30% slower, "worse" is found.
+#[test]
+fn equal_arms_are_rarely_called_worse_and_a_slow_canary_is_found() {
+    let alpha = 0.05;
+    let mut rng = Rng(3);
+    let runs = 40;
+    let (mut false_alarms, mut found, mut cleared) = (0, 0, 0);
+    for run in 0..runs {
+        let slow = run % 2 == 1;
+        let (mut c, mut b) = (Sorted::default(), Sorted::default());
+        let (mut ever_worse, mut ever_not_worse) = (false, false);
+        for _ in 0..360 {
+            for _ in 0..10 {
+                c.add(rng.lognormal(100.0, 0.5) * if slow { 1.3 } else { 1.0 });
+            }
+            for _ in 0..190 {
+                b.add(rng.lognormal(100.0, 0.5));
+            }
+            let r = compare_quantiles(&c, &b, 0.95, 0.10, alpha);
+            ever_worse |= r.finding == Finding::Worse;
+            ever_not_worse |= r.finding == Finding::NotWorse;
+        }
+        if slow {
+            found += u32::from(ever_worse);
+            assert!(!ever_not_worse, "a 30% slower canary called not worse");
+        } else {
+            false_alarms += u32::from(ever_worse);
+            cleared += u32::from(ever_not_worse);
+        }
+    }
+    let half = (runs / 2) as f64;
+    assert!(
+        false_alarms as f64 / half <= alpha,
+        "{false_alarms} false alarms"
+    );
+    assert!(
+        found as f64 / half >= 0.9,
+        "found {found} of {half} slow canaries"
+    );
+    assert!(
+        cleared as f64 / half >= 0.5,
+        "cleared {cleared} of {half} healthy canaries"
+    );
+}
+
+#[test]
+fn rates_compare_in_points_and_the_split_check_holds_its_level() {
+    // 1% vs 1% with a half-point margin after plenty: not worse; 3% vs 1%: worse.
+    let r = compare_rates(400, 40_000, 7_600, 760_000, 0.005, 0.05);
+    assert_eq!(r.finding, Finding::NotWorse, "{r:?}");
+    let r = compare_rates(300, 10_000, 1_900, 190_000, 0.005, 0.05);
+    assert_eq!(r.finding, Finding::Worse, "{r:?}");
+    let r = compare_rates(1, 50, 10, 1_000, 0.005, 0.05);
+    assert_eq!(r.finding, Finding::NotYetKnown, "{r:?}");
+
+    // The split check at 5%, 200 runs of each kind: the seed is fixed, the bound allows the
+    // binomial noise of 200 runs around a true 5% (2 sd), not a broken level.
+    let mut rng = Rng(5);
+    let runs = 400;
+    let mut false_alarms = 0;
+    let mut caught = 0;
+    for run in 0..runs {
+        let share = if run % 2 == 0 { 0.05 } else { 0.06 };
+        let (mut c, mut b) = (0u64, 0u64);
+        let mut off = false;
+        for _ in 0..720 {
+            for _ in 0..50 {
+                if rng.uniform() < share {
+                    c += 1;
+                } else {
+                    b += 1;
+                }
+            }
+            off |= split_is_off(c, b, 0.05, 0.05);
+        }
+        if run % 2 == 0 {
+            false_alarms += u32::from(off);
+        } else {
+            caught += u32::from(off);
+        }
+    }
+    assert!(
+        false_alarms as f64 / (runs / 2) as f64 <= 0.01,
+        "{false_alarms}"
+    );
+    assert!(caught as f64 / (runs / 2) as f64 >= 0.9, "caught {caught}");
+}
