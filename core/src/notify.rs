@@ -490,6 +490,41 @@ pub fn escalations(plan: &Plan, state: &RolloutState, now: Millis) -> Vec<(usize
     due
 }
 
+/// Checklist items past their due time and not done, one event each (the key names the item
+/// and its due time, so each is told once however often this is asked).
+pub fn overdue_events(plan: &Plan, state: &RolloutState, at: Millis) -> Vec<Event> {
+    let clock = crate::schedule::clock(plan, state, at);
+    clock
+        .overdue()
+        .map(|item| {
+            let due = item.due.unwrap_or(at);
+            let owner = plan
+                .checklists
+                .iter()
+                .find(|l| l.id == item.list)
+                .and_then(|l| l.items.iter().find(|i| i.id == item.item))
+                .and_then(|i| i.role)
+                .map(|r| format!("; owner: {}", plan.role_title(&r)))
+                .unwrap_or_default();
+            Event {
+                kind: EventKind::Overdue,
+                severity: Severity::Warning,
+                rollout: plan.id.clone(),
+                title: format!("{}: OVERDUE {}", plan.title, item.text),
+                lines: vec![format!(
+                    "due at {} ({} ago){owner}; tick it in {}/{} when done",
+                    item.label,
+                    crate::time::Span(at.saturating_sub(due)).human(),
+                    item.list,
+                    item.item
+                )],
+                key: format!("overdue:{}/{}:{due}", item.list, item.item),
+                at,
+            }
+        })
+        .collect()
+}
+
 /// A kill the fleet has not applied in time, or has applied after all: the first pages (an
 /// operator must find the instance that did not take it), the second resolves that page.
 pub fn of_confirmation(plan: &Plan, due: &crate::confirm::Due, at: Millis) -> Event {

@@ -66,7 +66,10 @@ pub fn importance(event: &Event) -> u8 {
         | EventKind::Completed
         | EventKind::Acknowledged
         | EventKind::Decision => 2,
-        EventKind::GateFailing | EventKind::Stale | EventKind::AlertResolved => 1,
+        EventKind::GateFailing
+        | EventKind::Stale
+        | EventKind::AlertResolved
+        | EventKind::Overdue => 1,
         // A newer one follows: the first to go when a receiver is behind.
         EventKind::Status => 0,
     }

@@ -564,3 +564,54 @@ fn a_decision_is_told_with_who_and_why() {
         ["match rate dipped overnight", "by lee (lead)"]
     );
 }
+
+/// An item past its due time is one event, keyed by the item and its due time (so the
+/// channels take it once however often it is asked), and none once it is ticked.
+#[test]
+fn an_overdue_item_is_told_once_by_its_key_and_not_when_done() {
+    let text = fixtures::two_stage_plan(
+        "clocked",
+        "Clocked",
+        r#"
+[[checklist]]
+id = "after"
+title = "After"
+items = [{ id = "smoke", text = "Smoke test", phase = "T+15m", role = "operator" }]
+"#,
+    );
+    let plan = crate::plan::parse("c.toml", &text).unwrap();
+    let mut state = RolloutState::new();
+    state.t0 = Some(0);
+    assert!(
+        overdue_events(&plan, &state, 14 * MINUTE).is_empty(),
+        "not due yet"
+    );
+    let events = overdue_events(&plan, &state, 20 * MINUTE);
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    assert_eq!(e.kind, EventKind::Overdue);
+    assert_eq!(e.title, "Clocked: OVERDUE Smoke test");
+    assert_eq!(e.key, format!("overdue:after/smoke:{}", 15 * MINUTE));
+    assert_eq!(
+        overdue_events(&plan, &state, 30 * MINUTE)[0].key,
+        e.key,
+        "the same key later"
+    );
+    assert!(
+        e.lines[0].contains("T+15m (5m ago); owner: operator"),
+        "{}",
+        e.lines[0]
+    );
+    state.checked.insert(
+        "after/smoke".into(),
+        crate::rollout::Mark {
+            by: Actor::default(),
+            at: 21 * MINUTE,
+            reason: None,
+        },
+    );
+    assert!(
+        overdue_events(&plan, &state, 30 * MINUTE).is_empty(),
+        "done"
+    );
+}

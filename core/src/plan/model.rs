@@ -539,10 +539,12 @@ pub enum EventKind {
     Unconfirmed,
     /// ...and then applied by all of them.
     Confirmed,
+    /// A checklist item past its due time and not done.
+    Overdue,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 15] = [
+    pub const ALL: [EventKind; 16] = [
         EventKind::AlertFired,
         EventKind::AlertResolved,
         EventKind::Kill,
@@ -558,6 +560,7 @@ impl EventKind {
         EventKind::Status,
         EventKind::Unconfirmed,
         EventKind::Confirmed,
+        EventKind::Overdue,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -577,6 +580,7 @@ impl EventKind {
             EventKind::Status => "status",
             EventKind::Unconfirmed => "unconfirmed",
             EventKind::Confirmed => "confirmed",
+            EventKind::Overdue => "overdue",
         }
     }
 

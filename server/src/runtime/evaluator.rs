@@ -104,8 +104,14 @@ async fn judge(state: &AppState, rollout: &Arc<Rollout>, at: Millis, leader: boo
         for firing in &evaluated.firings {
             fire(state, rollout, firing, at).await;
         }
-        // Periodic status updates, live only (a replay of the past tells nobody).
+        // Periodic status updates and overdue items, live only (a replay of the past tells
+        // nobody).
         if crate::clock::now().saturating_sub(at) < 5_000 {
+            for event in cutover_core::notify::overdue_events(&rollout.plan, &current, at) {
+                rollout
+                    .channels
+                    .tell(&rollout.plan, &event, page(state, &rollout.plan.id));
+            }
             rollout.channels.status_updates(
                 &rollout.plan,
                 &current,
