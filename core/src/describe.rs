@@ -53,11 +53,17 @@ impl GateStatus {
                 if self.held() { "" } else { " in a row" }
             );
         }
+        // Holds count at one stage's traffic: say which.
+        let at = self
+            .traffic
+            .filter(|_| self.guards_current)
+            .map(|t| format!(" at {t}%"))
+            .unwrap_or_default();
         if self.held() {
-            format!("held {}", self.held_for.human())
+            format!("held {}{at}", self.held_for.human())
         } else {
             format!(
-                "held {} of {}, needs {}",
+                "held {} of {}{at}, needs {}",
                 self.held_for.human(),
                 self.hold.human(),
                 self.needs.human()

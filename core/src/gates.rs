@@ -132,6 +132,9 @@ pub struct GateStatus {
     /// verdict on 12 samples weighs less than one on 12,000).
     #[serde(default)]
     pub samples: u64,
+    /// The traffic of the stage its hold counts at (holds restart at every stage entry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic: Option<f64>,
 }
 
 impl GateStatus {
@@ -299,6 +302,7 @@ pub fn not_yet_evaluated(plan: &Plan, stage: Option<&str>) -> Vec<GateStatus> {
             cycles: gate.cycles,
             cycles_passed: 0,
             samples: 0,
+            traffic: None,
         })
         .collect()
 }
@@ -342,11 +346,14 @@ pub fn evaluate(
     let at = now.at;
     memory.observed_at = Some(memory.observed_at.map_or(at, |last| last.max(at)));
     if memory.stage.entered_at != now.entered_at {
-        // A new stage: its baselines are read afresh and its firings start from none.
+        // A new stage (a progress, a step back, a resume after a kill, the start): its
+        // baselines are read afresh, its firings start from none, and every gate must hold
+        // again at this stage's traffic: a hold never counts time from another stage.
         memory.stage = StageMemory {
             entered_at: now.entered_at,
             ..StageMemory::default()
         };
+        memory.gates.clear();
     }
     let empty = BTreeMap::new();
     let flags = now
@@ -370,6 +377,7 @@ pub fn evaluate(
             let m = memory.gates.entry(gate.id.clone()).or_default();
             let mut status = gate_status(gate, m, ev, compiled, now);
             status.samples = samples(e, source, gate.window.0, at);
+            status.traffic = now.stage.and_then(|s| plan.stage(s)).map(|s| s.traffic);
             status
         })
         .collect();
@@ -491,6 +499,7 @@ fn gate_status(
         cycles: gate.cycles,
         cycles_passed: m.cycles,
         samples: 0,
+        traffic: None,
     }
 }
 

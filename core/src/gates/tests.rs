@@ -505,3 +505,85 @@ fn fired_counts_a_triggers_firings_in_the_current_stage() {
         Verdict::Pass
     );
 }
+
+impl Run {
+    /// One evaluation at `minute` in `stage`, entered at `entered` minutes.
+    fn at(&mut self, minute: i64, p95: Option<f64>, stage: &str, entered: i64) -> Evaluated {
+        self.source.0.set(p95);
+        evaluate(
+            &self.plan,
+            &self.compiled,
+            &mut self.memory,
+            &self.source,
+            Moment {
+                stage: Some(stage),
+                entered_at: Some(entered * MINUTE),
+                armed: true,
+                at: minute * MINUTE,
+            },
+        )
+    }
+}
+
+/// Progress while held, a step back mid-hold, a resume after a kill (the same stage entered
+/// again), an outage across a stage change: each entry starts every hold from nothing, and
+/// the board says at which traffic it counts.
+#[test]
+fn every_stage_entry_restarts_every_hold() {
+    let mut run = Run::new();
+    for m in 0..=70 {
+        run.at(m, Some(600.0), "canary", 0);
+    }
+    let held = run.at(71, Some(600.0), "canary", 0);
+    assert!(gate(&held, "p95").held());
+    assert_eq!(gate(&held, "flaky").held_for, Span(71 * MINUTE));
+    // Progress to ga at 72: flaky (which guards every stage) starts again.
+    let e = run.at(72, Some(600.0), "ga", 72);
+    assert_eq!(gate(&e, "flaky").held_for, Span(0));
+    assert_eq!(gate(&e, "flaky").held_text(), "held 0s of 10m at 100%, needs 10m");
+    let e = run.at(77, Some(600.0), "ga", 72);
+    assert_eq!(gate(&e, "flaky").held_for, Span(5 * MINUTE));
+    // Step back to canary at 78, mid-hold: canary's p95 must hold its hour again.
+    let e = run.at(78, Some(600.0), "canary", 78);
+    assert_eq!(gate(&e, "p95").held_for, Span(0));
+    assert!(!e.readiness()["p95"].held());
+    let e = run.at(100, Some(600.0), "canary", 78);
+    assert_eq!(gate(&e, "p95").held_for, Span(22 * MINUTE));
+    assert_eq!(gate(&e, "p95").held_text(), "held 22m of 1h 00m at 10%, needs 38m");
+    // A kill and a resume into canary at 110: the same stage, entered again.
+    let e = run.at(110, Some(600.0), "canary", 110);
+    assert_eq!(gate(&e, "p95").held_for, Span(0));
+    // An outage from 111 to 200 across a step forward to ga at 150.
+    run.at(111, Some(600.0), "canary", 110);
+    let e = run.at(200, Some(600.0), "ga", 150);
+    assert_eq!(gate(&e, "flaky").held_for, Span(0));
+}
+
+proptest::proptest! {
+    /// Whatever the order of evaluations, stage entries and outages, a hold (or its cycles)
+    /// never counts time from before the current stage was entered.
+    #[test]
+    fn a_hold_never_counts_time_from_a_previous_stage(
+        steps in proptest::collection::vec((1i64..30, proptest::option::of(0.0f64..1_000.0), 0u8..10), 1..80)
+    ) {
+        let mut run = Run::new();
+        let (mut minute, mut entered, mut stage) = (0i64, 0i64, "canary");
+        for (dt, p95, change) in steps {
+            minute += dt;
+            if change == 0 {
+                entered = minute;
+                stage = if stage == "canary" { "ga" } else { "canary" };
+            } else if change == 1 {
+                // Entered again (a resume after a kill, or a step back and forth).
+                entered = minute;
+            }
+            let e = run.at(minute, p95, stage, entered);
+            for g in &e.gates {
+                proptest::prop_assert!(
+                    g.held_for.0 <= (minute - entered) * MINUTE,
+                    "{} held {:?} though {} entered {} min ago", g.id, g.held_for, stage, minute - entered
+                );
+            }
+        }
+    }
+}
