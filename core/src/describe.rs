@@ -44,6 +44,18 @@ impl GateStatus {
     }
 
     /// `held 1h`, or `held 41m of 1h, needs 19m`.
+    /// "warning: does not block" for a gate that is shown and recorded but holds nothing
+    /// back; nothing for one that blocks.
+    pub fn blocking_note(&self) -> Option<String> {
+        (!self.blocks).then(|| {
+            let word = match self.severity {
+                crate::plan::Severity::Info => "info",
+                _ => "warning",
+            };
+            format!("{word}: does not block")
+        })
+    }
+
     pub fn held_text(&self) -> String {
         if self.cycles > 0 {
             return format!(

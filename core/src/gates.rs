@@ -132,9 +132,16 @@ pub struct GateStatus {
     /// verdict on 12 samples weighs less than one on 12,000).
     #[serde(default)]
     pub samples: u64,
+    /// Whether it blocks progress (a warning gate is shown and recorded, and does not).
+    #[serde(default = "yes")]
+    pub blocks: bool,
     /// The traffic of the stage its hold counts at (holds restart at every stage entry).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub traffic: Option<f64>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl GateStatus {
@@ -302,6 +309,7 @@ pub fn not_yet_evaluated(plan: &Plan, stage: Option<&str>) -> Vec<GateStatus> {
             cycles: gate.cycles,
             cycles_passed: 0,
             samples: 0,
+            blocks: gate.blocks,
             traffic: None,
         })
         .collect()
@@ -499,6 +507,7 @@ fn gate_status(
         cycles: gate.cycles,
         cycles_passed: m.cycles,
         samples: 0,
+        blocks: gate.blocks,
         traffic: None,
     }
 }

@@ -1143,7 +1143,12 @@ fn stage_blockers(
             ));
         }
     }
-    for gate in plan.gates.iter().filter(|g| g.stages.contains(&stage.id)) {
+    // A warning gate is shown and recorded; only a blocking one holds progress back.
+    for gate in plan
+        .gates
+        .iter()
+        .filter(|g| g.blocks && g.stages.contains(&stage.id))
+    {
         if state.overrides.contains_key(&gate.id) {
             continue;
         }

@@ -76,7 +76,9 @@ pub fn ActionBar(
             .unwrap_or_default();
         gates
             .into_iter()
-            .filter(|g| g.guards_current && !g.held() && !overridden.contains_key(&g.id))
+            .filter(|g| {
+                g.guards_current && g.blocks && !g.held() && !overridden.contains_key(&g.id)
+            })
             .map(|g| g.id)
             .collect::<Vec<_>>()
     });

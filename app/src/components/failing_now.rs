@@ -26,7 +26,10 @@ pub fn FailingNow(#[prop(into)] tick: Signal<Option<Tick>>) -> impl IntoView {
                     g.verdict.word(),
                     g.title.clone(),
                     g.observed(),
-                    g.held_text(),
+                    match g.blocking_note() {
+                        Some(note) => format!("{} ({note})", g.held_text()),
+                        None => g.held_text(),
+                    },
                 )
             });
         let triggers = t.triggers.iter().filter(|tr| tr.alarming()).map(|tr| {

@@ -89,12 +89,13 @@ fn gate_row(
 ) -> impl IntoView {
     let (text, class) = (g.verdict.word(), verdict_class(g.verdict));
     let held = g.held_text();
+    let note = g.blocking_note();
     let detail = g.observed();
     let (series, limit) = spark.map_or((None, None), |(s, l)| (Some(s), l));
     let spark = sparkline(&g, series, limit);
     view! {
         <tr data-testid=format!("gate-{}", g.id) class:guarding=g.guards_current>
-            <td class="gate-title">{g.title.clone()}</td>
+            <td class="gate-title">{g.title.clone()}{note.map(|n| view! { <span class="gate-note" data-testid=format!("gate-note-{}", g.id)>" · " {n}</span> })}</td>
             <td><span class=class>{text}</span></td>
             <td class="gate-observed">{detail}</td>
             <td class="gate-spark">{spark}</td>

@@ -540,7 +540,10 @@ fn every_stage_entry_restarts_every_hold() {
     // Progress to ga at 72: flaky (which guards every stage) starts again.
     let e = run.at(72, Some(600.0), "ga", 72);
     assert_eq!(gate(&e, "flaky").held_for, Span(0));
-    assert_eq!(gate(&e, "flaky").held_text(), "held 0s of 10m at 100%, needs 10m");
+    assert_eq!(
+        gate(&e, "flaky").held_text(),
+        "held 0s of 10m at 100%, needs 10m"
+    );
     let e = run.at(77, Some(600.0), "ga", 72);
     assert_eq!(gate(&e, "flaky").held_for, Span(5 * MINUTE));
     // Step back to canary at 78, mid-hold: canary's p95 must hold its hour again.
@@ -549,7 +552,10 @@ fn every_stage_entry_restarts_every_hold() {
     assert!(!e.readiness()["p95"].held());
     let e = run.at(100, Some(600.0), "canary", 78);
     assert_eq!(gate(&e, "p95").held_for, Span(22 * MINUTE));
-    assert_eq!(gate(&e, "p95").held_text(), "held 22m of 1h 00m at 10%, needs 38m");
+    assert_eq!(
+        gate(&e, "p95").held_text(),
+        "held 22m of 1h 00m at 10%, needs 38m"
+    );
     // A kill and a resume into canary at 110: the same stage, entered again.
     let e = run.at(110, Some(600.0), "canary", 110);
     assert_eq!(gate(&e, "p95").held_for, Span(0));

@@ -229,6 +229,7 @@ fn gate(verdict: Verdict, held: i64) -> GateStatus {
         cycles: 0,
         cycles_passed: 0,
         samples: 0,
+        blocks: true,
         traffic: None,
     }
 }

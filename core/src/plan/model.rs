@@ -272,6 +272,10 @@ pub(crate) struct RawGate {
     pub stages: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     pub severity: Severity,
+    /// Whether a failing gate blocks progress: critical ones do, warning and info ones are
+    /// shown and recorded but do not, unless this says so.
+    #[serde(default)]
+    pub blocks: Option<bool>,
     #[serde(default)]
     pub tolerate: u32,
     /// The runbook's response, shown where the decision is made (see [`Guidance`]).
@@ -845,6 +849,9 @@ pub struct Gate {
     /// Stages whose progress this gate guards (all stages when the plan names none).
     pub stages: Vec<String>,
     pub severity: Severity,
+    /// Whether it blocks progress (critical gates do; warnings only when the plan says).
+    #[serde(default = "blocking")]
+    pub blocks: bool,
     /// Consecutive failed evaluations tolerated before the hold resets (flaky signals).
     pub tolerate: u32,
     /// Windows that must end passing in a row instead of a continuous hold (0: a hold);
@@ -853,6 +860,11 @@ pub struct Gate {
     pub cycles: u32,
     #[serde(default, skip_serializing_if = "Guidance::is_empty")]
     pub guidance: Guidance,
+}
+
+/// A plan stored before gates could be non-blocking: every gate blocked.
+fn blocking() -> bool {
+    true
 }
 
 /// What the runbook says to do when a gate fails or a trigger fires: shown on the gate board,

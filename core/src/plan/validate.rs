@@ -650,6 +650,7 @@ fn gates(raw: &[RawGate], stage_ids: &BTreeSet<&str>, p: &mut Problems) -> Vec<G
                 hold,
                 stages: stage_list(g.stages.as_ref(), stage_ids, p),
                 severity: g.severity,
+                blocks: g.blocks.unwrap_or(g.severity == Severity::Critical),
                 tolerate: g.tolerate,
                 cycles,
                 guidance: Guidance {

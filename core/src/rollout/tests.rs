@@ -965,3 +965,65 @@ fn an_adjustment_is_bounded_reasoned_and_undone_by_the_next_stage_or_a_kill() {
         "{e}"
     );
 }
+
+/// A warning gate is shown and recorded but does not block progress unless the plan says so;
+/// a critical one blocks.
+#[test]
+fn a_warning_gate_does_not_block_unless_the_plan_says_so() {
+    let base = crate::fixtures::two_stage_plan(
+        "w",
+        "W",
+        r#"
+[[gate]]
+id = "quality"
+expr = "p95(latency_ms) <= 700ms"
+window = "5m"
+hold = "10m"
+stages = ["canary"]
+severity = "warning"
+"#,
+    );
+    let failing = |plan: &Plan| {
+        let mut r = Readiness::new();
+        r.insert(
+            "quality".into(),
+            GateReadiness {
+                passing: false,
+                held_for: Span(0),
+                hold: Span(10 * MINUTE),
+            },
+        );
+        let lead = actor("lee", Role::Lead);
+        let (s, _) = apply(
+            plan,
+            &RolloutState::new(),
+            &req(&lead, Action::Start, None, 0),
+            &r,
+        )
+        .unwrap();
+        (
+            progress_blockers(plan, &s, &r, MINUTE),
+            apply(plan, &s, &req(&lead, Action::Progress, None, MINUTE), &r),
+        )
+    };
+    let warning = crate::plan::parse("w.toml", &base).unwrap();
+    assert!(!warning.gates[0].blocks);
+    let (blockers, progressed) = failing(&warning);
+    assert!(blockers.is_empty(), "{blockers:?}");
+    assert!(progressed.is_ok());
+    let blocking = crate::plan::parse(
+        "w.toml",
+        &base.replace(
+            "severity = \"warning\"",
+            "severity = \"warning\"\nblocks = true",
+        ),
+    )
+    .unwrap();
+    let (blockers, progressed) = failing(&blocking);
+    assert_eq!(blockers, ["gate quality is failing"]);
+    assert!(progressed.is_err());
+    let critical =
+        crate::plan::parse("w.toml", &base.replace("severity = \"warning\"\n", "")).unwrap();
+    assert!(critical.gates[0].blocks);
+    assert!(failing(&critical).1.is_err());
+}

@@ -16,6 +16,7 @@ mod in_flight;
 mod live;
 mod phone;
 mod rollback;
+mod severity;
 mod sso;
 mod triggers;
 mod tuning;

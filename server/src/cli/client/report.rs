@@ -142,7 +142,11 @@ fn verdict(gate: &GateStatus) -> String {
     } else {
         format!("held {} of {}", gate.held_for.human(), gate.hold.human())
     };
-    format!("{word}, {held}, {} samples", gate.samples)
+    let note = gate
+        .blocking_note()
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
+    format!("{word}, {held}, {} samples{note}", gate.samples)
 }
 
 impl Report<'_> {

@@ -239,9 +239,13 @@ pub fn full_view(snapshot: &Snapshot, summary: Option<&Summary>, paint: Paint) -
                 )
             })
             .unwrap_or_default();
+        let note = g
+            .blocking_note()
+            .map(|n| format!("  ({n})"))
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            " {guard}{} {:<width$}  {}  [{}]{overridden}",
+            " {guard}{} {:<width$}  {}  [{}]{overridden}{note}",
             paint.verdict(g.verdict),
             g.id,
             g.observed(),
