@@ -12,6 +12,8 @@
 //!           | mean(metric) | count(metric) | sum(metric) | max(metric) | last(metric)
 //!           | per_second(metric) | promql("raw PromQL")
 //!           | at_entry(sum)                the value when the current stage was entered
+//!           | slope(sum)                   its trend over the window, per minute (least squares
+//!                                          over six equal slices of the window)
 //!           | fired(TRIGGER | STRING)      firings of a trigger in the current stage
 //! metric   := NAME ("{" NAME "=" STRING ("," NAME "=" STRING)* "}")? ("offset" DURATION)?
 //! UNIT     := ms | s | m | h (durations, normalised to ms) | % (x 0.01)
@@ -100,6 +102,8 @@ pub enum Kind {
     /// The value of a numeric expression over the window ending when the current stage was
     /// entered: a baseline captured once per stage.
     AtEntry(Box<Expr>),
+    /// The trend of a numeric expression over the window, in its units per minute.
+    Slope(Box<Expr>),
     /// How many times a trigger fired in the current stage.
     Fired(String),
     Neg(Box<Expr>),
@@ -149,7 +153,7 @@ impl Expr {
     pub fn visit(&self, f: &mut impl FnMut(&Expr)) {
         f(self);
         match &self.kind {
-            Kind::Neg(a) | Kind::Not(a) | Kind::AtEntry(a) => a.visit(f),
+            Kind::Neg(a) | Kind::Not(a) | Kind::AtEntry(a) | Kind::Slope(a) => a.visit(f),
             Kind::Arith(_, a, b) | Kind::Cmp(_, a, b) | Kind::Logic(_, a, b) | Kind::When(a, b) => {
                 a.visit(f);
                 b.visit(f);
@@ -255,6 +259,7 @@ impl fmt::Display for Expr {
                 f.write_str(")")
             }
             Kind::AtEntry(a) => write!(f, "at_entry({a})"),
+            Kind::Slope(a) => write!(f, "slope({a})"),
             Kind::Fired(trigger) => {
                 f.write_str("fired(")?;
                 write_string(f, trigger)?;

@@ -42,6 +42,7 @@ pub enum Aggregate {
     Count,
     Sum,
     Max,
+    Min,
     /// Latest value of a gauge.
     Last,
     /// Events per second over the window (for a counter, its sum per second).
@@ -68,6 +69,7 @@ impl Aggregate {
             Aggregate::Count => "count".into(),
             Aggregate::Sum => "sum".into(),
             Aggregate::Max => "max".into(),
+            Aggregate::Min => "min".into(),
             Aggregate::Last => "last".into(),
             Aggregate::PerSecond => "per_second".into(),
         }

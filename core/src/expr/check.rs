@@ -31,7 +31,11 @@ fn err(e: &Expr, message: impl Into<String>) -> ExprError {
 fn suits(aggregate: &Aggregate, kind: MetricKind) -> bool {
     use MetricKind::*;
     match aggregate {
-        Aggregate::Quantile(_) | Aggregate::Max | Aggregate::Mean | Aggregate::Last => {
+        Aggregate::Quantile(_)
+        | Aggregate::Max
+        | Aggregate::Min
+        | Aggregate::Mean
+        | Aggregate::Last => {
             matches!(kind, Distribution | Gauge | Counter)
         }
         Aggregate::Rate => kind == Ratio,
@@ -100,6 +104,20 @@ fn type_of(e: &Expr, r: &dyn Resolve) -> Result<Type, ExprError> {
             }
             if a.metrics().is_empty() {
                 return Err(err(a, "at_entry needs a metric read, e.g. at_entry(p95(latency_ms))"));
+            }
+            Ok(Type::Number)
+        }
+        Kind::Slope(a) => {
+            number(a, "slope")?;
+            let mut nested = false;
+            a.visit(&mut |n| {
+                nested |= matches!(n.kind, Kind::AtEntry(_) | Kind::Fired(_) | Kind::Slope(_))
+            });
+            if nested || a.metrics().is_empty() {
+                return Err(err(
+                    a,
+                    "slope needs a metric read and no at_entry, fired or slope inside it, e.g. slope(last(queue_depth))",
+                ));
             }
             Ok(Type::Number)
         }

@@ -85,6 +85,48 @@ fn number(v: f64, what: impl FnOnce() -> String) -> V {
     }
 }
 
+/// Slices of the window a slope is fitted over.
+pub const SLOPE_SLICES: i64 = 6;
+
+/// `inner` read over six equal slices of the window, fitted by least squares: its change per
+/// minute. At least three slices must have data.
+fn slope(e: &Expr, inner: &Expr, cx: &EvalContext<'_>) -> V {
+    let slice = cx.window / SLOPE_SLICES;
+    if slice <= 0 {
+        return V::NoData(format!("{e}: the window is too short to slice"));
+    }
+    let mut points = Vec::new();
+    for i in 0..SLOPE_SLICES {
+        let at = cx.at - (SLOPE_SLICES - 1 - i) * slice;
+        let sub = EvalContext {
+            source: cx.source,
+            window: slice,
+            at,
+            flags: cx.flags,
+            stage: cx.stage,
+        };
+        if let V::Num(v) = eval(inner, &sub, &mut Vec::new()) {
+            points.push((at as f64, v));
+        }
+    }
+    if points.len() < 3 {
+        return V::NoData(format!(
+            "{e}: {} of {SLOPE_SLICES} slices of the window have data (3 needed)",
+            points.len()
+        ));
+    }
+    let n = points.len() as f64;
+    let (mt, mv) = points
+        .iter()
+        .fold((0.0, 0.0), |(t, v), (pt, pv)| (t + pt / n, v + pv / n));
+    let (num, den) = points.iter().fold((0.0, 0.0), |(num, den), (t, v)| {
+        (num + (t - mt) * (v - mv), den + (t - mt) * (t - mt))
+    });
+    number(num / den * crate::time::MINUTE as f64, || {
+        format!("{e} is not a number")
+    })
+}
+
 fn eval(e: &Expr, cx: &EvalContext<'_>, trace: &mut Vec<CmpTrace>) -> V {
     match &e.kind {
         Kind::Number(n) => V::Num(*n),
@@ -124,6 +166,7 @@ fn eval(e: &Expr, cx: &EvalContext<'_>, trace: &mut Vec<CmpTrace>) -> V {
                 "{e}: no data for {inner} when the stage was entered"
             )),
         },
+        Kind::Slope(inner) => slope(e, inner, cx),
         Kind::Fired(trigger) => V::Num(cx.stage.fired.get(trigger).copied().unwrap_or(0) as f64),
         Kind::PromQl(q) => match cx.source.promql(q, cx.at) {
             Ok(Some(v)) => number(v, || "promql returned a non-finite value".into()),

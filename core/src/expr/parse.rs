@@ -395,6 +395,10 @@ impl Parser {
             let inner = self.sum()?;
             return Ok(Kind::AtEntry(Box::new(inner)));
         }
+        if name == "slope" {
+            let inner = self.sum()?;
+            return Ok(Kind::Slope(Box::new(inner)));
+        }
         if name == "fired" {
             return match self.next() {
                 // Trigger ids may hold "-": quote those, fired("error-spike").
@@ -416,9 +420,10 @@ impl Parser {
             "count" => Aggregate::Count,
             "sum" => Aggregate::Sum,
             "max" => Aggregate::Max,
+            "min" => Aggregate::Min,
             "last" => Aggregate::Last,
             _ => Aggregate::Quantile(quantile(name).ok_or_else(|| {
-                err(column, format!("unknown function \"{name}\": use p50..p99, p999, rate, share, mean, count, sum, max, last, per_second, at_entry, fired or promql"))
+                err(column, format!("unknown function \"{name}\": use p50..p99, p999, rate, share, mean, count, sum, max, min, last, per_second, slope, at_entry, fired or promql"))
             })?),
         };
         let metric_col = self.col();

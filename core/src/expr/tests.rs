@@ -380,7 +380,7 @@ fn errors_name_the_column_and_what_is_wrong() {
         (
             "p1000(latency_ms) < 1",
             1,
-            "unknown function \"p1000\": use p50..p99, p999, rate, share, mean, count, sum, max, last, per_second, at_entry, fired or promql",
+            "unknown function \"p1000\": use p50..p99, p999, rate, share, mean, count, sum, max, min, last, per_second, slope, at_entry, fired or promql",
         ),
         ("p95(latency) < 1", 1, "unknown metric \"latency\""),
         (
@@ -610,4 +610,107 @@ proptest! {
     )) {
         let _ = parse(&words.join(" ")).and_then(|e| check(&e, &Plan));
     }
+}
+
+/// A gauge that moves in a straight line: `a + b x t` at every read, whatever its window.
+struct Line {
+    a: f64,
+    per_ms: f64,
+    /// Slices with no data: reads ending at these times answer nothing.
+    gaps: Vec<Millis>,
+}
+
+impl MetricSource for Line {
+    fn aggregate(
+        &self,
+        _: &str,
+        _: &Selector,
+        _: &Aggregate,
+        _: Millis,
+        at: Millis,
+    ) -> Option<f64> {
+        (!self.gaps.contains(&at)).then_some(self.a + self.per_ms * at as f64)
+    }
+}
+
+/// What `slope(last(queue_depth))` reads as a gate sees it: its value, or why there is none.
+fn slope_of(line: &Line, window: Millis, at: Millis) -> Result<f64, String> {
+    let e = parse("slope(last(queue_depth)) > 0").unwrap();
+    check(&e, &Plan).unwrap();
+    let ev = evaluate(
+        &e,
+        &EvalContext {
+            source: line,
+            window,
+            at,
+            flags: &BTreeMap::new(),
+            stage: &StageMemory::default(),
+        },
+    );
+    match ev.outcome {
+        Outcome::NoData { reason } => Err(reason),
+        _ => Ok(ev.comparisons[0].left_value.unwrap()),
+    }
+}
+
+proptest! {
+    /// The slope of a straight line is its rise per minute, to float error, wherever and
+    /// over whatever window it is read.
+    #[test]
+    fn slope_of_a_line_is_exact(
+        a in -1e6f64..1e6,
+        per_minute in -1e4f64..1e4,
+        window_slices in 1i64..10_000,
+        at in 0i64..10_000_000_000,
+    ) {
+        let line = Line { a, per_ms: per_minute / 60_000.0, gaps: vec![] };
+        let window = window_slices * super::eval::SLOPE_SLICES * 1_000;
+        match slope_of(&line, window, at) {
+            Ok(s) => prop_assert!((s - per_minute).abs() <= 1e-6 * per_minute.abs().max(1.0), "{s} vs {per_minute}"),
+            Err(why) => prop_assert!(false, "{why}"),
+        }
+    }
+}
+
+#[test]
+fn slope_needs_three_slices_of_data_and_a_metric() {
+    let window = 6 * 60_000;
+    let at = 10 * 60_000;
+    // Four of six slices answer: still a fit; three missing: no data, and why.
+    let line = Line {
+        a: 5.0,
+        per_ms: 2.0 / 60_000.0,
+        gaps: vec![at, at - 60_000],
+    };
+    assert!(matches!(slope_of(&line, window, at), Ok(s) if (s - 2.0).abs() < 1e-9));
+    let line = Line {
+        a: 5.0,
+        per_ms: 0.0,
+        gaps: vec![at, at - 60_000, at - 120_000, at - 180_000],
+    };
+    match slope_of(&line, window, at) {
+        Err(why) => assert!(why.contains("2 of 6 slices"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+    // "queue depth not growing", as a gate reads it.
+    assert_eq!(
+        run(
+            "slope(last(queue_depth)) <= 0",
+            &[("last(queue_depth)", 7.0)],
+            true
+        ),
+        PASS
+    );
+    let (_, message) = errors_at("slope(3) > 0");
+    assert!(message.contains("slope needs a metric read"), "{message}");
+    let (_, message) = errors_at("slope(slope(last(queue_depth))) > 0");
+    assert!(
+        message.contains("no at_entry, fired or slope inside it"),
+        "{message}"
+    );
+    // min is a function like max.
+    assert_eq!(
+        run("min(queue_depth) >= 1", &[("min(queue_depth)", 2.0)], true),
+        PASS
+    );
 }

@@ -30,6 +30,9 @@ pub struct Bucket {
     pub count: u64,
     pub sum: f64,
     pub max: Option<f64>,
+    /// The smallest sample (absent from buckets written before it was kept).
+    #[serde(default)]
+    pub min: Option<f64>,
     /// Latest sample (by its timestamp) and its value: gauges report this.
     pub last: Option<(Millis, f64)>,
     /// Ratio metrics: how many samples were true.
@@ -56,6 +59,7 @@ impl Default for Bucket {
             count: 0,
             sum: 0.0,
             max: None,
+            min: None,
             last: None,
             trues: 0,
             categories: BTreeMap::new(),
@@ -78,6 +82,7 @@ impl Bucket {
         self.count = self.count.saturating_add(n);
         self.sum += v * n as f64;
         self.max = Some(self.max.map_or(v, |m| m.max(v)));
+        self.min = Some(self.min.map_or(v, |m| m.min(v)));
         if later((ts, v), self.last) {
             self.last = Some((ts, v));
         }
@@ -128,6 +133,10 @@ impl Bucket {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),
         };
+        self.min = match (self.min, other.min) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if let Some(theirs) = other.last
             && later(theirs, self.last)
         {
@@ -162,6 +171,7 @@ impl Bucket {
             Aggregate::Count => n,
             Aggregate::Sum => self.sum,
             Aggregate::Max => self.max?,
+            Aggregate::Min => self.min?,
             Aggregate::Last => self.last?.1,
             // A rate needs the window's length: the store divides a count or a sum.
             Aggregate::PerSecond => return None,

@@ -98,6 +98,23 @@ fn each_kind_answers_its_aggregates() {
         s.aggregate("contexts", &all(), &Aggregate::Max, w, T0),
         Some(99.0)
     );
+    // The smallest, across the window's buckets (merged as max is).
+    assert_eq!(
+        s.aggregate("contexts", &all(), &Aggregate::Min, w, T0),
+        Some(0.0)
+    );
+    // A minute ending 30 s ago: its 10 s buckets reach back to samples 21-29 s old in the
+    // bucket it ends in, never to the newer ones.
+    let older = s
+        .aggregate(
+            "contexts",
+            &all(),
+            &Aggregate::Min,
+            MINUTE,
+            T0 - 30 * SECOND,
+        )
+        .unwrap();
+    assert!((20.0..=30.0).contains(&older), "{older}");
 }
 
 #[test]
