@@ -14,6 +14,9 @@
 //!           | at_entry(sum)                the value when the current stage was entered
 //!           | slope(sum)                   its trend over the window, per minute (least squares
 //!                                          over six equal slices of the window)
+//!           | all(LABEL, expr) | any(LABEL, expr)   expr for every value LABEL takes in the
+//!                                          window (each metric read narrowed to it): all hold,
+//!                                          or one does; the trace names the values that decide
 //!           | fired(TRIGGER | STRING)      firings of a trigger in the current stage
 //! metric   := NAME ("{" NAME "=" STRING ("," NAME "=" STRING)* "}")? ("offset" DURATION)?
 //! UNIT     := ms | s | m | h (durations, normalised to ms) | % (x 0.01)
@@ -104,6 +107,12 @@ pub enum Kind {
     AtEntry(Box<Expr>),
     /// The trend of a numeric expression over the window, in its units per minute.
     Slope(Box<Expr>),
+    /// `all(label, body)` (or `any`): `body` for each value of `label` in the window.
+    Quantified {
+        all: bool,
+        label: String,
+        body: Box<Expr>,
+    },
     /// How many times a trigger fired in the current stage.
     Fired(String),
     Neg(Box<Expr>),
@@ -154,6 +163,7 @@ impl Expr {
         f(self);
         match &self.kind {
             Kind::Neg(a) | Kind::Not(a) | Kind::AtEntry(a) | Kind::Slope(a) => a.visit(f),
+            Kind::Quantified { body, .. } => body.visit(f),
             Kind::Arith(_, a, b) | Kind::Cmp(_, a, b) | Kind::Logic(_, a, b) | Kind::When(a, b) => {
                 a.visit(f);
                 b.visit(f);
@@ -260,6 +270,9 @@ impl fmt::Display for Expr {
             }
             Kind::AtEntry(a) => write!(f, "at_entry({a})"),
             Kind::Slope(a) => write!(f, "slope({a})"),
+            Kind::Quantified { all, label, body } => {
+                write!(f, "{}({label}, {body})", if *all { "all" } else { "any" })
+            }
             Kind::Fired(trigger) => {
                 f.write_str("fired(")?;
                 write_string(f, trigger)?;

@@ -88,6 +88,19 @@ pub trait MetricSource {
         at: Millis,
     ) -> Option<f64>;
 
+    /// The values label `label` takes among `metric`'s series matching `selector` that have
+    /// samples in the window: what `any(label, ...)` and `all(label, ...)` range over.
+    fn label_values(
+        &self,
+        _metric: &str,
+        _selector: &Selector,
+        _label: &str,
+        _window: Millis,
+        _at: Millis,
+    ) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Value of a raw PromQL expression at `at`, for sources backed by Prometheus. Sources
     /// that cannot answer PromQL return `None` (no data), which fails closed.
     fn promql(&self, _query: &str, _at: Millis) -> Result<Option<f64>, String> {

@@ -668,6 +668,40 @@ fn import_into(
 }
 
 impl MetricSource for MetricStore {
+    fn label_values(
+        &self,
+        metric: &str,
+        selector: &Selector,
+        label: &str,
+        window: Millis,
+        at: Millis,
+    ) -> Vec<String> {
+        // The buckets `aggregate` reads for this window.
+        let from = at
+            .saturating_sub(window)
+            .saturating_sub(self.config.fine)
+            .saturating_add(1);
+        let to = at.saturating_add(1);
+        let mut out = std::collections::BTreeSet::new();
+        for series in self.layers().filter_map(|layer| layer.get(metric)) {
+            for (labels, data) in series {
+                if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+                    continue;
+                }
+                let Some(value) = labels.get(label) else {
+                    continue;
+                };
+                let seen = [&data.fine, &data.coarse]
+                    .iter()
+                    .any(|m| m.range(from..to).any(|(_, b)| b.count > 0));
+                if seen {
+                    out.insert(value.clone());
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
+
     fn aggregate(
         &self,
         metric: &str,

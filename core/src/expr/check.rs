@@ -107,6 +107,20 @@ fn type_of(e: &Expr, r: &dyn Resolve) -> Result<Type, ExprError> {
             }
             Ok(Type::Number)
         }
+        Kind::Quantified { all, label, body } => {
+            let name = if *all { "all" } else { "any" };
+            if type_of(body, r)? != Type::Bool {
+                return Err(err(body, format!("{name}({label}, ...) needs a condition, e.g. {name}({label}, p95(latency_ms) <= 300ms)")));
+            }
+            let reads = body.metrics();
+            if reads.is_empty() {
+                return Err(err(body, format!("{name}({label}, ...) needs a metric read inside it")));
+            }
+            if reads.iter().any(|read| read.selector.contains_key(label)) {
+                return Err(err(body, format!("{name}({label}, ...) sets {label} for each value itself: select on another label")));
+            }
+            Ok(Type::Bool)
+        }
         Kind::Slope(a) => {
             number(a, "slope")?;
             let mut nested = false;

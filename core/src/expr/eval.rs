@@ -85,6 +85,95 @@ fn number(v: f64, what: impl FnOnce() -> String) -> V {
     }
 }
 
+/// Label values an `any`/`all` ranges over at most (a metric keeps 64 label sets anyway).
+const MAX_VALUES: usize = 64;
+/// Values whose comparisons the trace keeps: the ones that decide, a few.
+const TRACED_VALUES: usize = 3;
+
+/// `body` with every metric read narrowed to `label = value`.
+fn narrow(body: &Expr, label: &str, value: &str) -> Expr {
+    let mut out = body.clone();
+    fn walk(e: &mut Expr, label: &str, value: &str) {
+        match &mut e.kind {
+            Kind::Metric { selector, .. } => {
+                selector.insert(label.to_string(), value.to_string());
+            }
+            Kind::Neg(a) | Kind::Not(a) | Kind::AtEntry(a) | Kind::Slope(a) => {
+                walk(a, label, value)
+            }
+            Kind::Quantified { body, .. } => walk(body, label, value),
+            Kind::Arith(_, a, b) | Kind::Cmp(_, a, b) | Kind::Logic(_, a, b) | Kind::When(a, b) => {
+                walk(a, label, value);
+                walk(b, label, value);
+            }
+            _ => {}
+        }
+    }
+    walk(&mut out, label, value);
+    out
+}
+
+/// `all(label, body)` / `any(label, body)`: `body` for each value of `label` with samples in
+/// the window. The trace keeps the comparisons of the values that decide (those failing an
+/// `all`, those passing an `any`), so the gate's "why" names them.
+fn quantified(
+    e: &Expr,
+    all: bool,
+    label: &str,
+    body: &Expr,
+    cx: &EvalContext<'_>,
+    trace: &mut Vec<CmpTrace>,
+) -> V {
+    let mut values = std::collections::BTreeSet::new();
+    for read in body.metrics() {
+        let at = cx.at.saturating_sub(read.offset);
+        values.extend(
+            cx.source
+                .label_values(&read.metric, &read.selector, label, cx.window, at),
+        );
+    }
+    if values.is_empty() {
+        return V::NoData(format!(
+            "{e}: no value of {label} has samples in the window"
+        ));
+    }
+    let (mut passed, mut failed, mut missing) = (Vec::new(), Vec::new(), None);
+    for value in values.iter().take(MAX_VALUES) {
+        let mut t = Vec::new();
+        match eval(&narrow(body, label, value), cx, &mut t) {
+            V::Bool(true) => passed.push(t),
+            V::Bool(false) => failed.push(t),
+            V::NoData(reason) => {
+                missing.get_or_insert(reason);
+            }
+            V::NotApplicable | V::Num(_) => {}
+        }
+    }
+    let keep = |groups: Vec<Vec<CmpTrace>>, trace: &mut Vec<CmpTrace>| {
+        trace.extend(groups.into_iter().take(TRACED_VALUES).flatten());
+    };
+    match (all, passed.is_empty(), failed.is_empty()) {
+        (true, _, false) => {
+            keep(failed, trace);
+            V::Bool(false)
+        }
+        (false, false, _) => {
+            keep(passed, trace);
+            V::Bool(true)
+        }
+        _ if missing.is_some() => V::NoData(missing.unwrap_or_default()),
+        (true, false, true) => {
+            keep(passed, trace);
+            V::Bool(true)
+        }
+        (false, true, false) => {
+            keep(failed, trace);
+            V::Bool(false)
+        }
+        _ => V::NotApplicable,
+    }
+}
+
 /// Slices of the window a slope is fitted over.
 pub const SLOPE_SLICES: i64 = 6;
 
@@ -167,6 +256,7 @@ fn eval(e: &Expr, cx: &EvalContext<'_>, trace: &mut Vec<CmpTrace>) -> V {
             )),
         },
         Kind::Slope(inner) => slope(e, inner, cx),
+        Kind::Quantified { all, label, body } => quantified(e, *all, label, body, cx, trace),
         Kind::Fired(trigger) => V::Num(cx.stage.fired.get(trigger).copied().unwrap_or(0) as f64),
         Kind::PromQl(q) => match cx.source.promql(q, cx.at) {
             Ok(Some(v)) => number(v, || "promql returned a non-finite value".into()),

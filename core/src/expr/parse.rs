@@ -395,6 +395,28 @@ impl Parser {
             let inner = self.sum()?;
             return Ok(Kind::AtEntry(Box::new(inner)));
         }
+        if name == "all" || name == "any" {
+            let label_col = self.col();
+            let label = match self.next() {
+                Some(Tok::Name(l)) => l,
+                other => {
+                    return Err(err(
+                        label_col,
+                        format!(
+                            "{name}( needs a label name first, e.g. {name}(endpoint, p95(latency_ms) <= 300ms); found {}",
+                            describe(other.as_ref())
+                        ),
+                    ));
+                }
+            };
+            self.expect(Tok::Comma, &format!("\",\" after the label in {name}("))?;
+            let body = self.expr()?;
+            return Ok(Kind::Quantified {
+                all: name == "all",
+                label,
+                body: Box::new(body),
+            });
+        }
         if name == "slope" {
             let inner = self.sum()?;
             return Ok(Kind::Slope(Box::new(inner)));

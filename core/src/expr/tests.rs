@@ -714,3 +714,97 @@ fn slope_needs_three_slices_of_data_and_a_metric() {
         PASS
     );
 }
+
+/// One gauge per queue: `last(queue_depth{queue="..."})` reads that queue's value.
+struct Queues(BTreeMap<String, f64>);
+
+impl MetricSource for Queues {
+    fn aggregate(
+        &self,
+        _: &str,
+        selector: &Selector,
+        _: &Aggregate,
+        _: Millis,
+        _: Millis,
+    ) -> Option<f64> {
+        self.0.get(selector.get("queue")?).copied()
+    }
+
+    fn label_values(
+        &self,
+        _: &str,
+        _: &Selector,
+        label: &str,
+        _: Millis,
+        _: Millis,
+    ) -> Vec<String> {
+        if label == "queue" {
+            self.0.keys().cloned().collect()
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+fn over_queues(src: &str, queues: &Queues) -> Evaluation {
+    let e = parse(src).unwrap_or_else(|err| panic!("{src}: {err}"));
+    check(&e, &Plan).unwrap_or_else(|err| panic!("{src}: {err}"));
+    evaluate(
+        &e,
+        &EvalContext {
+            source: queues,
+            window: 300_000,
+            at: 0,
+            flags: &BTreeMap::new(),
+            stage: &StageMemory::default(),
+        },
+    )
+}
+
+proptest! {
+    /// `all` and `any` agree with evaluating each label value alone.
+    #[test]
+    fn quantifiers_agree_with_each_value_alone(
+        depths in prop::collection::btree_map("[a-e]", 0.0f64..2_000.0, 1..6),
+        limit in 0.0f64..2_000.0,
+    ) {
+        let queues = Queues(depths.clone());
+        let alone: Vec<bool> = depths.values().map(|d| *d <= limit).collect();
+        let all = over_queues(&format!("all(queue, last(queue_depth) <= {limit})"), &queues);
+        let any = over_queues(&format!("any(queue, last(queue_depth) <= {limit})"), &queues);
+        let pass = |o: &Outcome| *o == Outcome::Pass;
+        prop_assert_eq!(pass(&all.outcome), alone.iter().all(|b| *b));
+        prop_assert_eq!(pass(&any.outcome), alone.iter().any(|b| *b));
+        // A failing `all` names a queue that fails; a passing `any` one that passes.
+        if !pass(&all.outcome) {
+            let named = &all.comparisons[0].left;
+            let queue = named.split('"').nth(1).unwrap();
+            prop_assert!(depths[queue] > limit, "{} named", named);
+        }
+    }
+}
+
+#[test]
+fn quantifiers_name_the_offending_value_and_need_values() {
+    let queues = Queues(BTreeMap::from([
+        ("email".to_string(), 40.0),
+        ("voice".to_string(), 1_400.0),
+    ]));
+    let e = over_queues("any(queue, last(queue_depth) > 1000)", &queues);
+    assert_eq!(e.outcome, PASS);
+    assert_eq!(e.comparisons.len(), 1);
+    assert_eq!(e.comparisons[0].left, "last(queue_depth{queue=\"voice\"})");
+    let e = over_queues("all(queue, last(queue_depth) <= 1000)", &queues);
+    assert_eq!(e.outcome, FAIL);
+    let empty = Queues(BTreeMap::new());
+    match over_queues("all(queue, last(queue_depth) <= 1000)", &empty).outcome {
+        Outcome::NoData { reason } => assert!(reason.contains("no value of queue"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    let (_, message) = errors_at("all(queue, last(queue_depth))");
+    assert!(message.contains("needs a condition"), "{message}");
+    let (_, message) = errors_at("all(queue, last(queue_depth{queue=\"a\"}) > 1)");
+    assert!(message.contains("select on another label"), "{message}");
+    let (_, message) = errors_at("all(3, last(queue_depth) > 1)");
+    assert!(message.contains("needs a label name first"), "{message}");
+}

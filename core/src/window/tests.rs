@@ -607,3 +607,37 @@ fn per_second_counts_events_or_sums_a_counter_over_the_window() {
         .unwrap();
     assert!((reads - 30.0).abs() < 1e-9, "{reads}");
 }
+
+/// The values a label takes among the series with samples in the window, narrowed by a
+/// selector: what `any`/`all` range over. An endpoint last seen before the window is not one.
+#[test]
+fn label_values_are_those_with_samples_in_the_window() {
+    let mut s = store();
+    let mut at = |endpoint: &str, variant: &str, ts: Millis| {
+        let mut x = latency(ts, 100.0);
+        x.labels = BTreeMap::from([
+            ("endpoint".to_string(), endpoint.to_string()),
+            ("variant".to_string(), variant.to_string()),
+        ]);
+        // Recorded as it arrived.
+        s.record(&x, ts).unwrap();
+    };
+    at("search", "canary", T0 - SECOND);
+    at("browse", "baseline", T0 - 2 * SECOND);
+    at("old", "canary", T0 - 30 * MINUTE);
+    let w = 5 * MINUTE;
+    assert_eq!(
+        s.label_values("latency_ms", &all(), "endpoint", w, T0),
+        ["browse", "search"]
+    );
+    let canary = Selector::from([("variant".to_string(), "canary".to_string())]);
+    assert_eq!(
+        s.label_values("latency_ms", &canary, "endpoint", w, T0),
+        ["search"]
+    );
+    assert!(
+        s.label_values("latency_ms", &all(), "region", w, T0)
+            .is_empty()
+    );
+    assert!(s.label_values("nope", &all(), "endpoint", w, T0).is_empty());
+}

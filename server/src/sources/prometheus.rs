@@ -105,6 +105,17 @@ impl MetricSource for Source<'_> {
             .aggregate(metric, selector, aggregate, window, at)
     }
 
+    fn label_values(
+        &self,
+        metric: &str,
+        selector: &Selector,
+        label: &str,
+        window: Millis,
+        at: Millis,
+    ) -> Vec<String> {
+        self.store.label_values(metric, selector, label, window, at)
+    }
+
     fn promql(&self, query: &str, _at: Millis) -> Result<Option<f64>, String> {
         self.prom
             .instant

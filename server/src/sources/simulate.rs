@@ -184,6 +184,15 @@ impl Targets {
                     t.labels.entry(k).or_default().insert(v);
                 }
             }
+            // `any(endpoint, ...)` ranges over the values a label takes: give it three.
+            e.visit(&mut |n| {
+                if let Kind::Quantified { label, .. } = &n.kind {
+                    let values = t.labels.entry(label.clone()).or_default();
+                    if values.is_empty() {
+                        values.extend((1..=3).map(|i| format!("{label}-{i}")));
+                    }
+                }
+            });
             // Gates say what healthy is; a trigger says what an incident is, so healthy is
             // its opposite. Gates come first and win where both speak.
             t.aim(&e, !is_gate);
@@ -200,6 +209,8 @@ impl Targets {
             }
             // The guard is a flag, not a target.
             Kind::When(a, _) => self.aim(a, negated),
+            // What each value must meet is what the traffic aims at.
+            Kind::Quantified { body, .. } => self.aim(body, negated),
             Kind::Cmp(op, lhs, rhs) => {
                 let (below, above) = (
                     matches!(op, CmpOp::Le | CmpOp::Lt),
