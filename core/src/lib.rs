@@ -26,6 +26,7 @@ pub mod series;
 pub mod session;
 pub mod snapshot;
 pub mod targeting;
+pub mod template;
 pub mod time;
 pub mod unit;
 pub mod window;

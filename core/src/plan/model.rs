@@ -413,22 +413,7 @@ pub enum Actuator {
     },
 }
 
-/// A webhook call in the service's own terms: `url`, `body` and header values are templates
-/// (MiniJinja) over the desired state (`rollout`, `version`, `phase`, `stage`, `traffic`,
-/// `killed`, `flags`) and, with `per_flag`, the one changed flag (`flag`, `value`, `removed`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Shape {
-    /// POST, PUT, PATCH or DELETE.
-    pub method: String,
-    /// No body when `None` (a DELETE, say).
-    pub body: Option<String>,
-    /// One call per flag whose value changed since the receiver last took one.
-    pub per_flag: bool,
-    /// Header name -> value template.
-    pub headers: BTreeMap<String, String>,
-    /// Header name -> the environment variable holding its value (a secret).
-    pub headers_env: BTreeMap<String, String>,
-}
+pub use crate::template::Shape;
 
 impl Plan {
     /// What a kill in stage `stage` publishes: the plan's rollback flags, with the stage's

@@ -1395,16 +1395,8 @@ fn shape(
     if let Some(r) = &plan.rollback {
         flags.extend(r.flags.clone());
     }
-    let sample = crate::actuate::Desired {
-        rollout: plan.rollout.id.get_ref().clone(),
-        version: 1,
-        phase: crate::rollout::Phase::Running,
-        stage: stages.first().map(|s| s.id.clone()),
-        traffic: stages.first().map_or(0.0, |s| s.traffic),
-        killed: false,
-        flags,
-    };
-    if let Err(e) = crate::actuate::call::check(&shape, url, &sample) {
+    let stage = stages.first().map(|s| s.id.as_str());
+    if let Err(e) = crate::template::check(&shape, url, plan.rollout.id.get_ref(), stage, &flags) {
         p.push((
             a.body.as_ref().map_or(at, |b| b.span().start),
             format!("actuator {}: {e}", a.id.get_ref()),

@@ -101,6 +101,17 @@ fn one_call_for_all_sees_every_flag() {
     );
 }
 
+/// `plan check`'s look at a shape, over a plan that sets flag A.
+fn check(shape: &Shape, url: &str, sample: &Desired) -> Result<(), TemplateError> {
+    crate::template::check(
+        shape,
+        url,
+        &sample.rollout,
+        sample.stage.as_deref(),
+        &sample.flags,
+    )
+}
+
 #[test]
 fn template_mistakes_are_caught_by_the_check() {
     let sample = desired(&[("A", FlagValue::Bool(true))]);
