@@ -35,6 +35,9 @@ pub fn ActionBar(
     let overriding = RwSignal::new(false);
     let deciding = RwSignal::new(false);
     let adjusting = RwSignal::new(false);
+    let progressing = RwSignal::new(false);
+    // What the last step did, in words ("entered beta (30%)").
+    let notice = RwSignal::new(None::<String>);
     let adjust_flag = RwSignal::new(String::new());
     let adjust_value = RwSignal::new(String::new());
     // No decision until a lead picks one: a default would be recorded by a hurried Enter.
@@ -146,6 +149,80 @@ pub fn ActionBar(
             }
         });
     };
+    // The step Progress takes: the next stage and its traffic, or the completion.
+    let next_step = move || {
+        let s = snapshot.get()?;
+        let i = s.state.stage?;
+        Some(match s.plan.stages.get(i + 1) {
+            Some(next) => (Some((next.id.clone(), next.traffic)), s.traffic),
+            None => (None, s.traffic),
+        })
+    };
+    let progress_title = move || match next_step() {
+        Some((Some((id, traffic)), now)) => {
+            format!("Progress to {id}? Traffic goes from {now}% to {traffic}%.")
+        }
+        Some((None, _)) => {
+            "Complete the last stage? The launch is done, or its watch begins.".to_string()
+        }
+        None => String::new(),
+    };
+    // What else the step changes and records: flags that change, the sign-offs it carries.
+    let progress_details = move || {
+        let Some(s) = snapshot.get() else {
+            return Vec::new();
+        };
+        let Some(i) = s.state.stage else {
+            return Vec::new();
+        };
+        let (Some(now), Some(next)) = (s.plan.stages.get(i), s.plan.stages.get(i + 1)) else {
+            return Vec::new();
+        };
+        let mut lines = Vec::new();
+        for (key, value) in &next.flags {
+            match now.flags.get(key) {
+                Some(old) if old == value => {}
+                Some(old) => lines.push(format!("flag {key}: {old} → {value}")),
+                None => lines.push(format!("flag {key}: set to {value}")),
+            }
+        }
+        if let Some(marks) = s.state.approvals.get(&next.id).filter(|m| !m.is_empty()) {
+            let who: Vec<String> = marks
+                .iter()
+                .map(|m| format!("{} ({})", m.by.name, s.plan.role_title(&m.by.role)))
+                .collect();
+            lines.push(format!("sign-offs recorded with it: {}", who.join(", ")));
+        }
+        lines
+    };
+    let progress = Callback::new(move |reason: String| {
+        let rollout = id();
+        let step = next_step();
+        let reason = Some(reason.trim().to_string()).filter(|r| !r.is_empty());
+        busy.set(true);
+        error.set(None);
+        spawn_local(async move {
+            let result = api::act(
+                &rollout,
+                ActionRoute::Progress,
+                &[],
+                reason,
+                &csrf.get_value(),
+            )
+            .await;
+            busy.set(false);
+            match result {
+                Ok(()) => {
+                    progressing.set(false);
+                    notice.set(Some(match step {
+                        Some((Some((id, traffic)), _)) => format!("Entered {id} ({traffic}%)"),
+                        _ => "Completed the last stage".to_string(),
+                    }));
+                }
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    });
     let kill = Callback::new(move |reason| run(ActionRoute::Kill, Vec::new(), Some(reason)));
     let resume = Callback::new(move |reason| run(ActionRoute::Resume, Vec::new(), Some(reason)));
     let step_back =
@@ -274,7 +351,7 @@ pub fn ActionBar(
                 <button data-testid="start" title=move || why_blocked("Start") disabled=move || busy.get() || !blockers.get().is_empty() on:click=move |_| run(ActionRoute::Start, Vec::new(), None)>"Start"</button>
             </Show>
             <Show when=move || may(|p| &p.progress) && phase() == Some(Phase::Running)>
-                <button data-testid="progress" title=move || why_blocked("Progress") disabled=move || busy.get() || !blockers.get().is_empty() on:click=move |_| run(ActionRoute::Progress, Vec::new(), None)>"Progress to next stage"</button>
+                <button data-testid="progress" title=move || why_blocked("Progress") disabled=move || busy.get() || !blockers.get().is_empty() on:click=move |_| { notice.set(None); progressing.set(true) }>"Progress to next stage"</button>
             </Show>
             <Show when=move || may(|p| &p.progress) && phase() == Some(Phase::Hypercare)>
                 <button data-testid="close" title=move || why_blocked("Close") disabled=move || busy.get() || !blockers.get().is_empty() on:click=move |_| run(ActionRoute::Close, Vec::new(), None)>"Close the rollout"</button>
@@ -372,6 +449,21 @@ pub fn ActionBar(
                     </select>
                 </ReasonDialog>
             </Show>
+            <Show when=move || progressing.get()>
+                <ReasonDialog
+                    name="progress"
+                    title=progress_title
+                    confirm="Progress"
+                    reason_required=false
+                    busy=busy
+                    on_confirm=progress
+                    on_cancel=Callback::new(move |_| progressing.set(false))
+                >
+                    <ul class="progress-details" data-testid="progress-details">
+                        {move || progress_details().into_iter().map(|l| view! { <li>{l}</li> }).collect_view()}
+                    </ul>
+                </ReasonDialog>
+            </Show>
             <Show when=move || adjusting.get()>
                 <ReasonDialog
                     name="adjust"
@@ -449,6 +541,7 @@ pub fn ActionBar(
             <Show when=move || pending_signoff.get().is_some()>
                 <p class="signoff" data-testid="signoff">{move || pending_signoff.get().map(|(_, text, _)| text)}</p>
             </Show>
+            <p class="notice" role="status" data-testid="action-notice">{move || notice.get()}</p>
             <p class="error" role="alert" data-testid="action-error">{move || error.get()}</p>
         </section>
     }

@@ -44,6 +44,7 @@ async fn an_operator_steps_back_from_the_page_and_a_viewer_cannot() -> anyhow::R
         })
         .await?;
     operator.click("progress").await?;
+    operator.click("progress-confirm").await?;
     operator
         .wait_text("traffic", GUARD, |t| t == "100% traffic")
         .await?;

@@ -56,7 +56,14 @@ severity = "warning"
     assert!(failing.contains("(warning: does not block)"), "{failing}");
     assert!(!lead.has("override").await, "nothing to override");
     lead.screenshot("severity-warning-gate").await?;
+    // Progress asks first, with the new traffic, and says where it went.
     lead.click("progress").await?;
+    let title = lead.text("progress-title").await.unwrap_or_default();
+    assert_eq!(title, "Progress to ga? Traffic goes from 10% to 100%.");
+    lead.screenshot("progress-confirm").await?;
+    lead.click("progress-confirm").await?;
+    lead.wait_text("action-notice", guard, |t| t == "Entered ga (100%)")
+        .await?;
     lead.wait_text("timeline", guard, |t| t.contains("progress by demo-lead"))
         .await?;
     lead.close().await;
