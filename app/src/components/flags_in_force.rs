@@ -22,7 +22,9 @@ pub fn FlagsInForce(
             .with(|t| t.as_ref().map(|t| t.frame.at))
             .unwrap_or(s.at)
             .max(s.at);
-        let confirmation = s.confirmation.clone().map(|c| {
+        // Before the start nothing is published for the fleet to apply.
+        let started = s.state.phase != cutover_core::rollout::Phase::NotStarted;
+        let confirmation = s.confirmation.clone().filter(|_| started).map(|c| {
             let class = match (c.complete(), c.killed) {
                 (true, _) => "confirmation applied",
                 (false, true) => "confirmation lagging kill",

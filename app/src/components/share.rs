@@ -45,7 +45,7 @@ pub fn ShareLink(
         .unwrap_or_default();
     allowed.then(|| {
         view! {
-            <section class="panel share" aria-label="Read-only link">
+            <section class="panel share" id="share" aria-label="Read-only link">
                 <button data-testid="share-create" on:click=create>"Make a read-only link for stakeholders"</button>
                 {move || made.get().map(|s| {
                     let url = format!("{origin}{}", s.path);

@@ -136,6 +136,18 @@ pub fn Dashboard(
             </span>
             <Freshness last_event=live.last_event resync=live.resync replicas=Signal::derive(move || tick.with(|t| t.as_ref().and_then(Tick::replica_lag))) />
             {(me.rollout.is_some()).then(|| view! { <span class="readonly" data-testid="read-only">"read-only"</span> })}
+            // Ways around: the same rollout on the wall, and a link for stakeholders (for who
+            // may make one).
+            {controls.then(|| {
+                let wall_href = format!("/r/{}/wall", cutover_core::route::segment(&id));
+                let may_share = me.any_of(&[cutover_core::role::Role::Lead, cutover_core::role::Role::Admin]);
+                view! {
+                    <nav class="page-links" aria-label="This rollout elsewhere">
+                        <a href=wall_href data-testid="wall-link">"Wall view"</a>
+                        {may_share.then(|| view! { <a href="#share" data-testid="share-jump">"Share read-only…"</a> })}
+                    </nav>
+                }
+            })}
         </header>
         <main class:wall=wall>
             {move || live.snapshot.with(|s| s.as_ref().and_then(|s| s.plan_mismatch.clone())).map(|why| view! {
