@@ -54,6 +54,21 @@ pub fn ActionBar(
             .is_some_and(|s| holder.with_value(|me| me.any_of(pick(&s.plan.permissions))))
     };
     let phase = move || snapshot.get().map(|s| s.state.phase);
+    // "only a lead may record a decision": who may, for a role that may not.
+    let only = move |pick: fn(&cutover_core::plan::Permissions) -> &Vec<Role>, verb: &str| {
+        let s = snapshot.get()?;
+        let titles: Vec<String> = pick(&s.plan.permissions)
+            .iter()
+            .map(|r| s.plan.role_title(r).to_string())
+            .collect();
+        let first = titles.first()?;
+        let article = if first.starts_with(['a', 'e', 'i', 'o', 'u', 'A', 'E', 'I', 'O', 'U']) {
+            "an"
+        } else {
+            "a"
+        };
+        Some(format!("only {article} {} may {verb}", titles.join(" or ")))
+    };
     // What blocks the next step now: the snapshot's state with the newest gate statuses.
     let blockers = Memo::new(move |_| {
         let Some(s) = snapshot.get() else {
@@ -392,6 +407,15 @@ pub fn ActionBar(
                     adjust_flag.set(first.map(|(a, _, _)| a.flag).unwrap_or_default());
                     adjusting.set(true);
                 }>"Adjust a flag…"</button>
+            </Show>
+            // What this role may not do, where the button would be, and why.
+            <Show when=move || !may(|p| &p.progress) && phase() == Some(Phase::Running)>
+                <button data-testid="progress" disabled title=move || only(|p| &p.progress, "progress")>"Progress to next stage"</button>
+                <span class="why-not" data-testid="progress-why-not">{move || only(|p| &p.progress, "progress")}</span>
+            </Show>
+            <Show when=move || !may(|p| &p.decide) && phase().is_some()>
+                <button data-testid="decide" disabled title=move || only(|p| &p.decide, "record a decision")>"Record a decision…"</button>
+                <span class="why-not" data-testid="decide-why-not">{move || only(|p| &p.decide, "record a decision")}</span>
             </Show>
             <Show when=move || may(|p| &p.decide)>
                 <button data-testid="decide" disabled=move || busy.get() on:click=move |_| { decision.set(String::new()); deciding.set(true) }>"Record a decision…"</button>

@@ -66,6 +66,25 @@ severity = "warning"
         .await?;
     lead.wait_text("timeline", guard, |t| t.contains("progress by demo-lead"))
         .await?;
+    // A role that cannot act sees why, where the button would be.
+    let product = Browser::start().await?;
+    product
+        .sign_in(&format!("{}/r/warned", demo.url), demo.token("product"))
+        .await?;
+    product
+        .wait_text("decide-why-not", guard, |t| {
+            t == "only a lead may record a decision"
+        })
+        .await?;
+    let disabled = product
+        .client
+        .execute(
+            "return document.querySelector(\"[data-testid='decide']\").disabled",
+            vec![],
+        )
+        .await?;
+    assert_eq!(disabled, true);
+    product.close().await;
     lead.close().await;
     Ok(())
 }
