@@ -268,6 +268,30 @@ async fn progress_says_what_blocks_it_and_a_lead_overrides_kills_resumes_and_app
     })
     .await?;
     assert_eq!(lead.text("phase").await.as_deref(), Some("RUNNING"));
+    // The timeline narrows to decisions, which stand out, and back.
+    lead.click("timeline-decisions").await?;
+    let decisions = lead
+        .wait_text("timeline", Duration::from_secs(10), |t| {
+            !t.contains("start by")
+        })
+        .await?;
+    assert!(
+        decisions.contains("decide extend by demo-lead"),
+        "{decisions}"
+    );
+    let marked = lead
+        .client
+        .execute(
+            "return getComputedStyle(document.querySelector('.timeline .event.decide')).borderLeftStyle",
+            vec![],
+        )
+        .await?;
+    assert_eq!(marked, "solid");
+    lead.click("timeline-all").await?;
+    lead.wait_text("timeline", Duration::from_secs(10), |t| {
+        t.contains("start by")
+    })
+    .await?;
 
     // The lead overrides p95-latency with a reason; its blocker goes, the timeline keeps why.
     lead.click("override").await?;
