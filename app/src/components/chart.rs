@@ -142,12 +142,14 @@ fn colours(theme: Theme) -> &'static Colours {
 
 /// Every theme has as many line colours as the other.
 const PALETTE_LEN: usize = 6;
+/// Categories in the plan's order: a second value is a normal mode ("lite"), so it is painted
+/// calm blue, never the amber people read as a warning.
 const STACK: [RGBColor; 5] = [
     RGBColor(34, 197, 94),
-    RGBColor(250, 204, 21),
+    RGBColor(56, 189, 248),
     RGBColor(239, 68, 68),
     RGBColor(167, 139, 250),
-    RGBColor(56, 189, 248),
+    RGBColor(250, 204, 21),
 ];
 
 /// Which palette entry series `i` takes: a single line and a gate chart's first line (the

@@ -125,6 +125,18 @@ async fn the_dashboard_updates_live_and_draws_its_chart() -> anyhow::Result<()> 
         "{mix}"
     );
     assert!(!browser.has("nodata-latency_ms").await, "latency has data");
+    // "lite" is a normal mode: its swatch is not the amber people read as a warning.
+    let lite = browser
+        .client
+        .execute(
+            "const item = [...document.querySelectorAll(\"[data-testid='panel-mode'] .legend-item\")] \
+               .find(i => i.textContent.trim() === 'lite'); \
+             return item ? getComputedStyle(item.querySelector('.swatch')).backgroundColor : null;",
+            vec![],
+        )
+        .await?;
+    assert!(lite.is_string(), "no lite in the mode legend");
+    assert_ne!(lite, "rgb(250, 204, 21)", "lite painted amber");
 
     // The quality gate compares the canary with the baseline: its own chart shows both and
     // the limit the baseline sets, moving with it (dashed, in the threshold colour).
