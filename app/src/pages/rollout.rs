@@ -110,6 +110,8 @@ pub fn Dashboard(
     });
     // Share-link sessions and the wall screen get no controls at all.
     let controls = me.rollout.is_none() && !wall;
+    // A share link's session: a stakeholder, often on a phone.
+    let shared = me.rollout.is_some() && !wall;
     view! {
         <header>
             // Back to every rollout, for whoever may see more than this one.
@@ -174,14 +176,34 @@ pub fn Dashboard(
             <Charts id=id.clone() snapshot=live.snapshot tick=live.tick markers=markers wall=wall on_mark=Callback::new(move |seq| shown.set(Some(seq))) />
             <Show when=move || below.get()>
             <Record entries=marked shown=shown snapshot=live.snapshot />
-            <GateBoard snapshot=live.snapshot tick=live.tick guidance=!wall wall=wall />
-            {(!wall).then(|| view! {
-                <Actuators snapshot=live.snapshot />
-                <Channels snapshot=live.snapshot />
-                <Checklists me=controls.then(|| me.clone()) snapshot=live.snapshot tick=live.tick />
-                <Timeline entries=audit snapshot=live.snapshot />
-                {controls.then(|| view! { <ShareLink me=me.clone() rollout=id.clone() /> })}
-            })}
+            {if shared {
+                // A stakeholder's first screen keeps state, stage, health and the charts; the
+                // engineering detail (expressions, receivers, checklists, the raw timeline)
+                // folds away until asked for.
+                view! {
+                    <details class="panel share-details" data-testid="share-details">
+                        <summary>"Details: gates, actuators, checklists, timeline"</summary>
+                        <GateBoard snapshot=live.snapshot tick=live.tick guidance=false wall=false />
+                        <Actuators snapshot=live.snapshot />
+                        <Channels snapshot=live.snapshot />
+                        <Checklists me=None snapshot=live.snapshot tick=live.tick />
+                        <Timeline entries=audit snapshot=live.snapshot />
+                    </details>
+                }
+                .into_any()
+            } else {
+                view! {
+                    <GateBoard snapshot=live.snapshot tick=live.tick guidance=!wall wall=wall />
+                    {(!wall).then(|| view! {
+                        <Actuators snapshot=live.snapshot />
+                        <Channels snapshot=live.snapshot />
+                        <Checklists me=controls.then(|| me.clone()) snapshot=live.snapshot tick=live.tick />
+                        <Timeline entries=audit snapshot=live.snapshot />
+                        {controls.then(|| view! { <ShareLink me=me.clone() rollout=id.clone() /> })}
+                    })}
+                }
+                .into_any()
+            }}
             </Show>
         </main>
     }

@@ -92,7 +92,43 @@ async fn the_share_view_and_the_rollout_page_fit_a_phone() -> anyhow::Result<()>
         .await?;
     phone.wait_text("health", GUARD, |t| !t.is_empty()).await?;
     check_fits(&phone, "share view").await?;
+    // The engineering detail is folded away, and opens on asking.
+    let open = phone
+        .client
+        .execute(
+            "const d = document.querySelector(\"[data-testid='share-details']\"); \
+             return d ? [d.open, document.querySelector(\"[data-testid='timeline']\").checkVisibility()] : null;",
+            vec![],
+        )
+        .await?;
+    assert_eq!(
+        open,
+        serde_json::json!([false, false]),
+        "details folded: {open}"
+    );
     phone.screenshot("phone-share-view").await?;
+    phone
+        .client
+        .find(fantoccini::Locator::Css(
+            "[data-testid='share-details'] summary",
+        ))
+        .await?
+        .click()
+        .await?;
+    phone
+        .wait_text("gate-p95-latency", GUARD, |t| {
+            t.contains("PASS") || t.contains("FAIL") || t.contains("NO DATA")
+        })
+        .await?;
+    let shown = phone
+        .client
+        .execute(
+            "return document.querySelector(\"[data-testid='timeline']\").checkVisibility()",
+            vec![],
+        )
+        .await?;
+    assert_eq!(shown, true, "the timeline shows once asked for");
+    check_fits(&phone, "share view with details").await?;
     phone.close().await;
 
     let operator = Browser::start_phone(390, 844).await?;
