@@ -23,12 +23,23 @@ pub const MAX_MEMBERS: usize = 4_096;
 /// Lagging instances named in a summary (the rest are counted).
 pub const NAMED: usize = 8;
 
-/// A plan's `[confirm]`: how long a kill may go unconfirmed before people are told, and how
-/// long before a change an instance must have been heard from to be expected to apply it.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+/// A plan's `[confirm]`: how long a kill may go unconfirmed before people are told, how long
+/// before a change an instance must have been heard from to be expected to apply it, and the
+/// plan metric (if any) by which services report the version they applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConfirmSettings {
     pub within: Span,
     pub expect_seen: Span,
+    /// A plan metric whose samples are a service's applied version, with the instance in
+    /// `instance_label` (`applied_version{instance="web-7"} 42`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<String>,
+    #[serde(default = "instance_label")]
+    pub instance_label: String,
+}
+
+fn instance_label() -> String {
+    "instance".to_string()
 }
 
 impl Default for ConfirmSettings {
@@ -36,6 +47,8 @@ impl Default for ConfirmSettings {
         ConfirmSettings {
             within: Span(60 * SECOND),
             expect_seen: Span(10 * crate::time::MINUTE),
+            metric: None,
+            instance_label: instance_label(),
         }
     }
 }

@@ -11,6 +11,7 @@ fn settings() -> ConfirmSettings {
     ConfirmSettings {
         within: Span(30 * S),
         expect_seen: Span(60 * S),
+        ..ConfirmSettings::default()
     }
 }
 

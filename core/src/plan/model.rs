@@ -53,6 +53,11 @@ pub(crate) struct RawConfirm {
     pub within: Option<Spanned<String>>,
     #[serde(default)]
     pub expect_seen: Option<Spanned<String>>,
+    /// A plan metric by which services report the version they applied.
+    #[serde(default)]
+    pub metric: Option<Spanned<String>>,
+    #[serde(default)]
+    pub instance_label: Option<String>,
 }
 
 /// `[[adjust]]`: a flag people may set within a stage (HAL9's shadow sampling), and its bounds.

@@ -411,3 +411,27 @@ fn adjustable_flags_name_real_stages_and_bounds_that_fit() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn a_confirm_metric_is_a_gauge_of_the_plan() {
+    let with = |extra: &str| errors(&format!("{}\n{extra}", minimal()));
+    let errs = with("[confirm]\nmetric = \"nope\"\n");
+    assert!(
+        errs.iter().any(|e| e.contains("unknown metric \"nope\"")),
+        "{errs:?}"
+    );
+    let errs =
+        with("[[metric]]\nid = \"hits\"\nkind = \"ratio\"\n\n[confirm]\nmetric = \"hits\"\n");
+    assert!(
+        errs.iter().any(|e| e.contains("must be a gauge")),
+        "{errs:?}"
+    );
+    let ok = parse(
+        "c.toml",
+        &format!("{}\n[[metric]]\nid = \"applied\"\nkind = \"gauge\"\n\n[confirm]\nmetric = \"applied\"\nwithin = \"30s\"\n", minimal()),
+    )
+    .unwrap();
+    assert_eq!(ok.confirm.metric.as_deref(), Some("applied"));
+    assert_eq!(ok.confirm.instance_label, "instance");
+    assert_eq!(ok.confirm.within, crate::time::Span(30_000));
+}

@@ -129,7 +129,7 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
     let actuators = actuators(&raw.actuators, &stages, &raw, &mut p);
     let channels = channels(&raw.channels, &mut p);
     let adjust = adjustables(&raw.adjust, &stages, &mut p);
-    let confirm = confirm_settings(raw.confirm.as_ref(), &mut p);
+    let confirm = confirm_settings(raw.confirm.as_ref(), &metrics, &mut p);
     let hypercare = raw
         .rollout
         .hypercare
@@ -162,7 +162,11 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
     })
 }
 
-fn confirm_settings(raw: Option<&RawConfirm>, p: &mut Problems) -> crate::confirm::ConfirmSettings {
+fn confirm_settings(
+    raw: Option<&RawConfirm>,
+    metrics: &[Metric],
+    p: &mut Problems,
+) -> crate::confirm::ConfirmSettings {
     let mut out = crate::confirm::ConfirmSettings::default();
     let Some(raw) = raw else { return out };
     let mut read = |field: &Option<Spanned<String>>, name: &str, slot: &mut crate::time::Span| {
@@ -178,6 +182,27 @@ fn confirm_settings(raw: Option<&RawConfirm>, p: &mut Problems) -> crate::confir
     };
     read(&raw.within, "within", &mut out.within);
     read(&raw.expect_seen, "expect_seen", &mut out.expect_seen);
+    if let Some(m) = &raw.metric {
+        match metrics.iter().find(|x| &x.id == m.get_ref()) {
+            Some(x) if matches!(x.kind, MetricKind::Gauge | MetricKind::Distribution) => {
+                out.metric = Some(x.id.clone());
+            }
+            Some(_) => p.push((
+                m.span().start,
+                format!(
+                    "confirm metric {} must be a gauge (the version each instance applied)",
+                    m.get_ref()
+                ),
+            )),
+            None => p.push((
+                m.span().start,
+                format!("unknown metric \"{}\"", m.get_ref()),
+            )),
+        }
+    }
+    if let Some(label) = raw.instance_label.as_ref().filter(|l| !l.trim().is_empty()) {
+        out.instance_label = label.trim().to_string();
+    }
     out
 }
 

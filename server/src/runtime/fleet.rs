@@ -67,7 +67,7 @@ impl Watch {
             fleet: Mutex::new(fleet),
             unsaved: Mutex::new(Vec::new()),
             shown: AtomicU64::new(0),
-            settings: plan.confirm,
+            settings: plan.confirm.clone(),
             outgoing: Mutex::new(HashMap::new()),
             told: Mutex::new(HashMap::new()),
             pulled: AtomicU64::new(0),
@@ -172,6 +172,28 @@ impl Watch {
     pub fn take_changed(&self) -> bool {
         let changes = lock(&self.fleet).changes;
         self.shown.swap(changes, Ordering::Relaxed) != changes
+    }
+
+    /// The plan metric (by position) whose samples are applied versions, and the label
+    /// naming the instance.
+    pub fn metric(&self, plan: &Plan) -> Option<(usize, &str)> {
+        let id = self.settings.metric.as_deref()?;
+        let index = plan.metrics.iter().position(|m| m.id == id)?;
+        Some((index, self.settings.instance_label.as_str()))
+    }
+
+    /// A sample of the confirm metric: `instance` says it applied `value` (a version).
+    pub fn heard_metric(&self, instance: &str, value: f64, at: Millis) {
+        let published = lock(&self.published).state.version;
+        // A version is a whole number no newer than what is published.
+        if value.is_finite()
+            && value >= 0.0
+            && value.fract() == 0.0
+            && (value as u64) <= published
+            && cutover_core::confirm::valid_instance(instance)
+        {
+            self.heard(instance, value as u64, at);
+        }
     }
 
     /// What this replica heard since it last told the others, taken.

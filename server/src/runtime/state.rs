@@ -176,6 +176,21 @@ impl Rollout {
     /// chunk each (label set, metric) is looked up once.
     pub fn record(&self, records: Records, now: Millis, report: &mut IngestReport) {
         let metrics = &self.plan.metrics;
+        // Services that report the version they applied as a metric confirm it here.
+        if let Some((confirm, label)) = self.watch.metric(&self.plan) {
+            for record in records.iter() {
+                let Some(instance) = records.labels_of(record).get(label) else {
+                    continue;
+                };
+                for sample in records.samples_of(record) {
+                    if let (true, crate::sources::ingest::ObservedValue::Number(v)) =
+                        (sample.metric == confirm, sample.value)
+                    {
+                        self.watch.heard_metric(instance, v, now);
+                    }
+                }
+            }
+        }
         // Per chunk: label set -> its row of slots, one per plan metric.
         let mut rows: HashMap<usize, usize> = HashMap::new();
         let mut slots: Vec<Option<SeriesSlot>> = Vec::new();
@@ -243,6 +258,13 @@ impl Rollout {
         use crate::sources::otlp::WeightedValue;
         use cutover_core::window::Observation;
         let metrics = &self.plan.metrics;
+        if let Some((confirm, label)) = self.watch.metric(&self.plan) {
+            for w in samples.iter().filter(|w| w.metric == confirm) {
+                if let (Some(instance), WeightedValue::Number(v)) = (w.labels.get(label), w.value) {
+                    self.watch.heard_metric(instance, v, now);
+                }
+            }
+        }
         let mut taken = 0u64;
         for chunk in samples.chunks(RECORD_CHUNK) {
             let mut store = lock(&self.metrics);

@@ -298,3 +298,66 @@ async fn a_readers_name_and_version_are_checked() {
     let s = app.get("/api/rollouts/fleet").await;
     assert_eq!(s["confirmation"]["applied"], 1, "{}", s["confirmation"]);
 }
+
+/// A service that reads its flags from a file cannot answer a poll: it reports the version it
+/// applied as a metric (`[confirm] metric`), and that confirms the kill like a reader's word.
+/// A version not yet published is not believed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pushed_applied_version_confirms_the_kill() {
+    use cutover_core::role::Role;
+    let plan = cutover_core::plan::parse(
+        "m.toml",
+        &crate::fixtures::two_stage_plan(
+            "pushed",
+            "Pushed",
+            r#"
+[[metric]]
+id = "applied_version"
+kind = "gauge"
+
+[confirm]
+metric = "applied_version"
+instance_label = "pod"
+"#,
+        ),
+    )
+    .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let app = crate::support::TestApp::start(data.path(), vec![plan]).await;
+    let push = |pod: &str, version: u64| {
+        app.http
+            .post(format!("{}/api/rollouts/pushed/events", app.url))
+            .bearer_auth(app.token(Role::Ingest))
+            .body(format!(
+                "{{\"labels\":{{\"pod\":\"{pod}\"}},\"values\":{{\"applied_version\":{version}}}}}\n"
+            ))
+            .send()
+    };
+    let (status, _) = app
+        .post(Some(Role::Lead), "/api/rollouts/pushed/start", json!({}))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(push("pod-a", 1).await.unwrap().status(), 200);
+    assert_eq!(push("pod-b", 1).await.unwrap().status(), 200);
+    let (status, body) = app
+        .post(
+            Some(Role::Operator),
+            "/api/rollouts/pushed/kill",
+            json!({"reason": "drill"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let kill_version = body["state"]["version"].as_u64().unwrap();
+    // pod-a says it applied the kill; pod-b names a version from the future.
+    assert_eq!(push("pod-a", kill_version).await.unwrap().status(), 200);
+    assert_eq!(push("pod-b", kill_version + 5).await.unwrap().status(), 200);
+    let c = app
+        .wait_for("/api/rollouts/pushed", "pod-a's word counted", |s| {
+            let c = &s["confirmation"];
+            (c["killed"] == true && c["applied"] == 1).then(|| c.clone())
+        })
+        .await;
+    assert_eq!(c["expected"], 2, "{c}");
+    assert_eq!(c["lagging"][0]["instance"], "pod-b", "{c}");
+    assert_eq!(c["lagging"][0]["version"], 1, "{c}");
+}
