@@ -250,6 +250,11 @@ impl Fleet {
         self.changes += 1;
     }
 
+    /// When the kill being confirmed was committed, if the target is a kill.
+    pub fn kill_since(&self) -> Option<Millis> {
+        self.target.killed.then_some(self.target.since)
+    }
+
     /// The version confirmations are counted against.
     pub fn target(&self) -> u64 {
         self.target.version
@@ -300,13 +305,21 @@ impl Fleet {
             }
             None => {
                 if self.members.len() >= MAX_MEMBERS {
-                    let oldest = self
+                    // Room is made only from instances that already hold the target: a flood
+                    // of new names must never push out the one still lagging on a kill (and
+                    // so make the kill look applied). With none to spare, the newcomer waits.
+                    let target = &self.target;
+                    let spare = self
                         .members
                         .iter()
+                        .filter(|(k, _)| target.confirmed.contains_key(*k))
                         .min_by_key(|(_, m)| m.seen)
                         .map(|(k, _)| k.clone());
-                    if let Some(k) = oldest {
-                        self.members.remove(&k);
+                    match spare {
+                        Some(k) => {
+                            self.members.remove(&k);
+                        }
+                        None => return None,
                     }
                 }
                 self.members.insert(

@@ -99,6 +99,28 @@ fn members_are_capped_forgetting_the_longest_silent() {
     assert!(fleet.members.contains_key(&format!("i{}", MAX_MEMBERS + 9)));
 }
 
+/// A flood of new names cannot push out the instance still lagging on a kill: room is made
+/// only from instances that hold it, and with none, newcomers are not counted.
+#[test]
+fn a_flood_of_names_cannot_hide_a_lagging_instance() {
+    let mut fleet = Fleet::new(1, 0, false);
+    fleet.report("web-7", 1, 0);
+    for i in 0..MAX_MEMBERS as i64 - 1 {
+        fleet.report(&format!("web-{}", i + 100), 1, 1 + i);
+    }
+    fleet.retarget(2, 10 * S, true);
+    for i in 0..MAX_MEMBERS as i64 - 1 {
+        fleet.report(&format!("web-{}", i + 100), 2, 11 * S);
+    }
+    for i in 0..500 {
+        fleet.report(&format!("junk-{i}"), 2, 12 * S);
+    }
+    let s = fleet.summary(&settings());
+    assert!(!s.complete(), "{} of {}", s.applied, s.expected);
+    assert_eq!(s.lagging[0].instance, "web-7");
+    assert_eq!(fleet.members.len(), MAX_MEMBERS);
+}
+
 #[derive(Debug, Clone)]
 enum Step {
     Report { who: u8, version: u64, dt: Millis },

@@ -115,7 +115,7 @@ impl Watch {
         let mut fleet = lock(&self.fleet);
         let confirmed = fleet.report(instance, version, at);
         let now_known = fleet.heard(instance);
-        let summary = confirmed.map(|_| fleet.summary(&self.settings));
+        let kill = fleet.kill_since();
         drop(fleet);
         if let Some(h) = now_known {
             let mut told = lock(&self.told);
@@ -134,21 +134,21 @@ impl Watch {
                 }
             }
         }
-        let (Some(when), Some(summary)) = (confirmed, summary) else {
+        // A confirmation of a kill is kept for its record (no summary on this hot path: a
+        // crowd of pollers confirming must not each walk the whole fleet).
+        let (Some(when), Some(kill_at)) = (confirmed, kill) else {
             return;
         };
-        if summary.killed {
-            let mut unsaved = lock(&self.unsaved);
-            if unsaved.len() < UNSAVED_LIMIT {
-                unsaved.push((
-                    summary.since,
-                    Confirmed {
-                        instance: instance.to_string(),
-                        version,
-                        at: when,
-                    },
-                ));
-            }
+        let mut unsaved = lock(&self.unsaved);
+        if unsaved.len() < UNSAVED_LIMIT {
+            unsaved.push((
+                kill_at,
+                Confirmed {
+                    instance: instance.to_string(),
+                    version,
+                    at: when,
+                },
+            ));
         }
     }
 
