@@ -9,7 +9,9 @@
 //! not more than 10% above baseline" at alpha 5%; the naive gate is the plans' own
 //! `p95(canary) <= 1.10 * p95(baseline)` over the last 5 minutes.
 
-use cutover_core::sequential::{Finding, Ranked, compare_quantiles, compare_rates, split_is_off};
+use cutover_core::sequential::{
+    Finding, Ranked, Worse, compare_quantiles, compare_rates, split_is_off,
+};
 use sketches_ddsketch::{Config, DDSketch};
 
 struct Rng(u64);
@@ -116,7 +118,7 @@ fn latency_case(runs: u32, seed: u64, heavy: bool, slower: f64) -> Tally {
                 window.pop_front();
             }
             let minutes = look as f64 / 6.0;
-            let r = compare_quantiles(&c, &b, 0.95, 0.10, 0.05);
+            let r = compare_quantiles(&c, &b, 0.95, Worse::Above, 0.10, 0.05);
             if r.finding == Finding::Worse && worse.is_none() {
                 worse = Some(minutes);
             }
@@ -160,7 +162,7 @@ fn rate_case(runs: u32, seed: u64, canary_rate: f64) -> (u32, u32, Vec<f64>, Vec
                     bh += u64::from(rng.uniform() < 0.01);
                 }
             }
-            let r = compare_rates(ch, cn, bh, bn, 0.005, 0.05);
+            let r = compare_rates(ch, cn, bh, bn, Worse::Above, 0.005, 0.05);
             if r.finding == Finding::Worse && !w {
                 w = true;
                 when.push(look as f64 / 6.0);

@@ -1,7 +1,7 @@
 //! How a gate or trigger status reads in words. The app, the wall and the CLI all say the same
 //! thing, so a person comparing the screen with a terminal never sees two stories.
 
-use crate::expr::CmpTrace;
+use crate::expr::{CmpTrace, SeqTrace};
 use crate::gates::{GateStatus, TriggerStatus, Verdict};
 use crate::time::Span;
 
@@ -12,16 +12,21 @@ impl Verdict {
             Verdict::Pass => "PASS",
             Verdict::Fail => "FAIL",
             Verdict::NoData => "NO DATA",
+            Verdict::NotYetKnown => "NOT YET KNOWN",
             Verdict::NotApplicable => "N/A",
         }
     }
 }
 
-/// Every comparison with both sides' values in their unit: `p95(latency_ms) = 612ms <= 800ms`.
+/// Every comparison with both sides' values in their unit: `p95(latency_ms) = 612ms <= 800ms`,
+/// and a sequential one with its interval ([`sequential`]).
 pub fn observed(comparisons: &[CmpTrace]) -> String {
     comparisons
         .iter()
         .map(|c| {
+            if let Some(s) = &c.sequential {
+                return sequential(c, s);
+            }
             let unit = c.unit.clone().unwrap_or_default();
             format!(
                 "{} = {} {} {}",
@@ -35,12 +40,105 @@ pub fn observed(comparisons: &[CmpTrace]) -> String {
         .join("; ")
 }
 
+/// A signed percentage: `+12%`, `-3.5%`.
+fn signed_percent(v: f64) -> String {
+    let p = v * 100.0;
+    let text = if p.abs() >= 10.0 {
+        format!("{p:+.0}%")
+    } else {
+        format!("{p:+.1}%")
+    };
+    if text == "-0%" || text == "-0.0%" {
+        text.replacen('-', "+", 1)
+    } else {
+        text
+    }
+}
+
+/// The finding of a sequential comparison's interval as words, for the board and reports:
+/// `canary p95 -4% to +21% of baseline (allowed up to +10%); 1204 canary and 22880 baseline
+/// events in 14m; not yet known, a decision in about 9m`.
+pub fn interval(c: &CmpTrace, s: &SeqTrace) -> String {
+    use crate::sequential::{Measure, Worse};
+    let k = &s.comparison;
+    let unit = c.unit.clone().unwrap_or_default();
+    let limit = k.limit();
+    let end = |v: Option<f64>| match (v, k.measure) {
+        (None, _) => "?".to_string(),
+        (Some(r), Measure::Ratio) => signed_percent(r - 1.0),
+        (Some(d), Measure::Difference) => {
+            let text = unit.format(Some(d));
+            if d >= 0.0 { format!("+{text}") } else { text }
+        }
+    };
+    let allowed = match (k.measure, k.worse) {
+        (Measure::Ratio, Worse::Above) => format!("allowed up to {}", signed_percent(limit - 1.0)),
+        (Measure::Ratio, Worse::Below) => {
+            format!("allowed down to {}", signed_percent(limit - 1.0))
+        }
+        (Measure::Difference, Worse::Above) => {
+            format!("allowed up to +{}", unit.format(Some(limit)))
+        }
+        (Measure::Difference, Worse::Below) => {
+            format!("allowed down to {}", unit.format(Some(limit)))
+        }
+    };
+    let of = match k.measure {
+        Measure::Ratio => "of",
+        Measure::Difference => "against",
+    };
+    format!(
+        "{} to {} {of} baseline ({allowed})",
+        end(k.low),
+        end(k.high)
+    )
+}
+
+/// A sequential comparison as people read it: what it found, the interval against the
+/// allowed line, the samples on each side, and when a decision may come.
+pub fn sequential(c: &CmpTrace, s: &SeqTrace) -> String {
+    use crate::sequential::Finding;
+    let k = &s.comparison;
+    let unit = c.unit.clone().unwrap_or_default();
+    let found = match k.finding {
+        Finding::Worse => "worse",
+        Finding::NotWorse => "not worse",
+        Finding::NotYetKnown => "not yet known",
+    };
+    let mut out = format!(
+        "{found}: canary {} vs baseline {}, {}; {} canary and {} baseline events in {}",
+        unit.format(c.left_value),
+        unit.format(c.right_value),
+        interval(c, s),
+        k.canary_n,
+        k.baseline_n,
+        Span(s.since).human()
+    );
+    if let Some(why) = &s.split_off {
+        out += &format!("; {why}");
+    } else if k.finding == Finding::NotYetKnown {
+        out += &match s.decision_in {
+            Some(ms) => format!(
+                "; a decision in about {} at this rate",
+                Span(ms.max(60_000)).human()
+            ),
+            None => "; no decision in sight at this rate".to_string(),
+        };
+    }
+    out
+}
+
 impl GateStatus {
     /// Why there is no data, or the observed values against the thresholds.
     pub fn observed(&self) -> String {
-        self.reason
-            .clone()
-            .unwrap_or_else(|| observed(&self.comparisons))
+        match &self.reason {
+            // A comparison not yet concluded says how far it has come.
+            Some(_) if self.verdict == Verdict::NotYetKnown && !self.comparisons.is_empty() => {
+                observed(&self.comparisons)
+            }
+            Some(reason) => reason.clone(),
+            None => observed(&self.comparisons),
+        }
     }
 
     /// `held 1h`, or `held 41m of 1h, needs 19m`.
@@ -93,6 +191,7 @@ impl TriggerStatus {
             (false, Verdict::Pass) if self.armed => "BREACHING",
             (false, Verdict::Pass) => "OVER, NOT ARMED",
             (false, Verdict::NoData) => "NO DATA",
+            (false, Verdict::NotYetKnown) => "NOT YET KNOWN",
             _ => "QUIET",
         }
     }
@@ -106,6 +205,10 @@ impl TriggerStatus {
     /// without the comparison: a trigger's comparison is its alarm line, and "424ms > 900ms"
     /// beside a quiet trigger reads as a false statement.
     pub fn observed(&self) -> String {
+        if self.comparisons.iter().any(|c| c.sequential.is_some()) {
+            // A comparison's interval says where it stands without claiming a breach.
+            return observed(&self.comparisons);
+        }
         if let Some(reason) = &self.reason {
             return reason.clone();
         }
@@ -266,6 +369,7 @@ mod tests {
             right_value: Some(800.0),
             holds: Some(true),
             unit: None,
+            sequential: None,
         };
         assert_eq!(
             observed(std::slice::from_ref(&c)),
@@ -284,6 +388,7 @@ mod tests {
             right_value: Some(0.0075),
             holds: Some(true),
             unit: Some(Unit::Ratio),
+            sequential: None,
         };
         assert_eq!(observed(&[ratio]), "rate(error) = 0.4% <= 0.75%");
         assert_eq!(Unit::Ratio.format(Some(0.246)), "24.6%");
@@ -353,6 +458,7 @@ mod trigger_words {
                 right_value: Some(900.0),
                 holds: Some(verdict == Verdict::Pass),
                 unit: Some(Unit::parse("ms")),
+                sequential: None,
             }],
             action: TriggerAction::Kill,
             severity: Severity::Critical,

@@ -18,6 +18,10 @@
 //!                                          window (each metric read narrowed to it): all hold,
 //!                                          or one does; the trace names the values that decide
 //!           | fired(TRIGGER | STRING)      firings of a trigger in the current stage
+//!           | not_above(read, read, NUMBER ("," NUMBER)?)  canary (first) against baseline,
+//!           | not_below(...) | above(...) | below(...)     sequentially since stage entry:
+//!                                          a quantile, rate or mean of each, a margin and an
+//!                                          optional alpha; true, false or "not yet known"
 //! metric   := NAME ("{" NAME "=" STRING ("," NAME "=" STRING)* "}")? ("offset" DURATION)?
 //! UNIT     := ms | s | m | h (durations, normalised to ms) | % (x 0.01)
 //! ```
@@ -36,7 +40,8 @@ use serde::{Deserialize, Serialize};
 
 pub use check::{Resolve, Type, check};
 pub use eval::{
-    CmpTrace, EvalContext, Evaluation, Outcome, StageMemory, baseline_key, evaluate, value,
+    CmpTrace, EvalContext, Evaluation, Outcome, SeqTrace, StageMemory, baseline_key, evaluate,
+    value,
 };
 pub use parse::parse;
 
@@ -113,6 +118,21 @@ pub enum Kind {
         label: String,
         body: Box<Expr>,
     },
+    /// `not_above(canary, baseline, margin)` and its kin: two reads of the same kind
+    /// compared sequentially over everything since the stage was entered (docs/statistics.md).
+    Compare {
+        test: Test,
+        canary: Box<Expr>,
+        baseline: Box<Expr>,
+        /// A quantile's fraction (0.1: 10%), or a rate's or mean's difference in its units.
+        margin: f64,
+        /// The chance of a wrong conclusive verdict over the whole stage (default 5%).
+        alpha: Option<f64>,
+        /// The bounds of a compared mean's values, from the plan (not written in the text:
+        /// set by [`Expr::resolve_ranges`]).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        range: Option<[f64; 2]>,
+    },
     /// How many times a trigger fired in the current stage.
     Fired(String),
     Neg(Box<Expr>),
@@ -122,6 +142,47 @@ pub enum Kind {
     Logic(LogicOp, Box<Expr>, Box<Expr>),
     When(Box<Expr>, Box<Expr>),
 }
+
+/// What a comparison asks: whether the canary is conclusively within the margin
+/// (`not_above`, `not_below`, for gates) or conclusively beyond it (`above`, `below`, for
+/// triggers). Anything short of conclusive is "not yet known", never true.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Test {
+    NotAbove,
+    NotBelow,
+    Above,
+    Below,
+}
+
+impl Test {
+    pub const ALL: [Test; 4] = [Test::NotAbove, Test::NotBelow, Test::Above, Test::Below];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Test::NotAbove => "not_above",
+            Test::NotBelow => "not_below",
+            Test::Above => "above",
+            Test::Below => "below",
+        }
+    }
+
+    /// Which way is worse for the canary.
+    pub fn worse(self) -> crate::sequential::Worse {
+        match self {
+            Test::NotAbove | Test::Above => crate::sequential::Worse::Above,
+            Test::NotBelow | Test::Below => crate::sequential::Worse::Below,
+        }
+    }
+
+    /// True on a conclusive "worse" (a trigger's test) rather than on "not worse".
+    pub fn asks_worse(self) -> bool {
+        matches!(self, Test::Above | Test::Below)
+    }
+}
+
+/// The chance of a wrong conclusive verdict a comparison allows when the plan says none.
+pub const DEFAULT_ALPHA: f64 = 0.05;
 
 /// One metric read by an expression.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -151,6 +212,80 @@ impl Expr {
         }
     }
 
+    /// Gives every comparison of a mean the bounds its metric's values keep (`range(metric)`):
+    /// what its confidence sequence rests on.
+    pub fn resolve_ranges(&mut self, range: &impl Fn(&str) -> Option<[f64; 2]>) {
+        match &mut self.kind {
+            Kind::Compare {
+                canary,
+                range: bounds,
+                ..
+            } => {
+                *bounds = canary.read().and_then(|r| range(&r.metric));
+            }
+            Kind::Neg(a) | Kind::Not(a) | Kind::AtEntry(a) | Kind::Slope(a) => {
+                a.resolve_ranges(range)
+            }
+            Kind::Quantified { body, .. } => body.resolve_ranges(range),
+            Kind::Arith(_, a, b) | Kind::Cmp(_, a, b) | Kind::Logic(_, a, b) | Kind::When(a, b) => {
+                a.resolve_ranges(range);
+                b.resolve_ranges(range);
+            }
+            _ => {}
+        }
+    }
+
+    /// The plain comparison a chart draws for this node: itself for `a <= b`, and for a
+    /// sequential comparison the canary against its limit, `not_above(c, b, 10%)` as
+    /// `c <= 1.1 * b` for a quantile or `c <= b + 0.1` for a rate or mean. `None` for
+    /// anything else.
+    pub fn plain_comparison(&self) -> Option<(CmpOp, Expr, Expr)> {
+        match &self.kind {
+            Kind::Cmp(op, a, b) => Some((*op, (**a).clone(), (**b).clone())),
+            Kind::Compare {
+                test,
+                canary,
+                baseline,
+                margin,
+                ..
+            } => {
+                let at = |kind| Expr {
+                    kind,
+                    column: self.column,
+                };
+                let (op, sign) = match test {
+                    Test::NotAbove => (CmpOp::Le, 1.0),
+                    Test::Above => (CmpOp::Gt, 1.0),
+                    Test::NotBelow => (CmpOp::Ge, -1.0),
+                    Test::Below => (CmpOp::Lt, -1.0),
+                };
+                let ratio = matches!(
+                    canary.read().map(|r| r.aggregate),
+                    Some(Aggregate::Quantile(_))
+                );
+                let limit = if ratio {
+                    at(Kind::Arith(
+                        ArithOp::Mul,
+                        Box::new(at(Kind::Number(1.0 + sign * margin))),
+                        baseline.clone(),
+                    ))
+                } else {
+                    at(Kind::Arith(
+                        if sign > 0.0 {
+                            ArithOp::Add
+                        } else {
+                            ArithOp::Sub
+                        },
+                        baseline.clone(),
+                        Box::new(at(Kind::Number(*margin))),
+                    ))
+                };
+                Some((op, (**canary).clone(), limit))
+            }
+            _ => None,
+        }
+    }
+
     /// Every metric the expression reads, in reading order.
     pub fn metrics(&self) -> Vec<MetricRead> {
         let mut out = Vec::new();
@@ -167,6 +302,12 @@ impl Expr {
             Kind::Arith(_, a, b) | Kind::Cmp(_, a, b) | Kind::Logic(_, a, b) | Kind::When(a, b) => {
                 a.visit(f);
                 b.visit(f);
+            }
+            Kind::Compare {
+                canary, baseline, ..
+            } => {
+                canary.visit(f);
+                baseline.visit(f);
             }
             _ => {}
         }
@@ -272,6 +413,20 @@ impl fmt::Display for Expr {
             Kind::Slope(a) => write!(f, "slope({a})"),
             Kind::Quantified { all, label, body } => {
                 write!(f, "{}({label}, {body})", if *all { "all" } else { "any" })
+            }
+            Kind::Compare {
+                test,
+                canary,
+                baseline,
+                margin,
+                alpha,
+                ..
+            } => {
+                write!(f, "{}({canary}, {baseline}, {margin}", test.name())?;
+                if let Some(a) = alpha {
+                    write!(f, ", {a}")?;
+                }
+                f.write_str(")")
             }
             Kind::Fired(trigger) => {
                 f.write_str("fired(")?;

@@ -21,6 +21,9 @@ pub enum Verdict {
     Pass,
     Fail,
     NoData,
+    /// A comparison has not concluded yet: neither a pass nor a failure, and it does not
+    /// count toward a hold.
+    NotYetKnown,
     /// Its `when` guard is false in this stage.
     NotApplicable,
 }
@@ -223,22 +226,32 @@ impl Compiled {
     /// Parses every gate and trigger. Plans are validated before they get here, so an error
     /// means the plan was not validated.
     pub fn new(plan: &Plan) -> Result<Compiled, expr::ExprError> {
+        let range = |metric: &str| plan.metric(metric).and_then(|m| m.range);
+        let parse = |text: &str| {
+            expr::parse(text).map(|mut e| {
+                e.resolve_ranges(&range);
+                e
+            })
+        };
         let gates: Vec<Expr> = plan
             .gates
             .iter()
-            .map(|g| expr::parse(&g.expr))
+            .map(|g| parse(&g.expr))
             .collect::<Result<_, _>>()?;
         let triggers: Vec<Expr> = plan
             .triggers
             .iter()
-            .map(|t| expr::parse(&t.expr))
+            .map(|t| parse(&t.expr))
             .collect::<Result<_, _>>()?;
         let mut units = BTreeMap::new();
         for e in gates.iter().chain(&triggers) {
             e.visit(&mut |node| {
-                if let expr::Kind::Cmp(_, lhs, _) = &node.kind
-                    && let Some(unit) = crate::chart::unit_of(plan, lhs)
-                {
+                let lhs = match &node.kind {
+                    expr::Kind::Cmp(_, lhs, _) => lhs,
+                    expr::Kind::Compare { canary, .. } => canary,
+                    _ => return,
+                };
+                if let Some(unit) = crate::chart::unit_of(plan, lhs) {
                     units.insert(lhs.to_string(), unit);
                 }
             });
@@ -339,6 +352,7 @@ fn verdict(outcome: &Outcome) -> (Verdict, Option<String>) {
         Outcome::Pass => (Verdict::Pass, None),
         Outcome::Fail => (Verdict::Fail, None),
         Outcome::NoData { reason } => (Verdict::NoData, Some(reason.clone())),
+        Outcome::NotYetKnown { reason } => (Verdict::NotYetKnown, Some(reason.clone())),
         Outcome::NotApplicable => (Verdict::NotApplicable, None),
     }
 }
@@ -368,6 +382,10 @@ pub fn evaluate(
         .stage
         .and_then(|s| plan.stage(s))
         .map_or(&empty, |s| &s.flags);
+    memory.stage.split = now
+        .stage
+        .and_then(|s| plan.stage(s))
+        .and_then(|s| plan.split.canary_share(s.traffic));
     capture_baselines(plan, compiled, &mut memory.stage, source, flags);
     let gates = plan
         .gates
@@ -456,6 +474,9 @@ fn gate_status(
     if passing {
         m.failures_in_a_row = 0;
         m.held_since.get_or_insert(at);
+    } else if v == Verdict::NotYetKnown {
+        // Not a failure, and not time that counts: a hold counts only conclusive time.
+        m.held_since = None;
     } else {
         m.failures_in_a_row = m.failures_in_a_row.saturating_add(1);
         if m.failures_in_a_row > gate.tolerate {

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::actuate::{ActuatorStatus, ApplyState};
+use crate::expr::CmpTrace;
 use crate::gates::{Evaluated, GateStatus, Verdict};
 use crate::plan::{Channel, Plan, Severity};
 use crate::rollout::{Action, AuditRecord, OpenAlert, OpenAlertKind, Phase, RolloutState};
@@ -371,11 +372,18 @@ pub fn of_evaluations(plan: &Plan, before: &Evaluated, now: &Evaluated, at: Mill
         key,
         at,
     };
+    // A comparison newly worse is told once, as that: its gate's failing is the same news.
+    let worse = worse_events(plan, before, now, at);
+    let told_worse = |id: &str| {
+        worse
+            .iter()
+            .any(|e| e.key.starts_with(&format!("worse:{id}:")))
+    };
     for gate in &now.gates {
         let Some(old) = before.gates.iter().find(|g| g.id == gate.id) else {
             continue;
         };
-        if was_holding(old) && gate.verdict == Verdict::Fail {
+        if was_holding(old) && gate.verdict == Verdict::Fail && !told_worse(&gate.id) {
             let mut lines = values(&gate.comparisons);
             lines.push(format!(
                 "it had held {} of {}",
@@ -394,6 +402,7 @@ pub fn of_evaluations(plan: &Plan, before: &Evaluated, now: &Evaluated, at: Mill
             ));
         }
     }
+    events.extend(worse);
     for trigger in &now.triggers {
         let Some(old) = before.triggers.iter().find(|t| t.id == trigger.id) else {
             continue;
@@ -431,6 +440,77 @@ pub fn of_evaluations(plan: &Plan, before: &Evaluated, now: &Evaluated, at: Mill
         ));
     }
     events
+}
+
+/// A comparison that has just concluded "worse", told whether or not its gate ever held (a
+/// canary worse from its first conclusive minute must still reach people), once per
+/// comparison until it stops reading worse. Noise that never concludes sends nothing.
+fn worse_events(plan: &Plan, before: &Evaluated, now: &Evaluated, at: Millis) -> Vec<Event> {
+    use crate::sequential::Finding;
+    fn worse(comparisons: &[CmpTrace]) -> impl Iterator<Item = &CmpTrace> {
+        comparisons.iter().filter(|c| {
+            c.sequential
+                .as_ref()
+                .is_some_and(|s| s.comparison.finding == Finding::Worse)
+        })
+    }
+    // `not_above` in a gate and `above` in a trigger over the same reads are one finding.
+    let same = |a: &CmpTrace, b: &CmpTrace| {
+        let side = |c: &CmpTrace| {
+            c.sequential
+                .as_ref()
+                .map(|s| (s.comparison.worse, s.comparison.margin))
+        };
+        a.left == b.left && a.right == b.right && side(a) == side(b)
+    };
+    let was_worse: Vec<&CmpTrace> = before
+        .gates
+        .iter()
+        .map(|g| &g.comparisons)
+        .chain(before.triggers.iter().map(|t| &t.comparisons))
+        .flat_map(|c| worse(c))
+        .collect();
+    let mut told: Vec<&CmpTrace> = Vec::new();
+    let mut out = Vec::new();
+    let sources = now
+        .gates
+        .iter()
+        .map(|g| (&g.title, g.severity, &g.comparisons, g.id.as_str(), true))
+        .chain(
+            now.triggers
+                .iter()
+                .map(|t| (&t.title, t.severity, &t.comparisons, t.id.as_str(), false)),
+        );
+    for (title, severity, comparisons, id, is_gate) in sources {
+        for c in worse(comparisons) {
+            if was_worse.iter().any(|w| same(w, c)) || told.iter().any(|w| same(w, c)) {
+                continue;
+            }
+            told.push(c);
+            let mut lines = values(std::slice::from_ref(c));
+            let spec_guidance = if is_gate {
+                plan.gates.iter().find(|g| g.id == id).map(|g| &g.guidance)
+            } else {
+                plan.triggers
+                    .iter()
+                    .find(|t| t.id == id)
+                    .map(|t| &t.guidance)
+            };
+            if let Some(g) = spec_guidance {
+                lines.extend(guidance(g));
+            }
+            out.push(Event {
+                kind: EventKind::Worse,
+                severity,
+                rollout: plan.id.clone(),
+                title: format!("{}: canary worse than baseline: {title}", plan.title),
+                lines,
+                key: format!("worse:{id}:{at}"),
+                at,
+            });
+        }
+    }
+    out
 }
 
 /// The event an open alert was told as (its key the same, so an escalation of it is one

@@ -101,6 +101,19 @@ pub trait MetricSource {
         Vec::new()
     }
 
+    /// The events of `metric`'s series matching `selector` in the window, counted and
+    /// sketched together: what a sequential comparison reads. `None` when this source cannot
+    /// say (Prometheus-backed metrics are not kept event by event).
+    fn tally(
+        &self,
+        _metric: &str,
+        _selector: &Selector,
+        _window: Millis,
+        _at: Millis,
+    ) -> Option<crate::sequential::Tally> {
+        None
+    }
+
     /// Value of a raw PromQL expression at `at`, for sources backed by Prometheus. Sources
     /// that cannot answer PromQL return `None` (no data), which fails closed.
     fn promql(&self, _query: &str, _at: Millis) -> Result<Option<f64>, String> {

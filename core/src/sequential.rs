@@ -116,6 +116,44 @@ pub trait Ranked {
     fn relative(&self) -> f64;
 }
 
+/// What a comparison reads of one arm since the stage began: how many events, how many
+/// were yes (ratio metrics), their sum (means), and the sketch of their values.
+#[derive(Clone, Default)]
+pub struct Tally {
+    pub count: u64,
+    pub trues: u64,
+    pub sum: f64,
+    pub sketch: Option<sketches_ddsketch::DDSketch>,
+    /// The sketch's relative error.
+    pub relative: f64,
+}
+
+impl Ranked for Tally {
+    fn count(&self) -> u64 {
+        self.sketch.as_ref().map_or(0, |s| s.count() as u64)
+    }
+
+    fn value_at_index(&self, index: u64) -> Option<f64> {
+        let sketch = self.sketch.as_ref()?;
+        let n = sketch.count() as u64;
+        if index >= n {
+            return None;
+        }
+        // The sketch answers rank floor(q (n - 1)): aim at the middle of the index's step so
+        // rounding never lands on the one below.
+        let q = if n <= 1 {
+            0.0
+        } else {
+            ((index as f64 + 0.5) / (n - 1) as f64).clamp(0.0, 1.0)
+        };
+        sketch.quantile(q).ok().flatten()
+    }
+
+    fn relative(&self) -> f64 {
+        self.relative
+    }
+}
+
 /// Where the `q`-quantile of `d` lies: a confidence sequence at `alpha`, the sketch's error
 /// folded in. `None` for a bound not yet known (too few values, or beyond the data).
 pub fn quantile_interval(d: &impl Ranked, q: f64, alpha: f64) -> (Option<f64>, Option<f64>) {
@@ -154,85 +192,202 @@ pub enum Finding {
     NotYetKnown,
 }
 
-/// A comparison's verdict with the interval of the difference behind it.
+/// Which way is worse for the canary: above the baseline (latency, errors) or below it
+/// (quality, hit rate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Worse {
+    Above,
+    Below,
+}
+
+/// What the interval is of: canary / baseline (quantiles), or canary - baseline (rates and
+/// means, in the metric's units: 0.005 is half a percentage point of a rate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Measure {
+    Ratio,
+    Difference,
+}
+
+/// A comparison's verdict with the interval behind it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Comparison {
     pub finding: Finding,
-    /// Canary's value less the tolerated baseline (ratio - 1 for quantiles, points for
-    /// rates): worse above 0, not worse at or below it; `None` for an open end.
+    pub measure: Measure,
+    pub worse: Worse,
+    /// The tolerated departure: a ratio's fraction (0.10: 10% above or below baseline) or a
+    /// difference in the metric's units.
+    pub margin: f64,
+    /// The interval of the ratio or difference; `None` for an end not yet known.
     pub low: Option<f64>,
     pub high: Option<f64>,
     pub canary_n: u64,
     pub baseline_n: u64,
 }
 
-/// Canary's `q`-quantile against `(1 + margin)` times baseline's, each sequence at `alpha / 2`.
-/// Worse when the canary's lower bound is above the baseline's upper bound times
-/// `1 + margin`; not worse when the canary's upper bound is at or below the baseline's lower
-/// bound times `1 + margin`. For positive values (latencies, sizes).
+impl Comparison {
+    /// The line past which the canary is worse: `1.10` for a ratio with 10% allowed above,
+    /// `-0.02` for a difference with 0.02 allowed below.
+    pub fn limit(&self) -> f64 {
+        let m = match self.worse {
+            Worse::Above => self.margin,
+            Worse::Below => -self.margin,
+        };
+        match self.measure {
+            Measure::Ratio => 1.0 + m,
+            Measure::Difference => m,
+        }
+    }
+
+    fn judged(mut self) -> Comparison {
+        let limit = self.limit();
+        let (beyond, within) = match self.worse {
+            // Worse when the whole interval is past the limit; not worse when none of it is.
+            Worse::Above => (
+                self.low.is_some_and(|l| l > limit),
+                self.high.is_some_and(|h| h <= limit),
+            ),
+            Worse::Below => (
+                self.high.is_some_and(|h| h < limit),
+                self.low.is_some_and(|l| l >= limit),
+            ),
+        };
+        self.finding = if beyond {
+            Finding::Worse
+        } else if within {
+            Finding::NotWorse
+        } else {
+            Finding::NotYetKnown
+        };
+        self
+    }
+
+    /// How much longer until a decision if the estimate stays where it is and events keep
+    /// coming at the rate they came in `elapsed`: the interval narrows about as one over the
+    /// square root of the samples (the sequence's log factor ignored, so this errs short).
+    /// `None` when it cannot be said (an open end, or the estimate sits on the limit).
+    pub fn decision_in(&self, elapsed: crate::time::Millis) -> Option<crate::time::Millis> {
+        if self.finding != Finding::NotYetKnown || elapsed <= 0 {
+            return None;
+        }
+        let (low, high) = (self.low?, self.high?);
+        let (centre, half) = ((low + high) / 2.0, (high - low) / 2.0);
+        let gap = (centre - self.limit()).abs();
+        if gap <= f64::EPSILON * half.max(1.0) {
+            return None;
+        }
+        let factor = (half / gap).powi(2);
+        let more = elapsed as f64 * (factor - 1.0).max(0.0);
+        (more.is_finite() && more < 30.0 * crate::time::DAY as f64).then_some(more.round() as i64)
+    }
+}
+
+/// Canary's `q`-quantile against baseline's, each sequence at `alpha / 2`: the interval of
+/// their ratio, judged against `1 + margin` (worse above) or `1 - margin` (worse below). For
+/// positive values (latencies, sizes).
 pub fn compare_quantiles(
     canary: &impl Ranked,
     baseline: &impl Ranked,
     q: f64,
+    worse: Worse,
     margin: f64,
     alpha: f64,
 ) -> Comparison {
     let (cl, ch) = quantile_interval(canary, q, alpha / 2.0);
     let (bl, bh) = quantile_interval(baseline, q, alpha / 2.0);
-    let tolerance = 1.0 + margin;
-    // The ratio canary / (tolerance x baseline), less one.
-    let low = match (cl, bh) {
-        (Some(c), Some(b)) if b > 0.0 => Some(c / (tolerance * b) - 1.0),
+    let ratio = |c: Option<f64>, b: Option<f64>| match (c, b) {
+        (Some(c), Some(b)) if b > 0.0 => Some(c / b),
         _ => None,
-    };
-    let high = match (ch, bl) {
-        (Some(c), Some(b)) if b > 0.0 => Some(c / (tolerance * b) - 1.0),
-        _ => None,
-    };
-    let finding = if low.is_some_and(|l| l > 0.0) {
-        Finding::Worse
-    } else if high.is_some_and(|h| h <= 0.0) {
-        Finding::NotWorse
-    } else {
-        Finding::NotYetKnown
     };
     Comparison {
-        finding,
-        low,
-        high,
+        finding: Finding::NotYetKnown,
+        measure: Measure::Ratio,
+        worse,
+        margin,
+        low: ratio(cl, bh),
+        high: ratio(ch, bl),
         canary_n: canary.count(),
         baseline_n: baseline.count(),
     }
+    .judged()
 }
 
-/// Canary's rate (`canary_hits` of `canary_n`) against baseline's plus `margin` (in points of
-/// the rate: 0.005 is half a percentage point), each sequence at `alpha / 2`.
+/// Canary's rate (`canary_hits` of `canary_n`) against baseline's, each sequence at
+/// `alpha / 2`: the interval of their difference, judged against `margin` points (0.005 is
+/// half a percentage point) above or below.
 pub fn compare_rates(
     canary_hits: u64,
     canary_n: u64,
     baseline_hits: u64,
     baseline_n: u64,
+    worse: Worse,
     margin: f64,
     alpha: f64,
 ) -> Comparison {
     let (cl, ch) = rate_interval(canary_hits, canary_n, alpha / 2.0);
     let (bl, bh) = rate_interval(baseline_hits, baseline_n, alpha / 2.0);
-    let low = cl - bh - margin;
-    let high = ch - bl - margin;
-    let finding = if low > 0.0 {
-        Finding::Worse
-    } else if high <= 0.0 {
-        Finding::NotWorse
-    } else {
-        Finding::NotYetKnown
-    };
     Comparison {
-        finding,
-        low: Some(low),
-        high: Some(high),
+        finding: Finding::NotYetKnown,
+        measure: Measure::Difference,
+        worse,
+        margin,
+        low: Some(cl - bh),
+        high: Some(ch - bl),
         canary_n,
         baseline_n,
     }
+    .judged()
+}
+
+/// Where the mean of values bounded in `range` lies after `n` of them summing to `sum`: a
+/// confidence sequence at `alpha` from Robbins' normal mixture, valid for any distribution
+/// inside the range (bounded values are sub-Gaussian with scale half the range; Howard,
+/// Ramdas, McAuliffe and Sekhon 2021, eq. 14). `None` when there are none.
+pub fn mean_interval(sum: f64, n: u64, range: [f64; 2], alpha: f64) -> Option<(f64, f64)> {
+    if n == 0 || range[1] <= range[0] {
+        return None;
+    }
+    let nf = n as f64;
+    let sigma2 = ((range[1] - range[0]) / 2.0).powi(2);
+    // The mixture's spread: tightest near a thousand values, valid at every n.
+    let rho = sigma2 * 1_000.0;
+    let v = sigma2 * nf;
+    let radius = ((v + rho) * ((v + rho) / (rho * alpha * alpha)).ln()).sqrt() / nf;
+    let mean = sum / nf;
+    Some(((mean - radius).max(range[0]), (mean + radius).min(range[1])))
+}
+
+/// Canary's mean against baseline's, for values bounded in `range`, each sequence at
+/// `alpha / 2`: the interval of their difference, judged against `margin` above or below.
+#[allow(clippy::too_many_arguments)]
+pub fn compare_means(
+    canary_sum: f64,
+    canary_n: u64,
+    baseline_sum: f64,
+    baseline_n: u64,
+    range: [f64; 2],
+    worse: Worse,
+    margin: f64,
+    alpha: f64,
+) -> Comparison {
+    let c = mean_interval(canary_sum, canary_n, range, alpha / 2.0);
+    let b = mean_interval(baseline_sum, baseline_n, range, alpha / 2.0);
+    let (low, high) = match (c, b) {
+        (Some((cl, ch)), Some((bl, bh))) => (Some(cl - bh), Some(ch - bl)),
+        _ => (None, None),
+    };
+    Comparison {
+        finding: Finding::NotYetKnown,
+        measure: Measure::Difference,
+        worse,
+        margin,
+        low,
+        high,
+        canary_n,
+        baseline_n,
+    }
+    .judged()
 }
 
 /// Sample-ratio mismatch: whether `canary` of `canary + baseline` events departs from the

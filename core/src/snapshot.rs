@@ -208,6 +208,10 @@ pub struct Summary {
     /// The first thing that keeps the next step from being taken, if any.
     #[serde(default)]
     pub blocker: Option<String>,
+    /// Why health is DEGRADED when no gate says so by failing: a comparison's arms split other
+    /// than the stage implies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_reason: Option<String>,
     /// Checklist items past their time from T-0.
     #[serde(default)]
     pub overdue: usize,
@@ -313,11 +317,20 @@ impl Snapshot {
             .count();
         let t0_missed = self.state.phase == crate::rollout::Phase::NotStarted
             && self.state.t0.is_some_and(|t0| self.at > t0);
+        // A comparison still gathering evidence is no sign of trouble; one whose arms split
+        // other than the stage implies is (the router or an arm is broken).
+        let split_off = applicable
+            .iter()
+            .flat_map(|g| &g.comparisons)
+            .find_map(|c| c.sequential.as_ref().and_then(|s| s.split_off.clone()));
+        let troubled = applicable
+            .iter()
+            .any(|g| !matches!(g.verdict, Verdict::Pass | Verdict::NotYetKnown));
         let health = if self.state.phase == crate::rollout::Phase::Killed {
             Health::Killed
         } else if breaching || critical_gate {
             Health::Critical
-        } else if passing < applicable.len() {
+        } else if troubled || split_off.is_some() {
             Health::Degraded
         } else if overdue > 0 || t0_missed {
             Health::Overdue
@@ -346,10 +359,13 @@ impl Snapshot {
             kpis: Vec::new(),
             stage_index: self.state.stage,
             stages: self.plan.stages.len(),
+            health_reason: split_off.clone().filter(|_| health == Health::Degraded),
             blocker: match self.state.phase {
                 crate::rollout::Phase::NotStarted
                 | crate::rollout::Phase::Running
-                | crate::rollout::Phase::Hypercare => self.blockers().into_iter().next(),
+                | crate::rollout::Phase::Hypercare => split_off
+                    .filter(|_| !breaching && !critical_gate)
+                    .or_else(|| self.blockers().into_iter().next()),
                 _ => None,
             },
             overdue,
@@ -489,6 +505,7 @@ mod tests {
             right_value: Some(0.85),
             holds: Some(true),
             unit: Some(Unit::Ratio),
+            sequential: None,
         }];
         let snapshot = Snapshot::new(&plan, &RolloutState::new(), gates, Vec::new(), 0);
         let kpis = snapshot.gate_headlines(4);

@@ -668,6 +668,29 @@ fn import_into(
 }
 
 impl MetricSource for MetricStore {
+    fn tally(
+        &self,
+        metric: &str,
+        selector: &Selector,
+        window: Millis,
+        at: Millis,
+    ) -> Option<crate::sequential::Tally> {
+        self.kinds.get(metric)?;
+        // The same buckets `aggregate` merges for this window.
+        let from = at
+            .saturating_sub(window)
+            .saturating_sub(self.config.fine)
+            .saturating_add(1);
+        let b = self.merged(metric, selector, from, at.saturating_add(1));
+        Some(crate::sequential::Tally {
+            count: b.count,
+            trues: b.trues,
+            sum: b.sum,
+            sketch: b.sketch,
+            relative: RELATIVE_ERROR,
+        })
+    }
+
     fn label_values(
         &self,
         metric: &str,

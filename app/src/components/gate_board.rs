@@ -78,6 +78,7 @@ fn verdict_class(v: Verdict) -> &'static str {
         Verdict::Pass => "verdict pass",
         Verdict::Fail => "verdict fail",
         Verdict::NoData => "verdict nodata",
+        Verdict::NotYetKnown => "verdict unknown",
         Verdict::NotApplicable => "verdict na",
     }
 }
@@ -110,6 +111,7 @@ fn trigger_row(t: TriggerStatus, guidance: Option<Guidance>) -> impl IntoView {
         (true, _) => "verdict fail",
         // No data, or over its line where it is not armed: neither fine nor an alarm.
         (false, Verdict::NoData | Verdict::Pass) => "verdict nodata",
+        (false, Verdict::NotYetKnown) => "verdict unknown",
         _ => "verdict pass",
     };
     view! {
@@ -194,7 +196,8 @@ pub fn GateBoard(
             rows.sort_by_key(|(g, _)| match g.verdict {
                 Verdict::Fail => 0,
                 Verdict::NoData => 1,
-                _ => 2,
+                Verdict::NotYetKnown => 2,
+                _ => 3,
             });
             rows.truncate(WALL_ROWS);
         }

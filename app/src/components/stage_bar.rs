@@ -80,11 +80,12 @@ pub fn StageBar(
         Some((
             summary.health,
             summary.stage_entered_at.map(|t| Span(summary.at - t)),
+            summary.health_reason,
         ))
     });
     // A word and a shape as well as a colour, to be read from across the room.
     let health_view = move || {
-        health.get().map(|(h, _)| {
+        health.get().map(|(h, _, why)| {
             let (text, class) = match h {
                 Health::Healthy => ("● HEALTHY", "health healthy"),
                 Health::Overdue => ("◷ OVERDUE", "health overdue"),
@@ -92,7 +93,10 @@ pub fn StageBar(
                 Health::Critical => ("■ CRITICAL", "health critical"),
                 Health::Killed => ("✕ KILLED", "health killed"),
             };
-            view! { <span class=class data-testid="health">{text}</span> }
+            view! {
+                <span class=class data-testid="health">{text}</span>
+                {why.map(|w| view! { <span class="health-why" data-testid="health-why">{w}</span> })}
+            }
         })
     };
     let in_stage = move || {
@@ -100,7 +104,7 @@ pub fn StageBar(
             return String::new();
         };
         match (s.state.phase, health.get()) {
-            (Phase::Running | Phase::Paused, Some((_, Some(span)))) => {
+            (Phase::Running | Phase::Paused, Some((_, Some(span), _))) => {
                 format!("in stage {}", span.human())
             }
             // The watch after launch: how long is left before it may be closed.

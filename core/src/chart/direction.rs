@@ -27,9 +27,10 @@ pub fn better(plan: &Plan, metric: &str) -> Option<Better> {
         // A gate says what healthy is; a trigger fires on the opposite.
         let healthy = kind == LimitKind::Gate;
         e.visit(&mut |node| {
-            let Kind::Cmp(op, lhs, rhs) = &node.kind else {
+            let Some((op, lhs, rhs)) = node.plain_comparison() else {
                 return;
             };
+            let (op, lhs, rhs) = (&op, &lhs, &rhs);
             if lhs.read().is_none_or(|r| r.metric != metric) {
                 return;
             }

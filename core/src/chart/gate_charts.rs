@@ -122,10 +122,10 @@ pub fn gate_charts(plan: &Plan) -> Vec<GateChart> {
         };
         let mut comparisons: Vec<(Expr, Expr)> = Vec::new();
         e.visit(&mut |node| {
-            if let Kind::Cmp(op, lhs, rhs) = &node.kind
-                && needs_gate_chart(*op, lhs, rhs)
+            if let Some((op, lhs, rhs)) = node.plain_comparison()
+                && needs_gate_chart(op, &lhs, &rhs)
             {
-                comparisons.push(((**lhs).clone(), (**rhs).clone()));
+                comparisons.push((lhs, rhs));
             }
         });
         let Some((lhs, rhs)) = comparisons.first() else {

@@ -19,6 +19,119 @@ pub trait Resolve {
     fn flag(&self, name: &str) -> Option<Type>;
     /// Whether the plan has a trigger with this id.
     fn trigger(&self, id: &str) -> bool;
+    /// The values a metric can take, when the plan bounds them (a mean is compared only
+    /// within known bounds).
+    fn range(&self, _name: &str) -> Option<[f64; 2]> {
+        None
+    }
+    /// Whether the metric's events come to cutover one by one (pushed), rather than as a
+    /// number Prometheus computed: only those can be compared event by event.
+    fn events(&self, _name: &str) -> bool {
+        true
+    }
+}
+
+/// A comparison's two reads: metric reads of the same aggregate (a quantile, `rate` or a
+/// bounded `mean`), pushed event by event, read now.
+fn compare(
+    e: &Expr,
+    test: super::Test,
+    canary: &Expr,
+    baseline: &Expr,
+    margin: f64,
+    r: &dyn Resolve,
+) -> Result<(), ExprError> {
+    let name = test.name();
+    let mut aggregates = Vec::new();
+    for (side, read) in [("canary", canary), ("baseline", baseline)] {
+        let Kind::Metric {
+            aggregate,
+            metric,
+            offset,
+            ..
+        } = &read.kind
+        else {
+            return Err(err(
+                read,
+                format!(
+                    "{name}( needs a metric read for the {side}, e.g. p95(latency_ms{{variant=\"{side}\"}})"
+                ),
+            ));
+        };
+        type_of(read, r)?;
+        if *offset != 0 {
+            return Err(err(
+                read,
+                format!("{name}( compares since the stage was entered: no offset"),
+            ));
+        }
+        if !r.events(metric) {
+            return Err(err(
+                read,
+                format!(
+                    "{name}( reads events one by one: \"{metric}\" comes from Prometheus as a number"
+                ),
+            ));
+        }
+        match aggregate {
+            Aggregate::Quantile(_) | Aggregate::Rate => {}
+            Aggregate::Mean if r.range(metric).is_some() => {}
+            Aggregate::Mean => {
+                return Err(err(
+                    read,
+                    format!(
+                        "{name}( compares a mean only within known bounds: give \"{metric}\" a range, e.g. range = [0, 1]"
+                    ),
+                ));
+            }
+            _ => {
+                return Err(err(
+                    read,
+                    format!(
+                        "{name}( compares a quantile (p95), a rate or a mean, not {}",
+                        aggregate.name()
+                    ),
+                ));
+            }
+        }
+        aggregates.push((aggregate.clone(), metric.clone()));
+    }
+    if aggregates[0].0 != aggregates[1].0 {
+        return Err(err(
+            baseline,
+            format!(
+                "{name}( compares like with like: {} against {}",
+                aggregates[0].0.name(),
+                aggregates[1].0.name()
+            ),
+        ));
+    }
+    if let Aggregate::Mean = aggregates[0].0
+        && r.range(&aggregates[0].1) != r.range(&aggregates[1].1)
+    {
+        return Err(err(
+            baseline,
+            format!("{name}( compares means of metrics with the same range"),
+        ));
+    }
+    if canary == baseline {
+        return Err(err(
+            baseline,
+            format!(
+                "{name}( compares two different reads: select the canary and the baseline, e.g. {{variant=\"canary\"}}"
+            ),
+        ));
+    }
+    if matches!(aggregates[0].0, Aggregate::Quantile(_))
+        && test.worse() == crate::sequential::Worse::Below
+        && margin >= 1.0
+    {
+        return Err(err(
+            e,
+            format!("{name}( a quantile's margin below the baseline must be under 100%"),
+        ));
+    }
+    Ok(())
 }
 
 fn err(e: &Expr, message: impl Into<String>) -> ExprError {
@@ -134,6 +247,16 @@ fn type_of(e: &Expr, r: &dyn Resolve) -> Result<Type, ExprError> {
                 ));
             }
             Ok(Type::Number)
+        }
+        Kind::Compare {
+            test,
+            canary,
+            baseline,
+            margin,
+            ..
+        } => {
+            compare(e, *test, canary, baseline, *margin, r)?;
+            Ok(Type::Bool)
         }
         Kind::Fired(trigger) => {
             if r.trigger(trigger) {

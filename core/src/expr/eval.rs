@@ -31,6 +31,10 @@ pub struct StageMemory {
     pub baselines: BTreeMap<String, f64>,
     /// Firings per trigger id.
     pub fired: BTreeMap<String, u32>,
+    /// The canary's share of the compared events this stage implies (its traffic), when the
+    /// plan checks the split: comparisons read "not yet known" while the split is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<f64>,
 }
 
 /// Which captured baseline an `at_entry(inner)` over `window` reads.
@@ -43,7 +47,13 @@ pub fn baseline_key(window: Millis, inner: &Expr) -> String {
 pub enum Outcome {
     Pass,
     Fail,
-    NoData { reason: String },
+    NoData {
+        reason: String,
+    },
+    /// A comparison has not concluded: never a pass, never a failure.
+    NotYetKnown {
+        reason: String,
+    },
     NotApplicable,
 }
 
@@ -61,6 +71,25 @@ pub struct CmpTrace {
     /// side reads a metric of the plan: the gate board shows `0.4% <= 0.75%`, not `0.0040`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unit: Option<crate::unit::Unit>,
+    /// For a sequential comparison: the interval, the samples and when a decision may come.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<SeqTrace>,
+}
+
+/// A sequential comparison as the gate board shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeqTrace {
+    #[serde(flatten)]
+    pub comparison: crate::sequential::Comparison,
+    pub alpha: f64,
+    /// How long the comparison has read (since the stage was entered).
+    pub since: Millis,
+    /// About how much longer to a decision at the current event rate, when it can be said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_in: Option<Millis>,
+    /// Why the split of events between the arms is not what the stage implies, if it is not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_off: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +103,8 @@ enum V {
     Num(f64),
     Bool(bool),
     NoData(String),
+    /// A condition not yet decided (a comparison still gathering evidence).
+    Pending(String),
     NotApplicable,
 }
 
@@ -102,6 +133,12 @@ fn narrow(body: &Expr, label: &str, value: &str) -> Expr {
                 walk(a, label, value)
             }
             Kind::Quantified { body, .. } => walk(body, label, value),
+            Kind::Compare {
+                canary, baseline, ..
+            } => {
+                walk(canary, label, value);
+                walk(baseline, label, value);
+            }
             Kind::Arith(_, a, b) | Kind::Cmp(_, a, b) | Kind::Logic(_, a, b) | Kind::When(a, b) => {
                 walk(a, label, value);
                 walk(b, label, value);
@@ -137,7 +174,7 @@ fn quantified(
             "{e}: no value of {label} has samples in the window"
         ));
     }
-    let (mut passed, mut failed, mut missing) = (Vec::new(), Vec::new(), None);
+    let (mut passed, mut failed, mut missing, mut pending) = (Vec::new(), Vec::new(), None, None);
     for value in values.iter().take(MAX_VALUES) {
         let mut t = Vec::new();
         match eval(&narrow(body, label, value), cx, &mut t) {
@@ -145,6 +182,9 @@ fn quantified(
             V::Bool(false) => failed.push(t),
             V::NoData(reason) => {
                 missing.get_or_insert(reason);
+            }
+            V::Pending(reason) => {
+                pending.get_or_insert((reason, t));
             }
             V::NotApplicable | V::Num(_) => {}
         }
@@ -162,6 +202,11 @@ fn quantified(
             V::Bool(true)
         }
         _ if missing.is_some() => V::NoData(missing.unwrap_or_default()),
+        _ if pending.is_some() => {
+            let (reason, t) = pending.unwrap_or_default();
+            trace.extend(t);
+            V::Pending(reason)
+        }
         (true, false, true) => {
             keep(passed, trace);
             V::Bool(true)
@@ -171,6 +216,132 @@ fn quantified(
             V::Bool(false)
         }
         _ => V::NotApplicable,
+    }
+}
+
+/// `test(canary, baseline, margin)`: the two reads over everything since the stage was
+/// entered, compared by a confidence sequence (`crate::sequential`). True or false only when
+/// conclusive; otherwise "not yet known", with the interval and samples in the trace.
+fn compare(
+    e: &Expr,
+    test: super::Test,
+    (canary, baseline): (&Expr, &Expr),
+    (margin, alpha, range): (f64, f64, Option<[f64; 2]>),
+    cx: &EvalContext<'_>,
+    trace: &mut Vec<CmpTrace>,
+) -> V {
+    use crate::query::Aggregate;
+    use crate::sequential::{self, Finding};
+    let Some(entered) = cx.stage.entered_at else {
+        return V::NoData(format!("{e}: the stage has not been entered"));
+    };
+    let since = cx.at.saturating_sub(entered).max(1);
+    let (Some(c), Some(b)) = (canary.read(), baseline.read()) else {
+        return V::NoData(format!("{e} compares something that is not a metric read"));
+    };
+    let mut tallies = Vec::with_capacity(2);
+    for read in [&c, &b] {
+        if let Some(reason) = cx.source.unavailable(&read.metric) {
+            return V::NoData(format!("{}: {reason}", read.metric));
+        }
+        match cx.source.tally(&read.metric, &read.selector, since, cx.at) {
+            Some(t) if t.count > 0 => tallies.push(t),
+            Some(_) => {
+                return V::NoData(format!(
+                    "no samples for {} since the stage was entered",
+                    if tallies.is_empty() { canary } else { baseline }
+                ));
+            }
+            None => {
+                return V::NoData(format!(
+                    "{}: this source cannot compare event by event",
+                    read.metric
+                ));
+            }
+        }
+    }
+    let (ct, bt) = (&tallies[0], &tallies[1]);
+    let worse = test.worse();
+    let comparison = match &c.aggregate {
+        Aggregate::Quantile(q) => sequential::compare_quantiles(ct, bt, *q, worse, margin, alpha),
+        Aggregate::Rate => {
+            sequential::compare_rates(ct.trues, ct.count, bt.trues, bt.count, worse, margin, alpha)
+        }
+        Aggregate::Mean => match range {
+            Some(range) => sequential::compare_means(
+                ct.sum, ct.count, bt.sum, bt.count, range, worse, margin, alpha,
+            ),
+            None => {
+                return V::NoData(format!(
+                    "{}: a mean is compared only within its range",
+                    c.metric
+                ));
+            }
+        },
+        other => {
+            return V::NoData(format!("{e}: {} cannot be compared", other.name()));
+        }
+    };
+    // Sample-ratio mismatch: the arms' events split other than the stage implies (a broken
+    // router, a crashing arm dropping events) make any comparison of them meaningless.
+    let split_off = cx.stage.split.and_then(|share| {
+        let (cn, bn) = (comparison.canary_n, comparison.baseline_n);
+        (share > 0.0 && share < 1.0 && sequential::split_is_off(cn, bn, share, alpha)).then(|| {
+            format!(
+                "traffic split off: canary has {:.1}% of the compared events where the stage implies {:.1}%",
+                100.0 * cn as f64 / (cn + bn).max(1) as f64,
+                100.0 * share
+            )
+        })
+    });
+    let finding = if split_off.is_some() {
+        Finding::NotYetKnown
+    } else {
+        comparison.finding
+    };
+    let estimate = |t: &sequential::Tally| match &c.aggregate {
+        Aggregate::Quantile(q) => t
+            .sketch
+            .as_ref()
+            .and_then(|s| s.quantile(*q).ok().flatten()),
+        Aggregate::Rate => Some(t.trues as f64 / t.count.max(1) as f64),
+        _ => Some(t.sum / t.count.max(1) as f64),
+    };
+    let holds = match finding {
+        Finding::NotYetKnown => None,
+        Finding::Worse => Some(test.asks_worse()),
+        Finding::NotWorse => Some(!test.asks_worse()),
+    };
+    let decision_in = if split_off.is_none() {
+        comparison.decision_in(since)
+    } else {
+        None
+    };
+    trace.push(CmpTrace {
+        left: canary.to_string(),
+        left_value: estimate(ct),
+        op: test.name().to_string(),
+        right: baseline.to_string(),
+        right_value: estimate(bt),
+        holds,
+        unit: None,
+        sequential: Some(SeqTrace {
+            comparison: sequential::Comparison {
+                finding,
+                ..comparison
+            },
+            alpha,
+            since,
+            decision_in,
+            split_off: split_off.clone(),
+        }),
+    });
+    match holds {
+        Some(h) => V::Bool(h),
+        None => V::Pending(match split_off {
+            Some(why) => format!("not yet known ({why})"),
+            None => format!("not yet known: {e} has not concluded"),
+        }),
     }
 }
 
@@ -257,6 +428,21 @@ fn eval(e: &Expr, cx: &EvalContext<'_>, trace: &mut Vec<CmpTrace>) -> V {
         },
         Kind::Slope(inner) => slope(e, inner, cx),
         Kind::Quantified { all, label, body } => quantified(e, *all, label, body, cx, trace),
+        Kind::Compare {
+            test,
+            canary,
+            baseline,
+            margin,
+            alpha,
+            range,
+        } => compare(
+            e,
+            *test,
+            (canary, baseline),
+            (*margin, alpha.unwrap_or(super::DEFAULT_ALPHA), *range),
+            cx,
+            trace,
+        ),
         Kind::Fired(trigger) => V::Num(cx.stage.fired.get(trigger).copied().unwrap_or(0) as f64),
         Kind::PromQl(q) => match cx.source.promql(q, cx.at) {
             Ok(Some(v)) => number(v, || "promql returned a non-finite value".into()),
@@ -298,6 +484,7 @@ fn eval(e: &Expr, cx: &EvalContext<'_>, trace: &mut Vec<CmpTrace>) -> V {
                 right_value: r,
                 holds,
                 unit: None,
+                sequential: None,
             });
             match (holds, left, right) {
                 (Some(h), _, _) => V::Bool(h),
@@ -311,7 +498,8 @@ fn eval(e: &Expr, cx: &EvalContext<'_>, trace: &mut Vec<CmpTrace>) -> V {
         },
         Kind::Logic(op, a, b) => {
             let (x, y) = (eval(a, cx, trace), eval(b, cx, trace));
-            // Kleene logic: a definite answer wins over missing data.
+            // Kleene logic: a definite answer wins over missing data and over a comparison
+            // not yet decided; missing data is told before "not yet known".
             match (op, x, y) {
                 (LogicOp::And, V::Bool(false), _) | (LogicOp::And, _, V::Bool(false)) => {
                     V::Bool(false)
@@ -321,6 +509,7 @@ fn eval(e: &Expr, cx: &EvalContext<'_>, trace: &mut Vec<CmpTrace>) -> V {
                     V::Bool(if *op == LogicOp::And { p && q } else { p || q })
                 }
                 (_, V::NoData(r), _) | (_, _, V::NoData(r)) => V::NoData(r),
+                (_, V::Pending(r), _) | (_, _, V::Pending(r)) => V::Pending(r),
                 _ => V::NoData(format!("{e} combines something that is not a condition")),
             }
         }
@@ -328,6 +517,7 @@ fn eval(e: &Expr, cx: &EvalContext<'_>, trace: &mut Vec<CmpTrace>) -> V {
             V::Bool(false) => V::NotApplicable,
             V::Bool(true) => eval(body, cx, trace),
             V::NoData(r) => V::NoData(r),
+            V::Pending(r) => V::Pending(r),
             _ => V::NoData(format!("{guard} is not a condition")),
         },
     }
@@ -340,6 +530,7 @@ pub fn evaluate(e: &Expr, cx: &EvalContext<'_>) -> Evaluation {
         V::Bool(true) => Outcome::Pass,
         V::Bool(false) => Outcome::Fail,
         V::NoData(reason) => Outcome::NoData { reason },
+        V::Pending(reason) => Outcome::NotYetKnown { reason },
         V::NotApplicable => Outcome::NotApplicable,
         V::Num(_) => Outcome::NoData {
             reason: format!("{e} is a number, not a condition"),

@@ -1,7 +1,7 @@
 //! Text to `Expr`: a lexer that normalises units, and a precedence-climbing parser whose
 //! errors name the column and what was expected.
 
-use super::{ArithOp, CmpOp, Expr, ExprError, Kind, LogicOp};
+use super::{ArithOp, CmpOp, Expr, ExprError, Kind, LogicOp, Test};
 use crate::query::{Aggregate, Selector};
 use crate::time::{DAY, Millis};
 
@@ -381,6 +381,64 @@ impl Parser {
         }
     }
 
+    /// `not_above(canary, baseline, margin)` or with a fourth argument, the alpha.
+    fn comparison(&mut self, test: Test, column: usize) -> Result<Kind, ExprError> {
+        let name = test.name();
+        let usage = format!(
+            "{name}(canary read, baseline read, margin), e.g. {name}(p95(latency_ms{{variant=\"canary\"}}), p95(latency_ms{{variant=\"baseline\"}}), 10%)"
+        );
+        let canary = self.sum()?;
+        self.expect(
+            Tok::Comma,
+            &format!("\",\" after the canary read in {usage}"),
+        )?;
+        let baseline = self.sum()?;
+        self.expect(Tok::Comma, &format!("\",\" and a margin in {usage}"))?;
+        let margin = self.number_arg(name, "the margin (10% or 0.5%)")?;
+        let alpha = if self.peek() == Some(&Tok::Comma) {
+            self.pos += 1;
+            let col = self.col();
+            let a = self.number_arg(name, "the alpha (5%)")?;
+            if !(a > 0.0 && a <= 0.2) {
+                return Err(err(
+                    col,
+                    format!("{name}( alpha must be above 0 and at most 20%, e.g. 5%"),
+                ));
+            }
+            Some(a)
+        } else {
+            None
+        };
+        if !(0.0..=10.0).contains(&margin) {
+            return Err(err(
+                column,
+                format!("{name}( margin must be between 0 and 1000%"),
+            ));
+        }
+        Ok(Kind::Compare {
+            test,
+            canary: Box::new(canary),
+            baseline: Box::new(baseline),
+            margin,
+            alpha,
+            range: None,
+        })
+    }
+
+    fn number_arg(&mut self, name: &str, what: &str) -> Result<f64, ExprError> {
+        let col = self.col();
+        match self.next() {
+            Some(Tok::Num(n)) => Ok(n),
+            other => Err(err(
+                col,
+                format!(
+                    "{name}( needs {what} as a number here, found {}",
+                    describe(other.as_ref())
+                ),
+            )),
+        }
+    }
+
     fn call(&mut self, name: &str, column: usize) -> Result<Kind, ExprError> {
         if name == "promql" {
             return match self.next() {
@@ -417,6 +475,9 @@ impl Parser {
                 body: Box::new(body),
             });
         }
+        if let Some(test) = Test::ALL.into_iter().find(|t| t.name() == name) {
+            return self.comparison(test, column);
+        }
         if name == "slope" {
             let inner = self.sum()?;
             return Ok(Kind::Slope(Box::new(inner)));
@@ -445,7 +506,7 @@ impl Parser {
             "min" => Aggregate::Min,
             "last" => Aggregate::Last,
             _ => Aggregate::Quantile(quantile(name).ok_or_else(|| {
-                err(column, format!("unknown function \"{name}\": use p50..p99, p999, rate, share, mean, count, sum, max, min, last, per_second, slope, at_entry, fired or promql"))
+                err(column, format!("unknown function \"{name}\": use p50..p99, p999, rate, share, mean, count, sum, max, min, last, per_second, slope, at_entry, fired, not_above, not_below, above, below or promql"))
             })?),
         };
         let metric_col = self.col();

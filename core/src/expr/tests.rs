@@ -359,6 +359,7 @@ fn the_trace_shows_each_comparison_with_its_values() {
             right_value: Some(8.0),
             holds: Some(false),
             unit: None,
+            sequential: None,
         }]
     );
     assert_eq!(e.metrics().len(), 2);
@@ -380,7 +381,7 @@ fn errors_name_the_column_and_what_is_wrong() {
         (
             "p1000(latency_ms) < 1",
             1,
-            "unknown function \"p1000\": use p50..p99, p999, rate, share, mean, count, sum, max, min, last, per_second, slope, at_entry, fired or promql",
+            "unknown function \"p1000\": use p50..p99, p999, rate, share, mean, count, sum, max, min, last, per_second, slope, at_entry, fired, not_above, not_below, above, below or promql",
         ),
         ("p95(latency) < 1", 1, "unknown metric \"latency\""),
         (
@@ -429,6 +430,46 @@ fn errors_name_the_column_and_what_is_wrong() {
             "unknown flag \"live\" (metrics are read through a function, e.g. last(live))",
         ),
         ("rate(error) <= ", 16, "expected a value, found the end"),
+        (
+            "not_above(p95(latency_ms{variant=\"c\"}), p50(latency_ms{variant=\"b\"}), 10%)",
+            41,
+            "not_above( compares like with like: p95 against p50",
+        ),
+        (
+            "not_above(p95(latency_ms), p95(latency_ms), 10%)",
+            28,
+            "not_above( compares two different reads: select the canary and the baseline, e.g. {variant=\"canary\"}",
+        ),
+        (
+            "not_below(mean(quality{variant=\"c\"}), mean(quality{variant=\"b\"}), 2%)",
+            11,
+            "not_below( compares a mean only within known bounds: give \"quality\" a range, e.g. range = [0, 1]",
+        ),
+        (
+            "above(max(latency_ms{variant=\"c\"}), max(latency_ms{variant=\"b\"}), 10%)",
+            7,
+            "above( compares a quantile (p95), a rate or a mean, not max",
+        ),
+        (
+            "above(rate(error{v=\"c\"} offset 1h), rate(error), 1%)",
+            7,
+            "above( compares since the stage was entered: no offset",
+        ),
+        (
+            "not_above(rate(error{v=\"c\"}), rate(error), x)",
+            44,
+            "not_above( needs the margin (10% or 0.5%) as a number here, found \"x\"",
+        ),
+        (
+            "not_above(rate(error{v=\"c\"}), rate(error), 1%, 50%)",
+            48,
+            "not_above( alpha must be above 0 and at most 20%, e.g. 5%",
+        ),
+        (
+            "not_above(rate(error{v=\"c\"}), rate(error), 1%) + 1 > 0",
+            1,
+            "arithmetic needs a number here, not a condition",
+        ),
         ("promql(\"x) < 1", 8, "unclosed string: add the closing \""),
     ];
     for (src, column, message) in cases {
@@ -807,4 +848,28 @@ fn quantifiers_name_the_offending_value_and_need_values() {
     assert!(message.contains("select on another label"), "{message}");
     let (_, message) = errors_at("all(3, last(queue_depth) > 1)");
     assert!(message.contains("needs a label name first"), "{message}");
+}
+
+#[test]
+fn comparisons_print_as_they_parse_and_visit_both_reads() {
+    for src in [
+        "not_above(p95(latency_ms{variant=\"canary\"}), p95(latency_ms{variant=\"baseline\"}), 0.1)",
+        "below(rate(cache_hit{variant=\"canary\"}), rate(cache_hit{variant=\"baseline\"}), 0.02, 0.01)",
+        "not_above(rate(error{variant=\"canary\"}), rate(error{variant=\"baseline\"}), 0.005) when enabled",
+    ] {
+        let e = parse(src).unwrap();
+        check(&e, &Plan).unwrap_or_else(|err| panic!("{src}: {err}"));
+        assert_eq!(e.to_string(), src);
+        assert_eq!(parse(&e.to_string()).unwrap(), e);
+        assert_eq!(e.metrics().len(), 2, "{src}");
+    }
+}
+
+#[test]
+fn a_comparison_without_a_stage_or_a_source_that_counts_events_has_no_data() {
+    // The fake source keeps no events: a comparison over it cannot be made, and says so.
+    let src = "not_above(p95(latency_ms{variant=\"canary\"}), p95(latency_ms{variant=\"baseline\"}), 10%)";
+    assert!(
+        matches!(run(src, &[("latency_ms", 1.0)], true), Outcome::NoData { reason } if reason.contains("stage has not been entered"))
+    );
 }

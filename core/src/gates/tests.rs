@@ -593,3 +593,264 @@ proptest::proptest! {
         }
     }
 }
+
+/// Sequential comparisons as a gate and a trigger over a real metric store: "not yet known"
+/// early, then a conclusive verdict, holds counted only from it, and the split check.
+mod comparisons {
+    use super::*;
+    use crate::time::SECOND;
+    use crate::window::{MetricStore, Sample, SampleValue, StoreConfig};
+
+    const PLAN: &str = r#"
+[rollout]
+id = "c"
+title = "C"
+
+[compare]
+split = "even"
+
+[[stage]]
+id = "canary"
+traffic = 50
+
+[[metric]]
+id = "latency_ms"
+kind = "distribution"
+unit = "ms"
+
+[[metric]]
+id = "quality"
+kind = "distribution"
+range = [0, 1]
+
+[[gate]]
+id = "p95-vs-baseline"
+expr = 'not_above(p95(latency_ms{variant="canary"}), p95(latency_ms{variant="baseline"}), 10%)'
+window = "5m"
+hold = "10m"
+
+[[gate]]
+id = "quality"
+expr = 'not_below(mean(quality{variant="canary"}), mean(quality{variant="baseline"}), 5%)'
+window = "5m"
+hold = "10m"
+
+[[trigger]]
+id = "slower"
+expr = 'above(p95(latency_ms{variant="canary"}), p95(latency_ms{variant="baseline"}), 10%)'
+for = "1m"
+action = "alert"
+"#;
+
+    /// SplitMix64, seeded: the same data on every run.
+    struct Rng(u64);
+    impl Rng {
+        fn uniform(&mut self) -> f64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        }
+        fn latency(&mut self) -> f64 {
+            // Log-normal around 200 ms.
+            let (u, v) = (self.uniform().max(1e-300), self.uniform());
+            let z = (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos();
+            200.0 * (0.5 * z).exp()
+        }
+    }
+
+    struct Arms {
+        plan: Plan,
+        compiled: Compiled,
+        memory: Memory,
+        store: MetricStore,
+        rng: Rng,
+    }
+
+    impl Arms {
+        fn new() -> Arms {
+            let plan = crate::plan::parse("c.toml", PLAN).unwrap();
+            let compiled = Compiled::new(&plan).unwrap();
+            let store = MetricStore::new(
+                StoreConfig::default(),
+                plan.metrics.iter().map(|m| (m.id.clone(), m.kind)),
+            );
+            Arms {
+                plan,
+                compiled,
+                memory: Memory::default(),
+                store,
+                rng: Rng(11),
+            }
+        }
+
+        fn sample(&mut self, metric: &str, variant: &str, ts: Millis, value: f64) {
+            let sample = Sample {
+                metric: metric.into(),
+                labels: [("variant".to_string(), variant.to_string())].into(),
+                ts,
+                value: SampleValue::Number(value),
+            };
+            self.store.record(&sample, ts).unwrap();
+        }
+
+        /// Seconds `from..to` of traffic: `per_second` events per arm (the canary's share
+        /// of them `canary_share` of twice that), the canary's latency times `slower`;
+        /// evaluated every 10 s with the stage entered at 0.
+        fn run(
+            &mut self,
+            (from, to): (i64, i64),
+            per_second: u32,
+            canary_share: f64,
+            slower: f64,
+        ) -> Vec<Evaluated> {
+            let mut out = Vec::new();
+            for s in from..to {
+                let ts = s * SECOND;
+                for _ in 0..2 * per_second {
+                    let canary = self.rng.uniform() < canary_share;
+                    let latency = self.rng.latency();
+                    let quality = 0.8 + 0.1 * self.rng.uniform();
+                    let (variant, latency) = if canary {
+                        ("canary", latency * slower)
+                    } else {
+                        ("baseline", latency)
+                    };
+                    self.sample("latency_ms", variant, ts, latency);
+                    self.sample("quality", variant, ts, quality);
+                }
+                if s % 10 == 9 {
+                    out.push(evaluate(
+                        &self.plan,
+                        &self.compiled,
+                        &mut self.memory,
+                        &self.store,
+                        Moment {
+                            stage: Some("canary"),
+                            entered_at: Some(0),
+                            armed: true,
+                            at: ts,
+                        },
+                    ));
+                }
+            }
+            out
+        }
+    }
+
+    fn verdicts(runs: &[Evaluated], id: &str) -> Vec<Verdict> {
+        runs.iter().map(|e| gate(e, id).verdict).collect()
+    }
+
+    #[test]
+    fn equal_arms_are_not_yet_known_then_not_worse_and_the_hold_counts_from_then() {
+        let mut arms = Arms::new();
+        let runs = arms.run((0, 1200), 30, 0.5, 1.0);
+        let v = verdicts(&runs, "p95-vs-baseline");
+        assert_eq!(v[0], Verdict::NotYetKnown, "ten seconds decide nothing");
+        let first_pass = v
+            .iter()
+            .position(|v| *v == Verdict::Pass)
+            .expect("concludes");
+        assert!(
+            v[..first_pass].iter().all(|v| *v == Verdict::NotYetKnown),
+            "never worse on the way: {v:?}"
+        );
+        let g = gate(&runs[0], "p95-vs-baseline");
+        assert_eq!(g.held_for, Span(0), "not-yet-known time is not held");
+        let s = g.comparisons[0].sequential.as_ref().unwrap();
+        assert!(s.comparison.canary_n > 0 && s.comparison.baseline_n > 0);
+        assert!(
+            g.observed().starts_with("not yet known: canary"),
+            "{}",
+            g.observed()
+        );
+        // The hold counts from the first conclusive evaluation, not from the stage's entry.
+        let last = gate(runs.last().unwrap(), "p95-vs-baseline");
+        if v[first_pass..].iter().all(|v| *v == Verdict::Pass) {
+            assert_eq!(
+                last.held_for,
+                Span((v.len() - 1 - first_pass) as i64 * 10 * SECOND)
+            );
+        }
+        assert!(
+            runs.iter().all(|e| e.firings.is_empty()),
+            "no trigger on equal arms"
+        );
+        assert_eq!(
+            *verdicts(&runs, "quality").last().unwrap(),
+            Verdict::Pass,
+            "a bounded mean concludes too"
+        );
+    }
+
+    #[test]
+    fn a_slower_canary_is_worse_and_the_trigger_fires_on_it() {
+        let mut arms = Arms::new();
+        let runs = arms.run((0, 900), 10, 0.5, 1.5);
+        let v = verdicts(&runs, "p95-vs-baseline");
+        assert!(!v.contains(&Verdict::Pass), "never passes: {v:?}");
+        assert_eq!(*v.last().unwrap(), Verdict::Fail);
+        let fired: Vec<_> = runs.iter().flat_map(|e| &e.firings).collect();
+        assert_eq!(fired.len(), 1, "fires once for the episode");
+        let t = &runs.last().unwrap().triggers[0];
+        assert_eq!(t.word(), "FIRED");
+        assert!(
+            t.observed().starts_with("worse: canary"),
+            "{}",
+            t.observed()
+        );
+    }
+
+    /// The events people are told over a run of evaluations.
+    fn told(arms: &Arms, runs: &[Evaluated]) -> Vec<crate::notify::Event> {
+        runs.windows(2)
+            .flat_map(|w| crate::notify::of_evaluations(&arms.plan, &w[0], &w[1], 0))
+            .collect()
+    }
+
+    #[test]
+    fn a_conclusive_worse_is_told_once_and_noise_that_never_concludes_tells_nothing() {
+        let mut arms = Arms::new();
+        let runs = arms.run((0, 900), 10, 0.5, 1.5);
+        let events = told(&arms, &runs);
+        let worse: Vec<_> = events
+            .iter()
+            .filter(|e| e.kind == crate::plan::EventKind::Worse)
+            .collect();
+        // The gate and the trigger read the same comparison: one message, not two, though
+        // the gate never held.
+        assert_eq!(worse.len(), 1, "{events:?}");
+        assert!(
+            worse[0].lines[0].starts_with("worse: canary"),
+            "{:?}",
+            worse[0]
+        );
+        let mut arms = Arms::new();
+        let runs = arms.run((0, 900), 10, 0.5, 1.0);
+        assert!(told(&arms, &runs).is_empty(), "equal arms tell nothing");
+    }
+
+    #[test]
+    fn a_split_other_than_the_stage_implies_makes_every_comparison_not_yet_known() {
+        let mut arms = Arms::new();
+        // The stage implies half and half; the canary gets 70% of the events.
+        let runs = arms.run((0, 900), 10, 0.7, 1.0);
+        let last = gate(runs.last().unwrap(), "p95-vs-baseline");
+        assert_eq!(last.verdict, Verdict::NotYetKnown);
+        let s = last.comparisons[0].sequential.as_ref().unwrap();
+        assert!(
+            s.split_off
+                .as_deref()
+                .is_some_and(|w| w.contains("traffic split off")),
+            "{s:?}"
+        );
+        assert!(
+            last.observed().contains("traffic split off"),
+            "{}",
+            last.observed()
+        );
+        assert!(runs.iter().all(|e| e.firings.is_empty()));
+    }
+}

@@ -65,7 +65,8 @@ pub fn importance(event: &Event) -> u8 {
         | EventKind::StageEntered
         | EventKind::Completed
         | EventKind::Acknowledged
-        | EventKind::Decision => 2,
+        | EventKind::Decision
+        | EventKind::Worse => 2,
         EventKind::GateFailing
         | EventKind::Stale
         | EventKind::AlertResolved

@@ -42,6 +42,42 @@ pub(crate) struct RawPlan {
     pub adjust: Vec<RawAdjust>,
     #[serde(default)]
     pub confirm: Option<RawConfirm>,
+    #[serde(default)]
+    pub compare: Option<RawCompare>,
+}
+
+/// `[compare]`: what the plan's sequential comparisons assume of their arms.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCompare {
+    #[serde(default)]
+    pub split: Split,
+}
+
+/// How a stage's compared events should split between canary and baseline: the check for
+/// sample-ratio mismatch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    /// The canary has the stage's traffic share, the baseline the rest (baseline is the
+    /// stable version serving everyone else).
+    #[default]
+    Traffic,
+    /// Half and half (a baseline deployment the size of the canary, as Kayenta runs).
+    Even,
+    /// Not checked (a shadow that mirrors a sample, say).
+    None,
+}
+
+impl Split {
+    /// The canary's expected share of the compared events at a stage of `traffic` percent.
+    pub fn canary_share(self, traffic: f64) -> Option<f64> {
+        match self {
+            Split::Traffic => Some(traffic / 100.0),
+            Split::Even => Some(0.5),
+            Split::None => None,
+        }
+    }
 }
 
 /// `[confirm]`: how long a kill may go unconfirmed by the fleet before people are told, and
@@ -535,10 +571,12 @@ pub enum EventKind {
     Confirmed,
     /// A checklist item past its due time and not done.
     Overdue,
+    /// A canary-against-baseline comparison concluded "worse".
+    Worse,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 16] = [
+    pub const ALL: [EventKind; 17] = [
         EventKind::AlertFired,
         EventKind::AlertResolved,
         EventKind::Kill,
@@ -555,6 +593,7 @@ impl EventKind {
         EventKind::Unconfirmed,
         EventKind::Confirmed,
         EventKind::Overdue,
+        EventKind::Worse,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -575,6 +614,7 @@ impl EventKind {
             EventKind::Unconfirmed => "unconfirmed",
             EventKind::Confirmed => "confirmed",
             EventKind::Overdue => "overdue",
+            EventKind::Worse => "worse",
         }
     }
 
@@ -696,6 +736,9 @@ pub struct Plan {
     /// When the fleet's confirmation of a kill is overdue (`[confirm]`).
     #[serde(default)]
     pub confirm: crate::confirm::ConfirmSettings,
+    /// How compared events should split between the arms (`[compare] split`).
+    #[serde(default)]
+    pub split: Split,
 }
 
 /// A flag people may set within a stage, undone by the next stage change, step back or kill.

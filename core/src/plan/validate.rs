@@ -45,6 +45,17 @@ impl crate::expr::Resolve for PlanNames<'_> {
     fn trigger(&self, id: &str) -> bool {
         self.triggers.contains(id)
     }
+
+    fn range(&self, name: &str) -> Option<[f64; 2]> {
+        self.metrics.iter().find(|m| m.id == name)?.range
+    }
+
+    fn events(&self, name: &str) -> bool {
+        self.metrics
+            .iter()
+            .find(|m| m.id == name)
+            .is_some_and(|m| m.source == MetricSourceKind::Push)
+    }
 }
 
 /// Parses and checks one expression; an error points into the TOML string at the right
@@ -159,6 +170,7 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
         channels,
         adjust,
         confirm,
+        split: raw.compare.map(|c| c.split).unwrap_or_default(),
     })
 }
 

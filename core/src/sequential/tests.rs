@@ -143,7 +143,7 @@ fn equal_arms_are_rarely_called_worse_and_a_slow_canary_is_found() {
             for _ in 0..190 {
                 b.add(rng.lognormal(100.0, 0.5));
             }
-            let r = compare_quantiles(&c, &b, 0.95, 0.10, alpha);
+            let r = compare_quantiles(&c, &b, 0.95, Worse::Above, 0.10, alpha);
             ever_worse |= r.finding == Finding::Worse;
             ever_not_worse |= r.finding == Finding::NotWorse;
         }
@@ -173,11 +173,11 @@ fn equal_arms_are_rarely_called_worse_and_a_slow_canary_is_found() {
 #[test]
 fn rates_compare_in_points_and_the_split_check_holds_its_level() {
     // 1% vs 1% with a half-point margin after plenty: not worse; 3% vs 1%: worse.
-    let r = compare_rates(400, 40_000, 7_600, 760_000, 0.005, 0.05);
+    let r = compare_rates(400, 40_000, 7_600, 760_000, Worse::Above, 0.005, 0.05);
     assert_eq!(r.finding, Finding::NotWorse, "{r:?}");
-    let r = compare_rates(300, 10_000, 1_900, 190_000, 0.005, 0.05);
+    let r = compare_rates(300, 10_000, 1_900, 190_000, Worse::Above, 0.005, 0.05);
     assert_eq!(r.finding, Finding::Worse, "{r:?}");
-    let r = compare_rates(1, 50, 10, 1_000, 0.005, 0.05);
+    let r = compare_rates(1, 50, 10, 1_000, Worse::Above, 0.005, 0.05);
     assert_eq!(r.finding, Finding::NotYetKnown, "{r:?}");
 
     // The split check at 5%, 200 runs of each kind: the seed is fixed, the bound allows the
@@ -211,4 +211,98 @@ fn rates_compare_in_points_and_the_split_check_holds_its_level() {
         "{false_alarms}"
     );
     assert!(caught as f64 / (runs / 2) as f64 >= 0.9, "caught {caught}");
+}
+
+#[test]
+fn a_mean_interval_holds_the_true_mean_of_bounded_values_at_every_look() {
+    let alpha = 0.05;
+    let mut rng = Rng(23);
+    let runs = 200;
+    let mut missed = 0;
+    // Scores in [0, 1], skewed toward the top: the mean of u^(1/4) is 0.8.
+    let truth = 0.8;
+    for _ in 0..runs {
+        let (mut sum, mut n) = (0.0, 0u64);
+        let mut out = false;
+        for _ in 0..500 {
+            for _ in 0..10 {
+                sum += rng.uniform().powf(0.25);
+                n += 1;
+            }
+            let (lo, hi) = mean_interval(sum, n, [0.0, 1.0], alpha).unwrap();
+            out |= !(lo <= truth && truth <= hi);
+        }
+        missed += u64::from(out);
+    }
+    assert!(
+        missed as f64 / runs as f64 <= alpha,
+        "the true mean left its interval in {missed} of {runs} runs"
+    );
+    // It narrows: 5,000 scores pin the mean within a few hundredths.
+    let (lo, hi) = mean_interval(4_000.0, 5_000, [0.0, 1.0], alpha).unwrap();
+    assert!(hi - lo < 0.06, "{lo}..{hi}");
+    assert_eq!(mean_interval(0.0, 0, [0.0, 1.0], alpha), None);
+}
+
+#[test]
+fn equal_means_are_never_called_worse_and_a_lower_canary_is() {
+    let mut rng = Rng(29);
+    let (runs, mut worse, mut found) = (100, 0, 0);
+    for _ in 0..runs {
+        let (mut cs, mut bs, mut n) = (0.0, 0.0, 0u64);
+        let (mut ever_worse, mut lower_found) = (false, false);
+        let (mut ls, mut ln) = (0.0, 0u64);
+        for _ in 0..800 {
+            for _ in 0..10 {
+                n += 1;
+                cs += rng.uniform().powf(0.25);
+                bs += rng.uniform().powf(0.25);
+                // A canary 0.08 lower than its baseline: past a 0.02 margin.
+                ls += rng.uniform().powf(0.25) - 0.08;
+                ln += 1;
+            }
+            let c = compare_means(cs, n, bs, n, [-0.1, 1.0], Worse::Below, 0.02, 0.05);
+            ever_worse |= c.finding == Finding::Worse;
+            let l = compare_means(ls, ln, bs, n, [-0.1, 1.0], Worse::Below, 0.02, 0.05);
+            lower_found |= l.finding == Finding::Worse;
+        }
+        worse += u32::from(ever_worse);
+        found += u32::from(lower_found);
+    }
+    assert!(
+        worse as f64 / runs as f64 <= 0.05,
+        "equal arms worse in {worse}"
+    );
+    assert!(
+        found as f64 / runs as f64 >= 0.9,
+        "a lower canary found in {found}"
+    );
+}
+
+#[test]
+fn a_decision_estimate_comes_only_while_not_yet_known_and_shrinks_with_the_gap() {
+    let mut c = Comparison {
+        finding: Finding::NotYetKnown,
+        measure: Measure::Ratio,
+        worse: Worse::Above,
+        margin: 0.10,
+        low: Some(0.90),
+        high: Some(1.20),
+        canary_n: 1_000,
+        baseline_n: 19_000,
+    };
+    assert_eq!(c.limit(), 1.10);
+    // Centre 1.05, half-width 0.15, 0.05 from the limit: nine times the events, eight more
+    // times the time so far.
+    let minute = 60_000;
+    assert_eq!(c.decision_in(minute), Some(8 * minute));
+    c.low = Some(0.96);
+    c.high = Some(1.14);
+    let nearer = c.decision_in(minute).unwrap();
+    assert!(nearer < 8 * minute, "{nearer}");
+    c.low = None;
+    assert_eq!(c.decision_in(minute), None, "an open end says nothing");
+    c.low = Some(0.9);
+    c.finding = Finding::NotWorse;
+    assert_eq!(c.decision_in(minute), None, "decided");
 }

@@ -57,6 +57,7 @@ fn verdict_word(v: Verdict) -> &'static str {
         Verdict::Pass => "pass",
         Verdict::Fail => "fail",
         Verdict::NoData => "no_data",
+        Verdict::NotYetKnown => "not_yet_known",
         Verdict::NotApplicable => "n/a",
     }
 }

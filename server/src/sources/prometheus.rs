@@ -116,6 +116,19 @@ impl MetricSource for Source<'_> {
         self.store.label_values(metric, selector, label, window, at)
     }
 
+    fn tally(
+        &self,
+        metric: &str,
+        selector: &Selector,
+        window: Millis,
+        at: Millis,
+    ) -> Option<cutover_core::sequential::Tally> {
+        if self.prom.failing.contains_key(metric) {
+            return None;
+        }
+        self.store.tally(metric, selector, window, at)
+    }
+
     fn promql(&self, query: &str, _at: Millis) -> Result<Option<f64>, String> {
         self.prom
             .instant

@@ -326,6 +326,10 @@ impl Targets {
                 if scenario == Some(Scenario::LatencySpike) {
                     v *= SPIKE;
                 }
+                // A bounded score stays in its bounds, as a real one does.
+                if let Some([low, high]) = metric.range {
+                    v = v.clamp(low, high);
+                }
                 json!((v * 1000.0).round() / 1000.0)
             }
             MetricKind::Gauge => {

@@ -11,6 +11,7 @@ mod a11y;
 mod actions;
 mod browser;
 mod clock;
+mod compare;
 mod guidance;
 mod in_flight;
 mod live;

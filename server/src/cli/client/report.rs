@@ -135,6 +135,7 @@ fn verdict(gate: &GateStatus) -> String {
         Verdict::Pass => "pass",
         Verdict::Fail => "FAIL",
         Verdict::NoData => "no data",
+        Verdict::NotYetKnown => "not yet known",
         Verdict::NotApplicable => return "not applicable here".to_string(),
     };
     let held = if gate.cycles > 0 {

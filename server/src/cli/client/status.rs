@@ -93,7 +93,7 @@ impl Paint {
         let code = match v {
             Verdict::Pass => "32",
             Verdict::Fail => "31;1",
-            Verdict::NoData => "33",
+            Verdict::NoData | Verdict::NotYetKnown => "33",
             Verdict::NotApplicable => "2",
         };
         self.wrap(code, &format!("{:<7}", v.word()))
@@ -129,14 +129,20 @@ pub fn full_view(snapshot: &Snapshot, summary: Option<&Summary>, paint: Paint) -
     let plan = &snapshot.plan;
     let state = &snapshot.state;
     let at = snapshot.at;
-    let health = summary.map_or_else(|| snapshot.summary().health, |s| s.health);
+    let own = snapshot.summary();
+    let summary = summary.unwrap_or(&own);
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} ({})  {}",
+        "{} ({})  {}{}",
         plan.title,
         plan.id,
-        paint.health(health)
+        paint.health(summary.health),
+        summary
+            .health_reason
+            .as_ref()
+            .map(|why| format!(": {why}"))
+            .unwrap_or_default()
     );
     let stage = state.stage.and_then(|i| plan.stages.get(i));
     let stage_text = stage.map_or("none".to_string(), |s| format!("{} ({})", s.id, s.title));
@@ -463,6 +469,7 @@ mod tests {
             stage_index: Some(0),
             stages: 3,
             blocker: None,
+            health_reason: None,
             overdue: 0,
             trend: None,
             open_alerts: vec![],

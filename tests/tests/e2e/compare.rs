@@ -1,0 +1,83 @@
+//! A sequential comparison on screen: still gathering evidence, a gate reads NOT YET KNOWN in
+//! words with its interval, the events on each side and when a decision may come; a split
+//! other than the stage implies reads "traffic split off" and makes health DEGRADED, saying
+//! why.
+
+use std::time::Duration;
+
+use crate::fixtures;
+use cutover_e2e::{Browser, Demo};
+
+const GATE: &str = r#"
+[[gate]]
+id = "vs-baseline"
+title = "p95 within 10% of baseline"
+expr = 'not_above(p95(latency_ms{variant="canary"}), p95(latency_ms{variant="baseline"}), 10%)'
+window = "10s"
+hold = "1m"
+stages = ["canary"]
+"#;
+
+#[tokio::test]
+async fn a_comparison_not_yet_known_says_so_in_words_with_its_interval() -> anyhow::Result<()> {
+    let plans = tempfile::tempdir()?;
+    // The demo's traffic splits canary and baseline half and half: as "even" expects, and
+    // not as "traffic" (the default: 10% canary at this stage) does.
+    std::fs::write(
+        plans.path().join("even.toml"),
+        fixtures::two_stage_plan(
+            "even",
+            "Even",
+            &format!("[compare]\nsplit = \"even\"\n{GATE}"),
+        ),
+    )?;
+    std::fs::write(
+        plans.path().join("skewed.toml"),
+        fixtures::two_stage_plan("skewed", "Skewed", GATE),
+    )?;
+    let dir = plans.path().to_string_lossy().to_string();
+    let demo = Demo::start_with(&["--plans", &dir])?;
+    let guard = Duration::from_secs(30);
+    let lead = Browser::start().await?;
+
+    lead.sign_in(&format!("{}/r/even", demo.url), demo.token("lead"))
+        .await?;
+    lead.wait_text("phase", guard, |t| t == "NOT STARTED")
+        .await?;
+    lead.click("start").await?;
+    let row = lead
+        .wait_text("gate-vs-baseline", guard, |t| {
+            t.contains("NOT YET KNOWN") && t.contains("baseline events")
+        })
+        .await?;
+    assert!(row.contains("not yet known: canary"), "{row}");
+    assert!(row.contains("of baseline (allowed up to +10%)"), "{row}");
+    assert!(
+        row.contains("a decision in about") || row.contains("no decision in sight"),
+        "{row}"
+    );
+    assert!(!row.contains("PASS") && !row.contains("FAIL"), "{row}");
+    // Still gathering evidence is not trouble.
+    let health = lead.text("health").await.unwrap_or_default();
+    assert!(!health.contains("DEGRADED"), "{health}");
+    lead.screenshot("compare-not-yet-known").await?;
+
+    lead.client.goto(&format!("{}/r/skewed", demo.url)).await?;
+    lead.wait_text("phase", guard, |t| t == "NOT STARTED")
+        .await?;
+    lead.click("start").await?;
+    let row = lead
+        .wait_text("gate-vs-baseline", guard, |t| {
+            t.contains("traffic split off")
+        })
+        .await?;
+    assert!(row.contains("NOT YET KNOWN"), "{row}");
+    assert!(row.contains("where the stage implies 10.0%"), "{row}");
+    lead.wait_text("health", guard, |t| t.contains("DEGRADED"))
+        .await?;
+    let why = lead.text("health-why").await.unwrap_or_default();
+    assert!(why.contains("traffic split off"), "{why}");
+    lead.screenshot("compare-split-off").await?;
+    lead.close().await;
+    Ok(())
+}
