@@ -87,11 +87,12 @@ pub fn interval(c: &CmpTrace, s: &SeqTrace) -> String {
         Measure::Ratio => "of",
         Measure::Difference => "against",
     };
-    format!(
-        "{} to {} {of} baseline ({allowed})",
-        end(k.low),
-        end(k.high)
-    )
+    match (k.low, k.high) {
+        (None, None) => format!("too few events for an interval yet ({allowed})"),
+        (None, high) => format!("at most {} {of} baseline ({allowed})", end(high)),
+        (low, None) => format!("at least {} {of} baseline ({allowed})", end(low)),
+        (low, high) => format!("{} to {} {of} baseline ({allowed})", end(low), end(high)),
+    }
 }
 
 /// A sequential comparison as people read it: what it found, the interval against the
@@ -122,6 +123,7 @@ pub fn sequential(c: &CmpTrace, s: &SeqTrace) -> String {
                 "; a decision in about {} at this rate",
                 Span(ms.max(60_000)).human()
             ),
+            None if !k.estimable() => "; too early to say when a decision comes".to_string(),
             None => "; no decision in sight at this rate".to_string(),
         };
     }

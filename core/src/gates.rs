@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::expr::{self, CmpTrace, EvalContext, Expr, Outcome, StageMemory};
 use crate::plan::{Plan, Severity, TriggerAction};
 use crate::query::MetricSource;
-use crate::rollout::{GateReadiness, Readiness};
+use crate::rollout::{GateReadiness, Readiness, Standing};
 use crate::time::{Millis, Span};
 
 /// What a gate or trigger said at its last evaluation.
@@ -203,6 +203,11 @@ pub fn readiness(gates: &[GateStatus]) -> Readiness {
             (
                 g.id.clone(),
                 GateReadiness {
+                    standing: match g.verdict {
+                        Verdict::NoData => Standing::NoData,
+                        Verdict::NotYetKnown => Standing::NotYetKnown,
+                        _ => Standing::Failing,
+                    },
                     passing,
                     held_for: g.held_for,
                     hold: g.hold,

@@ -192,6 +192,9 @@ pub enum Finding {
     NotYetKnown,
 }
 
+/// Events each arm needs before the time to a decision is estimated.
+pub const ESTIMATE_FROM: u64 = 1_000;
+
 /// Which way is worse for the canary: above the baseline (latency, errors) or below it
 /// (quality, hit rate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -263,12 +266,18 @@ impl Comparison {
         self
     }
 
+    /// Whether each arm has enough events that its estimate no longer swings wildly: before
+    /// that, an estimate of when a decision comes would be noise.
+    pub fn estimable(&self) -> bool {
+        self.canary_n.min(self.baseline_n) >= ESTIMATE_FROM
+    }
+
     /// How much longer until a decision if the estimate stays where it is and events keep
     /// coming at the rate they came in `elapsed`: the interval narrows about as one over the
     /// square root of the samples (the sequence's log factor ignored, so this errs short).
     /// `None` when it cannot be said (an open end, or the estimate sits on the limit).
     pub fn decision_in(&self, elapsed: crate::time::Millis) -> Option<crate::time::Millis> {
-        if self.finding != Finding::NotYetKnown || elapsed <= 0 {
+        if self.finding != Finding::NotYetKnown || elapsed <= 0 || !self.estimable() {
             return None;
         }
         let (low, high) = (self.low?, self.high?);

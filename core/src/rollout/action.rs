@@ -180,6 +180,20 @@ pub struct GateReadiness {
     pub held_for: Span,
     /// How long it must hold.
     pub hold: Span,
+    /// Why it is not passing, when it is not: the words a blocker uses.
+    #[serde(default)]
+    pub standing: Standing,
+}
+
+/// Why a gate is not passing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standing {
+    #[default]
+    Failing,
+    NoData,
+    /// A comparison still gathering evidence: not a failure.
+    NotYetKnown,
 }
 
 impl GateReadiness {

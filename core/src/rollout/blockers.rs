@@ -82,7 +82,14 @@ pub(super) fn stage_blockers(
                 gate.id,
                 gate.hold.human()
             )),
-            Some(_) => blockers.push(format!("gate {} is failing", gate.id)),
+            Some(r) => blockers.push(match r.standing {
+                Standing::Failing => format!("gate {} is failing", gate.id),
+                Standing::NoData => format!("gate {} has no data", gate.id),
+                Standing::NotYetKnown => format!(
+                    "gate {} is not yet known (its comparison is still gathering evidence)",
+                    gate.id
+                ),
+            }),
             None => blockers.push(format!("gate {} has no data", gate.id)),
         }
     }

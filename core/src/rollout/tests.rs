@@ -118,6 +118,7 @@ fn held(minutes: i64) -> Readiness {
             passing: minutes > 0,
             held_for: Span(minutes * MINUTE),
             hold: Span(60 * MINUTE),
+            standing: Standing::Failing,
         },
     );
     r
@@ -991,6 +992,7 @@ severity = "warning"
                 passing: false,
                 held_for: Span(0),
                 hold: Span(10 * MINUTE),
+                standing: Standing::Failing,
             },
         );
         let lead = actor("lee", Role::Lead);

@@ -292,6 +292,11 @@ fn a_decision_estimate_comes_only_while_not_yet_known_and_shrinks_with_the_gap()
         baseline_n: 19_000,
     };
     assert_eq!(c.limit(), 1.10);
+    let early = Comparison {
+        canary_n: 999,
+        ..c.clone()
+    };
+    assert_eq!(early.decision_in(60_000), None, "too few events to say");
     // Centre 1.05, half-width 0.15, 0.05 from the limit: nine times the events, eight more
     // times the time so far.
     let minute = 60_000;

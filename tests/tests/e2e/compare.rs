@@ -47,20 +47,37 @@ async fn a_comparison_not_yet_known_says_so_in_words_with_its_interval() -> anyh
     lead.click("start").await?;
     let row = lead
         .wait_text("gate-vs-baseline", guard, |t| {
-            t.contains("NOT YET KNOWN") && t.contains("baseline events")
+            t.contains("NOT YET KNOWN") && t.contains("% to ")
         })
         .await?;
     assert!(row.contains("not yet known: canary"), "{row}");
-    assert!(row.contains("of baseline (allowed up to +10%)"), "{row}");
+    // The interval of canary against baseline, with both ends, once there are events enough.
+    assert!(row.contains("% of baseline (allowed up to +10%)"), "{row}");
+    assert!(row.contains("baseline events in"), "{row}");
+    // A few seconds of events are too few to say when a decision comes.
     assert!(
-        row.contains("a decision in about") || row.contains("no decision in sight"),
+        row.contains("too early to say when a decision comes"),
         "{row}"
     );
     assert!(!row.contains("PASS") && !row.contains("FAIL"), "{row}");
-    // Still gathering evidence is not trouble.
+    // Still gathering evidence is not trouble, and not called a failure.
     let health = lead.text("health").await.unwrap_or_default();
     assert!(!health.contains("DEGRADED"), "{health}");
+    let blockers = lead
+        .wait_text("progress-blockers", guard, |t| t.contains("vs-baseline"))
+        .await?;
+    assert!(
+        blockers.contains("gate vs-baseline is not yet known") && !blockers.contains("failing"),
+        "{blockers}"
+    );
     lead.screenshot("compare-not-yet-known").await?;
+    lead.client
+        .execute(
+            "document.querySelector(\"[data-testid='gate-vs-baseline']\").scrollIntoView()",
+            vec![],
+        )
+        .await?;
+    lead.screenshot("compare-not-yet-known-row").await?;
 
     lead.client.goto(&format!("{}/r/skewed", demo.url)).await?;
     lead.wait_text("phase", guard, |t| t == "NOT STARTED")

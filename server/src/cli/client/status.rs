@@ -130,15 +130,15 @@ pub fn full_view(snapshot: &Snapshot, summary: Option<&Summary>, paint: Paint) -
     let state = &snapshot.state;
     let at = snapshot.at;
     let own = snapshot.summary();
-    let summary = summary.unwrap_or(&own);
+    let health = summary.unwrap_or(&own);
     let mut out = String::new();
     let _ = writeln!(
         out,
         "{} ({})  {}{}",
         plan.title,
         plan.id,
-        paint.health(summary.health),
-        summary
+        paint.health(health.health),
+        health
             .health_reason
             .as_ref()
             .map(|why| format!(": {why}"))
