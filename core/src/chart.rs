@@ -4,6 +4,7 @@
 //! with the lines it compares and its moving limit. Pure, so the app only draws what this
 //! decides.
 
+mod comparisons;
 mod direction;
 mod gate_charts;
 pub mod labels;
@@ -12,6 +13,7 @@ mod markers;
 mod naming;
 mod units;
 
+pub use comparisons::*;
 pub use direction::*;
 pub use gate_charts::*;
 pub use limits::*;
@@ -141,6 +143,14 @@ pub fn charts(plan: &Plan) -> Vec<ChartSpec> {
             .find(|(_, c)| Some(&c.id) == gate.metric.as_ref())
             .map_or(u8::MAX, |(rank, _)| rank + 1);
         ranked.push((rank, gate.spec()));
+    }
+    // Each comparison's interval over the stage right after its gate's chart.
+    for c in comparison_charts(plan) {
+        let rank = ranked
+            .iter()
+            .find(|(_, s)| Some(&s.id) == Some(&c.canary.metric))
+            .map_or(u8::MAX, |(rank, _)| rank + 1);
+        ranked.push((rank, c.spec()));
     }
     ranked.sort_by_key(|(rank, _)| *rank);
     ranked.into_iter().map(|(_, c)| c).collect()

@@ -40,8 +40,8 @@ use serde::{Deserialize, Serialize};
 
 pub use check::{Resolve, Type, check};
 pub use eval::{
-    CmpTrace, EvalContext, Evaluation, Outcome, SeqTrace, StageMemory, baseline_key, evaluate,
-    value,
+    CmpTrace, EvalContext, Evaluation, Outcome, SeqTrace, StageMemory, baseline_key,
+    compare_tallies, evaluate, value,
 };
 pub use parse::parse;
 

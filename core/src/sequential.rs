@@ -128,6 +128,25 @@ pub struct Tally {
     pub relative: f64,
 }
 
+impl Tally {
+    /// Adds `other`'s events: what one tally over both would hold.
+    pub fn merge(&mut self, other: &Tally) {
+        self.count = self.count.saturating_add(other.count);
+        self.trues = self.trues.saturating_add(other.trues);
+        self.sum += other.sum;
+        self.relative = self.relative.max(other.relative);
+        if let Some(theirs) = &other.sketch {
+            match &mut self.sketch {
+                // Same configuration everywhere, so merging cannot fail.
+                Some(mine) => {
+                    let _ = mine.merge(theirs);
+                }
+                None => self.sketch = Some(theirs.clone()),
+            }
+        }
+    }
+}
+
 impl Ranked for Tally {
     fn count(&self) -> u64 {
         self.sketch.as_ref().map_or(0, |s| s.count() as u64)

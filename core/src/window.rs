@@ -667,6 +667,43 @@ fn import_into(
     }
 }
 
+impl MetricStore {
+    /// The events of `metric`'s series matching `selector` bucket by bucket, for buckets
+    /// starting in `[from, to)`, in time order: what a chart of a comparison accumulates step
+    /// by step without merging the whole stage again at every step.
+    pub fn tallies(
+        &self,
+        metric: &str,
+        selector: &Selector,
+        from: Millis,
+        to: Millis,
+    ) -> Vec<(Millis, crate::sequential::Tally)> {
+        let mut out: BTreeMap<Millis, crate::sequential::Tally> = BTreeMap::new();
+        let layers = self.layers().filter_map(|layer| layer.get(metric));
+        for (labels, data) in layers.flatten() {
+            if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+                continue;
+            }
+            for map in [&data.fine, &data.coarse] {
+                for (start, b) in map.range(from..to) {
+                    out.entry(*start).or_default().merge(&tally_of(b));
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
+}
+
+fn tally_of(b: &Bucket) -> crate::sequential::Tally {
+    crate::sequential::Tally {
+        count: b.count,
+        trues: b.trues,
+        sum: b.sum,
+        sketch: b.sketch.clone(),
+        relative: RELATIVE_ERROR,
+    }
+}
+
 impl MetricSource for MetricStore {
     fn tally(
         &self,
@@ -681,14 +718,12 @@ impl MetricSource for MetricStore {
             .saturating_sub(window)
             .saturating_sub(self.config.fine)
             .saturating_add(1);
-        let b = self.merged(metric, selector, from, at.saturating_add(1));
-        Some(crate::sequential::Tally {
-            count: b.count,
-            trues: b.trues,
-            sum: b.sum,
-            sketch: b.sketch,
-            relative: RELATIVE_ERROR,
-        })
+        Some(tally_of(&self.merged(
+            metric,
+            selector,
+            from,
+            at.saturating_add(1),
+        )))
     }
 
     fn label_values(

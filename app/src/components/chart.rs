@@ -445,19 +445,22 @@ fn draw(
     };
     let (start, end) = (first.t, last.t);
     let k = scale(spec);
-    let top = match spec.style {
-        Style::StackedArea => 100.0,
+    let (bottom, top) = match spec.style {
+        Style::StackedArea => (0.0, 100.0),
         Style::Lines => {
-            let values = data
-                .iter()
-                .flatten()
-                .flat_map(|s| s.points.iter().filter_map(|p| p.v));
-            let limits = spec.thresholds.iter().map(|t| t.value);
-            let max = values.chain(limits).fold(0.0_f64, f64::max) * k;
+            let values = || {
+                data.iter()
+                    .flatten()
+                    .flat_map(|s| s.points.iter().filter_map(|p| p.v))
+                    .chain(spec.thresholds.iter().map(|t| t.value))
+            };
+            let max = values().fold(0.0_f64, f64::max) * k;
+            // Zero at the bottom unless something is below it (a comparison's difference).
+            let min = values().fold(0.0_f64, f64::min) * k;
             if spec.unit.is_percent() {
-                (max * 1.15).clamp(1.0, 100.0)
+                ((min * 1.15).max(-100.0), (max * 1.15).clamp(1.0, 100.0))
             } else {
-                (max * 1.15).max(1.0)
+                (min * 1.15, (max * 1.15).max(1.0))
             }
         }
     };
@@ -465,7 +468,7 @@ fn draw(
         .margin(sizes.margin() as u32)
         .x_label_area_size(sizes.x_labels() as u32)
         .y_label_area_size(sizes.y_labels() as u32)
-        .build_cartesian_2d(0..(end - start + 1), 0.0..top)?;
+        .build_cartesian_2d(0..(end - start + 1), bottom..top)?;
     chart
         .configure_mesh()
         // Only the labelled grid lines: the fine mesh reads as noise on a small chart.
@@ -591,7 +594,7 @@ fn draw(
         let x = (m.at - start).clamp(0, end - start);
         let c = if m.alarm { colours.alarm } else { colours.mark };
         chart.draw_series(DashedLineSeries::new(
-            [(x, 0.0), (x, top)],
+            [(x, bottom), (x, top)],
             4,
             4,
             c.stroke_width(sizes.line()),

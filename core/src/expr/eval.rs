@@ -233,7 +233,10 @@ fn compare(
     use crate::query::Aggregate;
     use crate::sequential::{self, Finding};
     let Some(entered) = cx.stage.entered_at else {
-        return V::NoData(format!("{e}: the stage has not been entered"));
+        // Before the start there is nothing to compare yet: not a problem, not a pass.
+        return V::Pending(format!(
+            "not yet known: {e} compares from the stage's entry"
+        ));
     };
     let since = cx.at.saturating_sub(entered).max(1);
     let (Some(c), Some(b)) = (canary.read(), baseline.read()) else {
@@ -261,26 +264,13 @@ fn compare(
         }
     }
     let (ct, bt) = (&tallies[0], &tallies[1]);
-    let worse = test.worse();
-    let comparison = match &c.aggregate {
-        Aggregate::Quantile(q) => sequential::compare_quantiles(ct, bt, *q, worse, margin, alpha),
-        Aggregate::Rate => {
-            sequential::compare_rates(ct.trues, ct.count, bt.trues, bt.count, worse, margin, alpha)
-        }
-        Aggregate::Mean => match range {
-            Some(range) => sequential::compare_means(
-                ct.sum, ct.count, bt.sum, bt.count, range, worse, margin, alpha,
-            ),
-            None => {
-                return V::NoData(format!(
-                    "{}: a mean is compared only within its range",
-                    c.metric
-                ));
-            }
-        },
-        other => {
-            return V::NoData(format!("{e}: {} cannot be compared", other.name()));
-        }
+    let Some(comparison) =
+        compare_tallies(&c.aggregate, (ct, bt), test.worse(), (margin, alpha, range))
+    else {
+        return V::NoData(format!(
+            "{e}: {} cannot be compared (a mean needs its range)",
+            c.aggregate.name()
+        ));
     };
     // Sample-ratio mismatch: the arms' events split other than the stage implies (a broken
     // router, a crashing arm dropping events) make any comparison of them meaningless.
@@ -343,6 +333,29 @@ fn compare(
             None => format!("not yet known: {e} has not concluded"),
         }),
     }
+}
+
+/// A comparison of two arms' tallies by the aggregate both read: the quantile, the rate or
+/// the bounded mean. `None` for an aggregate that cannot be compared, or a mean without its
+/// range.
+pub fn compare_tallies(
+    aggregate: &crate::query::Aggregate,
+    (ct, bt): (&crate::sequential::Tally, &crate::sequential::Tally),
+    worse: crate::sequential::Worse,
+    (margin, alpha, range): (f64, f64, Option<[f64; 2]>),
+) -> Option<crate::sequential::Comparison> {
+    use crate::query::Aggregate;
+    use crate::sequential;
+    Some(match aggregate {
+        Aggregate::Quantile(q) => sequential::compare_quantiles(ct, bt, *q, worse, margin, alpha),
+        Aggregate::Rate => {
+            sequential::compare_rates(ct.trues, ct.count, bt.trues, bt.count, worse, margin, alpha)
+        }
+        Aggregate::Mean => sequential::compare_means(
+            ct.sum, ct.count, bt.sum, bt.count, range?, worse, margin, alpha,
+        ),
+        _ => return None,
+    })
 }
 
 /// Slices of the window a slope is fitted over.

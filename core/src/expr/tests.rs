@@ -866,10 +866,10 @@ fn comparisons_print_as_they_parse_and_visit_both_reads() {
 }
 
 #[test]
-fn a_comparison_without_a_stage_or_a_source_that_counts_events_has_no_data() {
-    // The fake source keeps no events: a comparison over it cannot be made, and says so.
+fn a_comparison_before_its_stage_is_entered_is_not_yet_known() {
+    // Nothing to compare before the stage begins: neither trouble nor a pass.
     let src = "not_above(p95(latency_ms{variant=\"canary\"}), p95(latency_ms{variant=\"baseline\"}), 10%)";
     assert!(
-        matches!(run(src, &[("latency_ms", 1.0)], true), Outcome::NoData { reason } if reason.contains("stage has not been entered"))
+        matches!(run(src, &[("latency_ms", 1.0)], true), Outcome::NotYetKnown { reason } if reason.contains("compares from the stage's entry"))
     );
 }

@@ -2,7 +2,7 @@
 //! of ratios, shares of categories, sums of counters, levels of gauges, and the lines of each
 //! gate that compares variants.
 
-use cutover_core::chart::{Better, GateChart, better, metric_series};
+use cutover_core::chart::{Better, ComparisonChart, GateChart, better, metric_series};
 use cutover_core::plan::Plan;
 use cutover_core::query::{Aggregate, MetricKind, MetricSource, Selector};
 use cutover_core::series::{Frame, Series};
@@ -20,11 +20,10 @@ pub const LIVE_STEP: Millis = 10 * SECOND;
 /// rollout rather than on every tick.
 pub fn frame(
     plan: &Plan,
-    gate_charts: &[GateChart],
+    (gate_charts, comparison_charts): (&[GateChart], &[ComparisonChart]),
     store: &MetricStore,
-    now: Millis,
-    range: Millis,
-    step: Millis,
+    entered_at: Option<Millis>,
+    (now, range, step): (Millis, Millis, Millis),
 ) -> Frame {
     let (from, to) = (now - range + step, now);
     let all = Selector::new();
@@ -41,6 +40,12 @@ pub fn frame(
     for chart in gate_charts {
         series.extend(cutover_core::chart::gate_series(
             chart, store, from, to, step,
+        ));
+    }
+    // Each comparison since the stage was entered: its interval narrowing toward a verdict.
+    for chart in comparison_charts {
+        series.extend(cutover_core::chart::comparison_series(
+            chart, store, entered_at, from, to, step,
         ));
     }
     Frame {

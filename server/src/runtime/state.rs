@@ -77,6 +77,8 @@ pub struct Rollout {
     pub compiled: Compiled,
     /// The charts of its relative gates, for every frame.
     pub gate_charts: Vec<cutover_core::chart::GateChart>,
+    /// The charts of its gates' sequential comparisons (interval over the stage).
+    pub comparison_charts: Vec<cutover_core::chart::ComparisonChart>,
     /// The last committed state. Actions hold this lock from decision to commit, so actions
     /// on one rollout are serialised: a kill and a progress can never both decide on the same
     /// state, and whichever runs second sees the first.
@@ -157,6 +159,7 @@ impl Rollout {
             integrity: tokio::sync::Mutex::new(None),
             channels,
             gate_charts: cutover_core::chart::gate_charts(&plan),
+            comparison_charts: cutover_core::chart::comparison_charts(&plan),
             plan,
             compiled,
             prom: Mutex::new(prom),
@@ -320,13 +323,14 @@ impl Rollout {
 
     /// The charts over `range` ending at `at` in steps of `step`.
     pub fn frame(&self, at: Millis, range: Millis, step: Millis) -> Frame {
+        // Taken and let go before the metrics: never both at once here.
+        let entered_at = lock(&self.evaluation).memory.stage.entered_at;
         charts::frame(
             &self.plan,
-            &self.gate_charts,
+            (&self.gate_charts, &self.comparison_charts),
             &lock(&self.metrics),
-            at,
-            range,
-            step,
+            entered_at,
+            (at, range, step),
         )
     }
 
@@ -364,11 +368,10 @@ impl Rollout {
         };
         let frame = charts::frame(
             &self.plan,
-            &self.gate_charts,
+            (&self.gate_charts, &self.comparison_charts),
             &store,
-            at,
-            charts::LIVE_RANGE,
-            charts::LIVE_STEP,
+            now.entered_at,
+            (at, charts::LIVE_RANGE, charts::LIVE_STEP),
         );
         (evaluated, events, frame)
     }

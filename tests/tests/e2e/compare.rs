@@ -78,6 +78,24 @@ async fn a_comparison_not_yet_known_says_so_in_words_with_its_interval() -> anyh
         )
         .await?;
     lead.screenshot("compare-not-yet-known-row").await?;
+    // The comparison's own chart: the estimate and its interval since the stage began,
+    // against the allowed line.
+    let chart = lead
+        .wait_text("panel-compare-vs-baseline", guard, |t| {
+            t.contains("estimate")
+        })
+        .await?;
+    assert!(chart.contains("since the stage began"), "{chart}");
+    assert!(chart.contains("interval (95%)"), "{chart}");
+    lead.client
+        .execute(
+            "document.querySelector(\"[data-testid='panel-compare-vs-baseline']\").scrollIntoView()",
+            vec![],
+        )
+        .await?;
+    // A few more seconds of events draw a few points of the interval.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    lead.screenshot("compare-chart").await?;
 
     lead.client.goto(&format!("{}/r/skewed", demo.url)).await?;
     lead.wait_text("phase", guard, |t| t == "NOT STARTED")
