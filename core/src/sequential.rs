@@ -429,4 +429,4 @@ pub fn split_is_off(canary: u64, baseline: u64, expected_share: f64, alpha: f64)
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

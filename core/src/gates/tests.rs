@@ -642,23 +642,7 @@ for = "1m"
 action = "alert"
 "#;
 
-    /// SplitMix64, seeded: the same data on every run.
-    struct Rng(u64);
-    impl Rng {
-        fn uniform(&mut self) -> f64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-        }
-        fn latency(&mut self) -> f64 {
-            // Log-normal around 200 ms.
-            let (u, v) = (self.uniform().max(1e-300), self.uniform());
-            let z = (-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos();
-            200.0 * (0.5 * z).exp()
-        }
-    }
+    use crate::sequential::tests::Rng;
 
     struct Arms {
         plan: Plan,
@@ -710,7 +694,7 @@ action = "alert"
                 let ts = s * SECOND;
                 for _ in 0..2 * per_second {
                     let canary = self.rng.uniform() < canary_share;
-                    let latency = self.rng.latency();
+                    let latency = self.rng.lognormal(200.0, 0.5);
                     let quality = 0.8 + 0.1 * self.rng.uniform();
                     let (variant, latency) = if canary {
                         ("canary", latency * slower)
