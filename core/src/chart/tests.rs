@@ -24,7 +24,9 @@ fn every_metric_gets_a_chart_latency_first_and_the_mix_stacked() {
             "error",
             "cache_hit",
             "quality",
-            "gate-quality"
+            "gate-quality",
+            "tts_queue_age_p95_ms",
+            "tokens_per_response"
         ]
     );
     let mode = &charts[2];
@@ -278,13 +280,26 @@ fn a_trigger_on_one_variant_gets_its_line_drawn_somewhere() {
             vec![("production-impact".to_string(), 500.0, LimitKind::Kill)]
         )]
     );
+    // `p99 > 2 * p95` (the tail-latency alert) compares two series: both and its moving
+    // line on a chart of their own.
     assert_eq!(
         summary(&lens()),
-        [(
-            "trigger-canary-errors".to_string(),
-            vec!["canary rate".to_string()],
-            vec![("canary-errors".to_string(), 0.03, LimitKind::Alert)]
-        )]
+        [
+            (
+                "trigger-tail-violation".to_string(),
+                vec![
+                    "p99".to_string(),
+                    "p95".to_string(),
+                    "limit 2 * p95(stage_a_latency_ms)".to_string()
+                ],
+                vec![]
+            ),
+            (
+                "trigger-canary-errors".to_string(),
+                vec!["canary rate".to_string()],
+                vec![("canary-errors".to_string(), 0.03, LimitKind::Alert)]
+            )
+        ]
     );
     // Their series are in the charts the page shows, and sparklines stay the gates'.
     let ids: Vec<String> = charts(&hal9).into_iter().map(|c| c.id).collect();
