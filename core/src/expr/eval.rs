@@ -234,9 +234,9 @@ fn compare(
     use crate::sequential::{self, Finding};
     let Some(entered) = cx.stage.entered_at else {
         // Before the start there is nothing to compare yet: not a problem, not a pass.
-        return V::Pending(format!(
-            "not yet known: {e} compares from the stage's entry"
-        ));
+        return V::Pending(
+            "not yet known: canary is compared with baseline from the stage's entry".to_string(),
+        );
     };
     let since = cx.at.saturating_sub(entered).max(1);
     let (Some(c), Some(b)) = (canary.read(), baseline.read()) else {

@@ -870,6 +870,6 @@ fn a_comparison_before_its_stage_is_entered_is_not_yet_known() {
     // Nothing to compare before the stage begins: neither trouble nor a pass.
     let src = "not_above(p95(latency_ms{variant=\"canary\"}), p95(latency_ms{variant=\"baseline\"}), 10%)";
     assert!(
-        matches!(run(src, &[("latency_ms", 1.0)], true), Outcome::NotYetKnown { reason } if reason.contains("compares from the stage's entry"))
+        matches!(run(src, &[("latency_ms", 1.0)], true), Outcome::NotYetKnown { reason } if reason.contains("with baseline from the stage's entry"))
     );
 }
