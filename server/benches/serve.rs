@@ -265,7 +265,7 @@ async fn post_feed(
     posters: usize,
     feed: Feed,
 ) -> f64 {
-    let http = reqwest::Client::new();
+    let http = no_redirects();
     let sent = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let tasks: Vec<_> = (0..posters)
@@ -494,7 +494,7 @@ async fn kill_under_abuse() {
     // Exports read spiralogic (seven gates evaluated per row); kills act on an open plan.
     let plan = cutover_core::plan::parse("spiralogic.toml", PLAN).unwrap();
     let s = server(vec![plan, open_plan()]).await;
-    let http = reqwest::Client::new();
+    let http = no_redirects();
     let lead = s.tokens[&Role::Lead].clone();
     let started = http
         .post(format!("{}/api/rollouts/open/start", s.url))
@@ -673,7 +673,7 @@ async fn rate(send: impl Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 's
 async fn ofrep() {
     let plan = cutover_core::plan::parse("search.toml", FLAGS_PLAN).unwrap();
     let s = server(vec![plan]).await;
-    let http = reqwest::Client::new();
+    let http = no_redirects();
     let lead = s.tokens[&Role::Lead].clone();
     let viewer = s.tokens[&Role::Viewer].clone();
     let act = |action: &str| {
@@ -802,7 +802,7 @@ async fn sso() {
         .unwrap(),
     ));
     tokio::spawn(async move { serve(listener, state, std::future::pending()).await });
-    let http = reqwest::Client::new();
+    let http = no_redirects();
 
     let mut sso_trips = Vec::new();
     for i in 0..40 {
@@ -948,7 +948,7 @@ async fn slow_receiver() -> String {
 async fn confirm_rounds(plan: String) -> (Duration, Duration) {
     let plan = cutover_core::plan::parse("search.toml", &plan).unwrap();
     let s = server(vec![plan]).await;
-    let http = reqwest::Client::new();
+    let http = no_redirects();
     let lead = s.tokens[&Role::Lead].clone();
     let flags = s.tokens[&Role::Flags].clone();
     let act = |action: &str| {
@@ -1023,4 +1023,12 @@ async fn confirm_rounds(plan: String) -> (Duration, Duration) {
     first.sort();
     last.sort();
     (percentile(&first, 0.5), percentile(&last, 0.5))
+}
+
+/// The benches' client follows no redirect, as cutover's own calls out do.
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client with no TLS configuration builds")
 }

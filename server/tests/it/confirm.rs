@@ -21,7 +21,7 @@ fn instance(
     done: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let http = reqwest::Client::new();
+        let http = crate::support::http();
         let mut etag: Option<String> = None;
         while !done.load(Ordering::Relaxed) {
             if !paused.load(Ordering::Relaxed) {
@@ -44,7 +44,7 @@ fn instance(
 }
 
 async fn snapshot(url: &str, token: &str) -> Value {
-    reqwest::Client::new()
+    crate::support::http()
         .get(format!("{url}/api/rollouts/fleet"))
         .bearer_auth(token)
         .send()
@@ -96,7 +96,7 @@ routing_key_env = "DRILL_HMAC"
     std::fs::write(plans.path().join("fleet.toml"), plan).unwrap();
     let (_child, url, tokens) = serve(dir.path(), plans.path()).await;
     let (operator, _) = tokens.split_once('\n').unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::support::http();
     let act = |path: &str| {
         http.post(format!("{url}/api/rollouts/fleet/{path}"))
             .bearer_auth(operator)

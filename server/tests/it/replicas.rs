@@ -285,7 +285,7 @@ async fn an_instance_heard_by_one_replica_confirms_on_the_other() {
             done.clone(),
         );
         tokio::spawn(async move {
-            let http = reqwest::Client::new();
+            let http = crate::support::http();
             let mut etag: Option<String> = None;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
                 let mut r = http

@@ -128,7 +128,7 @@ allow_private = true
     std::fs::write(plans.path().join("shaped.toml"), plan).unwrap();
     let (_child, url, tokens) = serve(dir.path(), plans.path()).await;
     let (operator, _) = tokens.split_once('\n').unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::support::http();
     let act = |path: &str| {
         http.post(format!("{url}/api/rollouts/shaped/{path}"))
             .bearer_auth(operator)

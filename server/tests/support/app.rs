@@ -440,3 +440,13 @@ pub fn spiralogic() -> Plan {
     let text = include_str!("../../../plans/spiralogic.toml");
     cutover_core::plan::parse("spiralogic.toml", text).unwrap()
 }
+
+/// A client for the tests' own calls that follows no redirect, as cutover's calls out do: a
+/// 3xx is an answer to look at, never a hop to a page that says 200.
+#[allow(dead_code)]
+pub fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client with no TLS configuration builds")
+}

@@ -154,6 +154,8 @@ impl Client {
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .user_agent(concat!("cutover/", env!("CARGO_PKG_VERSION")))
+            // A proxy's 302 to a sign-in page is an answer to report, not a hop to follow.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ClientError::Local(format!("cannot set up HTTP: {e}")))?;
         Ok(Client {

@@ -115,7 +115,7 @@ mod tests {
                 assert!(c.email.is_none());
             }
         }
-        let http = reqwest::Client::new();
+        let http = crate::net::trusted_client(std::time::Duration::from_secs(5)).unwrap();
         let sent = http
             .post(format!("http://{addr}/spiralogic/oncall"))
             .json(&json!({"event_action": "trigger"}))
