@@ -85,6 +85,7 @@ fn main() {
         at: T0,
         flags: &flags,
         stage: &stage,
+        split: None,
     };
     let canary = [("variant".to_string(), "canary".to_string())].into();
     let plain = time(21, 20, || {

@@ -387,7 +387,7 @@ pub fn evaluate(
         .stage
         .and_then(|s| plan.stage(s))
         .map_or(&empty, |s| &s.flags);
-    memory.stage.split = now
+    let split = now
         .stage
         .and_then(|s| plan.stage(s))
         .and_then(|s| plan.split.canary_share(s.traffic));
@@ -403,6 +403,7 @@ pub fn evaluate(
                 at,
                 flags,
                 stage: &memory.stage,
+                split,
             };
             let ev = expr::evaluate(e, &cx);
             let m = memory.gates.entry(gate.id.clone()).or_default();
@@ -421,6 +422,7 @@ pub fn evaluate(
             at,
             flags,
             stage: &memory.stage,
+            split,
         };
         let mut ev = expr::evaluate(e, &cx);
         ev.comparisons = compiled.with_units(ev.comparisons);
@@ -595,6 +597,7 @@ fn capture_baselines(
                     at: entered_at,
                     flags,
                     stage,
+                    split: None,
                 };
                 if let Some(v) = expr::value(inner, &cx) {
                     found.push((key, v));

@@ -668,6 +668,16 @@ fn import_into(
 }
 
 impl MetricStore {
+    /// Where a query over `window` at `at` starts reading bucket starts: fine buckets
+    /// starting after `at - window - fine` overlap the window, and a coarse start in that
+    /// range lies inside it (up to one fine bucket early). Saturating: a plan's window can be
+    /// long and `at` is whatever the caller says.
+    fn window_from(&self, window: Millis, at: Millis) -> Millis {
+        at.saturating_sub(window)
+            .saturating_sub(self.config.fine)
+            .saturating_add(1)
+    }
+
     /// The events of `metric`'s series matching `selector` bucket by bucket, for buckets
     /// starting in `[from, to)`, in time order: what a chart of a comparison accumulates step
     /// by step without merging the whole stage again at every step.
@@ -686,7 +696,7 @@ impl MetricStore {
             }
             for map in [&data.fine, &data.coarse] {
                 for (start, b) in map.range(from..to) {
-                    out.entry(*start).or_default().merge(&tally_of(b));
+                    out.entry(*start).or_default().merge(&tally_of(b.clone()));
                 }
             }
         }
@@ -694,12 +704,12 @@ impl MetricStore {
     }
 }
 
-fn tally_of(b: &Bucket) -> crate::sequential::Tally {
+fn tally_of(b: Bucket) -> crate::sequential::Tally {
     crate::sequential::Tally {
         count: b.count,
         trues: b.trues,
         sum: b.sum,
-        sketch: b.sketch.clone(),
+        sketch: b.sketch,
         relative: RELATIVE_ERROR,
     }
 }
@@ -713,12 +723,8 @@ impl MetricSource for MetricStore {
         at: Millis,
     ) -> Option<crate::sequential::Tally> {
         self.kinds.get(metric)?;
-        // The same buckets `aggregate` merges for this window.
-        let from = at
-            .saturating_sub(window)
-            .saturating_sub(self.config.fine)
-            .saturating_add(1);
-        Some(tally_of(&self.merged(
+        let from = self.window_from(window, at);
+        Some(tally_of(self.merged(
             metric,
             selector,
             from,
@@ -734,11 +740,7 @@ impl MetricSource for MetricStore {
         window: Millis,
         at: Millis,
     ) -> Vec<String> {
-        // The buckets `aggregate` reads for this window.
-        let from = at
-            .saturating_sub(window)
-            .saturating_sub(self.config.fine)
-            .saturating_add(1);
+        let from = self.window_from(window, at);
         let to = at.saturating_add(1);
         let mut out = std::collections::BTreeSet::new();
         for series in self.layers().filter_map(|layer| layer.get(metric)) {
@@ -768,13 +770,7 @@ impl MetricSource for MetricStore {
         window: Millis,
         at: Millis,
     ) -> Option<f64> {
-        // Fine buckets starting after at - window - fine overlap the window; a coarse start
-        // in that range lies inside it (up to one fine bucket early).
-        // Saturating: a plan's window can be long and `at` is whatever the caller says.
-        let from = at
-            .saturating_sub(window)
-            .saturating_sub(self.config.fine)
-            .saturating_add(1);
+        let from = self.window_from(window, at);
         if *aggregate == Aggregate::PerSecond {
             // Events (a counter: its sum) over the time the covered buckets span, the newest
             // only up to `at`: between the window and one bucket more.

@@ -190,7 +190,7 @@ proptest! {
         if let Ok(e) = expr::parse(&text) {
             let source = store();
             let flags = BTreeMap::new();
-            let cx = EvalContext { source: &source as &dyn MetricSource, window, at, flags: &flags, stage: &expr::StageMemory::default() };
+            let cx = EvalContext { source: &source as &dyn MetricSource, window, at, flags: &flags, stage: &expr::StageMemory::default(), split: None };
             let _ = expr::evaluate(&e, &cx);
             // What it prints parses again.
             prop_assert!(expr::parse(&e.to_string()).is_ok(), "{} printed as {}", text, e);
@@ -230,6 +230,7 @@ fn a_quantile_of_a_metric_with_no_data_is_no_data_not_a_panic() {
         at: Millis::MIN,
         flags: &flags,
         stage: &expr::StageMemory::default(),
+        split: None,
     };
     let _ = expr::evaluate(&e, &cx);
 }

@@ -310,6 +310,7 @@ pub fn gate_series(
                         at: t + step,
                         flags: &no_flags,
                         stage: &no_stage,
+                        split: None,
                     };
                     Point {
                         t,

@@ -126,6 +126,7 @@ pub(super) fn constant(e: &Expr) -> Option<f64> {
         at: 0,
         flags: &no_flags,
         stage: &expr::StageMemory::default(),
+        split: None,
     };
     expr::value(e, &cx)
 }

@@ -19,6 +19,9 @@ pub struct EvalContext<'a> {
     pub at: Millis,
     pub flags: &'a BTreeMap<String, FlagValue>,
     pub stage: &'a StageMemory,
+    /// The canary's share of the compared events the current stage implies (its traffic),
+    /// when the plan checks the split: comparisons read "not yet known" while it is off.
+    pub split: Option<f64>,
 }
 
 /// What an evaluation remembers of the current stage: when it was entered, the `at_entry`
@@ -31,10 +34,6 @@ pub struct StageMemory {
     pub baselines: BTreeMap<String, f64>,
     /// Firings per trigger id.
     pub fired: BTreeMap<String, u32>,
-    /// The canary's share of the compared events this stage implies (its traffic), when the
-    /// plan checks the split: comparisons read "not yet known" while the split is off.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub split: Option<f64>,
 }
 
 /// Which captured baseline an `at_entry(inner)` over `window` reads.
@@ -274,7 +273,7 @@ fn compare(
     };
     // Sample-ratio mismatch: the arms' events split other than the stage implies (a broken
     // router, a crashing arm dropping events) make any comparison of them meaningless.
-    let split_off = cx.stage.split.and_then(|share| {
+    let split_off = cx.split.and_then(|share| {
         let (cn, bn) = (comparison.canary_n, comparison.baseline_n);
         (share > 0.0 && share < 1.0 && sequential::split_is_off(cn, bn, share, alpha)).then(|| {
             format!(
@@ -377,6 +376,7 @@ fn slope(e: &Expr, inner: &Expr, cx: &EvalContext<'_>) -> V {
             at,
             flags: cx.flags,
             stage: cx.stage,
+            split: cx.split,
         };
         if let V::Num(v) = eval(inner, &sub, &mut Vec::new()) {
             points.push((at as f64, v));

@@ -92,6 +92,7 @@ fn run(src: &str, values: &[(&str, f64)], enabled: bool) -> Outcome {
             at: 0,
             flags: &flags,
             stage: &StageMemory::default(),
+            split: None,
         },
     )
     .outcome
@@ -346,6 +347,7 @@ fn the_trace_shows_each_comparison_with_its_values() {
             at: 0,
             flags: &flags,
             stage: &StageMemory::default(),
+            split: None,
         },
     );
     assert_eq!(ev.outcome, Outcome::Fail);
@@ -635,7 +637,7 @@ proptest! {
     fn arithmetic_over_literals_is_exact((text, want) in arith(4)) {
         let e = parse(&format!("{text} == {want}")).unwrap();
         let flags = BTreeMap::new();
-        let ev = evaluate(&e, &EvalContext { source: &Fake(BTreeMap::new()), window: 1, at: 0, flags: &flags, stage: &StageMemory::default() });
+        let ev = evaluate(&e, &EvalContext { source: &Fake(BTreeMap::new()), window: 1, at: 0, flags: &flags, stage: &StageMemory::default(), split: None });
         prop_assert_eq!(ev.outcome, Outcome::Pass, "{}", text);
     }
 
@@ -686,6 +688,7 @@ fn slope_of(line: &Line, window: Millis, at: Millis) -> Result<f64, String> {
             at,
             flags: &BTreeMap::new(),
             stage: &StageMemory::default(),
+            split: None,
         },
     );
     match ev.outcome {
@@ -798,6 +801,7 @@ fn over_queues(src: &str, queues: &Queues) -> Evaluation {
             at: 0,
             flags: &BTreeMap::new(),
             stage: &StageMemory::default(),
+            split: None,
         },
     )
 }

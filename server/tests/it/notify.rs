@@ -220,7 +220,7 @@ async fn the_war_room_is_told_signed_retried_and_never_in_the_way() {
     std::fs::write(plans.path().join("drill.toml"), plan(&base)).unwrap();
     let (_child, url, tokens) = serve(dir.path(), plans.path()).await;
     let (operator, ingest) = tokens.split_once('\n').unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::support::http();
     let post = |path: &str, token: &str, body: Value| {
         http.post(format!("{url}/api/rollouts/drill/{path}"))
             .bearer_auth(token)
@@ -431,7 +431,7 @@ async fn an_unacknowledged_alert_escalates_and_an_acknowledged_one_does_not() {
     }
     let (_child, url, tokens) = serve(dir.path(), plans.path()).await;
     let (operator, ingest) = tokens.split_once('\n').unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::support::http();
     for id in ["ignored", "handled"] {
         let started = http
             .post(format!("{url}/api/rollouts/{id}/start"))
@@ -524,7 +524,7 @@ events = ["actuator_failing"]
     std::fs::write(plans.path().join("stuck.toml"), plan).unwrap();
     let (_child, url, tokens) = serve(dir.path(), plans.path()).await;
     let (operator, _) = tokens.split_once('\n').unwrap();
-    let started = reqwest::Client::new()
+    let started = crate::support::http()
         .post(format!("{url}/api/rollouts/stuck/start"))
         .bearer_auth(operator)
         .send()
@@ -579,7 +579,7 @@ url_env = "CUTOVER_TEST_NEVER_SET"
     std::fs::write(plans.path().join("alone.toml"), plan).unwrap();
     let (_child, url, tokens) = serve(dir.path(), plans.path()).await;
     let (operator, _) = tokens.split_once('\n').unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::support::http();
     let started = http
         .post(format!("{url}/api/rollouts/alone/start"))
         .bearer_auth(operator)
@@ -793,7 +793,7 @@ routing_key_env = "DRILL_HMAC"
     std::fs::write(plans.path().join("paged.toml"), plan).unwrap();
     let (_child, url, tokens) = serve(dir.path(), plans.path()).await;
     let (operator, ingest) = tokens.split_once('\n').unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::support::http();
     let post = |path: &str, token: &str, body: String| {
         http.post(format!("{url}/api/rollouts/paged/{path}"))
             .bearer_auth(token)
@@ -958,6 +958,18 @@ impl SmtpServer {
     }
 
     /// Every message received so far, raw.
+    /// The newest message, waited for up to 30 s; `what` says what did not arrive.
+    async fn next_mail(&self, what: &str) -> Vec<u8> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(m) = self.messages().pop() {
+                return m;
+            }
+            assert!(Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     fn messages(&self) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         for sub in ["new", "cur"] {
@@ -1000,25 +1012,9 @@ events = ["kill"]
     std::fs::write(plans.path().join("mailed.toml"), plan).unwrap();
     let (_child, url, tokens) = serve(dir.path(), plans.path()).await;
     let (operator, _) = tokens.split_once('\n').unwrap();
-    let http = reqwest::Client::new();
-    for (action, reason) in [("start", "go"), ("kill", "error budget burning")] {
-        let r = http
-            .post(format!("{url}/api/rollouts/mailed/{action}"))
-            .bearer_auth(operator)
-            .json(&json!({ "reason": reason }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let raw = loop {
-        if let Some(m) = smtp.messages().pop() {
-            break m;
-        }
-        assert!(Instant::now() < deadline, "no mail arrived");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let http = crate::support::http();
+    start_and_kill(&http, &url, operator, "mailed", "error budget burning").await;
+    let raw = smtp.next_mail("no mail arrived").await;
     let mail = mailparse::parse_mail(&raw).unwrap();
     use mailparse::MailHeaderMap;
     let header = |name: &str| mail.headers.get_first_value(name).unwrap_or_default();
@@ -1066,7 +1062,7 @@ allow_private = true
     std::fs::write(plans.path().join("updates.toml"), plan).unwrap();
     let (_child, url, tokens) = serve(dir.path(), plans.path()).await;
     let (operator, _) = tokens.split_once('\n').unwrap();
-    let http = reqwest::Client::new();
+    let http = crate::support::http();
     let r = http
         .post(format!("{url}/api/rollouts/updates/start"))
         .bearer_auth(operator)
@@ -1144,25 +1140,9 @@ events = ["kill"]
     std::fs::write(plans.path().join("tls.toml"), plan).unwrap();
     let (_child, url, tokens) = serve(dir.path(), plans.path()).await;
     let (operator, _) = tokens.split_once('\n').unwrap();
-    let http = reqwest::Client::new();
-    for (action, reason) in [("start", "go"), ("kill", "over tls")] {
-        let r = http
-            .post(format!("{url}/api/rollouts/tls/{action}"))
-            .bearer_auth(operator)
-            .json(&json!({ "reason": reason }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let raw = loop {
-        if let Some(m) = smtp.messages().pop() {
-            break m;
-        }
-        assert!(Instant::now() < deadline, "no mail arrived over STARTTLS");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let http = crate::support::http();
+    start_and_kill(&http, &url, operator, "tls", "over tls").await;
+    let raw = smtp.next_mail("no mail arrived over STARTTLS").await;
     let mail = mailparse::parse_mail(&raw).unwrap();
     assert!(mail.get_body().unwrap().contains("over tls"));
     // The channel checked against the wrong CA failed, and says it was the certificate.
@@ -1192,4 +1172,24 @@ events = ["kill"]
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(smtp.messages().len(), 1, "only the trusted channel's mail");
+}
+
+/// Starts `rollout` and kills it with `reason`, as the operator.
+async fn start_and_kill(
+    http: &reqwest::Client,
+    url: &str,
+    operator: &str,
+    rollout: &str,
+    reason: &str,
+) {
+    for (action, reason) in [("start", "go"), ("kill", reason)] {
+        let r = http
+            .post(format!("{url}/api/rollouts/{rollout}/{action}"))
+            .bearer_auth(operator)
+            .json(&json!({ "reason": reason }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+    }
 }

@@ -466,7 +466,6 @@ async fn buckets_and_evaluation(s: &Storage) {
             entered_at: Some(T0),
             baselines: BTreeMap::from([("60000|p95(latency_ms)".into(), 412.5)]),
             fired: BTreeMap::from([("slow".into(), 2)]),
-            split: Some(0.05),
         },
         ..Memory::default()
     };
