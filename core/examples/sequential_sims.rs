@@ -10,7 +10,7 @@
 //! `p95(canary) <= 1.10 * p95(baseline)` over the last 5 minutes.
 
 use cutover_core::sequential::{
-    Finding, Ranked, Worse, compare_quantiles, compare_rates, split_is_off,
+    Finding, Ranked, Worse, compare_means, compare_quantiles, compare_rates, split_is_off,
 };
 use sketches_ddsketch::{Config, DDSketch};
 
@@ -178,6 +178,74 @@ fn rate_case(runs: u32, seed: u64, canary_rate: f64) -> (u32, u32, Vec<f64>, Vec
     (worse, not_worse, when, cleared)
 }
 
+/// Scores in [0, 1] (log-normal around 0.9 with the given spread, clamped), canary
+/// `lower` below baseline; "canary mean not more than 2 points below baseline", and the naive
+/// 15-minute `mean(canary) >= mean(baseline) - 2%`. Each 10 s is one bucket, as in the store.
+fn mean_case(runs: u32, seed: u64, lower: f64, spread: f64) -> (Tally, f64) {
+    let mut rng = Rng(seed);
+    let mut t = Tally::default();
+    let mut widths = Vec::new();
+    for _ in 0..runs {
+        t.runs += 1;
+        let (mut c, mut b) = (
+            cutover_core::sequential::Tally::default(),
+            cutover_core::sequential::Tally::default(),
+        );
+        let mut window: std::collections::VecDeque<[(f64, u64); 2]> = Default::default();
+        let (mut worse, mut not_worse, mut naive_fail) = (None, None, false);
+        for look in 1..=360 {
+            let mut arms = [(0.0, 0.0, 0u64), (0.0, 0.0, 0u64)];
+            for _ in 0..2_000 {
+                let canary = rng.uniform() < 0.05;
+                let v = (0.9 * (spread * rng.normal()).exp()).clamp(0.0, 1.0);
+                let v = if canary { (v - lower).max(0.0) } else { v };
+                let arm = &mut arms[usize::from(!canary)];
+                arm.0 += v;
+                arm.1 += v * v;
+                arm.2 += 1;
+            }
+            for (tally, (sum, squares, n)) in [&mut c, &mut b].into_iter().zip(arms) {
+                tally.then(&cutover_core::sequential::Tally::block(
+                    n,
+                    0,
+                    sum,
+                    Some(squares),
+                    None,
+                    0.0,
+                ));
+            }
+            window.push_back(arms.map(|(s, _, n)| (s, n)));
+            if window.len() > 90 {
+                window.pop_front();
+            }
+            let minutes = look as f64 / 6.0;
+            let r = compare_means(&c, &b, [0.0, 1.0], Worse::Below, 0.02, 0.05);
+            if r.finding == Finding::Worse && worse.is_none() {
+                worse = Some(minutes);
+            }
+            if r.finding == Finding::NotWorse && not_worse.is_none() {
+                not_worse = Some(minutes);
+            }
+            if look == 360 {
+                widths.extend(r.low.zip(r.high).map(|(l, h)| h - l));
+            }
+            let mean = |i: usize| {
+                let (s, n) = window
+                    .iter()
+                    .fold((0.0, 0u64), |(s, n), w| (s + w[i].0, n + w[i].1));
+                s / n.max(1) as f64
+            };
+            naive_fail |= mean(0) < mean(1) - 0.02;
+        }
+        t.ever_worse += u32::from(worse.is_some());
+        t.ever_not_worse += u32::from(not_worse.is_some());
+        t.naive_ever_fail += u32::from(naive_fail);
+        t.first_worse.extend(worse);
+        t.first_not_worse.extend(not_worse);
+    }
+    (t, median(&mut widths).unwrap_or(f64::NAN))
+}
+
 fn srm_case(runs: u32, seed: u64, share: f64) -> u32 {
     let mut rng = Rng(seed);
     let mut off = 0;
@@ -261,6 +329,42 @@ fn main() {
             "| {name} | {} | {} | {first} | |",
             pct(w, runs),
             pct(nw, runs)
+        );
+    }
+    for (name, seed, lower, spread) in [
+        (
+            "quality 0.90 vs 0.90, spread 0.05, 2-point margin",
+            13,
+            0.0,
+            0.05,
+        ),
+        (
+            "quality 0.90 vs 0.90, spread 0.20, 2-point margin",
+            14,
+            0.0,
+            0.20,
+        ),
+        ("quality 1 point lower (within the margin)", 15, 0.01, 0.05),
+        ("quality 2 points lower (on the margin)", 17, 0.02, 0.05),
+        ("quality 4 points lower, 2-point margin", 16, 0.04, 0.05),
+    ] {
+        let (mut t, width) = mean_case(runs, seed, lower, spread);
+        let first = if lower == 0.02 {
+            "neither is right".to_string()
+        } else if lower > 0.02 {
+            format!("WORSE after {}", minutes(median(&mut t.first_worse)))
+        } else {
+            format!(
+                "NOT WORSE after {}",
+                minutes(median(&mut t.first_not_worse))
+            )
+        };
+        println!(
+            "| {name} (interval at 1 h: {:.1} points wide) | {} | {} | {first} | {} |",
+            100.0 * width,
+            pct(t.ever_worse, t.runs),
+            pct(t.ever_not_worse, t.runs),
+            pct(t.naive_ever_fail, t.runs)
         );
     }
     println!();

@@ -116,24 +116,173 @@ pub trait Ranked {
     fn relative(&self) -> f64;
 }
 
+/// One block of values (a time bucket, or several merged as one): how many, their sum and,
+/// when kept, the sum of their squares.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Moments {
+    pub count: u64,
+    pub sum: f64,
+    /// `None` when some values' squares were not kept (buckets written before they were).
+    pub squares: Option<f64>,
+}
+
+impl Default for Moments {
+    /// No values: their squares are known (none).
+    fn default() -> Self {
+        Moments {
+            count: 0,
+            sum: 0.0,
+            squares: Some(0.0),
+        }
+    }
+}
+
+impl Moments {
+    /// Both blocks as one.
+    pub fn merge(&mut self, other: &Moments) {
+        self.count = self.count.saturating_add(other.count);
+        self.sum += other.sum;
+        self.squares = self.squares.zip(other.squares).map(|(a, b)| a + b);
+    }
+
+    /// `sum (x - centre)^2` over the block's values, or `None` if their squares are unknown.
+    fn around(&self, centre: f64) -> Option<f64> {
+        let n = self.count as f64;
+        self.squares
+            .map(|q| (q - 2.0 * centre * self.sum + n * centre * centre).max(0.0))
+    }
+}
+
+/// What an empirical-Bernstein sequence for a mean needs of the values in the order they came:
+/// `V = sum (x_i - c_i)^2`, each value's centre `c_i` known before it came (Howard et al.
+/// 2021, Theorem 4). Values come in blocks (time buckets, in time order); every value of a
+/// block is centred on the mean of all blocks before it, and the first block on the middle of
+/// the range, which only the comparison knows: so that block is kept as it is.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Spread {
+    first: Moments,
+    /// `sum (x - c)^2` over the later blocks' values whose squares were kept.
+    later: f64,
+    /// Later values whose squares were not kept: each counts the most `(x - c)^2` can be, the
+    /// range squared.
+    unknown: u64,
+}
+
+impl Spread {
+    /// A single block.
+    pub fn block(m: Moments) -> Spread {
+        Spread {
+            first: m,
+            later: 0.0,
+            unknown: 0,
+        }
+    }
+
+    /// Appends `next`, a block that came after everything so far; `before` is what came
+    /// before it (its mean is the block's centre).
+    pub fn then(&mut self, before: &Moments, next: &Moments) {
+        if next.count == 0 {
+            return;
+        }
+        if before.count == 0 {
+            *self = Spread::block(*next);
+            return;
+        }
+        let centre = before.sum / before.count as f64;
+        match next.around(centre) {
+            Some(v) => self.later += v,
+            None => self.unknown = self.unknown.saturating_add(next.count),
+        }
+    }
+
+    /// `V` for values bounded in `range`: an upper bound on `sum (x_i - c_i)^2` (the first
+    /// block centred on the range's middle).
+    pub fn variance(&self, range: [f64; 2]) -> f64 {
+        let c = range[1] - range[0];
+        let middle = (range[0] + range[1]) / 2.0;
+        let first = self
+            .first
+            .around(middle)
+            .unwrap_or(self.first.count as f64 * c * c / 4.0);
+        first + self.later + self.unknown as f64 * c * c
+    }
+}
+
 /// What a comparison reads of one arm since the stage began: how many events, how many
-/// were yes (ratio metrics), their sum (means), and the sketch of their values.
+/// were yes (ratio metrics), their sum and squares (means), the sketch of their values, and
+/// their spread in the order they came (means).
 #[derive(Clone, Default)]
 pub struct Tally {
     pub count: u64,
     pub trues: u64,
     pub sum: f64,
+    /// The sum of the values' squares; `None` when some were not kept.
+    pub squares: Option<f64>,
     pub sketch: Option<sketches_ddsketch::DDSketch>,
     /// The sketch's relative error.
     pub relative: f64,
+    pub spread: Spread,
 }
 
 impl Tally {
-    /// Adds `other`'s events: what one tally over both would hold.
+    /// One block's tally.
+    pub fn block(
+        count: u64,
+        trues: u64,
+        sum: f64,
+        squares: Option<f64>,
+        sketch: Option<sketches_ddsketch::DDSketch>,
+        relative: f64,
+    ) -> Tally {
+        Tally {
+            count,
+            trues,
+            sum,
+            squares,
+            sketch,
+            relative,
+            spread: Spread::block(Moments {
+                count,
+                sum,
+                squares,
+            }),
+        }
+    }
+
+    pub fn moments(&self) -> Moments {
+        Moments {
+            count: self.count,
+            sum: self.sum,
+            squares: self.squares,
+        }
+    }
+
+    /// Adds `other`'s events as if both were one block: what one tally over both would hold
+    /// (label sets of the same bucket). The order within is forgotten, so the spread is that
+    /// of one block.
     pub fn merge(&mut self, other: &Tally) {
+        self.absorb(other);
+        self.spread = Spread::block(self.moments());
+    }
+
+    /// Adds `next`, which came after everything so far (the next bucket in time), keeping the
+    /// order the spread of a mean rests on.
+    pub fn then(&mut self, next: &Tally) {
+        let before = self.moments();
+        self.spread.then(&before, &next.moments());
+        self.absorb(next);
+    }
+
+    fn absorb(&mut self, other: &Tally) {
+        let empty = self.count == 0 && self.sketch.is_none();
         self.count = self.count.saturating_add(other.count);
         self.trues = self.trues.saturating_add(other.trues);
         self.sum += other.sum;
+        self.squares = if empty {
+            other.squares
+        } else {
+            self.squares.zip(other.squares).map(|(a, b)| a + b)
+        };
         self.relative = self.relative.max(other.relative);
         if let Some(theirs) = &other.sketch {
             match &mut self.sketch {
@@ -368,40 +517,59 @@ pub fn compare_rates(
     .judged()
 }
 
-/// Where the mean of values bounded in `range` lies after `n` of them summing to `sum`: a
-/// confidence sequence at `alpha` from Robbins' normal mixture, valid for any distribution
-/// inside the range (bounded values are sub-Gaussian with scale half the range; Howard,
-/// Ramdas, McAuliffe and Sekhon 2021, eq. 14). `None` when there are none.
-pub fn mean_interval(sum: f64, n: u64, range: [f64; 2], alpha: f64) -> Option<(f64, f64)> {
+/// The stitched boundary's spacing and the spread of its error budget over epochs (Howard et
+/// al. 2021, eq. 10: `eta = 2`, `s = 1.4`, their recommended values).
+const ETA: f64 = 2.0;
+const S: f64 = 1.4;
+/// Riemann's zeta at `S`.
+const ZETA_S: f64 = 3.105_547_278;
+
+/// The stitched sub-gamma boundary (Howard et al. 2021, Theorem 1 and eq. 10): for a process
+/// sub-gamma with variance process `v` and scale `c`, `S_t >= boundary(V_t)` ever happens with
+/// probability at most `alpha`. Valid for `v >= m`; below `m` the boundary at `m` stands.
+fn stitched(v: f64, m: f64, c: f64, alpha: f64) -> f64 {
+    let v = v.max(m);
+    let k1 = (ETA.powf(0.25) + ETA.powf(-0.25)) / std::f64::consts::SQRT_2;
+    let k2 = (ETA.sqrt() + 1.0) / 2.0;
+    let l = S * (ETA * v / m).ln().ln() + (ZETA_S / (alpha * ETA.ln().powf(S))).ln();
+    (k1 * k1 * v * l + k2 * k2 * c * c * l * l).sqrt() + c * k2 * l
+}
+
+/// Where the mean of values bounded in `range` lies after `n` of them summing to `sum` whose
+/// spread in order is `spread`: an empirical-Bernstein confidence sequence at `alpha`, valid
+/// for any distribution inside the range at every `n` at once, and as narrow as the values'
+/// real spread allows (Howard, Ramdas, McAuliffe and Sekhon 2021, Theorem 4: `sum (x_i - mu)`
+/// is sub-exponential with variance process `V` and scale `b - a`, so sub-gamma; the stitched
+/// boundary on each side at `alpha / 2`). `None` when there are none.
+pub fn mean_interval(
+    sum: f64,
+    n: u64,
+    spread: &Spread,
+    range: [f64; 2],
+    alpha: f64,
+) -> Option<(f64, f64)> {
     if n == 0 || range[1] <= range[0] {
         return None;
     }
-    let nf = n as f64;
-    let sigma2 = ((range[1] - range[0]) / 2.0).powi(2);
-    // The mixture's spread: tightest near a thousand values, valid at every n.
-    let rho = sigma2 * 1_000.0;
-    let v = sigma2 * nf;
-    let radius = ((v + rho) * ((v + rho) / (rho * alpha * alpha)).ln()).sqrt() / nf;
-    let mean = sum / nf;
+    let c = range[1] - range[0];
+    // The boundary is tight from `V` of about one value at the range's full spread on.
+    let radius = stitched(spread.variance(range), c * c, c, alpha / 2.0) / n as f64;
+    let mean = sum / n as f64;
     Some(((mean - radius).max(range[0]), (mean + radius).min(range[1])))
 }
 
 /// Canary's mean against baseline's, for values bounded in `range`, each sequence at
 /// `alpha / 2`: the interval of their difference, judged against `margin` above or below.
-#[allow(clippy::too_many_arguments)]
 pub fn compare_means(
-    canary_sum: f64,
-    canary_n: u64,
-    baseline_sum: f64,
-    baseline_n: u64,
+    canary: &Tally,
+    baseline: &Tally,
     range: [f64; 2],
     worse: Worse,
     margin: f64,
     alpha: f64,
 ) -> Comparison {
-    let c = mean_interval(canary_sum, canary_n, range, alpha / 2.0);
-    let b = mean_interval(baseline_sum, baseline_n, range, alpha / 2.0);
-    let (low, high) = match (c, b) {
+    let interval = |t: &Tally| mean_interval(t.sum, t.count, &t.spread, range, alpha / 2.0);
+    let (low, high) = match (interval(canary), interval(baseline)) {
         (Some((cl, ch)), Some((bl, bh))) => (Some(cl - bh), Some(ch - bl)),
         _ => (None, None),
     };
@@ -412,8 +580,8 @@ pub fn compare_means(
         margin,
         low,
         high,
-        canary_n,
-        baseline_n,
+        canary_n: canary.count,
+        baseline_n: baseline.count,
     }
     .judged()
 }

@@ -705,12 +705,14 @@ impl MetricStore {
 }
 
 fn tally_of(b: Bucket) -> crate::sequential::Tally {
-    crate::sequential::Tally {
+    crate::sequential::Tally::block(b.count, b.trues, b.sum, b.squares, b.sketch, RELATIVE_ERROR)
+}
+
+fn moments_of(b: &Bucket) -> crate::sequential::Moments {
+    crate::sequential::Moments {
         count: b.count,
-        trues: b.trues,
         sum: b.sum,
-        sketch: b.sketch,
-        relative: RELATIVE_ERROR,
+        squares: b.squares,
     }
 }
 
@@ -723,13 +725,32 @@ impl MetricSource for MetricStore {
         at: Millis,
     ) -> Option<crate::sequential::Tally> {
         self.kinds.get(metric)?;
-        let from = self.window_from(window, at);
-        Some(tally_of(self.merged(
-            metric,
-            selector,
-            from,
-            at.saturating_add(1),
-        )))
+        let (from, to) = (self.window_from(window, at), at.saturating_add(1));
+        // Everything merged at once, and beside it each bucket's moments by its start, which
+        // the spread of a mean is folded from in time order.
+        let mut total = Bucket::default();
+        let mut blocks: BTreeMap<Millis, crate::sequential::Moments> = BTreeMap::new();
+        let layers = self.layers().filter_map(|layer| layer.get(metric));
+        for (labels, data) in layers.flatten() {
+            if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
+                continue;
+            }
+            for map in [&data.fine, &data.coarse] {
+                for (start, b) in map.range(from..to) {
+                    total.merge(b);
+                    blocks.entry(*start).or_default().merge(&moments_of(b));
+                }
+            }
+        }
+        let mut spread = crate::sequential::Spread::default();
+        let mut before = crate::sequential::Moments::default();
+        for block in blocks.values() {
+            spread.then(&before, block);
+            before.merge(block);
+        }
+        let mut tally = tally_of(total);
+        tally.spread = spread;
+        Some(tally)
     }
 
     fn label_values(

@@ -40,6 +40,8 @@ pub struct Demo {
     pub url: String,
     /// Role name → token, as the demo printed them.
     pub tokens: BTreeMap<String, String>,
+    /// What it printed before it began serving (the stories of a launch in flight among it).
+    pub printed: Vec<String>,
     /// Extra `cutover demo` arguments, kept for a restart.
     args: Vec<String>,
     /// The one core the server is given, if it was.
@@ -50,13 +52,16 @@ pub struct Demo {
 /// Runs `cutover demo` on `addr` over `data` (on one core, `cpu`, if given: `taskset` runs it
 /// there from the start, so its runtime sizes itself to that core); returns the process, its
 /// URL and what it printed per role.
+/// A started demo: its process, URL, tokens by role, and what it printed before serving.
+type Spawned = (Child, String, BTreeMap<String, String>, Vec<String>);
+
 fn spawn_demo(
     addr: &str,
     data: &Path,
     args: &[String],
     cpu: Option<usize>,
     env: &[(String, String)],
-) -> anyhow::Result<(Child, String, BTreeMap<String, String>)> {
+) -> anyhow::Result<Spawned> {
     let bin = cutover_bin();
     let mut command = match cpu {
         Some(cpu) => {
@@ -79,8 +84,10 @@ fn spawn_demo(
     let mut lines = BufReader::new(stdout).lines();
     let mut url = None;
     let mut tokens = BTreeMap::new();
+    let mut printed = Vec::new();
     for line in lines.by_ref() {
         let line = line?;
+        printed.push(line.clone());
         if let Some(rest) = line.split("at http://").nth(1) {
             url = Some(format!("http://{}", rest.trim()));
         }
@@ -100,7 +107,7 @@ fn spawn_demo(
     // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
     let url = url.context("the demo did not print its URL")?;
-    Ok((child, url, tokens))
+    Ok((child, url, tokens, printed))
 }
 
 impl Demo {
@@ -141,11 +148,12 @@ impl Demo {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        let (child, url, tokens) = spawn_demo(addr, data.path(), &all, None, &env)?;
+        let (child, url, tokens, printed) = spawn_demo(addr, data.path(), &all, None, &env)?;
         Ok(Demo {
             child,
             url,
             tokens,
+            printed,
             args: all,
             cpu: None,
             _data: data,
@@ -155,11 +163,13 @@ impl Demo {
     fn spawn(args: &[&str], cpu: Option<usize>) -> anyhow::Result<Demo> {
         let data = tempfile::tempdir()?;
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
-        let (child, url, tokens) = spawn_demo("127.0.0.1:0", data.path(), &args, cpu, &[])?;
+        let (child, url, tokens, printed) =
+            spawn_demo("127.0.0.1:0", data.path(), &args, cpu, &[])?;
         Ok(Demo {
             child,
             url,
             tokens,
+            printed,
             args,
             cpu,
             _data: data,
@@ -181,10 +191,12 @@ impl Demo {
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.stop();
         let addr = self.url.trim_start_matches("http://").to_string();
-        let (child, url, tokens) = spawn_demo(&addr, self._data.path(), &self.args, self.cpu, &[])?;
+        let (child, url, tokens, printed) =
+            spawn_demo(&addr, self._data.path(), &self.args, self.cpu, &[])?;
         self.child = child;
         self.url = url;
         self.tokens = tokens;
+        self.printed = printed;
         Ok(())
     }
 

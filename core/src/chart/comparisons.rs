@@ -161,7 +161,7 @@ pub fn comparison_series(
                 while let Some((start, tally)) = arm.get(at[i])
                     && *start < end
                 {
-                    tallies[i].merge(tally);
+                    tallies[i].then(tally);
                     at[i] += 1;
                 }
             }

@@ -25,6 +25,7 @@ fn every_metric_gets_a_chart_latency_first_and_the_mix_stacked() {
             "cache_hit",
             "quality",
             "gate-quality",
+            "compare-quality",
             "tts_queue_age_p95_ms",
             "tokens_per_response"
         ]

@@ -350,9 +350,7 @@ pub fn compare_tallies(
         Aggregate::Rate => {
             sequential::compare_rates(ct.trues, ct.count, bt.trues, bt.count, worse, margin, alpha)
         }
-        Aggregate::Mean => sequential::compare_means(
-            ct.sum, ct.count, bt.sum, bt.count, range?, worse, margin, alpha,
-        ),
+        Aggregate::Mean => sequential::compare_means(ct, bt, range?, worse, margin, alpha),
         _ => return None,
     })
 }

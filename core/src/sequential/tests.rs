@@ -8,7 +8,7 @@ use super::*;
 pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -213,6 +213,18 @@ fn rates_compare_in_points_and_the_split_check_holds_its_level() {
     assert!(caught as f64 / (runs / 2) as f64 >= 0.9, "caught {caught}");
 }
 
+/// One bucket's tally of `values`.
+fn block(values: &[f64]) -> Tally {
+    Tally::block(
+        values.len() as u64,
+        0,
+        values.iter().sum(),
+        Some(values.iter().map(|v| v * v).sum()),
+        None,
+        0.0,
+    )
+}
+
 #[test]
 fn a_mean_interval_holds_the_true_mean_of_bounded_values_at_every_look() {
     let alpha = 0.05;
@@ -222,14 +234,12 @@ fn a_mean_interval_holds_the_true_mean_of_bounded_values_at_every_look() {
     // Scores in [0, 1], skewed toward the top: the mean of u^(1/4) is 0.8.
     let truth = 0.8;
     for _ in 0..runs {
-        let (mut sum, mut n) = (0.0, 0u64);
+        let mut t = Tally::default();
         let mut out = false;
         for _ in 0..500 {
-            for _ in 0..10 {
-                sum += rng.uniform().powf(0.25);
-                n += 1;
-            }
-            let (lo, hi) = mean_interval(sum, n, [0.0, 1.0], alpha).unwrap();
+            let values: Vec<f64> = (0..10).map(|_| rng.uniform().powf(0.25)).collect();
+            t.then(&block(&values));
+            let (lo, hi) = mean_interval(t.sum, t.count, &t.spread, [0.0, 1.0], alpha).unwrap();
             out |= !(lo <= truth && truth <= hi);
         }
         missed += u64::from(out);
@@ -238,10 +248,74 @@ fn a_mean_interval_holds_the_true_mean_of_bounded_values_at_every_look() {
         missed as f64 / runs as f64 <= alpha,
         "the true mean left its interval in {missed} of {runs} runs"
     );
-    // It narrows: 5,000 scores pin the mean within a few hundredths.
-    let (lo, hi) = mean_interval(4_000.0, 5_000, [0.0, 1.0], alpha).unwrap();
-    assert!(hi - lo < 0.06, "{lo}..{hi}");
-    assert_eq!(mean_interval(0.0, 0, [0.0, 1.0], alpha), None);
+    assert_eq!(
+        mean_interval(0.0, 0, &Spread::default(), [0.0, 1.0], alpha),
+        None
+    );
+}
+
+/// The interval adapts to the values' real spread: scores that vary by a few hundredths are
+/// pinned far sooner than the range alone allows, and the same scores with their squares
+/// unknown (old buckets) fall back to a valid, wider interval.
+#[test]
+fn a_mean_interval_narrows_with_the_values_spread_not_their_range() {
+    let mut rng = Rng(31);
+    let (mut tight, mut unknown) = (Tally::default(), Tally::default());
+    for _ in 0..100 {
+        let values: Vec<f64> = (0..20)
+            .map(|_| rng.lognormal(0.9, 0.05).clamp(0.0, 1.0))
+            .collect();
+        tight.then(&block(&values));
+        let mut old = block(&values);
+        old.squares = None;
+        unknown.then(&old);
+    }
+    let width = |t: &Tally| {
+        let (lo, hi) = mean_interval(t.sum, t.count, &t.spread, [0.0, 1.0], 0.05).unwrap();
+        assert!(lo <= 0.9 && 0.9 <= hi, "{lo}..{hi}");
+        hi - lo
+    };
+    // 2,000 scores of spread ~0.045: within about a point and a half either side.
+    assert!(width(&tight) < 0.03, "{}", width(&tight));
+    // Knowing only the range, the same scores are pinned within tenths.
+    assert!(width(&unknown) > 4.0 * width(&tight), "{}", width(&unknown));
+}
+
+/// The spread folded block by block is `sum (x - c)^2` with each block's values centred on
+/// the mean of all blocks before it (the first on the range's middle), however the values are
+/// split into blocks.
+#[test]
+fn the_spread_centres_each_block_on_what_came_before() {
+    let mut rng = Rng(37);
+    for _ in 0..50 {
+        let blocks: Vec<Vec<f64>> = (0..1 + rng.next() % 8)
+            .map(|_| {
+                (0..rng.next() % 5)
+                    .map(|_| rng.uniform() * 4.0 + 1.0)
+                    .collect()
+            })
+            .collect();
+        let mut t = Tally::default();
+        for b in &blocks {
+            t.then(&block(b));
+        }
+        let (mut expected, mut seen) = (0.0, Vec::<f64>::new());
+        for b in &blocks {
+            let centre = if seen.is_empty() {
+                3.0
+            } else {
+                seen.iter().sum::<f64>() / seen.len() as f64
+            };
+            expected += b.iter().map(|x| (x - centre).powi(2)).sum::<f64>();
+            seen.extend(b);
+        }
+        let got = t.spread.variance([1.0, 5.0]);
+        assert!(
+            (got - expected).abs() < 1e-9 * (1.0 + expected),
+            "{got} vs {expected}"
+        );
+        assert_eq!(t.count, seen.len() as u64);
+    }
 }
 
 #[test]
@@ -249,22 +323,20 @@ fn equal_means_are_never_called_worse_and_a_lower_canary_is() {
     let mut rng = Rng(29);
     let (runs, mut worse, mut found) = (100, 0, 0);
     for _ in 0..runs {
-        let (mut cs, mut bs, mut n) = (0.0, 0.0, 0u64);
+        let (mut c, mut b, mut l) = (Tally::default(), Tally::default(), Tally::default());
         let (mut ever_worse, mut lower_found) = (false, false);
-        let (mut ls, mut ln) = (0.0, 0u64);
         for _ in 0..800 {
-            for _ in 0..10 {
-                n += 1;
-                cs += rng.uniform().powf(0.25);
-                bs += rng.uniform().powf(0.25);
-                // A canary 0.08 lower than its baseline: past a 0.02 margin.
-                ls += rng.uniform().powf(0.25) - 0.08;
-                ln += 1;
-            }
-            let c = compare_means(cs, n, bs, n, [-0.1, 1.0], Worse::Below, 0.02, 0.05);
-            ever_worse |= c.finding == Finding::Worse;
-            let l = compare_means(ls, ln, bs, n, [-0.1, 1.0], Worse::Below, 0.02, 0.05);
-            lower_found |= l.finding == Finding::Worse;
+            let draw = |rng: &mut Rng, shift: f64| -> Vec<f64> {
+                (0..10).map(|_| rng.uniform().powf(0.25) - shift).collect()
+            };
+            c.then(&block(&draw(&mut rng, 0.0)));
+            b.then(&block(&draw(&mut rng, 0.0)));
+            // A canary 0.08 lower than its baseline: past a 0.02 margin.
+            l.then(&block(&draw(&mut rng, 0.08)));
+            let k = compare_means(&c, &b, [-0.1, 1.0], Worse::Below, 0.02, 0.05);
+            ever_worse |= k.finding == Finding::Worse;
+            let k = compare_means(&l, &b, [-0.1, 1.0], Worse::Below, 0.02, 0.05);
+            lower_found |= k.finding == Finding::Worse;
         }
         worse += u32::from(ever_worse);
         found += u32::from(lower_found);

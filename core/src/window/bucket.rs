@@ -29,6 +29,10 @@ fn new_sketch() -> DDSketch {
 pub struct Bucket {
     pub count: u64,
     pub sum: f64,
+    /// The sum of the samples' squares (a bounded mean's spread); absent from buckets written
+    /// before it was kept, and then unknown for anything merged with them.
+    #[serde(default)]
+    pub squares: Option<f64>,
     pub max: Option<f64>,
     /// The smallest sample (absent from buckets written before it was kept).
     #[serde(default)]
@@ -58,6 +62,7 @@ impl Default for Bucket {
         Bucket {
             count: 0,
             sum: 0.0,
+            squares: Some(0.0),
             max: None,
             min: None,
             last: None,
@@ -81,6 +86,9 @@ impl Bucket {
         }
         self.count = self.count.saturating_add(n);
         self.sum += v * n as f64;
+        if let Some(q) = &mut self.squares {
+            *q += v * v * n as f64;
+        }
         self.max = Some(self.max.map_or(v, |m| m.max(v)));
         self.min = Some(self.min.map_or(v, |m| m.min(v)));
         if later((ts, v), self.last) {
@@ -129,6 +137,7 @@ impl Bucket {
     pub fn merge(&mut self, other: &Bucket) {
         self.count += other.count;
         self.sum += other.sum;
+        self.squares = self.squares.zip(other.squares).map(|(a, b)| a + b);
         self.max = match (self.max, other.max) {
             (Some(a), Some(b)) => Some(a.max(b)),
             (a, b) => a.or(b),

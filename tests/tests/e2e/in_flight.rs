@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
+
 use cutover_e2e::{Browser, Demo};
 
 /// A guard, not a claim: a loaded CI machine can take seconds per ChromeDriver round trip.
@@ -12,8 +14,8 @@ const GUARD: Duration = Duration::from_secs(15);
 
 #[tokio::test]
 async fn the_demo_opens_on_a_launch_in_flight_and_things_happen() -> anyhow::Result<()> {
-    // The default pace: lens-v1's errors spike 45 s after the start, spiralogic's hold
-    // completes at 90 s.
+    // The default pace: lens-v1's errors spike 45 s after the start, spiralogic's canary
+    // reaches its minimum run at 90 s and its holds complete when the demo says.
     let demo = Demo::start_in_flight(&[])?;
     let browser = Browser::start().await?;
     browser
@@ -84,12 +86,25 @@ async fn the_demo_opens_on_a_launch_in_flight_and_things_happen() -> anyhow::Res
         clock.starts_with("T+5") || clock.starts_with("T+1h"),
         "{clock}"
     );
-    // While the newcomer watches, the hold completes and beta may start.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
+    // While the newcomer watches, the holds complete and beta may start, when the demo said
+    // (the quality comparison's hold counts from when it concluded, which the traffic decides).
+    let story = demo
+        .printed
+        .iter()
+        .find(|l| l.trim_start().starts_with("spiralogic "))
+        .cloned()
+        .unwrap_or_default();
+    let promised = story
+        .split("the holds complete in ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(duration)
+        .with_context(|| format!("the demo did not say when the holds complete: {story}"))?;
+    let deadline = tokio::time::Instant::now() + promised + GUARD;
     while browser.has("progress-blockers").await {
         anyhow::ensure!(
             tokio::time::Instant::now() < deadline,
-            "the canary's hold never completed: {:?}",
+            "the canary's holds did not complete when the demo said ({story}): {:?}",
             browser.text("progress-blockers").await
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -114,4 +129,20 @@ async fn the_demo_opens_on_a_launch_in_flight_and_things_happen() -> anyhow::Res
     browser.screenshot("in-flight-lens-killed").await?;
     browser.close().await;
     Ok(())
+}
+
+/// "4m 30s", "1h 02m", "45s" as the demo prints a span.
+fn duration(text: &str) -> Option<Duration> {
+    let mut total = 0;
+    for word in text.split_whitespace() {
+        let (n, unit) = word.split_at(word.find(|c: char| !c.is_ascii_digit())?);
+        let n: u64 = n.parse().ok()?;
+        total += n * match unit {
+            "h" => 3600,
+            "m" => 60,
+            "s" => 1,
+            _ => return None,
+        };
+    }
+    (total > 0).then(|| Duration::from_secs(total))
 }

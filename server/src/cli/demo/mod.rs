@@ -219,7 +219,15 @@ async fn play(state: &AppState, scenes: &[scene::Scene], started: Millis) -> any
         .iter()
         .filter(|s| played.iter().any(|p| p == s.rollout))
     {
-        println!("  {:<16} {}", scene.rollout, scene.story(started, now()));
+        let ready = match state.rollout(scene.rollout) {
+            Some(rollout) if scene.waits_for_ready() => scene::ready_at(rollout, now()).await,
+            _ => None,
+        };
+        println!(
+            "  {:<16} {}",
+            scene.rollout,
+            scene.story(started, now(), ready)
+        );
     }
     Ok(())
 }

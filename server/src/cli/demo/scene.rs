@@ -52,35 +52,59 @@ pub struct Scene {
     pending: &'static [(&'static str, &'static str)],
     /// The live traffic turns to this incident this long after the demo starts.
     pub incident: Option<(Scenario, Millis)>,
-    /// Something that happens soon after the scene is played (`{in}` says when), and when
-    /// (relative to the moment it was played), for the printout.
-    soon: Option<(&'static str, Millis)>,
+    /// Something that happens soon after the scene is played (`{in}` says when), and when,
+    /// for the printout.
+    soon: Option<(&'static str, Soon)>,
+}
+
+/// When a scene's next thing happens.
+#[derive(Debug, Clone, Copy)]
+enum Soon {
+    /// This long after the scene was played.
+    After(Millis),
+    /// When the current stage may be left: its minimum run and its gates' holds, read from
+    /// the rollout once played (a comparison's hold counts from when it concluded, which the
+    /// traffic decides).
+    Ready,
 }
 
 impl Scene {
     /// What a newcomer sees, with how long until what happens next, at `now` when the scene
     /// was played at `played`.
-    pub fn story(&self, played: Millis, now: Millis) -> String {
-        match self.soon {
-            Some((what, at)) if played + at > now => {
-                let when = format!("in {}", Span(played + at - now).human());
-                format!("{}: {}", self.story, what.replace("{in}", &when))
-            }
-            Some((what, _)) => format!("{}: {}", self.story, what.replace("{in}", "already")),
-            None => self.story.clone(),
-        }
+    /// `ready` is when the rollout's current stage may be left, if known.
+    pub fn story(&self, played: Millis, now: Millis, ready: Option<Millis>) -> String {
+        let Some((what, soon)) = self.soon else {
+            return self.story.clone();
+        };
+        let at = match soon {
+            Soon::After(after) => Some(played + after),
+            Soon::Ready => ready,
+        };
+        let when = match at {
+            Some(at) if at > now => format!("in {}", Span(at - now).human()),
+            Some(_) => "already".to_string(),
+            None => "once its gates have held".to_string(),
+        };
+        format!("{}: {}", self.story, what.replace("{in}", &when))
+    }
+
+    /// Whether its printout needs to know when the rollout's stage may be left.
+    pub fn waits_for_ready(&self) -> bool {
+        matches!(self.soon, Some((_, Soon::Ready)))
     }
 }
 
 /// The example plans' scenes. `moment` paces what happens while the newcomer watches: lens-v1's
-/// incident begins `moment` after the start, spiralogic's canary hold completes at twice that.
+/// incident begins `moment` after the start, spiralogic's canary reaches its minimum run at
+/// twice that, and its holds complete then or soon after (its quality comparison holds from
+/// when it concluded, a minute or two into the stage).
 pub fn examples(moment: Millis) -> Vec<Scene> {
     let canary_entered = 60 * MINUTE - 2 * moment;
     vec![
         Scene {
             rollout: "spiralogic",
             story: format!(
-                "canary at 10%, {} into its 60-minute hold",
+                "canary at 10%, {} into its 60-minute minimum",
                 Span(canary_entered).human(),
             ),
             beats: vec![
@@ -98,7 +122,7 @@ pub fn examples(moment: Millis) -> Vec<Scene> {
             evaluate_from: -canary_entered,
             pending: &[],
             incident: None,
-            soon: Some(("the hold completes {in}, and beta may start", 2 * moment)),
+            soon: Some(("the holds complete {in}, and beta may start", Soon::Ready)),
         },
         Scene {
             rollout: "lens-v1",
@@ -109,7 +133,7 @@ pub fn examples(moment: Millis) -> Vec<Scene> {
             incident: Some((Scenario::ErrorSpike, moment)),
             soon: Some((
                 "errors spike {in}; its error-storm trigger kills it about a minute later",
-                moment,
+                Soon::After(moment),
             )),
         },
         Scene {
@@ -153,6 +177,25 @@ pub fn examples(moment: Millis) -> Vec<Scene> {
             soon: None,
         },
     ]
+}
+
+/// When `rollout`'s current stage may be left, as far as time decides: its minimum run and
+/// every gate guarding it held. `None` while a gate's hold cannot yet count (not yet known).
+pub async fn ready_at(rollout: &Rollout, now: Millis) -> Option<Millis> {
+    let snapshot = rollout.snapshot(now).await;
+    let stage = snapshot
+        .state
+        .stage
+        .and_then(|i| rollout.plan.stages.get(i))?;
+    let entered = snapshot.state.stage_entered_at?;
+    let mut ready = entered.saturating_add(stage.min_duration.map_or(0, |d| d.0));
+    for gate in snapshot.gates.iter().filter(|g| g.guards_current) {
+        if gate.verdict != cutover_core::gates::Verdict::Pass {
+            return None;
+        }
+        ready = ready.max(now.saturating_add(gate.needs.0));
+    }
+    Some(ready)
 }
 
 /// How much history the scenes read: from their earliest replayed evaluation back over the
@@ -403,7 +446,7 @@ mod tests {
         let soon: Vec<String> = scenes
             .iter()
             .filter(|s| s.soon.is_some())
-            .map(|s| s.story(0, 30_000))
+            .map(|s| s.story(0, 30_000, Some(60_000)))
             .collect();
         assert!(!soon.is_empty());
         for story in &soon {
@@ -411,8 +454,10 @@ mod tests {
             assert!(story.contains(" in "), "{story}");
         }
         for scene in &scenes {
-            let late = scene.story(0, 10 * MINUTE);
+            let late = scene.story(0, 10 * MINUTE, Some(MINUTE));
             assert!(!late.contains('{'), "{late}");
+            let unknown = scene.story(0, 10 * MINUTE, None);
+            assert!(!unknown.contains('{'), "{unknown}");
         }
     }
 }
