@@ -20,16 +20,19 @@ pub enum DueStatus {
     Overdue,
 }
 
-/// A checklist item with a time from T-0.
+/// A checklist item with a time: from T-0 or after a stage's entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DueItem {
     pub list: String,
     pub item: String,
     pub text: String,
-    /// Its offset from T-0 as written (`T-30m`).
+    /// Its time as written (`T-30m`, `live+15m`).
     pub label: String,
-    /// Offset from T-0 in milliseconds.
+    /// Offset from T-0, or from its stage's entry, in milliseconds.
     pub offset: Millis,
+    /// The stage whose latest entry it counts from (`None`: from T-0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
     /// The wall time it is due, once T-0 is known.
     pub due: Option<Millis>,
     pub status: DueStatus,
@@ -65,10 +68,14 @@ pub fn clock(plan: &Plan, state: &RolloutState, now: Millis) -> Clock {
     let mut items = Vec::new();
     for list in &plan.checklists {
         for item in &list.items {
-            let (Some(offset), Some(label)) = (list.due(item), list.due_phase(item)) else {
+            let (Some(when), Some(label)) = (list.due(item), list.due_phase(item)) else {
                 continue;
             };
-            let due = state.t0.map(|t0| t0.saturating_add(offset));
+            let due = when.at(plan, state);
+            let (offset, stage) = match when.clone() {
+                crate::plan::Due::FromT0(offset) => (offset, None),
+                crate::plan::Due::AfterEntry { stage, after } => (after, Some(stage)),
+            };
             let status = if state.item_done(list, item, 0) {
                 DueStatus::Done
             } else if due.is_some_and(|d| now > d) {
@@ -80,15 +87,17 @@ pub fn clock(plan: &Plan, state: &RolloutState, now: Millis) -> Clock {
                 list: list.id.clone(),
                 item: item.id.clone(),
                 text: item.text.clone(),
-                label: label.to_string(),
+                label: when.label(plan, label),
                 offset,
+                stage,
                 due,
                 status,
             });
         }
     }
-    // Stable: items due at the same time keep the plan's order.
-    items.sort_by_key(|i| i.offset);
+    // Earliest first, those whose time is not known yet last; stable: items due at the same
+    // time keep the plan's order.
+    items.sort_by_key(|i| (i.due.unwrap_or(Millis::MAX), i.stage.is_some(), i.offset));
     Clock {
         t0: state.t0,
         items,

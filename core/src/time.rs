@@ -104,6 +104,24 @@ pub fn t_offset(text: &str) -> Option<Millis> {
     Some(sign * span.0)
 }
 
+/// `live+15m`: a time after the latest entry into stage `live`, as `(stage, offset)`. The
+/// stage is a plain id (letters, digits, `-`, `_`); the plan check says whether it is one.
+pub fn stage_offset(text: &str) -> Option<(&str, Millis)> {
+    let (stage, amount) = text.trim().split_once('+')?;
+    let stage = stage.trim();
+    let plain = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+    if stage.is_empty() || stage == "T" || !stage.chars().all(plain) {
+        return None;
+    }
+    let amount = amount.trim();
+    let span = if amount == "0" {
+        Span(0)
+    } else {
+        Span::parse(amount).ok()?
+    };
+    Some((stage, span.0))
+}
+
 /// An offset from T-0 as a person reads it: `T-1h 00m`, `T+15m`, `T+0`.
 pub fn t_label(offset: Millis) -> String {
     match offset {

@@ -62,13 +62,17 @@ pub fn Checklists(
         // An item that needs several days is done only once checked on enough in a row.
         let checked = s.state.item_done(list, item, 0) || by_gate.is_some();
         let late = overdue.with_untracked(|o| o.as_ref().is_some_and(|o| o.contains(&key)));
-        let due = list.due_phase(item).map(|label| {
-            if late {
-                format!("⚠ OVERDUE · due {label}")
-            } else {
-                format!("due {label}")
-            }
-        });
+        let due = list
+            .due_phase(item)
+            .zip(list.due(item))
+            .map(|(written, when)| {
+                let label = when.label(&s.plan, written);
+                if late {
+                    format!("⚠ OVERDUE · due {label}")
+                } else {
+                    format!("due {label}")
+                }
+            });
         let days = (item.days > 1).then(|| {
             format!(
                 "{} of {} days in a row",

@@ -959,19 +959,82 @@ pub struct Checklist {
 }
 
 impl Checklist {
-    /// When `item` is due, relative to T-0: its own phase (a label such as "Launch Day" is
-    /// no time), else the list's (`T-30m`).
-    pub fn due(&self, item: &Item) -> Option<crate::time::Millis> {
-        self.due_phase(item).and_then(crate::time::t_offset)
+    /// When `item` is due: its own phase (a label such as "Launch Day" is no time), else
+    /// the list's: from T-0 (`T-30m`) or after a stage's latest entry (`live+15m`).
+    pub fn due(&self, item: &Item) -> Option<Due> {
+        self.due_phase(item).and_then(Due::parse)
     }
 
-    /// The phase `due` reads, as the plan writes it (`T-60m`), when it is a time.
+    /// The phase `due` reads, as the plan writes it (`T-60m`, `live+5m`), when it is a time.
     pub fn due_phase<'a>(&'a self, item: &'a Item) -> Option<&'a str> {
         item.phase
             .as_deref()
             .or(self.phase.as_deref())
-            .filter(|p| crate::time::t_offset(p).is_some())
+            .filter(|p| Due::parse(p).is_some())
             .map(str::trim)
+    }
+}
+
+/// When a checklist item is due.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Due {
+    /// This long from T-0 (negative: before).
+    FromT0(crate::time::Millis),
+    /// This long after the latest entry into `stage`.
+    AfterEntry {
+        stage: String,
+        after: crate::time::Millis,
+    },
+}
+
+impl Due {
+    pub fn parse(text: &str) -> Option<Due> {
+        if let Some(offset) = crate::time::t_offset(text) {
+            return Some(Due::FromT0(offset));
+        }
+        crate::time::stage_offset(text).map(|(stage, after)| Due::AfterEntry {
+            stage: stage.to_string(),
+            after,
+        })
+    }
+
+    /// As a person reads it: `T-30m` as written, `15m after entering Live`.
+    pub fn label(&self, plan: &Plan, written: &str) -> String {
+        match self {
+            Due::FromT0(_) => written.to_string(),
+            Due::AfterEntry { stage, after } => {
+                let title = plan
+                    .stages
+                    .iter()
+                    .find(|s| &s.id == stage)
+                    .map_or(stage.as_str(), |s| s.title.as_str());
+                match after {
+                    0 => format!("on entering {title}"),
+                    a => format!("{} after entering {title}", crate::time::Span(*a).human()),
+                }
+            }
+        }
+    }
+
+    /// The wall time it falls on for `state`, once its anchor is known.
+    pub fn at(
+        &self,
+        plan: &Plan,
+        state: &crate::rollout::RolloutState,
+    ) -> Option<crate::time::Millis> {
+        match self {
+            Due::FromT0(offset) => state.t0.map(|t0| t0.saturating_add(*offset)),
+            Due::AfterEntry { stage, after } => {
+                // A state written before entries were kept knows its current stage's.
+                let current = state
+                    .stage
+                    .and_then(|i| plan.stages.get(i))
+                    .filter(|s| &s.id == stage)
+                    .and(state.stage_entered_at);
+                let entered = state.entered.get(stage).copied().or(current)?;
+                Some(entered.saturating_add(*after))
+            }
+        }
     }
 }
 

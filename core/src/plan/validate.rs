@@ -753,16 +753,25 @@ fn runbook_link(raw: Option<&Spanned<String>>, p: &mut Problems) -> Option<Strin
     }
 }
 
-/// A phase that starts like a time (`T+`, `T-`) must be one: a typo would silently make a
-/// due item a label.
-fn check_phase(phase: Option<&String>, at: usize, p: &mut Problems) {
-    if let Some(text) = phase
-        && (text.starts_with("T+") || text.starts_with("T-"))
-        && crate::time::t_offset(text).is_none()
-    {
+/// A phase that starts like a time (`T+`, `T-`) must be one, and one after a stage's entry
+/// (`live+15m`) must name a stage: a typo would silently make a due item a label.
+fn check_phase(phase: Option<&String>, stages: &BTreeSet<&str>, at: usize, p: &mut Problems) {
+    let Some(text) = phase else { return };
+    if (text.starts_with("T+") || text.starts_with("T-")) && crate::time::t_offset(text).is_none() {
         p.push((
             at,
             format!("phase \"{text}\" is not a time from T-0: write T-60m, T+15m, T+2h or T+1d"),
+        ));
+    }
+    if let Some((stage, _)) = crate::time::stage_offset(text)
+        && !stages.contains(stage)
+    {
+        p.push((
+            at,
+            format!(
+                "phase \"{text}\" counts from stage \"{stage}\", which the plan does not have (stages: {})",
+                stages.iter().copied().collect::<Vec<_>>().join(", ")
+            ),
         ));
     }
 }
@@ -778,7 +787,7 @@ fn checklists(
     raw.iter()
         .map(|c| {
             unique(c.items.iter().map(|i| &i.id), "item", p);
-            check_phase(c.phase.as_ref(), c.id.span().start, p);
+            check_phase(c.phase.as_ref(), stage_ids, c.id.span().start, p);
             for stage in [&c.required_for, &c.required_to_leave]
                 .into_iter()
                 .flatten()
@@ -802,7 +811,7 @@ fn checklists(
                             format!("unknown gate \"{}\"", gate.get_ref()),
                         ));
                     }
-                    check_phase(i.phase.as_ref(), i.id.span().start, p);
+                    check_phase(i.phase.as_ref(), stage_ids, i.id.span().start, p);
                     let days = i.days.as_ref().map_or(0, |d| {
                         if !(1..=31).contains(d.get_ref()) {
                             p.push((d.span().start, "days must be 1 to 31".to_string()));

@@ -83,7 +83,7 @@ pub fn apply(
                 return Err(wrong_phase());
             }
             entry_blockers(plan, state, 0, readiness, &[])?;
-            enter(&mut next, 0, request.at);
+            enter(plan, &mut next, 0, request.at);
             next.phase = Phase::Running;
             // A start at the scheduled time keeps it; one without a schedule is T-0.
             next.t0.get_or_insert(request.at);
@@ -142,7 +142,7 @@ pub fn apply(
                 }
             } else {
                 entry_blockers(plan, state, current + 1, readiness, &stage_blockers)?;
-                enter(&mut next, current + 1, request.at);
+                enter(plan, &mut next, current + 1, request.at);
             }
         }
         Action::Pause => {
@@ -178,7 +178,7 @@ pub fn apply(
                 next.killed = None;
                 next.paused = None;
                 if let Some(i) = state.stage {
-                    enter(&mut next, i, request.at);
+                    enter(plan, &mut next, i, request.at);
                 }
             }
             _ => return Err(wrong_phase()),
@@ -215,7 +215,7 @@ pub fn apply(
             };
             // The previous stage's clock starts again: its gates must hold before a new
             // progress. A paused rollout stays paused; a completed one runs again.
-            enter(&mut next, previous, request.at);
+            enter(plan, &mut next, previous, request.at);
             if matches!(state.phase, Phase::Hypercare | Phase::Completed) {
                 next.phase = Phase::Running;
                 next.hypercare_since = None;
@@ -442,9 +442,13 @@ pub fn apply(
     Ok((next, record))
 }
 
-pub(super) fn enter(state: &mut RolloutState, stage: usize, at: Millis) {
+pub(super) fn enter(plan: &Plan, state: &mut RolloutState, stage: usize, at: Millis) {
     state.stage = Some(stage);
     state.stage_entered_at = Some(at);
+    // Items due after a stage's entry (`live+15m`) count from its latest.
+    if let Some(s) = plan.stages.get(stage) {
+        state.entered.insert(s.id.clone(), at);
+    }
     state.overrides.clear();
     state.adjusted.clear();
 }

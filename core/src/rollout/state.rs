@@ -84,6 +84,9 @@ pub struct RolloutState {
     /// Index into the plan's stages; `None` before start.
     pub stage: Option<usize>,
     pub stage_entered_at: Option<Millis>,
+    /// Stage id -> when it was last entered: the clock of items due after a stage's entry.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub entered: BTreeMap<String, Millis>,
     /// Who killed it and why, while killed (kept after resume in the audit log only).
     pub killed: Option<Mark>,
     pub paused: Option<Mark>,
@@ -152,6 +155,7 @@ impl RolloutState {
             phase: Phase::NotStarted,
             stage: None,
             stage_entered_at: None,
+            entered: BTreeMap::new(),
             killed: None,
             paused: None,
             checked: BTreeMap::new(),

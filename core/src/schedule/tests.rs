@@ -272,3 +272,91 @@ fn a_recorded_overrun_whose_action_failed_is_still_pending() {
     .unwrap();
     assert!(overrun_action_pending(&plan, &back, late + MINUTE).is_none());
 }
+
+const ANCHORED: &str = r#"
+[rollout]
+id = "anchored"
+title = "Anchored"
+
+[[stage]]
+id = "canary"
+traffic = 10
+
+[[stage]]
+id = "live"
+title = "Live"
+traffic = 100
+
+[[checklist]]
+id = "go-live"
+title = "After go-live"
+phase = "live+0"
+items = [
+  { id = "health", text = "Immediate health check" },
+  { id = "watch", text = "Watched 15 minutes", phase = "live+15m" },
+]
+"#;
+
+/// An item due after a stage's entry has no time until the stage is entered, falls due that
+/// long after, goes overdue once past, and moves with a re-entry (a step back and progress
+/// again start its clock afresh); T-0 items are unaffected.
+#[test]
+fn items_due_after_a_stages_entry_count_from_its_latest_entry() {
+    let plan = crate::plan::parse("anchored.toml", ANCHORED).unwrap();
+    let watch = |state: &RolloutState, now| {
+        clock(&plan, state, now)
+            .items
+            .into_iter()
+            .find(|i| i.item == "watch")
+            .unwrap()
+    };
+    let started = run(&plan, RolloutState::new(), Action::Start, 0);
+    let w = watch(&started, HOUR);
+    assert_eq!((w.due, w.status), (None, DueStatus::Upcoming));
+    assert_eq!(w.stage.as_deref(), Some("live"));
+    assert_eq!(w.label, "15m after entering Live");
+
+    let live = run(&plan, started, Action::Progress, 2 * HOUR);
+    assert_eq!(watch(&live, 2 * HOUR).due, Some(2 * HOUR + 15 * MINUTE));
+    assert_eq!(
+        watch(&live, 2 * HOUR + 15 * MINUTE).status,
+        DueStatus::Upcoming
+    );
+    assert_eq!(
+        watch(&live, 2 * HOUR + 16 * MINUTE).status,
+        DueStatus::Overdue
+    );
+    // The health check is due on entry: the earliest, listed first.
+    let c = clock(&plan, &live, 2 * HOUR);
+    assert_eq!(c.items[0].item, "health");
+    assert_eq!(c.items[0].label, "on entering Live");
+
+    let mut request = op(Action::StepBack, 3 * HOUR);
+    request.reason = Some("errors after go-live".into());
+    let back = apply(&plan, &live, &request, &Default::default())
+        .unwrap()
+        .0;
+    let again = run(&plan, back, Action::Progress, 4 * HOUR);
+    let w = watch(&again, 4 * HOUR + MINUTE);
+    assert_eq!(w.due, Some(4 * HOUR + 15 * MINUTE));
+    assert_eq!(w.status, DueStatus::Upcoming);
+}
+
+#[test]
+fn a_phase_after_a_stage_must_name_one_of_its_stages() {
+    let text = ANCHORED.replace("phase = \"live+15m\"", "phase = \"golive+15m\"");
+    let errors = crate::plan::parse("anchored.toml", &text).unwrap_err();
+    let all: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+    assert!(
+        all.iter()
+            .any(|e| e.contains("counts from stage \"golive\", which the plan does not have")),
+        "{all:?}"
+    );
+    // Labels stay labels.
+    assert_eq!(crate::time::stage_offset("Go-live + 5 min"), None);
+    assert_eq!(
+        crate::time::stage_offset("live+5m"),
+        Some(("live", 5 * MINUTE))
+    );
+    assert_eq!(crate::time::stage_offset("T+5m"), None);
+}

@@ -424,7 +424,10 @@ fn a_sixty_forty_split_is_flagged_within_a_thousand_events_and_an_even_one_is_no
     }
     when.sort_unstable();
     let median = when.get(when.len() / 2).copied().unwrap_or(u64::MAX);
-    assert!(late <= runs / 50, "not flagged within 1,000 events in {late} of {runs}");
+    assert!(
+        late <= runs / 50,
+        "not flagged within 1,000 events in {late} of {runs}"
+    );
     assert!(median <= 300, "median {median} events");
     assert!(
         false_alarms as f64 / runs as f64 <= 0.05,

@@ -21,7 +21,10 @@ items = [{ id = "backup", text = "Backup taken" }]
 [[checklist]]
 id = "after"
 title = "After"
-items = [{ id = "smoke", text = "Smoke test at full traffic", phase = "T+2h" }]
+items = [
+  { id = "smoke", text = "Smoke test at full traffic", phase = "T+2h" },
+  { id = "settled", text = "Full traffic settled", phase = "ga+3h" },
+]
 "#;
 
 #[tokio::test]
@@ -43,6 +46,15 @@ async fn the_clock_moves_and_an_overdue_item_says_so_until_checked() -> anyhow::
         .await
         .unwrap_or_default();
     assert_eq!(due, "due T-30m", "no T-0 yet: nothing is overdue");
+    // An item due after a stage's entry says so in words, not as a code.
+    let settled = operator
+        .text("item-after-settled-due")
+        .await
+        .unwrap_or_default();
+    assert!(
+        settled.starts_with("due 3h") && settled.ends_with("after entering ga"),
+        "{settled}"
+    );
 
     operator.click("start").await?;
     let first = operator
