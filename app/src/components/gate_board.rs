@@ -83,10 +83,23 @@ fn verdict_class(v: Verdict) -> &'static str {
     }
 }
 
+/// What the plan assumes where its runbook gives no number, said beside the title: a war
+/// room must know which limits are the runbook's and which are the plan author's.
+fn assumption_note(id: &str, assumption: Option<String>) -> impl IntoView + use<> {
+    assumption.map(|a| {
+        view! {
+            <span class="assumption" data-testid=format!("assumption-{id}")>
+                <span class="assumption-label">"the plan's assumption:"</span>" "{a}
+            </span>
+        }
+    })
+}
+
 fn gate_row(
     g: GateStatus,
     spark: Option<(Series, Option<f64>)>,
     guidance: Option<Guidance>,
+    assumption: Option<String>,
 ) -> impl IntoView {
     let (text, class) = (g.verdict.word(), verdict_class(g.verdict));
     let held = g.held_text();
@@ -96,7 +109,7 @@ fn gate_row(
     let spark = sparkline(&g, series, limit);
     view! {
         <tr data-testid=format!("gate-{}", g.id) class:guarding=g.guards_current>
-            <td class="gate-title">{g.title.clone()}{note.map(|n| view! { <span class="gate-note" data-testid=format!("gate-note-{}", g.id)>" · " {n}</span> })}</td>
+            <td class="gate-title">{g.title.clone()}{note.map(|n| view! { <span class="gate-note" data-testid=format!("gate-note-{}", g.id)>" · " {n}</span> })}{assumption_note(&g.id, assumption)}</td>
             <td><span class=class>{text}</span></td>
             <td class="gate-observed">{detail}</td>
             <td class="gate-spark">{spark}</td>
@@ -106,7 +119,11 @@ fn gate_row(
     }
 }
 
-fn trigger_row(t: TriggerStatus, guidance: Option<Guidance>) -> impl IntoView {
+fn trigger_row(
+    t: TriggerStatus,
+    guidance: Option<Guidance>,
+    assumption: Option<String>,
+) -> impl IntoView {
     let class = match (t.alarming(), t.verdict) {
         (true, _) => "verdict fail",
         // No data, or over its line where it is not armed: neither fine nor an alarm.
@@ -116,7 +133,7 @@ fn trigger_row(t: TriggerStatus, guidance: Option<Guidance>) -> impl IntoView {
     };
     view! {
         <tr data-testid=format!("trigger-{}", t.id)>
-            <td class="gate-title">{t.title.clone()}</td>
+            <td class="gate-title">{t.title.clone()}{assumption_note(&t.id, assumption)}</td>
             <td><span class=class>{t.word()}</span></td>
             <td class="gate-observed">{t.observed()}</td>
             <td class="gate-held">{t.state_text()}</td>
@@ -153,6 +170,17 @@ pub fn GateBoard(
             .map(|a| (a.id.to_string(), a.guidance.clone()))
             .collect::<std::collections::BTreeMap<_, _>>()
     });
+    // The wall has no room for the sentence; the page and the phone say it.
+    let assumed = move |id: &str| {
+        (!wall)
+            .then(|| {
+                snapshot.with_untracked(|s| {
+                    s.as_ref()
+                        .and_then(|s| s.plan.assumption(id).map(str::to_string))
+                })
+            })
+            .flatten()
+    };
     let guide = move |id: &str| {
         guidance
             .then(|| guides.with(|m| m.get(id).cloned()))
@@ -253,7 +281,8 @@ pub fn GateBoard(
             <table class="board" data-testid="gate-board">
                 <tbody>{move || shown_rows.get().into_iter().map(|(g, spark)| {
                     let guidance = guide(&g.id);
-                    gate_row(g, spark, guidance)
+                    let assumption = assumed(&g.id);
+                    gate_row(g, spark, guidance, assumption)
                 }).collect::<Vec<_>>()}</tbody>
             </table>
             <p class="left-out" data-testid="board-left-out">{left_out}</p>
@@ -261,7 +290,8 @@ pub fn GateBoard(
             <table class="board" data-testid="trigger-board">
                 <tbody>{move || triggers.get().into_iter().map(|t| {
                     let guidance = guide(&t.id);
-                    trigger_row(t, guidance)
+                    let assumption = assumed(&t.id);
+                    trigger_row(t, guidance, assumption)
                 }).collect::<Vec<_>>()}</tbody>
             </table>
         </section>

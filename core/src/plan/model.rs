@@ -319,6 +319,9 @@ pub(crate) struct RawGate {
     pub blocks: Option<bool>,
     #[serde(default)]
     pub tolerate: u32,
+    /// A number the runbook does not give, chosen by the plan's author: said on the board.
+    #[serde(default)]
+    pub assumption: Option<String>,
     /// The runbook's response, shown where the decision is made (see [`Guidance`]).
     #[serde(default)]
     pub cause: Option<String>,
@@ -348,6 +351,9 @@ pub(crate) struct RawTrigger {
     pub severity: Severity,
     #[serde(default)]
     pub stages: Option<Spanned<Vec<String>>>,
+    /// A number the runbook does not give, chosen by the plan's author: said on the board.
+    #[serde(default)]
+    pub assumption: Option<String>,
     /// The runbook's response, shown when the trigger fires (see [`Guidance`]); `respond`
     /// because `action` is what cutover itself does.
     #[serde(default)]
@@ -457,6 +463,17 @@ pub enum Actuator {
 pub use crate::template::Shape;
 
 impl Plan {
+    /// What the plan assumes for gate or trigger `id`, where its runbook gives no number.
+    pub fn assumption(&self, id: &str) -> Option<&str> {
+        let gate = self.gates.iter().find(|g| g.id == id);
+        gate.and_then(|g| g.assumption.as_deref()).or_else(|| {
+            self.triggers
+                .iter()
+                .find(|t| t.id == id)
+                .and_then(|t| t.assumption.as_deref())
+        })
+    }
+
     /// What a kill in stage `stage` publishes: the plan's rollback flags, with the stage's
     /// own over them.
     pub fn rollback_flags(&self, stage: Option<usize>) -> BTreeMap<String, FlagValue> {
@@ -893,6 +910,9 @@ pub struct Gate {
     pub cycles: u32,
     #[serde(default, skip_serializing_if = "Guidance::is_empty")]
     pub guidance: Guidance,
+    /// What the plan assumes where its runbook gives no number (shown with the gate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assumption: Option<String>,
 }
 
 /// A plan stored before gates could be non-blocking: every gate blocked.
@@ -936,6 +956,9 @@ pub struct Trigger {
     pub stages: Vec<String>,
     #[serde(default, skip_serializing_if = "Guidance::is_empty")]
     pub guidance: Guidance,
+    /// What the plan assumes where its runbook gives no number (shown with the trigger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assumption: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -435,3 +435,43 @@ fn a_confirm_metric_is_a_gauge_of_the_plan() {
     assert_eq!(ok.confirm.instance_label, "instance");
     assert_eq!(ok.confirm.within, crate::time::Span(30_000));
 }
+
+/// A gate's or trigger's `assumption` (a number its runbook does not give) is kept and
+/// found by id; the PAGS plan marks its SLO, pool and deadlock numbers so.
+#[test]
+fn assumptions_are_kept_with_their_gate_or_trigger() {
+    let text = fixtures::two_stage_plan(
+        "demo",
+        "Demo",
+        r#"
+[[gate]]
+id = "p95"
+expr = "p95(latency_ms) <= 300ms"
+window = "5m"
+hold = "10m"
+assumption = "300ms is the SLO; the runbook never gives it."
+
+[[trigger]]
+id = "slow"
+expr = "p95(latency_ms) > 600ms"
+for = "5m"
+action = "kill"
+assumption = "Twice the assumed SLO."
+"#,
+    );
+    let plan = parse("demo.toml", &text).unwrap();
+    assert_eq!(
+        plan.assumption("p95"),
+        Some("300ms is the SLO; the runbook never gives it.")
+    );
+    assert_eq!(plan.assumption("slow"), Some("Twice the assumed SLO."));
+    assert_eq!(plan.assumption("nothing"), None);
+    let pags = parse(
+        "pags-cutover.toml",
+        include_str!("../../../plans/pags-cutover.toml"),
+    )
+    .unwrap();
+    for id in ["p95-slo", "latency", "db-pool", "db-deadlocks"] {
+        assert!(pags.assumption(id).is_some(), "{id}");
+    }
+}

@@ -697,6 +697,7 @@ fn gates(raw: &[RawGate], stage_ids: &BTreeSet<&str>, p: &mut Problems) -> Vec<G
                     owner: g.owner.clone(),
                     runbook: runbook_link(g.runbook.as_ref(), p),
                 },
+                assumption: g.assumption.clone(),
             }
         })
         .collect()
@@ -730,6 +731,7 @@ fn triggers(raw: &[RawTrigger], stage_ids: &BTreeSet<&str>, p: &mut Problems) ->
                     owner: t.owner.clone(),
                     runbook: runbook_link(t.runbook.as_ref(), p),
                 },
+                assumption: t.assumption.clone(),
             }
         })
         .collect()

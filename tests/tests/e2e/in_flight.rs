@@ -59,6 +59,22 @@ async fn the_demo_opens_on_a_launch_in_flight_and_things_happen() -> anyhow::Res
         browser.text("health-pags-cutover").await.as_deref(),
         Some("OVERDUE")
     );
+    // A number the runbook does not give is the plan's assumption, said on the board.
+    browser
+        .client
+        .goto(&format!("{}/r/pags-cutover", demo.url))
+        .await?;
+    let assumed = browser
+        .wait_text("assumption-p95-slo", GUARD, |t| !t.is_empty())
+        .await?;
+    assert!(
+        assumed.contains("the plan's assumption:") && assumed.contains("300ms is the P95 SLO"),
+        "{assumed}"
+    );
+    browser.client.goto(&format!("{}/", demo.url)).await?;
+    browser
+        .wait_text("card-spiralogic", GUARD, |t| !t.is_empty())
+        .await?;
     let spiralogic = browser.text("card-spiralogic").await.unwrap_or_default();
     assert!(spiralogic.contains("Canary (staff) · 10%"), "{spiralogic}");
     assert_eq!(

@@ -257,6 +257,9 @@ pub fn full_view(snapshot: &Snapshot, summary: Option<&Summary>, paint: Paint) -
             g.observed(),
             g.held_text(),
         );
+        if let Some(a) = plan.assumption(&g.id) {
+            let _ = writeln!(out, "   {:<width$}  the plan's assumption: {a}", "");
+        }
     }
     if !snapshot.triggers.is_empty() {
         let _ = writeln!(out, "\ntriggers");
@@ -280,6 +283,13 @@ pub fn full_view(snapshot: &Snapshot, summary: Option<&Summary>, paint: Paint) -
                 t.observed(),
                 t.state_text()
             );
+            if let Some(a) = plan.assumption(&t.id) {
+                let _ = writeln!(
+                    out,
+                    "  {:<9} {:<width$}  the plan's assumption: {a}",
+                    "", ""
+                );
+            }
         }
     }
     if !plan.checklists.is_empty() {
