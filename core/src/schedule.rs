@@ -33,6 +33,9 @@ pub struct DueItem {
     /// The stage whose latest entry it counts from (`None`: from T-0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stage: Option<String>,
+    /// Which occurrence of a recurring item (from 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurrence: Option<u32>,
     /// The wall time it is due, once T-0 is known.
     pub due: Option<Millis>,
     pub status: DueStatus,
@@ -68,6 +71,10 @@ pub fn clock(plan: &Plan, state: &RolloutState, now: Millis) -> Clock {
     let mut items = Vec::new();
     for list in &plan.checklists {
         for item in &list.items {
+            if item.every.is_some() {
+                items.extend(occurrences(list, item, state, now));
+                continue;
+            }
             let (Some(when), Some(label)) = (list.due(item), list.due_phase(item)) else {
                 continue;
             };
@@ -90,6 +97,7 @@ pub fn clock(plan: &Plan, state: &RolloutState, now: Millis) -> Clock {
                 label: when.label(plan, label),
                 offset,
                 stage,
+                occurrence: None,
                 due,
                 status,
             });
@@ -103,6 +111,72 @@ pub fn clock(plan: &Plan, state: &RolloutState, now: Millis) -> Clock {
         items,
         overrun: overrun(plan, state, now),
     }
+}
+
+/// Where a recurring item stands: occurrences ticked of all, and the earliest open one not
+/// yet ticked (what a tick would take), if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recurring {
+    pub ticked: u32,
+    pub total: u32,
+    /// `daily`, `weekly`, `every 12h 00m`.
+    pub every: String,
+    pub open: Option<DueItem>,
+}
+
+/// `item`'s occurrences at `now`; `None` unless it recurs.
+pub fn recurring(
+    list: &crate::plan::Checklist,
+    item: &crate::plan::Item,
+    state: &RolloutState,
+    now: Millis,
+) -> Option<Recurring> {
+    Some(Recurring {
+        ticked: state.occurrences_ticked(&list.id, &item.id, 0),
+        total: item.occurrences,
+        every: item.every_text()?,
+        open: occurrences(list, item, state, now).into_iter().next(),
+    })
+}
+
+/// The open occurrences of a recurring item not yet ticked, in the hypercare: each due at
+/// the end of its period, overdue past it.
+fn occurrences(
+    list: &crate::plan::Checklist,
+    item: &crate::plan::Item,
+    state: &RolloutState,
+    now: Millis,
+) -> Vec<DueItem> {
+    let Some(since) = state.hypercare_since else {
+        return Vec::new();
+    };
+    let open = item.occurrence_at(since, now).unwrap_or(0);
+    let every = item.every_text().unwrap_or_default();
+    (1..=open)
+        .filter(|n| {
+            !state
+                .checked
+                .contains_key(&crate::plan::occurrence_key(&list.id, &item.id, *n))
+        })
+        .filter_map(|n| {
+            let due = item.occurrence_due(since, n)?;
+            Some(DueItem {
+                list: list.id.clone(),
+                item: item.id.clone(),
+                text: item.text.clone(),
+                label: format!("{n} of {} ({every})", item.occurrences),
+                offset: due - since,
+                stage: None,
+                occurrence: Some(n),
+                due: Some(due),
+                status: if now > due {
+                    DueStatus::Overdue
+                } else {
+                    DueStatus::Upcoming
+                },
+            })
+        })
+        .collect()
 }
 
 /// Whether the evaluator must record an overrun now: past the timebox and not yet recorded

@@ -52,15 +52,44 @@ pub fn Checklists(
                 .collect::<std::collections::BTreeSet<String>>(),
         )
     });
+    // The open occurrences of recurring items not yet ticked: a new one opening rebuilds the
+    // lists (its checkbox clears) though nothing is overdue yet.
+    let open = Memo::new(move |_| {
+        let s = tick.with(|t| snapshot.get().map(|s| s.with_tick(t.as_ref())))?;
+        let clock = cutover_core::schedule::clock(&s.plan, &s.state, s.at);
+        Some(
+            clock
+                .items
+                .iter()
+                .filter_map(|i| i.occurrence.map(|n| format!("{}/{}#{n}", i.list, i.item)))
+                .collect::<std::collections::BTreeSet<String>>(),
+        )
+    });
     let item_view = move |list: &Checklist, item: &Item, s: &Snapshot| {
         let key = format!("{}/{}", list.id, item.id);
-        let mark = s.state.checked.get(&key).cloned();
+        let recurring = cutover_core::schedule::recurring(list, item, &s.state, s.at);
+        // A recurring item's latest tick speaks for it.
+        let mark = match &recurring {
+            Some(r) => (1..=r.ticked.max(r.total))
+                .rev()
+                .find_map(|n| {
+                    s.state
+                        .checked
+                        .get(&cutover_core::plan::occurrence_key(&list.id, &item.id, n))
+                })
+                .cloned(),
+            None => s.state.checked.get(&key).cloned(),
+        };
         let by_gate = item
             .gate
             .as_ref()
             .filter(|g| passing.with_untracked(|p| p.contains(*g)));
         // An item that needs several days is done only once checked on enough in a row.
-        let checked = s.state.item_done(list, item, 0) || by_gate.is_some();
+        // A recurring item reads checked while no open occurrence waits for a tick.
+        let checked = match &recurring {
+            Some(r) => r.ticked > 0 && r.open.is_none(),
+            None => s.state.item_done(list, item, 0) || by_gate.is_some(),
+        };
         let late = overdue.with_untracked(|o| o.as_ref().is_some_and(|o| o.contains(&key)));
         let due = list
             .due_phase(item)
@@ -149,6 +178,7 @@ pub fn Checklists(
         };
         passing.track();
         overdue.track();
+        open.track();
         s.plan
             .checklists
             .iter()

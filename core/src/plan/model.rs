@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use crate::query::MetricKind;
 use crate::role::Role;
-use crate::time::Span;
+use crate::time::{Millis, Span};
 
 // ---- As written ---------------------------------------------------------------------------
 
@@ -400,6 +400,10 @@ pub(crate) struct RawItem {
     /// Checked on this many consecutive days (nightly validations).
     #[serde(default)]
     pub days: Option<Spanned<u32>>,
+    /// Due once per period through the hypercare (`1d`: daily), each occurrence ticked on
+    /// its own.
+    #[serde(default)]
+    pub every: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -1074,6 +1078,51 @@ pub struct Item {
     /// Done once checked on this many consecutive days (0 or 1: once).
     #[serde(default)]
     pub days: u32,
+    /// Due once per period through the hypercare, each occurrence ticked on its own: the
+    /// `n`-th (from 1) opens at `n - 1` periods into the hypercare and is due at `n`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every: Option<Span>,
+    /// How many periods the hypercare holds (0 unless it recurs).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub occurrences: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+impl Item {
+    /// The occurrence (from 1) open at `at` for a hypercare that began at `since`: the one
+    /// whose period contains `at`, capped at the last. `None` before the hypercare.
+    pub fn occurrence_at(&self, since: Millis, at: Millis) -> Option<u32> {
+        let every = self.every?.0;
+        if at < since || every <= 0 || self.occurrences == 0 {
+            return None;
+        }
+        let open = u32::try_from((at - since) / every + 1).unwrap_or(u32::MAX);
+        Some(open.min(self.occurrences))
+    }
+
+    /// How often it recurs, in words: `daily`, `weekly`, `every 12h 00m`.
+    pub fn every_text(&self) -> Option<String> {
+        let every = self.every?;
+        Some(match every.0 {
+            e if e == crate::time::DAY => "daily".to_string(),
+            e if e == 7 * crate::time::DAY => "weekly".to_string(),
+            _ => format!("every {}", every.human()),
+        })
+    }
+
+    /// When occurrence `n` is due, for a hypercare that began at `since`.
+    pub fn occurrence_due(&self, since: Millis, n: u32) -> Option<Millis> {
+        let every = self.every?.0;
+        Some(since.saturating_add(every.saturating_mul(i64::from(n))))
+    }
+}
+
+/// The key an occurrence's tick is kept under: `list/item#n`.
+pub fn occurrence_key(list: &str, item: &str, n: u32) -> String {
+    format!("{list}/{item}#{n}")
 }
 
 /// Which roles may take each action. Defaults follow the runbooks: operators progress and

@@ -134,18 +134,24 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
     {
         check_lookback(expr, window, &mut p);
     }
-    let checklists = checklists(&raw.checklists, &stage_ids, &gate_ids, &known, &mut p);
+    let hypercare = raw
+        .rollout
+        .hypercare
+        .as_ref()
+        .and_then(|d| super::duration(d).map_err(|e| p.push(e)).ok());
+    let checklists = checklists(
+        &raw.checklists,
+        (&stage_ids, &gate_ids),
+        hypercare,
+        &known,
+        &mut p,
+    );
     let permissions = permissions(raw.permissions.as_ref(), &known, &mut p);
     let signoffs = signoffs(&raw.signoffs, &stage_ids, &known, &mut p);
     let actuators = actuators(&raw.actuators, &stages, &raw, &mut p);
     let channels = channels(&raw.channels, &mut p);
     let adjust = adjustables(&raw.adjust, &stages, &mut p);
     let confirm = confirm_settings(raw.confirm.as_ref(), &metrics, &mut p);
-    let hypercare = raw
-        .rollout
-        .hypercare
-        .as_ref()
-        .and_then(|d| super::duration(d).map_err(|e| p.push(e)).ok());
 
     if !p.is_empty() {
         p.sort_by_key(|(offset, _)| *offset);
@@ -778,10 +784,62 @@ fn check_phase(phase: Option<&String>, stages: &BTreeSet<&str>, at: usize, p: &m
     }
 }
 
+/// An item's `every`: a period that divides the plan's hypercare into occurrences, each due
+/// and ticked on its own. `conflicts`: whether the item also needs days or a gate, and
+/// whether it has a phase of its own (its occurrences are its times).
+fn recurrence(
+    every: &Spanned<String>,
+    hypercare: Option<crate::time::Span>,
+    (checked_otherwise, phased): (bool, bool),
+    p: &mut Problems,
+) -> Option<crate::time::Span> {
+    let at = every.span().start;
+    let span = super::duration(every).map_err(|e| p.push(e)).ok()?;
+    let Some(window) = hypercare.filter(|h| h.0 > 0) else {
+        p.push((
+            at,
+            "an item that recurs (every) recurs through the hypercare: give the rollout a hypercare = \"...\"".to_string(),
+        ));
+        return None;
+    };
+    if span.0 < crate::time::MINUTE || span.0 > window.0 {
+        p.push((
+            at,
+            format!(
+                "every must be at least 1m and at most the hypercare ({})",
+                window.human()
+            ),
+        ));
+        return None;
+    }
+    if window.0 / span.0 > 400 {
+        p.push((
+            at,
+            "more than 400 occurrences in the hypercare: recur less often".to_string(),
+        ));
+        return None;
+    }
+    if checked_otherwise {
+        p.push((
+            at,
+            "an item that recurs cannot also need days or a gate".to_string(),
+        ));
+        return None;
+    }
+    if phased {
+        p.push((
+            at,
+            "an item that recurs is due at each occurrence: leave out its phase".to_string(),
+        ));
+        return None;
+    }
+    Some(span)
+}
+
 fn checklists(
     raw: &[RawChecklist],
-    stage_ids: &BTreeSet<&str>,
-    gate_ids: &BTreeSet<&str>,
+    (stage_ids, gate_ids): (&BTreeSet<&str>, &BTreeSet<&str>),
+    hypercare: Option<crate::time::Span>,
     roles: &KnownRoles,
     p: &mut Problems,
 ) -> Vec<Checklist> {
@@ -827,6 +885,14 @@ fn checklists(
                                 .to_string(),
                         ));
                     }
+                    let every = i.every.as_ref().and_then(|e| {
+                        recurrence(
+                            e,
+                            hypercare,
+                            (days > 1 || i.gate.is_some(), i.phase.is_some()),
+                            p,
+                        )
+                    });
                     Item {
                         id: i.id.get_ref().clone(),
                         text: i.text.clone(),
@@ -837,6 +903,13 @@ fn checklists(
                         phase: i.phase.clone(),
                         gate: i.gate.as_ref().map(|g| g.get_ref().clone()),
                         days,
+                        every,
+                        occurrences: match (every, hypercare) {
+                            (Some(e), Some(h)) if e.0 > 0 => {
+                                u32::try_from(h.0 / e.0).unwrap_or(u32::MAX)
+                            }
+                            _ => 0,
+                        },
                     }
                 })
                 .collect();

@@ -274,7 +274,9 @@ pub fn apply(
             let key = format!("{list}/{item}");
             let day = request.at.div_euclid(crate::time::DAY);
             let checking = matches!(action, Action::Check { .. });
-            if found.days > 1 {
+            if found.every.is_some() {
+                check_occurrence(state, &mut next, (list, found), checking, &mark)?;
+            } else if found.days > 1 {
                 // Several days' checks: one a day, each kept; an uncheck takes back the last.
                 let days = next.check_days.entry(key.clone()).or_default();
                 if checking {
@@ -440,6 +442,49 @@ pub fn apply(
         after: next.summary(plan),
     };
     Ok((next, record))
+}
+
+/// A tick of a recurring item ticks the earliest of its occurrences that has opened and is
+/// not ticked (a late one first); an untick takes back the latest tick. Occurrences run
+/// through the hypercare only.
+fn check_occurrence(
+    state: &RolloutState,
+    next: &mut RolloutState,
+    (list, item): (&str, &crate::plan::Item),
+    checking: bool,
+    mark: &Mark,
+) -> Result<(), Refusal> {
+    let whole = format!("{list}/{}", item.id);
+    let ticked = |n: u32| {
+        state
+            .checked
+            .contains_key(&crate::plan::occurrence_key(list, &item.id, n))
+    };
+    let last = item.occurrences;
+    if !checking {
+        let latest = (1..=last).rev().find(|n| ticked(*n));
+        let Some(n) = latest else {
+            return Err(Refusal::Duplicate(format!("{whole} is not checked")));
+        };
+        next.checked
+            .remove(&crate::plan::occurrence_key(list, &item.id, n));
+        return Ok(());
+    }
+    let Some(since) = state.hypercare_since else {
+        return Err(Refusal::Invalid(format!(
+            "{whole} recurs through the hypercare, which has not begun"
+        )));
+    };
+    let open = item.occurrence_at(since, mark.at).unwrap_or(0);
+    let Some(n) = (1..=open).find(|n| !ticked(*n)) else {
+        return Err(Refusal::Duplicate(format!(
+            "{whole}: every occurrence so far is checked (occurrence {} opens later)",
+            open + 1
+        )));
+    };
+    next.checked
+        .insert(crate::plan::occurrence_key(list, &item.id, n), mark.clone());
+    Ok(())
 }
 
 pub(super) fn enter(plan: &Plan, state: &mut RolloutState, stage: usize, at: Millis) {

@@ -224,9 +224,26 @@ impl RolloutState {
         item: &crate::plan::Item,
         since: Millis,
     ) -> bool {
+        if item.every.is_some() {
+            // Done once every occurrence in the hypercare is ticked.
+            let ticked = self.occurrences_ticked(&list.id, &item.id, since);
+            return ticked > 0 && ticked >= item.occurrences;
+        }
         let key = format!("{}/{}", list.id, item.id);
         let recent = self.checked.get(&key).is_some_and(|m| m.at >= since);
         recent && self.days_in_a_row(&list.id, &item.id) >= item.days.max(1)
+    }
+
+    /// How many occurrences of a recurring item were ticked at or after `since`.
+    pub fn occurrences_ticked(&self, list: &str, item: &str, since: Millis) -> u32 {
+        let prefix = format!("{list}/{item}#");
+        let n = self
+            .checked
+            .range(prefix.clone()..)
+            .take_while(|(k, _)| k.starts_with(&prefix))
+            .filter(|(_, m)| m.at >= since)
+            .count();
+        u32::try_from(n).unwrap_or(u32::MAX)
     }
 }
 

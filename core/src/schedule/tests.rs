@@ -360,3 +360,176 @@ fn a_phase_after_a_stage_must_name_one_of_its_stages() {
     );
     assert_eq!(crate::time::stage_offset("T+5m"), None);
 }
+
+const RECURRING: &str = r#"
+[rollout]
+id = "watched"
+title = "Watched"
+hypercare = "3d"
+
+[[stage]]
+id = "live"
+traffic = 100
+
+[[checklist]]
+id = "hypercare"
+title = "Hypercare"
+required_to_close = true
+items = [
+  { id = "daily", text = "Daily health check", every = "1d" },
+  { id = "half", text = "Twice a day", every = "12h" },
+]
+"#;
+
+fn in_hypercare(plan: &Plan, since: Millis) -> RolloutState {
+    let started = run(plan, RolloutState::new(), Action::Start, since - HOUR);
+    let state = run(plan, started, Action::Progress, since);
+    assert_eq!(state.phase, crate::rollout::Phase::Hypercare);
+    assert_eq!(state.hypercare_since, Some(since));
+    state
+}
+
+/// Over the whole hypercare, looked at every minute, a recurring item opens exactly one
+/// occurrence per period, at the period's start, each due at its end: 3 daily and 6
+/// twice-daily in 3 days, none before the hypercare and none past its end.
+#[test]
+fn recurring_items_open_one_occurrence_per_period() {
+    let plan = crate::plan::parse("watched.toml", RECURRING).unwrap();
+    let since = 10 * DAY;
+    let state = in_hypercare(&plan, since);
+    assert!(
+        clock(
+            &plan,
+            &run(&plan, RolloutState::new(), Action::Start, 0),
+            DAY
+        )
+        .items
+        .is_empty()
+    );
+    let mut opened: std::collections::BTreeMap<(String, u32), (Millis, Millis)> =
+        Default::default();
+    let mut now = since - HOUR;
+    while now <= since + 4 * DAY {
+        for i in clock(&plan, &state, now).items {
+            let n = i.occurrence.unwrap();
+            opened
+                .entry((i.item.clone(), n))
+                .or_insert((now, i.due.unwrap()));
+        }
+        now += MINUTE;
+    }
+    let daily: Vec<_> = opened.iter().filter(|((id, _), _)| id == "daily").collect();
+    let half: Vec<_> = opened.iter().filter(|((id, _), _)| id == "half").collect();
+    assert_eq!(daily.len(), 3);
+    assert_eq!(half.len(), 6);
+    for ((id, n), (first_seen, due)) in &opened {
+        let every = if id == "daily" { DAY } else { 12 * HOUR };
+        let n = Millis::from(*n);
+        assert_eq!(
+            *first_seen,
+            since + (n - 1) * every,
+            "{id} #{n} opens at its period"
+        );
+        assert_eq!(*due, since + n * every, "{id} #{n} is due at its end");
+    }
+}
+
+/// A tick takes the earliest open occurrence not ticked (a late one first), a future one
+/// cannot be ticked, an untick takes back the latest, and the close waits for every one.
+#[test]
+fn each_occurrence_is_ticked_on_its_own_and_the_close_waits_for_all() {
+    let plan = crate::plan::parse("watched.toml", RECURRING).unwrap();
+    let since = 10 * DAY;
+    let mut s = in_hypercare(&plan, since);
+    let check = |s: &RolloutState, at| {
+        apply(
+            &plan,
+            s,
+            &op(
+                Action::Check {
+                    list: "hypercare".into(),
+                    item: "daily".into(),
+                },
+                at,
+            ),
+            &Default::default(),
+        )
+    };
+    // Day 2 begins with day 1 unticked: day 1 is overdue, and the tick goes to it.
+    let at = since + DAY + HOUR;
+    let late = clock(&plan, &s, at);
+    let overdue: Vec<_> = late
+        .overdue()
+        .map(|i| (i.item.clone(), i.occurrence))
+        .collect();
+    assert!(overdue.contains(&("daily".into(), Some(1))), "{overdue:?}");
+    s = check(&s, at).unwrap().0;
+    assert!(s.checked.contains_key("hypercare/daily#1"));
+    s = check(&s, at + MINUTE).unwrap().0;
+    assert!(s.checked.contains_key("hypercare/daily#2"));
+    // Day 3 has not opened.
+    assert!(check(&s, at + 2 * MINUTE).is_err());
+    // An untick takes back the latest.
+    let mut untick = op(
+        Action::Uncheck {
+            list: "hypercare".into(),
+            item: "daily".into(),
+        },
+        at + 3 * MINUTE,
+    );
+    untick.reason = None;
+    let back = apply(&plan, &s, &untick, &Default::default()).unwrap().0;
+    assert!(!back.checked.contains_key("hypercare/daily#2"));
+    assert!(back.checked.contains_key("hypercare/daily#1"));
+
+    // At the end of the hypercare, the close waits for day 3 and for the twice-daily ones.
+    let end = since + 3 * DAY + MINUTE;
+    let blockers = crate::rollout::close_blockers(&plan, &s, &Default::default(), end);
+    assert!(blockers.iter().any(|b| b.contains("daily")), "{blockers:?}");
+    s = check(&s, end).unwrap().0;
+    for _ in 0..6 {
+        s = apply(
+            &plan,
+            &s,
+            &op(
+                Action::Check {
+                    list: "hypercare".into(),
+                    item: "half".into(),
+                },
+                end,
+            ),
+            &Default::default(),
+        )
+        .unwrap()
+        .0;
+    }
+    assert_eq!(s.occurrences_ticked("hypercare", "half", 0), 6);
+    let blockers = crate::rollout::close_blockers(&plan, &s, &Default::default(), end);
+    assert!(blockers.is_empty(), "{blockers:?}");
+    assert!(clock(&plan, &s, end).items.is_empty());
+}
+
+#[test]
+fn a_recurring_item_needs_a_hypercare_and_no_phase_of_its_own() {
+    let no_hypercare = RECURRING.replace("hypercare = \"3d\"\n", "");
+    let errs = crate::plan::parse("watched.toml", &no_hypercare).unwrap_err();
+    assert!(
+        errs.iter()
+            .any(|e| e.to_string().contains("recurs through the hypercare")),
+        "{errs:?}"
+    );
+    let phased = RECURRING.replace("every = \"1d\" }", "every = \"1d\", phase = \"T+1d\" }");
+    let errs = crate::plan::parse("watched.toml", &phased).unwrap_err();
+    assert!(
+        errs.iter()
+            .any(|e| e.to_string().contains("leave out its phase")),
+        "{errs:?}"
+    );
+    let often = RECURRING.replace("every = \"12h\"", "every = \"1m\"");
+    let errs = crate::plan::parse("watched.toml", &often).unwrap_err();
+    assert!(
+        errs.iter()
+            .any(|e| e.to_string().contains("400 occurrences")),
+        "{errs:?}"
+    );
+}

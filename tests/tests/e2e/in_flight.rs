@@ -24,7 +24,7 @@ async fn the_demo_opens_on_a_launch_in_flight_and_things_happen() -> anyhow::Res
 
     // Every card where its scene put it.
     browser
-        .wait_text("card-semantic-mirror", GUARD, |t| t.contains("completed"))
+        .wait_text("card-semantic-mirror", GUARD, |t| t.contains("hypercare"))
         .await?;
     assert_eq!(
         browser.text("progress-semantic-mirror").await.as_deref(),
@@ -71,6 +71,21 @@ async fn the_demo_opens_on_a_launch_in_flight_and_things_happen() -> anyhow::Res
         assumed.contains("the plan's assumption:") && assumed.contains("300ms is the P95 SLO"),
         "{assumed}"
     );
+    // A week of hypercare: the first of seven daily checks is open, each ticked on its own.
+    browser
+        .client
+        .goto(&format!("{}/r/semantic-mirror", demo.url))
+        .await?;
+    browser
+        .wait_text("item-long-term-daily-days", GUARD, |t| {
+            t == "0 of 7 done · daily"
+        })
+        .await?;
+    let due = browser
+        .text("item-long-term-daily-due")
+        .await
+        .unwrap_or_default();
+    assert!(due.starts_with("1 of 7 (daily) due "), "{due}");
     browser.client.goto(&format!("{}/", demo.url)).await?;
     browser
         .wait_text("card-spiralogic", GUARD, |t| !t.is_empty())

@@ -165,7 +165,7 @@ pub fn examples(moment: Millis) -> Vec<Scene> {
         },
         Scene {
             rollout: "semantic-mirror",
-            story: "completed: 24h shadow soak, two green KPI cycles, 2h live".into(),
+            story: "in hypercare: 24h shadow soak, two green KPI cycles, 2h live; daily and weekly checks through the week".into(),
             beats: vec![
                 (-(24 * HOUR + 160 * MINUTE), Beat::Start),
                 (-155 * MINUTE, Beat::Progress),
