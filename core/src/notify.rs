@@ -592,8 +592,8 @@ pub fn overdue_events(plan: &Plan, state: &RolloutState, at: Millis) -> Vec<Even
                 rollout: plan.id.clone(),
                 title: format!("{}: OVERDUE {}", plan.title, item.text),
                 lines: vec![format!(
-                    "due at {} ({} ago){owner}; tick it in {}/{} when done",
-                    item.label,
+                    "due {} ({} ago){owner}; tick it in {}/{} when done",
+                    item.when(),
                     crate::time::Span(at.saturating_sub(due)).human(),
                     item.list,
                     item.item

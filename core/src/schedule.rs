@@ -41,6 +41,18 @@ pub struct DueItem {
     pub status: DueStatus,
 }
 
+impl DueItem {
+    /// When it is due, as a sentence reads it: `at T+2h`, `15m after entering Live`,
+    /// `1 of 7 (daily)`.
+    pub fn when(&self) -> String {
+        if self.stage.is_none() && self.occurrence.is_none() {
+            format!("at {}", self.label)
+        } else {
+            self.label.clone()
+        }
+    }
+}
+
 /// The rollout's clock at one moment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Clock {

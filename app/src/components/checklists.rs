@@ -91,24 +91,35 @@ pub fn Checklists(
             None => s.state.item_done(list, item, 0) || by_gate.is_some(),
         };
         let late = overdue.with_untracked(|o| o.as_ref().is_some_and(|o| o.contains(&key)));
-        let due = list
-            .due_phase(item)
-            .zip(list.due(item))
-            .map(|(written, when)| {
+        let written = list.due_phase(item).zip(list.due(item));
+        let due = match &recurring {
+            Some(r) => r.open.as_ref().map(|o| {
+                let at = o.due.map(crate::clock::hm).unwrap_or_default();
+                if late {
+                    format!("⚠ OVERDUE · {} was due {at}", o.label)
+                } else {
+                    format!("{} due {at}", o.label)
+                }
+            }),
+            None => written.map(|(written, when)| {
                 let label = when.label(&s.plan, written);
                 if late {
                     format!("⚠ OVERDUE · due {label}")
                 } else {
                     format!("due {label}")
                 }
-            });
-        let days = (item.days > 1).then(|| {
-            format!(
-                "{} of {} days in a row",
-                s.state.days_in_a_row(&list.id, &item.id),
-                item.days
-            )
-        });
+            }),
+        };
+        let days = match &recurring {
+            Some(r) => Some(format!("{} of {} done · {}", r.ticked, r.total, r.every)),
+            None => (item.days > 1).then(|| {
+                format!(
+                    "{} of {} days in a row",
+                    s.state.days_in_a_row(&list.id, &item.id),
+                    item.days
+                )
+            }),
+        };
         // An item ticked by its gate is not a person's to untick.
         let may = (mark.is_some() || by_gate.is_none())
             && me.with_value(|m| {

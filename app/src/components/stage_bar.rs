@@ -47,7 +47,7 @@ fn ClockLine(
             .due
             .map(|d| format!(" (in {})", Span((d - at).max(0)).human()))
             .unwrap_or_default();
-        Some(format!("next: {} at {}{when}", next.text, next.label))
+        Some(format!("next: {} {}{when}", next.text, next.when()))
     };
     let timebox = move || {
         let over = clock.get()?.1.overrun?;

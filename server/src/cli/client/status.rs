@@ -348,8 +348,11 @@ fn clock_lines(out: &mut String, snapshot: &Snapshot, paint: Paint) {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "next due  {}/{} \"{}\" at {}{when}",
-            next.list, next.item, next.text, next.label
+            "next due  {}/{} \"{}\" {}{when}",
+            next.list,
+            next.item,
+            next.text,
+            next.when()
         );
     }
     if let Some(over) = &clock.overrun {
