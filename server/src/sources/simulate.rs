@@ -24,6 +24,10 @@ const SIGMA: f64 = 0.45;
 /// Spread of other distributions (scores, coverage): they move little between events.
 const SCORE_SIGMA: f64 = 0.05;
 
+/// The fewest events a second the simulator is run at (its tests): a counted rate aims to
+/// meet its gate at this.
+const SLOWEST_EVENTS_PER_SECOND: f64 = 20.0;
+
 /// What to aim each metric at, derived from the plan's gates.
 #[derive(Debug, Default)]
 pub struct Targets {
@@ -271,6 +275,18 @@ impl Targets {
                         let share = self.shares.entry(metric.clone()).or_default();
                         let cap = share.entry(value.clone()).or_insert(0.4 * limit);
                         *cap = cap.min(0.4 * limit);
+                    }
+                    // A rate a service counts (requests a second): each simulated event
+                    // carries a share of it, half again the limit at the slowest event rate
+                    // the simulator is run at.
+                    Kind::Metric {
+                        aggregate: Aggregate::PerSecond,
+                        metric,
+                        ..
+                    } if above => {
+                        let share = 1.5 * limit / SLOWEST_EVENTS_PER_SECOND;
+                        let slot = self.per_event.entry(metric.clone()).or_insert(share);
+                        *slot = slot.max(share);
                     }
                     Kind::Arith(ArithOp::Div, a, b) => {
                         if let (
