@@ -30,7 +30,7 @@ async fn the_kill_switch_reaches_every_viewer_within_two_seconds() -> anyhow::Re
     );
     operator
         .wait_text("gates-passing", Duration::from_secs(10), |t| {
-            t.ends_with("of 7 gates passing")
+            t.ends_with("of 8 gates passing")
         })
         .await?;
 

@@ -31,7 +31,7 @@ async fn the_wall_shows_kills_live_and_says_when_it_is_stale() -> anyhow::Result
         "a wall shows only what matters from across the room"
     );
     wall.wait_text("gates-passing", Duration::from_secs(10), |t| {
-        t.ends_with("of 7 gates passing")
+        t.ends_with("of 8 gates passing")
     })
     .await?;
     // Health in a word and a shape, not colour alone.
@@ -163,7 +163,7 @@ return { width: innerWidth, height: H, scroll: document.documentElement.scrollHe
 "#;
 
 /// The wall is one screen nobody touches: at 1080p and at 4K everything is above the fold,
-/// even for the plan with the most gates (lens-v1, 15), which it condenses into a count.
+/// even for the plan with the most gates (lens-v1, 16), which it condenses into a count.
 #[tokio::test]
 async fn the_wall_fits_one_screen_at_1080p_and_4k() -> anyhow::Result<()> {
     let demo = Demo::start()?;
@@ -175,7 +175,7 @@ async fn the_wall_fits_one_screen_at_1080p_and_4k() -> anyhow::Result<()> {
         )
         .await?;
         wall.wait_text("gates-passing", Duration::from_secs(20), |t| {
-            t.ends_with("of 15 gates passing")
+            t.ends_with("of 16 gates passing")
         })
         .await?;
         let left_out = wall
@@ -183,7 +183,7 @@ async fn the_wall_fits_one_screen_at_1080p_and_4k() -> anyhow::Result<()> {
             .await?;
         assert!(
             left_out.contains("more holding or failing") || left_out.contains("gates held"),
-            "15 gates are condensed into a count: {left_out}"
+            "16 gates are condensed into a count: {left_out}"
         );
         let layout = wall.client.execute(BELOW_THE_FOLD, vec![]).await?;
         assert_eq!(
