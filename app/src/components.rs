@@ -2,6 +2,7 @@
 
 pub mod action_bar;
 pub mod actuators;
+pub mod after_kill;
 pub mod channels;
 pub mod chart;
 pub mod charts;

@@ -322,6 +322,81 @@ pub struct Advice<'a> {
     pub guidance: &'a crate::plan::Guidance,
 }
 
+/// What the plan says to do after a kill, for the top of the page: the killing trigger's
+/// response, the checklists a resume needs (each item's state since the kill), and who may
+/// resume once they are done.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AfterKill {
+    /// The response the plan gives for the trigger that killed it, if a trigger did.
+    pub respond: Option<String>,
+    /// Each list required to resume: its title and its items, done since the kill or not.
+    pub lists: Vec<(String, Vec<(String, bool)>)>,
+    /// The titles of the roles that may resume.
+    pub resumers: Vec<String>,
+}
+
+impl AfterKill {
+    pub fn open(&self) -> usize {
+        self.lists
+            .iter()
+            .flat_map(|(_, items)| items)
+            .filter(|(_, done)| !done)
+            .count()
+    }
+
+    /// "A lead may resume once the 4 open items are checked." / "A lead may resume now."
+    pub fn resume_line(&self) -> String {
+        let who = match self.resumers.as_slice() {
+            [] => "Nobody".to_string(),
+            [one] => format!("A {one}"),
+            many => format!("A {}", many.join(" or ")),
+        };
+        match self.open() {
+            0 => format!("{who} may resume now."),
+            1 => format!("{who} may resume once the 1 open item is checked."),
+            n => format!("{who} may resume once the {n} open items are checked."),
+        }
+    }
+}
+
+/// `None` unless the rollout is killed.
+pub fn after_kill(
+    plan: &crate::plan::Plan,
+    state: &crate::rollout::RolloutState,
+) -> Option<AfterKill> {
+    let killed = state.killed.as_ref()?;
+    let respond = killed
+        .by
+        .name
+        .strip_prefix("trigger ")
+        .and_then(|id| plan.triggers.iter().find(|t| t.id == id))
+        .and_then(|t| t.guidance.action.clone());
+    let lists = plan
+        .checklists
+        .iter()
+        .filter(|l| l.required_to_resume)
+        .map(|l| {
+            let items = l
+                .items
+                .iter()
+                .map(|i| (i.text.clone(), state.item_done(l, i, killed.at)))
+                .collect();
+            (l.title.clone(), items)
+        })
+        .collect();
+    let resumers = plan
+        .permissions
+        .resume
+        .iter()
+        .map(|r| plan.role_title(r).to_string())
+        .collect();
+    Some(AfterKill {
+        respond,
+        lists,
+        resumers,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -435,6 +510,7 @@ mod tests {
 
 #[cfg(test)]
 mod trigger_words {
+    use super::after_kill;
     use crate::expr::CmpTrace;
     use crate::gates::{TriggerStatus, Verdict};
     use crate::plan::{Severity, TriggerAction};
@@ -505,6 +581,41 @@ mod trigger_words {
         assert_eq!(
             baseline.state_text(),
             "kills past at_entry(p95(latency_ms)) for 10m"
+        );
+    }
+
+    /// After a trigger's kill the page leads with the trigger's response, the lists a resume
+    /// needs (only checks since the kill count) and who may resume.
+    #[test]
+    fn after_a_kill_the_plan_says_what_to_do_and_who_may_resume() {
+        use crate::rollout::{Action, Actor, Request, apply};
+        let plan =
+            crate::plan::parse("lens-v1.toml", include_str!("../../plans/lens-v1.toml")).unwrap();
+        let mut state = crate::rollout::RolloutState::new();
+        assert_eq!(after_kill(&plan, &state), None);
+        state.phase = crate::rollout::Phase::Running;
+        state.stage = Some(0);
+        let kill = Request {
+            actor: Actor {
+                name: "trigger error-storm".into(),
+                role: crate::role::Role::System,
+                ..Default::default()
+            },
+            action: Action::Kill,
+            reason: Some("errors past 10%".into()),
+            at: 1_000,
+        };
+        let killed = apply(&plan, &state, &kill, &Default::default()).unwrap().0;
+        let after = after_kill(&plan, &killed).unwrap();
+        assert!(after.respond.is_some(), "{after:?}");
+        let (title, items) = &after.lists[0];
+        assert_eq!(title, "After kill switch activation");
+        assert_eq!(items.len(), 6);
+        assert!(items.iter().all(|(_, done)| !done));
+        assert_eq!(after.resumers, ["lead"]);
+        assert_eq!(
+            after.resume_line(),
+            "A lead may resume once the 6 open items are checked."
         );
     }
 }

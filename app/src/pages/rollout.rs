@@ -11,6 +11,7 @@ use leptos::prelude::*;
 use crate::api::{self, Me};
 use crate::components::action_bar::ActionBar;
 use crate::components::actuators::Actuators;
+use crate::components::after_kill::AfterKill;
 use crate::components::channels::Channels;
 use crate::components::charts::Charts;
 use crate::components::checklists::Checklists;
@@ -159,6 +160,7 @@ pub fn Dashboard(
             })}
             <OpenAlerts me=controls.then(|| me.clone()) snapshot=live.snapshot tick=live.tick />
             <StageBar snapshot=live.snapshot tick=live.tick />
+            {(!wall && !shared).then(|| view! { <AfterKill snapshot=live.snapshot /> })}
             <FlagsInForce snapshot=live.snapshot tick=live.tick />
             {wall.then(|| view! { <GuidanceNow snapshot=live.snapshot tick=live.tick /> })}
             {controls.then(|| view! { <ActionBar me=me.clone() snapshot=live.snapshot tick=live.tick /> })}

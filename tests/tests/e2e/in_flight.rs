@@ -157,6 +157,48 @@ async fn the_demo_opens_on_a_launch_in_flight_and_things_happen() -> anyhow::Res
         .await?;
     let by = browser.text("killed-by").await.unwrap_or_default();
     assert!(by.contains("by trigger error-storm (system)"), "{by}");
+    // The page leads with what the plan says to do now, above the charts: the trigger's
+    // response, the after-kill list and who may resume.
+    let after = browser
+        .wait_text("after-kill", GUARD, |t| !t.is_empty())
+        .await?;
+    assert!(
+        after.contains("Killed: what the plan says to do now")
+            && after.contains("Traffic rollback verified")
+            && after.contains("(open)"),
+        "{after}"
+    );
+    assert_eq!(
+        browser.text("after-kill-resume").await.as_deref(),
+        Some(
+            "A lead may resume once the 6 open items are checked. Tick the items in the checklists below."
+        )
+    );
+    let top = |id: &'static str| {
+        let client = browser.client.clone();
+        async move {
+            let script = format!(
+                "const e = document.querySelector(\"[data-testid='{id}']\"); \
+                 return e ? e.getBoundingClientRect().top + window.scrollY : -1;"
+            );
+            anyhow::Ok(
+                client
+                    .execute(&script, vec![])
+                    .await?
+                    .as_f64()
+                    .unwrap_or(-1.0),
+            )
+        }
+    };
+    let (lead, charts) = (top("after-kill").await?, top("range-15m").await?);
+    assert!(
+        lead >= 0.0 && lead < charts,
+        "the after-kill panel ({lead}) leads the charts ({charts})"
+    );
+    assert!(
+        lead < charts,
+        "the after-kill panel ({lead}) leads the charts ({charts})"
+    );
     browser.screenshot("in-flight-lens-killed").await?;
     browser.close().await;
     Ok(())
