@@ -729,7 +729,7 @@ impl MetricSource for MetricStore {
         // Everything merged at once, and beside it each bucket's moments by its start, which
         // the spread of a mean is folded from in time order.
         let mut total = Bucket::default();
-        let mut blocks: BTreeMap<Millis, crate::sequential::Moments> = BTreeMap::new();
+        let mut blocks: Vec<(Millis, crate::sequential::Moments)> = Vec::new();
         let layers = self.layers().filter_map(|layer| layer.get(metric));
         for (labels, data) in layers.flatten() {
             if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
@@ -738,15 +738,21 @@ impl MetricSource for MetricStore {
             for map in [&data.fine, &data.coarse] {
                 for (start, b) in map.range(from..to) {
                     total.merge(b);
-                    blocks.entry(*start).or_default().merge(&moments_of(b));
+                    blocks.push((*start, moments_of(b)));
                 }
             }
         }
+        // In time order, label sets of the same bucket as one block.
+        blocks.sort_unstable_by_key(|(start, _)| *start);
         let mut spread = crate::sequential::Spread::default();
         let mut before = crate::sequential::Moments::default();
-        for block in blocks.values() {
-            spread.then(&before, block);
-            before.merge(block);
+        for same in blocks.chunk_by(|a, b| a.0 == b.0) {
+            let mut block = crate::sequential::Moments::default();
+            for (_, m) in same {
+                block.merge(m);
+            }
+            spread.then(&before, &block);
+            before.merge(&block);
         }
         let mut tally = tally_of(total);
         tally.spread = spread;
