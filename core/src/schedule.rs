@@ -90,7 +90,7 @@ pub fn clock(plan: &Plan, state: &RolloutState, now: Millis) -> Clock {
             let (Some(when), Some(label)) = (list.due(item), list.due_phase(item)) else {
                 continue;
             };
-            let due = when.at(plan, state);
+            let due = due_at(&when, plan, state);
             let (offset, stage) = match when.clone() {
                 crate::plan::Due::FromT0(offset) => (offset, None),
                 crate::plan::Due::AfterEntry { stage, after } => (after, Some(stage)),
@@ -149,6 +149,23 @@ pub fn recurring(
         every: item.every_text()?,
         open: occurrences(list, item, state, now).into_iter().next(),
     })
+}
+
+/// The wall time `due` falls on for `state`, once its anchor is known.
+fn due_at(due: &crate::plan::Due, plan: &Plan, state: &RolloutState) -> Option<Millis> {
+    match due {
+        crate::plan::Due::FromT0(offset) => state.t0.map(|t0| t0.saturating_add(*offset)),
+        crate::plan::Due::AfterEntry { stage, after } => {
+            // A state written before entries were kept knows its current stage's.
+            let current = state
+                .stage
+                .and_then(|i| plan.stages.get(i))
+                .filter(|s| &s.id == stage)
+                .and(state.stage_entered_at);
+            let entered = state.entered.get(stage).copied().or(current)?;
+            Some(entered.saturating_add(*after))
+        }
+    }
 }
 
 /// The open occurrences of a recurring item not yet ticked, in the hypercare: each due at

@@ -1042,27 +1042,6 @@ impl Due {
             }
         }
     }
-
-    /// The wall time it falls on for `state`, once its anchor is known.
-    pub fn at(
-        &self,
-        plan: &Plan,
-        state: &crate::rollout::RolloutState,
-    ) -> Option<crate::time::Millis> {
-        match self {
-            Due::FromT0(offset) => state.t0.map(|t0| t0.saturating_add(*offset)),
-            Due::AfterEntry { stage, after } => {
-                // A state written before entries were kept knows its current stage's.
-                let current = state
-                    .stage
-                    .and_then(|i| plan.stages.get(i))
-                    .filter(|s| &s.id == stage)
-                    .and(state.stage_entered_at);
-                let entered = state.entered.get(stage).copied().or(current)?;
-                Some(entered.saturating_add(*after))
-            }
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
