@@ -482,7 +482,21 @@ async fn metrics_and_health_report_what_happened() {
 
 #[tokio::test]
 async fn a_canary_against_baseline_gate_has_series_for_both_and_its_moving_limit() {
-    let (app, _data) = start().await;
+    // A plain comparison of two reads (spiralogic's quality gate before it became a
+    // sequential one): its chart draws both arms and the limit that moves with the baseline.
+    let text = include_str!("../../../plans/spiralogic.toml").replace(
+        r#"expr = "not_below(mean(quality{variant=\"canary\"}), mean(quality{variant=\"baseline\"}), 2%)""#,
+        r#"expr = "mean(quality{variant=\"canary\"}) >= mean(quality{variant=\"baseline\"}) - 2%""#,
+    );
+    let plan = cutover_core::plan::parse("spiralogic.toml", &text).unwrap();
+    assert!(
+        plan.gates
+            .iter()
+            .any(|g| g.expr.starts_with("mean(quality")),
+        "the plain gate replaced the comparison"
+    );
+    let data = tempfile::tempdir().unwrap();
+    let app = TestApp::start(data.path(), vec![plan]).await;
     let mut body = String::new();
     for _ in 0..5 {
         body += "{\"labels\":{\"variant\":\"canary\"},\"values\":{\"quality\":0.9}}\n";
