@@ -359,7 +359,9 @@ impl AfterKill {
     }
 }
 
-/// `None` unless the rollout is killed.
+/// `None` unless the rollout is killed and its plan says something to do after (a response
+/// for the trigger that killed it, or lists a resume needs): the stage bar already says who
+/// killed it and why.
 pub fn after_kill(
     plan: &crate::plan::Plan,
     state: &crate::rollout::RolloutState,
@@ -390,11 +392,12 @@ pub fn after_kill(
         .iter()
         .map(|r| plan.role_title(r).to_string())
         .collect();
-    Some(AfterKill {
+    let after = AfterKill {
         respond,
         lists,
         resumers,
-    })
+    };
+    (after.respond.is_some() || !after.lists.is_empty()).then_some(after)
 }
 
 #[cfg(test)]
@@ -617,5 +620,18 @@ mod trigger_words {
             after.resume_line(),
             "A lead may resume once the 6 open items are checked."
         );
+        // A person's kill in a plan with no after-kill list: the stage bar says it all.
+        let spiralogic = crate::plan::parse(
+            "spiralogic.toml",
+            include_str!("../../plans/spiralogic.toml"),
+        )
+        .unwrap();
+        let mut by_hand = kill.clone();
+        by_hand.actor.name = "olga".into();
+        by_hand.actor.role = crate::role::Role::Operator;
+        let killed = apply(&spiralogic, &state, &by_hand, &Default::default())
+            .unwrap()
+            .0;
+        assert_eq!(after_kill(&spiralogic, &killed), None);
     }
 }

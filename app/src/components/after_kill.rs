@@ -15,7 +15,7 @@ pub fn AfterKill(#[prop(into)] snapshot: Signal<Option<Snapshot>>) -> impl IntoV
     });
     move || {
         after.get().map(|a| {
-            let resume = a.resume_line();
+            let (resume, open) = (a.resume_line(), a.open());
             view! {
                 <section class="panel after-kill" data-testid="after-kill" aria-label="After the kill">
                     <h2>"Killed: what the plan says to do now"</h2>
@@ -31,7 +31,7 @@ pub fn AfterKill(#[prop(into)] snapshot: Signal<Option<Snapshot>>) -> impl IntoV
                             }).collect_view()}
                         </ul>
                     }).collect_view()}
-                    <p class="after-kill-resume" data-testid="after-kill-resume">{resume}" Tick the items in the checklists below."</p>
+                    <p class="after-kill-resume" data-testid="after-kill-resume">{resume}{(open > 0).then_some(" Tick the items in the checklists below.")}</p>
                 </section>
             }
         })
