@@ -147,11 +147,12 @@ fn lex(src: &str) -> Result<Vec<(Tok, usize)>, ExprError> {
                     "s" => 1_000.0,
                     "m" => 60_000.0,
                     "h" => 3_600_000.0,
+                    "d" => 86_400_000.0,
                     "%" => 0.01,
                     other => {
                         return Err(err(
                             j + 1,
-                            format!("unknown unit \"{other}\": use ms, s, m, h or %"),
+                            format!("unknown unit \"{other}\": use ms, s, m, h, d or %"),
                         ));
                     }
                 };

@@ -378,7 +378,7 @@ fn errors_name_the_column_and_what_is_wrong() {
         (
             "p95(latency_ms) <= 700xs",
             23,
-            "unknown unit \"xs\": use ms, s, m, h or %",
+            "unknown unit \"xs\": use ms, s, m, h, d or %",
         ),
         (
             "p1000(latency_ms) < 1",
@@ -876,4 +876,16 @@ fn a_comparison_before_its_stage_is_entered_is_not_yet_known() {
     assert!(
         matches!(run(src, &[("latency_ms", 1.0)], true), Outcome::NotYetKnown { reason } if reason.contains("with baseline from the stage's entry"))
     );
+}
+
+/// Days are a unit: "same time last week" is `offset 7d`, and the limit the parser states
+/// (30 days) can be written as it says.
+#[test]
+fn days_are_a_unit_and_offsets_reach_thirty_of_them() {
+    let e = parse("p95(latency_ms offset 7d) > 100ms").unwrap();
+    let read = e.metrics();
+    assert_eq!(read[0].offset, 7 * crate::time::DAY);
+    assert!(parse("p95(latency_ms offset 30d) > 1").is_ok());
+    let (_, message) = errors_at("p95(latency_ms offset 31d) > 1");
+    assert!(message.contains("up to 30d"), "{message}");
 }

@@ -112,7 +112,7 @@ fn expression_errors_point_into_the_toml_string() {
     assert_eq!(
         errors(&text),
         [
-            "bad.toml:21:51: in this gate's expression: unknown unit \"xs\": use ms, s, m, h or %",
+            "bad.toml:21:51: in this gate's expression: unknown unit \"xs\": use ms, s, m, h, d or %",
             "bad.toml:27:9: in this trigger's expression: \"latency_ms\" is a distribution metric: use a quantile, mean, max, sum or last",
         ]
     );
@@ -474,4 +474,32 @@ assumption = "Twice the assumed SLO."
     for id in ["p95-slo", "latency", "db-pool", "db-deadlocks"] {
         assert!(pags.assumption(id).is_some(), "{id}");
     }
+}
+
+/// An env_file actuator writes a file: a call's shape on it is a mistake, said, not ignored.
+#[test]
+fn an_env_file_actuator_refuses_a_calls_shape() {
+    let text = fixtures::two_stage_plan(
+        "demo",
+        "Demo",
+        r#"
+[[actuator]]
+id = "file"
+kind = "env_file"
+path = ".data/.env.demo"
+per_flag = true
+headers = { "X-Team" = "search" }
+"#,
+    );
+    let errs = errors(&text);
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("per_flag does not apply to an env_file actuator")),
+        "{errs:?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("headers does not apply to an env_file actuator")),
+        "{errs:?}"
+    );
 }

@@ -1411,6 +1411,20 @@ fn actuators(
                 unexpected(&a.method, "method", p);
                 unexpected(&a.body, "body", p);
                 unexpected(&a.secret_env, "secret_env", p);
+                // A file takes no call's shape: say so rather than ignore it.
+                for (set, name) in [
+                    (a.per_flag, "per_flag"),
+                    (!a.headers.is_empty(), "headers"),
+                    (!a.headers_env.is_empty(), "headers_env"),
+                    (a.allow_private, "allow_private"),
+                ] {
+                    if set {
+                        p.push((
+                            a.id.span().start,
+                            format!("{name} does not apply to an env_file actuator"),
+                        ));
+                    }
+                }
                 match a
                     .path
                     .as_ref()
