@@ -311,6 +311,26 @@ impl Browser {
         })
     }
 
+    /// Opens `url`, trying again (three times, a moment apart) when the request to
+    /// ChromeDriver fails in transport: a dropped connection to the driver under load is not
+    /// the app's failure, and a navigation is safe to repeat. Anything the driver answers is
+    /// returned as it is.
+    pub async fn goto(&self, url: &str) -> anyhow::Result<()> {
+        use fantoccini::error::CmdError;
+        let mut tries = 0;
+        loop {
+            match self.client.goto(url).await {
+                Err(CmdError::Failed(_) | CmdError::FailedC(_) | CmdError::Lost(_))
+                    if tries < 3 =>
+                {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                other => return Ok(other?),
+            }
+        }
+    }
+
     /// Runs `source` in every page this browser opens from now on, before the page's own
     /// scripts (Chrome DevTools' `Page.addScriptToEvaluateOnNewDocument`): how a test puts
     /// itself between the app and a browser API, e.g. to lose an event on the way.
@@ -395,7 +415,7 @@ impl Browser {
 
     /// Opens `url` and signs in with `token` through the sign-in form, as a person would.
     pub async fn sign_in(&self, url: &str, token: &str) -> anyhow::Result<()> {
-        self.client.goto(url).await?;
+        self.goto(url).await?;
         self.fill("token-input", token).await?;
         self.click("sign-in").await?;
         Ok(())

@@ -60,7 +60,7 @@ async fn violations(browser: &Browser) -> anyhow::Result<Vec<String>> {
 
 /// Opens `url` and waits until its gate board has arrived.
 async fn open(browser: &Browser, url: &str) -> anyhow::Result<()> {
-    browser.client.goto(url).await?;
+    browser.goto(url).await?;
     browser
         .wait_text("gates-passing", Duration::from_secs(15), |t| {
             t.ends_with("gates passing")

@@ -392,7 +392,7 @@ async fn progress_says_what_blocks_it_and_a_lead_overrides_kills_resumes_and_app
         .unwrap_or_default();
     assert!(link.starts_with(&format!("{}/s/", demo.url)), "{link}");
     let stakeholder = Browser::start().await?;
-    stakeholder.client.goto(&link).await?;
+    stakeholder.goto(&link).await?;
     stakeholder
         .wait_text("read-only", Duration::from_secs(15), |t| t == "read-only")
         .await?;
@@ -415,9 +415,7 @@ async fn progress_says_what_blocks_it_and_a_lead_overrides_kills_resumes_and_app
     stakeholder.close().await;
 
     // hal9-shadow needs a lead's sign-off to enter canary.
-    lead.client
-        .goto(&format!("{}/r/hal9-shadow", demo.url))
-        .await?;
+    lead.goto(&format!("{}/r/hal9-shadow", demo.url)).await?;
     lead.wait_text("signoff", Duration::from_secs(15), |t| {
         t.ends_with(": 0 of 1 approvals")
     })

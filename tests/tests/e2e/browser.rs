@@ -66,10 +66,7 @@ async fn the_dashboard_updates_live_and_draws_its_chart() -> anyhow::Result<()> 
 
     // A fresh page load: the session cookie signs it in without asking again.
     let opened = Instant::now();
-    browser
-        .client
-        .goto(&format!("{}/r/spiralogic", demo.url))
-        .await?;
+    browser.goto(&format!("{}/r/spiralogic", demo.url)).await?;
     browser
         .wait_text("rollout-title", Duration::from_secs(15), |t| {
             t.contains("Spiralogic")
@@ -237,7 +234,7 @@ async fn a_wrong_token_is_refused_and_a_stakeholder_link_opens_read_only() -> an
         })
         .await?;
 
-    browser.client.goto(demo.token("stakeholder")).await?;
+    browser.goto(demo.token("stakeholder")).await?;
     browser
         .wait_text("whoami", Duration::from_secs(15), |t| {
             t == "stakeholder · read-only"
@@ -443,7 +440,7 @@ async fn the_browser_gets_the_app_brotli_compressed_and_it_still_draws() -> anyh
 async fn a_first_visit_makes_no_request_that_fails() -> anyhow::Result<()> {
     let demo = Demo::start()?;
     let browser = Browser::start().await?;
-    browser.client.goto(&format!("{}/", demo.url)).await?;
+    browser.goto(&format!("{}/", demo.url)).await?;
     browser
         .wait_text("sign-in", Duration::from_secs(15), |t| t == "Sign in")
         .await?;

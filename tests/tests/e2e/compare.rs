@@ -97,7 +97,7 @@ async fn a_comparison_not_yet_known_says_so_in_words_with_its_interval() -> anyh
     tokio::time::sleep(Duration::from_secs(12)).await;
     lead.screenshot("compare-chart").await?;
 
-    lead.client.goto(&format!("{}/r/skewed", demo.url)).await?;
+    lead.goto(&format!("{}/r/skewed", demo.url)).await?;
     lead.wait_text("phase", guard, |t| t == "NOT STARTED")
         .await?;
     lead.click("start").await?;

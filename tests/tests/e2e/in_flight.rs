@@ -61,7 +61,6 @@ async fn the_demo_opens_on_a_launch_in_flight_and_things_happen() -> anyhow::Res
     );
     // A number the runbook does not give is the plan's assumption, said on the board.
     browser
-        .client
         .goto(&format!("{}/r/pags-cutover", demo.url))
         .await?;
     let assumed = browser
@@ -73,7 +72,6 @@ async fn the_demo_opens_on_a_launch_in_flight_and_things_happen() -> anyhow::Res
     );
     // A week of hypercare: the first of seven daily checks is open, each ticked on its own.
     browser
-        .client
         .goto(&format!("{}/r/semantic-mirror", demo.url))
         .await?;
     browser
@@ -86,7 +84,7 @@ async fn the_demo_opens_on_a_launch_in_flight_and_things_happen() -> anyhow::Res
         .await
         .unwrap_or_default();
     assert!(due.starts_with("1 of 7 (daily) due "), "{due}");
-    browser.client.goto(&format!("{}/", demo.url)).await?;
+    browser.goto(&format!("{}/", demo.url)).await?;
     browser
         .wait_text("card-spiralogic", GUARD, |t| !t.is_empty())
         .await?;
@@ -98,10 +96,7 @@ async fn the_demo_opens_on_a_launch_in_flight_and_things_happen() -> anyhow::Res
     );
 
     // The canary an hour in: the stage's minimum and its gates' 60-minute holds not yet met.
-    browser
-        .client
-        .goto(&format!("{}/r/spiralogic", demo.url))
-        .await?;
+    browser.goto(&format!("{}/r/spiralogic", demo.url)).await?;
     let blockers = browser
         .wait_text("progress-blockers", GUARD, |t| {
             t.contains("of its minimum 1h 00m")
@@ -148,10 +143,7 @@ async fn the_demo_opens_on_a_launch_in_flight_and_things_happen() -> anyhow::Res
     browser.screenshot("in-flight-spiralogic").await?;
 
     // The incident: lens-v1's errors spike and its error-storm trigger kills it.
-    browser
-        .client
-        .goto(&format!("{}/r/lens-v1", demo.url))
-        .await?;
+    browser.goto(&format!("{}/r/lens-v1", demo.url)).await?;
     browser
         .wait_text("phase", Duration::from_secs(120), |t| t == "KILLED")
         .await?;

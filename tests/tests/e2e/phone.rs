@@ -86,7 +86,7 @@ async fn check_fits_width(
 async fn the_share_view_and_the_rollout_page_fit_a_phone() -> anyhow::Result<()> {
     let demo = Demo::start()?;
     let phone = Browser::start_phone(390, 844).await?;
-    phone.client.goto(demo.token("stakeholder")).await?;
+    phone.goto(demo.token("stakeholder")).await?;
     phone
         .wait_text("read-only", GUARD, |t| t == "read-only")
         .await?;
@@ -166,7 +166,7 @@ async fn the_header_keeps_its_words_apart_at_desktop_widths() -> anyhow::Result<
         desk.wait_text("freshness", GUARD, |t| t.starts_with("last update"))
             .await?;
         check_fits_width(&desk, &format!("rollout page at {width} px"), width, true).await?;
-        desk.client.goto(&format!("{}/", demo.url)).await?;
+        desk.goto(&format!("{}/", demo.url)).await?;
         desk.wait_text("health-spiralogic", GUARD, |t| !t.is_empty())
             .await?;
         check_fits_width(&desk, &format!("overview at {width} px"), width, false).await?;

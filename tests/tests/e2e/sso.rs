@@ -47,7 +47,7 @@ async fn a_person_signs_in_through_the_provider_and_acts_under_their_name() -> a
     )?;
 
     let browser = Browser::start().await?;
-    browser.client.goto(&format!("{}/r/sso", demo.url)).await?;
+    browser.goto(&format!("{}/r/sso", demo.url)).await?;
     browser
         .wait_text("sso-sign-in", Duration::from_secs(15), |t| {
             t == "Sign in with Test SSO"
@@ -92,7 +92,7 @@ async fn a_person_signs_in_through_the_provider_and_acts_under_their_name() -> a
 
     // Bob's groups map to nothing: the page says so and whom to ask.
     let other = Browser::start().await?;
-    other.client.goto(&format!("{}/r/sso", demo.url)).await?;
+    other.goto(&format!("{}/r/sso", demo.url)).await?;
     other.click("sso-sign-in").await?;
     other
         .client

@@ -190,7 +190,7 @@ async fn an_open_alert_shows_on_the_wall_and_overview_until_acknowledged() -> an
         !viewer.has("ack-error-spike").await,
         "a viewer cannot acknowledge"
     );
-    viewer.client.goto(&format!("{}/", demo.url)).await?;
+    viewer.goto(&format!("{}/", demo.url)).await?;
     viewer
         .wait_text("alerts-drill", guard, |t| {
             t.starts_with("⚠ OPEN, UNACKNOWLEDGED: error-spike · ")
