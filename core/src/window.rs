@@ -268,18 +268,30 @@ impl MetricStore {
     /// All buckets of `metric` matching `selector` whose start lies in `[from, to)`, merged.
     fn merged(&self, metric: &str, selector: &Selector, from: Millis, to: Millis) -> Bucket {
         let mut out = Bucket::default();
-        let layers = self.layers().filter_map(|layer| layer.get(metric));
-        for (labels, data) in layers.flatten() {
-            if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-                continue;
-            }
-            for map in [&data.fine, &data.coarse] {
-                for bucket in map.range(from..to).map(|(_, b)| b) {
-                    out.merge(bucket);
-                }
-            }
+        for (_, bucket) in self.matching(metric, selector, from, to) {
+            out.merge(bucket);
         }
         out
+    }
+
+    /// Every bucket of `metric`'s series matching `selector` whose start lies in `[from, to)`,
+    /// fine and coarse, series by series (not in time order across series).
+    fn matching<'a>(
+        &'a self,
+        metric: &'a str,
+        selector: &'a Selector,
+        from: Millis,
+        to: Millis,
+    ) -> impl Iterator<Item = (Millis, &'a Bucket)> + 'a {
+        self.layers()
+            .filter_map(move |layer| layer.get(metric))
+            .flatten()
+            .filter(move |(labels, _)| selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
+            .flat_map(move |(_, data)| {
+                [&data.fine, &data.coarse]
+                    .into_iter()
+                    .flat_map(move |map| map.range(from..to).map(|(start, b)| (*start, b)))
+            })
     }
 
     /// One point per `step` from `from` to `to` (inclusive of the step containing `to`);
@@ -689,16 +701,8 @@ impl MetricStore {
         to: Millis,
     ) -> Vec<(Millis, crate::sequential::Tally)> {
         let mut out: BTreeMap<Millis, crate::sequential::Tally> = BTreeMap::new();
-        let layers = self.layers().filter_map(|layer| layer.get(metric));
-        for (labels, data) in layers.flatten() {
-            if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-                continue;
-            }
-            for map in [&data.fine, &data.coarse] {
-                for (start, b) in map.range(from..to) {
-                    out.entry(*start).or_default().merge(&tally_of(b.clone()));
-                }
-            }
+        for (start, b) in self.matching(metric, selector, from, to) {
+            out.entry(start).or_default().merge(&tally_of(b.clone()));
         }
         out.into_iter().collect()
     }
@@ -730,17 +734,9 @@ impl MetricSource for MetricStore {
         // the spread of a mean is folded from in time order.
         let mut total = Bucket::default();
         let mut blocks: Vec<(Millis, crate::sequential::Moments)> = Vec::new();
-        let layers = self.layers().filter_map(|layer| layer.get(metric));
-        for (labels, data) in layers.flatten() {
-            if !selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-                continue;
-            }
-            for map in [&data.fine, &data.coarse] {
-                for (start, b) in map.range(from..to) {
-                    total.merge(b);
-                    blocks.push((*start, moments_of(b)));
-                }
-            }
+        for (start, b) in self.matching(metric, selector, from, to) {
+            total.merge(b);
+            blocks.push((start, moments_of(b)));
         }
         // In time order, label sets of the same bucket as one block.
         blocks.sort_unstable_by_key(|(start, _)| *start);

@@ -40,30 +40,24 @@ pub fn Checklists(
                 .unwrap_or_default()
         })
     });
-    // Items past their due time, judged by core's clock at the newest tick's server time:
-    // like `passing`, the lists are rebuilt only when this set changes.
-    let overdue = Memo::new(move |_| {
+    // Items past their due time, and the open occurrences of recurring items not yet ticked,
+    // judged by core's clock once per tick at the newest tick's server time: like `passing`,
+    // the lists are rebuilt only when these sets change (a new occurrence opening clears its
+    // checkbox though nothing is overdue yet).
+    type Keys = std::collections::BTreeSet<String>;
+    let due = Memo::new(move |_| {
         let s = tick.with(|t| snapshot.get().map(|s| s.with_tick(t.as_ref())))?;
         let clock = cutover_core::schedule::clock(&s.plan, &s.state, s.at);
-        Some(
-            clock
-                .overdue()
-                .map(|i| format!("{}/{}", i.list, i.item))
-                .collect::<std::collections::BTreeSet<String>>(),
-        )
-    });
-    // The open occurrences of recurring items not yet ticked: a new one opening rebuilds the
-    // lists (its checkbox clears) though nothing is overdue yet.
-    let open = Memo::new(move |_| {
-        let s = tick.with(|t| snapshot.get().map(|s| s.with_tick(t.as_ref())))?;
-        let clock = cutover_core::schedule::clock(&s.plan, &s.state, s.at);
-        Some(
-            clock
-                .items
-                .iter()
-                .filter_map(|i| i.occurrence.map(|n| format!("{}/{}#{n}", i.list, i.item)))
-                .collect::<std::collections::BTreeSet<String>>(),
-        )
+        let overdue: Keys = clock
+            .overdue()
+            .map(|i| format!("{}/{}", i.list, i.item))
+            .collect();
+        let open: Keys = clock
+            .items
+            .iter()
+            .filter_map(|i| i.occurrence.map(|n| format!("{}/{}#{n}", i.list, i.item)))
+            .collect();
+        Some((overdue, open))
     });
     let item_view = move |list: &Checklist, item: &Item, s: &Snapshot| {
         let key = format!("{}/{}", list.id, item.id);
@@ -90,7 +84,7 @@ pub fn Checklists(
             Some(r) => r.ticked > 0 && r.open.is_none(),
             None => s.state.item_done(list, item, 0) || by_gate.is_some(),
         };
-        let late = overdue.with_untracked(|o| o.as_ref().is_some_and(|o| o.contains(&key)));
+        let late = due.with_untracked(|d| d.as_ref().is_some_and(|(o, _)| o.contains(&key)));
         let written = list.due_phase(item).zip(list.due(item));
         let due = match &recurring {
             Some(r) => r.open.as_ref().map(|o| {
@@ -188,8 +182,7 @@ pub fn Checklists(
             return Vec::new();
         };
         passing.track();
-        overdue.track();
-        open.track();
+        due.track();
         s.plan
             .checklists
             .iter()
