@@ -1,7 +1,9 @@
 //! Metric windows: every sample lands in a 10 s bucket of its series (metric + label set);
-//! buckets older than `fine_retention` roll up into 1 min buckets kept for `coarse_retention`;
-//! a window query merges the buckets it covers. Memory is bounded by retention / bucket width
-//! per series and by `max_series_per_metric`, never by the number of samples.
+//! buckets older than `fine_retention` roll up into 1 min buckets, minutes older than
+//! `coarse_retention` into 10 min buckets kept for `broad_retention` (a week and a day, or the
+//! longest hypercare); a window query merges the buckets it covers. Memory is bounded by
+//! retention / bucket width per series and by `max_series_per_metric`, never by the number of
+//! samples: a series holds at most 360 + 1,440 + 1,008 buckets over 8 days (60,480 at 10 s).
 //!
 //! Bounds (defaults): quantiles within 1% relative error (`bucket::RELATIVE_ERROR`); samples up
 //! to 5 min late land in their own bucket, older ones are counted as dropped; timestamps more
@@ -10,8 +12,10 @@
 //! Window rule: a query over `window` at `at` merges every fine bucket that overlaps
 //! `(at - window, at]` (so the bucket being filled now always counts, and a window is never
 //! empty while samples exist inside it) and every rolled-up minute that starts inside it. Fine
-//! and coarse buckets never cover the same period (a minute moves to coarse whole), so nothing
-//! is counted twice.
+//! and coarse buckets never cover the same period (a minute moves to coarse whole, ten minutes
+//! to broad whole), so nothing is counted twice. Beyond `coarse_retention` a window narrower
+//! than 10 min may hold no bucket start: `plan check` asks a read that reaches there
+//! (`offset 7d`) for a window of at least 10 min.
 
 mod bucket;
 
@@ -26,16 +30,43 @@ use crate::query::{Aggregate, MetricKind, MetricSource, Selector};
 use crate::series::Point;
 use crate::time::{DAY, HOUR, MINUTE, Millis, SECOND};
 
-/// How far back the store answers by default: a day, so `offset 24h` can compare with the
-/// same time yesterday, plus an hour for the window such a read covers.
-pub const LOOKBACK: Millis = DAY + HOUR;
+/// How long minutes are kept before they roll up into 10 min buckets: a day, so `offset 24h`
+/// compares with the same time yesterday at minute resolution, plus an hour for its window.
+pub const MINUTES_KEPT: Millis = DAY + HOUR;
+
+/// How far back the store answers at least: a week and a day, so `offset 7d` compares with the
+/// same time last week and a 7d chart is whole.
+pub const LOOKBACK: Millis = 8 * DAY;
+
+/// The longest any store keeps: a hypercare is at most 30 days (`plan check`), plus a day.
+pub const MAX_LOOKBACK: Millis = 31 * DAY;
+
+/// How far back a store keeps data for a plan whose hypercare lasts `hypercare`: the whole
+/// hypercare and the day before it, and never less than [`LOOKBACK`].
+pub fn lookback_for(hypercare: Option<Millis>) -> Millis {
+    let broad = StoreConfig::default().broad;
+    let want = hypercare.unwrap_or(0).saturating_add(DAY);
+    let keep = want.clamp(LOOKBACK, MAX_LOOKBACK);
+    // Whole 10 min buckets.
+    keep.div_euclid(broad) * broad
+        + if keep.rem_euclid(broad) == 0 {
+            0
+        } else {
+            broad
+        }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoreConfig {
     pub fine: Millis,
     pub coarse: Millis,
+    #[serde(default = "default_broad")]
+    pub broad: Millis,
     pub fine_retention: Millis,
     pub coarse_retention: Millis,
+    /// How far back anything is kept (at least `coarse_retention`).
+    #[serde(default = "default_broad_retention")]
+    pub broad_retention: Millis,
     pub max_lateness: Millis,
     pub max_future: Millis,
     pub max_series_per_metric: usize,
@@ -46,11 +77,48 @@ impl Default for StoreConfig {
         StoreConfig {
             fine: 10 * SECOND,
             coarse: MINUTE,
+            broad: default_broad(),
             fine_retention: HOUR,
-            coarse_retention: LOOKBACK,
+            coarse_retention: MINUTES_KEPT,
+            broad_retention: default_broad_retention(),
             max_lateness: 5 * MINUTE,
             max_future: 10 * SECOND,
             max_series_per_metric: 64,
+        }
+    }
+}
+
+fn default_broad() -> Millis {
+    10 * MINUTE
+}
+
+fn default_broad_retention() -> Millis {
+    LOOKBACK
+}
+
+impl StoreConfig {
+    /// The defaults, kept for `lookback` (see [`lookback_for`]).
+    pub fn keeping(lookback: Millis) -> StoreConfig {
+        StoreConfig {
+            broad_retention: lookback,
+            ..StoreConfig::default()
+        }
+    }
+
+    /// How far back this store answers: what is older is evicted.
+    pub fn lookback(&self) -> Millis {
+        self.broad_retention.max(self.coarse_retention)
+    }
+
+    /// The width of the buckets held `age` back: what a chart reaching that far must step by
+    /// to put the same number of buckets in every point.
+    pub fn width_at(&self, age: Millis) -> Millis {
+        if age <= self.fine_retention {
+            self.fine
+        } else if age <= self.coarse_retention {
+            self.coarse
+        } else {
+            self.broad
         }
     }
 }
@@ -116,6 +184,32 @@ pub struct PersistedBucket {
 struct SeriesData {
     fine: BTreeMap<Millis, Bucket>,
     coarse: BTreeMap<Millis, Bucket>,
+    broad: BTreeMap<Millis, Bucket>,
+}
+
+impl SeriesData {
+    fn tiers(&self) -> [&BTreeMap<Millis, Bucket>; 3] {
+        [&self.fine, &self.coarse, &self.broad]
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tiers().iter().all(|t| t.is_empty())
+    }
+}
+
+/// Moves every bucket of `from` starting before `cutoff` into `to`, merged into buckets of
+/// `width`.
+fn roll_up(
+    from: &mut BTreeMap<Millis, Bucket>,
+    to: &mut BTreeMap<Millis, Bucket>,
+    cutoff: Millis,
+    width: Millis,
+) {
+    let keep = from.split_off(&cutoff);
+    let old = std::mem::replace(from, keep);
+    for (start, bucket) in old {
+        to.entry(floor(start, width)).or_default().merge(&bucket);
+    }
 }
 
 /// A label set.
@@ -234,31 +328,37 @@ impl MetricStore {
         }
     }
 
-    /// Rolls fine buckets older than `fine_retention` into minutes and evicts what is older
-    /// than `coarse_retention`. Cheap to call often: it works at most once per fine bucket.
+    /// Rolls fine buckets older than `fine_retention` into minutes, minutes older than
+    /// `coarse_retention` into 10 min buckets, and evicts what is older than the lookback.
+    /// Cheap to call often: it works at most once per fine bucket.
     pub fn compact(&mut self, now: Millis) {
         if now < self.compacted_at.saturating_add(self.config.fine) {
             return;
         }
         self.compacted_at = now;
-        let cutoff = floor(now - self.config.fine_retention, self.config.coarse);
-        let evict = now - self.config.coarse_retention;
-        let coarse = self.config.coarse;
+        let StoreConfig {
+            coarse,
+            broad,
+            fine_retention,
+            coarse_retention,
+            ..
+        } = self.config;
+        // Each cutoff on the next tier's grid, so a minute (ten minutes) moves whole.
+        let to_coarse = floor(now - fine_retention, coarse);
+        let to_broad = floor(now - coarse_retention.max(fine_retention), broad);
+        let evict = floor(now - self.config.lookback(), broad);
         let layers = std::iter::once(&mut self.series)
             .chain(self.remote.values_mut().map(|r| &mut r.series));
         for by_labels in layers.flat_map(|layer| layer.values_mut()) {
             for data in by_labels.values_mut() {
-                let keep = data.fine.split_off(&cutoff);
-                let old = std::mem::replace(&mut data.fine, keep);
-                for (start, bucket) in old {
-                    data.coarse
-                        .entry(floor(start, coarse))
-                        .or_default()
-                        .merge(&bucket);
-                }
-                data.coarse = data.coarse.split_off(&floor(evict, coarse));
+                roll_up(&mut data.fine, &mut data.coarse, to_coarse, coarse);
+                roll_up(&mut data.coarse, &mut data.broad, to_broad, broad);
+                data.broad = data.broad.split_off(&evict);
+                // Whatever a short lookback leaves in the finer tiers.
+                data.coarse = data.coarse.split_off(&evict);
+                data.fine = data.fine.split_off(&evict);
             }
-            by_labels.retain(|_, d| !d.fine.is_empty() || !d.coarse.is_empty());
+            by_labels.retain(|_, d| !d.is_empty());
         }
         // A replica whose every bucket has aged out (it stopped, or restarted as another).
         self.remote
@@ -288,7 +388,7 @@ impl MetricStore {
             .flatten()
             .filter(move |(labels, _)| selector.iter().all(|(k, v)| labels.get(k) == Some(v)))
             .flat_map(move |(_, data)| {
-                [&data.fine, &data.coarse]
+                data.tiers()
                     .into_iter()
                     .flat_map(move |map| map.range(from..to).map(|(start, b)| (*start, b)))
             })
@@ -326,10 +426,11 @@ impl MetricStore {
         let mut out = Vec::new();
         for (metric, by_labels) in &self.series {
             for (labels, data) in by_labels {
-                for (map, width) in [
-                    (&data.fine, self.config.fine),
-                    (&data.coarse, self.config.coarse),
-                ] {
+                for (map, width) in data.tiers().into_iter().zip([
+                    self.config.fine,
+                    self.config.coarse,
+                    self.config.broad,
+                ]) {
                     out.extend(map.range(floor(since, width)..=now).map(|(start, bucket)| {
                         PersistedBucket {
                             metric: metric.clone(),
@@ -394,7 +495,7 @@ impl MetricStore {
         self.layers()
             .flat_map(HashMap::values)
             .flat_map(BTreeMap::values)
-            .map(|d| d.fine.len() + d.coarse.len())
+            .map(|d| d.tiers().iter().map(|t| t.len()).sum::<usize>())
             .sum()
     }
 
@@ -403,7 +504,7 @@ impl MetricStore {
         self.layers()
             .flat_map(HashMap::values)
             .flat_map(BTreeMap::values)
-            .flat_map(|d| [d.fine.keys().next(), d.coarse.keys().next()])
+            .flat_map(|d| d.tiers().map(|t| t.keys().next()))
             .flatten()
             .min()
             .copied()
@@ -652,7 +753,7 @@ fn import_into(
     config: &StoreConfig,
     buckets: Vec<PersistedBucket>,
 ) {
-    let (fine, coarse) = (config.fine, config.coarse);
+    let (fine, coarse, broad) = (config.fine, config.coarse, config.broad);
     for p in buckets {
         if !kinds.contains_key(&p.metric) {
             continue;
@@ -662,20 +763,28 @@ fn import_into(
             .or_default()
             .entry(p.labels)
             .or_default();
-        if p.width >= coarse {
-            let start = floor(p.start, coarse);
-            let inside: Vec<Millis> = data
-                .fine
-                .range(start..start + coarse)
-                .map(|(s, _)| *s)
-                .collect();
-            for s in inside {
-                data.fine.remove(&s);
-            }
-            data.coarse.insert(start, p.bucket);
+        // A bucket replaces the finer ones inside it (they are what it was rolled up from),
+        // and a finer one inside a wider one already held is already counted there.
+        let (width, tier) = if p.width >= broad {
+            (broad, 2)
+        } else if p.width >= coarse {
+            (coarse, 1)
         } else {
-            data.fine.insert(floor(p.start, fine), p.bucket);
+            (fine, 0)
+        };
+        let start = floor(p.start, width);
+        let covered = (data.broad.contains_key(&floor(start, broad)) && tier < 2)
+            || (data.coarse.contains_key(&floor(start, coarse)) && tier < 1);
+        if covered {
+            continue;
         }
+        for finer in [&mut data.fine, &mut data.coarse].into_iter().take(tier) {
+            let inside: Vec<Millis> = finer.range(start..start + width).map(|(s, _)| *s).collect();
+            for s in inside {
+                finer.remove(&s);
+            }
+        }
+        [&mut data.fine, &mut data.coarse, &mut data.broad][tier].insert(start, p.bucket);
     }
 }
 
@@ -774,7 +883,8 @@ impl MetricSource for MetricStore {
                 let Some(value) = labels.get(label) else {
                     continue;
                 };
-                let seen = [&data.fine, &data.coarse]
+                let seen = data
+                    .tiers()
                     .iter()
                     .any(|m| m.range(from..to).any(|(_, b)| b.count > 0));
                 if seen {

@@ -199,8 +199,11 @@ fn ago(ms: i64) -> String {
     match minutes {
         0 => "now".into(),
         m if m < 60 => format!("-{m}m"),
-        m if m % 60 == 0 => format!("-{}h", m / 60),
-        m => format!("-{}h {}m", m / 60, m % 60),
+        m if m < 2 * 1440 && m % 60 == 0 => format!("-{}h", m / 60),
+        m if m < 2 * 1440 => format!("-{}h {}m", m / 60, m % 60),
+        // Past two days, hours are enough: "-3d 4h".
+        m if (m / 60) % 24 == 0 => format!("-{}d", m / 1440),
+        m => format!("-{}d {}h", m / 1440, (m / 60) % 24),
     }
 }
 

@@ -10,7 +10,7 @@ use crate::api;
 use crate::components::chart::Chart;
 
 /// Chart ranges a person can pick; the first is the live stream's own.
-const RANGES: [&str; 4] = ["15m", "1h", "6h", "24h"];
+const RANGES: [&str; 5] = ["15m", "1h", "6h", "24h", "7d"];
 
 /// Every chart the plan gets, over the chosen range: the live stream's frames for 15 minutes,
 /// otherwise the history fetched from the server every 10 seconds.

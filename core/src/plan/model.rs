@@ -780,6 +780,12 @@ pub struct Adjustable {
 }
 
 impl Plan {
+    /// How far back its metric store keeps data: a week and a day, or its whole hypercare and
+    /// the day before.
+    pub fn lookback(&self) -> crate::time::Millis {
+        crate::window::lookback_for(self.hypercare.map(|h| h.0))
+    }
+
     /// The `[[adjust]]` entry for `flag`, if people may set it in stage `stage`.
     pub fn adjustable(&self, flag: &str, stage: &str) -> Option<&Adjustable> {
         self.adjust.iter().find(|a| {

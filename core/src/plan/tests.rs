@@ -300,6 +300,52 @@ fn guidance_is_kept_and_a_runbook_link_must_be_http() {
     );
 }
 
+/// "Same time last week" reads 10 min buckets: with a 10 min window it is a plan, with a 5 min
+/// one it is refused; a week and a day is the reach, or the hypercare and a day if longer.
+#[test]
+fn an_offset_reaches_a_week_and_as_far_as_the_hypercare() {
+    let gate = |offset: &str, window: &str| {
+        format!(
+            "\n[[gate]]\nid = \"p95\"\nexpr = \"p95(latency_ms) <= p95(latency_ms offset {offset})\"\nwindow = \"{window}\"\nhold = \"{window}\"\n"
+        )
+    };
+    let with_hypercare = |hypercare: &str, rest: &str| {
+        fixtures::two_stage_plan("demo", "Demo", rest).replace(
+            "title = \"Demo\"\n",
+            &format!("title = \"Demo\"\nhypercare = \"{hypercare}\"\n"),
+        )
+    };
+    let plan = |rest: &str| fixtures::two_stage_plan("demo", "Demo", rest);
+    assert_eq!(errors(&plan(&gate("7d", "10m"))), Vec::<String>::new());
+    assert_eq!(errors(&plan(&gate("24h", "5m"))), Vec::<String>::new());
+    let errs = errors(&plan(&gate("7d", "5m")));
+    assert!(
+        errs.len() == 1 && errs[0].contains("offset 168h 00m reads data kept in 10m buckets"),
+        "{errs:?}"
+    );
+    let errs = errors(&plan(&gate("8d", "10m")));
+    assert!(
+        errs.len() == 1 && errs[0].contains("reaches past the 192h 00m of data the store keeps"),
+        "{errs:?}"
+    );
+    // A 14 day hypercare keeps 15 days.
+    assert_eq!(
+        errors(&with_hypercare("14d", &gate("14d", "10m"))),
+        Vec::<String>::new()
+    );
+    let long = parse("p.toml", &with_hypercare("14d", "")).unwrap();
+    assert_eq!(long.lookback(), 15 * crate::time::DAY);
+    assert_eq!(
+        parse("p.toml", &plan("")).unwrap().lookback(),
+        8 * crate::time::DAY
+    );
+    let errs = errors(&with_hypercare("31d", ""));
+    assert!(
+        errs.len() == 1 && errs[0].contains("hypercare is at most 720h 00m"),
+        "{errs:?}"
+    );
+}
+
 /// Every new field's mistakes, each at its file:line:col: a role nobody defined, an offset
 /// past what the store keeps, cycles where they mean nothing, a phase that is almost a time.
 #[test]
@@ -310,7 +356,7 @@ fn clock_baseline_cycle_and_role_mistakes_point_at_the_value() {
     );
     let errs = errors(&text);
     let expected = [
-        ":24:8: offset 25h 00m plus the window 5m reaches past the 25h 00m of data the store keeps: at most offset 24h 55m",
+        ":24:8: offset 25h 00m reads data kept in 10m buckets: give it a window of at least 10m",
         ":27:8: a gate takes hold (a continuous pass) or cycles",
         ":31:9: in this trigger's expression: unknown trigger \"nope\"",
         ":38:9: unknown role \"db_lead\"",

@@ -120,6 +120,25 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
     let gates = gates(&raw.gates, &stage_ids, &mut p);
     let gate_ids: BTreeSet<&str> = gates.iter().map(|g| g.id.as_str()).collect();
     let triggers = triggers(&raw.triggers, &stage_ids, &mut p);
+    let hypercare = raw
+        .rollout
+        .hypercare
+        .as_ref()
+        .and_then(|d| super::duration(d).map_err(|e| p.push(e)).ok())
+        .filter(|h| {
+            let ok = h.0 <= MAX_HYPERCARE;
+            if !ok {
+                p.push((
+                    raw.rollout.hypercare.as_ref().map_or(0, |d| d.span().start),
+                    format!(
+                        "hypercare is at most {}: a longer watch is a rollout of its own",
+                        crate::time::Span(MAX_HYPERCARE).human()
+                    ),
+                ));
+            }
+            ok
+        });
+    let keep = crate::window::lookback_for(hypercare.map(|h| h.0));
     for (expr, window) in raw
         .gates
         .iter()
@@ -132,13 +151,8 @@ pub(crate) fn validate(raw: RawPlan, text: &str) -> Result<Plan, Problems> {
                 .map(|(r, t)| (&r.expr, t.window)),
         )
     {
-        check_lookback(expr, window, &mut p);
+        check_lookback(expr, window, keep, &mut p);
     }
-    let hypercare = raw
-        .rollout
-        .hypercare
-        .as_ref()
-        .and_then(|d| super::duration(d).map_err(|e| p.push(e)).ok());
     let checklists = checklists(
         &raw.checklists,
         (&stage_ids, &gate_ids),
@@ -299,14 +313,36 @@ fn adjustables(raw: &[RawAdjust], stages: &[Stage], p: &mut Problems) -> Vec<Adj
     out
 }
 
-/// An `offset` reaches back only as far as the metric store keeps data: beyond it the read
-/// could only ever say "no data".
-fn check_lookback(expr: &Spanned<String>, window: crate::time::Span, p: &mut Problems) {
+/// The longest hypercare: the store keeps its buckets that long (see `window::lookback_for`).
+const MAX_HYPERCARE: crate::time::Millis = 30 * crate::time::DAY;
+
+/// An `offset` reaches back only as far as the metric store keeps data (`keep`): beyond it the
+/// read could only ever say "no data". Where it reaches rolled-up buckets, its window must be
+/// at least their width, or it may hold no bucket at all.
+fn check_lookback(
+    expr: &Spanned<String>,
+    window: crate::time::Span,
+    keep: crate::time::Millis,
+    p: &mut Problems,
+) {
     let Ok(e) = crate::expr::parse(expr.get_ref()) else {
         return;
     };
-    let keep = crate::window::LOOKBACK;
+    let config = crate::window::StoreConfig::keeping(keep);
     for read in e.metrics() {
+        let oldest = read.offset.saturating_add(window.0);
+        let width = config.width_at(oldest);
+        if read.offset > 0 && window.0 < width && oldest <= keep {
+            p.push((
+                expr.span().start,
+                format!(
+                    "offset {} reads data kept in {} buckets: give it a window of at least {}",
+                    crate::time::Span(read.offset).human(),
+                    crate::time::Span(width).human(),
+                    crate::time::Span(width).human(),
+                ),
+            ));
+        }
         if read.offset.saturating_add(window.0) > keep {
             p.push((
                 expr.span().start,

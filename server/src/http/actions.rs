@@ -12,7 +12,8 @@ use axum::{Extension, Json};
 use cutover_core::audit::AuditPage;
 use cutover_core::rollout::{Action, Decision, Request};
 use cutover_core::snapshot::Snapshot;
-use cutover_core::time::{DAY, Millis, Span};
+use cutover_core::time::{Millis, Span};
+use cutover_core::window::StoreConfig;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -402,7 +403,7 @@ pub async fn check_item(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotQuery {
-    /// Chart history to include, e.g. `15m`, `6h` (at most a day).
+    /// Chart history to include, e.g. `15m`, `6h`, `7d` (at most what the store keeps).
     series: Option<String>,
     /// Point width, e.g. `1m` (default: about 360 points, whole 10 s buckets).
     step: Option<String>,
@@ -420,8 +421,8 @@ pub async fn snapshot(
     let rollout = find(&state, &id)?;
     let at = now();
     let mut snapshot = rollout.snapshot(at).await;
-    if let Some((range, step)) = q.chart_range()? {
-        // Up to 2,000 points a series over a day of buckets: CPU work, off the async workers.
+    if let Some((range, step)) = q.chart_range(&rollout.metric_config())? {
+        // Up to 2,000 points a series over a week of buckets: CPU work, off the async workers.
         let frame = heavy
             .run_shared(move || rollout.frame(at, range, step))
             .await?;
@@ -431,9 +432,10 @@ pub async fn snapshot(
 }
 
 impl SnapshotQuery {
-    /// The chart range and step asked for, if any: at most a day, in whole buckets, never
-    /// more than 2,000 points.
-    fn chart_range(&self) -> Result<Option<(Millis, Millis)>, ApiError> {
+    /// The chart range and step asked for, if any: at most what the store keeps, in whole
+    /// buckets of the widest width the range reaches (so every point merges as many buckets
+    /// as the next), never more than 2,000 points.
+    fn chart_range(&self, store: &StoreConfig) -> Result<Option<(Millis, Millis)>, ApiError> {
         use crate::runtime::charts::LIVE_STEP;
         let Some(range) = self.series.as_deref() else {
             return Ok(None);
@@ -444,11 +446,16 @@ impl SnapshotQuery {
                 .map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
         };
         let range = span("series", range)?;
-        if !(LIVE_STEP..=DAY).contains(&range) {
-            return Err(ApiError::BadRequest("series: between 10s and 24h".into()));
+        let keep = store.lookback();
+        if !(LIVE_STEP..=keep).contains(&range) {
+            return Err(ApiError::BadRequest(format!(
+                "series: between 10s and {}, what the store keeps",
+                Span(keep).human()
+            )));
         }
         let step = self.step.as_deref().map(|t| span("step", t)).transpose()?;
-        let step = cutover_core::time::step_within(range, step, LIVE_STEP, 360, 2000)
+        let bucket = store.width_at(range).max(LIVE_STEP);
+        let step = cutover_core::time::step_within(range, step, bucket, 360, 2000)
             .map_err(|e| ApiError::BadRequest(format!("step: {e}")))?;
         Ok(Some((range, step)))
     }

@@ -12,7 +12,8 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use cutover_core::gates::{self, Memory, Verdict};
-use cutover_core::time::{HOUR, MINUTE, Millis, SECOND, Span};
+use cutover_core::time::{HOUR, Millis, SECOND, Span};
+use cutover_core::window::StoreConfig;
 use serde::Deserialize;
 
 use crate::clock::now;
@@ -63,10 +64,11 @@ fn verdict_word(v: Verdict) -> &'static str {
 }
 
 impl ExportQuery {
-    /// How far back, and the row width: `since` 1 s to 7 d; whole buckets (data older than
-    /// an hour is kept per minute, so a longer export uses minute rows rather than showing a
-    /// minute's events in one of six 10 s rows); at most `MAX_ROWS` rows.
-    fn rows(&self) -> Result<(Millis, Millis), ApiError> {
+    /// How far back, and the row width: `since` 1 s to 7 d; whole buckets of the widest
+    /// width it reaches (data older than an hour is kept per minute, older than 25 h per 10
+    /// minutes, so a longer export uses rows that wide rather than showing a minute's events
+    /// in one of six 10 s rows); at most `MAX_ROWS` rows.
+    fn rows(&self, store: &StoreConfig) -> Result<(Millis, Millis), ApiError> {
         let since = span("since", self.since.as_deref(), HOUR)?;
         if !(SECOND..=MAX_SINCE).contains(&since) {
             return Err(ApiError::BadRequest(format!(
@@ -74,11 +76,7 @@ impl ExportQuery {
                 Span(MAX_SINCE).human()
             )));
         }
-        let floor = if since > HOUR {
-            MINUTE
-        } else {
-            charts::LIVE_STEP
-        };
+        let floor = store.width_at(since).max(charts::LIVE_STEP);
         let step = match self.step.as_deref() {
             Some(_) => Some(span("step", self.step.as_deref(), 10 * SECOND)?),
             None => None,
@@ -99,7 +97,7 @@ pub async fn csv(
 ) -> Result<Response, ApiError> {
     caller.may_see(&id)?;
     let rollout = find(&state, &id)?;
-    let (since, step) = q.rows()?;
+    let (since, step) = q.rows(&rollout.metric_config())?;
     let current = rollout.state().await;
     let stage = current
         .stage

@@ -4,12 +4,15 @@
 
 use std::time::Duration;
 
-use cutover_core::time::DAY;
+use cutover_core::time::{DAY, HOUR};
 
 use crate::clock::now;
 use crate::runtime::state::AppState;
 
 pub const EVERY: Duration = Duration::from_secs(300);
+/// 10 min slices rolled up per sweep: two hours every five minutes, so a backlog (a server
+/// down for days) is caught up without one sweep holding the database for long.
+const ROLL_UP_SLICES: usize = 12;
 /// A retry later than this with the same key is a new request.
 pub const KEYS_KEPT: i64 = DAY;
 /// Expired share links are kept this long (the audit log keeps who made them for ever).
@@ -29,15 +32,28 @@ pub async fn run(state: AppState) {
 /// One sweep at the present time.
 pub async fn sweep(state: &AppState) -> anyhow::Result<u64> {
     let at = now();
+    // The longest any loaded plan keeps (a bucket of a plan no longer loaded goes with it).
     let retention = state
         .rollouts
         .values()
-        .next()
-        .map_or(DAY, |r| r.metric_config().coarse_retention);
+        .map(|r| r.metric_config().lookback())
+        .max()
+        .unwrap_or(DAY);
     let gone = state
         .storage
         .prune(at, at - KEYS_KEPT, at - SHARES_KEPT, at - retention)
         .await?;
+    // What the stores hold in 10 min buckets, the database does too (an hour after them).
+    let config = cutover_core::window::StoreConfig::default();
+    let gone = gone
+        + state
+            .storage
+            .roll_up_buckets(
+                at - config.coarse_retention - HOUR,
+                config.broad,
+                ROLL_UP_SLICES,
+            )
+            .await?;
     // Flag readers nobody heard from for a day are gone.
     let gone = gone + state.storage.prune_fleet(at - DAY).await?;
     if gone > 0 {

@@ -133,8 +133,8 @@ impl Rollout {
     pub fn new(plan: Plan, state: RolloutState) -> anyhow::Result<Rollout> {
         let compiled = Compiled::new(&plan).with_context(|| format!("plan {}", plan.id))?;
         let kinds = plan.metrics.iter().map(|m| (m.id.clone(), m.kind));
-        let metrics =
-            MetricStore::new(StoreConfig::default(), kinds).selecting(compiled.selected_labels());
+        let metrics = MetricStore::new(StoreConfig::keeping(plan.lookback()), kinds)
+            .selecting(compiled.selected_labels());
         let desired = Desired::of(&plan, &state);
         let actuators = plan
             .actuators
@@ -683,7 +683,7 @@ impl AppState {
             // Chart history and hold timers survive a restart. What is stored was written by
             // other replicas or by this server before: it is merged in, never written again.
             let at = now();
-            let since = at - rollout.metric_config().coarse_retention;
+            let since = at - rollout.metric_config().lookback();
             let buckets = storage.load_buckets(&rollout.plan.id, since).await?;
             let memory = storage.load_evaluation(&rollout.plan.id).await?;
             rollout.restore(buckets, memory, at);

@@ -475,7 +475,7 @@ pub fn history(
     // Whole buckets only, up to the fine bucket where the store's own data begins: a rolled-up
     // minute would replace the live buckets inside it.
     let until = align(earliest.map_or(now, |t| t.min(now)), config.fine);
-    let from = align(now - span.min(config.coarse_retention), config.coarse);
+    let from = align(now - span.min(config.lookback()), config.broad);
     if from >= until {
         return (Vec::new(), 0);
     }
@@ -495,6 +495,12 @@ pub fn history(
         } else {
             1.0
         };
+        // Beyond a day, drawn in 10 min buckets, a step a minute is plenty for the shape.
+        let stride = if step < now - config.coarse_retention {
+            config.coarse
+        } else {
+            config.fine
+        };
         let n = (f64::from(per_step) * thin * (0.7 + 0.3 * phase.sin()))
             .round()
             .max(1.0) as i64;
@@ -507,7 +513,7 @@ pub fn history(
                 recorded += usize::from(history.record(&sample, step).is_ok());
             }
         }
-        step += config.fine;
+        step += stride;
     }
     history.compact(until);
     (history.export_buckets(from, until - 1), recorded)

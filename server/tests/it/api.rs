@@ -555,6 +555,29 @@ async fn a_snapshot_can_carry_chart_series_at_a_chosen_resolution() {
     assert!((60..=61).contains(&points.len()), "{}", points.len());
     let total: f64 = points.iter().filter_map(|p| p["v"].as_f64()).sum();
     assert_eq!(total, 3.0);
+    // A week: about 360 points, each whole 10 min buckets (30 min), the same events in them.
+    let week = app.get("/api/rollouts/spiralogic?series=7d").await;
+    assert_eq!(week["frame"]["step"], 30 * 60_000);
+    let count = week["frame"]["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "latency_ms.count")
+        .unwrap();
+    let points = count["points"].as_array().unwrap();
+    assert!((336..=337).contains(&points.len()), "{}", points.len());
+    let total: f64 = points.iter().filter_map(|p| p["v"].as_f64()).sum();
+    assert_eq!(total, 3.0);
+    // Past what the store keeps (8 days) is a 400 that says how far it reaches.
+    let past = app
+        .get_as(Some(Role::Viewer), "/api/rollouts/spiralogic?series=9d")
+        .await;
+    assert_eq!(past.status().as_u16(), 400);
+    let body: Value = past.json().await.unwrap();
+    assert!(
+        body["error"]["message"].as_str().unwrap().contains("192h"),
+        "{body}"
+    );
     let bad = app
         .get_as(
             Some(Role::Viewer),

@@ -7,7 +7,7 @@ use crate::pg;
 use std::collections::BTreeMap;
 
 use cutover_core::gates::{GateMemory, Memory};
-use cutover_core::query::{Aggregate, MetricKind};
+use cutover_core::query::{Aggregate, MetricKind, MetricSource};
 use cutover_core::role::Role;
 use cutover_core::rollout::{Action, Actor, AuditRecord, Phase, RolloutState, StateSummary};
 use cutover_core::window::{MetricStore, Sample, SampleValue, StoreConfig};
@@ -473,6 +473,63 @@ async fn buckets_and_evaluation(s: &Storage) {
     assert_eq!(s.load_evaluation("r1").await.unwrap(), Some(memory));
 }
 
+/// Old 10 s rows roll up into 10 min rows, per replica and series, whole slices only: what
+/// a restart loads then counts the same, quantiles included, and a second run changes nothing.
+async fn rolling_up(s: &Storage) {
+    const TEN: i64 = 10 * 60_000;
+    // Before every other row of the suite, which the roll-up (across rollouts) must not reach.
+    let base = T0 - cutover_core::time::DAY - T0.rem_euclid(TEN);
+    let mut stores = [store(), store()];
+    // 25 minutes of a sample every 5 s from each of two replicas: two whole slices and half.
+    for i in 0..300 {
+        let ts = base + i * 5_000;
+        for (n, store) in stores.iter_mut().enumerate() {
+            let v = (i % 89) as f64 + 1.0 + 100.0 * n as f64;
+            store.record(&sample(ts, v, "canary"), ts).unwrap();
+        }
+    }
+    let end = base + 25 * 60_000;
+    for (n, (store, replica)) in stores.iter().zip(["a", "b"]).enumerate() {
+        let rows = store.export_buckets(base, end);
+        assert_eq!(rows.len(), 150, "fine rows");
+        s.save_buckets("r3", replica, &rows, end + n as i64)
+            .await
+            .unwrap();
+    }
+    let removed = s.roll_up_buckets(end, TEN, 12).await.unwrap();
+    assert_eq!(removed, 2 * 2 * 60, "two whole slices of each replica");
+    let loaded = s.load_buckets("r3", base).await.unwrap();
+    assert_eq!(loaded.len(), 2);
+    for (n, (replica, store)) in loaded.iter().zip(&stores).enumerate() {
+        let widths: Vec<i64> = replica.buckets.iter().map(|b| b.width).collect();
+        assert_eq!(widths.iter().filter(|w| **w == TEN).count(), 2);
+        assert_eq!(widths.iter().filter(|w| **w == 10_000).count(), 30);
+        assert_eq!(replica.as_of, end + n as i64, "its age, not the roll-up's");
+        let mut restored = self::store();
+        restored.import(replica.buckets.clone());
+        let all = BTreeMap::new();
+        for aggregate in [Aggregate::Count, Aggregate::Quantile(0.95), Aggregate::Sum] {
+            let read = |m: &MetricStore| {
+                m.aggregate("latency_ms", &all, &aggregate, 2 * TEN + TEN / 2, end)
+            };
+            assert!(read(store).is_some());
+            assert_eq!(read(&restored), read(store), "{aggregate:?}");
+        }
+    }
+    assert_eq!(s.roll_up_buckets(end, TEN, 12).await.unwrap(), 0);
+    let again = s.load_buckets("r3", base).await.unwrap();
+    let rows = |r: &[cutover_core::window::ReplicaBuckets]| -> Vec<(String, i64, i64)> {
+        r.iter()
+            .flat_map(|r| {
+                r.buckets
+                    .iter()
+                    .map(|b| (r.replica.clone(), b.start, b.width))
+            })
+            .collect()
+    };
+    assert_eq!(rows(&again), rows(&loaded));
+}
+
 async fn replicas(s: &Storage) {
     // Two replicas' buckets for the same series and period live side by side.
     let now = T0 + 120_000;
@@ -616,6 +673,7 @@ async fn suite(s: &Storage) {
     sessions_and_shares(s).await;
     buckets_and_evaluation(s).await;
     replicas(s).await;
+    rolling_up(s).await;
     racing_leases(s).await;
     pruning(s).await;
 }

@@ -39,8 +39,9 @@ pub(super) struct DemoArgs {
     /// Simulated events per second per rollout.
     #[arg(long, default_value_t = 40)]
     rate: u32,
-    /// Start with this much simulated healthy history (at most 24h, what the charts keep),
-    /// so the longer chart ranges show something; `./x demo` asks for 24h.
+    /// Start with this much simulated healthy history (at most what the store keeps, 8 days
+    /// or a plan's hypercare and a day), so the longer chart ranges show something; `./x demo`
+    /// asks for 7d.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, overrides_with = "backfill")]
     backfill: Option<Duration>,
     /// Traffic scenario for one rollout, e.g. spiralogic=latency-spike (repeatable; the
