@@ -495,11 +495,12 @@ pub fn history(
         } else {
             1.0
         };
-        // Beyond a day, drawn in 10 min buckets, a step a minute is plenty for the shape.
-        let stride = if step < now - config.coarse_retention {
-            config.coarse
+        // Beyond a day, drawn in 10 min buckets, a step a minute of a few events is plenty for
+        // the shape (and keeps a week's backfill to seconds).
+        let (stride, thin) = if step < now - config.coarse_retention {
+            (config.coarse, thin / 3.0)
         } else {
-            config.fine
+            (config.fine, thin)
         };
         let n = (f64::from(per_step) * thin * (0.7 + 0.3 * phase.sin()))
             .round()

@@ -216,6 +216,20 @@ async fn the_dashboard_updates_live_and_draws_its_chart() -> anyhow::Result<()> 
     )
     .await?;
     assert!(pixels >= 3, "the 1h chart has {pixels} line pixels");
+    // A week reaches the store's 10 min buckets: the server answers it (no "cannot load").
+    browser.click("range-7d").await?;
+    browser
+        .wait_text("range-note", Duration::from_secs(15), |t| {
+            t == "last 7d, refreshed every 10 s"
+        })
+        .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let note = browser.text("range-note").await;
+    assert_eq!(
+        note.as_deref(),
+        Some("last 7d, refreshed every 10 s"),
+        "the week loads"
+    );
 
     let shot = browser.screenshot("dashboard").await?;
     println!("screenshot: {}", shot.display());
