@@ -166,44 +166,44 @@ pub fn of_record(plan: &Plan, record: &AuditRecord) -> Option<Event> {
             format!("timebox:{stage}:{}", record.at),
             lines,
         )),
-        Action::Start | Action::Progress | Action::Close | Action::Resume => {
-            match record.after.phase {
-                Phase::Completed | Phase::Hypercare
-                    if record.before.phase != record.after.phase =>
-                {
-                    let watch = if record.after.phase == Phase::Hypercare {
-                        "; hypercare begins"
-                    } else {
-                        ""
-                    };
-                    lines.push(format!("by {who}"));
-                    Some(event(
-                        EventKind::Completed,
-                        Severity::Info,
-                        format!(
-                            "{}: completed at {}%{watch}",
-                            plan.title, record.after.traffic
-                        ),
-                        format!("completed:{}", record.at),
-                        lines,
-                    ))
-                }
-                Phase::Running if record.before.stage != record.after.stage => {
-                    lines.push(format!("by {who}"));
-                    Some(event(
-                        EventKind::StageEntered,
-                        Severity::Info,
-                        format!(
-                            "{}: entered {stage} at {}%",
-                            plan.title, record.after.traffic
-                        ),
-                        format!("stage:{stage}:{}", record.at),
-                        lines,
-                    ))
-                }
-                _ => None,
+        Action::Start
+        | Action::Progress
+        | Action::AutoProgress { .. }
+        | Action::Close
+        | Action::Resume => match record.after.phase {
+            Phase::Completed | Phase::Hypercare if record.before.phase != record.after.phase => {
+                let watch = if record.after.phase == Phase::Hypercare {
+                    "; hypercare begins"
+                } else {
+                    ""
+                };
+                lines.push(format!("by {who}"));
+                Some(event(
+                    EventKind::Completed,
+                    Severity::Info,
+                    format!(
+                        "{}: completed at {}%{watch}",
+                        plan.title, record.after.traffic
+                    ),
+                    format!("completed:{}", record.at),
+                    lines,
+                ))
             }
-        }
+            Phase::Running if record.before.stage != record.after.stage => {
+                lines.push(format!("by {who}"));
+                Some(event(
+                    EventKind::StageEntered,
+                    Severity::Info,
+                    format!(
+                        "{}: entered {stage} at {}%",
+                        plan.title, record.after.traffic
+                    ),
+                    format!("stage:{stage}:{}", record.at),
+                    lines,
+                ))
+            }
+            _ => None,
+        },
         _ => None,
     }
 }

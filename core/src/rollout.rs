@@ -7,13 +7,15 @@
 
 mod action;
 mod apply;
+mod auto;
 mod blockers;
 mod reconcile;
 mod state;
 mod timebox;
 
 pub use action::*;
-pub use apply::apply;
+pub use apply::{MANUAL_ONLY, apply};
+pub use auto::{AUTO_ACTOR, auto_progress, auto_progress_note};
 pub use blockers::{close_blockers, progress_blockers};
 pub use reconcile::{ReconcileError, Reconciled, reconcile};
 pub use state::*;

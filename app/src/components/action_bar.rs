@@ -542,6 +542,10 @@ pub fn ActionBar(
                     </select>
                 </ReasonDialog>
             </Show>
+            // A stage that promotes itself says so, and what stops it (core words it).
+            {move || snapshot.get().and_then(|s| cutover_core::rollout::auto_progress_note(&s.plan, &s.state)).map(|note| view! {
+                <p class="auto-note" data-testid="auto-progress">{note}</p>
+            })}
             <Show when=move || !blockers.get().is_empty() && matches!(phase(), Some(Phase::NotStarted | Phase::Running | Phase::Hypercare))>
                 <div class="blockers" data-testid="progress-blockers">
                     <span class="blockers-title">{move || match phase() {

@@ -69,6 +69,7 @@ impl Show {
                 action,
                 Action::Start
                     | Action::Progress
+                    | Action::AutoProgress { .. }
                     | Action::Pause
                     | Action::Resume
                     | Action::Kill

@@ -32,6 +32,7 @@ pub fn marker(record: &crate::rollout::AuditRecord) -> Option<Marker> {
             "hypercare".to_string()
         }
         Action::Progress => format!("to {}", stage()),
+        Action::AutoProgress { .. } => format!("to {} (automatic)", stage()),
         Action::Close => "closed".to_string(),
         Action::Pause => "pause".to_string(),
         Action::Resume => "resume".to_string(),

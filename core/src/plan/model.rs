@@ -249,6 +249,8 @@ pub(crate) struct RawStage {
     pub max_duration: Option<Spanned<String>>,
     #[serde(default)]
     pub on_max_duration: Option<TriggerAction>,
+    #[serde(default)]
+    pub auto_progress: Option<Spanned<bool>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -820,6 +822,10 @@ pub struct Stage {
     pub max_duration: Option<Span>,
     #[serde(default = "alert")]
     pub on_max_duration: TriggerAction,
+    /// Progress by itself once ready (minimum duration, every blocking gate held, lists and
+    /// the next stage's sign-offs done), as the system, unless paused.
+    #[serde(default)]
+    pub auto_progress: bool,
 }
 
 fn alert() -> TriggerAction {

@@ -504,7 +504,24 @@ fn stages(raw: &[RawStage], inherit_flags: bool, p: &mut Problems) -> Vec<Stage>
                 ),
             ));
         }
+        let auto_progress = s.auto_progress.as_ref().is_some_and(|a| *a.get_ref());
+        if let Some(at) = s.auto_progress.as_ref().filter(|a| *a.get_ref()) {
+            let last = std::ptr::eq(s, raw.last().unwrap_or(s));
+            if last {
+                p.push((
+                    at.span().start,
+                    "auto_progress on the last stage: completing a launch is a person's call"
+                        .to_string(),
+                ));
+            } else if min_duration.is_none() {
+                p.push((
+                    at.span().start,
+                    "auto_progress needs a min_duration: the least the stage runs before it promotes itself".to_string(),
+                ));
+            }
+        }
         out.push(Stage {
+            auto_progress,
             id: s.id.get_ref().clone(),
             title: s.title.clone().unwrap_or_else(|| s.id.get_ref().clone()),
             traffic,

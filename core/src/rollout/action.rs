@@ -28,6 +28,13 @@ pub enum Action {
     Schedule {
         t0: Millis,
     },
+    /// A stage that says `auto_progress` is ready (its minimum duration run, every blocking
+    /// gate held, its lists and the next stage's sign-offs done): the evaluator progresses it,
+    /// naming the stage it leaves, so a progress (or a pause) that got in first is not
+    /// followed by a second one.
+    AutoProgress {
+        stage: String,
+    },
     /// A stage ran past its `max_duration`: recorded once per stage entry by the evaluator,
     /// before the stage's `on_max_duration` action.
     Timebox {
@@ -99,6 +106,7 @@ impl Action {
         match self {
             Action::Start => "start",
             Action::Progress => "progress",
+            Action::AutoProgress { .. } => "auto_progress",
             Action::Pause => "pause",
             Action::Resume => "resume",
             Action::Kill => "kill",
@@ -133,9 +141,10 @@ impl Action {
             Action::Decide { .. } => p.decide.clone(),
             Action::Ack { .. } => p.ack.clone(),
             Action::Adjust { .. } => p.adjust.clone(),
-            Action::Alert { .. } | Action::PlanChanged | Action::Timebox { .. } => {
-                vec![Role::System]
-            }
+            Action::Alert { .. }
+            | Action::PlanChanged
+            | Action::Timebox { .. }
+            | Action::AutoProgress { .. } => vec![Role::System],
         }
     }
 }

@@ -7,6 +7,10 @@ use crate::plan::Plan;
 use crate::role::Role;
 use crate::time::{Millis, Span};
 
+/// Why a stage entered by a step back or a resume after a kill waits for a person.
+pub const MANUAL_ONLY: &str =
+    "entered by a step back or a resume after a kill: a person progresses from here";
+
 /// Applies `request` to `state`. On success returns the new state and its audit record.
 pub fn apply(
     plan: &Plan,
@@ -115,6 +119,32 @@ pub fn apply(
             }
             next.timebox_noted = state.stage_entered_at;
         }
+        Action::AutoProgress { stage } => {
+            let current = match (state.phase, state.stage) {
+                (Phase::Running, Some(i)) => i,
+                _ => return Err(wrong_phase()),
+            };
+            let here = plan.stages.get(current);
+            if here.is_none_or(|s| &s.id != stage) {
+                return Err(Refusal::Duplicate(format!(
+                    "the rollout has left stage {stage} already"
+                )));
+            }
+            if !here.is_some_and(|s| s.auto_progress) || current + 1 >= plan.stages.len() {
+                return Err(Refusal::Invalid(format!(
+                    "stage {stage} does not progress by itself"
+                )));
+            }
+            if state.manual_only {
+                return Err(Refusal::NotReady {
+                    stage: format!("automatic progress from {stage}"),
+                    blockers: vec![MANUAL_ONLY.to_string()],
+                });
+            }
+            let stage_blockers = stage_blockers(plan, state, current, readiness, request.at);
+            entry_blockers(plan, state, current + 1, readiness, &stage_blockers)?;
+            enter(plan, &mut next, current + 1, request.at);
+        }
         Action::Progress => {
             let current = match (state.phase, state.stage) {
                 (Phase::Running, Some(i)) => i,
@@ -179,6 +209,7 @@ pub fn apply(
                 next.paused = None;
                 if let Some(i) = state.stage {
                     enter(plan, &mut next, i, request.at);
+                    next.manual_only = true;
                 }
             }
             _ => return Err(wrong_phase()),
@@ -216,6 +247,7 @@ pub fn apply(
             // The previous stage's clock starts again: its gates must hold before a new
             // progress. A paused rollout stays paused; a completed one runs again.
             enter(plan, &mut next, previous, request.at);
+            next.manual_only = true;
             if matches!(state.phase, Phase::Hypercare | Phase::Completed) {
                 next.phase = Phase::Running;
                 next.hypercare_since = None;
@@ -490,6 +522,7 @@ fn check_occurrence(
 pub(super) fn enter(plan: &Plan, state: &mut RolloutState, stage: usize, at: Millis) {
     state.stage = Some(stage);
     state.stage_entered_at = Some(at);
+    state.manual_only = false;
     // Items due after a stage's entry (`live+15m`) count from its latest.
     if let Some(s) = plan.stages.get(stage) {
         state.entered.insert(s.id.clone(), at);

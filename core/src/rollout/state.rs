@@ -84,6 +84,10 @@ pub struct RolloutState {
     /// Index into the plan's stages; `None` before start.
     pub stage: Option<usize>,
     pub stage_entered_at: Option<Millis>,
+    /// Entered by a step back or a resume after a kill: a person progresses from here, not
+    /// `auto_progress` (a rollback is a person's to undo).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub manual_only: bool,
     /// Stage id -> when it was last entered: the clock of items due after a stage's entry.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub entered: BTreeMap<String, Millis>,
@@ -156,6 +160,7 @@ impl RolloutState {
             stage: None,
             stage_entered_at: None,
             entered: BTreeMap::new(),
+            manual_only: false,
             killed: None,
             paused: None,
             checked: BTreeMap::new(),

@@ -1029,3 +1029,227 @@ severity = "warning"
     assert!(critical.gates[0].blocks);
     assert!(failing(&critical).1.is_err());
 }
+
+/// Three stages; the first two promote themselves, the last needs two sign-offs to enter.
+const AUTO_PLAN: &str = r#"
+[rollout]
+id = "auto"
+title = "Auto"
+
+[[stage]]
+id = "canary"
+traffic = 5
+min_duration = "30m"
+auto_progress = true
+
+[[stage]]
+id = "beta"
+traffic = 25
+min_duration = "30m"
+auto_progress = true
+
+[[stage]]
+id = "ga"
+traffic = 100
+
+[[metric]]
+id = "latency_ms"
+kind = "distribution"
+
+[[gate]]
+id = "p95"
+expr = "p95(latency_ms) <= 700ms"
+window = "5m"
+hold = "60m"
+stages = ["canary", "beta"]
+
+[[signoff]]
+stage = "ga"
+approvals = 2
+roles = ["product", "lead"]
+"#;
+
+fn auto_plan() -> Plan {
+    crate::plan::parse("auto.toml", AUTO_PLAN).unwrap()
+}
+
+#[test]
+fn a_ready_stage_promotes_itself_as_the_system_and_waits_for_sign_offs() {
+    let plan = auto_plan();
+    let lead = actor("lee", Role::Lead);
+    let (s, _) = apply(
+        &plan,
+        &RolloutState::new(),
+        &req(&lead, Action::Start, None, 0),
+        &held(0),
+    )
+    .unwrap();
+    // Not before its minimum duration, nor before the gate has held its hour.
+    assert_eq!(auto_progress(&plan, &s, &held(60), 20 * MINUTE), None);
+    assert_eq!(auto_progress(&plan, &s, &held(59), 61 * MINUTE), None);
+    let request = auto_progress(&plan, &s, &held(60), 61 * MINUTE).expect("ready");
+    assert_eq!(
+        (request.actor.role, request.actor.name.as_str()),
+        (Role::System, AUTO_ACTOR)
+    );
+    assert!(
+        request
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("on to beta at 25%"),
+        "{request:?}"
+    );
+    let (s, record) = apply(&plan, &s, &request, &held(60)).unwrap();
+    assert_eq!(s.stage, Some(1));
+    assert_eq!(
+        record.action,
+        Action::AutoProgress {
+            stage: "canary".into()
+        }
+    );
+    assert_eq!(
+        auto_progress_note(&plan, &s).as_deref(),
+        Some("Progresses by itself to ga once ready; pause to stop it")
+    );
+    // Beta is ready but ga wants two sign-offs: nothing until both are given.
+    let at = 61 * MINUTE + 61 * MINUTE;
+    assert_eq!(auto_progress(&plan, &s, &held(60), at), None);
+    let mut s = s;
+    for who in [actor("pat", Role::Product), lead.clone()] {
+        s = apply(&plan, &s, &req(&who, Action::Approve, None, at), &held(60))
+            .unwrap()
+            .0;
+    }
+    let request = auto_progress(&plan, &s, &held(60), at).expect("signed off");
+    let (s, _) = apply(&plan, &s, &request, &held(60)).unwrap();
+    assert_eq!(s.stage, Some(2));
+    // The last stage completes by a person only.
+    assert_eq!(auto_progress(&plan, &s, &held(60), at + 120 * MINUTE), None);
+    // Nobody but the system may ask for it.
+    let forged = req(&lead, Action::AutoProgress { stage: "ga".into() }, None, at);
+    assert!(matches!(
+        apply(&plan, &s, &forged, &held(60)),
+        Err(Refusal::Forbidden { .. })
+    ));
+}
+
+#[test]
+fn auto_progress_is_refused_on_the_last_stage_and_without_a_minimum() {
+    let last = AUTO_PLAN.replace(
+        "id = \"ga\"\ntraffic = 100\n",
+        "id = \"ga\"\ntraffic = 100\nauto_progress = true\n",
+    );
+    let errs = crate::plan::parse("a.toml", &last).unwrap_err();
+    assert!(
+        errs.iter()
+            .any(|e| e.to_string().contains("auto_progress on the last stage")),
+        "{errs:?}"
+    );
+    let bare = AUTO_PLAN.replacen(
+        "min_duration = \"30m\"\nauto_progress = true\n",
+        "auto_progress = true\n",
+        1,
+    );
+    let errs = crate::plan::parse("a.toml", &bare).unwrap_err();
+    assert!(
+        errs.iter()
+            .any(|e| e.to_string().contains("auto_progress needs a min_duration")),
+        "{errs:?}"
+    );
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    /// The evaluator reads the state and decides (its request is committed later).
+    Read,
+    /// The evaluator's pending request reaches the commit.
+    Commit,
+    Pause,
+    Resume,
+    Progress,
+    StepBack,
+    Kill,
+    Approve,
+}
+
+fn arb_step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => Just(Step::Read),
+        3 => Just(Step::Commit),
+        2 => Just(Step::Pause),
+        2 => Just(Step::Resume),
+        1 => Just(Step::Progress),
+        1 => Just(Step::StepBack),
+        1 => Just(Step::Kill),
+        1 => Just(Step::Approve),
+    ]
+}
+
+proptest! {
+    /// The evaluator decides on the state it read, and the commit decides again on the newest:
+    /// whatever got in between (a pause, a person's progress, a step back, a kill), an
+    /// automatic progress never lands on a paused or killed rollout, never moves more than the
+    /// one stage it named, and never leaves a stage a step back or a resume put it in.
+    #[test]
+    fn a_pause_or_a_person_racing_auto_progress_always_wins(
+        steps in prop::collection::vec((arb_step(), 0i64..40), 1..80),
+    ) {
+        let plan = auto_plan();
+        let lead = actor("lee", Role::Lead);
+        let mut state = apply(&plan, &RolloutState::new(), &req(&lead, Action::Start, None, 0), &held(0))
+            .unwrap()
+            .0;
+        let mut pending: Option<Request> = None;
+        let mut now = 0;
+        for (step, minutes) in steps {
+            now += minutes * MINUTE;
+            let ready = held(60);
+            let person = |action: Action, reason: Option<&str>| req(&lead, action, reason, now);
+            let request = match step {
+                Step::Read => {
+                    pending = auto_progress(&plan, &state, &ready, now);
+                    if pending.is_some() {
+                        prop_assert_eq!(state.phase, Phase::Running);
+                        prop_assert!(!state.manual_only);
+                    }
+                    continue;
+                }
+                Step::Commit => match pending.take() {
+                    Some(mut p) => {
+                        p.at = now;
+                        p
+                    }
+                    None => continue,
+                },
+                Step::Pause => person(Action::Pause, None),
+                Step::Resume => person(Action::Resume, Some("fixed")),
+                Step::Progress => person(Action::Progress, None),
+                Step::StepBack => person(Action::StepBack, Some("worse")),
+                Step::Kill => person(Action::Kill, Some("bad")),
+                Step::Approve => person(Action::Approve, None),
+            };
+            let before = state.clone();
+            if let Ok((next, _)) = apply(&plan, &state, &request, &ready) {
+                if let Action::AutoProgress { stage } = &request.action {
+                    prop_assert_eq!(before.phase, Phase::Running, "auto progress while {}", before.phase);
+                    prop_assert!(!before.manual_only, "auto progress out of a stage a person must leave");
+                    let from = before.stage.unwrap();
+                    prop_assert_eq!(&plan.stages[from].id, stage);
+                    prop_assert_eq!(next.stage, Some(from + 1));
+                }
+                state = next;
+            } else if matches!(request.action, Action::AutoProgress { .. }) {
+                // Refused only for a reason that holds now.
+                let here = before.stage.map(|i| plan.stages[i].id.clone());
+                let Action::AutoProgress { stage } = &request.action else { unreachable!() };
+                let stale = here.as_ref() != Some(stage);
+                prop_assert!(
+                    before.phase != Phase::Running || before.manual_only || stale
+                        || !progress_blockers(&plan, &before, &ready, now).is_empty(),
+                    "refused for nothing: {:?}", before
+                );
+            }
+        }
+    }
+}

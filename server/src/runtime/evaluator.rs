@@ -129,6 +129,18 @@ async fn judge(state: &AppState, rollout: &Arc<Rollout>, at: Millis, leader: boo
                     .escalate(from, &event, page(state, &rollout.plan.id));
             }
         }
+        // A stage that promotes itself, once ready: decided again at the commit against the
+        // newest state, so a pause or a person's progress that got in first wins.
+        if let Some(request) =
+            cutover_core::rollout::auto_progress(&rollout.plan, &current, &rollout.readiness(), at)
+        {
+            match commit(state, rollout, request).await {
+                Ok(_) => tracing::info!(rollout = %rollout.plan.id, "stage promoted itself"),
+                Err(e) => {
+                    tracing::info!(rollout = %rollout.plan.id, "automatic progress refused: {e}")
+                }
+            }
+        }
         if let Some(over) = schedule::overrun_due(&rollout.plan, &current, at) {
             timebox(state, rollout, &over, at).await;
         } else if let Some(over) = schedule::overrun_action_pending(&rollout.plan, &current, at) {

@@ -18,6 +18,7 @@ mod actuators;
 mod adjust;
 mod api;
 mod audit_chain;
+mod auto_progress;
 mod cli;
 mod clock;
 mod compression;

@@ -104,6 +104,7 @@ fn is_decision(action: &Action) -> bool {
         action,
         Action::Start
             | Action::Progress
+            | Action::AutoProgress { .. }
             | Action::StepBack
             | Action::Kill
             | Action::Resume
