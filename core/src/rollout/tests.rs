@@ -1168,7 +1168,7 @@ enum Step {
     Pause,
     Resume,
     Progress,
-    StepBack,
+    Back,
     Kill,
     Approve,
 }
@@ -1180,7 +1180,7 @@ fn arb_step() -> impl Strategy<Value = Step> {
         2 => Just(Step::Pause),
         2 => Just(Step::Resume),
         1 => Just(Step::Progress),
-        1 => Just(Step::StepBack),
+        1 => Just(Step::Back),
         1 => Just(Step::Kill),
         1 => Just(Step::Approve),
     ]
@@ -1225,7 +1225,7 @@ proptest! {
                 Step::Pause => person(Action::Pause, None),
                 Step::Resume => person(Action::Resume, Some("fixed")),
                 Step::Progress => person(Action::Progress, None),
-                Step::StepBack => person(Action::StepBack, Some("worse")),
+                Step::Back => person(Action::StepBack, Some("worse")),
                 Step::Kill => person(Action::Kill, Some("bad")),
                 Step::Approve => person(Action::Approve, None),
             };

@@ -31,6 +31,7 @@ mod ofrep;
 mod otlp;
 mod plan_check;
 mod prometheus;
+mod readme_plan;
 mod receivers;
 mod replicas;
 mod rollback;
