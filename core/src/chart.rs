@@ -57,6 +57,7 @@ pub struct ChartSpec {
 /// The charts for `plan`, latency first, in the order a war room reads them.
 pub fn charts(plan: &Plan) -> Vec<ChartSpec> {
     let limits = thresholds(plan);
+    let readings = gate_readings(plan);
     let mut ranked: Vec<(u8, ChartSpec)> = Vec::new();
     for m in &plan.metrics {
         let unit = m.unit();
@@ -118,10 +119,22 @@ pub fn charts(plan: &Plan) -> Vec<ChartSpec> {
             .filter(|t| series.contains(&t.series))
             .cloned()
             .collect();
-        let labels = series
+        let mut labels: Vec<String> = series
             .iter()
             .map(|id| series_part(id).to_string())
             .collect();
+        // What each gate on these series judges, over its window: the line its verdict
+        // follows, beside the 10 s points.
+        // (Not on a stacked mix: every series there is a share of the stack.)
+        let judged: Vec<&GateReading> = readings
+            .iter()
+            .filter(|r| style == Style::Lines && series.contains(&r.series))
+            .collect();
+        let mut series = series;
+        for r in judged {
+            series.push(r.id.clone());
+            labels.push(r.label.clone());
+        }
         ranked.push((
             rank * 2,
             ChartSpec {
@@ -182,6 +195,41 @@ pub fn wall(plan: &Plan) -> Vec<ChartSpec> {
     }
     chosen.sort_unstable();
     chosen.into_iter().map(|i| all[i].clone()).collect()
+}
+
+/// The value axis of a line chart over `values` with lines at `limits` (display units, e.g.
+/// percent): every limit inside it, zero at the bottom for data that spans a good part of its
+/// range, but zoomed where all of it sits in a narrow band far from zero (a 99.9% limit under
+/// 99.95% availability is a flat line on a 0-100% axis: zoomed, the gap between them shows).
+/// Percentages never go past 100% (or below -100%).
+pub fn value_axis(
+    values: impl IntoIterator<Item = f64>,
+    limits: &[f64],
+    percent: bool,
+) -> (f64, f64) {
+    let all: Vec<f64> = values
+        .into_iter()
+        .chain(limits.iter().copied())
+        .filter(|v| v.is_finite())
+        .collect();
+    let lo = all.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = all.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (bottom, top) = if all.is_empty() {
+        (0.0, 1.0)
+    } else if lo >= 0.0 && hi > 0.0 && hi - lo < 0.1 * hi {
+        // A narrow band far from zero: zoom on it, a quarter of the band (at least a
+        // thousandth of the value) either side.
+        let pad = ((hi - lo) * 0.25).max(hi * 0.001);
+        (lo - pad, hi + pad)
+    } else {
+        // Zero at the bottom unless something is below it (a comparison's difference).
+        (lo.min(0.0) * 1.15, (hi.max(0.0) * 1.15).max(1.0))
+    };
+    if percent {
+        (bottom.max(-100.0), top.min(100.0).max(bottom + 1e-6))
+    } else {
+        (bottom, top)
+    }
 }
 
 #[cfg(test)]

@@ -418,6 +418,29 @@ impl MetricStore {
         points
     }
 
+    /// As [`MetricStore::series`], but each point is the read over `window` ending where its
+    /// step ends (the newest at `to`): what a gate with that window judged at that moment.
+    #[allow(clippy::too_many_arguments)]
+    pub fn windowed(
+        &self,
+        metric: &str,
+        selector: &Selector,
+        aggregate: &Aggregate,
+        window: Millis,
+        (from, to, step): (Millis, Millis, Millis),
+    ) -> Vec<Point> {
+        let step = step.max(self.config.fine);
+        let mut points = Vec::new();
+        let mut t = floor(from, step);
+        while t <= to {
+            let at = t.saturating_add(step - 1).min(to);
+            let v = MetricSource::aggregate(self, metric, selector, aggregate, window, at);
+            points.push(Point { t, v });
+            t += step;
+        }
+        points
+    }
+
     /// Every bucket that starts in `[since, now]`, at its own width (10 s while fine, a minute
     /// once rolled up), as it stands now: for persistence. Buckets still open are exported as
     /// they are; importing replaces a (series, start, width), so writing the same bucket again

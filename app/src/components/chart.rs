@@ -451,20 +451,13 @@ fn draw(
     let (bottom, top) = match spec.style {
         Style::StackedArea => (0.0, 100.0),
         Style::Lines => {
-            let values = || {
-                data.iter()
-                    .flatten()
-                    .flat_map(|s| s.points.iter().filter_map(|p| p.v))
-                    .chain(spec.thresholds.iter().map(|t| t.value))
-            };
-            let max = values().fold(0.0_f64, f64::max) * k;
-            // Zero at the bottom unless something is below it (a comparison's difference).
-            let min = values().fold(0.0_f64, f64::min) * k;
-            if spec.unit.is_percent() {
-                ((min * 1.15).max(-100.0), (max * 1.15).clamp(1.0, 100.0))
-            } else {
-                (min * 1.15, (max * 1.15).max(1.0))
-            }
+            let values = data
+                .iter()
+                .flatten()
+                .flat_map(|s| s.points.iter().filter_map(|p| p.v))
+                .map(|v| v * k);
+            let limits: Vec<f64> = spec.thresholds.iter().map(|t| t.value * k).collect();
+            cutover_core::chart::value_axis(values, &limits, spec.unit.is_percent())
         }
     };
     let mut chart = ChartBuilder::on(&root)
@@ -527,7 +520,14 @@ fn draw(
                             c.stroke_width(sizes.line()),
                         ))?;
                     } else {
-                        chart.draw_series(LineSeries::new(run, c.stroke_width(sizes.line())))?;
+                        // What a gate judges is the line its verdict follows: bolder.
+                        let bold = series.id.as_str();
+                        let width = if cutover_core::chart::is_gate_reading(bold) {
+                            2 * sizes.line()
+                        } else {
+                            sizes.line()
+                        };
+                        chart.draw_series(LineSeries::new(run, c.stroke_width(width)))?;
                     }
                 }
             }

@@ -62,6 +62,30 @@ pub(super) fn limit_sources(plan: &Plan) -> impl Iterator<Item = (&str, &str, &s
 /// metrics (canary vs baseline) and limits on one variant are drawn on the gate's own chart
 /// ([`gate_charts`]).
 pub fn thresholds(plan: &Plan) -> Vec<Threshold> {
+    plain_limits(plan)
+        .into_iter()
+        .map(|l| Threshold {
+            series: series_id(&l.metric, &l.suffix),
+            value: l.limit,
+            gate: l.source.to_string(),
+            kind: l.kind,
+        })
+        .collect()
+}
+
+/// A limit on one plain series, and the read it judges.
+struct PlainLimit<'a> {
+    source: &'a str,
+    kind: LimitKind,
+    metric: String,
+    aggregate: crate::query::Aggregate,
+    suffix: String,
+    limit: f64,
+}
+
+/// Every `read OP constant` on a plain series (no selector, no offset) of the plan's gates
+/// and triggers, gates first, then alerts, then kills, each in plan order.
+fn plain_limits(plan: &Plan) -> Vec<PlainLimit<'_>> {
     let mut sources: Vec<_> = limit_sources(plan).collect();
     // Stable: gates, then alerts, then kills, each in plan order.
     sources.sort_by_key(|&(_, _, _, kind)| kind);
@@ -95,13 +119,59 @@ pub fn thresholds(plan: &Plan) -> Vec<Threshold> {
                 return;
             }
             if let Some(suffix) = series_suffix(aggregate) {
-                out.push(Threshold {
-                    series: series_id(metric, &suffix),
-                    value: limit,
-                    gate: id.to_string(),
+                out.push(PlainLimit {
+                    source: id,
                     kind,
+                    metric: metric.clone(),
+                    aggregate: aggregate.clone(),
+                    suffix,
+                    limit,
                 });
             }
+        });
+    }
+    out
+}
+
+/// What a gate judges on a plain series: the same read over the gate's window, at each point
+/// of a chart. The 10 s points of `p95` can cross a gate's line while the gate, reading five
+/// minutes, passes; drawn beside them, this line crosses exactly when the verdict changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateReading {
+    /// The series in the frame, e.g. `latency_ms.p95@300000`.
+    pub id: String,
+    /// The plain series it reads, e.g. `latency_ms.p95`.
+    pub series: String,
+    pub metric: String,
+    pub aggregate: crate::query::Aggregate,
+    pub window: crate::time::Millis,
+    /// What the legend calls it, e.g. `p95 over 5m (gate)`.
+    pub label: String,
+}
+
+/// Each distinct (series, window) a gate of `plan` judges against a line, in plan order.
+pub fn gate_readings(plan: &Plan) -> Vec<GateReading> {
+    let mut out: Vec<GateReading> = Vec::new();
+    for l in plain_limits(plan) {
+        if l.kind != LimitKind::Gate {
+            continue;
+        }
+        let Some(gate) = plan.gates.iter().find(|g| g.id == l.source) else {
+            continue;
+        };
+        let series = series_id(&l.metric, &l.suffix);
+        let window = gate.window.0;
+        let id = format!("{series}@{window}");
+        if out.iter().any(|r| r.id == id) {
+            continue;
+        }
+        out.push(GateReading {
+            label: format!("{} over {} (gate)", l.suffix, gate.window.human()),
+            id,
+            series,
+            metric: l.metric,
+            aggregate: l.aggregate,
+            window,
         });
     }
     out

@@ -15,6 +15,12 @@ pub fn series_part(id: &str) -> &str {
     id.rsplit('.').next().unwrap_or(id)
 }
 
+/// Whether series `id` is what a gate judges over its window (`latency_ms.p95@300000`, see
+/// `GateReading`), drawn bolder than the 10 s points beside it.
+pub fn is_gate_reading(id: &str) -> bool {
+    id.contains('@')
+}
+
 /// The part of the frame series an aggregate reads, when the frame carries one.
 pub(super) fn series_suffix(aggregate: &Aggregate) -> Option<String> {
     match aggregate {

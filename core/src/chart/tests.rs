@@ -35,9 +35,112 @@ fn every_metric_gets_a_chart_latency_first_and_the_mix_stacked() {
     assert_eq!(mode.style, Style::StackedArea);
     assert_eq!(mode.series, ["mode.full", "mode.lite", "mode.fallback"]);
     assert_eq!(mode.unit, Unit::Ratio);
+    // With what the gates on them judge, each over its own window.
     assert_eq!(
         charts[0].series,
-        ["latency_ms.p50", "latency_ms.p95", "latency_ms.p99"]
+        [
+            "latency_ms.p50",
+            "latency_ms.p95",
+            "latency_ms.p99",
+            "latency_ms.p95@300000",
+            "latency_ms.p50@300000"
+        ]
+    );
+    assert_eq!(
+        charts[0].labels[3..],
+        ["p95 over 5m (gate)", "p50 over 5m (gate)"]
+    );
+}
+
+/// A burst of slow requests puts two 10 s points over a 700 ms line while the gate, reading
+/// five minutes, stays under it: the gate's own line is under the limit at every point where
+/// the gate would pass, and its newest point is exactly the gate's value now.
+#[test]
+fn the_gates_own_line_agrees_with_its_verdict_where_the_10s_points_do_not() {
+    use crate::window::{Sample, SampleValue, StoreConfig};
+    let plan = spiralogic();
+    let reading = gate_readings(&plan)
+        .into_iter()
+        .find(|r| r.id == "latency_ms.p95@300000")
+        .expect("the p95 gate's reading");
+    let gate = plan
+        .gates
+        .iter()
+        .find(|g| g.expr.starts_with("p95(latency_ms)"))
+        .unwrap();
+    let limit = thresholds(&plan)
+        .into_iter()
+        .find(|t| t.gate == gate.id)
+        .unwrap()
+        .value;
+    let t0: Millis = 1_700_000_000_000;
+    let mut store = MetricStore::new(
+        StoreConfig::default(),
+        plan.metrics.iter().map(|m| (m.id.clone(), m.kind)),
+    );
+    // Ten minutes, 20 events a 10 s bucket at 200 ms; in two buckets, 15 of 20 at 3 s.
+    for step in 0..60i64 {
+        for i in 0..20i64 {
+            let ts = t0 + step * 10_000 + i * 400;
+            let slow = (step == 40 || step == 41) && i < 15;
+            let v = if slow { 3_000.0 } else { 200.0 };
+            let sample = Sample {
+                metric: "latency_ms".into(),
+                labels: Default::default(),
+                ts,
+                value: SampleValue::Number(v),
+            };
+            store.record(&sample, ts).unwrap();
+        }
+    }
+    let (from, to, step) = (t0, t0 + 600_000 - 1, 10_000);
+    let all = Selector::new();
+    let raw = store.series(
+        "latency_ms",
+        &all,
+        &Aggregate::Quantile(0.95),
+        from,
+        to,
+        step,
+    );
+    let judged = store.windowed(
+        "latency_ms",
+        &all,
+        &reading.aggregate,
+        reading.window,
+        (from, to, step),
+    );
+    assert!(
+        raw.iter().filter(|p| p.v > Some(limit)).count() >= 2,
+        "the burst crosses in 10 s points"
+    );
+    assert!(
+        judged.iter().all(|p| p.v <= Some(limit)),
+        "the 5 min reading never does: {judged:?}"
+    );
+    // Its newest point is what the gate reads now.
+    let now = crate::query::MetricSource::aggregate(
+        &store,
+        "latency_ms",
+        &all,
+        &reading.aggregate,
+        reading.window,
+        to,
+    );
+    assert_eq!(judged.last().unwrap().v, now);
+    // Each point is the window ending where its step ends.
+    let mid = &judged[45];
+    let at = mid.t + step - 1;
+    assert_eq!(
+        mid.v,
+        crate::query::MetricSource::aggregate(
+            &store,
+            "latency_ms",
+            &all,
+            &reading.aggregate,
+            reading.window,
+            at
+        )
     );
 }
 
@@ -452,4 +555,32 @@ fn a_gauge_in_percent_points_is_not_scaled_like_a_ratio() {
     assert_eq!(better(&p, "response_match"), Some(Better::Higher));
     let wall: Vec<String> = wall(&p).into_iter().map(|c| c.id).collect();
     assert!(wall.contains(&"error".to_string()), "{wall:?}");
+}
+
+proptest::proptest! {
+    /// Every limit is on the axis, and so is every value; percentages stay within +-100%.
+    #[test]
+    fn the_value_axis_holds_every_limit_and_value(
+        values in proptest::collection::vec(-100.0f64..100.0, 0..50),
+        limits in proptest::collection::vec(-100.0f64..100.0, 0..4),
+        percent in proptest::bool::ANY,
+    ) {
+        let (bottom, top) = value_axis(values.iter().copied(), &limits, percent);
+        proptest::prop_assert!(bottom < top);
+        for v in values.iter().chain(&limits) {
+            proptest::prop_assert!(*v >= bottom - 1e-9 && *v <= top + 1e-9, "{} outside {}..{}", v, bottom, top);
+        }
+    }
+}
+
+/// 99.95% availability under a 99.9% limit: on a 0-100% axis the two are a pixel apart; the
+/// axis zooms so the gap is at least a fifth of its height. Latency from 120 to 650 ms under
+/// 700 ms keeps zero at the bottom.
+#[test]
+fn a_limit_near_the_data_stays_visible() {
+    let (bottom, top) = value_axis([99.95, 99.97, 99.93], &[99.9], true);
+    assert!((99.95 - 99.9) / (top - bottom) > 0.2, "{bottom}..{top}");
+    assert!(top <= 100.0);
+    assert_eq!(value_axis([120.0, 650.0], &[700.0], false).0, 0.0);
+    assert_eq!(value_axis(Vec::new(), &[], false), (0.0, 1.0));
 }

@@ -2,7 +2,7 @@
 //! of ratios, shares of categories, sums of counters, levels of gauges, and the lines of each
 //! gate that compares variants.
 
-use cutover_core::chart::{Better, ComparisonChart, GateChart, better, metric_series};
+use cutover_core::chart::{Better, ComparisonChart, GateChart, GateReading, better, metric_series};
 use cutover_core::plan::Plan;
 use cutover_core::query::{Aggregate, MetricKind, MetricSource, Selector};
 use cutover_core::series::{Frame, Series};
@@ -20,22 +20,35 @@ pub const LIVE_STEP: Millis = 10 * SECOND;
 /// rollout rather than on every tick.
 pub fn frame(
     plan: &Plan,
-    (gate_charts, comparison_charts): (&[GateChart], &[ComparisonChart]),
+    (gate_charts, comparison_charts, readings): (&[GateChart], &[ComparisonChart], &[GateReading]),
     store: &MetricStore,
     entered_at: Option<Millis>,
     (now, range, step): (Millis, Millis, Millis),
 ) -> Frame {
     let (from, to) = (now - range + step, now);
     let all = Selector::new();
-    let mut series: Vec<Series> = metric_series(plan)
-        .into_iter()
+    let specs = metric_series(plan);
+    let mut series: Vec<Series> = specs
+        .iter()
         .map(|s| Series {
             points: store.series(&s.metric, &all, &s.aggregate, from, to, step),
-            id: s.id,
-            label: s.label,
-            unit: s.unit,
+            id: s.id.clone(),
+            label: s.label.clone(),
+            unit: s.unit.clone(),
         })
         .collect();
+    // What each gate judges, over its own window: the line its verdict follows.
+    for r in readings {
+        series.push(Series {
+            points: store.windowed(&r.metric, &all, &r.aggregate, r.window, (from, to, step)),
+            label: r.label.clone(),
+            unit: specs
+                .iter()
+                .find(|s| s.id == r.series)
+                .map_or(Unit::Count, |s| s.unit.clone()),
+            id: r.id.clone(),
+        });
+    }
     // Canary against baseline, and other comparisons no fixed threshold can show.
     for chart in gate_charts {
         series.extend(cutover_core::chart::gate_series(

@@ -79,6 +79,8 @@ pub struct Rollout {
     pub gate_charts: Vec<cutover_core::chart::GateChart>,
     /// The charts of its gates' sequential comparisons (interval over the stage).
     pub comparison_charts: Vec<cutover_core::chart::ComparisonChart>,
+    /// What each gate judges on a plain series, drawn on its chart: worked out once.
+    pub gate_readings: Vec<cutover_core::chart::GateReading>,
     /// The last committed state. Actions hold this lock from decision to commit, so actions
     /// on one rollout are serialised: a kill and a progress can never both decide on the same
     /// state, and whichever runs second sees the first.
@@ -160,6 +162,7 @@ impl Rollout {
             channels,
             gate_charts: cutover_core::chart::gate_charts(&plan),
             comparison_charts: cutover_core::chart::comparison_charts(&plan),
+            gate_readings: cutover_core::chart::gate_readings(&plan),
             plan,
             compiled,
             prom: Mutex::new(prom),
@@ -327,7 +330,11 @@ impl Rollout {
         let entered_at = lock(&self.evaluation).memory.stage.entered_at;
         charts::frame(
             &self.plan,
-            (&self.gate_charts, &self.comparison_charts),
+            (
+                &self.gate_charts,
+                &self.comparison_charts,
+                &self.gate_readings,
+            ),
             &lock(&self.metrics),
             entered_at,
             (at, range, step),
@@ -368,7 +375,11 @@ impl Rollout {
         };
         let frame = charts::frame(
             &self.plan,
-            (&self.gate_charts, &self.comparison_charts),
+            (
+                &self.gate_charts,
+                &self.comparison_charts,
+                &self.gate_readings,
+            ),
             &store,
             now.entered_at,
             (at, charts::LIVE_RANGE, charts::LIVE_STEP),
