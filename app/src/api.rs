@@ -249,6 +249,19 @@ pub async fn chart_marks(
     Ok((marks, page.entries))
 }
 
+/// Chart series from `from` to `to` (ms since the epoch): a chart zoomed by dragging.
+pub async fn history_between(
+    rollout: &str,
+    from: i64,
+    to: i64,
+) -> Result<cutover_core::series::Frame, String> {
+    let snapshot: cutover_core::snapshot::Snapshot =
+        get(&format!("/api/rollouts/{rollout}?from={from}&to={to}")).await?;
+    snapshot
+        .frame
+        .ok_or_else(|| "the server sent no series".to_string())
+}
+
 /// Chart series over `range` (`1h`, `6h`, `24h`) from the snapshot endpoint.
 pub async fn history(rollout: &str, range: &str) -> Result<cutover_core::series::Frame, String> {
     let snapshot: cutover_core::snapshot::Snapshot =

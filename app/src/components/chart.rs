@@ -222,9 +222,17 @@ pub fn Chart(
     /// A marker picked in the list under the chart: its audit entry's seq.
     #[prop(optional)]
     on_mark: Option<Callback<i64>>,
+    /// The moment under the pointer, shared by every chart of the page (a crosshair).
+    cursor: RwSignal<Option<i64>>,
+    /// A range dragged out on this chart (ms since the epoch): every chart zooms to it.
+    on_zoom: Callback<(i64, i64)>,
 ) -> impl IntoView {
     let spec = StoredValue::new(spec);
     let canvas = NodeRef::<Canvas>::new();
+    let crosshair = NodeRef::<leptos::html::Div>::new();
+    let selection = NodeRef::<leptos::html::Div>::new();
+    // Where a drag began, while the button is down.
+    let dragging = RwSignal::new(None::<i64>);
     let theme = crate::theme::current();
     // Only this chart's series: other series changing does not redraw it.
     let data = Memo::new(move |_| {
@@ -248,7 +256,6 @@ pub fn Chart(
             })
         })
     });
-    let hover = RwSignal::new(None::<String>);
     // The markers inside this chart's time range, oldest first.
     let in_range = Memo::new(move |_| {
         let span = data.with(|d| {
@@ -303,26 +310,104 @@ pub fn Chart(
             }
         });
     });
-    let on_move = move |ev: web_sys::MouseEvent| {
-        let Some(element) = canvas.get() else { return };
+    // The points' times, first to last, and the step: where a pointer's x falls.
+    let times = Memo::new(move |_| {
+        data.with(|d| {
+            let first = d.as_ref()?.iter().flatten().next()?;
+            Some(first.points.iter().map(|p| p.t).collect::<Vec<i64>>())
+        })
+    });
+    // From a pointer's x to the time of the nearest point; `None` outside the plot.
+    let time_at = move |client_x: i32| -> Option<i64> {
+        let element = canvas.get()?;
         let rect = element.get_bounding_client_rect();
         if rect.width() <= 0.0 {
-            return;
+            return None;
         }
-        // From CSS pixels to canvas pixels, then to a fraction of the plotting area.
-        let sizes = Sizes::of(wall);
-        let width = element.width() as f64;
-        let x = (ev.client_x() as f64 - rect.left()) * width / rect.width();
-        let left = sizes.margin() + sizes.y_labels();
-        let fraction = (x - left) / (width - left - sizes.margin());
-        let text = data.with(|d| {
-            let d = d.as_ref()?;
-            let points = d.iter().flatten().next()?.points.len();
-            if points == 0 || !(0.0..=1.0).contains(&fraction) {
-                return None;
+        let (left, right) = plot_edges(element.width() as f64, wall);
+        let x = (client_x as f64 - rect.left()) * element.width() as f64 / rect.width();
+        let fraction = (x - left) / (right - left);
+        if !(0.0..=1.0).contains(&fraction) {
+            return None;
+        }
+        times.with(|t| {
+            let t = t.as_ref()?;
+            let i = ((t.len().checked_sub(1)?) as f64 * fraction).round() as usize;
+            t.get(i).copied()
+        })
+    };
+    // Places an overlay over the plot from time `a` to `b` (a line when equal), in CSS pixels
+    // set through the CSSOM (the page's CSP forbids style attributes, not this).
+    let place = move |node: Option<web_sys::HtmlDivElement>, span: Option<(i64, i64)>| {
+        let (Some(node), Some(element)) = (node, canvas.get()) else {
+            return;
+        };
+        let style = web_sys::HtmlElement::style(&node);
+        let geometry = times.with(|t| {
+            let t = t.as_ref()?;
+            let (first, last) = (*t.first()?, *t.last()?);
+            let (a, b) = span?;
+            let (left, right) = plot_edges(element.width() as f64, wall);
+            let css = element.client_width() as f64 / element.width().max(1) as f64;
+            let x = |at: i64| {
+                let f = if last > first {
+                    (at - first) as f64 / (last - first) as f64
+                } else {
+                    1.0
+                };
+                (left + f.clamp(0.0, 1.0) * (right - left)) * css
+            };
+            Some((x(a.min(b)), x(a.max(b))))
+        });
+        match geometry {
+            Some((x0, x1)) => {
+                let _ = style.set_property("left", &format!("{x0:.1}px"));
+                let _ = style.set_property("width", &format!("{:.1}px", (x1 - x0).max(1.0)));
+                let _ = style.set_property("display", "block");
             }
-            let i = ((points - 1) as f64 * fraction).round() as usize;
-            let last_t = d.iter().flatten().next()?.points.last()?.t;
+            None => {
+                let _ = style.set_property("display", "none");
+            }
+        }
+    };
+    Effect::new(move |_| {
+        let at = cursor.get();
+        place(crosshair.get(), at.map(|t| (t, t)));
+    });
+    Effect::new(move |_| {
+        let span = dragging.get().zip(cursor.get());
+        place(selection.get(), span);
+    });
+    let on_move = move |ev: web_sys::MouseEvent| {
+        cursor.set(time_at(ev.client_x()));
+    };
+    let on_down = move |ev: web_sys::MouseEvent| {
+        if ev.button() == 0 {
+            dragging.set(time_at(ev.client_x()));
+        }
+    };
+    let on_up = move |ev: web_sys::MouseEvent| {
+        let Some(from) = dragging.get_untracked() else {
+            return;
+        };
+        dragging.set(None);
+        let Some(to) = time_at(ev.client_x()) else {
+            return;
+        };
+        let step = frame.with_untracked(|f| f.as_ref().map_or(0, |f| f.step));
+        // A click, or a drag within one point, is not a zoom.
+        if (to - from).abs() >= 2 * step.max(1) {
+            on_zoom.run((from.min(to), from.max(to) + step));
+        }
+    };
+    // What every series says at the shared moment.
+    let hover = Memo::new(move |_| {
+        let at = cursor.get()?;
+        data.with(|d| {
+            let d = d.as_ref()?;
+            let points = &d.iter().flatten().next()?.points;
+            let i = points.iter().position(|p| p.t == at)?;
+            let last_t = points.last()?.t;
             spec.with_value(|spec| {
                 let values: Vec<String> = spec
                     .series
@@ -341,12 +426,15 @@ pub fn Chart(
                         format!("{} {v}", label(spec, n))
                     })
                     .collect();
-                let t = d.iter().flatten().next()?.points.get(i)?.t;
-                Some(format!("{}: {}", ago(last_t - t), values.join(" · ")))
+                Some(format!(
+                    "{} ({}): {}",
+                    crate::clock::hms(at),
+                    ago(last_t - at),
+                    values.join(" · ")
+                ))
             })
-        });
-        hover.set(text);
-    };
+        })
+    });
     let (id, title) = spec.with_value(|s| (s.id.clone(), s.title.clone()));
     let nodata_id = format!("nodata-{id}");
     let legend = spec.with_value(|spec| {
@@ -400,8 +488,15 @@ pub fn Chart(
                     data-testid=format!("chart-{id}")
                     aria-label=title
                     on:mousemove=on_move
-                    on:mouseleave=move |_| hover.set(None)
+                    on:mousedown=on_down
+                    on:mouseup=on_up
+                    on:mouseleave=move |_| {
+                        cursor.set(None);
+                        dragging.set(None);
+                    }
                 ></canvas>
+                <div class="crosshair" node_ref=crosshair data-testid=format!("crosshair-{id}")></div>
+                <div class="zoom-selection" node_ref=selection></div>
                 <Show when=move || empty.get()>
                     <p class="no-data" data-testid=nodata_id.clone()>
                         {move || if frame.with(Option::is_none) { "loading…" } else { "no data in this range" }}
@@ -427,6 +522,13 @@ pub fn Chart(
             }}</div>
         </section>
     }
+}
+
+/// Where the plot's x axis begins and ends in canvas pixels (its margins and y labels).
+fn plot_edges(width: f64, wall: bool) -> (f64, f64) {
+    let sizes = Sizes::of(wall);
+    let left = sizes.margin() + sizes.y_labels();
+    (left, (width - sizes.margin()).max(left + 1.0))
 }
 
 fn draw(

@@ -38,15 +38,20 @@ pub fn Charts(
         })
     });
     let range = RwSignal::new(RANGES[0]);
+    // A range dragged out on any chart (absolute, ms): every chart shows it until reset.
+    let zoom = RwSignal::new(None::<(i64, i64)>);
+    // The moment under the pointer on any chart: every chart marks it and says its values.
+    let cursor = RwSignal::new(None::<i64>);
     let history = RwSignal::new(None::<Frame>);
     let error = RwSignal::new(None::<String>);
     let generation = StoredValue::new(0u32);
     Effect::new(move |_| {
         let chosen = range.get();
+        let zoomed = zoom.get();
         generation.update_value(|g| *g += 1);
         history.set(None);
         error.set(None);
-        if chosen == RANGES[0] {
+        if chosen == RANGES[0] && zoomed.is_none() {
             return;
         }
         let mine = generation.get_value();
@@ -56,7 +61,11 @@ pub fn Charts(
         let current = move || generation.try_get_value() == Some(mine);
         leptos::task::spawn_local(async move {
             while current() {
-                match api::history(&id, chosen).await {
+                let fetched = match zoomed {
+                    Some((from, to)) => api::history_between(&id, from, to).await,
+                    None => api::history(&id, chosen).await,
+                };
+                match fetched {
                     Ok(frame) if current() => {
                         history.try_set(Some(frame));
                         error.try_set(None);
@@ -67,12 +76,16 @@ pub fn Charts(
                     }
                     Err(_) => return,
                 }
+                // A zoomed range is fixed: fetched once.
+                if zoomed.is_some() {
+                    return;
+                }
                 gloo_timers::future::TimeoutFuture::new(10_000).await;
             }
         });
     });
     let frame = Memo::new(move |_| {
-        if range.get() == RANGES[0] {
+        if range.get() == RANGES[0] && zoom.get().is_none() {
             tick.with(|t| t.as_ref().map(|t| t.frame.clone()))
         } else {
             history.get()
@@ -91,19 +104,32 @@ pub fn Charts(
                             class:chosen=move || range.get() == r
                             aria-pressed=move || (range.get() == r).to_string()
                             data-testid=format!("range-{r}")
-                            on:click=move |_| range.set(r)
+                            on:click=move |_| {
+                                zoom.set(None);
+                                range.set(r);
+                            }
                         >{r}</button>
                     }
                 }).collect_view()}
-                <span class="range-note" data-testid="range-note">{move || match (range.get(), error.get()) {
-                    (_, Some(e)) => format!("cannot load history: {e}"),
-                    (r, None) if r == RANGES[0] => "last 15 minutes, live".to_string(),
-                    (r, None) => format!("last {r}, refreshed every 10 s"),
+                <span class="range-note" data-testid="range-note">{move || match (range.get(), error.get(), zoom.get()) {
+                    (_, Some(e), _) => format!("cannot load history: {e}"),
+                    (_, None, Some((from, to))) => format!(
+                        "{} to {}, zoomed (drag on a chart to zoom again)",
+                        crate::clock::hms(from),
+                        crate::clock::hms(to)
+                    ),
+                    (r, None, None) if r == RANGES[0] => "last 15 minutes, live".to_string(),
+                    (r, None, None) => format!("last {r}, refreshed every 10 s"),
                 }}</span>
+                <Show when=move || zoom.get().is_some()>
+                    <button class="range" data-testid="zoom-reset" on:click=move |_| zoom.set(None)>"Reset zoom"</button>
+                </Show>
             </div>
         })}
         <div class="charts">
-            <For each=shown key=|c| c.id.clone() children=move |spec| view! { <Chart spec frame markers wall on_mark /> } />
+            <For each=shown key=|c| c.id.clone() children=move |spec| view! {
+                <Chart spec frame markers wall on_mark cursor on_zoom=Callback::new(move |r| zoom.set(Some(r))) />
+            } />
         </div>
     }
 }

@@ -407,6 +407,10 @@ pub struct SnapshotQuery {
     series: Option<String>,
     /// Point width, e.g. `1m` (default: about 360 points, whole 10 s buckets).
     step: Option<String>,
+    /// An absolute range instead (ms since the epoch, both or neither): what a chart zoomed
+    /// by dragging shows. Within what the store keeps, ending no later than now.
+    from: Option<i64>,
+    to: Option<i64>,
 }
 
 /// `GET /api/rollouts/{id}[?series=1h[&step=1m]]`: the snapshot, with chart series if asked.
@@ -421,10 +425,11 @@ pub async fn snapshot(
     let rollout = find(&state, &id)?;
     let at = now();
     let mut snapshot = rollout.snapshot(at).await;
-    if let Some((range, step)) = q.chart_range(&rollout.metric_config())? {
+    let config = rollout.metric_config();
+    if let Some((end, range, step)) = q.chart_range(&config, at)? {
         // Up to 2,000 points a series over a week of buckets: CPU work, off the async workers.
         let frame = heavy
-            .run_shared(move || rollout.frame(at, range, step))
+            .run_shared(move || rollout.frame(end, range, step))
             .await?;
         snapshot.frame = Some(frame);
     }
@@ -434,30 +439,61 @@ pub async fn snapshot(
 impl SnapshotQuery {
     /// The chart range and step asked for, if any: at most what the store keeps, in whole
     /// buckets of the widest width the range reaches (so every point merges as many buckets
-    /// as the next), never more than 2,000 points.
-    fn chart_range(&self, store: &StoreConfig) -> Result<Option<(Millis, Millis)>, ApiError> {
+    /// as the next), never more than 2,000 points: where the range ends, its length, the step.
+    fn chart_range(
+        &self,
+        store: &StoreConfig,
+        now: Millis,
+    ) -> Result<Option<(Millis, Millis, Millis)>, ApiError> {
         use crate::runtime::charts::LIVE_STEP;
-        let Some(range) = self.series.as_deref() else {
-            return Ok(None);
-        };
-        let span = |field: &str, text: &str| {
-            Span::parse(text)
-                .map(|s| s.0)
-                .map_err(|e| ApiError::BadRequest(format!("{field}: {e}")))
-        };
-        let range = span("series", range)?;
         let keep = store.lookback();
+        let (end, range) = match (self.series.as_deref(), self.from, self.to) {
+            (None, None, None) => return Ok(None),
+            (Some(range), None, None) => {
+                let range = Span::parse(range)
+                    .map(|s| s.0)
+                    .map_err(|e| ApiError::BadRequest(format!("series: {e}")))?;
+                (now, range)
+            }
+            (None, Some(from), Some(to)) => {
+                // Checked arithmetic: both are whatever a client sent.
+                let oldest = now.saturating_sub(keep);
+                if !(oldest..=now).contains(&from) || !(from..=now).contains(&to) {
+                    return Err(ApiError::BadRequest(format!(
+                        "from and to: from before to, within the last {} (what the store keeps)",
+                        Span(keep).human()
+                    )));
+                }
+                (to, to - from)
+            }
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "series, or from and to: one range".into(),
+                ));
+            }
+        };
         if !(LIVE_STEP..=keep).contains(&range) {
             return Err(ApiError::BadRequest(format!(
                 "series: between 10s and {}, what the store keeps",
                 Span(keep).human()
             )));
         }
-        let step = self.step.as_deref().map(|t| span("step", t)).transpose()?;
-        let bucket = store.width_at(range).max(LIVE_STEP);
+        let step = self
+            .step
+            .as_deref()
+            .map(|t| {
+                Span::parse(t)
+                    .map(|s| s.0)
+                    .map_err(|e| ApiError::BadRequest(format!("step: {e}")))
+            })
+            .transpose()?;
+        // The widest buckets the range reaches back into, counted from now.
+        let bucket = store
+            .width_at(now.saturating_sub(end).saturating_add(range))
+            .max(LIVE_STEP);
         let step = cutover_core::time::step_within(range, step, bucket, 360, 2000)
             .map_err(|e| ApiError::BadRequest(format!("step: {e}")))?;
-        Ok(Some((range, step)))
+        Ok(Some((end, range, step)))
     }
 }
 

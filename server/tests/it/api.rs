@@ -568,6 +568,46 @@ async fn a_snapshot_can_carry_chart_series_at_a_chosen_resolution() {
     assert!((336..=337).contains(&points.len()), "{}", points.len());
     let total: f64 = points.iter().filter_map(|p| p["v"].as_f64()).sum();
     assert_eq!(total, 3.0);
+    // An absolute range (a chart zoomed by dragging): ends where asked, the events in it.
+    let to = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let from = to - 10 * 60_000;
+    let zoomed = app
+        .get(&format!("/api/rollouts/spiralogic?from={from}&to={to}"))
+        .await;
+    assert_eq!(zoomed["frame"]["at"], to);
+    let count = zoomed["frame"]["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "latency_ms.count")
+        .unwrap();
+    let points = count["points"].as_array().unwrap();
+    assert!(
+        points
+            .iter()
+            .all(|p| p["t"].as_i64().unwrap() >= from - 10_000 && p["t"].as_i64().unwrap() <= to)
+    );
+    let total: f64 = points.iter().filter_map(|p| p["v"].as_f64()).sum();
+    assert_eq!(total, 3.0);
+    for bad in [
+        format!("from={to}&to={from}"),
+        format!("from={from}&to={}", to + 3_600_000),
+        format!("from={from}"),
+        format!("from={}&to={to}", to - 30 * 86_400_000),
+        format!("from={from}&to={to}&series=1h"),
+        format!("from=-9223372036854775808&to={to}"),
+    ] {
+        let response = app
+            .get_as(
+                Some(Role::Viewer),
+                &format!("/api/rollouts/spiralogic?{bad}"),
+            )
+            .await;
+        assert_eq!(response.status().as_u16(), 400, "{bad}");
+    }
     // Past what the store keeps (8 days) is a 400 that says how far it reaches.
     let past = app
         .get_as(Some(Role::Viewer), "/api/rollouts/spiralogic?series=9d")
