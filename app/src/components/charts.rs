@@ -101,8 +101,8 @@ pub fn Charts(
                     view! {
                         <button
                             class="range"
-                            class:chosen=move || range.get() == r
-                            aria-pressed=move || (range.get() == r).to_string()
+                            class:chosen=move || range.get() == r && zoom.get().is_none()
+                            aria-pressed=move || (range.get() == r && zoom.get().is_none()).to_string()
                             data-testid=format!("range-{r}")
                             on:click=move |_| {
                                 zoom.set(None);

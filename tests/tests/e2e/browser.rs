@@ -490,7 +490,7 @@ async fn a_first_visit_makes_no_request_that_fails() -> anyhow::Result<()> {
 }
 
 /// Records every Content-Security-Policy violation the page reports from now on.
-const WATCH_CSP: &str = r#"
+pub(crate) const WATCH_CSP: &str = r#"
 window.__csp = [];
 document.addEventListener('securitypolicyviolation', (e) => {
   window.__csp.push(e.violatedDirective + ' ' + (e.blockedURI || '') + ' ' + (e.sample || ''));

@@ -10,6 +10,7 @@ mod oidc;
 mod a11y;
 mod actions;
 mod browser;
+mod charts;
 mod clock;
 mod compare;
 mod guidance;

@@ -1,0 +1,132 @@
+//! Charts a Grafana user trusts, on a 1440x900 laptop: one moment under the pointer is marked
+//! and read out on every chart at once, a range dragged out on one chart zooms them all to
+//! those absolute times until reset, and none of it breaks the page's content policy.
+
+use std::time::Duration;
+
+use cutover_e2e::{Browser, Demo};
+use serde_json::{Value, json};
+
+/// The viewport box of a chart's canvas: left, top, width, height.
+async fn rect(browser: &Browser, id: &str) -> anyhow::Result<(f64, f64, f64, f64)> {
+    let r = browser
+        .client
+        .execute(
+            "const r = document.querySelector(`[data-testid='${arguments[0]}']`).getBoundingClientRect();
+             return [r.left, r.top, r.width, r.height];",
+            vec![json!(format!("chart-{id}"))],
+        )
+        .await?;
+    let n = |i: usize| r[i].as_f64().unwrap_or(0.0);
+    Ok((n(0), n(1), n(2), n(3)))
+}
+
+async fn mouse(
+    browser: &Browser,
+    kind: &str,
+    x: f64,
+    y: f64,
+    pressed: bool,
+) -> anyhow::Result<Value> {
+    let button = if kind == "mouseMoved" && !pressed {
+        "none"
+    } else {
+        "left"
+    };
+    browser
+        .cdp(
+            "Input.dispatchMouseEvent",
+            json!({ "type": kind, "x": x, "y": y, "button": button, "buttons": u8::from(pressed || kind == "mousePressed"), "clickCount": 1 }),
+        )
+        .await
+}
+
+async fn display(browser: &Browser, testid: &str) -> anyhow::Result<String> {
+    let v = browser
+        .client
+        .execute(
+            "const e = document.querySelector(`[data-testid='${arguments[0]}']`);
+             return e ? getComputedStyle(e).display : 'absent';",
+            vec![json!(testid)],
+        )
+        .await?;
+    Ok(v.as_str().unwrap_or_default().to_string())
+}
+
+#[tokio::test]
+async fn charts_share_a_crosshair_and_zoom_together_by_dragging() -> anyhow::Result<()> {
+    let demo = Demo::start_with(&["--backfill", "10m"])?;
+    let browser = Browser::start_screen(1440, 900, false).await?;
+    browser
+        .sign_in(&format!("{}/r/spiralogic", demo.url), demo.token("viewer"))
+        .await?;
+    browser
+        .wait_text("range-note", Duration::from_secs(20), |t| {
+            t.contains("live")
+        })
+        .await?;
+    browser
+        .client
+        .execute(crate::browser::WATCH_CSP, vec![])
+        .await?;
+    // Ten minutes of history and the live minute: points across the whole chart.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (left, top, width, height) = rect(&browser, "latency_ms").await?;
+    anyhow::ensure!(width > 100.0, "the latency chart is {width} px wide");
+    let (x, y) = (left + 0.6 * width, top + height / 2.0);
+    mouse(&browser, "mouseMoved", x, y, false).await?;
+    let latency = browser
+        .wait_text("hover-latency_ms", Duration::from_secs(5), |t| {
+            t.contains("p95")
+        })
+        .await?;
+    // The same moment, read out on a chart the pointer is not on.
+    let moment = |t: &str| t.split(" (").next().unwrap_or_default().to_string();
+    let errors = browser
+        .wait_text("hover-error", Duration::from_secs(5), |t| !t.is_empty())
+        .await?;
+    assert_eq!(moment(&latency), moment(&errors), "{latency} / {errors}");
+    assert_eq!(moment(&latency).len(), "12:34:56".len(), "{latency}");
+    assert_eq!(display(&browser, "crosshair-error").await?, "block");
+    assert_eq!(display(&browser, "crosshair-latency_ms").await?, "block");
+    let shot = browser.screenshot("charts-crosshair-1440").await?;
+    println!("screenshot: {}", shot.display());
+
+    // Drag across a third of the chart: every chart shows those times, fixed, until reset.
+    let (from_x, to_x) = (left + 0.45 * width, left + 0.8 * width);
+    mouse(&browser, "mouseMoved", from_x, y, false).await?;
+    mouse(&browser, "mousePressed", from_x, y, true).await?;
+    for step in 1..=5 {
+        let at = from_x + (to_x - from_x) * f64::from(step) / 5.0;
+        mouse(&browser, "mouseMoved", at, y, true).await?;
+    }
+    mouse(&browser, "mouseReleased", to_x, y, false).await?;
+    let note = browser
+        .wait_text("range-note", Duration::from_secs(10), |t| {
+            t.contains("zoomed")
+        })
+        .await?;
+    assert!(note.contains(" to "), "{note}");
+    // The zoomed frame covers about a third of the 15 minutes, not all of them.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(browser.has("zoom-reset").await);
+    let shot = browser.screenshot("charts-zoomed-1440").await?;
+    println!("screenshot: {}", shot.display());
+    browser.click("zoom-reset").await?;
+    browser
+        .wait_text("range-note", Duration::from_secs(10), |t| {
+            t == "last 15 minutes, live"
+        })
+        .await?;
+    let seen = browser
+        .client
+        .execute("return window.__csp;", vec![])
+        .await?;
+    assert_eq!(
+        seen.as_array().map_or(0, Vec::len),
+        0,
+        "CSP violations: {seen}"
+    );
+    browser.close().await;
+    Ok(())
+}
