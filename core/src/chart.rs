@@ -172,6 +172,7 @@ pub fn charts(plan: &Plan) -> Vec<ChartSpec> {
 /// The three charts a wall screen shows: latency, the mode mix, the error rate (whichever the
 /// plan has), filled up with the next charts in order.
 pub fn wall(plan: &Plan) -> Vec<ChartSpec> {
+    const WALL_CHARTS: usize = 3;
     let all = charts(plan);
     let picks = [
         all.iter().position(|c| c.unit == Unit::Ms),
@@ -185,15 +186,15 @@ pub fn wall(plan: &Plan) -> Vec<ChartSpec> {
         }),
     ];
     let mut chosen: Vec<usize> = picks.into_iter().flatten().collect();
+    chosen.sort_unstable();
     for i in 0..all.len() {
-        if chosen.len() >= 3 {
+        if chosen.len() >= WALL_CHARTS {
             break;
         }
         if !chosen.contains(&i) {
             chosen.push(i);
         }
     }
-    chosen.sort_unstable();
     chosen.into_iter().map(|i| all[i].clone()).collect()
 }
 

@@ -79,7 +79,9 @@ impl Sizes {
     /// Height over width: taller on the wall, where three charts share the width.
     fn aspect(wall: bool) -> f64 {
         if wall {
-            0.55
+            // Tall: three charts fill the height under the state and the numbers (a wide
+            // strip left the lower half of the screen empty).
+            1.1
         } else {
             HEIGHT as f64 / WIDTH as f64
         }

@@ -11,8 +11,9 @@ use cutover_core::snapshot::{Snapshot, Tick};
 use leptos::prelude::*;
 
 const SPARK_W: f64 = 120.0;
-/// The most gate rows the wall shows; the rest are counted.
-const WALL_ROWS: usize = 8;
+/// The most gate rows the wall shows; the rest are counted (at 18px expressions, six fill
+/// the column at 1080p beside the triggers).
+const WALL_ROWS: usize = 6;
 const SPARK_H: f64 = 24.0;
 
 /// The series as SVG polylines (one per run of values, so gaps stay gaps) and the y of the
