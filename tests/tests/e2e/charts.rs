@@ -130,3 +130,69 @@ async fn charts_share_a_crosshair_and_zoom_together_by_dragging() -> anyhow::Res
     browser.close().await;
     Ok(())
 }
+
+/// Records every Content-Security-Policy violation from the first script of every page on.
+const WATCH_CSP_EVERY_PAGE: &str = r#"
+window.__csp = [];
+document.addEventListener('securitypolicyviolation', (e) => {
+  window.__csp.push(e.violatedDirective + ' ' + (e.blockedURI || '') + ' ' + (e.sample || ''));
+});
+"#;
+
+/// No page breaks its own content policy while it lives and draws: the overview and a rollout
+/// on a laptop, the wall at 1080p, the stakeholder's share view on a phone.
+#[tokio::test]
+async fn no_page_breaks_its_content_policy_on_any_screen() -> anyhow::Result<()> {
+    let demo = Demo::start_with(&["--backfill", "10m"])?;
+    let pages: [(&str, String, (u32, u32, bool), &str); 4] = [
+        (
+            "overview",
+            format!("{}/", demo.url),
+            (1440, 900, false),
+            "health-spiralogic",
+        ),
+        (
+            "rollout",
+            format!("{}/r/spiralogic", demo.url),
+            (1440, 900, false),
+            "phase",
+        ),
+        (
+            "wall",
+            format!("{}/r/spiralogic/wall", demo.url),
+            (1920, 1080, false),
+            "phase",
+        ),
+        (
+            "share",
+            demo.token("stakeholder").to_string(),
+            (390, 844, true),
+            "phase",
+        ),
+    ];
+    for (name, url, (width, height, mobile), shown) in pages {
+        let browser = Browser::start_screen(width, height, mobile).await?;
+        browser.before_every_page(WATCH_CSP_EVERY_PAGE).await?;
+        if name == "share" {
+            browser.goto(&url).await?;
+        } else {
+            browser.sign_in(&url, demo.token("operator")).await?;
+        }
+        browser
+            .wait_text(shown, Duration::from_secs(20), |t| !t.is_empty())
+            .await?;
+        // Live ticks redraw every chart meanwhile.
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        let seen = browser
+            .client
+            .execute("return window.__csp || ['no watcher'];", vec![])
+            .await?;
+        println!(
+            "CSP violations on the {name} page ({width}x{height}): {}",
+            seen.as_array().map_or(0, Vec::len)
+        );
+        assert_eq!(seen, json!([]), "{name}: {seen}");
+        browser.close().await;
+    }
+    Ok(())
+}
