@@ -228,6 +228,9 @@ pub fn Chart(
     cursor: RwSignal<Option<i64>>,
     /// A range dragged out on this chart (ms since the epoch): every chart zooms to it.
     on_zoom: Callback<(i64, i64)>,
+    /// Times on the axis as clock times (a zoomed, fixed range) rather than "-5m".
+    #[prop(into)]
+    clock_axis: Signal<bool>,
 ) -> impl IntoView {
     let spec = StoredValue::new(spec);
     let canvas = NodeRef::<Canvas>::new();
@@ -282,6 +285,7 @@ pub fn Chart(
         let Some(element) = canvas.get() else { return };
         let marks = in_range.get();
         let c = colours(theme.get());
+        let clock_times = clock_axis.get();
         data.with(|d| {
             if let Some(d) = d {
                 let clock = web_sys::window().and_then(|w| w.performance());
@@ -303,7 +307,9 @@ pub fn Chart(
                     element.set_height(height);
                 }
                 // A failed draw leaves the previous picture; there is nothing better to show.
-                let _ = spec.with_value(|spec| draw(element.clone(), spec, d, &marks, c, sizes));
+                let _ = spec.with_value(|spec| {
+                    draw(element.clone(), spec, d, (&marks, clock_times), c, sizes)
+                });
                 crate::live::mark_first("cutover:chart-drawn");
                 // How long the last draw took, for the figures bench (and a curious person).
                 if let (Some(p), Some(t0)) = (clock, started) {
@@ -537,7 +543,7 @@ fn draw(
     canvas: web_sys::HtmlCanvasElement,
     spec: &ChartSpec,
     data: &[Option<Series>],
-    marks: &[Marker],
+    (marks, clock): (&[Marker], bool),
     colours: &Colours,
     sizes: Sizes,
 ) -> Result<(), Box<dyn std::error::Error>> {
@@ -579,7 +585,13 @@ fn draw(
         .axis_style(colours.axis)
         .label_style(("sans-serif", sizes.font).into_font().color(&colours.axis))
         .x_labels(7)
-        .x_label_formatter(&|ms| ago(end - start - ms))
+        .x_label_formatter(&|ms| {
+            if clock {
+                crate::clock::hm(start + ms)
+            } else {
+                ago(end - start - ms)
+            }
+        })
         .y_desc(spec.unit.axis_word())
         .draw()?;
     match spec.style {

@@ -128,7 +128,9 @@ pub fn Charts(
         })}
         <div class="charts">
             <For each=shown key=|c| c.id.clone() children=move |spec| view! {
-                <Chart spec frame markers wall on_mark cursor on_zoom=Callback::new(move |r| zoom.set(Some(r))) />
+                <Chart spec frame markers wall on_mark cursor
+                    on_zoom=Callback::new(move |r| zoom.set(Some(r)))
+                    clock_axis=Signal::derive(move || zoom.get().is_some()) />
             } />
         </div>
     }

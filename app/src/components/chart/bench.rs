@@ -88,10 +88,11 @@ fn bench_draw(points: u32) -> f64 {
         canvas,
         &spec,
         &data,
-        &marks,
+        (&marks, false),
         &DARK,
         Sizes {
             px: 1.0,
+            zoom: 1.0,
             font: 13.0,
         },
     );
