@@ -148,9 +148,12 @@ fn yes() -> bool {
 }
 
 impl GateStatus {
-    /// Has passed continuously for its whole hold.
+    /// Has passed continuously for its whole hold, and passes now (a tolerated failure keeps
+    /// the hold from resetting; it is not a pass).
     pub fn held(&self) -> bool {
-        self.held_for.0 > 0 && self.needs.0 == 0
+        self.held_for.0 > 0
+            && self.needs.0 == 0
+            && matches!(self.verdict, Verdict::Pass | Verdict::NotApplicable)
     }
 }
 

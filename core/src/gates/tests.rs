@@ -220,6 +220,40 @@ fn a_tolerant_gate_survives_that_many_failures_in_a_row() {
     assert_eq!(gate(&e, "flaky").held_for, Span(0), "the third resets");
 }
 
+/// A tolerated failure keeps the hold from resetting, but the gate is not held while it
+/// fails: nothing progresses on a FAIL, and the blocker says why in words.
+#[test]
+fn a_tolerated_failure_is_not_held_and_blocks_progress_until_a_pass() {
+    let mut run = Run::new();
+    // Past its hold, passing: held.
+    let e = run.minutes(0, 40, Some(600.0), "canary");
+    let flaky = gate(&e, "flaky");
+    assert!(flaky.held(), "{flaky:?}");
+    assert!(e.readiness()["flaky"].held());
+    // One tolerated failure: the hold stands, but it is not held now.
+    let e = run.minutes(41, 41, Some(800.0), "canary");
+    let flaky = gate(&e, "flaky");
+    assert_eq!((flaky.verdict, flaky.failures_in_a_row), (Verdict::Fail, 1));
+    assert!(flaky.held_for.0 > 0 && !flaky.held(), "{flaky:?}");
+    let readiness = e.readiness();
+    assert!(!readiness["flaky"].held());
+    let plan = run.plan.clone();
+    let mut state = crate::rollout::RolloutState::new();
+    state.phase = crate::rollout::Phase::Running;
+    state.stage = Some(0);
+    state.stage_entered_at = Some(0);
+    let blockers = crate::rollout::progress_blockers(&plan, &state, &readiness, 41 * MINUTE);
+    assert!(
+        blockers
+            .iter()
+            .any(|b| b.starts_with("gate flaky fails now (a tolerated failure")),
+        "{blockers:?}"
+    );
+    // Passing again, with its hold intact: held at once.
+    let e = run.minutes(42, 42, Some(600.0), "canary");
+    assert!(gate(&e, "flaky").held());
+}
+
 #[test]
 fn a_false_when_guard_is_not_applicable_and_does_not_block() {
     let mut run = Run::new();

@@ -549,3 +549,17 @@ headers = { "X-Team" = "search" }
         "{errs:?}"
     );
 }
+
+#[test]
+fn tolerate_on_a_cycle_gate_is_refused_in_words() {
+    let text = fixtures::two_stage_plan(
+        "demo",
+        "Demo",
+        "\n[[gate]]\nid = \"kpi\"\nexpr = \"p95(latency_ms) <= 700ms\"\nwindow = \"5m\"\ncycles = 2\ntolerate = 1\n",
+    );
+    let errs = errors(&text);
+    assert!(
+        errs.len() == 1 && errs[0].contains("a cycle gate judges whole windows"),
+        "{errs:?}"
+    );
+}

@@ -724,6 +724,9 @@ fn gates(raw: &[RawGate], stage_ids: &BTreeSet<&str>, p: &mut Problems) -> Vec<G
                 }
                 (None, Some(cycles)) => {
                     let n = *cycles.get_ref();
+                    if g.tolerate > 0 {
+                        p.push((cycles.span().start, "tolerate forgives failed evaluations of a continuous hold; a cycle gate judges whole windows: use hold, or drop tolerate".to_string()));
+                    }
                     if !(1..=100).contains(&n) {
                         p.push((cycles.span().start, "cycles must be 1 to 100 windows".to_string()));
                     }

@@ -206,8 +206,10 @@ pub enum Standing {
 }
 
 impl GateReadiness {
+    /// Held for its whole hold and passing now: a failure it tolerates keeps its hold from
+    /// resetting, but nothing progresses on a gate that fails at this moment.
     pub fn held(&self) -> bool {
-        self.held_for >= self.hold
+        self.passing && self.held_for >= self.hold
     }
 }
 

@@ -71,6 +71,12 @@ pub(super) fn stage_blockers(
         }
         match readiness.get(&gate.id) {
             Some(r) if r.held() => {}
+            // A failure it tolerates: the hold stands, but nothing progresses on a FAIL.
+            Some(r) if !r.passing && r.held_for.0 > 0 => blockers.push(format!(
+                "gate {} fails now (a tolerated failure: its hold of {} stands until it passes again)",
+                gate.id,
+                r.held_for.human()
+            )),
             Some(r) if r.held_for.0 > 0 => blockers.push(format!(
                 "gate {} has held {} of {}",
                 gate.id,
