@@ -139,12 +139,15 @@ document.addEventListener('securitypolicyviolation', (e) => {
 });
 "#;
 
+/// A page to visit: its name, address, screen (width, height, phone) and what shows it is up.
+type Page<'a> = (&'a str, String, (u32, u32, bool), &'a str);
+
 /// No page breaks its own content policy while it lives and draws: the overview and a rollout
 /// on a laptop, the wall at 1080p, the stakeholder's share view on a phone.
 #[tokio::test]
 async fn no_page_breaks_its_content_policy_on_any_screen() -> anyhow::Result<()> {
     let demo = Demo::start_with(&["--backfill", "10m"])?;
-    let pages: [(&str, String, (u32, u32, bool), &str); 4] = [
+    let pages: [Page; 4] = [
         (
             "overview",
             format!("{}/", demo.url),
