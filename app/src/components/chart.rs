@@ -596,8 +596,18 @@ fn draw(
         .draw()?;
     match spec.style {
         Style::Lines => {
-            for (i, series) in data.iter().enumerate() {
-                let Some(series) = series else { continue };
+            // What a gate judges first, as a wide translucent band: the 10 s line it smooths
+            // stays visible on top of it.
+            let reading = |i: usize| {
+                spec.series
+                    .get(i)
+                    .is_some_and(|id| cutover_core::chart::is_gate_reading(id))
+            };
+            let order = (0..data.len())
+                .filter(|&i| reading(i))
+                .chain((0..data.len()).filter(|&i| !reading(i)));
+            for i in order {
+                let Some(series) = &data[i] else { continue };
                 let c = colour(spec, i, colours);
                 let dashed = is_limit(spec, i);
                 // Each run of consecutive values is its own line, so gaps stay visible.
@@ -635,15 +645,11 @@ fn draw(
                             6 * sizes.line() / 2,
                             c.stroke_width(sizes.line()),
                         ))?;
+                    } else if reading(i) {
+                        let band = c.mix(0.55).stroke_width(3 * sizes.line());
+                        chart.draw_series(LineSeries::new(run, band))?;
                     } else {
-                        // What a gate judges is the line its verdict follows: bolder.
-                        let bold = series.id.as_str();
-                        let width = if cutover_core::chart::is_gate_reading(bold) {
-                            2 * sizes.line()
-                        } else {
-                            sizes.line()
-                        };
-                        chart.draw_series(LineSeries::new(run, c.stroke_width(width)))?;
+                        chart.draw_series(LineSeries::new(run, c.stroke_width(sizes.line())))?;
                     }
                 }
             }

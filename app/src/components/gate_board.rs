@@ -11,9 +11,9 @@ use cutover_core::snapshot::{Snapshot, Tick};
 use leptos::prelude::*;
 
 const SPARK_W: f64 = 120.0;
-/// The most gate rows the wall shows; the rest are counted (at 18px expressions, six fill
-/// the column at 1080p beside the triggers).
-const WALL_ROWS: usize = 6;
+/// The most gate rows the wall shows; the rest are counted (at 18px expressions, five fill
+/// the column at 1080p beside the triggers, whatever their reasons wrap to).
+const WALL_ROWS: usize = 5;
 const SPARK_H: f64 = 24.0;
 
 /// The series as SVG polylines (one per run of values, so gaps stay gaps) and the y of the
@@ -236,7 +236,7 @@ pub fn GateBoard(
         let mut list = all_triggers.get();
         if wall {
             list.retain(|t| t.alarming() || t.fired || t.verdict != Verdict::Fail);
-            list.truncate(WALL_ROWS / 2);
+            list.truncate(3);
         }
         list
     });

@@ -823,8 +823,9 @@ pub struct Stage {
     #[serde(default = "alert")]
     pub on_max_duration: TriggerAction,
     /// Progress by itself once ready (minimum duration, every blocking gate held, lists and
-    /// the next stage's sign-offs done), as the system, unless paused.
-    #[serde(default)]
+    /// the next stage's sign-offs done), as the system, unless paused. Left out of the JSON
+    /// when off: a stored plan's hash (which says whether the plan changed) stays the same.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auto_progress: bool,
 }
 

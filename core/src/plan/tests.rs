@@ -323,6 +323,12 @@ fn an_offset_reaches_a_week_and_as_far_as_the_hypercare() {
         errs.len() == 1 && errs[0].contains("offset 168h 00m reads data kept in 10m buckets"),
         "{errs:?}"
     );
+    // Fifteen minutes is one ten-minute bucket or two, depending on the second it is read.
+    let errs = errors(&plan(&gate("7d", "15m")));
+    assert!(
+        errs.len() == 1 && errs[0].contains("a whole number of them"),
+        "{errs:?}"
+    );
     let errs = errors(&plan(&gate("8d", "10m")));
     assert!(
         errs.len() == 1 && errs[0].contains("reaches past the 192h 00m of data the store keeps"),
@@ -335,6 +341,10 @@ fn an_offset_reaches_a_week_and_as_far_as_the_hypercare() {
     );
     let long = parse("p.toml", &with_hypercare("14d", "")).unwrap();
     assert_eq!(long.lookback(), 15 * crate::time::DAY);
+    // A plan that does not promote itself says nothing about it: its stored JSON, and the
+    // hash that tells a changed plan, stay what they were.
+    let json = serde_json::to_string(&long).unwrap();
+    assert!(!json.contains("auto_progress"), "{json}");
     assert_eq!(
         parse("p.toml", &plan("")).unwrap().lookback(),
         8 * crate::time::DAY

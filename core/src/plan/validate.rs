@@ -332,11 +332,14 @@ fn check_lookback(
     for read in e.metrics() {
         let oldest = read.offset.saturating_add(window.0);
         let width = config.width_at(oldest);
-        if read.offset > 0 && window.0 < width && oldest <= keep {
+        // A window of whole buckets: a part of one would take the bucket or not depending
+        // on the second it is read at.
+        let whole = window.0 >= width && window.0 % width == 0;
+        if read.offset > 0 && !whole && oldest <= keep {
             p.push((
                 expr.span().start,
                 format!(
-                    "offset {} reads data kept in {} buckets: give it a window of at least {}",
+                    "offset {} reads data kept in {} buckets: give it a window of at least {}, a whole number of them",
                     crate::time::Span(read.offset).human(),
                     crate::time::Span(width).human(),
                     crate::time::Span(width).human(),

@@ -141,6 +141,14 @@ pub fn apply(
                     blockers: vec![MANUAL_ONLY.to_string()],
                 });
             }
+            if let Some(open) = state.open_alerts.keys().next() {
+                return Err(Refusal::NotReady {
+                    stage: format!("automatic progress from {stage}"),
+                    blockers: vec![format!(
+                        "alert {open} is open until someone acknowledges it"
+                    )],
+                });
+            }
             let stage_blockers = stage_blockers(plan, state, current, readiness, request.at);
             entry_blockers(plan, state, current + 1, readiness, &stage_blockers)?;
             enter(plan, &mut next, current + 1, request.at);

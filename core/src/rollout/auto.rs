@@ -10,8 +10,8 @@ use crate::time::Millis;
 pub const AUTO_ACTOR: &str = "auto_progress";
 
 /// The request that promotes the current stage at `now`, if it says `auto_progress` and is
-/// ready: running (a pause stops it), not entered by a step back or a resume after a kill,
-/// not the last stage, and nothing in [`progress_blockers`]. Decided again at the commit
+/// ready: running (a pause stops it), not entered by a step back or a resume after a kill, no
+/// alert open, not the last stage, and nothing in [`progress_blockers`]. Decided again at the commit
 /// against the newest state, so a pause or a person's progress that got in first wins.
 pub fn auto_progress(
     plan: &Plan,
@@ -19,7 +19,8 @@ pub fn auto_progress(
     readiness: &Readiness,
     now: Millis,
 ) -> Option<Request> {
-    if state.phase != Phase::Running || state.manual_only {
+    // An open alert (or an unacknowledged kill) is a person's to look at first.
+    if state.phase != Phase::Running || state.manual_only || !state.open_alerts.is_empty() {
         return None;
     }
     let current = state.stage?;
@@ -56,6 +57,9 @@ pub fn auto_progress_note(plan: &Plan, state: &RolloutState) -> Option<String> {
     Some(match state.phase {
         Phase::Running if state.manual_only => {
             format!("Automatic progress off: {}", super::apply::MANUAL_ONLY)
+        }
+        Phase::Running if !state.open_alerts.is_empty() => {
+            "Automatic progress waits: an alert is open until someone acknowledges it".to_string()
         }
         Phase::Running => format!(
             "Progresses by itself to {} once ready; pause to stop it",

@@ -1087,6 +1087,17 @@ fn a_ready_stage_promotes_itself_as_the_system_and_waits_for_sign_offs() {
     // Not before its minimum duration, nor before the gate has held its hour.
     assert_eq!(auto_progress(&plan, &s, &held(60), 20 * MINUTE), None);
     assert_eq!(auto_progress(&plan, &s, &held(59), 61 * MINUTE), None);
+    // An open alert holds it until someone acknowledges it.
+    let mut alerted = s.clone();
+    alerted.open_alerts.insert(
+        "slow".into(),
+        OpenAlert {
+            since: 60 * MINUTE,
+            by: "trigger slow".into(),
+            kind: OpenAlertKind::Alert,
+        },
+    );
+    assert_eq!(auto_progress(&plan, &alerted, &held(60), 61 * MINUTE), None);
     let request = auto_progress(&plan, &s, &held(60), 61 * MINUTE).expect("ready");
     assert_eq!(
         (request.actor.role, request.actor.name.as_str()),
@@ -1234,6 +1245,7 @@ proptest! {
                 if let Action::AutoProgress { stage } = &request.action {
                     prop_assert_eq!(before.phase, Phase::Running, "auto progress while {}", before.phase);
                     prop_assert!(!before.manual_only, "auto progress out of a stage a person must leave");
+                    prop_assert!(before.open_alerts.is_empty(), "auto progress past an open alert");
                     let from = before.stage.unwrap();
                     prop_assert_eq!(&plan.stages[from].id, stage);
                     prop_assert_eq!(next.stage, Some(from + 1));
@@ -1246,6 +1258,7 @@ proptest! {
                 let stale = here.as_ref() != Some(stage);
                 prop_assert!(
                     before.phase != Phase::Running || before.manual_only || stale
+                        || !before.open_alerts.is_empty()
                         || !progress_blockers(&plan, &before, &ready, now).is_empty(),
                     "refused for nothing: {:?}", before
                 );

@@ -272,6 +272,17 @@ fn a_week_is_kept_in_three_tiers_each_sample_once() {
     // A week back, a 10 min window holds exactly one 10 min bucket: ten samples.
     let week_ago = T0 - 7 * DAY;
     assert_eq!(count(&s, 10 * MINUTE, week_ago), Some(10.0));
+    // Read at any second of those ten minutes, never two buckets: rolled-up buckets count
+    // only when they start inside the window.
+    for second in (0..600).step_by(3) {
+        let at = week_ago + second * SECOND;
+        assert_eq!(count(&s, 10 * MINUTE, at), Some(10.0), "at +{second}s");
+        assert_eq!(
+            count(&s, 5 * MINUTE, T0 - 12 * HOUR + second * SECOND),
+            Some(5.0),
+            "minutes at +{second}s"
+        );
+    }
     // Half a day back, a 10 min window of minutes: ten samples too.
     assert_eq!(count(&s, 10 * MINUTE, T0 - 12 * HOUR), Some(10.0));
     // Out and in again: as its own in a new store, then the same again over it.
@@ -718,4 +729,38 @@ fn label_values_are_those_with_samples_in_the_window() {
             .is_empty()
     );
     assert!(s.label_values("nope", &all(), "endpoint", w, T0).is_empty());
+}
+
+proptest! {
+    /// Sliding windows over merged blocks are the plain merge of each window's blocks.
+    #[test]
+    fn sliding_windows_equal_merging_each_window(
+        values in prop::collection::vec(prop::collection::vec(0.5f64..5000.0, 0..6), 1..60),
+        k in 1usize..12,
+    ) {
+        let blocks: Vec<Bucket> = values
+            .iter()
+            .map(|vs| {
+                let mut b = Bucket::default();
+                for v in vs {
+                    b.add_numbers(0, *v, 1, true);
+                }
+                b
+            })
+            .collect();
+        let slid = sliding(&blocks, k);
+        prop_assert_eq!(slid.len(), blocks.len());
+        for i in 0..blocks.len() {
+            let mut plain = Bucket::default();
+            for b in &blocks[(i + 1).saturating_sub(k)..=i] {
+                plain.merge(b);
+            }
+            prop_assert_eq!(slid[i].count, plain.count);
+            prop_assert!((slid[i].sum - plain.sum).abs() <= 1e-6 * plain.sum.max(1.0));
+            prop_assert_eq!(
+                slid[i].aggregate(&Aggregate::Quantile(0.95)),
+                plain.aggregate(&Aggregate::Quantile(0.95))
+            );
+        }
+    }
 }

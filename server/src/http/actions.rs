@@ -12,7 +12,7 @@ use axum::{Extension, Json};
 use cutover_core::audit::AuditPage;
 use cutover_core::rollout::{Action, Decision, Request};
 use cutover_core::snapshot::Snapshot;
-use cutover_core::time::{Millis, Span};
+use cutover_core::time::{HOUR, Millis, Span};
 use cutover_core::window::StoreConfig;
 use serde::Deserialize;
 use serde_json::json;
@@ -456,8 +456,14 @@ impl SnapshotQuery {
                 (now, range)
             }
             (None, Some(from), Some(to)) => {
-                // Checked arithmetic: both are whatever a client sent.
+                // Checked arithmetic: both are whatever a client sent. A range dragged to the
+                // newest point ends in the step still filling, a little past now: clamped.
                 let oldest = now.saturating_sub(keep);
+                let to = if (now..=now.saturating_add(HOUR)).contains(&to) {
+                    now
+                } else {
+                    to
+                };
                 if !(oldest..=now).contains(&from) || !(from..=now).contains(&to) {
                     return Err(ApiError::BadRequest(format!(
                         "from and to: from before to, within the last {} (what the store keeps)",

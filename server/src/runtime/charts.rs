@@ -37,8 +37,10 @@ pub fn frame(
             unit: s.unit.clone(),
         })
         .collect();
-    // What each gate judges, over its own window: the line its verdict follows.
-    for r in readings {
+    // What each gate judges, over its own window: the line its verdict follows. Not where a
+    // point is wider than the window (a week in 30 min points of a 5 min gate): the buckets
+    // there are wider than the window, and the line would swing on which one it caught.
+    for r in readings.iter().filter(|r| r.window >= step) {
         series.push(Series {
             points: store.windowed(&r.metric, &all, &r.aggregate, r.window, (from, to, step)),
             label: r.label.clone(),

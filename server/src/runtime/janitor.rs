@@ -45,15 +45,20 @@ pub async fn sweep(state: &AppState) -> anyhow::Result<u64> {
         .await?;
     // What the stores hold in 10 min buckets, the database does too (an hour after them).
     let config = cutover_core::window::StoreConfig::default();
-    let gone = gone
-        + state
-            .storage
-            .roll_up_buckets(
-                at - config.coarse_retention - HOUR,
-                config.broad,
-                ROLL_UP_SLICES,
-            )
-            .await?;
+    // A roll-up that fails (a busy database) is tried again next sweep; the rest goes on.
+    let rolled = state
+        .storage
+        .roll_up_buckets(
+            at - config.coarse_retention - HOUR,
+            config.broad,
+            ROLL_UP_SLICES,
+        )
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!("cannot roll old metric buckets up: {e:#}");
+            0
+        });
+    let gone = gone + rolled;
     // Flag readers nobody heard from for a day are gone.
     let gone = gone + state.storage.prune_fleet(at - DAY).await?;
     if gone > 0 {

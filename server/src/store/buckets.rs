@@ -106,11 +106,16 @@ impl Storage {
 
     /// Rolls rows narrower than `width` that start before `before` into rows of `width`, one
     /// slice of `width` at a time (at most `slices` per call), as the stores do in memory:
-    /// each slice's rows of a (rollout, series, replica) merge into one row and are deleted,
-    /// in one transaction. A restart then loads a week as 10 min rows, not 60,000 rows a
-    /// series. Any replica may run it: a slice's rows are read in one statement (a row
-    /// already rolled up is merged with nothing left beside it), so two replicas rolling the
-    /// same slice write the same row. Returns the rows removed.
+    /// each slice's rows of a (rollout, series, replica) merge into one row and are deleted.
+    /// A restart then loads a week as 10 min rows, not 60,000 rows a series.
+    ///
+    /// One rollout's slice at a time, read outside any transaction (one statement: one
+    /// snapshot), then written in a short write-only transaction: SQLite's single writer is
+    /// held for that rollout's upserts and one delete, never across reads, so a kill waiting
+    /// to commit waits milliseconds. Any replica may run it at once with another: a slice
+    /// already rolled up reads as its one row and is written again unchanged, so both write
+    /// the same row. Nobody writes rows this old (replicas rewrite only the last minutes).
+    /// Returns the rows removed.
     pub async fn roll_up_buckets(
         &self,
         before: Millis,
@@ -133,56 +138,81 @@ impl Storage {
             if slice.saturating_add(width) > before {
                 break;
             }
-            let mut tx = self.pool.begin().await?;
-            let rows: Vec<(String, String, String, String, i64, i64, String)> = sqlx::query_as(
-                "SELECT rollout, metric, labels, replica, width, updated_at, bucket FROM metric_buckets
-                 WHERE start >= $1 AND start < $2 AND width <= $3",
+            let rollouts: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT rollout FROM metric_buckets
+                 WHERE start >= $1 AND start < $2 AND width < $3",
             )
             .bind(slice)
             .bind(slice + width)
             .bind(width)
-            .fetch_all(&mut *tx)
+            .fetch_all(&self.pool)
             .await?;
-            type Key = (String, String, String, String);
-            let mut merged: BTreeMap<Key, (Bucket, i64)> = BTreeMap::new();
-            for (rollout, metric, labels, replica, _, updated_at, bucket) in rows {
-                let bucket: Bucket = serde_json::from_str(&bucket)?;
-                let (into, at) = merged
-                    .entry((rollout, metric, labels, replica))
-                    .or_insert_with(|| (Bucket::default(), i64::MIN));
-                into.merge(&bucket);
-                // Its age, not now: a replica long gone must not look fresh.
-                *at = (*at).max(updated_at);
+            for rollout in rollouts {
+                removed += self.roll_up_slice(&rollout, slice, width).await?;
             }
-            for ((rollout, metric, labels, replica), (bucket, updated_at)) in &merged {
-                sqlx::query(
-                    "INSERT INTO metric_buckets (rollout, metric, labels, start, width, replica, updated_at, bucket)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                     ON CONFLICT(rollout, metric, labels, start, width, replica)
-                     DO UPDATE SET bucket = excluded.bucket, updated_at = excluded.updated_at",
-                )
-                .bind(rollout)
-                .bind(metric)
-                .bind(labels)
-                .bind(slice)
-                .bind(width)
-                .bind(replica)
-                .bind(updated_at)
-                .bind(serde_json::to_string(bucket)?)
-                .execute(&mut *tx)
-                .await?;
-            }
-            removed += sqlx::query(
-                "DELETE FROM metric_buckets WHERE start >= $1 AND start < $2 AND width < $3",
-            )
-            .bind(slice)
-            .bind(slice + width)
-            .bind(width)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            tx.commit().await?;
         }
+        Ok(removed)
+    }
+
+    /// One rollout's rows in `[slice, slice + width)` merged into rows of `width`.
+    async fn roll_up_slice(
+        &self,
+        rollout: &str,
+        slice: Millis,
+        width: Millis,
+    ) -> anyhow::Result<u64> {
+        let rows: Vec<(String, String, String, i64, String)> = sqlx::query_as(
+            "SELECT metric, labels, replica, updated_at, bucket FROM metric_buckets
+             WHERE rollout = $1 AND start >= $2 AND start < $3 AND width <= $4",
+        )
+        .bind(rollout)
+        .bind(slice)
+        .bind(slice + width)
+        .bind(width)
+        .fetch_all(&self.pool)
+        .await?;
+        type Key = (String, String, String);
+        let mut merged: BTreeMap<Key, (Bucket, i64)> = BTreeMap::new();
+        for (metric, labels, replica, updated_at, bucket) in rows {
+            let bucket: Bucket = serde_json::from_str(&bucket)?;
+            let (into, at) = merged
+                .entry((metric, labels, replica))
+                .or_insert_with(|| (Bucket::default(), i64::MIN));
+            into.merge(&bucket);
+            // Its age, not now: a replica long gone must not look fresh.
+            *at = (*at).max(updated_at);
+        }
+        let mut tx = self.pool.begin().await?;
+        for ((metric, labels, replica), (bucket, updated_at)) in &merged {
+            sqlx::query(
+                "INSERT INTO metric_buckets (rollout, metric, labels, start, width, replica, updated_at, bucket)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                 ON CONFLICT(rollout, metric, labels, start, width, replica)
+                 DO UPDATE SET bucket = excluded.bucket, updated_at = excluded.updated_at",
+            )
+            .bind(rollout)
+            .bind(metric)
+            .bind(labels)
+            .bind(slice)
+            .bind(width)
+            .bind(replica)
+            .bind(updated_at)
+            .bind(serde_json::to_string(bucket)?)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let removed = sqlx::query(
+            "DELETE FROM metric_buckets
+             WHERE rollout = $1 AND start >= $2 AND start < $3 AND width < $4",
+        )
+        .bind(rollout)
+        .bind(slice)
+        .bind(slice + width)
+        .bind(width)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
         Ok(removed)
     }
 }
