@@ -11,11 +11,11 @@
 //!
 //! Window rule: a query over `window` at `at` merges every fine bucket that overlaps
 //! `(at - window, at]` (so the bucket being filled now always counts, and a window is never
-//! empty while samples exist inside it) and every rolled-up minute that starts inside it. Fine
-//! and coarse buckets never cover the same period (a minute moves to coarse whole, ten minutes
-//! to broad whole), so nothing is counted twice. Beyond `coarse_retention` a window narrower
-//! than 10 min may hold no bucket start: `plan check` asks a read that reaches there
-//! (`offset 7d`) for a window of at least 10 min.
+//! empty while samples exist inside it) and every rolled-up bucket (a minute, ten minutes)
+//! whose middle lies inside it. Tiers never cover the same period (a minute moves to coarse
+//! whole, ten minutes to broad whole), so nothing is counted twice. A window of whole rolled-up
+//! buckets holds as many of them wherever it falls; `plan check` asks a read that reaches past
+//! 25 h (`offset 7d`) for whole 10 min.
 
 mod bucket;
 
@@ -391,8 +391,7 @@ impl MetricStore {
                     .into_iter()
                     .enumerate()
                     .flat_map(move |(tier, map)| {
-                        map.range(reach.from(tier)..reach.to)
-                            .map(|(start, b)| (*start, b))
+                        map.range(reach.range(tier)).map(|(start, b)| (*start, b))
                     })
             })
     }
@@ -885,16 +884,24 @@ fn import_into(
 impl MetricStore {
     /// What a query over `window` at `at` reads: every fine bucket that overlaps
     /// `(at - window, at]` (its start after `at - window - fine`), and every rolled-up bucket
-    /// that starts inside it (a minute or ten starting earlier would bring in up to that much
-    /// from before the window). Saturating: a plan's window can be long and `at` is whatever
-    /// the caller says.
+    /// whose middle lies inside it: a window of whole minutes (or ten) then always holds as
+    /// many of them, the ones it mostly covers, wherever `at` falls (a start inside it would
+    /// take the bucket that has only begun; an overlap, one too many). Saturating: a plan's
+    /// window can be long and `at` is whatever the caller says.
     fn window_reach(&self, window: Millis, at: Millis) -> Reach {
         let inside = at.saturating_sub(window).saturating_add(1);
-        Reach {
-            fine: inside.saturating_sub(self.config.fine),
-            rolled: inside,
-            to: at.saturating_add(1),
-        }
+        let end = at.saturating_add(1);
+        let middle = |width: Millis| {
+            (
+                inside.saturating_sub(width / 2),
+                end.saturating_sub(width / 2),
+            )
+        };
+        Reach([
+            (inside.saturating_sub(self.config.fine), end),
+            middle(self.config.coarse),
+            middle(self.config.broad),
+        ])
     }
 
     /// The events of `metric`'s series matching `selector` bucket by bucket, for buckets
@@ -980,10 +987,11 @@ impl MetricSource for MetricStore {
                 let Some(value) = labels.get(label) else {
                     continue;
                 };
-                let seen = data.tiers().iter().enumerate().any(|(tier, m)| {
-                    m.range(reach.from(tier)..reach.to)
-                        .any(|(_, b)| b.count > 0)
-                });
+                let seen = data
+                    .tiers()
+                    .iter()
+                    .enumerate()
+                    .any(|(tier, m)| m.range(reach.range(tier)).any(|(_, b)| b.count > 0));
                 if seen {
                     out.insert(value.clone());
                 }
@@ -1020,10 +1028,7 @@ impl MetricSource for MetricStore {
                 .merged(
                     metric,
                     selector,
-                    Reach {
-                        fine: first,
-                        ..reach
-                    },
+                    Reach([(first, reach.0[0].1), reach.0[1], reach.0[2]]),
                 )
                 .aggregate(&total)?;
             return Some(value * SECOND as f64 / covered.max(1) as f64);
@@ -1032,28 +1037,20 @@ impl MetricSource for MetricStore {
     }
 }
 
-/// Which bucket starts a read takes: fine ones from `fine`, rolled-up ones (minutes, ten
-/// minutes) from `rolled`, all before `to`.
+/// Which bucket starts a read takes, per tier (fine, minutes, ten minutes): `[from, to)`.
 #[derive(Debug, Clone, Copy)]
-struct Reach {
-    fine: Millis,
-    rolled: Millis,
-    to: Millis,
-}
+struct Reach([(Millis, Millis); 3]);
 
 impl Reach {
     /// Buckets of every tier that start in `[from, to)`: a chart step.
     fn starts(from: Millis, to: Millis) -> Reach {
-        Reach {
-            fine: from,
-            rolled: from,
-            to,
-        }
+        Reach([(from, to); 3])
     }
 
-    /// Where tier `tier` (0 fine, 1 minutes, 2 ten minutes) starts reading.
-    fn from(&self, tier: usize) -> Millis {
-        if tier == 0 { self.fine } else { self.rolled }
+    /// The starts tier `tier` (0 fine, 1 minutes, 2 ten minutes) reads.
+    fn range(&self, tier: usize) -> std::ops::Range<Millis> {
+        let (from, to) = self.0[tier.min(2)];
+        from..to.max(from)
     }
 }
 

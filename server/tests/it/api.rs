@@ -592,9 +592,21 @@ async fn a_snapshot_can_carry_chart_series_at_a_chosen_resolution() {
     );
     let total: f64 = points.iter().filter_map(|p| p["v"].as_f64()).sum();
     assert_eq!(total, 3.0);
+    // Dragged to the newest point, a range ends in the step still filling: read up to now.
+    let ahead = app
+        .get(&format!(
+            "/api/rollouts/spiralogic?from={from}&to={}",
+            to + 60_000
+        ))
+        .await;
+    assert!(
+        ahead["frame"]["at"].as_i64().unwrap() < to + 60_000,
+        "{}",
+        ahead["frame"]["at"]
+    );
     for bad in [
         format!("from={to}&to={from}"),
-        format!("from={from}&to={}", to + 3_600_000),
+        format!("from={from}&to={}", to + 2 * 3_600_000),
         format!("from={from}"),
         format!("from={}&to={to}", to - 30 * 86_400_000),
         format!("from={from}&to={to}&series=1h"),
