@@ -71,20 +71,17 @@ impl Storage {
         now: Millis,
         ttl: Millis,
     ) -> sqlx::Result<Option<Pending>> {
-        let mut tx = self.pool.begin().await?;
+        // One statement, so taken once however many callbacks race, and never a read that
+        // must later become a write (SQLite refuses that upgrade at once, busy timeout or
+        // not, when another connection wrote in between: a sign-in failed with a 500 under load).
         let row = sqlx::query(
-            "SELECT nonce, verifier, return_to, created_at FROM sso_pending WHERE state_hash = $1",
+            "DELETE FROM sso_pending WHERE state_hash = $1
+             RETURNING nonce, verifier, return_to, created_at",
         )
         .bind(hash_token(state))
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&self.pool)
         .await?;
-        let taken = sqlx::query("DELETE FROM sso_pending WHERE state_hash = $1")
-            .bind(hash_token(state))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        tx.commit().await?;
-        Ok(row.filter(|_| taken == 1).and_then(|row| {
+        Ok(row.and_then(|row| {
             let created: Millis = row.get("created_at");
             (created >= now - ttl).then(|| Pending {
                 nonce: row.get("nonce"),
