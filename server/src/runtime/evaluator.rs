@@ -30,12 +30,14 @@ pub async fn tick(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
     if let Err(e) = pull(state, rollout, at, leader).await {
         tracing::warn!(rollout = %rollout.plan.id, "cannot read other replicas' metrics or timers: {e:#}");
     }
-    let tick = judge(state, rollout, at, leader).await;
+    let tick = judge(state, rollout, at, leader, true).await;
     confirm(state, rollout, at, leader).await;
     if let Err(e) = persist(state, rollout, at).await {
         tracing::error!(rollout = %rollout.plan.id, "cannot persist metrics or hold timers: {e:#}");
     }
-    rollout.live.send_tick(tick);
+    if let Some(tick) = tick {
+        rollout.live.send_tick(tick);
+    }
 }
 
 /// The fleet's confirmation: a kill unconfirmed in time (or confirmed after all) is told by
@@ -73,12 +75,18 @@ async fn confirm(state: &AppState, rollout: &Arc<Rollout>, at: Millis, leader: b
 /// its rollouts' history of evaluations (holds, episodes, automatic actions) this way, with
 /// the live evaluator stopped. Nothing is saved or sent: the next live tick does both.
 pub async fn replay(state: &AppState, rollout: &Arc<Rollout>, at: Millis) {
-    judge(state, rollout, at, true).await;
+    judge(state, rollout, at, true, false).await;
 }
 
 /// Evaluates every gate and trigger at `at`; the leader also acts on firings and on a stage
-/// past its timebox.
-async fn judge(state: &AppState, rollout: &Arc<Rollout>, at: Millis, leader: bool) -> Tick {
+/// past its timebox. `live`: a tick for viewers too (a replay of the past makes none).
+async fn judge(
+    state: &AppState,
+    rollout: &Arc<Rollout>,
+    at: Millis,
+    leader: bool,
+    live: bool,
+) -> Option<Tick> {
     let current = rollout.state().await;
     // Before start, gates are judged for the stage the start would enter.
     let stage = current
@@ -86,12 +94,15 @@ async fn judge(state: &AppState, rollout: &Arc<Rollout>, at: Millis, leader: boo
         .or((current.phase == Phase::NotStarted).then_some(0))
         .and_then(|i| rollout.plan.stages.get(i))
         .map(|s| s.id.clone());
-    let (evaluated, events, frame) = rollout.evaluate(gates::Moment {
-        stage: stage.as_deref(),
-        entered_at: current.stage_entered_at,
-        armed: current.phase.armed(),
-        at,
-    });
+    let (evaluated, events, frame) = rollout.evaluate(
+        gates::Moment {
+            stage: stage.as_deref(),
+            entered_at: current.stage_entered_at,
+            armed: current.phase.armed(),
+            at,
+        },
+        live,
+    );
     if leader {
         // Told by the leader alone, as it alone acts.
         let statuses: Vec<_> = rollout.actuators.iter().map(|a| a.status()).collect();
@@ -148,13 +159,13 @@ async fn judge(state: &AppState, rollout: &Arc<Rollout>, at: Millis, leader: boo
             act_on_overrun(state, rollout, &over, at).await;
         }
     }
-    Tick {
+    Some(Tick {
         seq: 0,
-        frame,
+        frame: frame?,
         gates: evaluated.gates,
         triggers: evaluated.triggers,
         replicas: rollout.replicas(at),
-    }
+    })
 }
 
 /// The rollout page's address, when the server knows where people reach it.

@@ -345,10 +345,13 @@ impl Rollout {
     /// hold timers and episodes), keeps the result as the latest, and draws the live charts.
     /// Also returns what people are told of since the previous evaluation (a lost hold, a
     /// resolved alert, silence).
+    /// Evaluates every gate and trigger at `now`; with `frame`, also the live charts as they
+    /// stand then (a replay of the past needs none: it is the costly part, under both locks).
     pub fn evaluate(
         &self,
         now: gates::Moment<'_>,
-    ) -> (Evaluated, Vec<cutover_core::notify::Event>, Frame) {
+        frame: bool,
+    ) -> (Evaluated, Vec<cutover_core::notify::Event>, Option<Frame>) {
         let at = now.at;
         let mut store = lock(&self.metrics);
         store.compact(at);
@@ -373,17 +376,19 @@ impl Rollout {
             }
             None => Vec::new(),
         };
-        let frame = charts::frame(
-            &self.plan,
-            (
-                &self.gate_charts,
-                &self.comparison_charts,
-                &self.gate_readings,
-            ),
-            &store,
-            now.entered_at,
-            (at, charts::LIVE_RANGE, charts::LIVE_STEP),
-        );
+        let frame = frame.then(|| {
+            charts::frame(
+                &self.plan,
+                (
+                    &self.gate_charts,
+                    &self.comparison_charts,
+                    &self.gate_readings,
+                ),
+                &store,
+                now.entered_at,
+                (at, charts::LIVE_RANGE, charts::LIVE_STEP),
+            )
+        });
         (evaluated, events, frame)
     }
 
