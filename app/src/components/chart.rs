@@ -18,6 +18,39 @@ pub mod bench;
 mod canvas;
 
 /// The page's root font size in CSS pixels (the wall's scales with its screen), 16 if unknown.
+/// The height (CSS pixels) a wall chart's canvas can take: from where it starts to the bottom
+/// of the page's main box, less what its panel shows under it (legend, markers), what the
+/// charts' box holds under the panel, and whatever the main box lays out after the charts
+/// (sections and the gaps between them); at most 1.3 times its width. None of that depends
+/// on the canvas's own height, so drawing at this height settles at once.
+fn wall_height(canvas: &web_sys::HtmlCanvasElement) -> Option<f64> {
+    let own = canvas.get_bounding_client_rect();
+    let panel = canvas.closest(".panel").ok()??.get_bounding_client_rect();
+    let charts = canvas.closest(".charts").ok()??;
+    let main = canvas.closest("main").ok()??;
+    let box_ = charts.get_bounding_client_rect();
+    // The lowest thing laid out after the charts in the left column.
+    let children = main.children();
+    let mut after = box_.bottom();
+    for i in 0..children.length() {
+        let Some(child) = children.item(i) else {
+            continue;
+        };
+        if child.class_list().contains("board-panel") {
+            continue;
+        }
+        let r = child.get_bounding_client_rect();
+        if r.top() >= box_.bottom() - 0.5 {
+            after = after.max(r.bottom());
+        }
+    }
+    let taken = (panel.bottom() - own.bottom()).max(0.0)
+        + (box_.bottom() - panel.bottom()).max(0.0)
+        + (after - box_.bottom()).max(0.0);
+    let room = main.get_bounding_client_rect().bottom() - own.top() - taken - 4.0;
+    (room > MIN_HEIGHT).then(|| room.min(own.width() * 1.3))
+}
+
 fn root_font_px() -> f64 {
     web_sys::window()
         .and_then(|w| {
@@ -298,8 +331,14 @@ pub fn Chart(
                 } else {
                     WIDTH
                 };
-                // On a phone the width alone would leave a strip too short to read.
-                let height = (width as f64 * Sizes::aspect(wall))
+                // On a phone the width alone would leave a strip too short to read. On the
+                // wall the charts take the height left under them: whatever panels sit above
+                // (an open alert, what fails now), nothing falls below the screen and no
+                // band of it stays empty.
+                let fill = if wall { wall_height(&element) } else { None };
+                let height = fill
+                    .map(|css| css * sizes.px)
+                    .unwrap_or(width as f64 * Sizes::aspect(wall))
                     .max(MIN_HEIGHT * sizes.px)
                     .round() as u32;
                 if element.width() != width || element.height() != height {

@@ -188,6 +188,8 @@ async fn the_wall_fits_one_screen_at_1080p_and_4k() -> anyhow::Result<()> {
             "16 gates are condensed into a count: {left_out}"
         );
         let layout = wall.client.execute(BELOW_THE_FOLD, vec![]).await?;
+        // Taken before the checks, so a failure leaves the picture of what it found.
+        wall.screenshot(&format!("wall-{width}x{height}")).await?;
         assert_eq!(
             (&layout["width"], &layout["height"]),
             (&serde_json::json!(width), &serde_json::json!(height)),
@@ -222,7 +224,6 @@ async fn the_wall_fits_one_screen_at_1080p_and_4k() -> anyhow::Result<()> {
             traffic > 0.035,
             "the traffic figure is {traffic:.3} of the height at {width}x{height}"
         );
-        wall.screenshot(&format!("wall-{width}x{height}")).await?;
         wall.close().await;
     }
     Ok(())
