@@ -25,7 +25,12 @@ mod canvas;
 /// on the canvas's own height, so drawing at this height settles at once.
 fn wall_height(canvas: &web_sys::HtmlCanvasElement) -> Option<f64> {
     let own = canvas.get_bounding_client_rect();
-    let panel = canvas.closest(".panel").ok()??.get_bounding_client_rect();
+    let section = canvas.closest(".panel").ok()??;
+    // What the panel holds under the canvas ends with its last child (legend, markers), plus
+    // its padding: not its own bottom, which a taller neighbour in the row stretches.
+    let last = section.last_element_child()?.get_bounding_client_rect();
+    let panel_bottom = last.bottom() + 0.75 * root_font_px();
+    let panel = section.get_bounding_client_rect();
     let charts = canvas.closest(".charts").ok()??;
     let main = canvas.closest("main").ok()??;
     let box_ = charts.get_bounding_client_rect();
@@ -44,7 +49,7 @@ fn wall_height(canvas: &web_sys::HtmlCanvasElement) -> Option<f64> {
             after = after.max(r.bottom());
         }
     }
-    let taken = (panel.bottom() - own.bottom()).max(0.0)
+    let taken = (panel_bottom - own.bottom()).max(0.0)
         + (box_.bottom() - panel.bottom()).max(0.0)
         + (after - box_.bottom()).max(0.0);
     let room = main.get_bounding_client_rect().bottom() - own.top() - taken - 4.0;
