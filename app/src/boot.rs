@@ -31,9 +31,14 @@ pub fn session() -> Option<js_sys::Promise> {
 }
 
 /// The boot script's stream, if it is `rollout`'s and the browser has not given up on it;
-/// closed otherwise.
-pub fn stream(rollout: &str) -> Option<EarlyStream> {
-    let handoff = take("stream")?;
+/// closed otherwise. The script hands over a promise of it (the stream is opened once the
+/// session is known), so a fast app waits for that stream rather than racing it with its own.
+pub async fn stream(rollout: &str) -> Option<EarlyStream> {
+    let promised: js_sys::Promise = take("stream")?.dyn_into().ok()?;
+    let handoff = wasm_bindgen_futures::JsFuture::from(promised).await.ok()?;
+    if handoff.is_undefined() || handoff.is_null() {
+        return None;
+    }
     let source: EventSource = Reflect::get(&handoff, &"source".into())
         .ok()?
         .dyn_into()

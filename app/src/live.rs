@@ -67,10 +67,10 @@ pub fn connect(rollout: String) -> LiveRollout {
         let stopped = stopped.clone();
         on_cleanup(move || stopped.store(true, Ordering::Relaxed));
     }
-    // The stream the page's boot script opened before the app started, already holding the
-    // first events: the first chart needs no round trip of its own.
-    let mut early = crate::boot::stream(&rollout).map(EventStream::adopt);
     spawn_local(async move {
+        // The stream the page's boot script opened before the app started, already holding
+        // the first events: the first chart needs no round trip of its own.
+        let mut early = crate::boot::stream(&rollout).await.map(EventStream::adopt);
         let url = format!("/api/rollouts/{rollout}/stream");
         // The browser retries a dropped connection by itself, but gives up for good on an
         // error status (a proxy's 502 during a deploy, a 401 once the session ends). Then this
