@@ -1,6 +1,7 @@
 //! Memory per rollout with eight days of buckets, for each of the five example plans, against
 //! the same eight days kept in minutes (two tiers stretched to a week: what the store would
-//! need without its 10 min tier), measured in the same run from the same seeded traffic. Heap
+//! need without its 10 min tier) and against the three tiers with every sketch left dense (what
+//! packing closed sketches saves), measured in the same run from the same seeded traffic. Heap
 //! bytes are counted by jemalloc (the binary's allocator): what the store holds after importing the
 //! history, nothing else.
 //!
@@ -64,30 +65,39 @@ fn main() {
     let day = StoreConfig {
         broad: MINUTE,
         broad_retention: three.coarse_retention,
+        pack_closed: false,
         ..three
     };
     // The same store with minutes where the 10 min tier is: two tiers stretched to 8 days.
     let minutes = StoreConfig {
         broad: MINUTE,
+        pack_closed: false,
+        ..three
+    };
+    let dense = StoreConfig {
+        pack_closed: false,
         ..three
     };
     let mib = |b: isize| b as f64 / (1024.0 * 1024.0);
-    let (mut before, mut after) = (0, 0);
+    let (mut before, mut unpacked, mut after) = (0, 0, 0);
     println!(
-        "| plan | 25 h in minutes (before) | 8 days in minutes | 8 days, three tiers | buckets (8 days: minutes → tiers) |"
+        "| plan | 25 h in minutes | 8 days in minutes | 8 days, three tiers, dense sketches | 8 days, three tiers, packed | buckets (8 days: minutes → tiers) |"
     );
-    println!("|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     for plan in plans() {
         let (d, _) = held(&plan, day);
         let (b, bn) = held(&plan, minutes);
+        let (u, _) = held(&plan, dense);
         let (a, an) = held(&plan, three);
         before += b;
+        unpacked += u;
         after += a;
         println!(
-            "| {} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {bn} → {an} |",
+            "| {} | {:.1} MiB | {:.1} MiB | {:.1} MiB | {:.1} MiB | {bn} → {an} |",
             plan.id,
             mib(d),
             mib(b),
+            mib(u),
             mib(a)
         );
     }
@@ -96,5 +106,11 @@ fn main() {
         mib(after),
         mib(before),
         after as f64 / before as f64
+    );
+    println!(
+        "ROW | the same, closed sketches packed (`--bench memory`) | {:.1} MiB | {:.1} MiB dense | {:.2}x | under 1x",
+        mib(after),
+        mib(unpacked),
+        after as f64 / unpacked as f64
     );
 }

@@ -4,25 +4,18 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use sketches_ddsketch::{Config, DDSketch};
 
+use super::sketch::Sketch;
 use crate::query::Aggregate;
 use crate::time::Millis;
 
 /// Relative accuracy of every quantile: within 1% of the exact value at the same rank.
 pub const RELATIVE_ERROR: f64 = 0.01;
-/// Bins per sketch. With 1% accuracy 2048 bins span values from 1e-9 to beyond 1e8, so the
-/// bound above holds for any latency in ms; memory per sketch is at most a few KiB.
-const MAX_BINS: u32 = 2048;
 
 /// Whether `candidate` should replace `current` as the latest sample. Ties on the timestamp
 /// go to the larger value so the answer does not depend on arrival order.
 fn later(candidate: (Millis, f64), current: Option<(Millis, f64)>) -> bool {
     current.is_none_or(|(t, v)| candidate.0 > t || (candidate.0 == t && candidate.1 > v))
-}
-
-fn new_sketch() -> DDSketch {
-    DDSketch::new(Config::new(RELATIVE_ERROR, MAX_BINS, 1e-9))
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -44,7 +37,7 @@ pub struct Bucket {
     /// Category metrics: samples per value.
     pub categories: BTreeMap<String, u64>,
     /// Distributions and gauges.
-    pub sketch: Option<DDSketch>,
+    pub sketch: Option<Sketch>,
 }
 
 impl std::fmt::Debug for Bucket {
@@ -95,12 +88,7 @@ impl Bucket {
             self.last = Some((ts, v));
         }
         if sketched {
-            let sketch = self.sketch.get_or_insert_with(new_sketch);
-            if n == 1 {
-                sketch.add(v);
-            } else {
-                sketch.add_with_count(v, n);
-            }
+            self.sketch.get_or_insert_with(Sketch::default).add(v, n);
         }
     }
 
@@ -157,12 +145,16 @@ impl Bucket {
         }
         if let Some(theirs) = &other.sketch {
             match &mut self.sketch {
-                // Same config on both sides, so merge cannot fail; keep ours if it somehow does.
-                Some(mine) => {
-                    let _ = mine.merge(theirs);
-                }
+                Some(mine) => mine.merge(theirs),
                 None => self.sketch = Some(theirs.clone()),
             }
+        }
+    }
+
+    /// Packs the sketch of a bucket that has closed (see `Sketch::pack`).
+    pub fn pack(&mut self) {
+        if let Some(sketch) = &mut self.sketch {
+            sketch.pack();
         }
     }
 
@@ -173,7 +165,7 @@ impl Bucket {
         }
         let n = self.count as f64;
         let value = match aggregate {
-            Aggregate::Quantile(q) => self.sketch.as_ref()?.quantile(q.clamp(0.0, 1.0)).ok()??,
+            Aggregate::Quantile(q) => self.sketch.as_ref()?.quantile(*q)?,
             Aggregate::Rate => self.trues as f64 / n,
             Aggregate::Share(v) => self.categories.get(v).copied().unwrap_or(0) as f64 / n,
             Aggregate::Mean => self.sum / n,

@@ -318,6 +318,69 @@ fn a_week_is_kept_in_three_tiers_each_sample_once() {
 }
 
 #[test]
+fn rolled_up_sketches_are_packed_and_read_the_same() {
+    let kinds = [("latency_ms".to_string(), MetricKind::Distribution)];
+    let mut packed = MetricStore::new(StoreConfig::default(), kinds.clone());
+    let unpacked_config = StoreConfig {
+        pack_closed: false,
+        ..StoreConfig::default()
+    };
+    let mut dense = MetricStore::new(unpacked_config, kinds);
+    // Two days of latencies spread over three decades, a few samples a minute.
+    let start = T0 - 2 * DAY;
+    let mut t = start;
+    let mut i = 0u64;
+    while t <= T0 {
+        for k in 0..3 {
+            i += 1;
+            let v = 5.0 * 400f64.powf(((i * 7919) % 1000) as f64 / 1000.0) + k as f64;
+            for s in [&mut packed, &mut dense] {
+                s.record(&latency(t + k * 1000, v), t).unwrap();
+                s.compact(t);
+            }
+        }
+        t += MINUTE;
+    }
+    for (window, at) in [
+        (10 * MINUTE, T0 - 30 * HOUR),
+        (HOUR, T0 - 26 * HOUR),
+        (5 * MINUTE, T0 - 3 * HOUR),
+        (DAY, T0),
+        (2 * DAY, T0),
+        (MINUTE, T0),
+    ] {
+        for q in [0.5, 0.95, 0.99] {
+            let read = |s: &MetricStore| {
+                s.aggregate("latency_ms", &all(), &Aggregate::Quantile(q), window, at)
+            };
+            assert!(read(&dense).is_some());
+            assert_eq!(read(&packed), read(&dense), "p{q} over {window} at {at}");
+        }
+    }
+    // Every rolled-up bucket's sketch is packed there, none here; the newest hour is open.
+    let sketches = |s: &MetricStore| -> Vec<(Millis, bool)> {
+        s.export_buckets(start, T0 + MINUTE)
+            .into_iter()
+            .filter_map(|b| Some((b.width, b.bucket.sketch?.is_packed())))
+            .collect()
+    };
+    let (rolled, fine): (Vec<_>, Vec<_>) = sketches(&packed)
+        .into_iter()
+        .partition(|(w, _)| *w > 10 * SECOND);
+    assert!(rolled.len() > 1_000 && !fine.is_empty());
+    assert!(rolled.iter().all(|(_, p)| *p) && fine.iter().all(|(_, p)| !*p));
+    assert!(sketches(&dense).iter().all(|(_, p)| !*p));
+    // A packed store's export, imported elsewhere, reads the same again.
+    let mut again = store();
+    again.import(packed.export_buckets(start, T0 + MINUTE));
+    let p95 = Aggregate::Quantile(0.95);
+    assert_eq!(
+        again.aggregate("latency_ms", &all(), &p95, 2 * DAY, T0),
+        dense.aggregate("latency_ms", &all(), &p95, 2 * DAY, T0)
+    );
+}
+
+#[test]
 fn memory_is_bounded_by_time_not_by_samples() {
     let mut s = store();
     for i in 0..1_000_000_i64 {

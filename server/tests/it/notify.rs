@@ -449,17 +449,28 @@ async fn an_unacknowledged_alert_escalates_and_an_acknowledged_one_does_not() {
             .unwrap();
         assert_eq!(pushed.status(), 200);
     }
-    // Both alerts reach their first channel.
-    for id in ["ignored", "handled"] {
-        receiver
-            .wait(&format!("{id}-first"), |v| {
-                v["text"]
-                    .as_str()
-                    .is_some_and(|t| t.contains("ALERT p95 over 500ms"))
-            })
-            .await;
+    // Someone is on the "handled" one as soon as it is open: well inside its 3 s, however
+    // slowly the deliveries below arrive on a loaded machine.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let state: Value = http
+            .get(format!("{url}/api/rollouts/handled"))
+            .bearer_auth(operator)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if state["state"]["open_alerts"].get("slow").is_some() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no open alert: {state}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // Someone is on the "handled" one at once.
     let acked = http
         .post(format!("{url}/api/rollouts/handled/alerts/slow/ack"))
         .bearer_auth(operator)
@@ -477,6 +488,16 @@ async fn an_unacknowledged_alert_escalates_and_an_acknowledged_one_does_not() {
         .await
         .unwrap();
     assert_eq!(again.status(), 404, "nothing open to acknowledge");
+    // Both alerts reached their first channel.
+    for id in ["ignored", "handled"] {
+        receiver
+            .wait(&format!("{id}-first"), |v| {
+                v["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("ALERT p95 over 500ms"))
+            })
+            .await;
+    }
 
     // The ignored one moves on to the second channel after its 3 s, marked as escalated.
     let escalated = receiver
@@ -693,6 +714,16 @@ async fn a_restart_neither_loses_a_queued_kill_nor_escalates_again() {
     assert_eq!(pushed.status(), 200);
     let escalation = |v: &Value| v["escalated_from"] == "first" && v["event"] == "alert_fired";
     receiver.wait("second", escalation).await;
+    // The receiver records a body before it answers: wait until the server has counted the
+    // escalation delivered, or a stop in between leaves it queued and it is rightly sent again.
+    app.wait_for("/api/rollouts/restart", "the escalation delivered", |s| {
+        let second = s["channels"]
+            .as_array()?
+            .iter()
+            .find(|c| c["id"] == "second")?;
+        (second["delivered"].as_u64()? >= 1).then_some(())
+    })
+    .await;
     app.stop().await;
 
     // Down while the kill is told: the first channel now points nowhere.

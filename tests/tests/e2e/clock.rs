@@ -41,16 +41,15 @@ async fn the_clock_moves_and_an_overdue_item_says_so_until_checked() -> anyhow::
     operator
         .wait_text("phase", GUARD, |t| t == "NOT STARTED")
         .await?;
+    // The checklists render a frame after the phase (below the fold): wait for them.
     let due = operator
-        .text("item-pre-backup-due")
-        .await
-        .unwrap_or_default();
+        .wait_text("item-pre-backup-due", GUARD, |t| !t.is_empty())
+        .await?;
     assert_eq!(due, "due T-30m", "no T-0 yet: nothing is overdue");
     // An item due after a stage's entry says so in words, not as a code.
     let settled = operator
-        .text("item-after-settled-due")
-        .await
-        .unwrap_or_default();
+        .wait_text("item-after-settled-due", GUARD, |t| !t.is_empty())
+        .await?;
     assert!(
         settled.starts_with("due 3h") && settled.ends_with("after entering ga"),
         "{settled}"

@@ -91,6 +91,8 @@ async fn the_share_view_and_the_rollout_page_fit_a_phone() -> anyhow::Result<()>
         .wait_text("read-only", GUARD, |t| t == "read-only")
         .await?;
     phone.wait_text("health", GUARD, |t| !t.is_empty()).await?;
+    // What sits below the first screen renders a frame later: wait for the folded details.
+    phone.wait_text("share-details", GUARD, |_| true).await?;
     check_fits(&phone, "share view").await?;
     // The engineering detail is folded away, and opens on asking.
     let open = phone
