@@ -233,6 +233,14 @@ fn label(spec: &ChartSpec, i: usize) -> String {
     }
 }
 
+/// How many time labels fit under a plot `width` device pixels wide, each `chars` long:
+/// about 0.6 em a character and two em between labels, from 3 to 7.
+fn x_label_count(width: u32, sizes: Sizes, chars: usize) -> usize {
+    let each = sizes.font * (0.6 * chars as f64 + 2.0);
+    let plot = width as f64 - sizes.y_labels() - 2.0 * sizes.margin();
+    ((plot / each).floor() as usize).clamp(3, 7)
+}
+
 /// `-12m`, `-3h 20m`, `now`.
 fn ago(ms: i64) -> String {
     let minutes = ms / 60_000;
@@ -266,6 +274,10 @@ pub fn Chart(
     cursor: RwSignal<Option<i64>>,
     /// A range dragged out on this chart (ms since the epoch): every chart zooms to it.
     on_zoom: Callback<(i64, i64)>,
+    /// The server's time now (from the live ticks), if known: a hovered moment says how long
+    /// ago it was from this, not from the end of a fixed range.
+    #[prop(into)]
+    now: Signal<Option<i64>>,
     /// Times on the axis as clock times (a zoomed, fixed range) rather than "-5m".
     #[prop(into)]
     clock_axis: Signal<bool>,
@@ -459,7 +471,11 @@ pub fn Chart(
             let d = d.as_ref()?;
             let points = &d.iter().flatten().next()?.points;
             let i = points.iter().position(|p| p.t == at)?;
-            let last_t = points.last()?.t;
+            // How long ago from the server's now, not from the frame's end: a zoomed range
+            // ends in the past.
+            let made = now
+                .get()
+                .or_else(|| frame.with(|f| f.as_ref().map(|f| f.at)))?;
             spec.with_value(|spec| {
                 let values: Vec<String> = spec
                     .series
@@ -481,7 +497,7 @@ pub fn Chart(
                 Some(format!(
                     "{} ({}): {}",
                     crate::clock::hms(at),
-                    ago(last_t - at),
+                    ago(made.saturating_sub(at).max(0)),
                     values.join(" · ")
                 ))
             })
@@ -601,6 +617,14 @@ fn draw(
         return root.present().map_err(Into::into);
     };
     let (start, end) = (first.t, last.t);
+    // A fixed range across midnight names each label's day; the longest label sets how many
+    // fit across the plot.
+    let across_days = clock && !crate::clock::same_day(start, end);
+    let label_chars = match (clock, across_days) {
+        (true, true) => "Mon 14:05".len(),
+        (true, false) => "14:05".len(),
+        (false, _) => "-3d 12h".len(),
+    };
     let k = scale(spec);
     let (bottom, top) = match spec.style {
         Style::StackedArea => (0.0, 100.0),
@@ -628,10 +652,12 @@ fn draw(
         .y_label_formatter(&|v| cutover_core::unit::tick(*v))
         .axis_style(colours.axis)
         .label_style(("sans-serif", sizes.font).into_font().color(&colours.axis))
-        .x_labels(7)
+        .x_labels(x_label_count(root.dim_in_pixel().0, sizes, label_chars))
         .x_label_formatter(&|ms| {
-            if clock {
-                crate::clock::hm(start + ms)
+            if clock && across_days {
+                crate::clock::weekday_hm(start + ms)
+            } else if clock {
+                crate::clock::bare_hm(start + ms)
             } else {
                 ago(end - start - ms)
             }

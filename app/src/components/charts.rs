@@ -91,6 +91,8 @@ pub fn Charts(
             history.get()
         }
     });
+    // The server's time as of the newest tick: how long ago a hovered moment was, zoomed or not.
+    let now = Memo::new(move |_| tick.with(|t| t.as_ref().map(|t| t.frame.at)));
     let shown = move || specs.get();
     view! {
         {(!wall).then(|| view! {
@@ -128,7 +130,7 @@ pub fn Charts(
         })}
         <div class="charts">
             <For each=shown key=|c| c.id.clone() children=move |spec| view! {
-                <Chart spec frame markers wall on_mark cursor
+                <Chart spec frame markers wall on_mark cursor now
                     on_zoom=Callback::new(move |r| zoom.set(Some(r)))
                     clock_axis=Signal::derive(move || zoom.get().is_some()) />
             } />

@@ -86,7 +86,13 @@ async fn charts_share_a_crosshair_and_zoom_together_by_dragging() -> anyhow::Res
         .wait_text("hover-error", Duration::from_secs(5), |t| !t.is_empty())
         .await?;
     assert_eq!(moment(&latency), moment(&errors), "{latency} / {errors}");
-    assert_eq!(moment(&latency).len(), "12:34:56".len(), "{latency}");
+    // A clock time (with its day in front only if it is not today's).
+    let time = moment(&latency)
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(time.len(), "12:34:56".len(), "{latency}");
     assert_eq!(display(&browser, "crosshair-error").await?, "block");
     assert_eq!(display(&browser, "crosshair-latency_ms").await?, "block");
     let shot = browser.screenshot("charts-crosshair-1440").await?;
@@ -110,6 +116,31 @@ async fn charts_share_a_crosshair_and_zoom_together_by_dragging() -> anyhow::Res
     // The zoomed frame covers about a third of the 15 minutes, not all of them.
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert!(browser.has("zoom-reset").await);
+    // The zoom ends about three minutes ago, and its last point says so: counted from now,
+    // not from the end of the zoomed range.
+    let (left, top, width, height) = rect(&browser, "latency_ms").await?;
+    mouse(
+        &browser,
+        "mouseMoved",
+        left + 0.95 * width,
+        top + height / 2.0,
+        false,
+    )
+    .await?;
+    let end = browser
+        .wait_text("hover-latency_ms", Duration::from_secs(5), |t| {
+            t.contains("p95") && !t.starts_with(&moment(&latency))
+        })
+        .await?;
+    let minutes: Option<u32> = end
+        .split(" (-")
+        .nth(1)
+        .and_then(|rest| rest.split("m)").next())
+        .and_then(|m| m.parse().ok());
+    assert!(
+        minutes.is_some_and(|m| (1..=6).contains(&m)),
+        "the zoom's last point reads {end}"
+    );
     let shot = browser.screenshot("charts-zoomed-1440").await?;
     println!("screenshot: {}", shot.display());
     browser.click("zoom-reset").await?;
