@@ -18,6 +18,7 @@
 //! 25 h (`offset 7d`) for whole 10 min.
 
 mod bucket;
+mod rolled;
 mod sketch;
 
 use std::borrow::Cow;
@@ -216,7 +217,7 @@ fn roll_up(
     cutoff: Millis,
     width: Millis,
     pack: bool,
-) {
+) -> Option<Millis> {
     let keep = from.split_off(&cutoff);
     let old = std::mem::replace(from, keep);
     let mut touched = BTreeSet::new();
@@ -226,11 +227,13 @@ fn roll_up(
         touched.insert(start);
     }
     // Whole: every bucket it was made of has moved (cutoffs lie on `width`'s grid).
+    let highest = touched.last().copied();
     for start in touched.into_iter().filter(|_| pack) {
         if let Some(bucket) = to.get_mut(&start) {
             bucket.pack();
         }
     }
+    highest
 }
 
 /// A label set.
@@ -272,6 +275,14 @@ pub struct MetricStore {
     /// Samples folded into an overflow set because their metric had no room for a new set.
     overflowed: HashMap<String, u64>,
     compacted_at: Millis,
+    /// Counts every change to the rolled-up tiers (minutes, ten minutes) of any layer: what
+    /// `rolled` merged is good while it stands.
+    rolled_generation: u64,
+    /// The latest start held in the minute and ten-minute tiers of any layer (or earlier):
+    /// reads past it take nothing more from those tiers, so a read that grows every second
+    /// (a stage's comparison) is the same read of them until the next roll-up.
+    rolled_high: [Millis; 2],
+    rolled: rolled::RolledSketches,
 }
 
 /// The label that marks an overflow set. Clients may not send labels starting with `__`.
@@ -295,6 +306,9 @@ impl MetricStore {
             selected: BTreeSet::new(),
             overflowed: HashMap::new(),
             compacted_at: Millis::MIN,
+            rolled_generation: 0,
+            rolled_high: [Millis::MIN; 2],
+            rolled: rolled::RolledSketches::default(),
         }
     }
 
@@ -371,32 +385,59 @@ impl MetricStore {
         let evict = floor(now - self.config.lookback(), broad);
         let layers = std::iter::once(&mut self.series)
             .chain(self.remote.values_mut().map(|r| &mut r.series));
+        let (mut changed, mut high) = (false, self.rolled_high);
         for by_labels in layers.flat_map(|layer| layer.values_mut()) {
             for data in by_labels.values_mut() {
-                roll_up(
-                    &mut data.fine,
-                    &mut data.coarse,
-                    to_coarse,
-                    coarse,
-                    pack_closed,
-                );
-                roll_up(
-                    &mut data.coarse,
-                    &mut data.broad,
-                    to_broad,
-                    broad,
-                    pack_closed,
-                );
+                let rolled = [
+                    roll_up(
+                        &mut data.fine,
+                        &mut data.coarse,
+                        to_coarse,
+                        coarse,
+                        pack_closed,
+                    ),
+                    roll_up(
+                        &mut data.coarse,
+                        &mut data.broad,
+                        to_broad,
+                        broad,
+                        pack_closed,
+                    ),
+                ];
+                for (tier, start) in rolled.into_iter().enumerate() {
+                    if let Some(start) = start {
+                        changed = true;
+                        high[tier] = high[tier].max(start);
+                    }
+                }
+                let held = data.coarse.len() + data.broad.len();
                 data.broad = data.broad.split_off(&evict);
                 // Whatever a short lookback leaves in the finer tiers.
                 data.coarse = data.coarse.split_off(&evict);
                 data.fine = data.fine.split_off(&evict);
+                changed |= data.coarse.len() + data.broad.len() != held;
             }
             by_labels.retain(|_, d| !d.is_empty());
         }
         // A replica whose every bucket has aged out (it stopped, or restarted as another).
+        let replicas = self.remote.len();
         self.remote
             .retain(|_, r| r.series.values().any(|by_labels| !by_labels.is_empty()));
+        changed |= self.remote.len() != replicas;
+        self.rolled_high = high;
+        if changed {
+            self.rolled_generation += 1;
+        }
+    }
+
+    /// Notes what an import put into the rolled-up tiers.
+    fn rolled_in(&mut self, high: [Option<Millis>; 2]) {
+        for (tier, start) in high.into_iter().enumerate() {
+            if let Some(start) = start {
+                self.rolled_high[tier] = self.rolled_high[tier].max(start);
+                self.rolled_generation += 1;
+            }
+        }
     }
 
     /// All buckets of `metric` matching `selector` within `reach`, merged.
@@ -416,6 +457,17 @@ impl MetricStore {
         selector: &'a Selector,
         reach: Reach,
     ) -> impl Iterator<Item = (Millis, &'a Bucket)> + 'a {
+        self.matching_tiers(metric, selector, reach)
+            .map(|(_, start, b)| (start, b))
+    }
+
+    /// As `matching`, with each bucket's tier (0 fine, 1 minutes, 2 ten minutes).
+    fn matching_tiers<'a>(
+        &'a self,
+        metric: &'a str,
+        selector: &'a Selector,
+        reach: Reach,
+    ) -> impl Iterator<Item = (usize, Millis, &'a Bucket)> + 'a {
         self.layers()
             .filter_map(move |layer| layer.get(metric))
             .flatten()
@@ -425,9 +477,94 @@ impl MetricStore {
                     .into_iter()
                     .enumerate()
                     .flat_map(move |(tier, map)| {
-                        map.range(reach.range(tier)).map(|(start, b)| (*start, b))
+                        map.range(reach.range(tier))
+                            .map(move |(start, b)| (tier, *start, b))
                     })
             })
+    }
+
+    /// The merged sketch of the rolled-up buckets `matching` takes: merged once and kept while
+    /// the rolled-up tiers are unchanged (see `rolled`).
+    fn rolled_sketch(&self, metric: &str, selector: &Selector, reach: Reach) -> Option<Sketch> {
+        // Past the latest start held, a tier has nothing: cut there, so a read that grows
+        // every second stays the same read until the next roll-up.
+        let cut = |tier: usize| {
+            let (from, to) = reach.0[tier];
+            let to = to.min(self.rolled_high[tier - 1].saturating_add(1));
+            (from, to.max(from))
+        };
+        let read = (
+            metric.to_string(),
+            selector
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            [cut(1), cut(2)],
+        );
+        self.rolled.get(self.rolled_generation, read, || {
+            let mut merged: Option<Sketch> = None;
+            for (tier, _, b) in self.matching_tiers(metric, selector, reach) {
+                if let (true, Some(theirs)) = (tier > 0, &b.sketch) {
+                    match &mut merged {
+                        Some(mine) => mine.merge(theirs),
+                        None => merged = Some(theirs.clone()),
+                    }
+                }
+            }
+            merged
+        })
+    }
+
+    /// Everything `matching` takes within `reach`, as one tally: counts and sketches merged,
+    /// and the spread of a mean folded from each bucket's moments in time order. The
+    /// rolled-up buckets' sketches come merged from `rolled_sketch`.
+    fn tally_in(
+        &self,
+        metric: &str,
+        selector: &Selector,
+        reach: Reach,
+    ) -> crate::sequential::Tally {
+        let rolled = self.rolled_sketch(metric, selector, reach);
+        let mut total = Bucket::default();
+        let mut blocks: Vec<(Millis, crate::sequential::Moments)> = Vec::new();
+        for (tier, start, b) in self.matching_tiers(metric, selector, reach) {
+            if tier == 0 {
+                total.merge(b);
+            } else {
+                total.merge_except_sketch(b);
+            }
+            blocks.push((start, moments_of(b)));
+        }
+        if let Some(sketch) = &rolled {
+            total.merge_sketch(sketch);
+        }
+        // In time order, label sets of the same bucket as one block.
+        blocks.sort_unstable_by_key(|(start, _)| *start);
+        let mut spread = crate::sequential::Spread::default();
+        let mut before = crate::sequential::Moments::default();
+        for same in blocks.chunk_by(|a, b| a.0 == b.0) {
+            let mut block = crate::sequential::Moments::default();
+            for (_, m) in same {
+                block.merge(m);
+            }
+            spread.then(&before, &block);
+            before.merge(&block);
+        }
+        let mut tally = tally_of(total);
+        tally.spread = spread;
+        tally
+    }
+
+    /// Everything of `metric`'s series matching `selector` in buckets starting in `[from, to)`,
+    /// as one tally (see `tally_in`): what a comparison's chart holds before its first point.
+    pub fn tally_starts(
+        &self,
+        metric: &str,
+        selector: &Selector,
+        from: Millis,
+        to: Millis,
+    ) -> crate::sequential::Tally {
+        self.tally_in(metric, selector, Reach::starts(from, to))
     }
 
     /// One point per `step` from `from` to `to` (inclusive of the step containing `to`);
@@ -543,7 +680,8 @@ impl MetricStore {
     /// Unknown metrics (a plan that changed) are skipped. Call `compact` afterwards to roll up
     /// what is old.
     pub fn import(&mut self, buckets: Vec<PersistedBucket>) {
-        import_into(&mut self.series, &self.kinds, &self.config, buckets);
+        let high = import_into(&mut self.series, &self.kinds, &self.config, buckets);
+        self.rolled_in(high);
     }
 
     /// Loads buckets written elsewhere (another replica, or this server before a restart) with
@@ -553,7 +691,8 @@ impl MetricStore {
     pub fn import_remote(&mut self, from: ReplicaBuckets) {
         let remote = self.remote.entry(from.replica).or_default();
         remote.as_of = remote.as_of.max(from.as_of);
-        import_into(&mut remote.series, &self.kinds, &self.config, from.buckets);
+        let high = import_into(&mut remote.series, &self.kinds, &self.config, from.buckets);
+        self.rolled_in(high);
     }
 
     /// Each replica whose buckets were imported, with when it last wrote one: how fresh the
@@ -879,7 +1018,9 @@ fn import_into(
     kinds: &HashMap<String, MetricKind>,
     config: &StoreConfig,
     buckets: Vec<PersistedBucket>,
-) {
+) -> [Option<Millis>; 2] {
+    // The latest start put into the minute and ten-minute tiers.
+    let mut high: [Option<Millis>; 2] = [None; 2];
     let (fine, coarse, broad) = (config.fine, config.coarse, config.broad);
     for p in buckets {
         if !kinds.contains_key(&p.metric) {
@@ -916,8 +1057,14 @@ fn import_into(
         if tier > 0 && config.pack_closed {
             bucket.pack();
         }
+        // A ten-minute bucket also takes the minutes inside it out of their tier: both change.
+        for t in 1..=tier {
+            let h = &mut high[t - 1];
+            *h = Some(h.map_or(start, |h| h.max(start)));
+        }
         [&mut data.fine, &mut data.coarse, &mut data.broad][tier].insert(start, bucket);
     }
+    high
 }
 
 impl MetricStore {
@@ -989,30 +1136,7 @@ impl MetricSource for MetricStore {
         at: Millis,
     ) -> Option<crate::sequential::Tally> {
         self.kinds.get(metric)?;
-        let reach = self.window_reach(window, at);
-        // Everything merged at once, and beside it each bucket's moments by its start, which
-        // the spread of a mean is folded from in time order.
-        let mut total = Bucket::default();
-        let mut blocks: Vec<(Millis, crate::sequential::Moments)> = Vec::new();
-        for (start, b) in self.matching(metric, selector, reach) {
-            total.merge(b);
-            blocks.push((start, moments_of(b)));
-        }
-        // In time order, label sets of the same bucket as one block.
-        blocks.sort_unstable_by_key(|(start, _)| *start);
-        let mut spread = crate::sequential::Spread::default();
-        let mut before = crate::sequential::Moments::default();
-        for same in blocks.chunk_by(|a, b| a.0 == b.0) {
-            let mut block = crate::sequential::Moments::default();
-            for (_, m) in same {
-                block.merge(m);
-            }
-            spread.then(&before, &block);
-            before.merge(&block);
-        }
-        let mut tally = tally_of(total);
-        tally.spread = spread;
-        Some(tally)
+        Some(self.tally_in(metric, selector, self.window_reach(window, at)))
     }
 
     fn label_values(

@@ -234,9 +234,9 @@ fn label(spec: &ChartSpec, i: usize) -> String {
 }
 
 /// How many time labels fit under a plot `width` device pixels wide, each `chars` long:
-/// about 0.6 em a character and two em between labels, from 3 to 7.
+/// about 0.6 em a character and 1.5 em between labels, from 3 to 7.
 fn x_label_count(width: u32, sizes: Sizes, chars: usize) -> usize {
-    let each = sizes.font * (0.6 * chars as f64 + 2.0);
+    let each = sizes.font * (0.6 * chars as f64 + 1.5);
     let plot = width as f64 - sizes.y_labels() - 2.0 * sizes.margin();
     ((plot / each).floor() as usize).clamp(3, 7)
 }
@@ -623,7 +623,8 @@ fn draw(
     let label_chars = match (clock, across_days) {
         (true, true) => "Mon 14:05".len(),
         (true, false) => "14:05".len(),
-        (false, _) => "-3d 12h".len(),
+        // The oldest label is the longest ("-14m", "-6d 23h").
+        (false, _) => ago(end - start).len(),
     };
     let k = scale(spec);
     let (bottom, top) = match spec.style {

@@ -148,12 +148,23 @@ pub fn comparison_series(
         .take_while(|t| *t <= to)
         .collect();
     let mut points: [Vec<Point>; 3] = Default::default();
-    let arms = entered_at.map(|entered| {
-        let end = to.saturating_add(step);
-        [&chart.canary, &chart.baseline]
-            .map(|read| store.tallies(&read.metric, &read.selector, entered, end))
-    });
-    let (mut at, mut tallies) = ([0usize; 2], [Tally::default(), Tally::default()]);
+    // What came before the first point, as one tally (its rolled-up sketches merged once per
+    // roll-up, not every second), then each bucket after it in time order.
+    let (arms, mut tallies) = match entered_at {
+        Some(entered) => {
+            let end = to.saturating_add(step);
+            let split = first.max(entered);
+            let [canary, baseline] = [&chart.canary, &chart.baseline].map(|read| {
+                (
+                    store.tally_starts(&read.metric, &read.selector, entered, split),
+                    store.tallies(&read.metric, &read.selector, split, end),
+                )
+            });
+            (Some([canary.1, baseline.1]), [canary.0, baseline.0])
+        }
+        None => (None, [Tally::default(), Tally::default()]),
+    };
+    let mut at = [0usize; 2];
     for &t in &steps {
         let end = t + step;
         let value = arms.as_ref().and_then(|arms| {

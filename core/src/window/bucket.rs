@@ -123,6 +123,22 @@ impl Bucket {
     /// Adds `other` into `self`: the result is what one bucket holding both sets of samples
     /// would hold (exactly, for the sketch too: DDSketch merges bin by bin).
     pub fn merge(&mut self, other: &Bucket) {
+        self.merge_except_sketch(other);
+        if let Some(theirs) = &other.sketch {
+            self.merge_sketch(theirs);
+        }
+    }
+
+    /// Adds a sketch's samples to this bucket's sketch (its counts are merged apart).
+    pub fn merge_sketch(&mut self, theirs: &Sketch) {
+        match &mut self.sketch {
+            Some(mine) => mine.merge(theirs),
+            None => self.sketch = Some(theirs.clone()),
+        }
+    }
+
+    /// `merge` but for the sketch: for a read whose sketches were merged once and kept.
+    pub fn merge_except_sketch(&mut self, other: &Bucket) {
         self.count += other.count;
         self.sum += other.sum;
         self.squares = self.squares.zip(other.squares).map(|(a, b)| a + b);
@@ -142,12 +158,6 @@ impl Bucket {
         self.trues += other.trues;
         for (k, n) in &other.categories {
             *self.categories.entry(k.clone()).or_default() += n;
-        }
-        if let Some(theirs) = &other.sketch {
-            match &mut self.sketch {
-                Some(mine) => mine.merge(theirs),
-                None => self.sketch = Some(theirs.clone()),
-            }
         }
     }
 

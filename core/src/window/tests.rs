@@ -381,6 +381,88 @@ fn rolled_up_sketches_are_packed_and_read_the_same() {
 }
 
 #[test]
+fn a_remembered_merge_of_rolled_up_sketches_reads_as_a_fresh_one() {
+    // Two arms for three hours, then two quiet hours, compacted every minute in a store that
+    // keeps 90 minutes (minutes roll up, then age out even when nothing new arrives), another
+    // replica's buckets imported half way: a stage's tally, read from the store (whose merges
+    // of rolled-up sketches are remembered), must equal a fresh merge and the plain read.
+    let config = StoreConfig {
+        fine_retention: 10 * MINUTE,
+        coarse_retention: 40 * MINUTE,
+        broad_retention: 90 * MINUTE,
+        ..StoreConfig::default()
+    };
+    let kinds = [("latency_ms".to_string(), MetricKind::Distribution)];
+    let (mut s, mut other) = (
+        MetricStore::new(config, kinds.clone()),
+        MetricStore::new(config, kinds),
+    );
+    let canary: Selector = [("variant".to_string(), "canary".to_string())].into();
+    let start = T0 - 5 * HOUR;
+    let quiet = start + 3 * HOUR;
+    let entered = start + 5 * MINUTE + 7 * SECOND;
+    let check = |s: &MetricStore, t: Millis| {
+        let window = t - entered;
+        for selector in [&canary, &all()] {
+            let fresh = s.clone().tally("latency_ms", selector, window, t).unwrap();
+            // Twice: the second read comes from what the first remembered.
+            for _ in 0..2 {
+                let tally = s.tally("latency_ms", selector, window, t).unwrap();
+                let when = format!("at +{}m", (t - start) / MINUTE);
+                assert_eq!(tally.count, fresh.count, "{when}");
+                for q in [0.5, 0.95, 0.99] {
+                    let at = |t: &crate::sequential::Tally| {
+                        t.sketch.as_ref().and_then(|s| s.quantile(q).ok().flatten())
+                    };
+                    assert_eq!(at(&tally), at(&fresh), "p{q} {when}");
+                    // The plain read of the same window, merged bucket by bucket.
+                    let plain =
+                        s.aggregate("latency_ms", selector, &Aggregate::Quantile(q), window, t);
+                    assert_eq!(at(&tally), plain, "p{q} {when}");
+                }
+                let sketched = tally.sketch.as_ref().map_or(0, |k| k.count() as u64);
+                assert_eq!(sketched, tally.count, "{when}");
+            }
+        }
+    };
+    let mut t = start;
+    let mut i = 0u64;
+    while t <= T0 {
+        for k in (0..20u64).filter(|_| t < quiet) {
+            i += 1;
+            let v = 10.0 * 50f64.powf(((i * 7919) % 1000) as f64 / 1000.0);
+            let variant = if k % 4 == 0 { "canary" } else { "baseline" };
+            let mut sample = latency(t + (k as i64) * 1000, v);
+            sample.labels = [("variant".to_string(), variant.to_string())].into();
+            let target = if k % 5 == 0 { &mut other } else { &mut s };
+            target.record(&sample, t + 20 * SECOND).unwrap();
+        }
+        s.compact(t);
+        other.compact(t);
+        if t > entered {
+            check(&s, t);
+        }
+        if t == start + 90 * MINUTE {
+            // Read, then the other replica's buckets arrive, then read at the same moment.
+            s.import_remote(ReplicaBuckets {
+                replica: "other".into(),
+                as_of: t,
+                buckets: other.export_buckets(start, t),
+            });
+            check(&s, t);
+        }
+        t += MINUTE;
+    }
+    // Everything from the busy hours has aged out by the end.
+    assert_eq!(
+        s.tally("latency_ms", &all(), T0 - entered, T0)
+            .unwrap()
+            .count,
+        0
+    );
+}
+
+#[test]
 fn memory_is_bounded_by_time_not_by_samples() {
     let mut s = store();
     for i in 0..1_000_000_i64 {

@@ -414,13 +414,14 @@ async fn sigterm_drains_streams_and_releases_the_lease() {
         .status()
         .unwrap();
     assert!(term.success());
-    // Well inside the 10 s drain: the stream is told to end, it is not cut off at the drain's end.
-    let status = tokio::time::timeout(Duration::from_secs(5), server.wait())
+    // Inside the 10 s drain: the stream is told to end, it is not cut off at the drain's end
+    // (a loaded machine's debug build takes a few seconds to stop).
+    let status = tokio::time::timeout(Duration::from_secs(8), server.wait())
         .await
-        .expect("still running 5 s after SIGTERM with a stream open")
+        .expect("still running 8 s after SIGTERM with a stream open")
         .unwrap();
     assert!(status.success(), "{status:?}");
-    assert!(sent.elapsed() < Duration::from_secs(5));
+    assert!(sent.elapsed() < Duration::from_secs(8));
     assert!(stream.ended().await, "the live stream ended");
 
     let storage = cutover_server::store::Storage::open_sqlite(data.path())

@@ -18,13 +18,17 @@ fn instance(
     token: String,
     name: String,
     paused: Arc<AtomicBool>,
+    parked: Arc<AtomicBool>,
     done: Arc<AtomicBool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let http = crate::support::http();
         let mut etag: Option<String> = None;
         while !done.load(Ordering::Relaxed) {
-            if !paused.load(Ordering::Relaxed) {
+            // Seen paused here, with no request of its own in flight: it reads no more.
+            let pause = paused.load(Ordering::Relaxed);
+            parked.store(pause, Ordering::Relaxed);
+            if !pause {
                 let mut request = http
                     .get(format!("{url}/api/rollouts/fleet/flags"))
                     .bearer_auth(&token)
@@ -107,6 +111,7 @@ routing_key_env = "DRILL_HMAC"
 
     let done = Arc::new(AtomicBool::new(false));
     let pauses: Vec<Arc<AtomicBool>> = (0..12).map(|_| Arc::new(AtomicBool::new(false))).collect();
+    let parked: Vec<Arc<AtomicBool>> = (0..12).map(|_| Arc::new(AtomicBool::new(false))).collect();
     let fleet: Vec<_> = (0..12)
         .map(|i| {
             instance(
@@ -114,6 +119,7 @@ routing_key_env = "DRILL_HMAC"
                 operator.to_string(),
                 format!("web-{i}"),
                 pauses[i].clone(),
+                parked[i].clone(),
                 done.clone(),
             )
         })
@@ -126,7 +132,12 @@ routing_key_env = "DRILL_HMAC"
 
     // web-7 stops polling; the kill goes out.
     pauses[7].store(true, Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Not a sleep: a read still in flight when the kill commits would confirm it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !parked[7].load(Ordering::Relaxed) {
+        assert!(Instant::now() < deadline, "web-7 never stopped reading");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let killed_at = Instant::now();
     assert_eq!(act("kill").await.unwrap().status(), 200);
     let s = wait_for(&url, operator, "11 of 12 after the kill", |c| {

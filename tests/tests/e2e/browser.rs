@@ -84,7 +84,7 @@ async fn the_dashboard_updates_live_and_draws_its_chart() -> anyhow::Result<()> 
 
     // The simulator adds events every 200 ms and the server ticks every second.
     let changed = browser
-        .wait_text("live-requests", Duration::from_secs(5), |t| {
+        .wait_text("live-requests", Duration::from_secs(15), |t| {
             t != first && t.parse::<u64>().is_ok()
         })
         .await?;
