@@ -49,6 +49,17 @@ pub fn weekday_hm(ms: i64) -> String {
     format!("{} {}", WEEKDAYS[d.get_day() as usize % 7], bare_hm(ms))
 }
 
+/// `8 Dec 14:05`: an axis label on a range of a week or more, where weekdays repeat.
+pub fn date_hm(ms: i64) -> String {
+    let d = date(ms);
+    format!(
+        "{} {} {}",
+        d.get_date(),
+        MONTHS[d.get_month() as usize % 12],
+        bare_hm(ms)
+    )
+}
+
 /// `HH:MM` today, `Mon 8 Dec HH:MM` on any other day.
 pub fn hm(ms: i64) -> String {
     if today(ms) {

@@ -550,7 +550,10 @@ impl MetricStore {
             spread.then(&before, &block);
             before.merge(&block);
         }
-        let mut tally = tally_of(total);
+        // The merged sketch moves into the tally rather than being copied.
+        let sketch = total.sketch.take().map(Sketch::into_dense);
+        let mut tally = tally_of(&total);
+        tally.sketch = sketch;
         tally.spread = spread;
         tally
     }
@@ -1102,19 +1105,19 @@ impl MetricStore {
     ) -> Vec<(Millis, crate::sequential::Tally)> {
         let mut out: BTreeMap<Millis, crate::sequential::Tally> = BTreeMap::new();
         for (start, b) in self.matching(metric, selector, Reach::starts(from, to)) {
-            out.entry(start).or_default().merge(&tally_of(b.clone()));
+            out.entry(start).or_default().merge(&tally_of(b));
         }
         out.into_iter().collect()
     }
 }
 
-fn tally_of(b: Bucket) -> crate::sequential::Tally {
+fn tally_of(b: &Bucket) -> crate::sequential::Tally {
     crate::sequential::Tally::block(
         b.count,
         b.trues,
         b.sum,
         b.squares,
-        b.sketch.map(Sketch::into_dense),
+        b.sketch.clone().map(Sketch::into_dense),
         RELATIVE_ERROR,
     )
 }

@@ -620,11 +620,14 @@ fn draw(
     // A fixed range across midnight names each label's day; the longest label sets how many
     // fit across the plot.
     let across_days = clock && !crate::clock::same_day(start, end);
-    let label_chars = match (clock, across_days) {
-        (true, true) => "Mon 14:05".len(),
-        (true, false) => "14:05".len(),
-        // The oldest label is the longest ("-14m", "-6d 23h").
-        (false, _) => ago(end - start).len(),
+    // Six days or more: a weekday would name two days of the range.
+    let across_week = across_days && end - start >= 6 * 86_400_000;
+    // Short labels ("-14m", "14:05") fit the seven the axis asks for at any width; long ones
+    // as many as the plot's width holds.
+    let labels = match (across_week, across_days) {
+        (true, _) => x_label_count(root.dim_in_pixel().0, sizes, "30 Dec 14:05".len()),
+        (false, true) => x_label_count(root.dim_in_pixel().0, sizes, "Mon 14:05".len()),
+        (false, false) => 7,
     };
     let k = scale(spec);
     let (bottom, top) = match spec.style {
@@ -653,9 +656,11 @@ fn draw(
         .y_label_formatter(&|v| cutover_core::unit::tick(*v))
         .axis_style(colours.axis)
         .label_style(("sans-serif", sizes.font).into_font().color(&colours.axis))
-        .x_labels(x_label_count(root.dim_in_pixel().0, sizes, label_chars))
+        .x_labels(labels)
         .x_label_formatter(&|ms| {
-            if clock && across_days {
+            if across_week {
+                crate::clock::date_hm(start + ms)
+            } else if across_days {
                 crate::clock::weekday_hm(start + ms)
             } else if clock {
                 crate::clock::bare_hm(start + ms)

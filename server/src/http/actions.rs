@@ -580,6 +580,17 @@ pub async fn flags(
     if headers.get("if-none-match").and_then(|v| v.to_str().ok()) == Some(etag.as_str()) {
         return Ok((StatusCode::NOT_MODIFIED, [("etag", etag)]).into_response());
     }
-    let body = serde_json::to_value(&published.desired).map_err(anyhow::Error::from)?;
+    let mut body = serde_json::to_value(&published.desired).map_err(anyhow::Error::from)?;
+    // Whole numbers as integers, as OFREP answers them: a typed reader (Go's int, Java's
+    // Integer) refuses `5.0` where it takes `5`. The stored state keeps its floats.
+    if let Some(flags) = body
+        .get_mut("flags")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for (name, value) in &published.desired.flags {
+            flags.insert(name.clone(), value.to_json());
+        }
+    }
+    body["traffic"] = cutover_core::flag::FlagValue::Number(published.desired.traffic).to_json();
     Ok(([("etag", etag)], Json(body)).into_response())
 }

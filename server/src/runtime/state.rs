@@ -275,6 +275,9 @@ impl Rollout {
         for chunk in samples.chunks(RECORD_CHUNK) {
             let mut store = lock(&self.metrics);
             let mut recorder = store.recorder(now);
+            // Samples of one point (a histogram's buckets) and of one stream's points come in a
+            // row with the same labels: their series is looked up once, as the JSON path does.
+            let mut last: Option<(usize, &std::collections::BTreeMap<String, String>, _)> = None;
             for w in chunk {
                 let Some(metric) = metrics.get(w.metric) else {
                     continue;
@@ -286,9 +289,14 @@ impl Rollout {
                         Observation::Category(metric.values.get(i).map_or("", String::as_str))
                     }
                 };
-                let added = recorder
-                    .series(&metric.id, &w.labels)
-                    .and_then(|slot| recorder.add_many(slot, w.ts, value, w.count));
+                let slot = match last {
+                    Some((m, labels, slot)) if m == w.metric && *labels == w.labels => Ok(slot),
+                    _ => recorder.series(&metric.id, &w.labels),
+                };
+                if let Ok(slot) = slot {
+                    last = Some((w.metric, &w.labels, slot));
+                }
+                let added = slot.and_then(|slot| recorder.add_many(slot, w.ts, value, w.count));
                 match added {
                     Ok(()) => taken += w.count,
                     Err(e) => tally.reject(w.point, format!("{}: {e}", metric.id)),

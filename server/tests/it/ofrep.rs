@@ -282,4 +282,37 @@ async fn a_rollout_base_url_serves_that_rollouts_flags() {
         (e.value.as_str(), e.variant.as_deref()),
         ("classic", Some("baseline"))
     );
+    // `/flags`, which services poll, writes numbers as OFREP does: whole ones as integers (a
+    // typed reader refuses `50.0` for an int), the traffic too.
+    act(&app, "start").await;
+    let text = app
+        .http
+        .get(format!("{}/api/rollouts/search/flags", app.url))
+        .bearer_auth(app.token(Role::Viewer))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("\"BATCH\":50,"), "{text}");
+    assert!(text.contains("\"traffic\":5,"), "{text}");
+    let bulk: Value = bulk(
+        &app,
+        "/api/rollouts/search/ofrep/v1/evaluate/flags",
+        json!({"context": {"targetingKey": "someone"}}),
+        None,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let batch = bulk["flags"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["key"] == "BATCH"))
+        .map(|f| f["value"].to_string());
+    assert!(
+        matches!(batch.as_deref(), Some("50") | Some("10")),
+        "{bulk}"
+    );
 }
