@@ -330,15 +330,7 @@ async fn third_party_check(
         if let Some(b) = before {
             path.push_str(&format!("&before={b}"));
         }
-        let page: serde_json::Value = http
-            .get(path)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let page = crate::support::get_json(http, &path, token).await;
         if page.get("entries").is_none() {
             return Some(format!("no audit page: {page}"));
         }

@@ -48,15 +48,8 @@ fn instance(
 }
 
 async fn snapshot(url: &str, token: &str) -> Value {
-    crate::support::http()
-        .get(format!("{url}/api/rollouts/fleet"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    let url = format!("{url}/api/rollouts/fleet");
+    crate::support::get_json(&crate::support::http(), &url, token).await
 }
 
 async fn wait_for(url: &str, token: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {

@@ -453,15 +453,8 @@ async fn an_unacknowledged_alert_escalates_and_an_acknowledged_one_does_not() {
     // slowly the deliveries below arrive on a loaded machine.
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
-        let state: Value = http
-            .get(format!("{url}/api/rollouts/handled"))
-            .bearer_auth(operator)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let state =
+            crate::support::get_json(&http, &format!("{url}/api/rollouts/handled"), operator).await;
         if state["state"]["open_alerts"].get("slow").is_some() {
             break;
         }
@@ -622,15 +615,8 @@ url_env = "CUTOVER_TEST_NEVER_SET"
     assert!(took < Duration::from_secs(2), "{took:?}");
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let snapshot: Value = http
-            .get(format!("{url}/api/rollouts/alone"))
-            .bearer_auth(operator)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let snapshot =
+            crate::support::get_json(&http, &format!("{url}/api/rollouts/alone"), operator).await;
         assert_eq!(snapshot["state"]["phase"], "killed");
         let channels = snapshot["channels"].as_array().unwrap().clone();
         let failing = |id: &str, why: &str| {

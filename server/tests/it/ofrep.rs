@@ -285,16 +285,8 @@ async fn a_rollout_base_url_serves_that_rollouts_flags() {
     // `/flags`, which services poll, writes numbers as OFREP does: whole ones as integers (a
     // typed reader refuses `50.0` for an int), the traffic too.
     act(&app, "start").await;
-    let text = app
-        .http
-        .get(format!("{}/api/rollouts/search/flags", app.url))
-        .bearer_auth(app.token(Role::Viewer))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let flags = app.get_as(Some(Role::Viewer), "/api/rollouts/search/flags");
+    let text = flags.await.text().await.unwrap();
     assert!(text.contains("\"BATCH\":50,"), "{text}");
     assert!(text.contains("\"traffic\":5,"), "{text}");
     let bulk: Value = bulk(

@@ -450,3 +450,16 @@ pub fn http() -> reqwest::Client {
         .build()
         .expect("a client with no TLS configuration builds")
 }
+
+/// `GET url` with `token`, read as JSON: a test's look at a server it started as a process.
+#[allow(dead_code)]
+pub async fn get_json(http: &reqwest::Client, url: &str, token: &str) -> Value {
+    http.get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
