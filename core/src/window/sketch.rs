@@ -200,6 +200,32 @@ mod tests {
         }
 
         #[test]
+        fn packing_keeps_a_collapsed_sketch(
+            values in prop::collection::vec((-8.0f64..12.0, any::<bool>(), 1u64..5), 300..600),
+            more in prop::collection::vec((-8.0f64..12.0, any::<bool>(), 1u64..5), 1..50),
+        ) {
+            // Values over twenty decades and both signs: more keys than the 2,048 bins a store
+            // holds, so the lowest collapse. Packed, unpacked, and taking more samples after,
+            // it must read as the dense one.
+            let wide = |v: &[(f64, bool, u64)]| -> Vec<(f64, u64)> {
+                v.iter().map(|&(e, neg, n)| (if neg { -1.0 } else { 1.0 } * 10f64.powf(e), n)).collect()
+            };
+            let mut dense = filled(&wide(&values));
+            let Repr::Dense(d) = &dense.0 else { unreachable!("filled sketches are dense") };
+            prop_assert!(d.length() >= 2048, "{} bins: not collapsed", d.length());
+            let mut packed = dense.clone();
+            packed.pack();
+            for (v, n) in wide(&more) {
+                dense.add(v, n);
+                packed.add(v, n);
+            }
+            prop_assert_eq!(packed.count(), dense.count());
+            for q in QS {
+                prop_assert_eq!(packed.quantile(q), dense.quantile(q));
+            }
+        }
+
+        #[test]
         fn a_stored_sketch_reads_the_same_packed_or_not(a in sample()) {
             // A bucket makes its sketch with its first sample (an empty one's infinite bounds
             // have no JSON).
