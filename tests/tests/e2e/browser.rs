@@ -376,6 +376,31 @@ async fn the_overview_shows_every_rollout_with_its_health_and_opens_one() -> any
         trend.starts_with("p95 ") && trend.contains("over the last 15 minutes, now "),
         "{trend}"
     );
+    // A card with fewer lines than its row's tallest keeps them together: no line floats
+    // away from the one above it (the room is left below). Measured on what each line
+    // holds, not its box, which a stretched grid row makes taller than its text.
+    let gaps = browser
+        .client
+        .execute(
+            "return Array.from(document.querySelectorAll('.card')).map(card => { \
+               const rows = Array.from(card.children).map(c => { \
+                   const r = document.createRange(); r.selectNodeContents(c); \
+                   return r.getBoundingClientRect(); }).filter(r => r.height > 0); \
+               let widest = 0; \
+               for (let i = 1; i < rows.length; i++) widest = Math.max(widest, rows[i].top - rows[i - 1].bottom); \
+               return widest; });",
+            vec![],
+        )
+        .await?;
+    let widest = gaps
+        .as_array()
+        .map(|g| g.iter().filter_map(|v| v.as_f64()).fold(0.0, f64::max))
+        .unwrap_or(f64::MAX);
+    println!("widest gap between a card's lines, per card: {gaps}");
+    assert!(
+        widest < 12.0,
+        "a card's lines stand {widest} px apart: {gaps}"
+    );
     browser.screenshot("overview").await?;
 
     browser.click("card-spiralogic").await?;
