@@ -96,6 +96,20 @@ async fn the_kill_switch_reaches_every_viewer_within_two_seconds() -> anyhow::Re
             t.contains("Only a lead can resume")
         })
         .await?;
+    // The note ends the bar: no empty band under it (an empty alert line took 2 em).
+    let band = operator
+        .client
+        .execute(
+            "const bar = document.querySelector('.actions'); \
+             const note = document.querySelector(\"[data-testid='killed-note']\"); \
+             const pad = parseFloat(getComputedStyle(bar).paddingBottom); \
+             return bar.getBoundingClientRect().bottom - pad - note.getBoundingClientRect().bottom;",
+            vec![],
+        )
+        .await?
+        .as_f64()
+        .unwrap_or(f64::MAX);
+    assert!(band < 16.0, "{band} px of empty bar under the note");
     // The kill is marked on the charts' time axis.
     viewer
         .wait_text("marks-latency_ms", GUARD, |t| t.ends_with(" kill"))
