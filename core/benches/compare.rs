@@ -73,6 +73,26 @@ fn store_of(spread: u64, span: Millis, per_second: u64, config: StoreConfig) -> 
     store
 }
 
+/// The comparison every row here times: canary's p95 against baseline's, 10% worse at most.
+const COMPARE: &str =
+    r#"not_above(p95(latency_ms{variant="canary"}), p95(latency_ms{variant="baseline"}), 10%)"#;
+
+/// What a gate with a 5 min window evaluates at T0 against `source`.
+fn context<'a>(
+    source: &'a MetricStore,
+    flags: &'a BTreeMap<String, cutover_core::flag::FlagValue>,
+    stage: &'a StageMemory,
+) -> EvalContext<'a> {
+    EvalContext {
+        source,
+        window: 5 * MINUTE,
+        at: T0,
+        flags,
+        stage,
+        split: None,
+    }
+}
+
 /// The median of `runs` timings of `f`, each over `inner` calls.
 fn time(runs: usize, inner: u32, mut f: impl FnMut()) -> Duration {
     let mut all: Vec<Duration> = (0..runs)
@@ -105,8 +125,7 @@ const STAGE: Millis = 30 * HOUR;
 /// (their merge remembered from the second before) against merging them afresh (the first
 /// evaluation after a roll-up), and the same store keeping every sketch dense.
 fn long_stage() {
-    let text =
-        r#"not_above(p95(latency_ms{variant="canary"}), p95(latency_ms{variant="baseline"}), 10%)"#;
+    let text = COMPARE;
     let compare = expr::parse(text).unwrap();
     let flags = BTreeMap::new();
     let stage = StageMemory {
@@ -114,14 +133,7 @@ fn long_stage() {
         ..StageMemory::default()
     };
     let evaluate = |store: &MetricStore| {
-        let cx = EvalContext {
-            source: store,
-            window: 5 * MINUTE,
-            at: T0,
-            flags: &flags,
-            stage: &stage,
-            split: None,
-        };
+        let cx = context(store, &flags, &stage);
         black_box(expr::evaluate(&compare, &cx));
     };
     let config = |pack_closed: bool| StoreConfig {
@@ -205,14 +217,7 @@ fn quantifiers() {
     }
     let flags = BTreeMap::new();
     let stage = StageMemory::default();
-    let cx = EvalContext {
-        source: &store,
-        window: 5 * MINUTE,
-        at: T0,
-        flags: &flags,
-        stage: &stage,
-        split: None,
-    };
+    let cx = context(&store, &flags, &stage);
     let any = expr::parse("any(endpoint, rate(available) < 99%)").unwrap();
     let one = expr::parse(r#"rate(available{endpoint="e-0"}) < 99%"#).unwrap();
     let (many, single) = (
@@ -239,17 +244,9 @@ fn measure(spread: u64) {
         entered_at: Some(T0 - HOUR),
         ..StageMemory::default()
     };
-    let text =
-        r#"not_above(p95(latency_ms{variant="canary"}), p95(latency_ms{variant="baseline"}), 10%)"#;
+    let text = COMPARE;
     let compare = expr::parse(text).unwrap();
-    let cx = EvalContext {
-        source: &store,
-        window: 5 * MINUTE,
-        at: T0,
-        flags: &flags,
-        stage: &stage,
-        split: None,
-    };
+    let cx = context(&store, &flags, &stage);
     let canary = [("variant".to_string(), "canary".to_string())].into();
     let plain = time(21, 20, || {
         black_box(store.aggregate(

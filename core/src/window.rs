@@ -501,10 +501,12 @@ impl MetricStore {
                 .collect(),
             [cut(1), cut(2)],
         );
+        // The rolled-up tiers only: the fine tier is read empty.
+        let rolled = Reach([(0, 0), reach.0[1], reach.0[2]]);
         self.rolled.get(self.rolled_generation, read, || {
             let mut merged: Option<Sketch> = None;
-            for (tier, _, b) in self.matching_tiers(metric, selector, reach) {
-                if let (true, Some(theirs)) = (tier > 0, &b.sketch) {
+            for (_, b) in self.matching(metric, selector, rolled) {
+                if let Some(theirs) = &b.sketch {
                     match &mut merged {
                         Some(mine) => mine.merge(theirs),
                         None => merged = Some(theirs.clone()),

@@ -371,15 +371,7 @@ async fn third_party_check(
     if !seen_kept {
         return Some("the head kept from before is not in the log: it was rewritten".into());
     }
-    let state: serde_json::Value = http
-        .get(format!("{url}/api/rollouts/{id}"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let state = crate::support::get_json(http, &format!("{url}/api/rollouts/{id}"), token).await;
     let last: serde_json::Value =
         serde_json::from_str(links.last()?["record"].as_str().unwrap()).unwrap();
     if last["after"]["phase"] != state["state"]["phase"] {
